@@ -1,0 +1,168 @@
+import type { Contract } from "./contract.js";
+import type { WavePolicy } from "./policy.js";
+import type { JobState, Phase } from "./status.js";
+
+// The ledger vocabulary. Every event is a fact observed by the shell (a clock reading, a pid, a
+// contract that was read, a signal that arrived); the reducer decides what it means. Replaying the
+// same events therefore always gives the same state.
+
+/** What the tracker told us about an item when the wave was created. */
+export interface ItemSeed {
+  id: string;
+  title: string;
+  /** Ids of other items of this wave that must be approved first (tracker `blocks`). */
+  depends_on: string[];
+}
+
+interface Base {
+  /** Per-wave, strictly increasing across the wave ledger and every item ledger. */
+  seq: number;
+  /** UTC ISO time read from the clock when the event happened. */
+  at: string;
+}
+
+export interface WaveCreated extends Base {
+  event: "wave_created";
+  wave_id: string;
+  wave_dir: string;
+  /** The whole resolved configuration, for the record and for `resume`. */
+  config: Record<string, unknown>;
+  policy: WavePolicy;
+  items: ItemSeed[];
+}
+
+export interface PreflightRecorded extends Base {
+  event: "preflight_recorded";
+  providers: Record<string, { ok: boolean; reason_code: string | null }>;
+}
+
+export interface WaveStarted extends Base {
+  event: "wave_started";
+  controller_pid: number;
+  host: string;
+}
+
+export interface WaveResumed extends Base {
+  event: "wave_resumed";
+  controller_pid: number;
+  host: string;
+}
+
+export interface WavePaused extends Base {
+  event: "wave_paused";
+  reason_code: string;
+}
+
+export interface WaveFailed extends Base {
+  event: "wave_failed";
+  reason_code: string;
+  error: string;
+}
+
+export interface WaveCancelled extends Base {
+  event: "wave_cancelled";
+  reason_code: string;
+}
+
+export interface ProviderCooldown extends Base {
+  event: "provider_cooldown";
+  provider: string;
+  until: string;
+}
+
+/** How a dispatch dealt with a provider that was cooling down after a quota error. */
+export type QuotaHandling = "fallback" | "waited" | null;
+
+/** Appended after the lease and claim are held and before the job starts (SPEC §8). */
+export interface ItemDispatched extends Base {
+  event: "item_dispatched";
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  chain_index: number;
+  run_instance: string;
+  lease_key: string;
+  quota: QuotaHandling;
+  /** Providers passed over because preflight failed, recorded per SPEC §6. */
+  skipped: string[];
+}
+
+export interface JobStarted extends Base {
+  event: "job_started";
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  run_instance: string;
+  pid: number;
+  pgid: number;
+  started_at: string;
+  log_path: string;
+}
+
+/** A job ended: the runner's final state plus the contract we could read (or why not). */
+export interface JobFinished extends Base {
+  event: "job_finished";
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  run_instance: string;
+  started_at: string | null;
+  state: JobState;
+  exit_code: number | null;
+  /** The runner's own reason: stalled, max_runtime_exceeded, provider_quota_exhausted, log_size_capped… */
+  runner_reason: string | null;
+  contract: Contract | null;
+  contract_error: string | null;
+  outcome_path: string;
+  duration_sec: number | null;
+}
+
+/** An attempt ended without a job result: lease lost, job vanished while no controller ran… */
+export interface AttemptFailed extends Base {
+  event: "attempt_failed";
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  run_instance: string;
+  reason_code: string;
+  error: string;
+  outcome_path: string;
+}
+
+/** The shell found something retrying cannot mend (workspace, claim, tracker, spawn). */
+export interface ItemSettled extends Base {
+  event: "item_settled";
+  item_id: string;
+  status: "blocked" | "failed";
+  reason_code: string;
+  error: string;
+}
+
+export type WaveEvent =
+  | WaveCreated
+  | PreflightRecorded
+  | WaveStarted
+  | WaveResumed
+  | WavePaused
+  | WaveFailed
+  | WaveCancelled
+  | ProviderCooldown
+  | ItemDispatched
+  | JobStarted
+  | JobFinished
+  | AttemptFailed
+  | ItemSettled;
+
+export type EventName = WaveEvent["event"];
+
+/** Events whose subject is one item go to that item's ledger; the rest to the wave ledger. */
+export function eventItemId(e: WaveEvent): string | null {
+  return "item_id" in e ? e.item_id : null;
+}
+
+/** An event before the shell has numbered and timed it. */
+export type DraftEvent = WaveEvent extends infer E ? (E extends WaveEvent ? Omit<E, "seq" | "at"> : never) : never;

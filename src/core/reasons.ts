@@ -1,0 +1,108 @@
+import type { WaveStatus } from "./status.js";
+
+// Reason codes kept from the original tool (REFERENCE §1) plus finer ones of our own.
+// Parametrised codes (`worktree_missing:<path>`) are built with the helpers below.
+
+export const WaveReason = {
+  wave_pending: "wave_pending",
+  wave_running: "wave_running",
+  wave_paused: "wave_paused",
+  wave_paused_signal: "wave_paused_signal",
+  wave_completed: "wave_completed",
+  wave_cancelled: "wave_cancelled",
+  wave_failed: "wave_failed",
+  wave_already_running: "wave_already_running",
+  wave_not_found: "wave_not_found",
+  wave_exists: "wave_exists",
+  no_provider_available: "no_provider_available",
+  preflight_degraded: "preflight_degraded",
+  exec_saturation: "exec_saturation",
+  orchestrator_exception: "orchestrator_exception",
+  controller_dead: "controller_dead",
+} as const;
+
+export const ItemReason = {
+  pending: "pending",
+  implementing: "implementing",
+  reviewing: "reviewing",
+  approved: "approved",
+  approved_no_review: "approved_no_review",
+  revision_required: "revision_required",
+  blocked: "blocked",
+  failed: "failed",
+  cancelled: "cancelled",
+  retry_chain_exhausted: "retry_chain_exhausted",
+  max_attempts_exceeded: "max_attempts_exceeded",
+  implement_completed_pending_review: "implement_completed_pending_review",
+  implement_contract_missing_or_invalid: "implement_contract_missing_or_invalid",
+  review_contract_missing_or_invalid: "review_contract_missing_or_invalid",
+  implement_reported_blocked: "implement_reported_blocked",
+  implement_reported_failed: "implement_reported_failed",
+  review_blocked: "review_blocked",
+  dispatch_failed: "dispatch_failed",
+  review_dispatch_failed: "review_dispatch_failed",
+  stalled: "stalled",
+  max_runtime_exceeded: "max_runtime_exceeded",
+  no_op: "no_op",
+  exited_err: "exited_err",
+  runner_job_lost: "runner_job_lost",
+  provider_quota_exhausted: "provider_quota_exhausted",
+  waiting_provider_cooldown: "waiting_provider_cooldown",
+  waiting_dependency: "waiting_dependency",
+  log_size_capped: "log_size_capped",
+  item_not_found: "item_not_found",
+  canonical_worktree_forbidden: "canonical_worktree_forbidden",
+} as const;
+
+export const worktreeReason = {
+  missing: (path: string) => `worktree_missing:${path}`,
+  ambiguous: (paths: readonly string[]) => `worktree_ambiguous:${paths.join(",")}`,
+  forbidden: (path: string) => `canonical_worktree_forbidden:${path}`,
+} as const;
+export const dependencyBlocked = (item: string): string => `dependency_blocked:${item}`;
+export const claimedByOtherWave = (wave: string): string => `item_claimed_by_other_wave:${wave}`;
+export const doctorCritical = (type: string): string => `doctor_critical_${type}`;
+
+export const NextAction = {
+  monitor_wave_until_terminal: "monitor_wave_until_terminal",
+  run_dx_batch_resume: "run_dx_batch_resume",
+  run_dx_runner_prune_then_dx_batch_doctor: "run_dx_runner_prune_then_dx_batch_doctor",
+  run_dx_batch_doctor_and_resolve_critical: "run_dx_batch_doctor_and_resolve_critical",
+  inspect_wave_error_and_recover: "inspect_wave_error_and_recover",
+  review_outcomes_before_restart: "review_outcomes_before_restart",
+  review_report_and_close_items: "review_report_and_close_items",
+  start_or_resume_wave: "start_or_resume_wave",
+} as const;
+export type NextAction = (typeof NextAction)[keyof typeof NextAction];
+
+/** next_action of a wave, exactly as the original maps it (REFERENCE §1). */
+export function waveNextAction(status: WaveStatus, reasonCode: string | null): NextAction {
+  switch (status) {
+    case "running":
+      return NextAction.monitor_wave_until_terminal;
+    case "paused":
+      return NextAction.run_dx_batch_resume;
+    case "failed":
+      if (reasonCode?.startsWith("exec_saturation")) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
+      if (reasonCode?.startsWith("doctor_critical")) return NextAction.run_dx_batch_doctor_and_resolve_critical;
+      return NextAction.inspect_wave_error_and_recover;
+    case "cancelled":
+      return NextAction.review_outcomes_before_restart;
+    case "completed":
+      return NextAction.review_report_and_close_items;
+    case "pending":
+      return NextAction.start_or_resume_wave;
+  }
+}
+
+/** Per-item next action: what an operator does about this one item. */
+export const ItemNextAction = {
+  none: "none",
+  wait: "wait_for_wave",
+  close_item: "review_and_close_item",
+  fix_and_restart: "inspect_findings_then_start_new_wave",
+  fix_workspace: "fix_worktree_then_start_new_wave",
+  finish_dependency: "resolve_dependency_then_start_new_wave",
+  other_wave: "wait_for_other_wave_or_cancel_it",
+} as const;
+export type ItemNextAction = (typeof ItemNextAction)[keyof typeof ItemNextAction];

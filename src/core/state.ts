@@ -1,0 +1,125 @@
+import type { Finding, ReviewVerdict } from "./contract.js";
+import type { WavePolicy } from "./policy.js";
+import type { ItemNextAction, NextAction } from "./reasons.js";
+import type { ItemStatus, JobState, Phase, WaveStatus } from "./status.js";
+import type { QuotaHandling } from "./events.js";
+
+/** One dispatch of one phase: the run record the report and the chaos invariants read. */
+export interface AttemptRecord {
+  attempt: number;
+  phase: Phase;
+  provider: string;
+  run_instance: string;
+  dispatched_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  state: JobState | null;
+  reason_code: string | null;
+  verdict: ReviewVerdict | null;
+  findings: Finding[];
+  summary: string | null;
+  outcome_path: string | null;
+  quota: QuotaHandling;
+  skipped: string[];
+  /** false when the attempt ended in a provider quota error and so was not counted. */
+  charged: boolean;
+}
+
+export interface RunningJob {
+  pid: number;
+  pgid: number;
+  started_at: string;
+  log_path: string;
+}
+
+export interface ItemState {
+  beads_id: string;
+  title: string;
+  depends_on: string[];
+  status: ItemStatus;
+  /** Number of the current (or last) attempt; 0 before the first dispatch. */
+  attempt: number;
+  provider: string | null;
+  run_instance: string | null;
+  lease_key: string | null;
+  phase: Phase | null;
+  started_at: string | null;
+  completed_at: string | null;
+  verdict: ReviewVerdict | null;
+  outcome_path: string | null;
+  error: string | null;
+  reason_code: string;
+  next_action: ItemNextAction;
+  /** Position in retry_chain the next implement attempt starts from. */
+  chain_index: number;
+  /** Attempts that count against max_attempts (quota errors do not). */
+  charged_attempts: number;
+  /** The implement provider of the current attempt (the reviewer may need to differ). */
+  implementer: string | null;
+  job: RunningJob | null;
+  /** What the next implement prompt must carry: the last review's findings or failure. */
+  carry: { findings: Finding[]; failure: string | null; summary: string | null };
+  history: AttemptRecord[];
+}
+
+export interface Stats {
+  total: number;
+  pending: number;
+  implementing: number;
+  reviewing: number;
+  approved: number;
+  revision_required: number;
+  blocked: number;
+  failed: number;
+  cancelled: number;
+}
+
+export interface ProviderPreflight {
+  ok: boolean;
+  reason_code: string | null;
+}
+
+export interface WaveState {
+  version: 1;
+  seq: number;
+  wave_id: string;
+  wave_dir: string;
+  status: WaveStatus;
+  reason_code: string;
+  next_action: NextAction;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  config: Record<string, unknown>;
+  policy: WavePolicy;
+  preflight: Record<string, ProviderPreflight>;
+  /** provider -> ISO time until which it is skipped after a quota error. */
+  cooldowns: Record<string, string>;
+  items: ItemState[];
+  stats: Stats;
+}
+
+export function emptyStats(): Stats {
+  return {
+    total: 0,
+    pending: 0,
+    implementing: 0,
+    reviewing: 0,
+    approved: 0,
+    revision_required: 0,
+    blocked: 0,
+    failed: 0,
+    cancelled: 0,
+  };
+}
+
+export function computeStats(items: readonly ItemState[]): Stats {
+  const s = emptyStats();
+  for (const it of items) {
+    s.total += 1;
+    s[it.status] += 1;
+  }
+  return s;
+}

@@ -1,0 +1,89 @@
+import type { JobState, Phase } from "../core/status.js";
+
+// The runner port (SPEC §9). The controller depends on this interface only; the built-in runner
+// and the dx-runner adapter implement it, and tests replace it with object literals.
+
+export interface ProviderAvailability {
+  provider: string;
+  ok: boolean;
+  /** `<provider>_binary_missing`, `<provider>_version_failed`, `<provider>_auth_missing`, … */
+  reason_code: string | null;
+  detail: string | null;
+}
+
+export interface JobSpec {
+  /** `<item>` for implement, `<item>-review` for review (SPEC §4). */
+  job_id: string;
+  item_id: string;
+  wave_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  run_instance: string;
+  worktree: string;
+  prompt_file: string;
+  /** Where the agent should write its contract (`$DX_BATCH_CONTRACT_FILE`). */
+  contract_file: string;
+  model?: string | null;
+}
+
+export interface JobRef {
+  job_id: string;
+  provider: string;
+  run_instance: string;
+}
+
+export interface StartedJob {
+  pid: number;
+  pgid: number;
+  started_at: string;
+  log_path: string;
+}
+
+export interface CheckOptions {
+  stall_minutes: number;
+  max_runtime_minutes: number;
+}
+
+export interface JobHealth {
+  job_id: string;
+  provider: string;
+  run_instance: string | null;
+  state: JobState;
+  /** Runner's reason: stalled, max_runtime_exceeded, provider_quota_exhausted, log_size_capped… */
+  reason_code: string | null;
+  exit_code: number | null;
+  pid: number | null;
+  worktree: string | null;
+  mutation_count: number;
+  log_bytes: number;
+  cpu_time_sec: number;
+  pid_age_sec: number;
+  log_age_sec: number;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** The raw contract text the job delivered, before schema validation (src/contract does that). */
+export type ContractSource =
+  | { found: true; source: "file" | "log"; text: string }
+  | { found: false; reason_code: string; detail: string };
+
+export interface RunnerPort {
+  preflight(provider: string): Promise<ProviderAvailability>;
+  /** Launch detached in a new process group; resolves once the pid is known. */
+  start(spec: JobSpec): Promise<StartedJob>;
+  check(ref: JobRef, opts: CheckOptions): Promise<JobHealth>;
+  /** SIGTERM to the group, grace, SIGKILL to the group. Resolves once nothing of the group remains. */
+  stop(ref: JobRef): Promise<{ stopped: boolean }>;
+  prune(): Promise<{ checked: number; pruned: number }>;
+  /** Contract delivered by the job: the contract file first, else the last CONTRACT:JSON: marker. */
+  readContract(ref: JobRef): Promise<ContractSource>;
+  /**
+   * Notified at once when a job this process launched exits (null for runners that can only poll).
+   * Returns an unsubscribe function.
+   */
+  onExit(listener: (ref: JobRef, exitCode: number | null) => void): () => void;
+  /** Live pids of this runner's jobs, for the exec-saturation guard. */
+  livePids(): Promise<number[]>;
+}

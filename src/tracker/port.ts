@@ -1,0 +1,26 @@
+// The tracker port (SPEC §10): beads, file, none.
+
+export interface TrackerIssue {
+  id: string;
+  title: string;
+  description: string;
+  acceptance_criteria: string;
+  status: string;
+  labels: string[];
+  /** Ids this issue depends on through `blocks` dependencies. */
+  blocked_by: string[];
+}
+
+export type ShowResult = { found: true; issue: TrackerIssue } | { found: false; reason_code: string; detail: string };
+
+export interface TrackerPort {
+  readonly type: "beads" | "file" | "none";
+  show(id: string): Promise<ShowResult>;
+  ready(opts: { limit?: number; label?: string }): Promise<TrackerIssue[]>;
+  /** Failures are reported, never thrown: a tracker failure never fails the wave (SPEC §10). */
+  markInProgress(id: string): Promise<{ ok: boolean; reason_code: string | null }>;
+  comment(id: string, text: string): Promise<{ ok: boolean; reason_code: string | null }>;
+  close(id: string, reason: string): Promise<{ ok: boolean; reason_code: string | null }>;
+  /** Doctor: tracker binary in policy (beads: `bd --version` at least the minimum). */
+  versionCheck(): Promise<{ ok: boolean; reason_code: string | null; detail: string }>;
+}
