@@ -1,0 +1,52 @@
+// The resolved configuration (SPEC §3) after defaults, env, file and flags are merged and
+// validated. src/config/schema.ts is the single source of the JSON Schema; its type test keeps it
+// equal to this interface.
+
+export interface ProviderConfig {
+  /** argv with {placeholders}; never passed through a shell. */
+  command?: string[];
+  stdin?: "prompt" | "none";
+  env?: Record<string, string>;
+  preflight?: string[];
+  model?: string;
+  max_parallel?: number;
+}
+
+export type RunnerConfig = { type: "builtin" } | { type: "dx-runner"; command: string };
+export type TrackerConfig =
+  | { type: "beads"; command?: string; close_on_approve?: boolean }
+  | { type: "file"; path: string }
+  | { type: "none" };
+
+export interface ResolvedConfig {
+  artifact_dir: string;
+  runner_log_dir: string;
+  workspace_root: string;
+  allowed_prefixes: string[];
+  protected_paths: string[];
+  repo: string | null;
+  base: string;
+  max_parallel: number;
+  max_attempts: number;
+  stall_minutes: number;
+  lease_ttl_minutes: number;
+  exec_process_cap: number;
+  require_review: boolean;
+  max_runtime_minutes: number;
+  review_must_differ: boolean;
+  provider_cooldown_minutes: number;
+  max_log_mb: number;
+  retry_chain: string[];
+  review_provider: string | null;
+  runner: RunnerConfig;
+  tracker: TrackerConfig;
+  providers: Record<string, ProviderConfig>;
+  prompts: { implement?: string; review?: string };
+}
+
+/** The subset of config that decides where a worktree may be (SPEC §11). */
+export interface WorkspacePolicy {
+  workspace_root: string;
+  allowed_prefixes: string[];
+  protected_paths: string[];
+}
