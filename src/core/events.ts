@@ -64,12 +64,6 @@ export interface WaveCancelled extends Base {
   reason_code: string;
 }
 
-export interface ProviderCooldown extends Base {
-  event: "provider_cooldown";
-  provider: string;
-  until: string;
-}
-
 /** How a dispatch dealt with a provider that was cooling down after a quota error. */
 export type QuotaHandling = "fallback" | "waited" | null;
 
@@ -150,7 +144,6 @@ export type WaveEvent =
   | WavePaused
   | WaveFailed
   | WaveCancelled
-  | ProviderCooldown
   | ItemDispatched
   | JobStarted
   | JobFinished

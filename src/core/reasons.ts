@@ -39,6 +39,7 @@ export const ItemReason = {
   implement_reported_blocked: "implement_reported_blocked",
   implement_reported_failed: "implement_reported_failed",
   review_blocked: "review_blocked",
+  no_review_provider: "no_review_provider",
   dispatch_failed: "dispatch_failed",
   review_dispatch_failed: "review_dispatch_failed",
   stalled: "stalled",
