@@ -77,6 +77,9 @@ export interface ItemDispatched extends Base {
   chain_index: number;
   run_instance: string;
   lease_key: string;
+  /** The item's worktree and the commit it was at when first resolved (review diffs base..HEAD). */
+  worktree: string;
+  base_commit: string | null;
   quota: QuotaHandling;
   /** Providers passed over because preflight failed, recorded per SPEC §6. */
   skipped: string[];
@@ -136,6 +139,15 @@ export interface ItemSettled extends Base {
   error: string;
 }
 
+/** A tracker call failed; recorded, never fatal (SPEC §10). */
+export interface TrackerError extends Base {
+  event: "tracker_error";
+  item_id: string;
+  op: "in_progress" | "comment" | "close";
+  reason_code: string;
+  detail: string;
+}
+
 export type WaveEvent =
   | WaveCreated
   | PreflightRecorded
@@ -148,7 +160,8 @@ export type WaveEvent =
   | JobStarted
   | JobFinished
   | AttemptFailed
-  | ItemSettled;
+  | ItemSettled
+  | TrackerError;
 
 export type EventName = WaveEvent["event"];
 

@@ -54,6 +54,11 @@ export interface ItemState {
   chain_index: number;
   /** Attempts that count against max_attempts (quota errors do not). */
   charged_attempts: number;
+  worktree: string | null;
+  /** Commit the worktree was at before the first attempt: reviews look at base_commit..HEAD. */
+  base_commit: string | null;
+  /** Last tracker call that failed, e.g. `comment: tracker_command_failed`. */
+  tracker_error: string | null;
   /** The implement provider of the current attempt (the reviewer may need to differ). */
   implementer: string | null;
   job: RunningJob | null;

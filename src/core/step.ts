@@ -51,6 +51,9 @@ export function initialState(e: WaveCreated): WaveState {
     next_action: itemNextAction("pending", ItemReason.pending),
     chain_index: 0,
     charged_attempts: 0,
+    worktree: null,
+    base_commit: null,
+    tracker_error: null,
     implementer: null,
     job: null,
     carry: { findings: [], failure: null, summary: null },
@@ -138,6 +141,9 @@ export function step(state: WaveState, e: WaveEvent): StepResult {
       break;
     case "item_settled":
       onSettled(tx, e);
+      break;
+    case "tracker_error":
+      tx.item(e.item_id).tracker_error = `${e.op}: ${e.reason_code}`;
       break;
   }
   return tx.finish();
@@ -272,6 +278,8 @@ function onDispatched(tx: Tx, e: ItemDispatched): void {
   it.lease_key = e.lease_key;
   it.phase = e.phase;
   it.started_at ??= e.at;
+  it.worktree = e.worktree;
+  if (firstDispatch) it.base_commit = e.base_commit;
   it.job = null;
   it.verdict = e.phase === "implement" ? null : it.verdict;
   if (e.phase === "implement") {
