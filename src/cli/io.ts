@@ -1,0 +1,37 @@
+import { DxError, isDxError } from "../errors.js";
+
+// The only place that writes to the terminal. Commands get an Io so tests can capture output and
+// so `--json` output stays one clean document on stdout.
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  readonly stdoutIsTty: boolean;
+}
+
+export const processIo: Io = {
+  out: (t) => void process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),
+  err: (t) => void process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
+  stdoutIsTty: process.stdout.isTTY === true,
+};
+
+export const printJson = (io: Io, value: unknown): void => io.out(JSON.stringify(value, null, 2));
+
+/** SPEC §2: one line `error: <reason_code>: <message>`, then `remedy: …` where one exists. */
+export function reportError(io: Io, e: unknown): number {
+  if (isDxError(e)) {
+    io.err(`error: ${e.code}: ${oneLine(e.message)}`);
+    if (e.remedy) io.err(`remedy: ${oneLine(e.remedy)}`);
+    return e.exitCode;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  io.err(`error: orchestrator_exception: ${oneLine(msg)}`);
+  io.err("remedy: this is a bug in dx-batch; rerun with DX_BATCH_DEBUG=1 for a stack trace and report it");
+  if (process.env.DX_BATCH_DEBUG && e instanceof Error && e.stack) io.err(e.stack);
+  return 1;
+}
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ").trim();
+
+export const usageError = (message: string, remedy?: string): DxError =>
+  new DxError("usage", message, { remedy: remedy ?? "see `dx-batch <command> --help`" });

@@ -1,0 +1,92 @@
+import type { Outcome } from "../core/effects.js";
+import type { DraftEvent, WaveEvent } from "../core/events.js";
+import type { WaveState } from "../core/state.js";
+import type { Phase } from "../core/status.js";
+import type { RunnerPort } from "../runner/port.js";
+import type { TrackerIssue, TrackerPort } from "../tracker/port.js";
+
+// What the controller needs from the world, as narrow ports: tests hand in object literals, the
+// CLI hands in the real store, runner, tracker and workspace.
+
+export interface Clock {
+  nowMs(): number;
+  nowIso(): string;
+}
+
+export const systemClock: Clock = {
+  nowMs: () => Date.now(),
+  nowIso: () => new Date().toISOString(),
+};
+
+/** The wave's files: ledger, snapshot, leases, claim, prompts, outcomes, pid files, lock. */
+export interface WaveFiles {
+  readonly waveDir: string;
+  append(e: WaveEvent): void;
+  writeSnapshot(s: WaveState): void;
+  acquireLease(itemId: string, attempt: number): { ok: true; key: string } | { ok: false; holder: string };
+  releaseLease(itemId: string, attempt: number): void;
+  claim(itemId: string): { ok: true } | { ok: false; byWave: string };
+  releaseClaim(itemId: string): void;
+  /** Writes the prompt (mode 0600) and returns its path. */
+  writePrompt(itemId: string, phase: Phase, attempt: number, text: string): string;
+  promptPath(itemId: string, phase: Phase, attempt: number): string;
+  contractPath(itemId: string, phase: Phase, attempt: number): string;
+  outcomePath(itemId: string, phase: Phase, attempt: number): string;
+  writeOutcome(path: string, outcome: Outcome): void;
+  registerPid(rec: { pid: number; pgid: number; item_id: string; phase: Phase; attempt: number; run_instance: string }): void;
+  removePid(pid: number): void;
+  /** Pids registered for this wave (jobs/<wave>/*.pid), for cancel without a controller. */
+  wavePids(): { pid: number; pgid: number }[];
+  /** Rewrites the heartbeat; false when the lock is no longer ours. */
+  heartbeat(): boolean;
+  releaseControllerLock(): void;
+  /** Distinct live pids across jobs/*\/*.pid and the runner's pid files (exec-saturation guard). */
+  liveExecPids(): Promise<number>;
+}
+
+export type WorktreeResult =
+  | { ok: true; path: string; base_commit: string | null }
+  | { ok: false; status: "failed" | "blocked"; reason_code: string; detail: string };
+
+export interface Workspace {
+  resolve(itemId: string): Promise<WorktreeResult>;
+  head(worktree: string): Promise<string | null>;
+}
+
+export interface ContractCheck {
+  validate(text: string, expect: { item_id: string; phase: Phase }):
+    | { ok: true; contract: import("../core/contract.js").Contract }
+    | { ok: false; reason_code: string; detail: string };
+}
+
+export interface Templates {
+  implement?: string;
+  review?: string;
+}
+
+export interface ControllerDeps {
+  files: WaveFiles;
+  runner: RunnerPort;
+  tracker: TrackerPort;
+  workspace: Workspace;
+  contracts: ContractCheck;
+  clock: Clock;
+  /** A fresh run_instance id (random in production, a counter in tests). */
+  newRunInstance(): string;
+  templates: Templates;
+  /** One line per transition for humans and the log; the live view subscribes to `onEvent`. */
+  onEvent?(e: WaveEvent, s: WaveState): void;
+  log(line: string): void;
+  timing: {
+    stall_minutes: number;
+    max_runtime_minutes: number;
+    exec_process_cap: number;
+    /** How often running jobs are health-checked (own jobs report exits at once anyway). */
+    health_interval_ms: number;
+    /** How often re-attached jobs (started before a restart) are polled for their exit. */
+    reattach_poll_ms: number;
+    heartbeat_ms: number;
+  };
+}
+
+export type { DraftEvent, TrackerIssue };

@@ -1,0 +1,124 @@
+import type { Finding } from "../core/contract.js";
+
+// Prompts are built from the tracker's text and the wave's own record. The original tool sent only
+// the id and lost review findings between attempts (REFERENCE §1); these templates carry both.
+// A config may replace either template with a file using the same {{placeholders}}.
+
+export interface ImplementPromptInput {
+  item_id: string;
+  title: string;
+  description: string;
+  acceptance_criteria: string;
+  worktree: string;
+  base_commit: string | null;
+  attempt: number;
+  contract_file: string;
+  previous_findings: Finding[];
+  previous_failure: string | null;
+}
+
+export interface ReviewPromptInput {
+  item_id: string;
+  title: string;
+  description: string;
+  acceptance_criteria: string;
+  worktree: string;
+  attempt: number;
+  implement_summary: string | null;
+  diff_range: string;
+  contract_file: string;
+}
+
+export const DEFAULT_IMPLEMENT_TEMPLATE = `You are implementing tracker item {{item_id}}: {{title}}
+
+## Description
+{{description}}
+
+## Acceptance criteria
+{{acceptance_criteria}}
+
+## Where
+Work only in the git worktree {{worktree}} (base commit {{base_commit}}). This is attempt {{attempt}}.
+{{previous}}
+## Rules
+- Commit your work in the worktree. Every commit message ends with the trailer line:
+  Feature-Key: {{item_id}}
+- When you are done, deliver a JSON contract. Write it to the file {{contract_file}}
+  (the path is also in $DX_BATCH_CONTRACT_FILE). If you cannot write files, print one line instead:
+  CONTRACT:JSON:{...}
+- The contract has exactly these keys:
+  {"phase":"implement","beads_id":"{{item_id}}","status":"completed|partial|failed|no_op|blocked",
+   "artifacts":{"files_changed":[...],"commits":[{"sha":"...","message":"..."}],"tests_passed":true,"tests_output":"..."},
+   "summary":"...","findings":[{"type":"critical|major|minor|suggestion|positive","message":"..."}],
+   "timestamp":"<ISO 8601>","duration_sec":0}
+  Use "blocked" only when the item cannot be done without a human decision, and say why in summary.
+`;
+
+export const DEFAULT_REVIEW_TEMPLATE = `You are reviewing the work done for tracker item {{item_id}}: {{title}}
+
+## Description
+{{description}}
+
+## Acceptance criteria
+{{acceptance_criteria}}
+
+## What the implementer reported
+{{implement_summary}}
+
+## What to review
+The commits {{diff_range}} in the git worktree {{worktree}} (attempt {{attempt}}).
+Run \`git -C {{worktree}} log -p {{diff_range}}\` to see them. Do not change any file.
+
+## Verdict rules
+- APPROVED: the acceptance criteria are met and nothing critical or major is wrong.
+- REVISION_REQUIRED: fixable problems; list each one as a finding the next attempt can act on.
+- BLOCKED: the item cannot be finished as specified; say why.
+Findings are required unless the verdict is APPROVED.
+
+Deliver the verdict as JSON, written to {{contract_file}} (also in $DX_BATCH_CONTRACT_FILE), or
+printed as one line CONTRACT:JSON:{...}. Exactly these keys:
+  {"phase":"review","beads_id":"{{item_id}}","verdict":"APPROVED|REVISION_REQUIRED|BLOCKED",
+   "findings":[{"type":"critical|major|minor|suggestion|positive","message":"...","file":"...","line":1}],
+   "summary":"...","timestamp":"<ISO 8601>","reviewer":"<your name>"}
+`;
+
+function previousSection(findings: readonly Finding[], failure: string | null): string {
+  if (findings.length > 0) {
+    const lines = findings.map((f) => `- [${f.type}] ${f.message}${f.file ? ` (${f.file}${f.line ? `:${f.line}` : ""})` : ""}`);
+    return `\n## The previous attempt's review asked for these changes\n${lines.join("\n")}\n`;
+  }
+  if (failure) return `\n## The previous attempt failed\n${failure}\nAvoid repeating that failure.\n`;
+  return "";
+}
+
+export function render(template: string, vars: Readonly<Record<string, string>>): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => vars[name] ?? whole);
+}
+
+export function implementPrompt(input: ImplementPromptInput, template = DEFAULT_IMPLEMENT_TEMPLATE): string {
+  return render(template, {
+    item_id: input.item_id,
+    title: input.title,
+    description: input.description || "(no description in the tracker)",
+    acceptance_criteria: input.acceptance_criteria || "(none given: use the description)",
+    worktree: input.worktree,
+    base_commit: input.base_commit ?? "(none yet: the branch has no commit)",
+    attempt: String(input.attempt),
+    contract_file: input.contract_file,
+    previous: previousSection(input.previous_findings, input.previous_failure),
+  });
+}
+
+export function reviewPrompt(input: ReviewPromptInput, template = DEFAULT_REVIEW_TEMPLATE): string {
+  return render(template, {
+    item_id: input.item_id,
+    title: input.title,
+    description: input.description || "(no description in the tracker)",
+    acceptance_criteria: input.acceptance_criteria || "(none given: use the description)",
+    implement_summary: input.implement_summary ?? "(no summary)",
+    diff_range: input.diff_range,
+    worktree: input.worktree,
+    attempt: String(input.attempt),
+    contract_file: input.contract_file,
+  });
+}

@@ -1,0 +1,61 @@
+import type { Effect } from "../core/effects.js";
+import type { DraftEvent, WaveEvent } from "../core/events.js";
+import type { WaveState } from "../core/state.js";
+import { step } from "../core/step.js";
+import type { Clock, WaveFiles } from "./ports.js";
+
+// One transition = append the event (write-ahead, fsync), fold it through the pure step, then
+// persist the snapshot. Snapshots of large waves are coalesced: the ledger is the truth and a
+// reader replays the events newer than the snapshot, so a lagging snapshot loses nothing.
+
+const SMALL_WAVE_ITEMS = 200;
+const LARGE_WAVE_SNAPSHOT_MS = 1000;
+
+export function stamp(draft: DraftEvent, seq: number, at: string): WaveEvent {
+  // DraftEvent is WaveEvent without seq/at, member by member, so adding them back is exact.
+  return { ...draft, seq, at } as WaveEvent;
+}
+
+export class WaveSession {
+  private current: WaveState;
+  private dirty = false;
+  private lastFlushMs = 0;
+
+  constructor(
+    private readonly files: WaveFiles,
+    initial: WaveState,
+    private readonly clock: Clock,
+    private readonly onEvent?: (e: WaveEvent, s: WaveState) => void,
+  ) {
+    this.current = initial;
+  }
+
+  get state(): WaveState {
+    return this.current;
+  }
+
+  apply(draft: DraftEvent): Effect[] {
+    const e = stamp(draft, this.current.seq + 1, this.clock.nowIso());
+    this.files.append(e);
+    const r = step(this.current, e);
+    this.current = r.state;
+    this.dirty = true;
+    this.flush(false);
+    this.onEvent?.(e, r.state);
+    return r.effects;
+  }
+
+  /** Write the snapshot if it is due (or always, with force). */
+  flush(force: boolean): void {
+    if (!this.dirty) return;
+    const now = this.clock.nowMs();
+    if (!force && this.current.items.length > SMALL_WAVE_ITEMS && now - this.lastFlushMs < LARGE_WAVE_SNAPSHOT_MS) return;
+    this.files.writeSnapshot(this.current);
+    this.dirty = false;
+    this.lastFlushMs = now;
+  }
+
+  get pendingFlush(): boolean {
+    return this.dirty;
+  }
+}
