@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -7,6 +7,7 @@ import { execa } from "execa";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BD_MIN_VERSION, createBeadsTracker, type BeadsTrackerOptions } from "../../src/tracker/beads.js";
 import { isDxError } from "../../src/errors.js";
+import { defaultBdLockFile } from "../../src/tracker/bd-exec.js";
 
 const FAKE_BD = fileURLToPath(new URL("../fixtures/bd/bd", import.meta.url));
 
@@ -268,5 +269,18 @@ describe("beads tracker: version", () => {
       ok: false,
       reason_code: "tracker_command_missing",
     });
+  });
+});
+
+describe("defaultBdLockFile", () => {
+  it("is one lock per bd database: the nearest .beads upwards, or $BEADS_DIR", async () => {
+    await mkdir(path.join(dir, "repo", ".beads"), { recursive: true });
+    await mkdir(path.join(dir, "repo", "src", "deep"), { recursive: true });
+    await mkdir(path.join(dir, "other"), { recursive: true });
+    const top = defaultBdLockFile(path.join(dir, "repo"), {});
+    expect(defaultBdLockFile(path.join(dir, "repo", "src", "deep"), {})).toBe(top);
+    expect(defaultBdLockFile(path.join(dir, "other"), {})).not.toBe(top);
+    expect(defaultBdLockFile(path.join(dir, "other"), { BEADS_DIR: path.join(dir, "repo", ".beads") })).toBe(top);
+    expect(path.basename(top)).toMatch(/^bd-[0-9a-f]{16}\.lock$/);
   });
 });

@@ -1,0 +1,219 @@
+import type { Dirent } from "node:fs";
+import { mkdir, readdir, realpath, stat } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { WorkspacePolicy } from "../config/types.js";
+import { worktreeReason } from "../core/reasons.js";
+import { isValidItemId } from "../core/ids.js";
+import { git } from "./git.js";
+import { worktreeHead } from "./head.js";
+import { checkWorktreePolicy } from "./policy.js";
+import { serialize } from "./serial.js";
+
+export { worktreeHead } from "./head.js";
+export { diffRange, type DiffRange } from "./diff.js";
+
+// An item's worktree (SPEC §11) is the single git checkout one level under
+// `<workspace_root>/<item>/`. When there is none and a repo is configured, it is created as
+// `git worktree add -b dx/<item> <root>/<item>/<repo-name> <base>`. Worktrees are never deleted,
+// reset or cleaned here: an existing one is used exactly as it is.
+
+export type WorktreeResolution =
+  | { ok: true; path: string; created: boolean; base_commit: string | null }
+  | { ok: false; status: "failed"; reason_code: string; detail: string; remedy: string | null };
+
+type Failure = Extract<WorktreeResolution, { ok: false }>;
+
+export interface ResolveWorktreeOptions {
+  workspace_root: string;
+  /** The checkout to create missing worktrees from (always protected); null: never create. */
+  repo: string | null;
+  /** The ref a new worktree's branch starts at. */
+  base: string;
+  policy: WorkspacePolicy;
+  /** `git worktree add` retries when git's own locks collide with another process. */
+  retry?: { attempts?: number; baseMs?: number };
+}
+
+const fail = (reason_code: string, detail: string, remedy: string | null): Failure => ({
+  ok: false,
+  status: "failed",
+  reason_code,
+  detail,
+  remedy,
+});
+
+const errnoOf = (e: unknown): string | undefined =>
+  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined;
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Directories directly under itemDir that are git checkouts (a `.git` file or directory). */
+export async function findItemWorktrees(itemDir: string): Promise<string[]> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(itemDir, { withFileTypes: true });
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === "ENOENT" || code === "ENOTDIR") return [];
+    throw e;
+  }
+  const found: string[] = [];
+  for (const e of entries) {
+    const p = path.join(itemDir, e.name);
+    const dir = e.isDirectory() || (e.isSymbolicLink() && (await isDir(p)));
+    if (dir && (await exists(path.join(p, ".git")))) found.push(p);
+  }
+  return found.sort();
+}
+
+const branchOf = (itemId: string): string => `dx/${itemId}`;
+
+// Collisions with another process's git on the same repository, worth another try.
+const TRANSIENT = /\.lock\b|unable to create|could not lock|cannot lock|file exists|could not create (?:directory|leading)|a branch named .* already exists/i;
+
+async function repoInfo(repo: string): Promise<{ top: string; commonDir: string } | Failure> {
+  const remedy = `point "repo" (--repo) at a git checkout`;
+  if (!(await isDir(repo))) return fail(`repo_invalid:${repo}`, `repo ${repo} is not a directory`, remedy);
+  const r = await git(["rev-parse", "--show-toplevel", "--git-common-dir"], { cwd: repo });
+  const [top, common] = r.stdout.trim().split("\n");
+  if (!r.ok || top === undefined || common === undefined) {
+    return fail(`repo_invalid:${repo}`, `repo ${repo} is not a git checkout: ${r.error ?? r.stderr.trim()}`, remedy);
+  }
+  const realTop = await realpath(top);
+  return { top: realTop, commonDir: await realpath(path.resolve(top, common)).catch(() => path.resolve(top, common)) };
+}
+
+type Created = { ok: true; found: string[]; created: boolean };
+
+async function createWorktree(
+  itemId: string,
+  itemDir: string,
+  repo: string,
+  base: string,
+  policy: WorkspacePolicy,
+  retry: { attempts: number; baseMs: number },
+): Promise<Created | Failure> {
+  const info = await repoInfo(repo);
+  if ("ok" in info) return info;
+  return serialize(info.commonDir, async (): Promise<Created | Failure> => {
+    // Another call may have made it while this one waited its turn.
+    const already = await findItemWorktrees(itemDir);
+    if (already.length > 0) return { ok: true, found: already, created: false };
+
+    try {
+      await mkdir(itemDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      return fail(worktreeReason.missing(itemDir), `cannot create ${itemDir}: ${e instanceof Error ? e.message : String(e)}`, null);
+    }
+    const target = path.join(await realpath(itemDir), path.basename(info.top));
+    const verdict = checkWorktreePolicy(target, policy);
+    if (!verdict.ok) return fail(verdict.reason_code, verdict.detail, forbiddenRemedy(policy));
+
+    const branch = branchOf(itemId);
+    let lastErr = "";
+    for (let attempt = 1; attempt <= retry.attempts; attempt++) {
+      const has = await git(["show-ref", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: info.top });
+      let args: string[];
+      if (has.ok) {
+        args = ["worktree", "add", target, branch];
+      } else {
+        if (base === "" || base.startsWith("-")) return fail(`base_ref_invalid:${base}`, `not a usable base ref: ${JSON.stringify(base)}`, null);
+        const baseOk = await git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], { cwd: info.top });
+        if (!baseOk.ok) {
+          return fail(
+            `base_ref_invalid:${base}`,
+            `base ${base} names no commit in ${info.top}`,
+            `set "base" (--base) to a commit of ${info.top}, or make a first commit there`,
+          );
+        }
+        args = ["worktree", "add", "-b", branch, target, base];
+      }
+      const r = await git(args, { cwd: info.top });
+      if (r.ok) return { ok: true, found: [target], created: true };
+      lastErr = r.error ?? r.stderr.trim();
+      const now = await findItemWorktrees(itemDir);
+      if (now.length > 0) return { ok: true, found: now, created: false };
+      if (!TRANSIENT.test(lastErr) || attempt === retry.attempts) break;
+      await sleep(retry.baseMs * 2 ** (attempt - 1));
+    }
+    return fail(
+      `worktree_create_failed:${target}`,
+      `git worktree add for ${itemId} failed: ${lastErr}`,
+      `run \`git -C ${info.top} worktree add -b ${branch} ${target} ${base}\` by hand to see why` +
+        ` (if ${branch} is checked out in a worktree that no longer exists: \`git -C ${info.top} worktree prune\`)`,
+    );
+  });
+}
+
+function forbiddenRemedy(policy: WorkspacePolicy): string {
+  return `keep item worktrees under workspace_root (${policy.workspace_root}) or an allowed_prefixes entry, outside protected_paths and the --repo checkout`;
+}
+
+/** Find (or, with a repo, create) the worktree of one item and check it against the policy. */
+export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptions): Promise<WorktreeResolution> {
+  if (!isValidItemId(itemId)) return fail("invalid_item_id", `not a valid item id: ${JSON.stringify(itemId)}`, null);
+  const itemDir = path.resolve(opts.workspace_root, itemId);
+  const policy: WorkspacePolicy = {
+    ...opts.policy,
+    protected_paths: opts.repo === null ? [...opts.policy.protected_paths] : [...opts.policy.protected_paths, opts.repo],
+  };
+
+  let found = await findItemWorktrees(itemDir);
+  let created = false;
+  if (found.length === 0) {
+    if (opts.repo === null) {
+      return fail(
+        worktreeReason.missing(itemDir),
+        `no git worktree under ${itemDir}`,
+        `create it (git -C <repo> worktree add -b ${branchOf(itemId)} ${itemDir}/<repo-name> ${opts.base}), or set "repo" (--repo) so dx-batch creates it`,
+      );
+    }
+    const c = await createWorktree(itemId, itemDir, opts.repo, opts.base, policy, {
+      attempts: Math.max(1, opts.retry?.attempts ?? 6),
+      baseMs: opts.retry?.baseMs ?? 200,
+    });
+    if (!c.ok) return c;
+    found = c.found;
+    created = c.created;
+  }
+  const [only, ...more] = found;
+  if (only === undefined || more.length > 0) {
+    return fail(worktreeReason.ambiguous(found), `${found.length} git checkouts under ${itemDir}: ${found.join(", ")}`, `keep exactly one git worktree under ${itemDir}`);
+  }
+
+  const verdict = checkWorktreePolicy(only, policy);
+  if (!verdict.ok) return fail(verdict.reason_code, verdict.detail, forbiddenRemedy(policy));
+
+  const top = await git(["rev-parse", "--show-toplevel"], { cwd: verdict.path });
+  const topReal = top.ok ? await realpath(top.stdout.trim()).catch(() => top.stdout.trim()) : null;
+  if (topReal !== verdict.path) {
+    return fail(
+      `worktree_invalid:${verdict.path}`,
+      top.ok ? `${verdict.path} is not the top of its checkout (${topReal})` : `${verdict.path} is not a usable git checkout: ${top.error ?? top.stderr.trim()}`,
+      `repair or replace the checkout at ${verdict.path} (\`git worktree repair\` from its repository)`,
+    );
+  }
+  let base_commit: string | null;
+  try {
+    base_commit = await worktreeHead(verdict.path);
+  } catch (e) {
+    return fail(`worktree_invalid:${verdict.path}`, e instanceof Error ? e.message : String(e), null);
+  }
+  return { ok: true, path: verdict.path, created, base_commit };
+}
