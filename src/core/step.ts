@@ -16,7 +16,7 @@ import { ItemReason, WaveReason, dependencyBlocked, waveNextAction } from "./rea
 import { chainProviders, isPreflightFailed, nextAttempt, reviewCandidates, usableChainIndex } from "./retry.js";
 import type { AttemptRecord, ItemState, WaveState } from "./state.js";
 import { emptyStats } from "./state.js";
-import { isTerminalItem, isTerminalWave, type ItemStatus, type JobState, type Phase } from "./status.js";
+import { isFinishedJobState, isTerminalItem, isTerminalWave, type ItemStatus, type JobState, type Phase } from "./status.js";
 
 // The state machine of SPEC §6 as one pure function. The shell appends an event, calls step, writes
 // the snapshot and then performs the effects; replay calls step and ignores the effects.
@@ -319,11 +319,12 @@ function onJobStarted(tx: Tx, e: JobStarted): void {
 }
 
 /** Why a job's runner state alone fails the attempt (null: the contract decides). */
-function runnerFailure(state: JobState, runnerReason: string | null): string | null {
+function runnerFailure(state: JobState, exitCode: number | null, runnerReason: string | null): string | null {
   switch (state) {
     case "exited_ok":
     case "no_op_success":
-      return null;
+      // A state that contradicts the exit code: a non-zero exit fails the attempt (SPEC §6).
+      return exitCode === null || exitCode === 0 ? null : ItemReason.exited_err;
     case "stalled":
       return ItemReason.stalled;
     case "timed_out":
@@ -343,6 +344,8 @@ function onJobFinished(tx: Tx, e: JobFinished): void {
   rec.state = e.state;
   rec.outcome_path = e.outcome_path;
   it.outcome_path = e.outcome_path;
+  // A stalled or timed-out job may still be alive: stop its group before another attempt starts.
+  if (!isFinishedJobState(e.state)) tx.effects.push({ type: "stop_job", job: jobRef(it, e.phase) });
   it.job = null;
   it.run_instance = null;
   tx.effects.push({ type: "release_lease", item_id: it.beads_id, attempt: e.attempt, lease_key: it.lease_key ?? "" });
@@ -375,7 +378,7 @@ function onJobFinished(tx: Tx, e: JobFinished): void {
   }
 
   it.charged_attempts += e.phase === "implement" ? 1 : 0;
-  const failure = runnerFailure(e.state, e.runner_reason);
+  const failure = runnerFailure(e.state, e.exit_code, e.runner_reason);
   if (failure !== null) {
     write(e.state === "timed_out" ? "timeout" : "failed", failure, e.contract);
     return failAttempt(tx, it, failure, e.contract_error ?? `job ended ${e.state}${e.exit_code === null ? "" : ` (exit ${e.exit_code})`}`);
@@ -449,6 +452,8 @@ function onAttemptFailed(tx: Tx, e: AttemptFailed): void {
   rec.outcome_path = e.outcome_path;
   rec.state = "missing";
   it.outcome_path = e.outcome_path;
+  // The job may be alive after all (a lost lease, a pid we failed to see): stopping is harmless if not.
+  tx.effects.push({ type: "stop_job", job: jobRef(it, e.phase) });
   it.job = null;
   it.run_instance = null;
   if (e.phase === "implement") it.charged_attempts += 1;
@@ -530,7 +535,8 @@ function onCancel(tx: Tx, reason: string): void {
 
 /** A counted attempt failed: carry the reason to the next attempt or end the item blocked. */
 function failAttempt(tx: Tx, it: ItemState, reason: string, error: string): void {
-  it.carry = { findings: [], failure: `${reason}: ${error}`, summary: it.carry.summary };
+  // Review findings stay: an attempt that failed never acted on them, so the next prompt still needs them.
+  it.carry = { findings: it.carry.findings, failure: `${reason}: ${error}`, summary: it.carry.summary };
   it.error = error;
   it.phase = "implement";
   const next = nextAttempt(tx.s.policy, it.charged_attempts, it.chain_index, tx.s.preflight);
