@@ -240,7 +240,8 @@ function onPreflight(tx: Tx, e: PreflightRecorded): void {
   tx.s.preflight = { ...e.providers };
   const policy = tx.s.policy;
   const usable = chainProviders(policy).filter((p) => !isPreflightFailed(tx.s.preflight, p));
-  if (usable.length === 0) {
+  // A completed or cancelled wave is final: a late preflight must not turn it into a failed one.
+  if (usable.length === 0 && !isTerminalWave(tx.s.status)) {
     const why = Object.entries(e.providers)
       .filter(([, r]) => !r.ok)
       .map(([p, r]) => `${p}: ${r.reason_code ?? "unavailable"}`)

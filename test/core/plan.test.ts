@@ -46,6 +46,16 @@ const preflight: Row[] = [
     },
   },
   {
+    name: "a late preflight with every provider failing leaves a cancelled wave cancelled",
+    build: (l) => l.start().dispatch(A, "implement", "opencode").cancel().preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc_glm_token_missing" }),
+    expect: (l) => ({ wave: { status: "cancelled", reason_code: "wave_cancelled", error: null, completed_at: l.atOf("wave_cancelled") }, effects: [] }),
+  },
+  {
+    name: "... and a completed wave completed",
+    build: (l) => l.start().implement(A, "opencode", "blocked").preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc_glm_token_missing" }),
+    expect: (l) => ({ wave: { status: "completed", reason_code: "wave_completed", error: null, completed_at: l.atOf("job_finished") }, effects: [] }),
+  },
+  {
     name: "a preflight on resume ends items whose remaining chain has only failed providers",
     ledger: { items: [A, B] },
     build: (l) =>
