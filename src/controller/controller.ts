@@ -347,7 +347,7 @@ export class Controller {
     const item = this.item(job.item_id);
     if (item.run_instance !== job.ref.run_instance) return;
     const outcomePath = this.deps.files.outcomePath(job.item_id, job.phase, job.attempt);
-    if (h.state === "missing" && item.job === null) {
+    if (h.state === "missing" && item.job === null && this.signal !== "cancel") {
       // Never started (the controller died between `item_dispatched` and the start): start it now
       // under the same run_instance (SPEC §8).
       await this.startJob(item);
@@ -422,6 +422,7 @@ export class Controller {
       const h = await this.deps.runner.check(ref, { stall_minutes: this.deps.timing.stall_minutes, max_runtime_minutes: this.deps.timing.max_runtime_minutes });
       if (h.state === "missing" && it.job === null) {
         this.jobs.remove(ref.run_instance);
+        if (this.signal === "cancel") continue;
         this.deps.log(`${it.beads_id}: dispatched but never started; starting it under ${it.run_instance}`);
         await this.startJob(it);
         continue;

@@ -83,12 +83,13 @@ printed as one line CONTRACT:JSON:{...}. Exactly these keys:
 `;
 
 function previousSection(findings: readonly Finding[], failure: string | null): string {
+  let out = "";
   if (findings.length > 0) {
     const lines = findings.map((f) => `- [${f.type}] ${f.message}${f.file ? ` (${f.file}${f.line ? `:${f.line}` : ""})` : ""}`);
-    return `\n## The previous attempt's review asked for these changes\n${lines.join("\n")}\n`;
+    out += `\n## The last review asked for these changes\n${lines.join("\n")}\n`;
   }
-  if (failure) return `\n## The previous attempt failed\n${failure}\nAvoid repeating that failure.\n`;
-  return "";
+  if (failure) out += `\n## The previous attempt failed\n${failure}\nAvoid repeating that failure.\n`;
+  return out;
 }
 
 export function render(template: string, vars: Readonly<Record<string, string>>): string {

@@ -1,3 +1,4 @@
+import type { ResolvedConfig } from "../config/types.js";
 import type { Contract } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
 import type { JobState, Phase } from "./status.js";
@@ -25,8 +26,8 @@ export interface WaveCreated extends Base {
   event: "wave_created";
   wave_id: string;
   wave_dir: string;
-  /** The whole resolved configuration, for the record and for `resume`. */
-  config: Record<string, unknown>;
+  /** The whole resolved configuration (secrets redacted), for the record and for `resume`. */
+  config: ResolvedConfig;
   policy: WavePolicy;
   items: ItemSeed[];
 }

@@ -1,3 +1,4 @@
+import type { ResolvedConfig } from "../config/types.js";
 import type { Finding, ReviewVerdict } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
 import type { ItemNextAction, NextAction } from "./reasons.js";
@@ -97,7 +98,7 @@ export interface WaveState {
   updated_at: string;
   started_at: string | null;
   completed_at: string | null;
-  config: Record<string, unknown>;
+  config: ResolvedConfig;
   policy: WavePolicy;
   preflight: Record<string, ProviderPreflight>;
   /** provider -> ISO time until which it is skipped after a quota error. */

@@ -1,0 +1,81 @@
+import { Controller } from "../controller/controller.js";
+import { isTerminalWave } from "../core/status.js";
+import { DxError } from "../errors.js";
+import { createLayout } from "../store/layout.js";
+import { isAlive } from "../store/proc.js";
+import { readControllerLock, controllerLiveness } from "../store/controller-lock.js";
+import type { AppContext } from "./context.js";
+import { readWave } from "./read-wave.js";
+import { configForResume, waveNotFound } from "./resume.js";
+import { buildDeps, openRuntime } from "./wire.js";
+import { createWaveFiles, takeControllerLock } from "./wave-files.js";
+import { killGroup } from "./kill-group.js";
+
+// `cancel` (SPEC §2): a live controller is asked (SIGUSR1) and given 30 s to stop its jobs, record
+// the cancel and exit; if it does not, it is killed and the cancel is finished here, exactly as
+// for a paused or crashed wave: every job's process group is stopped, open items are cancelled
+// with a cancel outcome, leases and claims are released.
+
+const CONTROLLER_GRACE_MS = 30_000;
+
+export interface CancelResult {
+  wave_id: string;
+  status: string;
+  reason_code: string;
+  by: "controller" | "cancel_command";
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function cancelWave(c: AppContext, waveId: string, log: (l: string) => void): Promise<CancelResult> {
+  const w = await readWave(c.layout, waveId);
+  if (!w) throw waveNotFound(waveId);
+  if (isTerminalWave(w.state.status)) {
+    throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { remedy: `see dx-batch report --wave-id ${waveId}` });
+  }
+  const lockPath = c.layout.controllerLock(waveId);
+  const lock = readControllerLock(lockPath);
+  if (lock && controllerLiveness(lock, Date.now()) === "alive") {
+    log(`asking controller pid ${lock.pid} to cancel`);
+    process.kill(lock.pid, "SIGUSR1");
+    const deadline = Date.now() + CONTROLLER_GRACE_MS;
+    // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
+    while (Date.now() < deadline) {
+      const now = readControllerLock(lockPath);
+      if (!now || now.pid !== lock.pid || !isAlive(lock.pid)) break;
+      await sleep(100);
+    }
+    const after = await readWave(c.layout, waveId);
+    if (after && after.state.status === "cancelled") {
+      return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
+    }
+    if (isAlive(lock.pid)) {
+      log(`controller pid ${lock.pid} did not finish the cancel in ${CONTROLLER_GRACE_MS / 1000} s; killing it`);
+      process.kill(lock.pid, "SIGKILL");
+      while (isAlive(lock.pid)) await sleep(50);
+    }
+  }
+
+  const handle = takeControllerLock(c.layout, waveId);
+  try {
+    const cur = await readWave(c.layout, waveId);
+    if (!cur) throw waveNotFound(waveId);
+    if (isTerminalWave(cur.state.status)) {
+      return { wave_id: waveId, status: cur.state.status, reason_code: cur.state.reason_code, by: "cancel_command" };
+    }
+    const config = configForResume(cur.state.config, c.config);
+    const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
+    const files = createWaveFiles(c2, waveId, handle, cur.state.seq);
+    const rt = openRuntime(c2, waveId, { files });
+    const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
+    const controller = new Controller(deps, cur.state);
+    controller.request("cancel");
+    await controller.run();
+    // Anything still registered for this wave (a job whose start was never recorded) goes too.
+    await Promise.all(files.wavePids().map((p) => killGroup(p.pgid, 10_000)));
+    const s = controller.state;
+    return { wave_id: waveId, status: s.status, reason_code: s.reason_code, by: "cancel_command" };
+  } finally {
+    handle.release();
+  }
+}

@@ -1,0 +1,56 @@
+import { existsSync } from "node:fs";
+import type { WaveEvent } from "../core/events.js";
+import type { WaveState } from "../core/state.js";
+import { fold, step } from "../core/step.js";
+import { controllerLiveness, readControllerLock } from "../store/controller-lock.js";
+import type { Layout } from "../store/layout.js";
+import { readLedgerEvents } from "../store/ledger.js";
+import { readSnapshot } from "../store/snapshot.js";
+import type { ControllerView } from "./views.js";
+
+// Load = snapshot + replay of the events newer than it (SPEC §5). A missing or corrupt snapshot
+// is rebuilt from the ledgers alone; a corrupt ledger line in the middle stops the load.
+
+export interface LoadedWave {
+  state: WaveState;
+  /** Wave-level events, for the report's timeline. */
+  waveEvents: WaveEvent[];
+  tornTails: { file: string; line: number }[];
+  snapshot: "ok" | "missing" | "corrupt" | "stale";
+}
+
+export async function readWave(layout: Layout, waveId: string, o: { allEvents?: boolean } = {}): Promise<LoadedWave | null> {
+  if (!existsSync(layout.waveDir(waveId))) return null;
+  const snap = readSnapshot(layout.waveState(waveId));
+  const base = snap.kind === "ok" ? snap.state : null;
+  const { events, tornTails } = await readLedgerEvents(layout, waveId, { afterSeq: o.allEvents || !base ? 0 : base.seq });
+  if (!base && events.length === 0) return null;
+  let state: WaveState;
+  let snapshot: LoadedWave["snapshot"];
+  if (base) {
+    state = base;
+    for (const e of events) if (e.seq > state.seq) state = step(state, e).state;
+    snapshot = state.seq === base.seq ? "ok" : "stale";
+  } else {
+    state = fold(events);
+    snapshot = snap.kind === "missing" ? "missing" : "corrupt";
+  }
+  return {
+    state,
+    waveEvents: events.filter((e) => !("item_id" in e)),
+    tornTails: tornTails.map((t) => ({ file: t.file, line: t.line })),
+    snapshot,
+  };
+}
+
+/** Replays every ledger from scratch (doctor, determinism checks). */
+export async function replayWave(layout: Layout, waveId: string): Promise<WaveState | null> {
+  const { events } = await readLedgerEvents(layout, waveId, { afterSeq: 0 });
+  return events.length === 0 ? null : fold(events);
+}
+
+export function controllerView(layout: Layout, waveId: string, nowMs = Date.now()): ControllerView {
+  const lock = readControllerLock(layout.controllerLock(waveId));
+  if (!lock) return { pid: null, host: null, alive: false, heartbeat_at: null };
+  return { pid: lock.pid, host: lock.host, alive: controllerLiveness(lock, nowMs) === "alive", heartbeat_at: lock.heartbeat_at };
+}

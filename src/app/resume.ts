@@ -1,0 +1,66 @@
+import type { ResolvedConfig } from "../config/types.js";
+import { WaveReason } from "../core/reasons.js";
+import { DxError } from "../errors.js";
+import { createLayout } from "../store/layout.js";
+import type { AppContext } from "./context.js";
+import type { Progress } from "./progress-port.js";
+import { readWave } from "./read-wave.js";
+import { runWave } from "./run-wave.js";
+import { openRuntime } from "./wire.js";
+import { createWaveFiles, takeControllerLock } from "./wave-files.js";
+
+// `resume` continues a wave where it stopped: paused, controller dead (even before its first
+// dispatch), or failed for a reason an operator can clear (SPEC §2).
+
+const RESUMABLE_FAILURES = [WaveReason.exec_saturation, "doctor_critical_", WaveReason.no_provider_available, WaveReason.orchestrator_exception];
+
+export const waveNotFound = (waveId: string): DxError =>
+  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, { remedy: "check --wave-id and the artifact_dir of your config" });
+
+/** The wave runs on the configuration it was created with; secrets come from today's config. */
+export function configForResume(recorded: ResolvedConfig, current: ResolvedConfig): ResolvedConfig {
+  const providers: ResolvedConfig["providers"] = { ...recorded.providers };
+  for (const [name, p] of Object.entries(providers)) {
+    const now = current.providers[name];
+    if (p.env && now?.env) {
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(p.env)) env[k] = v === "<redacted>" ? (now.env[k] ?? v) : v;
+      providers[name] = { ...p, env };
+    }
+  }
+  return { ...recorded, providers, artifact_dir: current.artifact_dir };
+}
+
+export async function resumeWave(c: AppContext, waveId: string, progress: Progress): Promise<number> {
+  const before = await readWave(c.layout, waveId);
+  if (!before) throw waveNotFound(waveId);
+  refuseIfNotResumable(before.state.status, before.state.reason_code, waveId);
+  const lock = takeControllerLock(c.layout, waveId);
+  try {
+    // Read again under the lock: another controller may have written since the first read.
+    const w = await readWave(c.layout, waveId);
+    if (!w) throw waveNotFound(waveId);
+    refuseIfNotResumable(w.state.status, w.state.reason_code, waveId);
+    const config = configForResume(w.state.config, c.config);
+    const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
+    progress.waveId(waveId);
+    const files = createWaveFiles(c2, waveId, lock, w.state.seq);
+    return await runWave(c2, openRuntime(c2, waveId, { files }), w.state, "resume", progress);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+function refuseIfNotResumable(status: string, reason: string, waveId: string): void {
+  if (status === "completed" || status === "cancelled") {
+    throw new DxError("wave_already_terminal", `wave ${waveId} is ${status}; there is nothing to resume`, {
+      remedy: `read it with dx-batch report --wave-id ${waveId}; start a new wave for items that need more work`,
+    });
+  }
+  if (status === "failed" && !RESUMABLE_FAILURES.some((r) => reason.startsWith(r))) {
+    throw new DxError("wave_not_resumable", `wave ${waveId} failed with ${reason}, which resume cannot clear`, {
+      remedy: `inspect it with dx-batch report --wave-id ${waveId}`,
+    });
+  }
+}

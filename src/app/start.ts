@@ -1,0 +1,121 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { ItemSeed } from "../core/events.js";
+import { defaultWaveId, isValidItemId, MAX_ITEM_ID_LENGTH } from "../core/ids.js";
+import { ItemReason, WaveReason } from "../core/reasons.js";
+import { DxError } from "../errors.js";
+import { createTracker } from "../tracker/create.js";
+import type { TrackerPort } from "../tracker/port.js";
+import { toPolicy } from "../config/policy.js";
+import type { AppContext } from "./context.js";
+import type { Progress } from "./progress-port.js";
+import { runWave } from "./run-wave.js";
+import { createWave, openRuntime } from "./wire.js";
+import { spawnDetached } from "./detach.js";
+
+// `start`: validate the input, create the wave (or refuse wave_exists), take the controller lock,
+// then preflight, prune, guard and run (SPEC §2, issue #4 step 1).
+
+export interface StartInput {
+  items?: string | undefined;
+  itemsFile?: string | undefined;
+  ready: boolean;
+  limit?: number | undefined;
+  label?: string | undefined;
+  waveId?: string | undefined;
+  detach: boolean;
+}
+
+export function invalidItemId(id: string): DxError {
+  const why = id.length > MAX_ITEM_ID_LENGTH ? `is ${id.length} characters (at most ${MAX_ITEM_ID_LENGTH})` : "does not match <prefix>-<id>[.n…]";
+  return new DxError("invalid_item_id", `item id ${JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)} ${why}`, {
+    remedy: "item ids look like bd-a1b2 or demo-7f3a86.1.2: letters, digits and '_' in '-'-separated parts",
+  });
+}
+
+/** Parse, validate and de-duplicate the item list; nothing is written before this passes. */
+export async function collectItemIds(c: AppContext, input: StartInput, tracker: TrackerPort, warn: (l: string) => void): Promise<string[]> {
+  const sources = [input.items !== undefined, input.itemsFile !== undefined, input.ready].filter(Boolean).length;
+  if (sources !== 1) {
+    throw new DxError("usage", "give exactly one of --items, --items-file or --ready", { remedy: "e.g. dx-batch start --items bd-a1b2,bd-c3d4" });
+  }
+  let raw: string[];
+  if (input.items !== undefined) raw = input.items.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  else if (input.itemsFile !== undefined) {
+    const file = path.resolve(c.cwd, input.itemsFile);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new DxError("items_file_unreadable", `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`, { remedy: "check the path given to --items-file" });
+    }
+    raw = text
+      .split("\n")
+      .map((l) => l.replace(/#.*/, "").trim())
+      .filter((l) => l.length > 0);
+  } else {
+    const ready = await tracker.ready({ limit: input.limit, label: input.label });
+    raw = ready.map((i) => i.id);
+  }
+  for (const id of raw) if (!isValidItemId(id)) throw invalidItemId(id);
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const id of raw) {
+    if (seen.has(id)) {
+      warn(`duplicate item ${id} removed`);
+      continue;
+    }
+    seen.add(id);
+    out.push(id);
+  }
+  if (out.length === 0) {
+    throw new DxError("no_items", input.ready ? "the tracker's ready list is empty" : "the item list is empty", {
+      remedy: "pass at least one item id with --items, --items-file or --ready",
+    });
+  }
+  return out;
+}
+
+export async function startWave(c: AppContext, input: StartInput, progress: Progress): Promise<number> {
+  const tracker = createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
+  const ids = await collectItemIds(c, input, tracker, (l) => progress.warn(l));
+  const now = new Date().toISOString();
+  const waveId = input.waveId ?? defaultWaveId(now, randomBytes(2).toString("hex"));
+
+  // Ask the tracker about every item before anything is written: titles, in-wave dependencies,
+  // and which ids it does not know (those end `failed`, SPEC §6).
+  const seeds: ItemSeed[] = [];
+  const unknown: { id: string; detail: string }[] = [];
+  const inWave = new Set(ids);
+  for (const id of ids) {
+    const r = await tracker.show(id);
+    if (r.found) seeds.push({ id, title: r.issue.title, depends_on: r.issue.blocked_by.filter((d) => inWave.has(d) && d !== id) });
+    else {
+      seeds.push({ id, title: id, depends_on: [] });
+      if (r.reason_code === ItemReason.item_not_found) unknown.push({ id, detail: r.detail });
+      else progress.warn(`${id}: tracker lookup failed (${r.reason_code}: ${r.detail}); continuing with the id alone`);
+    }
+  }
+
+  const rt = createWave(c, waveId, {
+    policy: toPolicy(c.config),
+    items: seeds,
+  });
+  progress.waveId(waveId);
+  for (const u of unknown) {
+    rt.session.apply({ event: "item_settled", item_id: u.id, status: "failed", reason_code: ItemReason.item_not_found, error: u.detail });
+  }
+  if (input.detach) {
+    rt.session.flush(true);
+    rt.files.releaseControllerLock();
+    const log = spawnDetached(c, waveId);
+    progress.log(`controller running in the background; log: ${log}`);
+    progress.log(`watch it with: dx-batch status --wave-id ${waveId} --watch`);
+    return 0;
+  }
+  const runtime = openRuntime(c, waveId, rt);
+  return runWave(c, runtime, rt.session.state, "start", progress);
+}
+
+export { WaveReason };

@@ -1,0 +1,25 @@
+import type { Command } from "commander";
+import { setUpDemo } from "../app/demo.js";
+import type { CommandContext } from "./main.js";
+
+// `dx-batch demo`: the README's first command. Builds a throw-away repository and issue file, runs
+// a real wave over them with the stand-in agent, then prints the markdown report.
+
+export function registerDemoCommand(program: Command, ctx: CommandContext): void {
+  program
+    .command("demo")
+    .description("Run a demo wave offline: a throw-away repo, 6 issues, a stand-in agent; prints the report")
+    .option("--dir <path>", "build the demo here instead of a new temp directory")
+    .action(async (o: { dir?: string }) => {
+      const { main } = await import("./main.js");
+      const d = setUpDemo(o.dir);
+      ctx.io.out(`demo: repository ${d.repo}`);
+      ctx.io.out(`demo: config ${d.configPath} (the agent is examples/demo-agent.mjs, a stand-in for opencode / Claude Code)`);
+      const waveId = "demo-wave";
+      const code = await main(["node", "dx-batch", "start", "--config", d.configPath, "--items", d.itemIds.join(","), "--wave-id", waveId], ctx.io, ctx.env);
+      await main(["node", "dx-batch", "report", "--config", d.configPath, "--wave-id", waveId], ctx.io, ctx.env);
+      ctx.io.out(`demo: artifacts in ${d.root}/artifacts/waves/${waveId}; worktrees in ${d.root}/agents`);
+      ctx.io.out(`demo: try  node bin/dx-batch.js status --config ${d.configPath} --wave-id ${waveId}`);
+      ctx.setExit(code);
+    });
+}

@@ -1,0 +1,31 @@
+import type { WaveEvent } from "../core/events.js";
+import type { WaveState } from "../core/state.js";
+
+/** One human line per transition (null for events not worth a line). */
+export function describeEvent(e: WaveEvent, s: WaveState): string | null {
+  switch (e.event) {
+    case "wave_created":
+      return `wave ${e.wave_id} created with ${e.items.length} item(s)`;
+    case "preflight_recorded":
+      return `preflight: ${Object.entries(e.providers).map(([p, r]) => `${p} ${r.ok ? "ok" : r.reason_code ?? "unavailable"}`).join(", ")}`;
+    case "wave_started":
+    case "wave_resumed":
+      return `wave ${s.wave_id} ${e.event === "wave_started" ? "started" : "resumed"} (controller pid ${e.controller_pid})`;
+    case "wave_paused":
+    case "wave_failed":
+    case "wave_cancelled":
+      return `wave ${s.wave_id} ${s.status} (${e.reason_code})`;
+    case "item_dispatched":
+      return `${e.item_id} ${e.phase} attempt ${e.attempt} on ${e.provider}${e.quota ? ` (quota ${e.quota})` : ""}${e.skipped.length ? ` (skipped ${e.skipped.join(",")})` : ""}`;
+    case "job_started":
+      return null;
+    case "job_finished":
+    case "attempt_failed":
+    case "item_settled": {
+      const it = s.items.find((i) => i.beads_id === e.item_id);
+      return it ? `${e.item_id} -> ${it.status} (${it.reason_code})` : null;
+    }
+    case "tracker_error":
+      return `${e.item_id}: tracker ${e.op} failed (${e.reason_code})`;
+  }
+}

@@ -1,0 +1,66 @@
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { createRequire } from "node:module";
+import { DxError } from "../errors.js";
+import { registerRunnerCommand } from "./runner.js";
+import { processIo, reportError, type Io } from "./io.js";
+import { registerReadCommands } from "./read-commands.js";
+import { registerWaveCommands } from "./wave-commands.js";
+import { registerDemoCommand } from "./demo.js";
+
+// The command line. Every action returns an exit code instead of exiting, so main() is testable
+// in-process and the process exits in exactly one place (bin/dx-batch.js).
+
+const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+export interface CommandContext {
+  io: Io;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  setExit(code: number): void;
+}
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    if (!/^[0-9]+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return Number(v);
+  };
+}
+
+export function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+    return n;
+  };
+}
+
+export async function main(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let exit = 0;
+  const ctx: CommandContext = { io, env, cwd: process.cwd(), setExit: (c) => (exit = c) };
+  const program = new Command("dx-batch")
+    .description("Run waves of tracker items through coding agents: implement, review, retry with the next provider, never twice.")
+    .version(pkg.version, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      outputError: (s, write) => write(`error: usage: ${s.replace(/^error: /, "").trim()}\n`),
+    });
+  registerWaveCommands(program, ctx);
+  registerReadCommands(program, ctx);
+  registerRunnerCommand(program, ctx);
+  registerDemoCommand(program, ctx);
+  try {
+    await program.parseAsync(argv as string[]);
+    return exit;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed.
+      return e.exitCode === 0 ? 0 : e.code === "commander.help" ? 0 : 1;
+    }
+    return reportError(io, e);
+  }
+}
+
+export { DxError };

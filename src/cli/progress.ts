@@ -1,0 +1,53 @@
+import type { Progress } from "../app/progress-port.js";
+import type { RunEnd } from "../controller/controller.js";
+import type { WaveState } from "../core/state.js";
+import type { CommandContext } from "./main.js";
+import { createLiveTable } from "./live-table.js";
+import { describeEvent } from "./describe.js";
+
+// Output while a wave runs (SPEC §2): on a TTY a live table; elsewhere one line per transition;
+// with --json one NDJSON ledger event per line and a final summary object.
+
+export function summaryOf(s: WaveState, end: RunEnd) {
+  return {
+    summary: true,
+    wave_id: s.wave_id,
+    status: s.status,
+    reason_code: s.reason_code,
+    next_action: s.next_action,
+    end: end.kind,
+    stats: s.stats,
+    items: s.items.map((i) => ({ beads_id: i.beads_id, status: i.status, reason_code: i.reason_code, attempt: i.attempt })),
+    artifacts: s.wave_dir,
+  };
+}
+
+export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: boolean }): Progress {
+  const { io } = ctx;
+  if (o.json) {
+    return {
+      onEvent: (e) => io.out(JSON.stringify(e)),
+      log: (l) => io.err(l),
+      warn: (l) => io.err(`warning: ${l}`),
+      waveId: () => undefined,
+      end: (s, end) => io.out(JSON.stringify(summaryOf(s, end))),
+    };
+  }
+  if (io.stdoutIsTty && !o.plain && ctx.env.DX_BATCH_NO_LIVE !== "1") return createLiveTable(ctx);
+  return {
+    onEvent: (e, s) => {
+      const line = describeEvent(e, s);
+      if (line) io.out(`${e.at} ${line}`);
+    },
+    log: (l) => io.err(l),
+    warn: (l) => io.err(`warning: ${l}`),
+    waveId: () => undefined,
+    end: (s, end) => {
+      const st = s.stats;
+      io.out(
+        `wave ${s.wave_id} ${s.status} (${s.reason_code}) [${end.kind}]: ${st.approved} approved, ${st.blocked} blocked, ${st.failed} failed, ${st.cancelled} cancelled of ${st.total}; next action: ${s.next_action}`,
+      );
+      io.out(`artifacts: ${s.wave_dir}`);
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { Option, type Command } from "commander";
+import { openContext, requireWaveId } from "../app/context.js";
+import { startWave, type StartInput } from "../app/start.js";
+import { resumeWave } from "../app/resume.js";
+import { cancelWave } from "../app/cancel.js";
+import type { CommandContext } from "./main.js";
+import { positiveInt, positiveNumber } from "./main.js";
+import { createProgress } from "./progress.js";
+import { printJson } from "./io.js";
+
+// start, resume, cancel: the commands that run or stop a controller.
+
+interface StartOpts {
+  config?: string;
+  items?: string;
+  itemsFile?: string;
+  ready?: boolean;
+  limit?: number;
+  label?: string;
+  waveId?: string;
+  maxParallel?: number;
+  maxAttempts?: number;
+  stallMinutes?: number;
+  execProcessCap?: number;
+  review: boolean;
+  repo?: string;
+  base?: string;
+  detach?: boolean;
+  json?: boolean;
+}
+
+export function registerWaveCommands(program: Command, ctx: CommandContext): void {
+  program
+    .command("start")
+    .description("Create a wave, preflight its providers and run it to a terminal state (exit 0 completed, 1 refused/failed, 2 paused)")
+    .option("--config <file>", "config file (default: $DX_BATCH_CONFIG, then ./dx-batch.config.json)")
+    .option("--items <ids>", "comma-separated item ids, e.g. bd-a1b2,bd-c3d4")
+    .option("--items-file <file>", "a file with one item id per line (# comments allowed)")
+    .option("--ready", "take the items from the tracker's ready list")
+    .option("--limit <n>", "with --ready: at most n items", positiveInt("--limit"))
+    .option("--label <label>", "with --ready: only items with this label")
+    .option("--wave-id <id>", "wave id (default wave-YYYYMMDD-HHMMSS-xxxx)")
+    .option("--max-parallel <n>", "agent jobs at once (default 3)", positiveInt("--max-parallel"))
+    .option("--max-attempts <n>", "counted attempts per item (default 3)", positiveInt("--max-attempts"))
+    .option("--stall-minutes <n>", "minutes without progress before a job is stalled (default 15)", positiveNumber("--stall-minutes"))
+    .option("--exec-process-cap <n>", "refuse to dispatch above this many live agent processes (default 60)", positiveInt("--exec-process-cap"))
+    .option("--no-review", "approve on a completed implement contract without a review run")
+    .option("--repo <path>", "create missing worktrees from this checkout")
+    .option("--base <ref>", "with --repo: the ref new worktrees start from (default HEAD)")
+    .option("--detach", "run the controller in the background; print the wave id and exit 0")
+    .option("--json", "NDJSON events on stdout, then a summary object")
+    .action(async (o: StartOpts) => {
+      const c = openContext(ctx, {
+        config: o.config,
+        flags: {
+          max_parallel: o.maxParallel,
+          max_attempts: o.maxAttempts,
+          stall_minutes: o.stallMinutes,
+          exec_process_cap: o.execProcessCap,
+          require_review: o.review === false ? false : undefined,
+          repo: o.repo,
+          base: o.base,
+        },
+      });
+      const input: StartInput = {
+        items: o.items,
+        itemsFile: o.itemsFile,
+        ready: o.ready === true,
+        limit: o.limit,
+        label: o.label,
+        waveId: o.waveId === undefined ? undefined : requireWaveId(o.waveId),
+        detach: o.detach === true,
+      };
+      const progress = createProgress(ctx, { json: o.json === true });
+      ctx.setExit(await startWave(c, input, progress));
+    });
+
+  program
+    .command("resume")
+    .description("Continue a paused wave, a wave whose controller died, or one failed for exec_saturation/doctor_critical_*")
+    .option("--config <file>", "config file")
+    .option("--wave-id <id>", "the wave to resume (required)")
+    .option("--json", "NDJSON events on stdout, then a summary object")
+    .addOption(new Option("--detached-child").hideHelp())
+    .action(async (o: { config?: string; waveId?: string; json?: boolean; detachedChild?: boolean }) => {
+      const c = openContext(ctx, { config: o.config });
+      const waveId = requireWaveId(o.waveId);
+      const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
+      ctx.setExit(await resumeWave(c, waveId, progress));
+    });
+
+  program
+    .command("cancel")
+    .description("Stop every job of a wave (whole process groups), mark open items cancelled, release leases and claims")
+    .option("--config <file>", "config file")
+    .option("--wave-id <id>", "the wave to cancel (required)")
+    .option("--json", "one JSON document on stdout")
+    .action(async (o: { config?: string; waveId?: string; json?: boolean }) => {
+      const c = openContext(ctx, { config: o.config });
+      const waveId = requireWaveId(o.waveId);
+      const r = await cancelWave(c, waveId, (line) => (o.json ? undefined : ctx.io.err(line)));
+      if (o.json) printJson(ctx.io, r);
+      else ctx.io.out(`wave ${waveId}: ${r.status} (${r.reason_code})`);
+      ctx.setExit(r.status === "cancelled" ? 0 : 1);
+    });
+}
