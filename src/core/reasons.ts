@@ -40,6 +40,7 @@ export const ItemReason = {
   implement_reported_failed: "implement_reported_failed",
   review_blocked: "review_blocked",
   no_review_provider: "no_review_provider",
+  dependency_cycle: "dependency_cycle",
   dispatch_failed: "dispatch_failed",
   review_dispatch_failed: "review_dispatch_failed",
   stalled: "stalled",

@@ -59,9 +59,20 @@ export function initialState(e: WaveCreated): WaveState {
     carry: { findings: [], failure: null, summary: null },
     history: [],
   }));
+  // An item inside a dependency cycle could never be dispatched: it ends blocked at once.
+  for (const it of items) {
+    if (!inCycle(it.beads_id, items)) continue;
+    it.status = "blocked";
+    it.reason_code = ItemReason.dependency_cycle;
+    it.next_action = itemNextAction("blocked", ItemReason.dependency_cycle);
+    it.error = `${it.beads_id} depends on itself through ${it.depends_on.join(", ")}`;
+    it.completed_at = e.at;
+  }
   const stats = emptyStats();
-  stats.total = items.length;
-  stats.pending = items.length;
+  for (const it of items) {
+    stats.total += 1;
+    stats[it.status] += 1;
+  }
   return {
     version: 1,
     seq: e.seq,
@@ -82,6 +93,20 @@ export function initialState(e: WaveCreated): WaveState {
     items,
     stats,
   };
+}
+
+function inCycle(start: string, items: readonly ItemState[]): boolean {
+  const deps = new Map(items.map((i) => [i.beads_id, i.depends_on]));
+  const seen = new Set<string>();
+  const stack = [...(deps.get(start) ?? [])];
+  while (stack.length > 0) {
+    const id = stack.pop();
+    if (id === undefined || seen.has(id)) continue;
+    if (id === start) return true;
+    seen.add(id);
+    stack.push(...(deps.get(id) ?? []));
+  }
+  return false;
 }
 
 /** Fold a whole ledger (in seq order) into a state. */
