@@ -1,0 +1,18 @@
+import { configDocument } from "../config/schema.js";
+import { renderSchemaFile } from "./schema-kit.js";
+import { implementContractDocument, reviewContractDocument } from "./schemas.js";
+
+// Every JSON Schema the package ships under schemas/, with the text each file must hold.
+// scripts/gen-schemas.mjs writes them; test/contract/published-schemas.test.ts checks them.
+
+export interface PublishedSchema {
+  /** Path relative to the package root. */
+  file: string;
+  text(): string;
+}
+
+export const PUBLISHED_SCHEMAS: readonly PublishedSchema[] = [
+  { file: "schemas/implement-contract.schema.json", text: () => renderSchemaFile(implementContractDocument()) },
+  { file: "schemas/review-contract.schema.json", text: () => renderSchemaFile(reviewContractDocument()) },
+  { file: "schemas/config.schema.json", text: () => renderSchemaFile(configDocument()) },
+];

@@ -1,0 +1,166 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { Type, type TSchema, type TUnsafe, type Static, type SchemaOptions } from "@sinclair/typebox";
+
+// Small TypeBox helpers shared by the contract and config schemas. They exist to keep the
+// published JSON Schema plain (`enum`, `type: [..., "null"]`, `oneOf` + `discriminator`) so that
+// any validator reads it and ajv's errors point at one value, not at every branch of an anyOf.
+
+export const JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#";
+
+/** A string enum as `{type: "string", enum: [...]}` instead of TypeBox's anyOf of literals. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, type: "string", enum: [...values] });
+}
+
+/** `T | null` as `type: [T, "null"]`, for scalar schemas that carry a single `type`. */
+export function Nullable<S extends TSchema & { type: string }>(schema: S, options: SchemaOptions = {}): TUnsafe<Static<S> | null> {
+  const { type, ...rest } = schema;
+  return Type.Unsafe<Static<S> | null>({ ...rest, ...options, type: [type, "null"] });
+}
+
+/**
+ * A union of objects told apart by their `type` property, emitted as `oneOf` with an OpenAPI-style
+ * `discriminator` (ajv understands it; other validators ignore the keyword and still apply oneOf).
+ */
+export function TaggedUnion<const U extends readonly TSchema[]>(variants: U, options: SchemaOptions = {}): TUnsafe<Static<U[number]>> {
+  return Type.Unsafe<Static<U[number]>>({ ...options, type: "object", discriminator: { propertyName: "type" }, oneOf: [...variants] });
+}
+
+/** The JSON document shipped under schemas/: draft-07, with `$id` and `title` first. */
+export function schemaDocument(schema: TSchema, meta: { id: string; title: string }): Record<string, unknown> {
+  // JSON round trip drops TypeBox's symbol-keyed metadata, leaving plain JSON Schema.
+  const plain: unknown = JSON.parse(JSON.stringify(schema));
+  if (typeof plain !== "object" || plain === null) throw new Error("schema is not an object");
+  // Readers look for the shape first, the conditional rules (if/then) after it.
+  const first = ["description", "type", "required", "properties", "additionalProperties"];
+  const ordered: Record<string, unknown> = {};
+  for (const k of first) if (k in plain) ordered[k] = Reflect.get(plain, k) as unknown;
+  for (const [k, v] of Object.entries(plain)) if (!(k in ordered)) ordered[k] = v;
+  return { $schema: JSON_SCHEMA_DRAFT, $id: meta.id, title: meta.title, ...ordered };
+}
+
+/** The exact text of a file under schemas/: what the no-drift test and the generator compare. */
+export const renderSchemaFile = (doc: Record<string, unknown>): string => `${JSON.stringify(doc, null, 2)}\n`;
+
+/** One ajv instance for every schema of the package: strict, first error only, errors carry their schema. */
+let shared: Ajv | undefined;
+function ajv(): Ajv {
+  shared ??= new Ajv({ strict: true, allErrors: false, verbose: true, allowUnionTypes: true, discriminator: true });
+  return shared;
+}
+
+/** Compile once; later calls with the same document return the cached validator. */
+export function compileDocument<T>(doc: Record<string, unknown>): ValidateFunction<T> {
+  const id = doc.$id;
+  if (typeof id === "string") {
+    const existing = ajv().getSchema<T>(id);
+    if (existing !== undefined) return existing;
+  }
+  return ajv().compile<T>(doc);
+}
+
+/** RFC 6901 escaping of one path segment. */
+export const pointerSegment = (key: string): string => key.replace(/~/g, "~0").replace(/\//g, "~1");
+
+/**
+ * One-line description of the first ajv error: `{path, problem}`. The path names the bad value
+ * itself (an unknown key's own path, a missing key's own path); `unknownKey` flags the
+ * additionalProperties case so callers can pick a different reason code.
+ */
+export interface DescribedError {
+  path: string;
+  problem: string;
+  unknownKey: boolean;
+  /** The keys the enclosing object schema allows, when that is known (for "allowed keys" hints). */
+  parentKeys: string[] | null;
+  /** The `description` of the bad value's schema, when it has one (for remedies). */
+  description: string | null;
+}
+
+export function describeAjvError(errors: readonly ErrorObject[] | null | undefined): DescribedError {
+  const e = pickError(errors ?? []);
+  if (e === undefined) return { path: "/", problem: "is invalid", unknownKey: false, parentKeys: null, description: null };
+  const at = e.instancePath;
+  const here = at || "/";
+  const parentKeys = keysOf(e.parentSchema);
+  const own = descriptionOf(e.parentSchema);
+  const p = e.params as Record<string, unknown>;
+  const result = (path: string, problem: string, description: string | null = own, unknownKey = false): DescribedError => ({
+    path,
+    problem,
+    unknownKey,
+    parentKeys,
+    description,
+  });
+  switch (e.keyword) {
+    case "additionalProperties":
+      return result(`${at}/${pointerSegment(String(p.additionalProperty))}`, "unknown key", null, true);
+    case "required": {
+      const key = String(p.missingProperty);
+      return result(`${at}/${pointerSegment(key)}`, "required key is missing", descriptionOf(propertySchema(e.parentSchema, key)));
+    }
+    case "enum": {
+      const allowed = Array.isArray(p.allowedValues) ? p.allowedValues.map((v) => JSON.stringify(v)).join(", ") : "";
+      return result(here, `${JSON.stringify(e.data)} is not one of ${allowed}`);
+    }
+    case "const":
+      return result(here, `${JSON.stringify(e.data)} must be ${JSON.stringify(p.allowedValue)}`);
+    case "discriminator": {
+      const variants = discriminatorValues(e.parentSchema);
+      const tagPath = `${at}/${pointerSegment(String(p.tag))}`;
+      if (p.error === "tag" && p.tagValue === undefined) return result(tagPath, `required key is missing (one of ${variants})`);
+      return result(tagPath, `${JSON.stringify(p.tagValue)} is not one of ${variants}`);
+    }
+    case "propertyNames":
+      return result(here, `key ${JSON.stringify(p.propertyName)} is not a valid name`);
+    case "pattern":
+      return result(here, `${JSON.stringify(e.data)} must match ${String(p.pattern)}`);
+    case "type":
+      return result(here, `must be ${String(p.type).replace(/,/g, " or ")}, got ${jsonTypeOf(e.data)}`);
+    default:
+      return result(here, e.message ?? "is invalid");
+  }
+}
+
+// Errors produced by the combinator itself ("must match then schema", "must match exactly one
+// schema") say less than the error of the value underneath, which ajv reports first.
+const COMBINATOR_KEYWORDS = new Set(["if", "oneOf", "anyOf", "allOf", "not"]);
+function pickError(errors: readonly ErrorObject[]): ErrorObject | undefined {
+  return errors.find((e) => !COMBINATOR_KEYWORDS.has(e.keyword)) ?? errors[0];
+}
+
+function keysOf(schema: unknown): string[] | null {
+  if (typeof schema !== "object" || schema === null || !("properties" in schema)) return null;
+  const props = schema.properties;
+  return typeof props === "object" && props !== null ? Object.keys(props) : null;
+}
+
+function propertySchema(schema: unknown, key: string): unknown {
+  if (typeof schema !== "object" || schema === null || !("properties" in schema)) return undefined;
+  const props: unknown = schema.properties;
+  return typeof props === "object" && props !== null ? (Reflect.get(props, key) as unknown) : undefined;
+}
+
+function descriptionOf(schema: unknown): string | null {
+  return typeof schema === "object" && schema !== null && "description" in schema && typeof schema.description === "string" ? schema.description : null;
+}
+
+function discriminatorValues(schema: unknown): string {
+  if (typeof schema !== "object" || schema === null || !("oneOf" in schema) || !Array.isArray(schema.oneOf)) return "the known types";
+  const values: string[] = [];
+  for (const v of schema.oneOf as unknown[]) {
+    const tag: unknown =
+      typeof v === "object" && v !== null && "properties" in v && typeof v.properties === "object" && v.properties !== null && "type" in v.properties
+        ? v.properties.type
+        : undefined;
+    if (typeof tag === "object" && tag !== null && "const" in tag) values.push(JSON.stringify(tag.const));
+  }
+  return values.join(", ");
+}
+
+function jsonTypeOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
+  return typeof v;
+}

@@ -1,0 +1,84 @@
+import type { ValidateFunction } from "ajv";
+import type { Contract, ImplementContract, ReviewContract } from "../core/contract.js";
+import { ItemReason } from "../core/reasons.js";
+import { REVIEW_JOB_SUFFIX } from "../core/ids.js";
+import { compileDocument, describeAjvError } from "./schema-kit.js";
+import { implementContractDocument, reviewContractDocument } from "./schemas.js";
+
+// The boundary where an agent's contract text becomes a typed Contract (SPEC §7): size, JSON,
+// phase, schema, then the id cross-check. Every refusal carries the phase's reason code and a
+// detail precise enough for the next attempt's prompt and for a human reading the report.
+
+export type ContractPhase = "implement" | "review";
+
+/** SPEC §13: a contract over 1 MiB is refused before it is parsed. */
+export const MAX_CONTRACT_BYTES = 1024 * 1024;
+
+export type ContractValidation =
+  | { ok: true; contract: Contract }
+  | { ok: false; reason_code: string; detail: string };
+
+export interface ContractExpectation {
+  /** The tracker item id (not the runner job id: a review job `<item>-review` still expects `<item>`). */
+  item_id: string;
+  phase: ContractPhase;
+}
+
+const REASON: Record<ContractPhase, string> = {
+  implement: ItemReason.implement_contract_missing_or_invalid,
+  review: ItemReason.review_contract_missing_or_invalid,
+};
+
+// Compiled on first use and kept: validation runs once per finished job, compilation once per process.
+let implementValidator: ValidateFunction<ImplementContract> | undefined;
+let reviewValidator: ValidateFunction<ReviewContract> | undefined;
+
+export function validateContract(text: string, expect: ContractExpectation): ContractValidation {
+  const refuse = (detail: string): ContractValidation => ({ ok: false, reason_code: REASON[expect.phase], detail });
+
+  // String length is a lower bound on the UTF-8 size, so most oversized texts are refused unmeasured.
+  if (text.length > MAX_CONTRACT_BYTES || Buffer.byteLength(text, "utf8") > MAX_CONTRACT_BYTES) {
+    return refuse(`contract too large: over ${MAX_CONTRACT_BYTES} bytes (1 MiB)`);
+  }
+
+  let data: unknown;
+  try {
+    data = JSON.parse(text.replace(/^\uFEFF/, ""));
+  } catch (e) {
+    return refuse(`not JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  // A contract of the other phase would otherwise be reported as a pile of unknown keys.
+  if (typeof data === "object" && data !== null && !Array.isArray(data) && "phase" in data) {
+    const phase = data.phase;
+    if (typeof phase === "string" && phase !== expect.phase && (phase === "implement" || phase === "review")) {
+      return refuse(`phase mismatch: contract says ${JSON.stringify(phase)}, the job's phase is ${JSON.stringify(expect.phase)}`);
+    }
+  }
+
+  let contract: Contract;
+  if (expect.phase === "implement") {
+    implementValidator ??= compileDocument<ImplementContract>(implementContractDocument());
+    if (!implementValidator(data)) return refuse(schemaDetail(implementValidator.errors));
+    contract = data;
+  } else {
+    reviewValidator ??= compileDocument<ReviewContract>(reviewContractDocument());
+    if (!reviewValidator(data)) return refuse(schemaDetail(reviewValidator.errors, data));
+    contract = data;
+  }
+
+  if (contract.beads_id !== expect.item_id) {
+    const hint = contract.beads_id === `${expect.item_id}${REVIEW_JOB_SUFFIX}` ? " (beads_id is the item id, not the review job id)" : "";
+    return refuse(`beads_id mismatch: contract says ${JSON.stringify(contract.beads_id)}, the item is ${JSON.stringify(expect.item_id)}${hint}`);
+  }
+  return { ok: true, contract };
+}
+
+function schemaDetail(errors: ValidateFunction["errors"], data?: unknown): string {
+  const d = describeAjvError(errors);
+  if (d.path === "/findings" && d.problem.includes("fewer than 1")) {
+    const verdict = typeof data === "object" && data !== null && "verdict" in data ? JSON.stringify(data.verdict) : "not APPROVED";
+    return `/findings: must not be empty when verdict is ${verdict} (only APPROVED may have no findings)`;
+  }
+  return `${d.path}: ${d.problem}`;
+}
