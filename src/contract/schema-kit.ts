@@ -92,6 +92,8 @@ export function describeAjvError(errors: readonly ErrorObject[] | null | undefin
     parentKeys,
     description,
   });
+  // Errors inside `propertyNames` are about a key, not a value: name the key.
+  if (e.propertyName !== undefined) return result(here, `key ${JSON.stringify(e.propertyName)} is not a valid name (${e.message ?? "invalid"})`);
   switch (e.keyword) {
     case "additionalProperties":
       return result(`${at}/${pointerSegment(String(p.additionalProperty))}`, "unknown key", null, true);

@@ -1,0 +1,140 @@
+import { Type, type Static } from "@sinclair/typebox";
+import { Nullable, StringEnum, TaggedUnion, schemaDocument } from "../contract/schema-kit.js";
+import { CONFIG_DEFAULTS as D } from "./defaults.js";
+
+// The configuration FILE of SPEC §3: every key optional, snake_case, no unknown keys at any level.
+// It is the single source of schemas/config.schema.json and of the README's configuration
+// reference (src/config/docs.ts); test/config keeps its static type equal to src/config/types.ts.
+
+export const CONFIG_SCHEMA_ID = "urn:dx-batch:schema:config";
+
+/** Provider names become directory names of the runner's files, so they stay path-safe. */
+export const PROVIDER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+const PathKey = (description: string, dflt?: string) =>
+  Type.String({ minLength: 1, description, ...(dflt === undefined ? {} : { default: dflt }) });
+const Count = (description: string, dflt: number) => Type.Integer({ minimum: 1, description, default: dflt });
+const Argv = (description: string) => Type.Array(Type.String(), { minItems: 1, description });
+
+export const ProviderSchema = Type.Object(
+  {
+    command: Type.Optional(
+      Argv(
+        "argv of the agent, with {prompt_file} {worktree} {item_id} {job_id} {phase} {attempt} {model} {contract_file} placeholders; never run through a shell. A relative path as first element (one with a `/`) is resolved against the config file",
+      ),
+    ),
+    stdin: Type.Optional(StringEnum(["prompt", "none"], { description: "`prompt` feeds the prompt file on stdin; `none` gives the agent no stdin" })),
+    env: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        additionalProperties: false,
+        propertyNames: { pattern: ENV_NAME_PATTERN },
+        description: "extra environment variables for this provider's agents only",
+      }),
+    ),
+    preflight: Type.Optional(Argv("argv that must exit 0 for the provider to be available (offline, must not spend money); default: argv[0] of command resolves to an executable")),
+    model: Type.Optional(Type.String({ minLength: 1, description: "model name, substituted for {model}" })),
+    max_parallel: Type.Optional(Type.Integer({ minimum: 1, description: "at most this many jobs of this provider at once" })),
+  },
+  { additionalProperties: false, description: "one provider: overrides a built-in of the same name or adds a `command` provider" },
+);
+
+export const RunnerSchema = TaggedUnion(
+  [
+    Type.Object({ type: Type.Literal("builtin", { description: "the built-in runner (SPEC §9)" }) }, { additionalProperties: false }),
+    Type.Object(
+      {
+        type: Type.Literal("dx-runner", { description: "an external dx-runner installation" }),
+        command: Type.String({ minLength: 1, description: "the dx-runner executable: a name on PATH, or a path (relative: to the config file)" }),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: "which runner launches the agents: `{\"type\":\"builtin\"}` or `{\"type\":\"dx-runner\",\"command\":\"dx-runner\"}`", default: D.runner },
+);
+
+export const TrackerSchema = TaggedUnion(
+  [
+    Type.Object(
+      {
+        type: Type.Literal("beads", { description: "Beads through the `bd` CLI" }),
+        command: Type.Optional(Type.String({ minLength: 1, description: "the bd executable: a name on PATH (default `bd`), or a path (relative: to the config file)" })),
+        close_on_approve: Type.Optional(Type.Boolean({ description: "close the issue when its item is approved (default false)" })),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        type: Type.Literal("file", { description: "a read-only JSONL file of Beads-shaped issues" }),
+        path: Type.String({ minLength: 1, description: "the JSONL file (relative: to the config file)" }),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object({ type: Type.Literal("none", { description: "no tracker: the item id alone" }) }, { additionalProperties: false }),
+  ],
+  // No `default`: it depends on whether `bd` is installed (see defaultTracker).
+  { description: "where items come from and where their progress is reported" },
+);
+
+export const ConfigFileSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String({ description: "ignored; lets an editor find this schema" })),
+    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR)", D.artifact_dir)),
+    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)", D.runner_log_dir)),
+    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)", D.workspace_root)),
+    allowed_prefixes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "extra roots where worktrees may live", default: D.allowed_prefixes })),
+    protected_paths: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { description: "checkouts no agent may run in (the repo source is always protected)", default: D.protected_paths }),
+    ),
+    repo: Type.Optional(Nullable(Type.String({ minLength: 1 }), { description: "create missing worktrees from this checkout; null: never create them", default: D.repo })),
+    base: Type.Optional(
+      Type.String({ minLength: 1, pattern: "^[^-]", description: "the git ref new worktrees start from (must not start with '-')", default: D.base }),
+    ),
+    max_parallel: Type.Optional(Count("items in flight at once", D.max_parallel)),
+    max_attempts: Type.Optional(Count("implement attempts per item before it ends blocked", D.max_attempts)),
+    stall_minutes: Type.Optional(Count("a job with no log, worktree or CPU progress for this long is stalled", D.stall_minutes)),
+    lease_ttl_minutes: Type.Optional(Count("an item+attempt lease older than this is stale", D.lease_ttl_minutes)),
+    exec_process_cap: Type.Optional(Count("no dispatch while more agent processes than this are alive (env DX_BATCH_EXEC_PROCESS_CAP)", D.exec_process_cap)),
+    require_review: Type.Optional(Type.Boolean({ description: "run a separate review after a successful implement (false: approve on implement)", default: D.require_review })),
+    max_runtime_minutes: Type.Optional(Count("a job running longer than this is stopped and the attempt fails", D.max_runtime_minutes)),
+    review_must_differ: Type.Optional(Type.Boolean({ description: "the reviewer must be a different provider from the implementer", default: D.review_must_differ })),
+    provider_cooldown_minutes: Type.Optional(
+      Type.Integer({ minimum: 0, description: "how long a provider that reported quota exhaustion is skipped", default: D.provider_cooldown_minutes }),
+    ),
+    max_log_mb: Type.Optional(Count("an agent log beyond this many MiB is cut (reason log_size_capped)", D.max_log_mb)),
+    retry_chain: Type.Optional(
+      Type.Array(Type.String({ pattern: PROVIDER_NAME_PATTERN }), {
+        minItems: 1,
+        description: "provider for attempt n is entry n; the entry `blocked` ends the item blocked",
+        default: D.retry_chain,
+      }),
+    ),
+    review_provider: Type.Optional(
+      Nullable(Type.String({ pattern: PROVIDER_NAME_PATTERN }), { description: "who reviews; null: the first available provider of retry_chain", default: D.review_provider }),
+    ),
+    runner: Type.Optional(RunnerSchema),
+    tracker: Type.Optional(TrackerSchema),
+    providers: Type.Optional(
+      Type.Record(Type.String(), ProviderSchema, {
+        additionalProperties: false,
+        propertyNames: { pattern: PROVIDER_NAME_PATTERN },
+        description: "providers by name, overriding or adding to the built-ins (opencode, claude-code, cc-glm, gemini, codex)",
+        default: D.providers,
+      }),
+    ),
+    prompts: Type.Optional(
+      Type.Object(
+        {
+          implement: Type.Optional(PathKey("implement prompt template file with {{placeholders}} (relative: to the config file)")),
+          review: Type.Optional(PathKey("review prompt template file with {{placeholders}} (relative: to the config file)")),
+        },
+        { additionalProperties: false, description: "prompt template files replacing the built-in ones", default: D.prompts },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: "dx-batch configuration file (dx-batch.config.json)" },
+);
+
+export type ConfigFile = Static<typeof ConfigFileSchema>;
+
+export const configDocument = (): Record<string, unknown> => schemaDocument(ConfigFileSchema, { id: CONFIG_SCHEMA_ID, title: "dx-batch configuration" });
