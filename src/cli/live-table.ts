@@ -1,18 +1,131 @@
+import { createLogUpdate } from "log-update";
 import type { Progress } from "../app/progress-port.js";
+import type { WaveState } from "../core/state.js";
 import type { CommandContext } from "./main.js";
-import { describeEvent } from "./describe.js";
+import { renderEndLines, renderWaveTable } from "./render-table.js";
 
-// Placeholder-free minimal TTY view until the live table lands: lines, like a non-TTY run.
-export function createLiveTable(ctx: CommandContext): Progress {
-  const { io } = ctx;
+// The TTY view of a wave: a table redrawn in place. Redraws are throttled (a 10,000-item wave
+// emits events far faster than a terminal is worth repainting), lines printed while it runs go
+// above the table (clear, print, redraw) so they never land inside it, and at the end the last
+// frame stays on screen with the outcome below it.
+
+/** The terminal the table is drawn on: process.stdout, or a fake in tests. */
+export type LiveStream = NodeJS.WritableStream & { columns?: number; rows?: number };
+
+export interface LiveViewDeps {
+  stream?: LiveStream;
+  now?: () => number;
+  /** Least time between two redraws (default 100 ms). */
+  throttleMs?: number;
+  /** Redraw this often with no news, so elapsed times keep moving (default 1 s). */
+  tickMs?: number;
+}
+
+export interface LiveView {
+  /** Show this state; drawn now or at the end of the current throttle window. */
+  update(s: WaveState): void;
+  /** A line above the table (stdout or stderr), printed without tearing the table. */
+  line(text: string, to: "out" | "err"): void;
+  /** Final redraw, leave the table on screen, then print `trailer` below it. Idempotent. */
+  finish(s: WaveState | null, trailer: readonly string[]): void;
+}
+
+/** Rows the terminal keeps for the summary, the header, the "… and K more" line and the cursor line. */
+const CHROME_ROWS = 4;
+
+export function createLiveView(ctx: CommandContext, deps: LiveViewDeps = {}): LiveView {
+  const stream = deps.stream ?? process.stdout;
+  const now = deps.now ?? Date.now;
+  const throttleMs = deps.throttleMs ?? 100;
+  const tickMs = deps.tickMs ?? 1000;
+  const draw = createLogUpdate(stream);
+  let latest: WaveState | null = null;
+  let shown = false;
+  let closed = false;
+  let lastDraw = Number.NEGATIVE_INFINITY;
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  let ticker: ReturnType<typeof setInterval> | null = null;
+
+  const frame = (s: WaveState): string => {
+    // One column spare: a line that fills the last column makes some terminals wrap early.
+    const width = Math.max(20, (stream.columns ?? 80) - 1);
+    const maxRows = Math.max(3, (stream.rows ?? 24) - CHROME_ROWS);
+    return renderWaveTable(s, now(), { width, maxRows });
+  };
+
+  const redraw = (): void => {
+    if (pending !== null) {
+      clearTimeout(pending);
+      pending = null;
+    }
+    if (closed || latest === null) return;
+    lastDraw = now();
+    draw(frame(latest));
+    shown = true;
+  };
+
+  const schedule = (): void => {
+    if (closed || pending !== null) return;
+    const wait = lastDraw + throttleMs - now();
+    if (wait <= 0) {
+      redraw();
+      return;
+    }
+    // unref: a pending repaint must not keep the process alive; finish() paints the last frame.
+    pending = setTimeout(redraw, wait);
+    pending.unref();
+  };
+
+  const stopTimers = (): void => {
+    if (pending !== null) clearTimeout(pending);
+    if (ticker !== null) clearInterval(ticker);
+    pending = null;
+    ticker = null;
+  };
+
   return {
-    onEvent: (e, s) => {
-      const line = describeEvent(e, s);
-      if (line) io.out(`${e.at} ${line}`);
+    update(s) {
+      if (closed) return;
+      latest = s;
+      if (ticker === null) {
+        ticker = setInterval(schedule, tickMs);
+        ticker.unref();
+      }
+      schedule();
     },
-    log: (l) => io.err(l),
-    warn: (l) => io.err(`warning: ${l}`),
+    line(text, to) {
+      const print = (): void => (to === "out" ? ctx.io.out(text) : ctx.io.err(text));
+      if (closed || !shown) {
+        print();
+        return;
+      }
+      draw.clear();
+      print();
+      redraw();
+    },
+    finish(s, trailer) {
+      if (closed) return;
+      if (s !== null) latest = s;
+      stopTimers();
+      if (latest !== null) {
+        draw(frame(latest));
+        draw.done();
+      }
+      closed = true;
+      for (const l of trailer) ctx.io.out(l);
+    },
+  };
+}
+
+/** Progress for a foreground run on a TTY (SPEC §2): the live table, log lines above it. */
+export function createLiveTable(ctx: CommandContext, deps: LiveViewDeps = {}): Progress {
+  const view = createLiveView(ctx, deps);
+  const now = deps.now ?? Date.now;
+  return {
+    onEvent: (_e, s) => view.update(s),
+    log: (l) => view.line(l, "err"),
+    warn: (l) => view.line(`warning: ${l}`, "err"),
     waveId: () => undefined,
-    end: (s) => io.out(`wave ${s.wave_id} ${s.status} (${s.reason_code}); artifacts: ${s.wave_dir}`),
+    end: (s, end) => view.finish(s, renderEndLines(s, now(), end.kind)),
   };
 }
