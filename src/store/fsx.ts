@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import path from "node:path";
+import { DIR_MODE, FILE_MODE } from "./layout.js";
+
+// The few durable file operations the store is built from. Every one of them is synchronous: the
+// controller appends, writes a snapshot or takes a lease between two awaits and must not interleave
+// with itself, and a sync call cannot be half done when another part of the loop runs.
+
+export const errno = (e: unknown): string | undefined =>
+  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined;
+
+let counter = 0;
+/** Unique within this host: pid, a counter and randomness (pids alone repeat across containers). */
+export function uniqueSuffix(): string {
+  counter += 1;
+  return `${process.pid}-${counter}-${randomBytes(4).toString("hex")}`;
+}
+
+export function randomToken(): string {
+  return randomBytes(12).toString("hex");
+}
+
+export function ensureDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+}
+
+/** Make a rename, link or unlink in `dir` durable. Some platforms refuse fsync on a directory. */
+export function fsyncDir(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, "r");
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (e) {
+    const code = errno(e);
+    if (code !== "EINVAL" && code !== "EISDIR" && code !== "EPERM" && code !== "EBADF") throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+}
+
+/** Write `data` to a new file next to `target` (same filesystem, so it can be renamed or linked). */
+export function writeTempFile(target: string, data: string | Buffer): string {
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${uniqueSuffix()}`);
+  const fd = openSync(tmp, "wx", FILE_MODE);
+  try {
+    writeAll(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkQuiet(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  return tmp;
+}
+
+export function unlinkQuiet(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already, or never made: nothing to clean
+  }
+}
+
+/** Replace `target` atomically: readers see the old content or the new one, never a mix. */
+export function writeFileDurable(target: string, data: string | Buffer): void {
+  ensureDir(path.dirname(target));
+  const tmp = writeTempFile(target, data);
+  try {
+    renameSync(tmp, target);
+  } catch (e) {
+    unlinkQuiet(tmp);
+    throw e;
+  }
+  fsyncDir(path.dirname(target));
+}
+
+/**
+ * Create `target` only if it does not exist, with its whole content already in place: link(2) of a
+ * fully written temp file is an exclusive create that no reader can catch half written (an
+ * O_EXCL open followed by a write can be read empty). Returns false when `target` exists.
+ */
+export function createExclusive(target: string, data: string): boolean {
+  ensureDir(path.dirname(target));
+  const tmp = writeTempFile(target, data);
+  try {
+    linkSync(tmp, target);
+  } catch (e) {
+    if (errno(e) === "EEXIST") return false;
+    throw e;
+  } finally {
+    unlinkQuiet(tmp);
+  }
+  fsyncDir(path.dirname(target));
+  return true;
+}
+
+/** The file's text, or null when it does not exist. */
+export function readTextIfExists(file: string): string | null {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    if (errno(e) === "ENOENT" || errno(e) === "ENOTDIR") return null;
+    throw e;
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** A short blocking pause for the few sync retry loops (a lease someone else is taking over). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+export const shorten = (s: string, max = 200): string => (s.length > max ? `${s.slice(0, max)}…` : s);

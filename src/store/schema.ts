@@ -1,0 +1,425 @@
+import { Type, type Static, type TLiteral, type TSchema, type TUnion } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import type { Contract, Finding } from "../core/contract.js";
+import type { EventName, WaveEvent } from "../core/events.js";
+import type { WavePolicy } from "../core/policy.js";
+import type { ResolvedConfig } from "../config/types.js";
+import { ItemNextAction, NextAction } from "../core/reasons.js";
+import type { AttemptRecord, ItemState, WaveState } from "../core/state.js";
+import { ITEM_STATUSES, JobState, Phase, WaveStatus } from "../core/status.js";
+
+// The shapes of what the store reads back from disk: ledger lines and the wave snapshot. They are
+// checked at the boundary (SPEC §5: a bad line stops the load), so nothing downstream trusts a cast.
+// The schemas mirror the interfaces in src/core; the type assertions at the bottom fail the build
+// when the two drift apart, in either direction.
+
+function literals<const T extends string>(values: readonly T[]): TUnion<TLiteral<T>[]> {
+  return Type.Union(values.map((v) => Type.Literal(v)));
+}
+
+const Str = Type.String();
+const Int = Type.Integer();
+const Num = Type.Number();
+const Bool = Type.Boolean();
+const Null = Type.Null();
+const OrNull = <T extends TSchema>(t: T) => Type.Union([t, Null]);
+
+const PhaseS = literals(Object.values(Phase));
+const JobStateS = literals(Object.values(JobState));
+const QuotaS = Type.Union([Type.Literal("fallback"), Type.Literal("waited"), Null]);
+
+const FindingS = Type.Object({
+  type: literals(["critical", "major", "minor", "suggestion", "positive"] as const),
+  message: Str,
+  file: Type.Optional(Str),
+  line: Type.Optional(Num),
+});
+
+const ImplementContractS = Type.Object({
+  phase: Type.Literal("implement"),
+  beads_id: Str,
+  status: literals(["completed", "partial", "failed", "no_op", "blocked"] as const),
+  artifacts: Type.Object({
+    files_changed: Type.Array(Str),
+    commits: Type.Array(Type.Object({ sha: Str, message: Str })),
+    tests_passed: Type.Optional(Bool),
+    tests_output: Type.Optional(Str),
+  }),
+  summary: Type.Optional(Str),
+  findings: Type.Optional(Type.Array(FindingS)),
+  timestamp: Str,
+  duration_sec: Type.Optional(Num),
+});
+
+const ReviewContractS = Type.Object({
+  phase: Type.Literal("review"),
+  beads_id: Str,
+  verdict: literals(["APPROVED", "REVISION_REQUIRED", "BLOCKED"] as const),
+  findings: Type.Array(FindingS),
+  summary: Type.Optional(Str),
+  coverage: Type.Optional(Str),
+  timestamp: Str,
+  reviewer: Type.Optional(Str),
+});
+
+const ContractS = Type.Union([ImplementContractS, ReviewContractS]);
+
+const PolicyS = Type.Object({
+  max_parallel: Int,
+  max_attempts: Int,
+  require_review: Bool,
+  retry_chain: Type.Array(Str),
+  review_provider: OrNull(Str),
+  review_must_differ: Bool,
+  provider_cooldown_minutes: Num,
+  provider_max_parallel: Type.Record(Str, Num),
+});
+
+// The resolved configuration recorded in wave_created (src/config/types.ts). Checked without the
+// config file's "no unknown keys" rule: a ledger must stay readable by a later version.
+const ProviderConfigS = Type.Object({
+  command: Type.Optional(Type.Array(Str)),
+  stdin: Type.Optional(Type.Union([Type.Literal("prompt"), Type.Literal("none")])),
+  env: Type.Optional(Type.Record(Str, Str)),
+  preflight: Type.Optional(Type.Array(Str)),
+  model: Type.Optional(Str),
+  max_parallel: Type.Optional(Num),
+});
+const Config = Type.Object({
+  artifact_dir: Str,
+  runner_log_dir: Str,
+  workspace_root: Str,
+  allowed_prefixes: Type.Array(Str),
+  protected_paths: Type.Array(Str),
+  repo: OrNull(Str),
+  base: Str,
+  max_parallel: Num,
+  max_attempts: Num,
+  stall_minutes: Num,
+  lease_ttl_minutes: Num,
+  exec_process_cap: Num,
+  require_review: Bool,
+  max_runtime_minutes: Num,
+  review_must_differ: Bool,
+  provider_cooldown_minutes: Num,
+  max_log_mb: Num,
+  retry_chain: Type.Array(Str),
+  review_provider: OrNull(Str),
+  runner: Type.Union([Type.Object({ type: Type.Literal("builtin") }), Type.Object({ type: Type.Literal("dx-runner"), command: Str })]),
+  tracker: Type.Union([
+    Type.Object({ type: Type.Literal("beads"), command: Type.Optional(Str), close_on_approve: Type.Optional(Bool) }),
+    Type.Object({ type: Type.Literal("file"), path: Str }),
+    Type.Object({ type: Type.Literal("none") }),
+  ]),
+  providers: Type.Record(Str, ProviderConfigS),
+  prompts: Type.Object({ implement: Type.Optional(Str), review: Type.Optional(Str) }),
+});
+const Base = { seq: Int, at: Str };
+
+const WaveCreatedS = Type.Object({
+  ...Base,
+  event: Type.Literal("wave_created"),
+  wave_id: Str,
+  wave_dir: Str,
+  config: Config,
+  policy: PolicyS,
+  items: Type.Array(Type.Object({ id: Str, title: Str, depends_on: Type.Array(Str) })),
+});
+const PreflightRecordedS = Type.Object({
+  ...Base,
+  event: Type.Literal("preflight_recorded"),
+  providers: Type.Record(Str, Type.Object({ ok: Bool, reason_code: OrNull(Str) })),
+});
+const WaveStartedS = Type.Object({ ...Base, event: Type.Literal("wave_started"), controller_pid: Int, host: Str });
+const WaveResumedS = Type.Object({ ...Base, event: Type.Literal("wave_resumed"), controller_pid: Int, host: Str });
+const WavePausedS = Type.Object({ ...Base, event: Type.Literal("wave_paused"), reason_code: Str });
+const WaveFailedS = Type.Object({ ...Base, event: Type.Literal("wave_failed"), reason_code: Str, error: Str });
+const WaveCancelledS = Type.Object({ ...Base, event: Type.Literal("wave_cancelled"), reason_code: Str });
+const ItemDispatchedS = Type.Object({
+  ...Base,
+  event: Type.Literal("item_dispatched"),
+  item_id: Str,
+  phase: PhaseS,
+  attempt: Int,
+  provider: Str,
+  chain_index: Int,
+  run_instance: Str,
+  lease_key: Str,
+  worktree: Str,
+  base_commit: OrNull(Str),
+  quota: QuotaS,
+  skipped: Type.Array(Str),
+});
+const JobStartedS = Type.Object({
+  ...Base,
+  event: Type.Literal("job_started"),
+  item_id: Str,
+  phase: PhaseS,
+  attempt: Int,
+  provider: Str,
+  run_instance: Str,
+  pid: Int,
+  pgid: Int,
+  started_at: Str,
+  log_path: Str,
+});
+const JobFinishedS = Type.Object({
+  ...Base,
+  event: Type.Literal("job_finished"),
+  item_id: Str,
+  phase: PhaseS,
+  attempt: Int,
+  provider: Str,
+  run_instance: Str,
+  started_at: OrNull(Str),
+  state: JobStateS,
+  exit_code: OrNull(Int),
+  runner_reason: OrNull(Str),
+  contract: OrNull(ContractS),
+  contract_error: OrNull(Str),
+  outcome_path: Str,
+  duration_sec: OrNull(Num),
+});
+const AttemptFailedS = Type.Object({
+  ...Base,
+  event: Type.Literal("attempt_failed"),
+  item_id: Str,
+  phase: PhaseS,
+  attempt: Int,
+  provider: Str,
+  run_instance: Str,
+  reason_code: Str,
+  error: Str,
+  outcome_path: Str,
+});
+const ItemSettledS = Type.Object({
+  ...Base,
+  event: Type.Literal("item_settled"),
+  item_id: Str,
+  status: Type.Union([Type.Literal("blocked"), Type.Literal("failed")]),
+  reason_code: Str,
+  error: Str,
+});
+const TrackerErrorS = Type.Object({
+  ...Base,
+  event: Type.Literal("tracker_error"),
+  item_id: Str,
+  op: literals(["in_progress", "comment", "close"] as const),
+  reason_code: Str,
+  detail: Str,
+});
+
+const AttemptRecordS = Type.Object({
+  attempt: Int,
+  phase: PhaseS,
+  provider: Str,
+  run_instance: Str,
+  dispatched_at: Str,
+  started_at: OrNull(Str),
+  completed_at: OrNull(Str),
+  state: OrNull(JobStateS),
+  reason_code: OrNull(Str),
+  verdict: OrNull(literals(["APPROVED", "REVISION_REQUIRED", "BLOCKED"] as const)),
+  findings: Type.Array(FindingS),
+  summary: OrNull(Str),
+  outcome_path: OrNull(Str),
+  quota: QuotaS,
+  skipped: Type.Array(Str),
+  charged: Bool,
+});
+
+const ItemStateS = Type.Object({
+  beads_id: Str,
+  title: Str,
+  depends_on: Type.Array(Str),
+  status: literals(ITEM_STATUSES),
+  attempt: Int,
+  provider: OrNull(Str),
+  run_instance: OrNull(Str),
+  lease_key: OrNull(Str),
+  phase: OrNull(PhaseS),
+  started_at: OrNull(Str),
+  completed_at: OrNull(Str),
+  verdict: OrNull(literals(["APPROVED", "REVISION_REQUIRED", "BLOCKED"] as const)),
+  outcome_path: OrNull(Str),
+  error: OrNull(Str),
+  reason_code: Str,
+  next_action: literals(Object.values(ItemNextAction)),
+  chain_index: Int,
+  charged_attempts: Int,
+  worktree: OrNull(Str),
+  base_commit: OrNull(Str),
+  tracker_error: OrNull(Str),
+  implementer: OrNull(Str),
+  job: OrNull(Type.Object({ pid: Int, pgid: Int, started_at: Str, log_path: Str })),
+  carry: Type.Object({ findings: Type.Array(FindingS), failure: OrNull(Str), summary: OrNull(Str) }),
+  history: Type.Array(AttemptRecordS),
+});
+
+const StatsS = Type.Object({
+  total: Int,
+  pending: Int,
+  implementing: Int,
+  reviewing: Int,
+  approved: Int,
+  revision_required: Int,
+  blocked: Int,
+  failed: Int,
+  cancelled: Int,
+});
+
+const WaveStateS = Type.Object({
+  version: Type.Literal(1),
+  seq: Int,
+  wave_id: Str,
+  wave_dir: Str,
+  status: literals(Object.values(WaveStatus)),
+  reason_code: Str,
+  next_action: literals(Object.values(NextAction)),
+  error: OrNull(Str),
+  created_at: Str,
+  updated_at: Str,
+  started_at: OrNull(Str),
+  completed_at: OrNull(Str),
+  config: Config,
+  policy: PolicyS,
+  preflight: Type.Record(Str, Type.Object({ ok: Bool, reason_code: OrNull(Str) })),
+  cooldowns: Type.Record(Str, Str),
+  items: Type.Array(ItemStateS),
+  stats: StatsS,
+});
+
+const EVENT_SCHEMAS = {
+  wave_created: WaveCreatedS,
+  preflight_recorded: PreflightRecordedS,
+  wave_started: WaveStartedS,
+  wave_resumed: WaveResumedS,
+  wave_paused: WavePausedS,
+  wave_failed: WaveFailedS,
+  wave_cancelled: WaveCancelledS,
+  item_dispatched: ItemDispatchedS,
+  job_started: JobStartedS,
+  job_finished: JobFinishedS,
+  attempt_failed: AttemptFailedS,
+  item_settled: ItemSettledS,
+  tracker_error: TrackerErrorS,
+} as const;
+
+// ---- checkers -------------------------------------------------------------------------------
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; detail: string };
+
+interface Checker<T> {
+  parse(v: unknown): Parsed<T>;
+}
+
+function checker<S extends TSchema>(schema: S): Checker<Static<S>> {
+  const c = TypeCompiler.Compile(schema);
+  return {
+    parse(v) {
+      if (c.Check(v)) return { ok: true, value: v };
+      const first = c.Errors(v).First();
+      const where = first === undefined || first.path === "" ? "(root)" : first.path;
+      return { ok: false, detail: `${where}: ${first?.message ?? "does not match"}` };
+    },
+  };
+}
+
+type EventCheckers = { [K in EventName]: Checker<Extract<WaveEvent, { event: K }>> };
+const eventCheckers: EventCheckers = {
+  wave_created: checker(WaveCreatedS),
+  preflight_recorded: checker(PreflightRecordedS),
+  wave_started: checker(WaveStartedS),
+  wave_resumed: checker(WaveResumedS),
+  wave_paused: checker(WavePausedS),
+  wave_failed: checker(WaveFailedS),
+  wave_cancelled: checker(WaveCancelledS),
+  item_dispatched: checker(ItemDispatchedS),
+  job_started: checker(JobStartedS),
+  job_finished: checker(JobFinishedS),
+  attempt_failed: checker(AttemptFailedS),
+  item_settled: checker(ItemSettledS),
+  tracker_error: checker(TrackerErrorS),
+};
+
+export const EVENT_NAMES: readonly EventName[] = Object.keys(EVENT_SCHEMAS).filter(isEventName);
+
+function isEventName(s: string): s is EventName {
+  return Object.prototype.hasOwnProperty.call(EVENT_SCHEMAS, s);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A ledger line's JSON value checked as a WaveEvent: seq, at, a known event name and its fields. */
+export function parseWaveEvent(v: unknown): Parsed<WaveEvent> {
+  if (!isRecord(v)) return { ok: false, detail: "not a JSON object" };
+  const name = v.event;
+  if (typeof name !== "string") return { ok: false, detail: "/event: missing or not a string" };
+  if (!isEventName(name)) return { ok: false, detail: `/event: unknown event ${JSON.stringify(name.slice(0, 60))}` };
+  const seq = v.seq;
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) return { ok: false, detail: "/seq: not a positive integer" };
+  return dispatch(name, v);
+}
+
+function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
+  // One case per name keeps each checker's narrowed type; the map above guarantees all exist.
+  switch (name) {
+    case "wave_created":
+      return eventCheckers.wave_created.parse(v);
+    case "preflight_recorded":
+      return eventCheckers.preflight_recorded.parse(v);
+    case "wave_started":
+      return eventCheckers.wave_started.parse(v);
+    case "wave_resumed":
+      return eventCheckers.wave_resumed.parse(v);
+    case "wave_paused":
+      return eventCheckers.wave_paused.parse(v);
+    case "wave_failed":
+      return eventCheckers.wave_failed.parse(v);
+    case "wave_cancelled":
+      return eventCheckers.wave_cancelled.parse(v);
+    case "item_dispatched":
+      return eventCheckers.item_dispatched.parse(v);
+    case "job_started":
+      return eventCheckers.job_started.parse(v);
+    case "job_finished":
+      return eventCheckers.job_finished.parse(v);
+    case "attempt_failed":
+      return eventCheckers.attempt_failed.parse(v);
+    case "item_settled":
+      return eventCheckers.item_settled.parse(v);
+    case "tracker_error":
+      return eventCheckers.tracker_error.parse(v);
+  }
+}
+
+const waveStateChecker: Checker<WaveState> = checker(WaveStateS);
+
+/** A snapshot's JSON value checked as a WaveState (every field the core reads, with its type). */
+export function parseWaveState(v: unknown): Parsed<WaveState> {
+  return waveStateChecker.parse(v);
+}
+
+// ---- drift guards: a schema that misses or mistypes a field of the core types fails here ------
+
+type Mutual<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+/** The schema's arrays are mutable; the core's readonly ones are the same data. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? U[] : T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K] };
+type SchemaOf<K extends EventName> = Static<(typeof EVENT_SCHEMAS)[K]>;
+type EventOf<K extends EventName> = Extract<WaveEvent, { event: K }>;
+
+export type SchemaDriftChecks = [
+  // Schema-approved values are core values (the direction a parse relies on)...
+  Assert<[{ [K in EventName]: SchemaOf<K> }] extends [{ [K in EventName]: EventOf<K> }] ? true : false>,
+  Assert<[Static<typeof WaveStateS>] extends [WaveState] ? true : false>,
+  // ...and every core field is in the schema (policy, with its readonly arrays, is compared below).
+  Assert<Mutual<{ [K in EventName]: Omit<SchemaOf<K>, "policy"> }, { [K in EventName]: Omit<EventOf<K>, "policy"> }>>,
+  Assert<Mutual<Omit<Static<typeof WaveStateS>, "policy">, Omit<WaveState, "policy">>>,
+  Assert<Mutual<Static<typeof ItemStateS>, ItemState>>,
+  Assert<Mutual<Static<typeof AttemptRecordS>, AttemptRecord>>,
+  Assert<Mutual<Static<typeof ContractS>, Contract>>,
+  Assert<Mutual<Static<typeof FindingS>, Finding>>,
+  Assert<Mutual<Static<typeof PolicyS>, Mutable<WavePolicy>>>,
+  Assert<Mutual<Static<typeof Config>, ResolvedConfig>>,
+];

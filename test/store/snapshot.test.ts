@@ -1,0 +1,70 @@
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { fold } from "../../src/core/index.js";
+import { readSnapshot, serializeState, writeSnapshot } from "../../src/store/snapshot.js";
+import { Ledger } from "../helpers/events.js";
+import { tempDirs } from "./helpers.js";
+
+const tmp = tempDirs();
+afterEach(() => tmp.cleanup());
+
+const state = () => fold(new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "opencode", "APPROVED").events);
+
+describe("snapshot", () => {
+  it("writes atomically: whole content, mode 0600, no temp file left", () => {
+    const dir = tmp.make();
+    const file = path.join(dir, "waves", "w", "wave_state.json");
+    const s = state();
+    writeSnapshot(file, s);
+    expect(readFileSync(file, "utf8")).toBe(serializeState(s));
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(path.dirname(file))).toEqual(["wave_state.json"]);
+    const r = readSnapshot(file);
+    expect(r).toEqual({ kind: "ok", state: s });
+  });
+
+  it("replaces an older snapshot", () => {
+    const file = path.join(tmp.make(), "wave_state.json");
+    const first = fold(new Ledger().events);
+    const second = state();
+    writeSnapshot(file, first);
+    writeSnapshot(file, second);
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: second });
+    expect(readdirSync(path.dirname(file))).toEqual(["wave_state.json"]);
+  });
+
+  it("serializes as two-space JSON with a final newline", () => {
+    const s = state();
+    expect(serializeState(s)).toBe(`${JSON.stringify(s, null, 2)}\n`);
+  });
+
+  it("reads a missing snapshot as missing", () => {
+    expect(readSnapshot(path.join(tmp.make(), "nope.json"))).toEqual({ kind: "missing" });
+  });
+
+  it("reads damaged or wrongly shaped snapshots as corrupt, naming the bad field", () => {
+    const dir = tmp.make();
+    const file = path.join(dir, "wave_state.json");
+    writeFileSync(file, '{"version":1,"seq":3,');
+    const torn = readSnapshot(file);
+    expect(torn.kind).toBe("corrupt");
+
+    const s = JSON.parse(serializeState(state()));
+    s.items[1].status = "exploded";
+    writeFileSync(file, JSON.stringify(s));
+    const bad = readSnapshot(file);
+    expect(bad).toMatchObject({ kind: "corrupt" });
+    expect(bad.kind === "corrupt" && bad.detail).toContain("/items/1/status");
+
+    type Raw = Record<string, unknown>;
+    for (const mutate of [(o: Raw) => (o.version = 2), (o: Raw) => delete o.wave_id, (o: Raw) => (o.seq = "3"), (o: Raw) => (o.items = {})]) {
+      const o = JSON.parse(serializeState(state()));
+      mutate(o);
+      writeFileSync(file, JSON.stringify(o));
+      expect(readSnapshot(file).kind).toBe("corrupt");
+    }
+    writeFileSync(file, "[]");
+    expect(readSnapshot(file).kind).toBe("corrupt");
+  });
+});
