@@ -1,0 +1,86 @@
+import { Type } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { randomToken } from "./fsx.js";
+import { acquireExclusive, parseJson, readHolder, releaseExclusive, removeStaleExclusive, type HolderRead, type WaitOptions } from "./exclusive.js";
+import type { Layout } from "./layout.js";
+import type { ProcessIdentity } from "./proc.js";
+
+// The cross-wave item claim (SPEC §8): leases/_items/<item>.lock names the one wave that may work
+// on an item, taken before its first dispatch and held until it is terminal. It belongs to the
+// wave, not to a process: a resumed wave's new controller finds its own claims and keeps them.
+// Whether another wave's claim is stale is the caller's call (that wave's state and controller),
+// so the rule comes in as a function; the takeover itself is race-safe (exclusive.ts).
+
+export interface ClaimRequest extends ProcessIdentity {
+  wave_id: string;
+}
+
+export interface ItemClaim extends ClaimRequest {
+  item_id: string;
+  claimed_at: string;
+  token: string;
+}
+
+const ItemClaimC = TypeCompiler.Compile(
+  Type.Object({
+    pid: Type.Integer(),
+    start_time: Type.Union([Type.String(), Type.Null()]),
+    host: Type.String(),
+    wave_id: Type.String(),
+    item_id: Type.String(),
+    claimed_at: Type.String(),
+    token: Type.String(),
+  }),
+);
+
+export function parseClaim(raw: string): ItemClaim | null {
+  const v = parseJson(raw);
+  return ItemClaimC.Check(v) ? v : null;
+}
+
+export type ClaimResult = { claimed: true; tookOverFrom?: ItemClaim } | { claimed: false; by_wave: string; holder: ItemClaim };
+
+/**
+ * Claim `item` for `who.wave_id`. Ours already (same wave): claimed. Another wave's claim that
+ * `isClaimStale` calls stale, or an unreadable claim file: taken over. Otherwise refused, naming
+ * the wave that holds it.
+ */
+export function claimItem(
+  layout: Layout,
+  item: string,
+  who: ClaimRequest,
+  isClaimStale: (claim: ItemClaim) => boolean,
+  opts: WaitOptions & { nowMs?: number } = {},
+): ClaimResult {
+  const claim: ItemClaim = {
+    wave_id: who.wave_id,
+    item_id: item,
+    pid: who.pid,
+    start_time: who.start_time,
+    host: who.host,
+    claimed_at: new Date(opts.nowMs ?? Date.now()).toISOString(),
+    token: randomToken(),
+  };
+  const r = acquireExclusive(
+    layout.claimPath(item),
+    `${JSON.stringify(claim)}\n`,
+    { parse: parseClaim, isMine: (c) => c.wave_id === who.wave_id, isStale: (c) => isClaimStale(c) },
+    opts,
+  );
+  if (!r.acquired) return { claimed: false, by_wave: r.holder.wave_id, holder: r.holder };
+  return r.tookOverFrom === undefined ? { claimed: true } : { claimed: true, tookOverFrom: r.tookOverFrom };
+}
+
+/** Give up the claim if `waveId` holds it; false when it is absent or another wave's. */
+export function releaseClaim(layout: Layout, item: string, waveId: string, opts: WaitOptions = {}): boolean {
+  return releaseExclusive(layout.claimPath(item), { parse: parseClaim, isMine: (c) => c.wave_id === waveId }, opts);
+}
+
+export function readClaim(layout: Layout, item: string): HolderRead<ItemClaim> {
+  return readHolder(layout.claimPath(item), parseClaim);
+}
+
+/** Remove a claim that `isClaimStale` calls stale, or an unreadable one (doctor --fix). */
+export function removeStaleClaim(layout: Layout, item: string, isClaimStale: (claim: ItemClaim) => boolean, opts: WaitOptions = {}): { removed: boolean; holder: ItemClaim | null } {
+  return removeStaleExclusive(layout.claimPath(item), { parse: parseClaim, isStale: isClaimStale }, opts);
+}

@@ -1,0 +1,138 @@
+import { readdirSync, unlinkSync } from "node:fs";
+import path from "node:path";
+import { Type } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { isValidWaveId } from "../core/ids.js";
+import type { Phase } from "../core/status.js";
+import { errno, fsyncDir, readTextIfExists, writeFileDurable } from "./fsx.js";
+import { PID_SUFFIX, type Layout } from "./layout.js";
+import { isSameProcess, processStartTime } from "./proc.js";
+
+// jobs/<wave>/<pid>.pid: one file per live agent process group that dx-batch started. They let
+// `cancel` without a controller find every job, and the exec-saturation guard count agents across
+// waves. A file outlives its process when the controller dies; pruning removes the dead ones.
+// The record adds the process's start time to the SPEC §5 fields, so a reused pid is not counted.
+
+export interface JobPidRecord {
+  pid: number;
+  pgid: number;
+  wave_id: string;
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  run_instance: string;
+  registered_at: string;
+  start_time: string | null;
+}
+
+const JobPidC = TypeCompiler.Compile(
+  Type.Object({
+    pid: Type.Integer({ minimum: 1 }),
+    pgid: Type.Integer({ minimum: 1 }),
+    wave_id: Type.String(),
+    item_id: Type.String(),
+    phase: Type.Union([Type.Literal("implement"), Type.Literal("review")]),
+    attempt: Type.Integer(),
+    run_instance: Type.String(),
+    registered_at: Type.String(),
+    start_time: Type.Union([Type.String(), Type.Null()]),
+  }),
+);
+
+export type JobPidInput = Omit<JobPidRecord, "start_time"> & { start_time?: string | null };
+
+/** Write the job's pid file; the start time is read now unless given. Returns the file's path. */
+export function registerJobPid(layout: Layout, rec: JobPidInput): string {
+  const file = layout.jobPidPath(rec.wave_id, rec.pid);
+  const full: JobPidRecord = { ...rec, start_time: rec.start_time === undefined ? processStartTime(rec.pid) : rec.start_time };
+  writeFileDurable(file, `${JSON.stringify(full)}\n`);
+  return file;
+}
+
+export function removeJobPid(layout: Layout, wave: string, pid: number): boolean {
+  const file = layout.jobPidPath(wave, pid);
+  try {
+    unlinkSync(file);
+  } catch (e) {
+    if (errno(e) === "ENOENT") return false;
+    throw e;
+  }
+  fsyncDir(path.dirname(file));
+  return true;
+}
+
+export interface JobPidListing {
+  records: { file: string; record: JobPidRecord }[];
+  /** Files that are not a valid record (or whose name and record disagree). */
+  invalid: { file: string; detail: string }[];
+}
+
+function readDirNames(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch (e) {
+    if (errno(e) === "ENOENT" || errno(e) === "ENOTDIR") return [];
+    throw e;
+  }
+}
+
+/** Every pid file, of every wave (or of `opts.wave` only). */
+export function listJobPids(layout: Layout, opts: { wave?: string } = {}): JobPidListing {
+  const out: JobPidListing = { records: [], invalid: [] };
+  const waves = opts.wave !== undefined ? [opts.wave] : readDirNames(layout.jobsRoot()).filter(isValidWaveId);
+  for (const wave of waves) {
+    const dir = layout.jobsDir(wave);
+    for (const name of readDirNames(dir)) {
+      if (!name.endsWith(PID_SUFFIX) || name.startsWith(".")) continue;
+      const file = path.join(dir, name);
+      const raw = readTextIfExists(file);
+      if (raw === null) continue; // removed while we listed
+      let v: unknown;
+      try {
+        v = JSON.parse(raw);
+      } catch {
+        out.invalid.push({ file, detail: "not JSON" });
+        continue;
+      }
+      if (!JobPidC.Check(v)) {
+        const first = JobPidC.Errors(v).First();
+        out.invalid.push({ file, detail: `${first?.path ?? ""} ${first?.message ?? "not a pid record"}`.trim() });
+      } else if (`${v.pid}${PID_SUFFIX}` !== name || v.wave_id !== wave) {
+        out.invalid.push({ file, detail: `names pid ${v.pid} of wave ${v.wave_id}` });
+      } else {
+        out.records.push({ file, record: v });
+      }
+    }
+  }
+  return out;
+}
+
+/** The recorded process still runs (same start time when one was recorded). */
+export const isJobAlive = (r: JobPidRecord): boolean => isSameProcess(r);
+
+/** Remove pid files whose process is gone, and invalid ones whose file-name pid is gone. */
+export function pruneDeadJobPids(layout: Layout): { checked: number; pruned: number; removed: string[] } {
+  const { records, invalid } = listJobPids(layout);
+  const removed: string[] = [];
+  const drop = (file: string) => {
+    try {
+      unlinkSync(file);
+      removed.push(file);
+    } catch (e) {
+      if (errno(e) !== "ENOENT") throw e;
+    }
+  };
+  for (const { file, record } of records) if (!isJobAlive(record)) drop(file);
+  for (const { file } of invalid) {
+    const pid = Number(path.basename(file, PID_SUFFIX));
+    if (!Number.isSafeInteger(pid) || pid < 1 || !isSameProcess({ pid, start_time: null })) drop(file);
+  }
+  return { checked: records.length + invalid.length, pruned: removed.length, removed };
+}
+
+/** Distinct pids of live registered jobs, across all waves (or one). */
+export function liveJobPids(layout: Layout, opts: { wave?: string } = {}): number[] {
+  const pids = new Set<number>();
+  for (const { record } of listJobPids(layout, opts).records) if (isJobAlive(record)) pids.add(record.pid);
+  return [...pids].sort((a, b) => a - b);
+}
