@@ -1,0 +1,79 @@
+import { closeSync, fstatSync, openSync, readSync, readFileSync, rmSync, statSync, type Stats } from "node:fs";
+import writeFileAtomic from "write-file-atomic";
+
+// Small synchronous file helpers for the runner's job files. They are tiny (a pid, an exit code, a
+// few hundred bytes of JSON), so sync reads keep `check` cheap and free of interleaving.
+
+export function statQuiet(p: string): Stats | null {
+  try {
+    return statSync(p);
+  } catch {
+    return null;
+  }
+}
+
+export function readTextQuiet(p: string, maxBytes = 1024 * 1024): string | null {
+  try {
+    const st = statSync(p);
+    if (!st.isFile() || st.size > maxBytes) return null;
+    return readFileSync(p, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+/** A file holding one bare integer (`pid`, `rc`), as dx-runner writes them. */
+export function readIntFile(p: string): number | null {
+  const t = readTextQuiet(p, 64);
+  if (t === null) return null;
+  const s = t.trim();
+  return /^-?[0-9]+$/.test(s) ? Number(s) : null;
+}
+
+export function removeQuiet(p: string): void {
+  rmSync(p, { force: true });
+}
+
+export function writeFileAtomicSync(p: string, data: string, opts: { fsync?: boolean } = {}): void {
+  writeFileAtomic.sync(p, data, { mode: 0o600, fsync: opts.fsync ?? true });
+}
+
+export const writeJsonAtomic = (p: string, value: unknown, opts: { fsync?: boolean } = {}): void =>
+  writeFileAtomicSync(p, `${JSON.stringify(value, null, 2)}\n`, opts);
+
+/** The last `bytes` of a file, without reading the rest. */
+export function readTail(p: string, bytes: number): string {
+  let fd: number;
+  try {
+    fd = openSync(p, "r");
+  } catch {
+    return "";
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, bytes);
+    const buf = Buffer.alloc(len);
+    let off = 0;
+    while (off < len) {
+      const n = readSync(fd, buf, off, len - off, size - len + off);
+      if (n <= 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export type JsonObject = Record<string, unknown>;
+export const isObject = (v: unknown): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export function parseJsonObject(text: string | null): JsonObject | null {
+  if (text === null) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return isObject(v) ? v : null;
+  } catch {
+    return null;
+  }
+}

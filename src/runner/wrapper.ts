@@ -1,0 +1,68 @@
+// The supervisor that stands between dx-batch and an agent. It is a fixed POSIX sh script run as
+// `sh -c SCRIPT sh <args…> <agent argv…>` (arguments are never interpolated into shell text),
+// started as the leader of a new process group, so that:
+//
+// - the agent's exit code lands in `<job>.rc` (tmp + rename) even when dx-batch has died: the
+//   wrapper does not depend on its parent, and its stdio are files, not pipes to dx-batch;
+// - SIGTERM sent to the whole group (stop) kills the agent but not the wrapper, which traps TERM
+//   and still records the agent's status (143); the agent itself gets the default disposition
+//   because a caught trap is reset in children;
+// - output goes through a pump that copies at most `cap` bytes to the log, then writes a
+//   `log_size_capped` line and keeps only lines carrying the contract marker (bounded by fold, so
+//   a 50 MB line never sits in memory). The pump keeps draining, so the agent never blocks or
+//   dies of SIGPIPE because of the cap. head's stdout is stdio-buffered; where coreutils' stdbuf
+//   exists it is made unbuffered, so log growth (a progress signal) is seen as it happens;
+// - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
+//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends).
+//
+// Positional parameters: $1 tools PATH (for head, fold, grep, …), $2 rc path, $3 cap in bytes,
+// then the agent argv. The agent runs with the PATH it was given in its environment.
+export const WRAPPER_SCRIPT = `
+agent_path=$PATH
+PATH=$1
+rc=$2
+cap=$3
+shift 3
+wrapper=$$
+pump_done=
+trap ':' TERM INT HUP
+trap 'pump_done=1' USR1
+fifo="$rc.fifo"
+rm -f "$fifo"
+mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; echo 125 > "$rc.tmp" && mv -f "$rc.tmp" "$rc"; exit 125; }
+(
+  trap '' TERM INT HUP
+  if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head -c "$cap"; else head -c "$cap"; fi
+  if [ "$(head -c 1 | wc -c)" -gt 0 ]; then
+    printf '\\n[dx-batch] log_size_capped: output beyond %s bytes discarded; contract lines kept\\n' "$cap"
+    fold -b -w 1048576 | grep -a -F 'CONTRACT:JSON:' | tail -n 2
+  fi
+  kill -USR1 "$wrapper" 2>/dev/null
+) < "$fifo" &
+exec 3> "$fifo"
+rm -f "$fifo"
+PATH=$agent_path "$@" >&3 2>&3 3>&-
+code=$?
+exec 3>&-
+if [ -z "$pump_done" ]; then
+  sleep 2 &
+  timer=$!
+  [ -z "$pump_done" ] && wait "$timer"
+  kill "$timer" 2>/dev/null
+fi
+echo "$code" > "$rc.tmp" && mv -f "$rc.tmp" "$rc"
+exit "$code"
+`;
+
+export const SHELL = "/bin/sh";
+
+/** The tools the wrapper itself needs, found whatever PATH the agent is given. */
+export function wrapperToolsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
+  const own = (env.PATH ?? "").split(":").filter((d) => d !== "");
+  return [...new Set([...own, ...base])].join(":");
+}
+
+export function wrapperArgs(opts: { rcPath: string; capBytes: number; argv: readonly string[]; toolsPath: string }): string[] {
+  return ["-c", WRAPPER_SCRIPT, "sh", opts.toolsPath, opts.rcPath, String(Math.max(1, Math.floor(opts.capBytes))), ...opts.argv];
+}
