@@ -3,9 +3,9 @@ import { isTerminalWave } from "../core/status.js";
 import { DxError } from "../errors.js";
 import { createLayout } from "../store/layout.js";
 import { isAlive } from "../store/proc.js";
-import { readControllerLock, controllerLiveness } from "../store/controller-lock.js";
+import { controllerLiveness } from "../store/controller-lock.js";
 import type { AppContext } from "./context.js";
-import { readWave } from "./read-wave.js";
+import { currentLock, readWave } from "./read-wave.js";
 import { configForResume, waveNotFound } from "./resume.js";
 import { buildDeps, openRuntime } from "./wire.js";
 import { createWaveFiles, takeControllerLock } from "./wave-files.js";
@@ -33,15 +33,14 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
   if (isTerminalWave(w.state.status)) {
     throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { remedy: `see dx-batch report --wave-id ${waveId}` });
   }
-  const lockPath = c.layout.controllerLock(waveId);
-  const lock = readControllerLock(lockPath);
+  const lock = currentLock(c.layout, waveId);
   if (lock && controllerLiveness(lock, Date.now()) === "alive") {
     log(`asking controller pid ${lock.pid} to cancel`);
     process.kill(lock.pid, "SIGUSR1");
     const deadline = Date.now() + CONTROLLER_GRACE_MS;
     // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
     while (Date.now() < deadline) {
-      const now = readControllerLock(lockPath);
+      const now = currentLock(c.layout, waveId);
       if (!now || now.pid !== lock.pid || !isAlive(lock.pid)) break;
       await sleep(100);
     }

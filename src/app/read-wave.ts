@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import type { WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
 import { fold, step } from "../core/step.js";
-import { controllerLiveness, readControllerLock } from "../store/controller-lock.js";
+import { controllerLiveness, readControllerLock, type ControllerLock } from "../store/controller-lock.js";
 import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
 import { readSnapshot } from "../store/snapshot.js";
@@ -49,8 +49,14 @@ export async function replayWave(layout: Layout, waveId: string): Promise<WaveSt
   return events.length === 0 ? null : fold(events);
 }
 
+/** The controller lock's holder, or null when there is none (or it is unreadable). */
+export function currentLock(layout: Layout, waveId: string): ControllerLock | null {
+  const r = readControllerLock(layout.controllerLock(waveId));
+  return r.kind === "ok" ? r.holder : null;
+}
+
 export function controllerView(layout: Layout, waveId: string, nowMs = Date.now()): ControllerView {
-  const lock = readControllerLock(layout.controllerLock(waveId));
+  const lock = currentLock(layout, waveId);
   if (!lock) return { pid: null, host: null, alive: false, heartbeat_at: null };
   return { pid: lock.pid, host: lock.host, alive: controllerLiveness(lock, nowMs) === "alive", heartbeat_at: lock.heartbeat_at };
 }

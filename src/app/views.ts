@@ -135,7 +135,7 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[]) {
 
 export type Report = ReturnType<typeof reportView>;
 
-const cell = (v: unknown): string => String(v ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
+const cell = (v: string | number | null | undefined): string => String(v ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
 
 export function reportMarkdown(r: Report): string {
   const lines: string[] = [];

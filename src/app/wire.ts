@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { DxError } from "../errors.js";
 import { randomUUID } from "node:crypto";
 import type { ResolvedConfig } from "../config/types.js";
 import type { ControllerDeps, WaveFiles } from "../controller/ports.js";
@@ -16,7 +18,7 @@ import type { TrackerPort } from "../tracker/port.js";
 import { createWorkspace } from "./workspace.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
-import { createWaveFiles, createWaveDir, takeControllerLock } from "./wave-files.js";
+import { createWaveFiles, createWaveDir, takeControllerLock, type WaveFilesHandle } from "./wave-files.js";
 
 // The composition root: real store, runner, tracker and workspace behind the controller's ports.
 
@@ -45,7 +47,7 @@ export function createWave(
   c: AppContext,
   waveId: string,
   seed: { policy: WavePolicy; items: ItemSeed[] },
-): { session: WaveSession; files: WaveFiles } {
+): { session: WaveSession; files: WaveFilesHandle } {
   createWaveDir(c.layout, waveId);
   const lock = takeControllerLock(c.layout, waveId);
   const files = createWaveFiles(c, waveId, lock, 0);
@@ -61,11 +63,13 @@ export function createWave(
   return { session: new WaveSession(files, state, systemClock), files };
 }
 
-export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFiles }): WaveRuntime {
+export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle }): WaveRuntime {
+  const runner = createRunner(c.config, c.env, waveId);
+  created.files.setRunnerPids(() => runner.livePids());
   return {
     waveId,
     files: created.files,
-    runner: createRunner(c.config, c.env, waveId),
+    runner,
     tracker: createTracker(c.config.tracker, { cwd: c.cwd, env: c.env }),
     host: hostName(),
   };
@@ -98,8 +102,6 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
   };
 }
 
-import { readFileSync } from "node:fs";
-import { DxError } from "../errors.js";
 
 function loadTemplates(cfg: ResolvedConfig): { implement?: string; review?: string } {
   const out: { implement?: string; review?: string } = {};

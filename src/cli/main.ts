@@ -52,7 +52,7 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   registerRunnerCommand(program, ctx);
   registerDemoCommand(program, ctx);
   try {
-    await program.parseAsync(argv as string[]);
+    await program.parseAsync([...argv]);
     return exit;
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -3,7 +3,7 @@ import { jobIdFor } from "../core/ids.js";
 import { planDispatch, type DispatchIntent } from "../core/plan.js";
 import { ItemReason, WaveReason, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
-import { isActiveItem, isFinishedJobState, isTerminalItem, type JobState } from "../core/status.js";
+import { isActiveItem, isFinishedJobState, type JobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth, JobRef } from "../runner/port.js";
 import type { TrackerIssue } from "../tracker/port.js";
@@ -45,7 +45,7 @@ export class Controller {
     private readonly deps: ControllerDeps,
     initial: WaveState,
   ) {
-    this.session = new WaveSession(deps.files, initial, deps.clock, deps.onEvent);
+    this.session = new WaveSession(deps.files, initial, deps.clock, (e, s) => deps.onEvent?.(e, s));
     this.tracker = new TrackerQueue(deps.tracker, (item_id, op, reason_code, detail) => {
       // Recorded, never fatal (SPEC §10); it changes no status, so it has no effects to perform.
       this.session.apply({ event: "tracker_error", item_id, op, reason_code, detail });

@@ -13,7 +13,7 @@ const LARGE_WAVE_SNAPSHOT_MS = 1000;
 
 export function stamp(draft: DraftEvent, seq: number, at: string): WaveEvent {
   // DraftEvent is WaveEvent without seq/at, member by member, so adding them back is exact.
-  return { ...draft, seq, at } as WaveEvent;
+  return { ...draft, seq, at };
 }
 
 export class WaveSession {

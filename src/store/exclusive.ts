@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { readdirSync, renameSync, unlinkSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
-import { createExclusive, errno, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeFileDurable, writeTempFile } from "./fsx.js";
+import { createExclusive, errno, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeAll, writeTempFile } from "./fsx.js";
 import { isSameProcess, sameIdentity, selfIdentity, type ProcessIdentity } from "./proc.js";
 
 // An exclusive file naming its holder: the base of leases, item claims and the controller lock.
@@ -96,6 +96,32 @@ function removeTickets(file: string, gen: string): void {
   for (const name of names) if (name.startsWith(prefix)) unlinkQuiet(path.join(path.dirname(file), name));
 }
 
+/**
+ * Mark our ticket withdrawn, in place. Not deleted: its number must stay taken, or a newcomer could
+ * take it and, seeing only dead tickets below, decide it holds the right while a higher ticket
+ * that already decided the same is acting. Not replaced by rename either: if the winner has removed
+ * the generation's tickets meanwhile, a rename would bring this one back as litter. A reader
+ * catching the overwrite half done sees unparseable text, which reads as "not held": true now.
+ */
+function withdrawTicket(ticket: string): void {
+  let fd: number;
+  try {
+    fd = openSync(ticket, "r+");
+  } catch {
+    return; // removed with its generation already
+  }
+  try {
+    const text = Buffer.from(ticketContent(true), "utf8");
+    writeAll(fd, text);
+    ftruncateSync(fd, text.length);
+  } catch {
+    // A ticket we could not withdraw is ignored by our own later calls (ticketHeld) and by
+    // everyone once this process exits.
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export type TransitionResult = "done" | "lost" | "moved";
 
 /**
@@ -122,12 +148,15 @@ export function transition(file: string, expected: FileGeneration, apply: () => 
     return (outcome = "done");
   } finally {
     if (outcome === "lost") {
+      withdrawTicket(mine);
+      // The winner may have swept the generation's tickets before ours was there to be seen.
+      let now: FileGeneration | null | undefined;
       try {
-        writeFileDurable(mine, ticketContent(true));
+        now = readGeneration(file);
       } catch {
-        // A ticket we could not withdraw is ignored by our own later calls (ticketHeld) and by
-        // everyone once this process exits.
+        now = undefined; // unreadable: leave the tickets, whoever changes it next sweeps them
       }
+      if (now === null || (now !== undefined && now.gen !== expected.gen)) removeTickets(file, expected.gen);
     } else {
       removeTickets(file, expected.gen);
     }

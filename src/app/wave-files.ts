@@ -1,0 +1,128 @@
+import { mkdirSync } from "node:fs";
+import type { WaveFiles } from "../controller/ports.js";
+import { isTerminalItem, isTerminalWave } from "../core/status.js";
+import { DxError } from "../errors.js";
+import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
+import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
+import { errno, writeFileDurable } from "../store/fsx.js";
+import type { Layout } from "../store/layout.js";
+import { acquireLease, releaseLease } from "../store/lease.js";
+import { LedgerWriter } from "../store/ledger.js";
+import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
+import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
+import { readSnapshot, writeSnapshot } from "../store/snapshot.js";
+import type { AppContext } from "./context.js";
+
+// The controller's WaveFiles port over src/store: everything one wave writes, done as the
+// process that holds the wave's controller lock.
+
+export interface LockHandle {
+  readonly self: ProcessIdentity;
+  heartbeat(): boolean;
+  release(): void;
+}
+
+/** Create the wave directory; an existing one is refused with `wave_exists` (SPEC §2). */
+export function createWaveDir(layout: Layout, waveId: string): void {
+  mkdirSync(layout.wavesDir(), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(layout.waveDir(waveId), { mode: 0o700 });
+  } catch (e) {
+    if (errno(e) === "EEXIST") {
+      throw new DxError("wave_exists", `wave ${waveId} already exists`, { remedy: `continue it with dx-batch resume --wave-id ${waveId}` });
+    }
+    throw new DxError("artifact_dir_unwritable", `cannot create ${layout.waveDir(waveId)}: ${e instanceof Error ? e.message : String(e)}`, {
+      remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is writable",
+    });
+  }
+}
+
+/** One live controller per wave: take the lock, taking over a stale one (SPEC §8). */
+export function takeControllerLock(layout: Layout, waveId: string): LockHandle {
+  const file = layout.controllerLock(waveId);
+  const self = selfIdentity();
+  const now = new Date().toISOString();
+  const r = acquireControllerLock(file, { ...self, started_at: now, heartbeat_at: now }, { nowMs: Date.now() });
+  if (!r.acquired) {
+    throw new DxError("wave_already_running", `wave ${waveId} is run by controller pid ${r.holder.pid} on ${r.holder.host}`, {
+      remedy: `watch it with dx-batch status --wave-id ${waveId} --watch, or stop it with dx-batch cancel --wave-id ${waveId}`,
+    });
+  }
+  let released = false;
+  return {
+    self,
+    heartbeat: () => heartbeat(file, self, new Date().toISOString()),
+    release: () => {
+      if (released) return;
+      released = true;
+      releaseControllerLock(file, self);
+    },
+  };
+}
+
+/**
+ * Another wave's claim is stale when that wave no longer exists, is finished, or has finished
+ * the item. A paused or crashed wave keeps its claims: it will resume and must not find its
+ * item being worked by someone else.
+ */
+export function isClaimStale(layout: Layout, claim: ItemClaim): boolean {
+  const snap = readSnapshot(layout.waveState(claim.wave_id));
+  if (snap.kind === "missing") return true;
+  if (snap.kind === "corrupt") return false;
+  if (isTerminalWave(snap.state.status)) return true;
+  const it = snap.state.items.find((i) => i.beads_id === claim.item_id);
+  return it === undefined || isTerminalItem(it.status);
+}
+
+/** WaveFiles plus the hook that lets the runner's own pid files count toward the exec cap. */
+export type WaveFilesHandle = WaveFiles & { setRunnerPids(f: () => Promise<number[]>): void };
+
+export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle, lastSeq: number): WaveFilesHandle {
+  const { layout, config } = c;
+  const writer = new LedgerWriter(layout, waveId, { lastSeq });
+  const ttlMs = config.lease_ttl_minutes * 60_000;
+  const who = { ...lock.self, wave_id: waveId };
+  let extraPids = (): Promise<number[]> => Promise.resolve([]);
+  const files: WaveFilesHandle = {
+    waveDir: layout.waveDir(waveId),
+    append: (e) => void writer.append(e),
+    writeSnapshot: (s) => writeSnapshot(layout.waveState(waveId), s),
+    acquireLease: (item, attempt) => {
+      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now() });
+      return r.acquired ? { ok: true, key: layout.leaseKey(waveId, item, attempt) } : { ok: false, holder: `pid ${r.holder.pid} on ${r.holder.host}` };
+    },
+    releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
+    claim: (item) => {
+      const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl));
+      return r.claimed ? { ok: true } : { ok: false, byWave: r.by_wave };
+    },
+    releaseClaim: (item) => void releaseClaim(layout, item, waveId),
+    writePrompt: (item, phase, attempt, text) => {
+      const p = layout.promptPath(waveId, item, phase, attempt);
+      mkdirSync(layout.promptsDir(waveId), { recursive: true, mode: 0o700 });
+      writeFileDurable(p, text);
+      return p;
+    },
+    promptPath: (item, phase, attempt) => layout.promptPath(waveId, item, phase, attempt),
+    contractPath: (item, phase, attempt) => `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
+    outcomePath: (item, phase, attempt) => layout.outcomePath(waveId, item, phase, attempt),
+    writeOutcome: (path, outcome) => {
+      mkdirSync(layout.outcomesDir(waveId), { recursive: true, mode: 0o700 });
+      writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
+    },
+    registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: new Date().toISOString() }),
+    removePid: (pid) => void removeJobPid(layout, waveId, pid),
+    wavePids: () => listJobPids(layout, { wave: waveId }).records.map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
+    heartbeat: () => lock.heartbeat(),
+    releaseControllerLock: () => {
+      writer.close();
+      lock.release();
+    },
+    liveExecPids: async () => new Set([...liveJobPids(layout), ...(await extraPids())]).size,
+    setRunnerPids: (f) => {
+      extraPids = f;
+    },
+  };
+  mkdirSync(`${layout.waveDir(waveId)}/contracts`, { recursive: true, mode: 0o700 });
+  return files;
+}
