@@ -135,6 +135,18 @@ describe("lease", () => {
     expect(readdirSync(path.dirname(file))).toEqual(["bd-a1+attempt1.lock"]);
   });
 
+  it("a ticket its live creator withdrew (it lost) does not block", async () => {
+    const { file } = leaseFile();
+    const dead = await procs.sleeper();
+    await dead.killAndWait();
+    holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
+    const loser = await procs.sleeper();
+    const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
+    writeFileSync(`${file}.gen-${gen}.0`, JSON.stringify({ pid: loser.pid, start_time: loser.start_time, host: hostName(), at_ms: Date.now(), withdrawn: true }));
+    expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T, waitMs: 200 })).toMatchObject({ acquired: true, tookOverFrom: { pid: dead.pid } });
+    expect(readdirSync(path.dirname(file))).toEqual(["bd-a1+attempt1.lock"]);
+  });
+
   it("a live process busy taking over the same stale lease makes us wait, then lose", async () => {
     const { file } = leaseFile();
     const dead = await procs.sleeper();
