@@ -15,6 +15,8 @@ const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
 const PathKey = (description: string, dflt?: string) =>
   Type.String({ minLength: 1, description, ...(dflt === undefined ? {} : { default: dflt }) });
 const Count = (description: string, dflt: number) => Type.Integer({ minimum: 1, description, default: dflt });
+/** Durations in minutes may be fractional (0.5 = 30 s), which short-lived waves and tests need. */
+const Minutes = (description: string, dflt: number) => Type.Number({ exclusiveMinimum: 0, description, default: dflt });
 const Argv = (description: string) => Type.Array(Type.String(), { minItems: 1, description });
 
 export const ProviderSchema = Type.Object(
@@ -92,14 +94,14 @@ export const ConfigFileSchema = Type.Object(
     ),
     max_parallel: Type.Optional(Count("items in flight at once", D.max_parallel)),
     max_attempts: Type.Optional(Count("implement attempts per item before it ends blocked", D.max_attempts)),
-    stall_minutes: Type.Optional(Count("a job with no log, worktree or CPU progress for this long is stalled", D.stall_minutes)),
-    lease_ttl_minutes: Type.Optional(Count("an item+attempt lease older than this is stale", D.lease_ttl_minutes)),
+    stall_minutes: Type.Optional(Minutes("a job with no log, worktree or CPU progress for this long is stalled", D.stall_minutes)),
+    lease_ttl_minutes: Type.Optional(Minutes("an item+attempt lease older than this is stale", D.lease_ttl_minutes)),
     exec_process_cap: Type.Optional(Count("no dispatch while more agent processes than this are alive (env DX_BATCH_EXEC_PROCESS_CAP)", D.exec_process_cap)),
     require_review: Type.Optional(Type.Boolean({ description: "run a separate review after a successful implement (false: approve on implement)", default: D.require_review })),
-    max_runtime_minutes: Type.Optional(Count("a job running longer than this is stopped and the attempt fails", D.max_runtime_minutes)),
+    max_runtime_minutes: Type.Optional(Minutes("a job running longer than this is stopped and the attempt fails", D.max_runtime_minutes)),
     review_must_differ: Type.Optional(Type.Boolean({ description: "the reviewer must be a different provider from the implementer", default: D.review_must_differ })),
     provider_cooldown_minutes: Type.Optional(
-      Type.Integer({ minimum: 0, description: "how long a provider that reported quota exhaustion is skipped", default: D.provider_cooldown_minutes }),
+      Type.Number({ minimum: 0, description: "how long a provider that reported quota exhaustion is skipped (minutes)", default: D.provider_cooldown_minutes }),
     ),
     max_log_mb: Type.Optional(Count("an agent log beyond this many MiB is cut (reason log_size_capped)", D.max_log_mb)),
     retry_chain: Type.Optional(

@@ -268,11 +268,17 @@ describe("refusals name the file and the key's JSON path", () => {
     expect(refuse({ repo: 3 }).message).toContain("/repo: must be string or null, got integer");
   });
 
-  it("integers below their minimum", () => {
-    for (const key of ["max_parallel", "max_attempts", "stall_minutes", "lease_ttl_minutes", "exec_process_cap", "max_runtime_minutes", "max_log_mb"]) {
+  it("counts below their minimum, and durations that are not positive", () => {
+    for (const key of ["max_parallel", "max_attempts", "exec_process_cap", "max_log_mb"]) {
       const e = refuse({ [key]: 0 });
       expect(e.code).toBe("config_invalid");
       expect(e.message).toContain(`/${key}: must be >= 1`);
+    }
+    // Minutes may be fractional (0.5 = 30 s) but must be above zero.
+    for (const key of ["stall_minutes", "lease_ttl_minutes", "max_runtime_minutes"]) {
+      const e = refuse({ [key]: 0 });
+      expect(e.code).toBe("config_invalid");
+      expect(e.message).toContain(`/${key}: must be > 0`);
     }
     expect(refuse({ providers: { foo: { max_parallel: 0 } } }).message).toContain("/providers/foo/max_parallel: must be >= 1");
     expect(refuse({ provider_cooldown_minutes: -1 }).message).toContain("/provider_cooldown_minutes: must be >= 0");
