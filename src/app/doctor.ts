@@ -72,10 +72,11 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
       }
     } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
   }
-  for (const t of loaded.tornTails) {
+  // A live controller may be writing a line right now: only a dead one's torn tail is real.
+  for (const t of controller.alive ? [] : loaded.tornTails) {
     issues.push({ type: "ledger_torn_tail", severity: "warning", message: `${t.file}:${t.line}: incomplete last line (a write cut short by a crash); it is ignored` });
   }
-  if (loaded.tornTails.length > 0) {
+  if (!controller.alive && loaded.tornTails.length > 0) {
     if (o.fix && !controller.alive) {
       for (const r of repairTornTails(layout, waveId)) fixed.push(`cut the torn last line of ${r.file} (${r.removedBytes} bytes)`);
     } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);

@@ -407,6 +407,8 @@ export class Controller {
     for (const it of this.state.items) {
       if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
       const ref: JobRef = { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance };
+      // Leases belong to a process: take over the dead predecessor's so this controller can release it.
+      this.deps.files.acquireLease(it.beads_id, it.attempt);
       const job: TrackedJob = {
         ref,
         item_id: it.beads_id,
