@@ -130,7 +130,9 @@ export class Controller {
         );
         return { kind: "failed", reason_code: WaveReason.exec_saturation };
       }
-      for (const intent of plan.intents) {
+      // At the cap exactly, dispatch nothing now and look again when a job ends.
+      const budget = this.deps.timing.exec_process_cap - live;
+      for (const intent of plan.intents.slice(0, budget)) {
         if (this.signal !== null) break;
         await this.dispatch(intent);
       }
