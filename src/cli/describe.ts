@@ -1,5 +1,6 @@
 import type { WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
+import { itemById } from "../core/step.js";
 
 /** One human line per transition (null for events not worth a line). */
 export function describeEvent(e: WaveEvent, s: WaveState): string | null {
@@ -22,7 +23,7 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
     case "job_finished":
     case "attempt_failed":
     case "item_settled": {
-      const it = s.items.find((i) => i.beads_id === e.item_id);
+      const it = itemById(s, e.item_id);
       return it ? `${e.item_id} -> ${it.status} (${it.reason_code})` : null;
     }
     case "tracker_error":

@@ -7,6 +7,6 @@ export * from "./effects.js";
 export * from "./policy.js";
 export * from "./contract.js";
 export * from "./ids.js";
-export { step, fold, initialState, CoreInvariantError, type StepResult } from "./step.js";
+export { step, fold, initialState, itemById, CoreInvariantError, type StepResult } from "./step.js";
 export { planDispatch, type DispatchIntent, type PlanResult } from "./plan.js";
 export { itemNextAction } from "./item-next-action.js";

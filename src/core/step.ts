@@ -254,6 +254,12 @@ function indexOf(items: readonly ItemState[]): Map<string, number> {
   return m;
 }
 
+/** An item by id in O(1) (the index is built once per wave and carried from step to step). */
+export function itemById(s: WaveState, id: string): ItemState | undefined {
+  const i = indexOf(s.items).get(id);
+  return i === undefined ? undefined : s.items[i];
+}
+
 const allTerminal = (s: WaveState): boolean =>
   s.stats.approved + s.stats.blocked + s.stats.failed + s.stats.cancelled === s.stats.total;
 
