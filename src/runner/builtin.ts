@@ -13,7 +13,7 @@ import { logTailMentionsQuota } from "./log-signals.js";
 import { parseStoredHealth, readJobMeta, readJobProgress, writeJobProgress, type JobMeta, type JobProgress } from "./meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "./paths.js";
 import type { CheckOptions, ContractSource, JobHealth, JobRef, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
-import { groupCpuSeconds, groupMembers, processAlive, processStartToken, signalGroup } from "./proc.js";
+import { groupCpuSeconds, groupMembers, processAlive, processStartToken, signalGroup, waitSignalsHandled } from "./proc.js";
 import { resolveExecutable, DEFAULT_PREFLIGHT_TIMEOUT_MS } from "./providers/common.js";
 import { createProviderRegistry, type ProviderRegistry } from "./providers/index.js";
 import { SHELL, wrapperArgs, wrapperToolsPath } from "./wrapper.js";
@@ -64,6 +64,7 @@ const LAUNCH_GRACE_MS = 30_000;
 /** A running job with no output yet is "launching" for its first seconds. */
 const FIRST_OUTPUT_GRACE_MS = 10_000;
 const POLL_MS = 25;
+const RESEND_MS = 500;
 const FINAL_KILL_WAIT_MS = 10_000;
 
 const TERMINAL: ReadonlySet<JobState> = new Set(["exited_ok", "exited_err", "no_op_success", "stopped", "timed_out"]);
@@ -107,11 +108,21 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
     return true;
   }
 
-  async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
-    const deadline = performance.now() + ms;
+  /**
+   * Poll until the group is empty. With `resend`, the signal is repeated now and then: a SIGTERM
+   * that landed while the wrapper was still setting up (signals ignored) must not be lost.
+   */
+  async function waitGroupGone(pgid: number, ms: number, resend?: NodeJS.Signals): Promise<boolean> {
+    const start = performance.now();
+    let lastSent = start;
     for (;;) {
       if ((await groupMembers(pgid)).length === 0) return true;
-      if (performance.now() >= deadline) return false;
+      const now = performance.now();
+      if (now - start >= ms) return false;
+      if (resend !== undefined && now - lastSent >= RESEND_MS) {
+        signalGroup(pgid, resend);
+        lastSent = now;
+      }
       await sleep(POLL_MS);
     }
   }
@@ -335,6 +346,8 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       const ref: JobRef = { job_id: spec.job_id, provider: spec.provider, run_instance: spec.run_instance };
       child.once("exit", () => notifyExit(ref, readIntFile(p.rc)));
 
+      // Until the wrapper's first line has run, a SIGTERM (an early stop) would kill it unarmed.
+      await waitSignalsHandled(pid, 2_000);
       const token = await processStartToken(pid);
       writeFileAtomicSync(p.pid, `${pid}\n`);
       meta = { ...meta, pid, pgid: pid, pid_start: token };
@@ -462,7 +475,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       const base = prog !== null && prog.run_instance === meta.run_instance ? prog : initialProgress(meta);
       if (base.stop_requested_at_ms === null && base.timed_out_at_ms === null) writeJobProgress(p.progress, { ...base, stop_requested_at_ms: clock() });
       signalGroup(pgid, "SIGTERM");
-      if (!(await waitGroupGone(pgid, so.grace_ms ?? graceMs))) {
+      if (!(await waitGroupGone(pgid, so.grace_ms ?? graceMs, "SIGTERM"))) {
         signalGroup(pgid, "SIGKILL");
         await waitGroupGone(pgid, FINAL_KILL_WAIT_MS);
       }

@@ -185,6 +185,11 @@ class LogScanner {
   private best: Candidate | null = null;
   private seq = 0;
 
+  /** A contract is being assembled: every line matters until it completes. */
+  get busy(): boolean {
+    return this.plain.pending || this.deltas.pending;
+  }
+
   private keep(c: Candidate | null): void {
     if (c && (this.best === null || c.seq >= this.best.seq)) this.best = c;
   }
@@ -239,37 +244,56 @@ export async function scanLogForContract(logPath: string): Promise<ScanResult> {
   let parts: Buffer[] = [];
   let len = 0;
   let overflow = false;
+  const append = (piece: Buffer): void => {
+    if (overflow) return;
+    if (len + piece.length > MAX_LINE_BYTES) {
+      overflow = true;
+      parts = [];
+      len = 0;
+    } else if (piece.length > 0) {
+      parts.push(piece);
+      len += piece.length;
+    }
+  };
+  const endLine = (): void => {
+    if (!overflow) scanner.line(parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, len));
+    parts = [];
+    len = 0;
+    overflow = false;
+  };
   const stream = createReadStream(logPath, { highWaterMark: 64 * 1024 });
   try {
     for await (const chunk of stream) {
       if (!Buffer.isBuffer(chunk)) continue;
       let start = 0;
-      for (;;) {
-        const nl = chunk.indexOf(10, start);
-        const piece = chunk.subarray(start, nl < 0 ? chunk.length : nl);
-        if (!overflow) {
-          if (len + piece.length > MAX_LINE_BYTES) {
-            overflow = true;
-            parts = [];
-            len = 0;
-          } else if (piece.length > 0) {
-            parts.push(piece);
-            len += piece.length;
-          }
-        }
-        if (nl < 0) break;
-        if (!overflow) scanner.line(parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, len));
-        parts = [];
-        len = 0;
-        overflow = false;
+      if (len > 0 || overflow) {
+        const nl = chunk.indexOf(10);
+        append(chunk.subarray(0, nl < 0 ? chunk.length : nl));
+        if (nl < 0) continue;
+        endLine();
         start = nl + 1;
+      }
+      const rest = chunk.subarray(start);
+      // Fast path: whole lines that cannot matter are skipped without being split.
+      if (!scanner.busy && !rest.includes(MARKER_BUF) && !rest.includes(DELTA_BUF)) {
+        const last = rest.lastIndexOf(10);
+        append(last < 0 ? rest : rest.subarray(last + 1));
+        continue;
+      }
+      let at = 0;
+      for (;;) {
+        const nl = rest.indexOf(10, at);
+        append(rest.subarray(at, nl < 0 ? rest.length : nl));
+        if (nl < 0) break;
+        endLine();
+        at = nl + 1;
       }
     }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return { kind: "none" };
     throw e;
   }
-  if (!overflow && len > 0) scanner.line(Buffer.concat(parts, len));
+  if (!overflow && len > 0) endLine();
   return scanner.finish();
 }
 

@@ -122,3 +122,28 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
     return false;
   }
 }
+
+/**
+ * Wait until `pid` ignores or catches SIGTERM (Linux: /proc/<pid>/status), or is gone, or the
+ * timeout passes. Elsewhere there is no way to look, and this returns at once.
+ */
+export async function waitSignalsHandled(pid: number, timeoutMs: number): Promise<boolean> {
+  if (!HAS_PROC) return false;
+  const bit = 1n << 14n; // SIGTERM is 15
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/status`, "utf8");
+    } catch {
+      return false;
+    }
+    const mask = (name: string): bigint => {
+      const m = new RegExp(`^${name}:\\s*([0-9a-fA-F]+)`, "m").exec(text);
+      return m?.[1] ? BigInt(`0x${m[1]}`) : 0n;
+    };
+    if (((mask("SigIgn") | mask("SigCgt")) & bit) !== 0n) return true;
+    if (performance.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

@@ -6,7 +6,9 @@
 //   wrapper does not depend on its parent, and its stdio are files, not pipes to dx-batch;
 // - SIGTERM sent to the whole group (stop) kills the agent but not the wrapper, which traps TERM
 //   and still records the agent's status (143); the agent itself gets the default disposition
-//   because a caught trap is reset in children;
+//   because a caught trap is reset in children. The wrapper ignores TERM from its first line (the
+//   pump inherits that), and the runner's start waits until it does (proc.ts waitSignalsHandled),
+//   so a stop right after a start cannot kill the wrapper before it is armed;
 // - output goes through a pump that copies at most `cap` bytes to the log, then writes a
 //   `log_size_capped` line and keeps only lines carrying the contract marker (bounded by fold, so
 //   a 50 MB line never sits in memory). The pump keeps draining, so the agent never blocks or
@@ -18,6 +20,7 @@
 // Positional parameters: $1 tools PATH (for head, fold, grep, …), $2 rc path, $3 cap in bytes,
 // then the agent argv. The agent runs with the PATH it was given in its environment.
 export const WRAPPER_SCRIPT = `
+trap '' TERM INT HUP
 agent_path=$PATH
 PATH=$1
 rc=$2
@@ -25,13 +28,11 @@ cap=$3
 shift 3
 wrapper=$$
 pump_done=
-trap ':' TERM INT HUP
 trap 'pump_done=1' USR1
 fifo="$rc.fifo"
 rm -f "$fifo"
 mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; echo 125 > "$rc.tmp" && mv -f "$rc.tmp" "$rc"; exit 125; }
 (
-  trap '' TERM INT HUP
   if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head -c "$cap"; else head -c "$cap"; fi
   if [ "$(head -c 1 | wc -c)" -gt 0 ]; then
     printf '\\n[dx-batch] log_size_capped: output beyond %s bytes discarded; contract lines kept\\n' "$cap"
@@ -41,6 +42,7 @@ mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; ech
 ) < "$fifo" &
 exec 3> "$fifo"
 rm -f "$fifo"
+trap ':' TERM INT HUP
 PATH=$agent_path "$@" >&3 2>&3 3>&-
 code=$?
 exec 3>&-

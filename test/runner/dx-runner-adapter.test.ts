@@ -1,0 +1,113 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { isDxError } from "../../src/errors.js";
+import { createDxRunnerAdapter, parseStartedLine, reasonCodeIn } from "../../src/runner/dx-runner-adapter.js";
+import type { JobSpec } from "../../src/runner/port.js";
+import { cleanup, fixture, makeWorkspace, pidAlive, trackGroup, waitFor, type Workspace } from "./helpers/env.js";
+
+// The external adapter against a stand-in `dx-runner` (test/fixtures/bin/dx-runner) whose `start`
+// leaves a daemon holding stdout open for 30 s.
+
+afterEach(cleanup);
+
+function adapter(ws: Workspace, env: Record<string, string> = {}) {
+  return createDxRunnerAdapter({ command: fixture("dx-runner"), env: { ...process.env, ...env }, log_dir: ws.logDir, timeout_ms: 20_000 });
+}
+
+function spec(ws: Workspace, item: string, provider = "claude-code"): JobSpec {
+  return {
+    job_id: item,
+    item_id: item,
+    wave_id: "wave-x",
+    phase: "implement",
+    attempt: 1,
+    provider,
+    run_instance: `ri-${item}`,
+    worktree: ws.worktree(item),
+    prompt_file: ws.prompt("do it"),
+    contract_file: path.join(ws.logDir, `${item}.contract.json`),
+  };
+}
+
+const calls = (ws: Workspace): string => readFileSync(path.join(ws.logDir, "calls.log"), "utf8");
+const OPTS = { stall_minutes: 15, max_runtime_minutes: 120 };
+
+describe("dx-runner adapter", () => {
+  it("start returns at once although dx-runner left a daemon on its stdout, and always passes --worktree", async () => {
+    const ws = makeWorkspace();
+    const a = adapter(ws);
+    const s = spec(ws, "bd-dx1");
+    const t = Date.now();
+    const started = await a.start(s);
+    trackGroup(started.pid);
+    expect(Date.now() - t).toBeLessThan(5_000);
+    expect(started).toMatchObject({ pgid: started.pid, log_path: path.join(ws.logDir, "claude-code", "bd-dx1.log") });
+    expect(pidAlive(started.pid)).toBe(true);
+    expect(calls(ws)).toContain(`start --beads bd-dx1 --provider claude-code --prompt-file ${s.prompt_file} --worktree ${s.worktree}`);
+    expect(calls(ws)).toContain(`env item=bd-dx1 phase=implement contract=${s.contract_file}`);
+
+    const h = await a.check({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance }, OPTS);
+    expect(h).toMatchObject({ state: "healthy", run_instance: s.run_instance, mutation_count: 3, log_bytes: 42, cpu_time_sec: 0.5, pid: started.pid });
+    expect(calls(ws)).toContain("check --beads bd-dx1 --stall-minutes 15 --json");
+
+    const c = await a.readContract({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance });
+    expect(c.found && JSON.parse(c.text)).toEqual({ phase: "implement", beads_id: "bd-dx1", via: "dx-runner" });
+
+    expect(await a.livePids()).toEqual([started.pid]);
+    expect(await a.stop({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance })).toEqual({ stopped: true });
+    await waitFor(() => !pidAlive(started.pid), "daemon stopped");
+    expect(await a.check({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance }, OPTS)).toMatchObject({ state: "exited_err", exit_code: 143 });
+    expect(await a.stop({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance })).toEqual({ stopped: false });
+    expect(a.onExit(() => undefined)).toBeTypeOf("function");
+  });
+
+  it("maps dx-runner's exit codes and reason_code lines", async () => {
+    const ws = makeWorkspace();
+    const a = adapter(ws);
+    const err = await a.start(spec(ws, "bd-dx2", "nope")).catch((e: unknown) => e);
+    expect(isDxError(err) && [err.code, err.exitCode]).toEqual(["unknown_provider", 20]);
+    expect(await a.preflight("claude-code")).toMatchObject({ ok: true, reason_code: null });
+    expect(await a.preflight("gemini")).toMatchObject({ ok: false, reason_code: "gemini_auth_missing" });
+    expect(await a.prune()).toEqual({ checked: 2, pruned: 1 });
+    expect(await a.check({ job_id: "bd-none", provider: "x", run_instance: "r" }, OPTS)).toMatchObject({ state: "missing" });
+  });
+
+  it("reports stalled from dx-runner, enforces max runtime itself, and notices a foreign run_instance", async () => {
+    const ws = makeWorkspace();
+    const s = spec(ws, "bd-dx3");
+    const started = await adapter(ws).start(s);
+    trackGroup(started.pid);
+    const ref = { job_id: "bd-dx3", provider: "claude-code", run_instance: s.run_instance };
+    expect(await adapter(ws, { FAKE_DXR_STATE: "stalled" }).check(ref, OPTS)).toMatchObject({ state: "stalled" });
+    const old = adapter(ws, { FAKE_DXR_PID_AGE: "100000" });
+    expect(await old.check(ref, OPTS)).toMatchObject({ state: "timed_out", reason_code: "max_runtime_exceeded" });
+    await waitFor(() => !pidAlive(started.pid), "stopped after max runtime");
+
+    const ws2 = makeWorkspace();
+    const a = adapter(ws2);
+    const s2 = spec(ws2, "bd-dx4");
+    trackGroup((await a.start(s2)).pid);
+    const ref2 = { job_id: "bd-dx4", provider: "claude-code", run_instance: s2.run_instance };
+    expect((await a.check(ref2, OPTS)).state).toBe("healthy");
+    expect(await a.check({ ...ref2, run_instance: "not-mine" }, OPTS)).toMatchObject({ state: "missing", reason_code: "run_instance_mismatch" });
+    // Someone else restarted the job behind our back: dx-runner now reports another run.
+    writeFileSync(path.join(ws2.logDir, "fake-run-instance"), "2\n");
+    expect(await a.check(ref2, OPTS)).toMatchObject({ state: "missing", reason_code: "run_instance_mismatch" });
+    // A fresh adapter (after a restart) has no memory of the run and accepts what it finds.
+    expect((await adapter(ws2).check(ref2, OPTS)).state).toBe("healthy");
+  });
+
+  it("a missing dx-runner is dx_runner_missing, not a hang", async () => {
+    const ws = makeWorkspace();
+    const a = createDxRunnerAdapter({ command: path.join(ws.root, "no-dx-runner"), env: process.env, log_dir: ws.logDir });
+    const err = await a.prune().catch((e: unknown) => e);
+    expect(isDxError(err) && err.code).toBe("dx_runner_missing");
+  });
+
+  it("parses the started line and reason codes", () => {
+    expect(parseStartedLine("x\nstarted beads=bd-1 provider=cc-glm pid=42 log=/tmp/a b\n")).toEqual({ beads: "bd-1", provider: "cc-glm", pid: 42, log: "/tmp/a" });
+    expect(parseStartedLine("started beads=bd-1")).toBeNull();
+    expect(reasonCodeIn("status=unavailable\nreason_code=opencode_rate_limited\n")).toBe("opencode_rate_limited");
+  });
+});
