@@ -40,7 +40,7 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   const program = new Command("dx-batch")
     .description("Run waves of tracker items through coding agents: implement, review, retry with the next provider, never twice.")
     .version(pkg.version, "-V, --version")
-    .showHelpAfterError("(run with --help for usage)")
+    .showHelpAfterError("remedy: run `dx-batch --help` for usage")
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.out(s),
@@ -51,6 +51,15 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   registerReadCommands(program, ctx);
   registerRunnerCommand(program, ctx);
   registerDemoCommand(program, ctx);
+  // SPEC §2: a usage error is `error: usage: …` then one `remedy:` line naming the command's help.
+  const remedies = (cmd: Command, name: string): void => {
+    for (const sub of cmd.commands) {
+      const full = `${name} ${sub.name()}`;
+      sub.showHelpAfterError(`remedy: run \`${full} --help\` for usage`);
+      remedies(sub, full);
+    }
+  };
+  remedies(program, "dx-batch");
   try {
     await program.parseAsync([...argv]);
     return exit;
