@@ -40,7 +40,8 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   const done = (): DoctorReport => ({ wave_id: waveId, ok: !issues.some((i) => i.severity !== "info"), issues, fixed, recommendations: [...recs] });
 
   if (!existsSync(layout.waveDir(waveId))) {
-    issues.push({ type: "state_missing", severity: "critical", message: `no wave directory ${layout.waveDir(waveId)}` });
+    // Nothing to diagnose or repair: the id or the artifact directory is wrong, not the wave.
+    issues.push({ type: "wave_not_found", severity: "critical", message: `no wave directory ${layout.waveDir(waveId)}` });
     recs.add("check --wave-id and artifact_dir");
     return done();
   }

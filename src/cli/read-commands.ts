@@ -16,10 +16,14 @@ interface ReadOpts {
   json?: boolean;
 }
 
-const notFound = (waveId: string) =>
+// `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.
+const notFound = (waveId: string, exitCode = 1) =>
   new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, {
     remedy: "list waves with `ls <artifact_dir>/waves`, or start one with `dx-batch start`",
+    exitCode,
   });
+
+const missingDoc = (waveId: string) => ({ wave_id: waveId, status: "missing", reason_code: "wave_not_found", next_action: "start_or_resume_wave" });
 
 export function registerReadCommands(program: Command, ctx: CommandContext): void {
   program
@@ -38,7 +42,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       }
       const w = await readWave(c.layout, waveId);
       if (!w) {
-        if (o.json) printJson(ctx.io, { wave_id: waveId, status: "missing", reason_code: "wave_not_found", next_action: "start_or_resume_wave" });
+        if (o.json) printJson(ctx.io, missingDoc(waveId));
         throw notFound(waveId);
       }
       const view = statusView(w.state, controllerView(c.layout, waveId));
@@ -67,11 +71,8 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const waveId = requireWaveId(o.waveId);
       const w = await readWave(c.layout, waveId);
       if (!w) {
-        const v = notFoundCheck(waveId);
-        if (o.json) printJson(ctx.io, v);
-        else ctx.io.out(`${waveId}: missing (wave_not_found)`);
-        ctx.setExit(3);
-        return;
+        if (o.json) printJson(ctx.io, notFoundCheck(waveId));
+        throw notFound(waveId, 3);
       }
       const cv = controllerView(c.layout, waveId);
       const v = checkView(w.state, cv);
@@ -91,7 +92,10 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const c = openContext(ctx, { config: o.config });
       const waveId = requireWaveId(o.waveId);
       const w = await readWave(c.layout, waveId, { allEvents: true });
-      if (!w) throw notFound(waveId);
+      if (!w) {
+        if (o.format === "json") printJson(ctx.io, missingDoc(waveId));
+        throw notFound(waveId);
+      }
       const r = reportView(w.state, w.waveEvents);
       if (o.format === "json") printJson(ctx.io, r);
       else ctx.io.out(reportMarkdown(r));
@@ -108,6 +112,10 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const c = openContext(ctx, { config: o.config });
       const waveId = requireWaveId(o.waveId);
       const r = await runDoctor(c, waveId, { fix: o.fix === true });
+      if (r.issues.some((i) => i.type === "wave_not_found")) {
+        if (o.json) printJson(ctx.io, r);
+        throw notFound(waveId);
+      }
       if (o.json) printJson(ctx.io, r);
       else {
         if (r.issues.length === 0) ctx.io.out(`wave ${waveId}: no issues`);
