@@ -24,11 +24,28 @@ export function reportError(io: Io, e: unknown): number {
     if (e.remedy) io.err(`remedy: ${oneLine(e.remedy)}`);
     return e.exitCode;
   }
+  const sys = systemError(e);
+  if (sys !== null) {
+    // An unwritable, missing or full path is the environment's problem, not a dx-batch bug.
+    io.err(`error: filesystem_error: ${oneLine(sys.message)}`);
+    io.err(`remedy: check that ${sys.path} exists, is a directory where one is expected, and is writable (artifact_dir, runner_log_dir and workspace_root in the config)`);
+    if (process.env.DX_BATCH_DEBUG && sys.stack) io.err(sys.stack);
+    return 1;
+  }
   const msg = e instanceof Error ? e.message : String(e);
   io.err(`error: orchestrator_exception: ${oneLine(msg)}`);
   io.err("remedy: this is a bug in dx-batch; rerun with DX_BATCH_DEBUG=1 for a stack trace and report it");
   if (process.env.DX_BATCH_DEBUG && e instanceof Error && e.stack) io.err(e.stack);
   return 1;
+}
+
+const FS_ERRNO = new Set(["EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "ENOSPC", "EDQUOT", "EMFILE", "ENFILE"]);
+
+/** A Node system error from a file operation (it carries errno code, syscall and path). */
+function systemError(e: unknown): { message: string; path: string; stack: string | undefined } | null {
+  if (!(e instanceof Error) || !("code" in e) || !("syscall" in e) || !("path" in e)) return null;
+  if (typeof e.code !== "string" || !FS_ERRNO.has(e.code) || typeof e.path !== "string") return null;
+  return { message: e.message, path: e.path, stack: e.stack };
 }
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ").trim();
