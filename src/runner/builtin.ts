@@ -473,7 +473,9 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       if ((await groupMembers(pgid)).length === 0) return { stopped: false };
       const prog = readJobProgress(p.progress);
       const base = prog !== null && prog.run_instance === meta.run_instance ? prog : initialProgress(meta);
-      if (base.stop_requested_at_ms === null && base.timed_out_at_ms === null) writeJobProgress(p.progress, { ...base, stop_requested_at_ms: clock() });
+      // An agent that already exited keeps its exit as the verdict; only its leftovers are killed.
+      const exited = existsSync(p.rc);
+      if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null) writeJobProgress(p.progress, { ...base, stop_requested_at_ms: clock() });
       signalGroup(pgid, "SIGTERM");
       if (!(await waitGroupGone(pgid, so.grace_ms ?? graceMs, "SIGTERM"))) {
         signalGroup(pgid, "SIGKILL");

@@ -254,6 +254,11 @@ describe("the wrapper", () => {
     const { exited } = await startTracked(runner, s);
     expect(await exited).toBe(4);
     expect(Date.now() - t).toBeLessThan(10_000);
+    const pgid = runner.meta(refOf(s))?.pgid ?? 0;
+    expect(groupPids(pgid).length).toBeGreaterThan(0);
+    // Stopping the leftovers of an agent that already exited keeps its exit as the verdict.
+    expect(await runner.stop(refOf(s))).toEqual({ stopped: true });
+    expect(groupPids(pgid)).toEqual([]);
     expect(await runner.check(refOf(s), OPTS)).toMatchObject({ state: "exited_err", exit_code: 4 });
   });
 
