@@ -98,10 +98,18 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
       health_interval_ms: Math.min(30_000, Math.max(250, Math.floor(stallMs / 4))),
       reattach_poll_ms: 500,
       heartbeat_ms: 30_000,
+      pause_grace_ms: pauseGraceMs(c.env),
     },
   };
 }
 
+
+/** A second Ctrl-C is only likely at a terminal; scripts and tests may set it explicitly. */
+function pauseGraceMs(env: NodeJS.ProcessEnv): number {
+  const v = Number(env.DX_BATCH_PAUSE_GRACE_MS);
+  if (env.DX_BATCH_PAUSE_GRACE_MS !== undefined && Number.isFinite(v) && v >= 0) return v;
+  return process.stdin.isTTY ? 3000 : 0;
+}
 
 function loadTemplates(cfg: ResolvedConfig): { implement?: string; review?: string } {
   const out: { implement?: string; review?: string } = {};

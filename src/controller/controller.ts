@@ -465,7 +465,23 @@ export class Controller {
     if (this.state.status === "running" || this.state.status === "pending") {
       await this.perform(this.session.apply({ event: "wave_paused", reason_code: WaveReason.wave_paused_signal }));
     }
-    if (sig === "pause_and_stop") await this.stopAll();
+    const grace = this.deps.timing.pause_grace_ms ?? 0;
+    if (sig === "pause" && grace > 0) {
+      // An operator at a terminal gets a moment to say "stop the agents too" with a second Ctrl-C.
+      this.deps.log(`wave paused; agents keep running. Press Ctrl-C again within ${Math.round(grace / 1000)} s to stop them too.`);
+      const until = this.deps.clock.nowMs() + grace;
+      while (this.signal === "pause" && this.deps.clock.nowMs() < until) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.max(0, until - this.deps.clock.nowMs()));
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+      this.wake = null;
+    }
+    if (this.signal === "pause_and_stop" || this.signal === "cancel") await this.stopAll();
     return { kind: "paused" };
   }
 

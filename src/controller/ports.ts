@@ -86,6 +86,8 @@ export interface ControllerDeps {
     /** How often re-attached jobs (started before a restart) are polled for their exit. */
     reattach_poll_ms: number;
     heartbeat_ms: number;
+    /** After a first SIGINT, how long a second one may still ask to stop the agents (0: none). */
+    pause_grace_ms?: number;
   };
 }
 
