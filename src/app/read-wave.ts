@@ -17,6 +17,24 @@ export interface LoadedWave {
   waveEvents: WaveEvent[];
   tornTails: { file: string; line: number }[];
   snapshot: "ok" | "missing" | "corrupt" | "stale";
+  /**
+   * run_instance -> why that attempt failed, from the ledger (the state keeps only the item's last
+   * error). Complete only when the load read every event (`allEvents`).
+   */
+  attemptErrors: Record<string, string>;
+}
+
+function attemptErrors(events: readonly WaveEvent[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of events) {
+    if (e.event === "job_finished") {
+      // A clean exit's runner reason (`no_op`) is a remark, not why anything failed.
+      const clean = e.state === "exited_ok" || e.state === "no_op_success";
+      const why = e.contract_error ?? (clean ? null : (e.runner_reason ?? `job ended ${e.state}`));
+      if (why !== null) out[e.run_instance] = why;
+    } else if (e.event === "attempt_failed") out[e.run_instance] = e.error;
+  }
+  return out;
 }
 
 export async function readWave(layout: Layout, waveId: string, o: { allEvents?: boolean } = {}): Promise<LoadedWave | null> {
@@ -40,6 +58,7 @@ export async function readWave(layout: Layout, waveId: string, o: { allEvents?: 
     waveEvents: events.filter((e) => !("item_id" in e)),
     tornTails: tornTails.map((t) => ({ file: t.file, line: t.line })),
     snapshot,
+    attemptErrors: attemptErrors(events),
   };
 }
 

@@ -87,7 +87,8 @@ export const notFoundCheck = (waveId: string) => ({
   controller: null,
 });
 
-export function reportView(s: WaveState, waveEvents: readonly WaveEvent[]) {
+/** `attemptErrors`: run_instance -> why that attempt failed (LoadedWave.attemptErrors). */
+export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attemptErrors: Readonly<Record<string, string>> = {}) {
   return {
     wave_id: s.wave_id,
     status: s.status,
@@ -114,6 +115,7 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[]) {
         run_instance: h.run_instance,
         state: h.state,
         reason_code: h.reason_code,
+        error: attemptErrors[h.run_instance] ?? null,
         verdict: h.verdict,
         findings: h.findings,
         summary: h.summary,
@@ -162,6 +164,7 @@ export function reportMarkdown(r: Report): string {
     for (const a of it.attempts) {
       const dur = a.duration_sec === null ? "" : `, ${a.duration_sec.toFixed(1)} s`;
       lines.push(`- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : " [not counted: quota]"}`);
+      if (a.error) lines.push(`  - error: ${cell(a.error)}`);
       for (const f of a.findings) lines.push(`  - ${f.type}: ${cell(f.message)}${f.file ? ` (${f.file}${f.line ? `:${f.line}` : ""})` : ""}`);
       if (a.outcome_path) lines.push(`  - outcome: \`${a.outcome_path}\``);
     }

@@ -96,7 +96,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
         if (o.format === "json") printJson(ctx.io, missingDoc(waveId));
         throw notFound(waveId);
       }
-      const r = reportView(w.state, w.waveEvents);
+      const r = reportView(w.state, w.waveEvents, w.attemptErrors);
       if (o.format === "json") printJson(ctx.io, r);
       else ctx.io.out(reportMarkdown(r));
     });
