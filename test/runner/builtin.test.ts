@@ -327,9 +327,10 @@ describe("stalls, max runtime, stop and log size", () => {
     ws.worktree("bd-st2");
     const s = spec(ws, "bd-st2", "chatty");
     await startTracked(runner, s);
-    const opts = { stall_minutes: 0.01, max_runtime_minutes: 120 };
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 800));
+    // The job outlives the 1.8 s threshold twice over, printing every 0.2 s.
+    const opts = { stall_minutes: 0.03, max_runtime_minutes: 120 };
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 500));
       expect((await runner.check(refOf(s), opts)).state).toBe("healthy");
     }
   });

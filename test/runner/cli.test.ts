@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ProviderConfig } from "../../src/config/types.js";
 import { createBuiltinRunner } from "../../src/runner/builtin.js";
 import { buildRunnerDist } from "./helpers/build.js";
@@ -14,6 +14,7 @@ let dist = "";
 beforeAll(() => {
   dist = buildRunnerDist();
 }, 120_000);
+afterAll(() => rmSync(path.dirname(dist), { recursive: true, force: true }));
 afterEach(cleanup);
 
 interface Cli {
@@ -208,7 +209,7 @@ describe("supervision outlives the launcher", () => {
     const wt = ws.worktree("bd-kill1");
     const options = {
       log_dir: ws.logDir,
-      providers: { s: { command: [fixture("fake-sleep"), "1.5", "7"] } },
+      providers: { s: { command: [fixture("fake-sleep"), "3", "7"] } },
       workspace: { workspace_root: ws.root, allowed_prefixes: [], protected_paths: [] },
       max_log_mb: 5,
     };
