@@ -417,7 +417,8 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
           h = { ...base, ...verdict, mutation_count: mutations };
         }
         h = { ...h, finished_at: finishedAt, pid_age_sec: Math.max(0, (Date.parse(finishedAt) - meta.started_at_ms) / 1000) };
-        writeOutcome(p, h);
+        // A lost job is not memoized: a wrapper whose pid was never recorded may still write its rc.
+        if (h.reason_code !== "runner_job_lost") writeOutcome(p, h);
         return h;
       }
 
