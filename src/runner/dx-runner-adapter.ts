@@ -61,8 +61,9 @@ export function parseStartedLine(stdout: string): { beads: string; provider: str
   return null;
 }
 
-/** `reason_code=<code>` printed by dx-runner on a refusal. */
-export const reasonCodeIn = (text: string): string | null => /(?:^|\s)reason_code=([A-Za-z0-9_:./-]+)/m.exec(text)?.[1] ?? null;
+/** `reason_code=<code>` printed by dx-runner on a refusal (or `error: <code>: …`, as `dx-batch runner` prints). */
+export const reasonCodeIn = (text: string): string | null =>
+  /(?:^|\s)reason_code=([A-Za-z0-9_:./-]+)/m.exec(text)?.[1] ?? /^error: (\S+?): /m.exec(text)?.[1] ?? null;
 
 /** The JSON document in dx-runner's stdout (it may be preceded by text lines). */
 export function parseJsonDoc(stdout: string): JsonObject | null {

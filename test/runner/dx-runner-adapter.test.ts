@@ -109,5 +109,6 @@ describe("dx-runner adapter", () => {
     expect(parseStartedLine("x\nstarted beads=bd-1 provider=cc-glm pid=42 log=/tmp/a b\n")).toEqual({ beads: "bd-1", provider: "cc-glm", pid: 42, log: "/tmp/a" });
     expect(parseStartedLine("started beads=bd-1")).toBeNull();
     expect(reasonCodeIn("status=unavailable\nreason_code=opencode_rate_limited\n")).toBe("opencode_rate_limited");
+    expect(reasonCodeIn("error: canonical_worktree_forbidden:/tmp/x: worktree is outside\n")).toBe("canonical_worktree_forbidden:/tmp/x");
   });
 });
