@@ -3,7 +3,7 @@ import { jobIdFor } from "../core/ids.js";
 import { planDispatch, type DispatchIntent } from "../core/plan.js";
 import { ItemReason, WaveReason, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
-import { isActiveItem, isFinishedJobState, type JobState } from "../core/status.js";
+import { isActiveItem, isFinishedJobState, isTerminalItem, type JobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth, JobRef } from "../runner/port.js";
 import type { TrackerIssue } from "../tracker/port.js";
@@ -132,10 +132,14 @@ export class Controller {
       }
       // At the cap exactly, dispatch nothing now and look again when a job ends.
       const budget = this.deps.timing.exec_process_cap - live;
-      for (const intent of plan.intents.slice(0, budget)) {
+      const chosen = plan.intents.slice(0, budget);
+      for (const intent of chosen) {
         if (this.signal !== null) break;
         await this.dispatch(intent);
       }
+      // An intent that ended its item instead of starting a job (worktree, claim or spawn failure)
+      // freed its slot, and no job exit will come to wake the loop for it: plan again at once.
+      if (chosen.some((i) => isTerminalItem(this.item(i.item_id).status))) this.kick();
     }
     this.session.flush(false);
     return null;
