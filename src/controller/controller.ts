@@ -259,7 +259,12 @@ export class Controller {
   private async startJob(it: ItemState): Promise<void> {
     if (it.run_instance === null || it.phase === null || it.provider === null || it.worktree === null) return;
     const files = this.deps.files;
-    const ref: JobRef = { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance };
+    const ref: JobRef = {
+      job_id: jobIdFor(it.beads_id, it.phase),
+      provider: it.provider,
+      run_instance: it.run_instance,
+      contract_file: this.deps.files.contractPath(it.beads_id, it.phase, it.attempt),
+    };
     const runInstance = it.run_instance;
     const phase = it.phase;
     const attempt = it.attempt;
@@ -412,7 +417,12 @@ export class Controller {
   private async reattach(): Promise<void> {
     for (const it of this.state.items) {
       if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
-      const ref: JobRef = { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance };
+      const ref: JobRef = {
+      job_id: jobIdFor(it.beads_id, it.phase),
+      provider: it.provider,
+      run_instance: it.run_instance,
+      contract_file: this.deps.files.contractPath(it.beads_id, it.phase, it.attempt),
+    };
       // Leases belong to a process: take over the dead predecessor's so this controller can release it.
       this.deps.files.acquireLease(it.beads_id, it.attempt);
       const job: TrackedJob = {

@@ -31,6 +31,8 @@ export interface JobRef {
   job_id: string;
   provider: string;
   run_instance: string;
+  /** Where the job was told to write its contract; runners that keep no meta (dx-runner) need it. */
+  contract_file?: string;
 }
 
 export interface StartedJob {
