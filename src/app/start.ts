@@ -112,6 +112,8 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     const log = spawnDetached(c, waveId);
     progress.log(`controller running in the background; log: ${log}`);
     progress.log(`watch it with: dx-batch status --wave-id ${waveId} --watch`);
+    // SPEC §2: --detach prints the wave id; the end line (or the --json summary) carries it on stdout.
+    progress.end(rt.session.state, { kind: "detached" });
     return 0;
   }
   const runtime = openRuntime(c, waveId, rt);

@@ -23,7 +23,9 @@ export type RunEnd =
   | { kind: "paused" }
   | { kind: "cancelled" }
   | { kind: "failed"; reason_code: string }
-  | { kind: "lost_lock" };
+  | { kind: "lost_lock" }
+  /** `start --detach`: the wave was created and handed to a background controller. */
+  | { kind: "detached" };
 
 export type ControlSignal = "pause" | "pause_and_stop" | "cancel";
 
