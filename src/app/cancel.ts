@@ -71,7 +71,12 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     controller.request("cancel");
     await controller.run();
     // Anything still registered for this wave (a job whose start was never recorded) goes too.
-    await Promise.all(files.wavePids().map((p) => killGroup(p.pgid, 10_000)));
+    await Promise.all(
+      files.wavePids().map(async (p) => {
+        await killGroup(p.pgid, 10_000);
+        files.removePid(p.pid);
+      }),
+    );
     const s = controller.state;
     return { wave_id: waveId, status: s.status, reason_code: s.reason_code, by: "cancel_command" };
   } finally {

@@ -532,8 +532,14 @@ export class Controller {
           break;
         case "stop_job": {
           const ref: JobRef = { job_id: jobIdFor(ef.job.item_id, ef.job.phase), provider: ef.job.provider, run_instance: ef.job.run_instance };
+          // finish() never runs for a stopped job, so its pid file goes here, once the group is gone.
+          const pid = this.jobs.get(ef.job.run_instance)?.pid ?? null;
           this.jobs.remove(ef.job.run_instance);
-          chain = chain.then(() => this.deps.runner.stop(ref).then(() => undefined));
+          chain = chain.then(() =>
+            this.deps.runner.stop(ref).then(() => {
+              if (pid !== null) files.removePid(pid);
+            }),
+          );
           break;
         }
         case "start_job": {
