@@ -1,0 +1,116 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { WaveEvent } from "../../src/core/events.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, finishes, listDir, pidAlive, waitFor, type CliProc } from "./harness.js";
+
+// SIGKILL of the controller at three points. For each: `check` says controller_dead / resume,
+// `resume` completes the wave, no (item, phase, attempt) is dispatched twice and no finished
+// attempt is run again (by the ledger and by the agents' own records).
+
+afterEach(cleanupAll);
+
+/** Raw scan of the item ledgers, fast enough to catch the controller in the middle of a cycle. */
+function ledgerText(w: E2E, wave: string): string {
+  const dir = w.layout.itemLedgersDir(wave);
+  return listDir(dir)
+    .map((f) => {
+      try {
+        return readFileSync(path.join(dir, f), "utf8");
+      } catch {
+        return "";
+      }
+    })
+    .join("");
+}
+
+async function killWhen(w: E2E, proc: CliProc, wave: string, pred: (ledger: string) => boolean, what: string): Promise<void> {
+  await waitFor(() => pred(ledgerText(w, wave)), { what, intervalMs: 2 });
+  process.kill(proc.pid, "SIGKILL");
+  const r = await proc.done;
+  expect(r.signal).toBe("SIGKILL");
+}
+
+async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume?: () => Promise<void>): Promise<WaveEvent[]> {
+  const c = await w.check(wave);
+  expect(c.code).toBe(2);
+  expect(c.json).toMatchObject({ wave_id: wave, reason_code: "controller_dead", next_action: "run_dx_batch_resume" });
+  await beforeResume?.();
+  const r = await w.expectExit("resume", ["--wave-id", wave], 0);
+  expect(r.stdout).toContain(`wave ${wave} completed`);
+  const after = await w.check(wave);
+  expect(after.code).toBe(0);
+  expect(after.json).toMatchObject({ state: "completed", reason_code: "wave_completed" });
+  const events = await w.events(wave);
+  expect(duplicateDispatches(events)).toEqual([]);
+  expect(duplicateRuns(w.runs(), wave)).toEqual([]);
+  // No finished implement attempt is followed by another dispatch of the same attempt.
+  for (const f of finishes(events)) {
+    const again = dispatches(events).filter((d) => d.seq > f.seq && d.item_id === f.item_id && d.phase === f.phase && d.attempt === f.attempt);
+    expect(again).toEqual([]);
+  }
+  expect(listDir(w.layout.jobsDir(wave))).toEqual([]);
+  expect(listDir(w.layout.leasesDir(wave)).filter((f) => f.endsWith(".lock"))).toEqual([]);
+  return events;
+}
+
+describe("the controller killed with SIGKILL, then resumed", () => {
+  it("while it dispatches (right after the first item_dispatched is on disk)", async () => {
+    const items = ["kd-1", "kd-2", "kd-3", "kd-4", "kd-5", "kd-6"];
+    const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 300 } } }, config: { max_parallel: 6 } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kd"]);
+    await killWhen(w, proc, "w-kd", (t) => t.includes('"item_dispatched"'), "the first item_dispatched");
+
+    const events = await expectDeadControllerThenResume(w, "w-kd");
+    const s = w.state("w-kd");
+    expect(s?.stats).toMatchObject({ total: 6, approved: 6 });
+    // Each implement attempt 1 was dispatched exactly once across both controllers.
+    expect(dispatches(events).filter((d) => d.phase === "implement")).toHaveLength(6);
+    expect(events.filter((e) => e.event === "wave_resumed")).toHaveLength(1);
+  });
+
+  it("while jobs run: jobs keep running, those that end meanwhile are processed from their files, the others are re-attached", async () => {
+    const items = ["kr-1", "kr-2", "kr-3", "kr-4"];
+    const scenario = { items: Object.fromEntries(items.map((i) => [i, { implement: { gate: `impl-${i}` } }])) };
+    const w = new E2E({ items, scenario, config: { max_parallel: 4 } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kr"]);
+    await waitFor(() => w.starts((r) => r.phase === "implement").length === 4, { what: "4 implement agents running" });
+    await waitFor(async () => (await w.events("w-kr")).filter((e) => e.event === "job_started").length === 4, { what: "4 job_started" });
+    process.kill(proc.pid, "SIGKILL");
+    await proc.done;
+
+    // The agents outlive their controller.
+    const agents = w.starts();
+    expect(agents.every((a) => pidAlive(a.pid))).toBe(true);
+
+    await expectDeadControllerThenResume(w, "w-kr", async () => {
+      // Two jobs end while no controller is alive: their rc and contract wait on disk.
+      w.openGate("impl-kr-1");
+      w.openGate("impl-kr-2");
+      await waitFor(() => ["kr-1", "kr-2"].every((i) => existsSync(path.join(w.runnerLogDir, "agent-a", `${i}.rc`))), { what: "kr-1 and kr-2 to exit" });
+      // The other two are released once the new controller has re-attached them.
+      void waitFor(async () => (await w.events("w-kr")).some((e) => e.event === "wave_resumed"), { what: "wave_resumed" }).then(() => {
+        w.openGate("impl-kr-3");
+        w.openGate("impl-kr-4");
+      });
+    });
+    const s = w.state("w-kr");
+    expect(s?.stats).toMatchObject({ total: 4, approved: 4 });
+    for (const it of s?.items ?? []) expect(it.history.filter((h) => h.phase === "implement")).toHaveLength(1);
+  });
+
+  it("between implement and review (right after an implement job_finished)", async () => {
+    const items = ["kb-1", "kb-2", "kb-3"];
+    const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 200 }, review: { sleep_ms: 200 } } } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kb"]);
+    await killWhen(w, proc, "w-kb", (t) => /"event":"job_finished"[^\n]*"phase":"implement"|"phase":"implement"[^\n]*"event":"job_finished"/.test(t), "an implement job_finished");
+
+    const events = await expectDeadControllerThenResume(w, "w-kb");
+    expect(w.state("w-kb")?.stats).toMatchObject({ total: 3, approved: 3 });
+    // Exactly one implement and one review per item: the finished implement was not redone.
+    for (const id of items) {
+      expect(dispatches(events).filter((d) => d.item_id === id).map((d) => `${d.phase}:${d.attempt}`)).toEqual(["implement:1", "review:1"]);
+      expect(w.starts((r) => r.item === id).map((r) => `${r.phase}:${r.attempt}`)).toEqual(["implement:1", "review:1"]);
+    }
+  });
+});
