@@ -15,22 +15,8 @@ import { DxError } from "../errors.js";
 
 const Holder = Type.Object({ pid: Type.Integer(), host: Type.String(), token: Type.String() });
 
-const tails = new Map<string, Promise<void>>();
-
 /** Run `fn` after every earlier call queued under `key` in this process has settled. */
-export function serializeInProcess<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const prev = tails.get(key) ?? Promise.resolve();
-  const run = prev.then(fn);
-  const tail = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  tails.set(key, tail);
-  void tail.then(() => {
-    if (tails.get(key) === tail) tails.delete(key);
-  });
-  return run;
-}
+export { serialize as serializeInProcess } from "../shared/key-queue.js";
 
 export interface FileLockOptions {
   /** Give up waiting for the lock after this long: `tracker_lock_timeout`. */
