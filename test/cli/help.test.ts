@@ -1,0 +1,85 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildCli, Children, REPO, runCli, TempDirs, expectRefusal } from "./helpers.js";
+
+// Every command answers --help with exit 0, and --version prints the package's version.
+
+const tmp = new TempDirs();
+const children = new Children();
+let bin = "";
+let cwd = "";
+
+beforeAll(async () => {
+  bin = await buildCli();
+  cwd = tmp.make();
+}, 180_000);
+afterEach(async () => children.killAll());
+afterAll(() => tmp.cleanup());
+
+const pkgVersion = (): string => {
+  const v: unknown = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8"));
+  if (typeof v !== "object" || v === null || !("version" in v) || typeof v.version !== "string") throw new Error("package.json has no version");
+  return v.version;
+};
+
+const COMMANDS = [
+  ["start"],
+  ["resume"],
+  ["cancel"],
+  ["status"],
+  ["check"],
+  ["report"],
+  ["doctor"],
+  ["demo"],
+  ["runner"],
+  ["runner", "start"],
+  ["runner", "check"],
+  ["runner", "status"],
+  ["runner", "stop"],
+  ["runner", "prune"],
+  ["runner", "preflight"],
+  ["runner", "report"],
+];
+
+describe("--help and --version", () => {
+  it("dx-batch --version and -V print the package version", async () => {
+    for (const flag of ["--version", "-V"]) {
+      const r = await runCli(children, bin, [flag], { cwd });
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe(pkgVersion());
+      expect(r.stderr).toBe("");
+    }
+  });
+
+  it("dx-batch --help lists every command", async () => {
+    const r = await runCli(children, bin, ["--help"], { cwd });
+    expect(r.code).toBe(0);
+    for (const c of ["start", "resume", "cancel", "status", "check", "report", "doctor", "runner", "demo"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, "m"));
+  });
+
+  it.each(COMMANDS.map((c) => [c.join(" "), c]))("%s --help exits 0 with usage on stdout", async (_name, cmd) => {
+    const r = await runCli(children, bin, [...cmd, "--help"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`Usage: dx-batch ${cmd.join(" ")}`);
+    expect(r.stderr).toBe("");
+  });
+
+  it("read commands document --config, --wave-id and their output flags", async () => {
+    for (const [cmd, flags] of [
+      ["status", ["--config", "--wave-id", "--json", "--watch"]],
+      ["check", ["--config", "--wave-id", "--json"]],
+      ["report", ["--config", "--wave-id", "--format"]],
+      ["doctor", ["--config", "--wave-id", "--json", "--fix"]],
+    ] as const) {
+      const r = await runCli(children, bin, [cmd, "--help"], { cwd });
+      for (const f of flags) expect(r.stdout, `${cmd} --help`).toContain(f);
+    }
+  });
+
+  it("an unknown command or option is a one-line usage error with a remedy, exit 1", async () => {
+    expectRefusal(await runCli(children, bin, ["nosuch"], { cwd }), "usage");
+    expectRefusal(await runCli(children, bin, ["status", "--wave-id", "w1", "--bogus"], { cwd }), "usage");
+    expectRefusal(await runCli(children, bin, ["status"], { cwd }), "usage");
+  });
+});
