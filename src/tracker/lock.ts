@@ -1,3 +1,4 @@
+import { serialize } from "../shared/key-queue.js";
 import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
@@ -16,7 +17,7 @@ import { DxError } from "../errors.js";
 const Holder = Type.Object({ pid: Type.Integer(), host: Type.String(), token: Type.String() });
 
 /** Run `fn` after every earlier call queued under `key` in this process has settled. */
-export { serialize as serializeInProcess } from "../shared/key-queue.js";
+export const serializeInProcess = serialize;
 
 export interface FileLockOptions {
   /** Give up waiting for the lock after this long: `tracker_lock_timeout`. */
