@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// Exit-to-next-dispatch latency (issue 5 §4): p50 and p99, target p99 < 100 ms.
+//
+// A wave of 200 instant fake agents at --max-parallel 4, --no-review, run by the real CLI. Every
+// slot is busy while items wait, so each job's exit frees a slot that the next dispatch fills.
+// From the ledgers (merged, seq order) each job_finished is paired, first in first out, with the
+// next item_dispatched after it. Times per pair:
+//
+//   agent_exit      mtime of the contract file: the fake agent's last act is writing it
+//   rc_written      mtime of the runner's <job>.rc: the wrapper recorded the exit code
+//   job_finished    ledger `at` of job_finished: the controller has read and validated the contract
+//   item_dispatched ledger `at` of the next item_dispatched: lease, claim, worktree and prompt done
+//   job_started     ledger `at` of that item's job_started: the next agent is running
+//
+// The headline figure is agent_exit -> item_dispatched. Scenarios:
+//   saturated-precreated  instant agents, item checkouts made before the wave: the controller is
+//                         never idle, so a freed slot waits for whatever the loop is doing
+//   saturated-repo        the same with --repo: each dispatch includes `git worktree add`
+//   paced-precreated      agents that run 1 s (60 items): exits arrive while the loop is mostly idle
+//
+// Usage: node bench/dispatch-latency.mjs [--items 200] [--max-parallel 4]
+//          [--scenarios saturated-precreated,saturated-repo,paced-precreated] [--keep]
+import { statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import * as L from "./lib.mjs";
+
+const flags = L.parseFlags(process.argv.slice(2));
+const n = Number(flags.items ?? 200);
+const maxParallel = Number(flags["max-parallel"] ?? 4);
+const scenarios = String(flags.scenarios ?? "saturated-precreated,saturated-repo,paced-precreated").split(",");
+const SCENARIOS = {
+  "saturated-precreated": { mode: "precreated", agentSec: 0, items: n },
+  "saturated-repo": { mode: "repo", agentSec: 0, items: n },
+  "paced-precreated": { mode: "precreated", agentSec: 1, items: Number(flags["paced-items"] ?? 60) },
+};
+
+L.requireBuild();
+
+const mtimeMs = (p) => {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return null;
+  }
+};
+
+async function runOne(scenario) {
+  const sc = SCENARIOS[scenario];
+  if (!sc) throw new Error(`unknown scenario ${scenario}`);
+  const { mode, agentSec } = sc;
+  const n = sc.items;
+  const root = L.tempRoot(`latency-${scenario}`);
+  const { file, config } = L.writeConfig(root, { maxParallel, agentSleepSec: agentSec });
+  const ids = L.itemIds(n, "lat");
+  writeFileSync(path.join(root, "items.txt"), ids.join("\n") + "\n");
+  const args = ["start", "--config", file, "--items-file", "items.txt", "--wave-id", "lat", "--max-parallel", String(maxParallel), "--no-review"];
+  if (mode === "repo") args.push("--repo", L.makeRepo(root));
+  else L.precreateCheckouts(root, config.workspace_root, ids);
+  process.stderr.write(`dispatch-latency: ${scenario}: ${n} items of ${agentSec} s agents at max-parallel ${maxParallel} ... `);
+  const r = await L.runCli(args, { root, label: "controller" });
+
+  const events = L.readLedgers(config.artifact_dir, "lat");
+  const startedAt = new Map(events.filter((e) => e.event === "job_started").map((e) => [e.run_instance, Date.parse(e.at)]));
+  const dispatches = events.filter((e) => e.event === "item_dispatched");
+  const pairs = [];
+  let di = 0;
+  for (const f of events.filter((e) => e.event === "job_finished")) {
+    while (di < dispatches.length && dispatches[di].seq < f.seq) di++;
+    const d = dispatches[di];
+    if (!d) break;
+    di++;
+    const contract = path.join(config.artifact_dir, "waves", "lat", "contracts", `${f.item_id}.${f.phase}.attempt${f.attempt}.contract.json`);
+    const rc = path.join(config.runner_log_dir, f.provider, `${f.item_id}${f.phase === "review" ? "-review" : ""}.rc`);
+    const fin = Date.parse(f.at);
+    const dis = Date.parse(d.at);
+    const exit = mtimeMs(contract);
+    const rcAt = mtimeMs(rc);
+    const next = startedAt.get(d.run_instance) ?? null;
+    pairs.push({
+      item: f.item_id,
+      next: d.item_id,
+      exit_to_dispatch: exit === null ? null : dis - exit,
+      exit_to_rc: exit === null || rcAt === null ? null : rcAt - exit,
+      rc_to_finished: rcAt === null ? null : fin - rcAt,
+      finished_to_dispatch: dis - fin,
+      dispatch_to_started: next === null ? null : next - dis,
+      exit_to_next_started: exit === null || next === null ? null : next - exit,
+    });
+  }
+  const stat = (k) => {
+    const v = pairs.map((p) => p[k]).filter((x) => x !== null);
+    return { n: v.length, p50: L.round(L.percentile(v, 50), 1), p90: L.round(L.percentile(v, 90), 1), p99: L.round(L.percentile(v, 99), 1), max: L.round(Math.max(...v), 1) };
+  };
+  const segments = ["exit_to_dispatch", "exit_to_rc", "rc_to_finished", "finished_to_dispatch", "dispatch_to_started", "exit_to_next_started"];
+  const stats = Object.fromEntries(segments.map((k) => [k, stat(k)]));
+  process.stderr.write(`p50 ${stats.exit_to_dispatch.p50} ms, p99 ${stats.exit_to_dispatch.p99} ms\n`);
+  const snap = L.readSnapshot(config.artifact_dir, "lat");
+  L.cleanup(root, flags.keep === true);
+  return { scenario, mode, agent_seconds: agentSec, items: n, max_parallel: maxParallel, exit_code: r.code, status: snap.status, wall_s: L.round(r.wall_ms / 1000, 1), controller_cpu_s: L.round(r.cpu_sec, 2), pairs: pairs.length, stats, slowest: [...pairs].sort((a, b) => (b.exit_to_dispatch ?? 0) - (a.exit_to_dispatch ?? 0)).slice(0, 5) };
+}
+
+const runs = [];
+for (const sc of scenarios) runs.push(await runOne(sc));
+
+const rows = [];
+for (const r of runs) for (const [seg, s] of Object.entries(r.stats)) rows.push({ scenario: r.scenario, segment: seg.replaceAll("_", " "), n: s.n, p50_ms: s.p50, p90_ms: s.p90, p99_ms: s.p99, max_ms: s.max });
+console.log(L.table(rows));
+for (const r of runs) r.target_met = r.stats.exit_to_dispatch.p99 !== null && r.stats.exit_to_dispatch.p99 < 100;
+const met = runs.every((r) => r.target_met);
+for (const r of runs) {
+  console.log(`${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms (wall ${r.wall_s} s for ${r.items} items): target p99 < 100 ms ${r.target_met ? "met" : "MISSED"}`);
+}
+const out = L.writeResult(String(flags.out ?? "dispatch-latency"), {
+  benchmark: "dispatch-latency",
+  command: `node bench/dispatch-latency.mjs ${process.argv.slice(2).join(" ")}`.trim(),
+  at: new Date().toISOString(),
+  machine: L.machine(),
+  runs,
+  target: { p99_ms_max: 100, met },
+});
+console.log(`wrote ${path.relative(process.cwd(), out)}`);

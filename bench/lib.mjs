@@ -1,0 +1,300 @@
+// Shared helpers of the dx-batch benchmarks: temp workspaces, configs with `command` providers
+// running bench/fixtures/fake-agent.sh, the real CLI as a child process watched through /proc,
+// ledger reading, percentiles and tables. Plain Node ESM, no dependency beyond the package's own.
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.dirname(BENCH_DIR);
+export const CLI = path.join(ROOT, "bin", "dx-batch.js");
+export const FAKE_AGENT = path.join(BENCH_DIR, "fixtures", "fake-agent.sh");
+export const USAGE_HOOK = path.join(BENCH_DIR, "fixtures", "usage-at-exit.mjs");
+export const RESULTS_DIR = path.join(BENCH_DIR, "results");
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export function requireBuild() {
+  if (!existsSync(path.join(ROOT, "dist", "cli", "main.js"))) {
+    throw new Error("dist/ is missing: run `npm run build` first");
+  }
+}
+
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    cpus: cpus.length,
+    cpu_model: cpus[0]?.model ?? "unknown",
+    mem_gb: Math.round(os.totalmem() / 2 ** 30),
+    loadavg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    git: execFileSync("git", ["--version"], { encoding: "utf8" }).trim(),
+  };
+}
+
+export function tempRoot(name) {
+  return mkdtempSync(path.join(os.tmpdir(), `dx-bench-${name}-`));
+}
+
+const GIT_ID = ["-c", "user.name=dx-batch bench", "-c", "user.email=bench@example.invalid"];
+export function git(cwd, ...args) {
+  return execFileSync("git", [...GIT_ID, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+}
+
+/** A throw-away repository with one commit, for `--repo` (worktrees created by dx-batch). */
+export function makeRepo(root) {
+  const repo = path.join(root, "proj");
+  mkdirSync(repo, { recursive: true });
+  writeFileSync(path.join(repo, "README.md"), "# bench project\n");
+  git(repo, "init", "-q", "-b", "main");
+  git(repo, "add", ".");
+  git(repo, "commit", "-q", "-m", "initial");
+  return repo;
+}
+
+/**
+ * Pre-made item checkouts for waves too large to create worktrees one by one: one template
+ * repository (one commit, no hook samples) copied to `<workspace_root>/<item>/proj`. Each copy is a
+ * complete, independent git checkout, which is what the workspace resolver and the runner's
+ * probes need; only the `git worktree add` step is skipped.
+ */
+export function precreateCheckouts(root, workspaceRoot, ids) {
+  const tpl = path.join(root, "template", "proj");
+  mkdirSync(tpl, { recursive: true });
+  writeFileSync(path.join(tpl, "README.md"), "# bench project\n");
+  execFileSync("git", ["init", "-q", "-b", "main", "--template="], { cwd: tpl });
+  git(tpl, "add", ".");
+  git(tpl, "commit", "-q", "-m", "initial");
+  for (const id of ids) cpSync(tpl, path.join(workspaceRoot, id, "proj"), { recursive: true });
+}
+
+export function itemIds(n, prefix = "bench") {
+  const width = String(n).length;
+  return Array.from({ length: n }, (_, i) => `${prefix}-${String(i + 1).padStart(width, "0")}`);
+}
+
+/**
+ * A config with the fake agent as two `command` providers (implementer and reviewer), the `none`
+ * tracker and every directory under `root`.
+ */
+export function writeConfig(root, o = {}) {
+  const sleep = String(o.agentSleepSec ?? 0);
+  const config = {
+    artifact_dir: path.join(root, "artifacts"),
+    runner_log_dir: path.join(root, "runner"),
+    workspace_root: path.join(root, "agents"),
+    max_parallel: o.maxParallel ?? 3,
+    stall_minutes: o.stallMinutes ?? 15,
+    retry_chain: ["fake", "blocked"],
+    tracker: { type: "none" },
+    providers: {
+      // One script serves both phases (the phase is an argv placeholder), so it also reviews.
+      fake: { command: [FAKE_AGENT, "{phase}", sleep], stdin: "none" },
+    },
+    ...(o.extra ?? {}),
+  };
+  mkdirSync(config.workspace_root, { recursive: true });
+  const file = path.join(root, "dx-batch.config.json");
+  writeFileSync(file, JSON.stringify(config, null, 2) + "\n");
+  return { file, config };
+}
+
+// ---- /proc sampling ------------------------------------------------------------------------------
+
+/** utime+stime of one process (itself, not its children) in seconds; null when it is gone. */
+export function procCpuSec(pid) {
+  let text;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  return (utime + stime) / CLK_TCK;
+}
+
+/** Current and peak resident set (kB) of one process; null when it is gone. */
+export function procRssKb(pid) {
+  let text;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return null;
+  }
+  const num = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? NaN);
+  return { rss: num("VmRSS"), hwm: num("VmHWM"), vcsw: num("voluntary_ctxt_switches"), nvcsw: num("nonvoluntary_ctxt_switches") };
+}
+
+/**
+ * Run `dx-batch <args>` as a child with its own stdout/stderr files, sample its CPU and RSS every
+ * `sampleMs`, and collect its exact usage at exit through a preloaded hook (the last /proc sample
+ * can be up to one period old). Resolves when it exits.
+ */
+export function runCli(args, o) {
+  const outFile = path.join(o.root, `${o.label ?? "cli"}.stdout`);
+  const errFile = path.join(o.root, `${o.label ?? "cli"}.stderr`);
+  const usageFile = path.join(o.root, `${o.label ?? "cli"}.usage.json`);
+  rmSync(usageFile, { force: true });
+  const out = openAppend(outFile);
+  const err = openAppend(errFile);
+  const env = { ...process.env, ...(o.env ?? {}) };
+  env.NODE_OPTIONS = [env.NODE_OPTIONS, `--import=${pathToImport(USAGE_HOOK)}`].filter(Boolean).join(" ");
+  env.DX_BENCH_USAGE_FILE = usageFile;
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], { cwd: o.root, env, stdio: ["ignore", out, err] });
+  const samples = [];
+  const sampleMs = o.sampleMs ?? 200;
+  const sample = () => {
+    const cpu = procCpuSec(child.pid);
+    const mem = procRssKb(child.pid);
+    if (cpu !== null && mem !== null) samples.push({ t_ms: performance.now() - t0, epoch_ms: Date.now(), cpu_sec: cpu, rss_kb: mem.rss, hwm_kb: mem.hwm, vcsw: mem.vcsw });
+  };
+  const timer = setInterval(sample, sampleMs);
+  sample();
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      clearInterval(timer);
+      const wallMs = performance.now() - t0;
+      let usage = null;
+      try {
+        usage = JSON.parse(readFileSync(usageFile, "utf8"));
+      } catch {
+        // No hook output (killed by a signal): fall back to the samples.
+      }
+      const last = samples[samples.length - 1] ?? null;
+      resolve({
+        code,
+        signal,
+        wall_ms: wallMs,
+        pid: child.pid,
+        samples,
+        cpu_sec: usage ? (usage.user_us + usage.system_us) / 1e6 : (last?.cpu_sec ?? null),
+        user_sec: usage ? usage.user_us / 1e6 : null,
+        system_sec: usage ? usage.system_us / 1e6 : null,
+        peak_rss_mb: usage ? usage.max_rss_kb / 1024 : last ? last.hwm_kb / 1024 : null,
+        usage,
+        stdout_file: outFile,
+        stderr_file: errFile,
+      });
+    });
+    o.onSpawn?.(child);
+  });
+}
+
+function openAppend(file) {
+  return openSync(file, "a");
+}
+function pathToImport(p) {
+  return new URL(`file://${p}`).href;
+}
+
+// ---- ledgers -------------------------------------------------------------------------------------
+
+/** Every event of a wave, wave ledger and item ledgers merged, in seq order. */
+export function readLedgers(artifactDir, waveId) {
+  const files = [path.join(artifactDir, "waves", waveId, "wave.ledger.jsonl")];
+  const dir = path.join(artifactDir, "ledgers", waveId);
+  if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith(".ledger.jsonl")) files.push(path.join(dir, f));
+  const events = [];
+  for (const f of files) {
+    if (!existsSync(f)) continue;
+    for (const line of readFileSync(f, "utf8").split("\n")) {
+      if (line.trim() === "") continue;
+      try {
+        events.push(JSON.parse(line));
+      } catch {
+        // A torn tail: not an event.
+      }
+    }
+  }
+  return events.sort((a, b) => a.seq - b.seq);
+}
+
+export function readSnapshot(artifactDir, waveId) {
+  return JSON.parse(readFileSync(path.join(artifactDir, "waves", waveId, "wave_state.json"), "utf8"));
+}
+
+export function dirSizeBytes(dir) {
+  let total = 0;
+  const walk = (d) => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        try {
+          total += statSync(p).size;
+        } catch {
+          // gone
+        }
+      }
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+// ---- numbers and output --------------------------------------------------------------------------
+
+export function percentile(values, p) {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const idx = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[idx];
+}
+
+export const round = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+
+export function table(rows, columns) {
+  const cols = columns ?? Object.keys(rows[0] ?? {});
+  const cell = (v) => (v === null || v === undefined ? "-" : String(v));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals) => vals.map((v, i) => (typeof v === "number" ? v.toString().padStart(widths[i]) : cell(v).padEnd(widths[i]))).join("  ");
+  return [line(cols), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map((r) => line(cols.map((c) => (r[c] === null || r[c] === undefined ? "-" : r[c]))))].join("\n");
+}
+
+export function writeResult(name, data) {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2) + "\n");
+  return file;
+}
+
+export function parseFlags(argv) {
+  const flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) continue;
+    const [k, v] = a.slice(2).split("=", 2);
+    if (v !== undefined) flags[k] = v;
+    else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith("--")) flags[k] = argv[++i];
+    else flags[k] = true;
+  }
+  return flags;
+}
+
+export function cleanup(root, keep) {
+  if (keep) {
+    console.log(`kept ${root}`);
+    return;
+  }
+  rmSync(root, { recursive: true, force: true });
+}
