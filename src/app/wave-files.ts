@@ -1,11 +1,11 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import type { WaveFiles } from "../controller/ports.js";
 import { isTerminalItem, isTerminalWave } from "../core/status.js";
 import { DxError } from "../errors.js";
 import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
 import { errno, writeFileDurable } from "../store/fsx.js";
-import type { Layout } from "../store/layout.js";
+import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
 import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
@@ -22,19 +22,38 @@ export interface LockHandle {
   release(): void;
 }
 
-/** Create the wave directory; an existing one is refused with `wave_exists` (SPEC §2). */
+const unwritable = (layout: Layout, e: unknown): DxError =>
+  new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
+    remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory",
+  });
+
+/**
+ * Create the wave directory; an existing one is refused with `wave_exists` (SPEC §2). Every other
+ * directory the wave will write is created now too, so a layout that cannot be written is refused
+ * before the wave exists, instead of failing halfway through a run.
+ */
 export function createWaveDir(layout: Layout, waveId: string): void {
-  mkdirSync(layout.wavesDir(), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(layout.wavesDir(), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw unwritable(layout, e);
+  }
   try {
     mkdirSync(layout.waveDir(waveId), { mode: 0o700 });
   } catch (e) {
     if (errno(e) === "EEXIST") {
       throw new DxError("wave_exists", `wave ${waveId} already exists`, { remedy: `continue it with dx-batch resume --wave-id ${waveId}` });
     }
-    throw new DxError("artifact_dir_unwritable", `cannot create ${layout.waveDir(waveId)}: ${e instanceof Error ? e.message : String(e)}`, {
-      remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is writable",
-    });
+    throw unwritable(layout, e);
   }
+  try {
+    ensureWaveDirs(layout, waveId);
+  } catch (e) {
+    // Nothing of the wave is written yet: take back what was just made so no half wave remains.
+    rmSync(layout.waveDir(waveId), { recursive: true, force: true });
+    throw unwritable(layout, e);
+  }
+
 }
 
 /** One live controller per wave: take the lock, taking over a stale one (SPEC §8). */

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { isValidItemId, isValidWaveId } from "../core/ids.js";
 import type { Phase } from "../core/status.js";
@@ -113,8 +113,22 @@ export function createLayout(artifactDir: string): Layout {
 }
 
 /** Create every directory a wave writes into (mode 0700; existing ones are left as they are). */
+/** Create every directory a wave writes; on failure, remove the ones this call created. */
 export function ensureWaveDirs(layout: Layout, wave: string): void {
-  for (const dir of [
+  const created: string[] = [];
+  try {
+    for (const dir of wavesDirs(layout, wave)) {
+      const first = mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+      if (first !== undefined) created.push(first);
+    }
+  } catch (e) {
+    for (const dir of created.reverse()) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function wavesDirs(layout: Layout, wave: string): string[] {
+  return [
     layout.waveDir(wave),
     layout.outcomesDir(wave),
     layout.logsDir(wave),
@@ -123,7 +137,5 @@ export function ensureWaveDirs(layout: Layout, wave: string): void {
     layout.claimsDir(),
     layout.itemLedgersDir(wave),
     layout.jobsDir(wave),
-  ]) {
-    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-  }
+  ];
 }

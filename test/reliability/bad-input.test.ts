@@ -473,7 +473,7 @@ describe("an unwritable artifact directory", () => {
     writeFileSync(blocker, "not a directory\n");
     const cfg = path.join(sb.root, "blocked.json");
     writeFileSync(cfg, JSON.stringify({ artifact_dir: "blocker/art", runner_log_dir: "runner", workspace_root: "agents", tracker: { type: "none" } }));
-    const [msg] = await refusedUnchanged(sb, [{ args: ["start", "--config", cfg, "--items", "bd-a1", "--wave-id", NEW] }], "filesystem_error");
+    const [msg] = await refusedUnchanged(sb, [{ args: ["start", "--config", cfg, "--items", "bd-a1", "--wave-id", NEW] }], "artifact_dir_unwritable");
     expect(msg).toContain(path.join(blocker, "art"));
     expect(msg).toContain("ENOTDIR");
     await refusedUnchanged(sb, [{ args: ["status", "--config", cfg, "--wave-id", NEW] }], "wave_not_found");
