@@ -29,6 +29,8 @@ export interface Outcome {
   started_at: string | null;
   completed_at: string;
   duration_sec: number | null;
+  /** Why the attempt failed, in words (contract error, runner reason); null on success. */
+  error: string | null;
 }
 
 export type Effect =

@@ -395,6 +395,8 @@ function onJobFinished(tx: Tx, e: JobFinished): void {
         contract,
         started_at: e.started_at,
         duration_sec: e.duration_sec,
+        // Why the attempt did not succeed: the contract's problem, else the runner's reason.
+        error: result === "success" ? null : (e.contract_error ?? e.runner_reason),
       }),
     });
   };
@@ -501,6 +503,7 @@ function onAttemptFailed(tx: Tx, e: AttemptFailed): void {
       contract: null,
       started_at: rec.started_at,
       duration_sec: null,
+      error: e.error,
     }),
   });
   failAttempt(tx, it, e.reason_code, e.error);
@@ -548,6 +551,7 @@ function onCancel(tx: Tx, reason: string): void {
           contract: null,
           started_at: rec.started_at,
           duration_sec: null,
+          error: null,
         }),
       });
       it.run_instance = null;
@@ -639,6 +643,7 @@ function outcome(
     contract: Contract | null;
     started_at: string | null;
     duration_sec: number | null;
+    error: string | null;
   },
 ): Outcome {
   const c = r.contract;
@@ -659,5 +664,6 @@ function outcome(
     started_at: r.started_at,
     completed_at: tx.at,
     duration_sec: r.duration_sec,
+    error: r.error,
   };
 }
