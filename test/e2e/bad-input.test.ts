@@ -124,9 +124,10 @@ describe("bad input gets its reason code and disturbs nothing else", () => {
     expect(fin?.runner_reason).toBe("log_size_capped");
     const outcome = parseObj(readFileSync(w.layout.outcomePath("w-big", "big-1", "implement", 1), "utf8"));
     expect(outcome.result).toBe("success");
-    // 50 MB went through the agent's pipe, none of it through the controller.
+    // 50 MB went through the agent's pipe, none of it through the controller: its peak RSS stays
+    // near an idle controller's (~85 MiB here), far below what holding the output would take.
     expect(maxRss).toBeGreaterThan(0);
-    expect(maxRss).toBeLessThan(200);
+    expect(maxRss).toBeLessThan(150);
     expect(existsSync(w.layout.waveState("w-big"))).toBe(true);
     expect(isObj(outcome)).toBe(true);
   });

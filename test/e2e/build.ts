@@ -59,10 +59,16 @@ export function ensureBuilt(): string {
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     const tsc = path.join(REPO, "node_modules", "typescript", "bin", "tsc");
-    execFileSync(process.execPath, [tsc, "-p", path.join(REPO, "tsconfig.build.json"), "--outDir", path.join(tmp, "dist"), "--declaration", "false", "--sourceMap", "false"], {
-      cwd: REPO,
-      stdio: "pipe",
-    });
+    try {
+      execFileSync(process.execPath, [tsc, "-p", path.join(REPO, "tsconfig.build.json"), "--outDir", path.join(tmp, "dist"), "--declaration", "false", "--sourceMap", "false"], {
+        cwd: REPO,
+        stdio: "pipe",
+        encoding: "utf8",
+      });
+    } catch (e) {
+      const out = e instanceof Error && "stdout" in e ? String(e.stdout) : "";
+      throw new Error(`the e2e build of src/ failed (tsc -p tsconfig.build.json):\n${out}`);
+    }
     // The layout the compiled code expects around it: bin/ (detach re-runs it) and package.json.
     mkdirSync(path.join(tmp, "bin"));
     copyFileSync(path.join(REPO, "bin", "dx-batch.js"), path.join(tmp, "bin", "dx-batch.js"));

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { WaveEvent } from "../../src/core/events.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, finishes, listDir, pidAlive, waitFor, type CliProc } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, finishes, listDir, pidAlive, racingRuns, waitFor, type CliProc } from "./harness.js";
 
 // SIGKILL of the controller at three points. For each: `check` says controller_dead / resume,
 // `resume` completes the wave, no (item, phase, attempt) is dispatched twice and no finished
@@ -44,6 +44,7 @@ async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume
   const events = await w.events(wave);
   expect(duplicateDispatches(events)).toEqual([]);
   expect(duplicateRuns(w.runs(), wave)).toEqual([]);
+  expect(racingRuns(w.runs())).toEqual([]);
   // No finished implement attempt is followed by another dispatch of the same attempt.
   for (const f of finishes(events)) {
     const again = dispatches(events).filter((d) => d.seq > f.seq && d.item_id === f.item_id && d.phase === f.phase && d.attempt === f.attempt);
@@ -57,9 +58,20 @@ async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume
 describe("the controller killed with SIGKILL, then resumed", () => {
   it("while it dispatches (right after the first item_dispatched is on disk)", async () => {
     const items = ["kd-1", "kd-2", "kd-3", "kd-4", "kd-5", "kd-6"];
-    const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 300 } } }, config: { max_parallel: 6 } });
+    // A slow tracker (every bd call is a node process plus 50 ms, and dispatch asks bd for the item's text) keeps
+    // the controller inside its dispatch loop long enough for the kill to land in the middle of it.
+    const w = new E2E({
+      items,
+      tracker: { bd: {} },
+      env: { FAKE_BD_SLEEP_MS: "50" },
+      scenario: { default: { implement: { sleep_ms: 300 } } },
+      config: { max_parallel: 6 },
+    });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kd"]);
     await killWhen(w, proc, "w-kd", (t) => t.includes('"item_dispatched"'), "the first item_dispatched");
+    const atKill = dispatches(await w.events("w-kd")).length;
+    expect(atKill).toBeGreaterThan(0);
+    expect(atKill).toBeLessThan(items.length);
 
     const events = await expectDeadControllerThenResume(w, "w-kd");
     const s = w.state("w-kd");
@@ -67,6 +79,31 @@ describe("the controller killed with SIGKILL, then resumed", () => {
     // Each implement attempt 1 was dispatched exactly once across both controllers.
     expect(dispatches(events).filter((d) => d.phase === "implement")).toHaveLength(6);
     expect(events.filter((e) => e.event === "wave_resumed")).toHaveLength(1);
+  });
+
+  it("before its first dispatch (after preflight): check says pending/start_or_resume_wave, resume runs the wave from the start", async () => {
+    const items = ["k0-1", "k0-2"];
+    // bd --version (after preflight, before wave_started) is slow: the kill lands in between.
+    const w = new E2E({ items, tracker: { bd: {} }, env: { FAKE_BD_SLEEP_MS: "400" } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-k0"]);
+    await waitFor(() => existsSync(w.layout.waveLedger("w-k0")) && readFileSync(w.layout.waveLedger("w-k0"), "utf8").includes('"preflight_recorded"'), {
+      what: "preflight_recorded",
+      intervalMs: 2,
+    });
+    process.kill(proc.pid, "SIGKILL");
+    await proc.done;
+    expect((await w.events("w-k0")).map((e) => e.event)).toEqual(["wave_created", "preflight_recorded"]);
+    const c = await w.check("w-k0");
+    expect(c.code).toBe(0);
+    expect(c.json).toMatchObject({ state: "pending", next_action: "start_or_resume_wave", controller: { alive: false } });
+    // start refuses the existing wave and points at resume.
+    const again = await w.run("start", ["--items", items.join(","), "--wave-id", "w-k0"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^error: wave_exists: .*\nremedy: .*dx-batch resume --wave-id w-k0/m);
+    const r = await w.expectExit("resume", ["--wave-id", "w-k0"], 0);
+    expect(r.stdout).toContain("wave w-k0 completed");
+    expect(w.state("w-k0")?.stats.approved).toBe(2);
+    expect(duplicateDispatches(await w.events("w-k0"))).toEqual([]);
   });
 
   it("while jobs run: jobs keep running, those that end meanwhile are processed from their files, the others are re-attached", async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, waitFor, type Scenario } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, racingRuns, waitFor, type Scenario } from "./harness.js";
 
 // One controller per wave, one wave per item: racing copies of dx-batch never both run.
 
@@ -24,6 +24,7 @@ describe("single controller", () => {
     expect(w.state("w-twice")?.stats.approved).toBe(2);
     expect(duplicateDispatches(events)).toEqual([]);
     expect(duplicateRuns(w.runs())).toEqual([]);
+    expect(racingRuns(w.runs())).toEqual([]);
   });
 
   it("two `resume` at once on a crashed wave: exactly one controller runs, the other exits 1 wave_already_running", async () => {
@@ -50,6 +51,7 @@ describe("single controller", () => {
     expect(w.state("w-rr")?.stats.approved).toBe(2);
     expect(duplicateDispatches(events)).toEqual([]);
     expect(duplicateRuns(w.runs())).toEqual([]);
+    expect(racingRuns(w.runs())).toEqual([]);
   });
 });
 

@@ -3,7 +3,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { replayWave } from "../../src/app/read-wave.js";
 import { serializeState } from "../../src/store/snapshot.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, fileMode, listDir, parseObj } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, fileMode, finishes, listDir, parseObj, racingRuns } from "./harness.js";
 
 afterEach(cleanupAll);
 
@@ -86,17 +86,24 @@ describe("a wave from start to completed, against real processes", () => {
     expect(serializeState(replayed!)).toBe(readFileSync(L.waveState("w-happy"), "utf8"));
   });
 
-  it("revision then approval on the next provider with the findings in the prompt; a rejected item ends retry_chain_exhausted", async () => {
+  it("revision then approval on the next provider with the findings in the prompt; a rejected item ends retry_chain_exhausted; failed attempts are retried", async () => {
+    const items = ["rv-1", "ex-1", "ok-1", "nc-1", "nz-1", "bl-1", "dp-1", "dp-2"];
     const w = new E2E({
-      items: ["rv-1", "ex-1", "ok-1"],
+      // Dependencies inside the wave: dp-1 waits on bl-1 (which ends blocked), dp-2 on ok-1.
+      items: [...items.slice(0, 6), { id: "dp-1", depends_on: ["bl-1"] }, { id: "dp-2", depends_on: ["ok-1"] }],
       scenario: {
         items: {
           "rv-1": { review: [{ verdict: "REVISION_REQUIRED" }, { verdict: "APPROVED" }] },
           "ex-1": { review: { verdict: "REVISION_REQUIRED" } },
+          // The CONTRACT:JSON: line on stdout is the fallback when no contract file is written.
+          "ok-1": { implement: { deliver: "stdout" }, review: { deliver: "stdout" } },
+          "nc-1": { implement: [{ contract: false }, {}] },
+          "nz-1": { implement: [{ exit_code: 3 }, {}] },
+          "bl-1": { implement: { status: "blocked", edit: false } },
         },
       },
     });
-    await w.expectExit("start", ["--items", "rv-1,ex-1,ok-1", "--wave-id", "w-rev"], 0);
+    await w.expectExit("start", ["--items", items.join(","), "--wave-id", "w-rev"], 0);
     const s = w.state("w-rev");
     const item = (id: string) => s?.items.find((i) => i.beads_id === id);
 
@@ -123,9 +130,27 @@ describe("a wave from start to completed, against real processes", () => {
     expect(ex?.history.filter((h) => h.phase === "review").map((h) => h.verdict)).toEqual(["REVISION_REQUIRED", "REVISION_REQUIRED"]);
     expect(w.prompt("ex-1", "implement", 2, "agent-b")).toContain("FINDING-ex-1-attempt1");
 
+    // A missing contract and a non-zero exit fail the attempt; the next provider gets the failure.
+    expect(item("nc-1")?.status).toBe("approved");
+    expect(item("nc-1")?.history.map((h) => h.reason_code)).toEqual(["implement_contract_missing_or_invalid", "implement_completed_pending_review", "approved"]);
+    expect(w.prompt("nc-1", "implement", 2, "agent-b")).toContain("The previous attempt failed");
+    expect(item("nz-1")?.status).toBe("approved");
+    expect(item("nz-1")?.history[0]).toMatchObject({ attempt: 1, provider: "agent-a", reason_code: "exited_err" });
+    expect(item("bl-1")).toMatchObject({ status: "blocked", reason_code: "implement_reported_blocked", attempt: 1 });
+
+    // dp-1 never ran: its dependency was not approved. dp-2 ran only once ok-1 was approved.
+    expect(item("dp-1")).toMatchObject({ status: "blocked", reason_code: "dependency_blocked:bl-1", history: [] });
+    expect(item("dp-2")?.status).toBe("approved");
+    const events = await w.events("w-rev");
+    const okApproved = finishes(events).find((e) => e.item_id === "ok-1" && e.phase === "review");
+    const dp2First = dispatches(events).find((d) => d.item_id === "dp-2");
+    expect(okApproved && dp2First && okApproved.seq < dp2First.seq).toBe(true);
+
     // The rest of the wave is not disturbed.
     expect(item("ok-1")?.status).toBe("approved");
+    expect(item("ok-1")?.history.map((h) => h.reason_code)).toEqual(["implement_completed_pending_review", "approved"]);
     expect(s?.status).toBe("completed");
-    expect(duplicateDispatches(await w.events("w-rev"))).toEqual([]);
+    expect(duplicateDispatches(events)).toEqual([]);
+    expect(racingRuns(w.runs())).toEqual([]);
   });
 });

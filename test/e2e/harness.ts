@@ -191,7 +191,7 @@ export interface Step {
   sleep_ms?: number;
   print_mb?: number;
   quota?: boolean;
-  hang?: boolean;
+  hang?: boolean | "silent";
   edit?: boolean;
   status?: "completed" | "partial" | "failed" | "no_op" | "blocked";
   verdict?: "APPROVED" | "REVISION_REQUIRED" | "BLOCKED";
@@ -221,9 +221,13 @@ export interface AgentRun {
   provider: string;
   pid: number;
   pgid: number | null;
+  /** When the agent wrote the record (its own clock). */
+  at: string;
   child_pid?: number;
   wave?: string | null;
   run_instance?: string | null;
+  /** On start records: earlier agents of the same item still alive when this one started. */
+  alive_peers?: number[];
 }
 
 function parseRun(line: string): AgentRun | null {
@@ -234,13 +238,14 @@ function parseRun(line: string): AgentRun | null {
     return null; // a line being written right now
   }
   if (!isObj(v)) return null;
-  const { event, item, phase, attempt, provider, pid, pgid, child_pid, wave, run_instance } = v;
+  const { event, item, phase, attempt, provider, pid, pgid, at, child_pid, wave, run_instance, alive_peers } = v;
   if (typeof event !== "string" || typeof item !== "string" || (phase !== "implement" && phase !== "review")) return null;
-  if (typeof attempt !== "number" || typeof provider !== "string" || typeof pid !== "number") return null;
-  const run: AgentRun = { event, item, phase, attempt, provider, pid, pgid: typeof pgid === "number" ? pgid : null };
+  if (typeof attempt !== "number" || typeof provider !== "string" || typeof pid !== "number" || typeof at !== "string") return null;
+  const run: AgentRun = { event, item, phase, attempt, provider, pid, at, pgid: typeof pgid === "number" ? pgid : null };
   if (typeof child_pid === "number") run.child_pid = child_pid;
   if (typeof wave === "string" || wave === null) run.wave = wave;
   if (typeof run_instance === "string" || run_instance === null) run.run_instance = run_instance;
+  if (Array.isArray(alive_peers)) run.alive_peers = alive_peers.filter((p): p is number => typeof p === "number");
   return run;
 }
 
@@ -252,7 +257,8 @@ export interface Issue {
   title?: string;
   description?: string;
   acceptance_criteria?: string;
-  blocks?: string[];
+  /** Items this one depends on (tracker `blocks` dependencies). */
+  depends_on?: string[];
 }
 
 export interface E2EOptions {
@@ -316,7 +322,7 @@ export class E2E {
       priority: 2,
       issue_type: "task",
       labels: ["e2e"],
-      dependencies: (i.blocks ?? []).map((d) => ({ id: d, dependency_type: "blocks" })),
+      dependencies: (i.depends_on ?? []).map((d) => ({ id: d, dependency_type: "blocks" })),
     }));
     const issuesPath = path.join(this.root, "issues.jsonl");
     writeFileSync(issuesPath, beadsIssues.map((i) => JSON.stringify(i)).join("\n") + "\n");
@@ -576,4 +582,11 @@ export function duplicateRuns(runs: readonly AgentRun[], wave?: string): string[
     seen.set(k, (seen.get(k) ?? 0) + 1);
   }
   return [...seen].filter(([, n]) => n > 1).map(([k, n]) => `${k} ran ${n} times`);
+}
+
+/** Agent runs that started while an earlier run of the same item (or its grandchild) was alive. */
+export function racingRuns(runs: readonly AgentRun[]): string[] {
+  return runs
+    .filter((r) => r.event === "start" && (r.alive_peers?.length ?? 0) > 0)
+    .map((r) => `${r.item}/${r.phase}/${r.attempt} started while pid(s) ${(r.alive_peers ?? []).join(",")} of the same item were alive`);
 }
