@@ -181,6 +181,9 @@ async function bench(review) {
   };
 }
 
+// Other work on the machine inflates every figure (each dispatch is a few processes and fsyncs):
+// the load average is recorded with the results.
+const loadBefore = os.loadavg().map((x) => round(x));
 const results = [];
 for (const review of [false, true]) {
   const r = await bench(review);
@@ -194,6 +197,17 @@ for (const review of [false, true]) {
 }
 const outDir = path.join(REPO, "bench", "results");
 mkdirSync(outDir, { recursive: true });
-const doc = { command: `node bench/wave-efficiency.mjs ${args.join(" ")}`.trim(), generated_at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, original_tool_sec: 105, results };
+const loadAfter = os.loadavg().map((x) => round(x));
+process.stdout.write(`load average (1, 5, 15 min): before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")} on ${os.cpus().length} cpus\n`);
+const doc = {
+  command: `node bench/wave-efficiency.mjs ${args.join(" ")}`.trim(),
+  generated_at: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  loadavg_before: loadBefore,
+  loadavg_after: loadAfter,
+  original_tool_sec: 105,
+  results,
+};
 writeFileSync(path.join(outDir, "wave-efficiency.json"), JSON.stringify(doc, null, 2) + "\n");
 process.stdout.write(`results: ${path.join(outDir, "wave-efficiency.json")}\n`);

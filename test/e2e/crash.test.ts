@@ -45,6 +45,12 @@ async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume
   expect(duplicateDispatches(events)).toEqual([]);
   expect(duplicateRuns(w.runs(), wave)).toEqual([]);
   expect(racingRuns(w.runs())).toEqual([]);
+  // Every job ran under the run_instance of its one `item_dispatched` (SPEC §8), including a job
+  // the dead controller had dispatched but not started.
+  for (const d of dispatches(events)) {
+    const ran = w.starts((r) => r.item === d.item_id && r.phase === d.phase && r.attempt === d.attempt);
+    expect(ran.map((r) => r.run_instance)).toEqual([d.run_instance]);
+  }
   // No finished implement attempt is followed by another dispatch of the same attempt.
   for (const f of finishes(events)) {
     const again = dispatches(events).filter((d) => d.seq > f.seq && d.item_id === f.item_id && d.phase === f.phase && d.attempt === f.attempt);
@@ -134,6 +140,29 @@ describe("the controller killed with SIGKILL, then resumed", () => {
     const s = w.state("w-kr");
     expect(s?.stats).toMatchObject({ total: 4, approved: 4 });
     for (const it of s?.items ?? []) expect(it.history.filter((h) => h.phase === "implement")).toHaveLength(1);
+  });
+
+  it("and a job that vanished meanwhile (its whole group SIGKILLed, no rc) is a failed attempt, runner_job_lost, retried", async () => {
+    const items = ["kv-1", "kv-2"];
+    const w = new E2E({ items, scenario: { items: { "kv-1": { implement: [{ gate: "never" }, {}] }, "kv-2": { implement: { gate: "kv-2" } } } } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kv"]);
+    await waitFor(async () => (await w.events("w-kv")).filter((e) => e.event === "job_started").length === 2, { what: "both jobs started" });
+    process.kill(proc.pid, "SIGKILL");
+    await proc.done;
+    const lost = w.starts((r) => r.item === "kv-1")[0];
+    expect(lost?.pgid).toBeTruthy();
+    process.kill(-(lost?.pgid ?? 0), "SIGKILL");
+    await waitFor(() => !pidAlive(lost?.pid ?? 0), { what: "the kv-1 job to vanish" });
+
+    await expectDeadControllerThenResume(w, "w-kv", () => {
+      void w.waitEvent("w-kv", (e) => e.event === "wave_resumed", "wave_resumed").then(() => w.openGate("kv-2"));
+      return Promise.resolve();
+    });
+    const kv1 = w.state("w-kv")?.items.find((i) => i.beads_id === "kv-1");
+    expect(kv1?.status).toBe("approved");
+    expect(kv1?.history[0]).toMatchObject({ phase: "implement", attempt: 1, provider: "agent-a", reason_code: "runner_job_lost" });
+    expect(kv1?.history[1]).toMatchObject({ phase: "implement", attempt: 2, provider: "agent-b" });
+    expect(w.prompt("kv-1", "implement", 2, "agent-b")).toContain("runner_job_lost");
   });
 
   it("between implement and review (right after an implement job_finished)", async () => {

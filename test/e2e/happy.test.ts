@@ -84,6 +84,19 @@ describe("a wave from start to completed, against real processes", () => {
     const replayed = await replayWave(L, "w-happy");
     expect(replayed).not.toBeNull();
     expect(serializeState(replayed!)).toBe(readFileSync(L.waveState("w-happy"), "utf8"));
+
+    // The finished wave is final; an unknown wave is reported as missing.
+    const [resume, check, missing] = await Promise.all([
+      w.run("resume", ["--wave-id", "w-happy"]),
+      w.check("w-happy"),
+      w.run("check", ["--wave-id", "w-nope", "--json"]),
+    ]);
+    expect(resume.code).toBe(1);
+    expect(resume.stderr).toMatch(/^error: wave_already_terminal: /m);
+    expect(check.code).toBe(0);
+    expect(check.json).toMatchObject({ state: "completed", next_action: "review_report_and_close_items", controller: { alive: false } });
+    expect(missing.code).toBe(3);
+    expect(parseObj(missing.stdout)).toMatchObject({ wave_id: "w-nope", reason_code: "wave_not_found" });
   });
 
   it("revision then approval on the next provider with the findings in the prompt; a rejected item ends retry_chain_exhausted; failed attempts are retried", async () => {
