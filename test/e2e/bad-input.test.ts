@@ -1,14 +1,14 @@
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, duplicateDispatches, E2E, finishes, git, isObj, parseObj, rssMb } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, E2E, finishes, git, isObj, parseObj, rssMb, E2E_TIMEOUT_MS } from "./harness.js";
 
 // Bad input: each case ends with its own reason code, and the rest of the wave runs as if nothing
 // happened.
 
 afterEach(cleanupAll);
 
-describe("bad input gets its reason code and disturbs nothing else", () => {
+describe("bad input gets its reason code and disturbs nothing else", { timeout: E2E_TIMEOUT_MS }, () => {
   it("missing, ambiguous and forbidden worktrees fail; a contract with the wrong beads_id is retried; the healthy items are approved without delay", async () => {
     const items = ["bi-miss", "bi-amb", "bi-forbid", "bi-wrongid", "bi-ok1", "bi-ok2"];
     const w = new E2E({

@@ -13,6 +13,7 @@ import {
   pidGoneByKill,
   waitFor,
   type AgentRun,
+  E2E_TIMEOUT_MS,
 } from "./harness.js";
 
 // Cancel and signals against agents that fight back: they ignore SIGTERM and leave a grandchild
@@ -73,7 +74,7 @@ function expectCancelled(w: E2E, wave: string, items: string[]): void {
   expect(existsSync(w.layout.controllerLock(wave))).toBe(false);
 }
 
-describe("cancel", () => {
+describe("cancel", { timeout: E2E_TIMEOUT_MS }, () => {
   it("during a run: the controller stops every job (agents and grandchildren ignoring SIGTERM), items are cancelled with cancel outcomes", async () => {
     const items = ["cn-1", "cn-2", "cn-3"];
     const w = new E2E({ items, scenario: { default: STUBBORN } });
@@ -116,7 +117,7 @@ describe("cancel", () => {
   });
 });
 
-describe("signals", () => {
+describe("signals", { timeout: E2E_TIMEOUT_MS }, () => {
   it("SIGTERM to a foreground start: exit 2, wave paused wave_paused_signal, jobs keep running; resume re-attaches and completes", async () => {
     const items = ["sg-1", "sg-2"];
     const w = new E2E({ items, scenario: { default: { implement: { gate: "go" } } } });

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { WaveEvent } from "../../src/core/events.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, finishes, listDir, pidAlive, racingRuns, waitFor, type CliProc } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, finishes, listDir, pidAlive, racingRuns, waitFor, type CliProc, E2E_TIMEOUT_MS } from "./harness.js";
 
 // SIGKILL of the controller at three points. For each: `check` says controller_dead / resume,
 // `resume` completes the wave, no (item, phase, attempt) is dispatched twice and no finished
@@ -61,7 +61,7 @@ async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume
   return events;
 }
 
-describe("the controller killed with SIGKILL, then resumed", () => {
+describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIMEOUT_MS }, () => {
   it("while it dispatches (right after the first item_dispatched is on disk)", async () => {
     const items = ["kd-1", "kd-2", "kd-3", "kd-4", "kd-5", "kd-6"];
     // A slow tracker (every bd call is a node process plus 50 ms, and dispatch asks bd for the item's text) keeps

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, racingRuns, waitFor, type Scenario } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, racingRuns, waitFor, type Scenario, E2E_TIMEOUT_MS } from "./harness.js";
 
 // One controller per wave, one wave per item: racing copies of dx-batch never both run.
 
@@ -7,7 +7,7 @@ afterEach(cleanupAll);
 
 const refusedAsRunning = /^error: (wave_exists|wave_already_running): /m;
 
-describe("single controller", () => {
+describe("single controller", { timeout: E2E_TIMEOUT_MS }, () => {
   it("two `start` for the same wave id at once: exactly one runs, the other exits 1 (wave_exists or wave_already_running)", async () => {
     const items = ["sc-1", "sc-2"];
     const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 300 } } } });
@@ -55,7 +55,7 @@ describe("single controller", () => {
   });
 });
 
-describe("one wave per item", () => {
+describe("one wave per item", { timeout: E2E_TIMEOUT_MS }, () => {
   it("two waves holding the same item (started together, one store): only one dispatches it, the other ends it item_claimed_by_other_wave", async () => {
     const scenario: Scenario = { items: { "sh-x": { implement: { gate: "x" } } } };
     const a = new E2E({ items: ["sh-x", "sh-a"], scenario });

@@ -3,13 +3,13 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { replayWave } from "../../src/app/read-wave.js";
 import { serializeState } from "../../src/store/snapshot.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, fileMode, finishes, listDir, parseObj, racingRuns } from "./harness.js";
+import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, fileMode, finishes, listDir, parseObj, racingRuns, E2E_TIMEOUT_MS } from "./harness.js";
 
 afterEach(cleanupAll);
 
 const ids = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
 
-describe("a wave from start to completed, against real processes", () => {
+describe("a wave from start to completed, against real processes", { timeout: E2E_TIMEOUT_MS }, () => {
   it("happy path: 8 items on 2 providers are approved, the whole artifact layout is on disk, and replay reproduces the snapshot", async () => {
     const items = ids(8, "hp");
     const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 100 }, review: { sleep_ms: 50 } } } });

@@ -19,6 +19,12 @@ export { REPO };
 export const AGENT = path.join(REPO, "test", "fixtures", "agents", "scripted-agent.mjs");
 export const FAKE_BD = path.join(REPO, "test", "fixtures", "bd", "bd");
 
+/**
+ * Per-test ceiling. A test waits on real processes; on 2 loaded cores the slowest (a cancel that
+ * must outlast the 10 s SIGTERM grace) has taken 40 s, so the ceiling is well above that.
+ */
+export const E2E_TIMEOUT_MS = 150_000;
+
 // ---------------------------------------------------------------------------------------------
 // Waiting and small JSON helpers
 

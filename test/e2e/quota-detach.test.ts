@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E, finishes, parseObj, waitFor } from "./harness.js";
+import { cleanupAll, E2E, finishes, parseObj, waitFor, E2E_TIMEOUT_MS } from "./harness.js";
 
 afterEach(cleanupAll);
 
-describe("provider quota errors", () => {
+describe("provider quota errors", { timeout: E2E_TIMEOUT_MS }, () => {
   it("do not use up the item's attempts: the item falls back to the next provider, or waits out the cooldown", async () => {
     // max_attempts 1: if the quota error were counted, the item would end max_attempts_exceeded.
     const fallback = new E2E({
@@ -50,7 +50,7 @@ describe("provider quota errors", () => {
   });
 });
 
-describe("start --detach", () => {
+describe("start --detach", { timeout: E2E_TIMEOUT_MS }, () => {
   it("prints the wave id, exits 0 at once, and the wave completes in the background", async () => {
     const items = ["dt-1", "dt-2", "dt-3"];
     const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 1500 } } } });
