@@ -55,12 +55,6 @@ export function parseObj(text: string, what = "JSON"): JsonObject {
   return v;
 }
 
-export const str = (o: JsonObject, k: string): string => {
-  const v = o[k];
-  if (typeof v !== "string") throw new Error(`${k} is not a string in ${JSON.stringify(o).slice(0, 300)}`);
-  return v;
-};
-
 // ---------------------------------------------------------------------------------------------
 // Processes: liveness as the tests must see it (a zombie is dead; this container's init reaps late)
 
@@ -416,16 +410,6 @@ export class E2E {
 
   async waitEvent(waveId: string, pred: (e: WaveEvent) => boolean, what: string, timeoutMs = 60_000): Promise<WaveEvent> {
     return waitFor(async () => (await this.events(waveId)).find(pred), { what, timeoutMs, intervalMs: 10 });
-  }
-
-  async waitStatus(waveId: string, statuses: readonly string[], timeoutMs = 60_000): Promise<WaveState> {
-    return waitFor(
-      () => {
-        const s = this.state(waveId);
-        return s !== null && statuses.includes(s.status) ? s : null;
-      },
-      { what: `wave ${waveId} to be ${statuses.join("|")}`, timeoutMs },
-    );
   }
 
   runs(): AgentRun[] {
