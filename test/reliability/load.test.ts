@@ -363,6 +363,8 @@ describe("load: three waves at once on one artifact_dir", () => {
 
   it("no job process outlives the waves", () => {
     const r = need();
+    // A wave given up on (see the first test) leaves its running jobs behind by design.
+    expect(r.runs.filter((w) => !w.done).map((w) => w.waveId), "waves that did not complete").toEqual([]);
     expect([...r.stray, ...r.groupReport.violations]).toEqual([]);
     expect(r.groupReport.checked).toBeGreaterThan(0);
   });
