@@ -10,6 +10,7 @@ import { configForResume, waveNotFound } from "./resume.js";
 import { buildDeps, openRuntime } from "./wire.js";
 import { createWaveFiles, takeControllerLock } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
+import { repairOutcomes } from "./repair-outcomes.js";
 
 // `cancel` (SPEC §2): a live controller is asked (SIGUSR1) and given 30 s to stop its jobs, record
 // the cancel and exit; if it does not, it is killed and the cancel is finished here, exactly as
@@ -64,6 +65,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     }
     const config = configForResume(cur.state.config, c.config);
     const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
+    await repairOutcomes(c2.layout, waveId);
     const files = createWaveFiles(c2, waveId, handle, cur.state.seq);
     const rt = openRuntime(c2, waveId, { files });
     const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });

@@ -1,30 +1,19 @@
-import { isAlive } from "../store/proc.js";
+import { groupMembers, signalGroup } from "../runner/proc.js";
 
 // Stop a whole process group: SIGTERM, a grace period, then SIGKILL (SPEC §8). Used for pids a
-// wave registered but whose job the runner no longer knows.
+// wave registered but whose job the runner no longer knows. Liveness counts live members only:
+// a group left with zombies is gone, since nothing may ever reap them in some containers.
 
-const groupAlive = (pgid: number): boolean => {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-};
-
-const signalGroup = (pgid: number, sig: NodeJS.Signals): void => {
-  try {
-    process.kill(-pgid, sig);
-  } catch {
-    // Already gone.
-  }
-};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const alive = async (pgid: number): Promise<boolean> => (await groupMembers(pgid)).length > 0;
 
 export async function killGroup(pgid: number, graceMs: number): Promise<void> {
-  if (pgid <= 1 || !groupAlive(pgid)) return;
+  if (pgid <= 1 || !(await alive(pgid))) return;
   signalGroup(pgid, "SIGTERM");
   const deadline = Date.now() + graceMs;
-  while (groupAlive(pgid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (groupAlive(pgid)) signalGroup(pgid, "SIGKILL");
-  while (groupAlive(pgid) || isAlive(pgid)) await new Promise((r) => setTimeout(r, 20));
+  while ((await alive(pgid)) && Date.now() < deadline) await sleep(50);
+  if (!(await alive(pgid))) return;
+  signalGroup(pgid, "SIGKILL");
+  const hard = Date.now() + 10_000;
+  while ((await alive(pgid)) && Date.now() < hard) await sleep(20);
 }

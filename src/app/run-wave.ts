@@ -41,7 +41,11 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
       if (!r.ok) progress.log(`preflight: ${p} unavailable (${r.reason_code ?? "unknown"}${r.detail ? `: ${r.detail}` : ""})`);
     }
     apply({ event: "preflight_recorded", providers: results });
-    if (controller.state.status === "failed") return finish(controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+    // Only this preflight can stop the wave here (no_provider_available): a resumed wave is still
+    // "failed" from its earlier stop until wave_resumed, which must not be mistaken for this.
+    if (!chainProviders(state.policy).some((p) => results[p]?.ok === true)) {
+      return finish(controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+    }
 
     const pruned = await rt.runner.prune();
     if (pruned.pruned > 0) progress.log(`runner prune: removed ${pruned.pruned} stale pid file(s)`);

@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
 import type { WaveFiles } from "../controller/ports.js";
 import { isTerminalItem, isTerminalWave } from "../core/status.js";
 import { DxError } from "../errors.js";
@@ -15,6 +16,10 @@ import type { AppContext } from "./context.js";
 
 // The controller's WaveFiles port over src/store: everything one wave writes, done as the
 // process that holds the wave's controller lock.
+
+const EXEC_LOCK_NAME = "_exec.lock";
+const EXEC_LOCK_TTL_MS = 2 * 60_000;
+const EXEC_LOCK_WAIT_MS = 60_000;
 
 export interface LockHandle {
   readonly self: ProcessIdentity;
@@ -138,6 +143,22 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       lock.release();
     },
     liveExecPids: async () => new Set([...liveJobPids(layout), ...(await extraPids())]).size,
+    withExecLock: async (fn) => {
+      // A lease like any other, so a holder that dies releases it at once (same host) or within
+      // the TTL; held only for one count-and-dispatch, a few hundred milliseconds.
+      const file = path.join(layout.leasesRoot(), EXEC_LOCK_NAME);
+      mkdirSync(layout.leasesRoot(), { recursive: true, mode: 0o700 });
+      const deadline = Date.now() + EXEC_LOCK_WAIT_MS;
+      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: Date.now(), waitMs: 100 }).acquired) {
+        if (Date.now() > deadline) break; // a wedged holder must not stop this wave forever
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      try {
+        return await fn();
+      } finally {
+        releaseLease(file, who);
+      }
+    },
     setRunnerPids: (f) => {
       extraPids = f;
     },

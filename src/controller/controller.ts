@@ -120,7 +120,16 @@ export class Controller {
     const plan = planDispatch(s, this.deps.clock.nowIso());
     this.wakeAtMs = plan.wake_at === null ? null : Date.parse(plan.wake_at);
     if (plan.intents.length > 0) {
-      // Cheap doctor check before any dispatch (SPEC §8): the exec-saturation guard.
+      const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
+      if (end) return end;
+    }
+    this.session.flush(false);
+    return null;
+  }
+
+  /** Cheap doctor check before any dispatch (SPEC §8): the exec-saturation guard, then dispatch. */
+  private async dispatchWithinCap(intents: readonly DispatchIntent[]): Promise<RunEnd | null> {
+    {
       const live = await this.deps.files.liveExecPids();
       if (live > this.deps.timing.exec_process_cap) {
         await this.perform(
@@ -132,9 +141,14 @@ export class Controller {
         );
         return { kind: "failed", reason_code: WaveReason.exec_saturation };
       }
-      // At the cap exactly, dispatch nothing now and look again when a job ends.
+      // At the cap exactly, dispatch nothing now. Another wave's job ending wakes nobody here,
+      // so look again shortly rather than at the next heartbeat.
       const budget = this.deps.timing.exec_process_cap - live;
-      const chosen = plan.intents.slice(0, budget);
+      if (budget < intents.length) {
+        const recheck = this.deps.clock.nowMs() + this.deps.timing.reattach_poll_ms;
+        this.wakeAtMs = this.wakeAtMs === null ? recheck : Math.min(this.wakeAtMs, recheck);
+      }
+      const chosen = intents.slice(0, Math.max(0, budget));
       for (const intent of chosen) {
         if (this.signal !== null) break;
         await this.dispatch(intent);
@@ -143,7 +157,6 @@ export class Controller {
       // freed its slot, and no job exit will come to wake the loop for it: plan again at once.
       if (chosen.some((i) => isTerminalItem(this.item(i.item_id).status))) this.kick();
     }
-    this.session.flush(false);
     return null;
   }
 

@@ -42,6 +42,11 @@ export interface WaveFiles {
   releaseControllerLock(): void;
   /** Distinct live pids across jobs/*\/*.pid and the runner's pid files (exec-saturation guard). */
   liveExecPids(): Promise<number>;
+  /**
+   * Run count-then-dispatch under a lock shared by every controller of this artifact_dir, so two
+   * waves cannot both see room under exec_process_cap and both fill it.
+   */
+  withExecLock<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export type WorktreeResult =

@@ -50,7 +50,7 @@ if [ -z "$pump_done" ]; then
   sleep 2 &
   timer=$!
   [ -z "$pump_done" ] && wait "$timer"
-  kill "$timer" 2>/dev/null
+  kill -KILL "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
 fi
 echo "$code" > "$rc.tmp" && mv -f "$rc.tmp" "$rc"
 exit "$code"
