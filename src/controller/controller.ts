@@ -1,13 +1,14 @@
 import type { Effect } from "../core/effects.js";
 import { jobIdFor } from "../core/ids.js";
 import { planDispatch, type DispatchIntent } from "../core/plan.js";
+import { itemById } from "../core/step.js";
 import { ItemReason, WaveReason, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
 import { isActiveItem, isFinishedJobState, isTerminalItem, type JobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth, JobRef } from "../runner/port.js";
 import type { TrackerIssue } from "../tracker/port.js";
-import type { ControllerDeps } from "./ports.js";
+import type { ControllerDeps, WorktreeResult } from "./ports.js";
 import { implementPrompt, reviewPrompt } from "./prompts.js";
 import { WaveSession } from "./session.js";
 import { TrackedJobs, type TrackedJob } from "./tracked-jobs.js";
@@ -97,7 +98,9 @@ export class Controller {
 
   private async cycle(): Promise<RunEnd | null> {
     this.kicked = false;
-    for (const job of this.jobs.takeExited()) await this.finish(job, null);
+    // Jobs that ended together are finished together: each step is its own sync append, so the
+    // ledger stays ordered while their checks and contract reads overlap.
+    await Promise.all(this.jobs.takeExited().map((job) => this.finish(job, null)));
     await this.checkHealth();
 
     if (this.signal !== null) return this.handleSignal(this.signal);
@@ -149,10 +152,10 @@ export class Controller {
         this.wakeAtMs = this.wakeAtMs === null ? recheck : Math.min(this.wakeAtMs, recheck);
       }
       const chosen = intents.slice(0, Math.max(0, budget));
-      for (const intent of chosen) {
-        if (this.signal !== null) break;
-        await this.dispatch(intent);
-      }
+      // Distinct items, so their dispatches may overlap (git, runner start); every ledger append
+      // is synchronous, so events keep their order and each one is whole.
+      await Promise.all(chosen.map((intent) => this.dispatch(intent)));
+      this.prefetchWorktrees();
       // An intent that ended its item instead of starting a job (worktree, claim or spawn failure)
       // freed its slot, and no job exit will come to wake the loop for it: plan again at once.
       if (chosen.some((i) => isTerminalItem(this.item(i.item_id).status))) this.kick();
@@ -161,6 +164,30 @@ export class Controller {
   }
 
   private wakeAtMs: number | null = null;
+  private readonly prefetched = new Map<string, Promise<WorktreeResult | null>>();
+
+  /**
+   * Resolve (or create) the worktrees of the next items that will be dispatched while the current
+   * jobs run, so `git worktree add` is off the path from a job's exit to the next dispatch.
+   * Harmless if the item then goes elsewhere: worktrees are never deleted, and a result that is
+   * not ok is resolved again at dispatch, after the lease and the claim.
+   */
+  private prefetchWorktrees(): void {
+    const s = this.state;
+    for (const id of this.prefetched.keys()) if (itemById(s, id)?.status !== "pending") this.prefetched.delete(id);
+    const approved = (id: string) => itemById(s, id)?.status === "approved";
+    let budget = s.policy.max_parallel - this.prefetched.size;
+    for (const it of s.items) {
+      if (budget <= 0) break;
+      if (it.status !== "pending" || it.worktree !== null || this.prefetched.has(it.beads_id)) continue;
+      if (!it.depends_on.every(approved)) continue;
+      this.prefetched.set(
+        it.beads_id,
+        this.deps.workspace.resolve(it.beads_id).catch(() => null),
+      );
+      budget -= 1;
+    }
+  }
 
   private async sleep(): Promise<void> {
     if (this.kicked) return;
@@ -209,7 +236,9 @@ export class Controller {
     let worktree = item.worktree;
     let base = item.base_commit;
     if (worktree === null) {
-      const w = await this.deps.workspace.resolve(intent.item_id);
+      const early = await this.prefetched.get(intent.item_id);
+      this.prefetched.delete(intent.item_id);
+      const w = early?.ok ? early : await this.deps.workspace.resolve(intent.item_id);
       if (!w.ok) {
         files.releaseLease(intent.item_id, intent.attempt);
         await this.perform(this.session.apply({ event: "item_settled", item_id: intent.item_id, status: w.status, reason_code: w.reason_code, error: w.detail }));

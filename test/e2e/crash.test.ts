@@ -147,6 +147,8 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
     const w = new E2E({ items, scenario: { items: { "kv-1": { implement: [{ gate: "never" }, {}] }, "kv-2": { implement: { gate: "kv-2" } } } } });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kv"]);
     await waitFor(async () => (await w.events("w-kv")).filter((e) => e.event === "job_started").length === 2, { what: "both jobs started" });
+    // job_started is recorded once the process exists; the agent's own start record comes a moment later.
+    await waitFor(() => w.starts((r) => r.item === "kv-1").length > 0, { what: "the kv-1 agent to record its start" });
     process.kill(proc.pid, "SIGKILL");
     await proc.done;
     const lost = w.starts((r) => r.item === "kv-1")[0];
