@@ -18,6 +18,7 @@ import type { AppContext } from "./context.js";
 // process that holds the wave's controller lock.
 
 const EXEC_LOCK_NAME = "_exec.lock";
+const RUNNER_PIDS_TTL_MS = 5_000;
 const EXEC_LOCK_TTL_MS = 2 * 60_000;
 const EXEC_LOCK_WAIT_MS = 60_000;
 
@@ -107,6 +108,14 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   const ttlMs = config.lease_ttl_minutes * 60_000;
   const who = { ...lock.self, wave_id: waveId };
   let extraPids = (): Promise<number[]> => Promise.resolve([]);
+  // The runner's pid files are read from every job it ever ran (thousands in a big wave), while
+  // every dx-batch job is also in jobs/*/*.pid, read fresh each time. So the runner's list, which
+  // only adds jobs started outside dx-batch, is re-read at most every few seconds.
+  let runnerCache: { at: number; pids: number[] } | null = null;
+  const runnerPids = async (): Promise<number[]> => {
+    if (runnerCache === null || Date.now() - runnerCache.at > RUNNER_PIDS_TTL_MS) runnerCache = { at: Date.now(), pids: await extraPids() };
+    return runnerCache.pids;
+  };
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
     append: (e) => void writer.append(e),
@@ -142,7 +151,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       writer.close();
       lock.release();
     },
-    liveExecPids: async () => new Set([...liveJobPids(layout), ...(await extraPids())]).size,
+    liveExecPids: async () => new Set([...liveJobPids(layout), ...(await runnerPids())]).size,
     withExecLock: async (fn) => {
       // A lease like any other, so a holder that dies releases it at once (same host) or within
       // the TTL; held only for one count-and-dispatch, a few hundred milliseconds.

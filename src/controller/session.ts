@@ -49,7 +49,9 @@ export class WaveSession {
   flush(force: boolean): void {
     if (!this.dirty) return;
     const now = this.clock.nowMs();
-    if (!force && this.current.items.length > SMALL_WAVE_ITEMS && now - this.lastFlushMs < LARGE_WAVE_SNAPSHOT_MS) return;
+    // Serializing the whole state costs O(items): space the writes out so it stays a small share.
+    const every = Math.max(LARGE_WAVE_SNAPSHOT_MS, this.current.items.length);
+    if (!force && this.current.items.length > SMALL_WAVE_ITEMS && now - this.lastFlushMs < every) return;
     this.files.writeSnapshot(this.current);
     this.dirty = false;
     this.lastFlushMs = now;
