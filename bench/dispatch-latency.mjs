@@ -19,7 +19,8 @@
 //   paced-precreated      agents that run 1 s (60 items): exits arrive while the loop is mostly idle
 //
 // Usage: node bench/dispatch-latency.mjs [--items 200] [--max-parallel 4]
-//          [--scenarios saturated-precreated,saturated-repo,paced-precreated] [--keep]
+//          [--scenarios saturated-precreated,saturated-repo,paced-precreated] [--repeat N] [--keep]
+// --repeat N runs each scenario N times and reports the run with the median p99.
 import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as L from "./lib.mjs";
@@ -57,7 +58,9 @@ async function runOne(scenario) {
   if (mode === "repo") args.push("--repo", L.makeRepo(root));
   else L.precreateCheckouts(root, config.workspace_root, ids);
   process.stderr.write(`dispatch-latency: ${scenario}: ${n} items of ${agentSec} s agents at max-parallel ${maxParallel} ... `);
+  const loadBefore = L.load1();
   const r = await L.runCli(args, { root, label: "controller" });
+  const loadAfter = L.load1();
 
   const events = L.readLedgers(config.artifact_dir, "lat");
   const startedAt = new Map(events.filter((e) => e.event === "job_started").map((e) => [e.run_instance, Date.parse(e.at)]));
@@ -96,11 +99,22 @@ async function runOne(scenario) {
   process.stderr.write(`p50 ${stats.exit_to_dispatch.p50} ms, p99 ${stats.exit_to_dispatch.p99} ms\n`);
   const snap = L.readSnapshot(config.artifact_dir, "lat");
   L.cleanup(root, flags.keep === true);
-  return { scenario, mode, agent_seconds: agentSec, items: n, max_parallel: maxParallel, exit_code: r.code, status: snap.status, wall_s: L.round(r.wall_ms / 1000, 1), controller_cpu_s: L.round(r.cpu_sec, 2), pairs: pairs.length, stats, slowest: [...pairs].sort((a, b) => (b.exit_to_dispatch ?? 0) - (a.exit_to_dispatch ?? 0)).slice(0, 5) };
+  return { scenario, mode, agent_seconds: agentSec, items: n, max_parallel: maxParallel, exit_code: r.code, status: snap.status, wall_s: L.round(r.wall_ms / 1000, 1), controller_cpu_s: L.round(r.cpu_sec, 2), load1_before: loadBefore, load1_after: loadAfter, pairs: pairs.length, stats, slowest: [...pairs].sort((a, b) => (b.exit_to_dispatch ?? 0) - (a.exit_to_dispatch ?? 0)).slice(0, 5) };
 }
 
+// The machine is shared and its load swings; each scenario may be run several times, and the
+// run with the median p99 is the one reported (every run is kept in the JSON).
+const repeat = Math.max(1, Number(flags.repeat ?? 1));
 const runs = [];
-for (const sc of scenarios) runs.push(await runOne(sc));
+const allRuns = [];
+for (const sc of scenarios) {
+  const tries = [];
+  for (let i = 0; i < repeat; i++) tries.push(await runOne(sc));
+  allRuns.push(...tries);
+  const sorted = [...tries].sort((a, b) => (a.stats.exit_to_dispatch.p99 ?? Infinity) - (b.stats.exit_to_dispatch.p99 ?? Infinity));
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  runs.push({ ...median, of_runs: tries.length, p99_of_each_run: tries.map((t) => t.stats.exit_to_dispatch.p99), p50_of_each_run: tries.map((t) => t.stats.exit_to_dispatch.p50), load1_of_each_run: tries.map((t) => [t.load1_before, t.load1_after]) });
+}
 
 const rows = [];
 for (const r of runs) for (const [seg, s] of Object.entries(r.stats)) rows.push({ scenario: r.scenario, segment: seg.replaceAll("_", " "), n: s.n, p50_ms: s.p50, p90_ms: s.p90, p99_ms: s.p99, max_ms: s.max });
@@ -108,7 +122,8 @@ console.log(L.table(rows));
 for (const r of runs) r.target_met = r.stats.exit_to_dispatch.p99 !== null && r.stats.exit_to_dispatch.p99 < 100;
 const met = runs.every((r) => r.target_met);
 for (const r of runs) {
-  console.log(`${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms (wall ${r.wall_s} s for ${r.items} items): target p99 < 100 ms ${r.target_met ? "met" : "MISSED"}`);
+  const each = r.of_runs > 1 ? ` (median of ${r.of_runs} runs; p99 of each: ${r.p99_of_each_run.join(", ")} ms)` : "";
+  console.log(`${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms${each}, wall ${r.wall_s} s for ${r.items} items: target p99 < 100 ms ${r.target_met ? "met" : "MISSED"}`);
 }
 const out = L.writeResult(String(flags.out ?? "dispatch-latency"), {
   benchmark: "dispatch-latency",
@@ -116,6 +131,7 @@ const out = L.writeResult(String(flags.out ?? "dispatch-latency"), {
   at: new Date().toISOString(),
   machine: L.machine(),
   runs,
+  all_runs: repeat > 1 ? allRuns : undefined,
   target: { p99_ms_max: 100, met },
 });
 console.log(`wrote ${path.relative(process.cwd(), out)}`);

@@ -26,6 +26,7 @@ const ids = L.itemIds(3, "idle");
 L.precreateCheckouts(root, config.workspace_root, ids);
 writeFileSync(path.join(root, "items.txt"), ids.join("\n") + "\n");
 process.stderr.write(`idle: 3 agents sleeping ${seconds} s, stall_minutes ${stallMinutes} ... `);
+const loadBefore = L.load1();
 const r = await L.runCli(["start", "--config", file, "--items-file", "items.txt", "--wave-id", "idle", "--max-parallel", "3", "--no-review"], {
   root,
   label: "controller",
@@ -60,6 +61,8 @@ const row = {
   wall_s: L.round(r.wall_ms / 1000, 1),
   peak_rss_mb: L.round(r.peak_rss_mb, 1),
   exit_code: r.code,
+  load1_before: loadBefore,
+  load1_after: L.load1(),
 };
 process.stderr.write(`${row.cpu_pct_of_core}% of a core\n`);
 console.log(L.table([row]));

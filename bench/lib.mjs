@@ -28,6 +28,17 @@ export function requireBuild() {
   }
 }
 
+/** The commit the measured dist/ was presumably built from, and whether src/ differed from it. */
+export function codeRevision() {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim();
+    return { commit: head, src_uncommitted_files: dirty === "" ? 0 : dirty.split("\n").length };
+  } catch {
+    return { commit: null, src_uncommitted_files: null };
+  }
+}
+
 export function machine() {
   const cpus = os.cpus();
   return {
@@ -38,11 +49,19 @@ export function machine() {
     mem_gb: Math.round(os.totalmem() / 2 ** 30),
     loadavg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
     git: execFileSync("git", ["--version"], { encoding: "utf8" }).trim(),
+    bench_tmpdir: benchTmp(),
+    ...codeRevision(),
   };
 }
 
+/** The 1-minute load average, rounded: benchmarks record it before and after each run. */
+export const load1 = () => Math.round(os.loadavg()[0] * 100) / 100;
+
+/** Every run's files live under here: $DX_BENCH_TMPDIR (e.g. /dev/shm, to take the disk out), else the OS temp dir. */
+export const benchTmp = () => process.env.DX_BENCH_TMPDIR || os.tmpdir();
+
 export function tempRoot(name) {
-  return mkdtempSync(path.join(os.tmpdir(), `dx-bench-${name}-`));
+  return mkdtempSync(path.join(benchTmp(), `dx-bench-${name}-`));
 }
 
 const GIT_ID = ["-c", "user.name=dx-batch bench", "-c", "user.email=bench@example.invalid"];
@@ -159,7 +178,8 @@ export function runCli(args, o) {
   const sample = () => {
     const cpu = procCpuSec(child.pid);
     const mem = procRssKb(child.pid);
-    if (cpu !== null && mem !== null) samples.push({ t_ms: performance.now() - t0, epoch_ms: Date.now(), cpu_sec: cpu, rss_kb: mem.rss, hwm_kb: mem.hwm, vcsw: mem.vcsw });
+    // A process on its way out has no VmRSS line any more: such a sample is dropped.
+    if (cpu !== null && mem !== null && Number.isFinite(mem.rss)) samples.push({ t_ms: performance.now() - t0, epoch_ms: Date.now(), cpu_sec: cpu, rss_kb: mem.rss, hwm_kb: mem.hwm, vcsw: mem.vcsw });
   };
   const timer = setInterval(sample, sampleMs);
   sample();

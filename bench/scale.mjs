@@ -15,7 +15,8 @@
 //               where 10,000 `git worktree add` runs would take longer than the whole budget.
 //
 // Usage: node bench/scale.mjs [--sizes 1000,10000] [--modes repo,precreated] [--review]
-//                             [--max-parallel 16] [--keep] [--profile] [--out NAME]
+//                             [--max-parallel 16] [--keep] [--profile] [--callers] [--out NAME]
+// --callers: group the controller's fsyncs and spawns by the dist/ call path that made them.
 // Defaults: --sizes 1000,10000, modes: repo for sizes <= 1000, precreated for all sizes.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -51,7 +52,9 @@ async function runOne(n, mode) {
   }
   const nodeArgs = flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(root, "prof")}`] : [];
   process.stderr.write(`scale: ${n} items, ${mode}, review ${review ? "on" : "off"} ... `);
-  const r = await L.runCli(args, { root, label: "controller", env: { DX_BENCH_COUNT_SPAWNS: "1" }, nodeArgs, sampleMs: 250 });
+  const loadBefore = L.load1();
+  const env = { DX_BENCH_COUNT_SPAWNS: "1", ...(flags.callers ? { DX_BENCH_CALLERS: "1" } : {}) };
+  const r = await L.runCli(args, { root, label: "controller", env, nodeArgs, sampleMs: 250 });
   const snap = L.readSnapshot(config.artifact_dir, "scale");
   const events = L.readLedgers(config.artifact_dir, "scale");
   const counts = {};
@@ -59,7 +62,10 @@ async function runOne(n, mode) {
   // RSS over the run: the first and last fifth of the samples, to see growth with the ledger.
   const s = r.samples;
   const fifth = Math.max(1, Math.floor(s.length / 5));
-  const maxRss = (xs) => (xs.length ? Math.max(...xs.map((x) => x.rss_kb)) / 1024 : null);
+  const maxRss = (xs) => {
+    const v = xs.map((x) => x.rss_kb).filter(Number.isFinite);
+    return v.length ? Math.max(...v) / 1024 : null;
+  };
   const u = r.usage ?? {};
   const row = {
     items: n,
@@ -76,6 +82,8 @@ async function runOne(n, mode) {
     cpu_ms_per_item: L.round((r.cpu_sec * 1000) / n, 2),
     main_thread_cpu_ms_per_item: u.thread_cpu_sec?.main !== undefined ? L.round((u.thread_cpu_sec.main * 1000) / n, 2) : null,
     user_s: L.round(r.user_sec, 2),
+    // git, the agent wrappers and the agents: other processes, reaped by the controller.
+    children_cpu_ms_per_item: u.children_cpu_sec != null ? L.round((u.children_cpu_sec * 1000) / n, 2) : null,
     sys_s: L.round(r.system_sec, 2),
     peak_rss_mb: L.round(r.peak_rss_mb, 1),
     rss_first_fifth_mb: L.round(maxRss(s.slice(0, fifth)), 1),
@@ -86,10 +94,16 @@ async function runOne(n, mode) {
     ledger_events: events.length,
     artifacts_mb: L.round(L.dirSizeBytes(config.artifact_dir) / 2 ** 20, 1),
     runner_files_mb: L.round(L.dirSizeBytes(config.runner_log_dir) / 2 ** 20, 1),
+    load1_before: loadBefore,
+    load1_after: L.load1(),
   };
   process.stderr.write(`${row.wall_s} s, ${row.cpu_ms_per_item} ms CPU/item, peak RSS ${row.peak_rss_mb} MB\n`);
   L.cleanup(root, flags.keep === true || flags.profile === true);
-  return { ...row, spawns: u.spawns ?? null, thread_cpu_sec: u.thread_cpu_sec ?? null, events: counts, rss_samples_mb: thin(s).map((x) => [Math.round(x.t_ms), L.round(x.rss_kb / 1024, 1)]) };
+  const perItem = (o, f) => (o ? Object.fromEntries(Object.entries(o).sort((a, b) => f(b[1]) - f(a[1])).map(([k, v]) => [k, L.round(f(v) / n, 2)])) : undefined);
+  const callers = flags.callers
+    ? { fsyncs_per_item_by_caller: perItem(u.fsync_callers, (v) => v.count), fsync_wait_ms_per_item_by_caller: perItem(u.fsync_callers, (v) => v.wall_ms), spawns_per_item_by_caller: perItem(u.spawn_callers, (v) => v) }
+    : {};
+  return { ...row, ...callers, spawns: u.spawns ?? null, fsyncs_per_item: u.fsync_count !== undefined ? L.round(u.fsync_count / n, 1) : null, fsync_wait_ms_per_item: u.fsync_wall_ms !== undefined ? L.round(u.fsync_wall_ms / n, 1) : null, thread_cpu_sec: u.thread_cpu_sec ?? null, memory_timeline: thin(u.memory_timeline ?? []), events: counts, rss_samples_mb: thin(s).map((x) => [Math.round(x.t_ms), L.round(x.rss_kb / 1024, 1)]) };
 }
 
 function thin(samples, max = 60) {
@@ -104,7 +118,7 @@ for (const n of sizes) {
   for (const mode of modes) runs.push(await runOne(n, mode));
 }
 
-const cols = ["items", "mode", "review", "wall_s", "items_per_s", "setup_ms", "cpu_ms_per_item", "main_thread_cpu_ms_per_item", "peak_rss_mb", "rss_first_fifth_mb", "rss_last_fifth_mb", "spawns_per_item", "status"];
+const cols = ["items", "mode", "review", "wall_s", "items_per_s", "setup_ms", "cpu_ms_per_item", "main_thread_cpu_ms_per_item", "children_cpu_ms_per_item", "peak_rss_mb", "rss_first_fifth_mb", "rss_last_fifth_mb", "spawns_per_item", "fsyncs_per_item", "status"];
 console.log(L.table(runs, cols));
 
 const targets = {
