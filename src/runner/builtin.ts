@@ -12,7 +12,7 @@ import { classifyExit, isStalled, madeProgress, overRuntime } from "./health.js"
 import { logTailMentionsQuota } from "./log-signals.js";
 import { parseStoredHealth, readJobMeta, readJobProgress, writeJobProgress, type JobMeta, type JobProgress } from "./meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "./paths.js";
-import type { CheckOptions, ContractSource, JobHealth, JobRef, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
+import { missingHealth, type CheckOptions, type ContractSource, type JobHealth, type JobRef, type JobSpec, type ProviderAvailability, type RunnerPort, type StartedJob } from "./port.js";
 import { groupCpuSeconds, groupMembers, processAlive, processStartToken, signalGroup, waitSignalsHandled } from "./proc.js";
 import { resolveExecutable, DEFAULT_PREFLIGHT_TIMEOUT_MS } from "./providers/common.js";
 import { createProviderRegistry, type ProviderRegistry } from "./providers/index.js";
@@ -175,26 +175,6 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
     stop_requested_at_ms: null,
     timed_out_at_ms: null,
   });
-
-  function missingHealth(ref: JobRef, reason: string, runInstance: string | null): JobHealth {
-    return {
-      job_id: ref.job_id,
-      provider: ref.provider,
-      run_instance: runInstance,
-      state: "missing",
-      reason_code: reason,
-      exit_code: null,
-      pid: null,
-      worktree: null,
-      mutation_count: 0,
-      log_bytes: 0,
-      cpu_time_sec: 0,
-      pid_age_sec: 0,
-      log_age_sec: 0,
-      started_at: null,
-      finished_at: null,
-    };
-  }
 
   function killLater(pgid: number, meta: JobMeta, ms: number): void {
     setTimeout(() => {

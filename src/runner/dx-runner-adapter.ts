@@ -8,7 +8,7 @@ import { readContractSource } from "./contract-source.js";
 import { isObject, readIntFile, statQuiet, type JsonObject } from "./fs-util.js";
 import { isJobState } from "./meta.js";
 import { assertJobId, isValidProviderName } from "./paths.js";
-import type { CheckOptions, ContractSource, JobHealth, JobRef, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
+import { missingHealth, type CheckOptions, type ContractSource, type JobHealth, type JobRef, type JobSpec, type ProviderAvailability, type RunnerPort, type StartedJob } from "./port.js";
 import { processAlive } from "./proc.js";
 import type { JobState } from "../core/status.js";
 
@@ -195,23 +195,7 @@ export function createDxRunnerAdapter(opts: DxRunnerAdapterOptions): RunnerPort 
     async check(ref: JobRef, o: CheckOptions): Promise<JobHealth> {
       assertJobId(ref.job_id);
       const k = known.get(key(ref.provider, ref.job_id));
-      const base: JobHealth = {
-        job_id: ref.job_id,
-        provider: ref.provider,
-        run_instance: ref.run_instance,
-        state: "missing",
-        reason_code: null,
-        exit_code: null,
-        pid: null,
-        worktree: null,
-        mutation_count: 0,
-        log_bytes: 0,
-        cpu_time_sec: 0,
-        pid_age_sec: 0,
-        log_age_sec: 0,
-        started_at: k?.started_at ?? null,
-        finished_at: null,
-      };
+      const base: JobHealth = { ...missingHealth(ref, null), started_at: k?.started_at ?? null };
       if (k !== undefined && k.run_instance !== ref.run_instance) return { ...base, reason_code: "run_instance_mismatch" };
       const r = await run(["check", "--beads", ref.job_id, "--stall-minutes", String(o.stall_minutes), "--json"]);
       if (r.spawnError !== null || r.timedOut) throw failed("check", r);

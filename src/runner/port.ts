@@ -89,3 +89,24 @@ export interface RunnerPort {
   /** Live pids of this runner's jobs, for the exec-saturation guard. */
   livePids(): Promise<number[]>;
 }
+
+/** The health of a job the runner knows nothing (more) about: the base every runner reports from. */
+export function missingHealth(ref: JobRef, reasonCode: string | null, runInstance: string | null = ref.run_instance): JobHealth {
+  return {
+    job_id: ref.job_id,
+    provider: ref.provider,
+    run_instance: runInstance,
+    state: "missing",
+    reason_code: reasonCode,
+    exit_code: null,
+    pid: null,
+    worktree: null,
+    mutation_count: 0,
+    log_bytes: 0,
+    cpu_time_sec: 0,
+    pid_age_sec: 0,
+    log_age_sec: 0,
+    started_at: null,
+    finished_at: null,
+  };
+}
