@@ -59,13 +59,16 @@ export function initialState(e: WaveCreated): WaveState {
     carry: { findings: [], failure: null, summary: null },
     history: [],
   }));
-  // An item inside a dependency cycle could never be dispatched: it ends blocked at once.
+  // An item in a dependency cycle, or waiting on one, could never be dispatched: it ends blocked.
+  const stuck = unreachable(items);
   for (const it of items) {
-    if (!inCycle(it.beads_id, items)) continue;
+    const why = stuck.get(it.beads_id);
+    if (why === undefined) continue;
+    const reason = why === null ? ItemReason.dependency_cycle : dependencyBlocked(why);
     it.status = "blocked";
-    it.reason_code = ItemReason.dependency_cycle;
-    it.next_action = itemNextAction("blocked", ItemReason.dependency_cycle);
-    it.error = `${it.beads_id} depends on itself through ${it.depends_on.join(", ")}`;
+    it.reason_code = reason;
+    it.next_action = itemNextAction("blocked", reason);
+    it.error = why === null ? `${it.beads_id} is in a dependency cycle (${it.depends_on.join(", ")})` : `dependency ${why} is in a dependency cycle`;
     it.completed_at = e.at;
   }
   const stats = emptyStats();
@@ -95,18 +98,61 @@ export function initialState(e: WaveCreated): WaveState {
   };
 }
 
-function inCycle(start: string, items: readonly ItemState[]): boolean {
-  const deps = new Map(items.map((i) => [i.beads_id, i.depends_on]));
-  const seen = new Set<string>();
-  const stack = [...(deps.get(start) ?? [])];
-  while (stack.length > 0) {
-    const id = stack.pop();
-    if (id === undefined || seen.has(id)) continue;
-    if (id === start) return true;
-    seen.add(id);
-    stack.push(...(deps.get(id) ?? []));
+/**
+ * Items that can never have every dependency approved, in O(items + deps): peel off items whose
+ * dependencies are all peeled (Kahn). What is left is a cycle or waits on one; peeling the rest
+ * from the other side (items nothing left depends on) separates the two. Value: null for an item
+ * in a cycle, else the unpeeled dependency it waits on.
+ */
+function unreachable(items: readonly ItemState[]): Map<string, string | null> {
+  const dependents = new Map<string, string[]>();
+  const missing = new Map<string, number>();
+  for (const it of items) {
+    missing.set(it.beads_id, it.depends_on.length);
+    for (const d of it.depends_on) {
+      const list = dependents.get(d);
+      if (list) list.push(it.beads_id);
+      else dependents.set(d, [it.beads_id]);
+    }
   }
-  return false;
+  const queue = items.filter((it) => it.depends_on.length === 0).map((it) => it.beads_id);
+  const peeled = new Set<string>();
+  while (queue.length > 0) {
+    const id = queue.pop();
+    if (id === undefined || peeled.has(id)) continue;
+    peeled.add(id);
+    for (const y of dependents.get(id) ?? []) {
+      const left = (missing.get(y) ?? 0) - 1;
+      missing.set(y, left);
+      if (left === 0) queue.push(y);
+    }
+  }
+  const rest = items.filter((it) => !peeled.has(it.beads_id));
+  const out = new Map<string, string | null>();
+  if (rest.length === 0) return out;
+  // Among the rest, peel items no remaining item depends on: those only wait on a cycle.
+  const inRest = new Set(rest.map((it) => it.beads_id));
+  const byId = new Map(rest.map((it) => [it.beads_id, it]));
+  const users = new Map<string, number>();
+  for (const it of rest) for (const d of it.depends_on) if (inRest.has(d)) users.set(d, (users.get(d) ?? 0) + 1);
+  const back = rest.filter((it) => (users.get(it.beads_id) ?? 0) === 0).map((it) => it.beads_id);
+  const waiting = new Set<string>();
+  while (back.length > 0) {
+    const id = back.pop();
+    if (id === undefined || waiting.has(id)) continue;
+    waiting.add(id);
+    for (const d of byId.get(id)?.depends_on ?? []) {
+      if (!inRest.has(d)) continue;
+      const left = (users.get(d) ?? 0) - 1;
+      users.set(d, left);
+      if (left === 0) back.push(d);
+    }
+  }
+  for (const it of rest) {
+    if (!waiting.has(it.beads_id)) out.set(it.beads_id, null);
+    else out.set(it.beads_id, it.depends_on.find((d) => inRest.has(d)) ?? null);
+  }
+  return out;
 }
 
 /** Fold a whole ledger (in seq order) into a state. */
