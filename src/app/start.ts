@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { ItemSeed } from "../core/events.js";
 import { defaultWaveId, isValidItemId, MAX_ITEM_ID_LENGTH } from "../core/ids.js";
-import { ItemReason, WaveReason } from "../core/reasons.js";
+import { ItemReason } from "../core/reasons.js";
 import { DxError } from "../errors.js";
 import { createTracker } from "../tracker/create.js";
 import type { TrackerPort } from "../tracker/port.js";
@@ -120,4 +120,3 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
   return runWave(c, runtime, rt.session.state, "start", progress);
 }
 
-export { WaveReason };

@@ -1,6 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
-import { DxError } from "../errors.js";
 import { registerRunnerCommand } from "./runner.js";
 import { processIo, reportError, type Io } from "./io.js";
 import { registerReadCommands } from "./read-commands.js";
@@ -72,4 +71,3 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   }
 }
 
-export { DxError };

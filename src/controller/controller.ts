@@ -132,34 +132,32 @@ export class Controller {
 
   /** Cheap doctor check before any dispatch (SPEC §8): the exec-saturation guard, then dispatch. */
   private async dispatchWithinCap(intents: readonly DispatchIntent[]): Promise<RunEnd | null> {
-    {
-      const live = await this.deps.files.liveExecPids();
-      if (live > this.deps.timing.exec_process_cap) {
-        await this.perform(
-          this.session.apply({
-            event: "wave_failed",
-            reason_code: WaveReason.exec_saturation,
-            error: `${live} live agent processes exceed exec_process_cap ${this.deps.timing.exec_process_cap}; running jobs keep running`,
-          }),
-        );
-        return { kind: "failed", reason_code: WaveReason.exec_saturation };
-      }
-      // At the cap exactly, dispatch nothing now. Another wave's job ending wakes nobody here,
-      // so look again shortly rather than at the next heartbeat.
-      const budget = this.deps.timing.exec_process_cap - live;
-      if (budget < intents.length) {
-        const recheck = this.deps.clock.nowMs() + this.deps.timing.reattach_poll_ms;
-        this.wakeAtMs = this.wakeAtMs === null ? recheck : Math.min(this.wakeAtMs, recheck);
-      }
-      const chosen = intents.slice(0, Math.max(0, budget));
-      // Distinct items, so their dispatches may overlap (git, runner start); every ledger append
-      // is synchronous, so events keep their order and each one is whole.
-      await Promise.all(chosen.map((intent) => this.dispatch(intent)));
-      this.prefetchWorktrees();
-      // An intent that ended its item instead of starting a job (worktree, claim or spawn failure)
-      // freed its slot, and no job exit will come to wake the loop for it: plan again at once.
-      if (chosen.some((i) => isTerminalItem(this.item(i.item_id).status))) this.kick();
+    const live = await this.deps.files.liveExecPids();
+    if (live > this.deps.timing.exec_process_cap) {
+      await this.perform(
+        this.session.apply({
+          event: "wave_failed",
+          reason_code: WaveReason.exec_saturation,
+          error: `${live} live agent processes exceed exec_process_cap ${this.deps.timing.exec_process_cap}; running jobs keep running`,
+        }),
+      );
+      return { kind: "failed", reason_code: WaveReason.exec_saturation };
     }
+    // At the cap exactly, dispatch nothing now. Another wave's job ending wakes nobody here,
+    // so look again shortly rather than at the next heartbeat.
+    const budget = this.deps.timing.exec_process_cap - live;
+    if (budget < intents.length) {
+      const recheck = this.deps.clock.nowMs() + this.deps.timing.reattach_poll_ms;
+      this.wakeAtMs = this.wakeAtMs === null ? recheck : Math.min(this.wakeAtMs, recheck);
+    }
+    const chosen = intents.slice(0, Math.max(0, budget));
+    // Distinct items, so their dispatches may overlap (git, runner start); every ledger append
+    // is synchronous, so events keep their order and each one is whole.
+    await Promise.all(chosen.map((intent) => this.dispatch(intent)));
+    this.prefetchWorktrees();
+    // An intent that ended its item instead of starting a job (worktree, claim or spawn failure)
+    // freed its slot, and no job exit will come to wake the loop for it: plan again at once.
+    if (chosen.some((i) => isTerminalItem(this.item(i.item_id).status))) this.kick();
     return null;
   }
 

@@ -49,8 +49,6 @@ export const ItemReason = {
   exited_err: "exited_err",
   runner_job_lost: "runner_job_lost",
   provider_quota_exhausted: "provider_quota_exhausted",
-  waiting_provider_cooldown: "waiting_provider_cooldown",
-  waiting_dependency: "waiting_dependency",
   log_size_capped: "log_size_capped",
   item_not_found: "item_not_found",
   canonical_worktree_forbidden: "canonical_worktree_forbidden",
