@@ -32,13 +32,15 @@ export interface RunnerCommandContext {
   loadRunnerConfig?: (o: { config?: string; runner_log_dir?: string }) => RunnerCliConfig;
 }
 
-/** dx-runner's `check` exit codes. */
+/**
+ * dx-runner's `check` exit codes (its cmd_check): 23 is the in-flight `no_op` only. A finished
+ * `no_op_success` exits 0 like any other finish, so a caller polling for completion sees it end.
+ */
 export function checkExitCode(state: JobState): number {
   switch (state) {
     case "stalled":
       return 2;
     case "no_op":
-    case "no_op_success":
       return 23;
     case "exited_err":
     case "blocked":
