@@ -44,12 +44,12 @@ export function metaOf(logDir: string, ref: JobRef): JobMeta | null {
 }
 
 /** The raw contract this run delivered: its contract file, else the last marker in its log. */
-export function readJobContract(logDir: string, ref: JobRef): Promise<ContractSource> {
+export async function readJobContract(logDir: string, ref: JobRef): Promise<ContractSource> {
   const p = jobPaths(logDir, ref.provider, ref.job_id);
   const meta = readJobMeta(p.meta);
-  if (meta === null) return Promise.resolve({ found: false, reason_code: "contract_missing", detail: `no job ${ref.job_id} under ${p.dir}` });
+  if (meta === null) return { found: false, reason_code: "contract_missing", detail: `no job ${ref.job_id} under ${p.dir}` };
   if (meta.run_instance !== ref.run_instance) {
-    return Promise.resolve({ found: false, reason_code: "run_instance_mismatch", detail: `job files belong to run ${meta.run_instance}, not ${ref.run_instance}` });
+    return { found: false, reason_code: "run_instance_mismatch", detail: `job files belong to run ${meta.run_instance}, not ${ref.run_instance}` };
   }
   return readContractSource(meta.contract_file, p.log);
 }
