@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Outcome } from "../core/effects.js";
 import { initialState, step } from "../core/step.js";
-import { writeFileDurable } from "../store/fsx.js";
+import { ensureDir, writeFileDurable } from "../store/fsx.js";
 import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
 
@@ -24,7 +24,7 @@ export async function repairOutcomes(layout: Layout, waveId: string): Promise<st
   const written: string[] = [];
   for (const [file, outcome] of wanted) {
     if (existsSync(file)) continue;
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    ensureDir(path.dirname(file));
     writeFileDurable(file, `${JSON.stringify(outcome, null, 2)}\n`);
     written.push(file);
   }

@@ -2,10 +2,11 @@ import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { WaveFiles } from "../controller/ports.js";
 import { isTerminalItem, isTerminalWave } from "../core/status.js";
-import { DxError } from "../errors.js";
+import { DxError, isDxError } from "../errors.js";
 import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
-import { errno, writeFileDurable } from "../store/fsx.js";
+import { ensureDir, errno, writeFileDurable } from "../store/fsx.js";
+import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
@@ -29,7 +30,7 @@ export interface LockHandle {
 }
 
 const unwritable = (layout: Layout, e: unknown): DxError =>
-  new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
+  isDxError(e) ? e : new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
     remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory",
   });
 
@@ -40,7 +41,7 @@ const unwritable = (layout: Layout, e: unknown): DxError =>
  */
 export function createWaveDir(layout: Layout, waveId: string): void {
   try {
-    mkdirSync(layout.wavesDir(), { recursive: true, mode: 0o700 });
+    ensureSecureDir(layout.wavesDir());
   } catch (e) {
     throw unwritable(layout, e);
   }
@@ -57,6 +58,7 @@ export function createWaveDir(layout: Layout, waveId: string): void {
   } catch (e) {
     // Nothing of the wave is written yet: take back what was just made so no half wave remains.
     rmSync(layout.waveDir(waveId), { recursive: true, force: true });
+    forgetSecureDir(layout.waveDir(waveId));
     throw unwritable(layout, e);
   }
 
@@ -132,7 +134,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     releaseClaim: (item) => void releaseClaim(layout, item, waveId),
     writePrompt: (item, phase, attempt, text) => {
       const p = layout.promptPath(waveId, item, phase, attempt);
-      mkdirSync(layout.promptsDir(waveId), { recursive: true, mode: 0o700 });
+      ensureDir(layout.promptsDir(waveId));
       writeFileDurable(p, text);
       return p;
     },
@@ -140,7 +142,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     contractPath: (item, phase, attempt) => `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
     outcomePath: (item, phase, attempt) => layout.outcomePath(waveId, item, phase, attempt),
     writeOutcome: (path, outcome) => {
-      mkdirSync(layout.outcomesDir(waveId), { recursive: true, mode: 0o700 });
+      ensureDir(layout.outcomesDir(waveId));
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },
     registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: new Date().toISOString() }),
@@ -156,7 +158,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       // A lease like any other, so a holder that dies releases it at once (same host) or within
       // the TTL; held only for one count-and-dispatch, a few hundred milliseconds.
       const file = path.join(layout.leasesRoot(), EXEC_LOCK_NAME);
-      mkdirSync(layout.leasesRoot(), { recursive: true, mode: 0o700 });
+      ensureDir(layout.leasesRoot());
       const deadline = Date.now() + EXEC_LOCK_WAIT_MS;
       while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: Date.now(), waitMs: 100 }).acquired) {
         if (Date.now() > deadline) break; // a wedged holder must not stop this wave forever
@@ -172,6 +174,6 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       extraPids = f;
     },
   };
-  mkdirSync(`${layout.waveDir(waveId)}/contracts`, { recursive: true, mode: 0o700 });
+  ensureDir(`${layout.waveDir(waveId)}/contracts`);
   return files;
 }

@@ -81,9 +81,9 @@ export const TrackerSchema = TaggedUnion(
 export const ConfigFileSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: "ignored; lets an editor find this schema" })),
-    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR)", D.artifact_dir)),
-    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)", D.runner_log_dir)),
-    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)", D.workspace_root)),
+    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR); `<home>` is $DX_BATCH_HOME, else $XDG_STATE_HOME/dx-batch, else ~/.local/state/dx-batch")),
+    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)")),
+    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)")),
     allowed_prefixes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "extra roots where worktrees may live", default: D.allowed_prefixes })),
     protected_paths: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), { description: "checkouts no agent may run in (the repo source is always protected)", default: D.protected_paths }),

@@ -3,8 +3,8 @@ import path from "node:path";
 import { isValidItemId } from "../core/ids.js";
 import { eventItemId, type WaveEvent } from "../core/events.js";
 import { DxError } from "../errors.js";
-import { ensureDir, errno, fsyncDir, shorten, writeAll } from "./fsx.js";
-import { FILE_MODE, LEDGER_SUFFIX, type Layout } from "./layout.js";
+import { ensureDir, errno, fsyncDir, OPEN_FLAGS, openFailure, openNoFollow, shorten, writeAll } from "./fsx.js";
+import { LEDGER_SUFFIX, type Layout } from "./layout.js";
 import { parseWaveEvent } from "./schema.js";
 
 // The ledgers are the truth of a wave (SPEC §5): one wave ledger for wave events and one per item
@@ -113,10 +113,10 @@ function countLines(fd: number, end: number): number {
 export function repairTornTail(file: string): TornTailRepair | null {
   let fd: number;
   try {
-    fd = openSync(file, "r+");
+    fd = openSync(file, OPEN_FLAGS.readWrite);
   } catch (e) {
     if (errno(e) === "ENOENT") return null;
-    throw e;
+    throw openFailure(e, file);
   }
   try {
     const torn = tornTailStart(fd);
@@ -166,7 +166,7 @@ export function repairTornTails(layout: Layout, wave: string): TornTailRepair[] 
 export function lastLedgerSeq(layout: Layout, wave: string): number {
   let max = 0;
   for (const { file } of ledgerFiles(layout, wave)) {
-    const fd = openSync(file, "r");
+    const fd = openNoFollow(file, "read");
     try {
       const torn = tornTailStart(fd);
       const end = torn === null ? fstatSync(fd).size : torn.start;
@@ -293,7 +293,7 @@ export class LedgerWriter {
       this.checked.add(file);
     }
     const existed = existsSync(file);
-    const handle = { fd: openSync(file, "a", FILE_MODE), syncDir: !existed };
+    const handle = { fd: openNoFollow(file, "append"), syncDir: !existed };
     this.fds.set(file, handle);
     while (this.fds.size > this.maxOpen) {
       const oldest = this.fds.keys().next().value;
@@ -326,7 +326,9 @@ interface Located {
 /** Yield the lines of a file as it streams in, and whether each ended with a newline. */
 async function* lines(file: string): AsyncGenerator<{ text: string; terminated: boolean }> {
   let parts: Buffer[] = [];
-  for await (const chunk of createReadStream(file)) {
+  // Opened here with O_NOFOLLOW; the stream owns and closes the descriptor.
+  const fd = openSync(file, OPEN_FLAGS.read);
+  for await (const chunk of createReadStream(file, { fd })) {
     if (!Buffer.isBuffer(chunk)) throw new Error("expected a byte stream");
     let from = 0;
     for (let i = chunk.indexOf(NL); i >= 0; i = chunk.indexOf(NL, from)) {
@@ -384,7 +386,7 @@ async function readFile(file: string, item: string | null): Promise<{ events: Lo
     }
   } catch (e) {
     if (errno(e) === "ENOENT") return { events: [], torn: null };
-    throw e;
+    throw openFailure(e, file);
   }
   if (pending !== null) judge(pending, true);
   return { events, torn };

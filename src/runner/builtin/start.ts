@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
+import { closeSync, existsSync, openSync, renameSync } from "node:fs";
 import path from "node:path";
 import { isValidItemId } from "../../core/ids.js";
 import { DxError } from "../../errors.js";
+import { ensureSecureDir } from "../../store/secure-dir.js";
 import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
 import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtomic } from "../fs-util.js";
@@ -117,7 +118,7 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
   const toplevel = await worktreeToplevel(worktree);
   const probe = await probeWorktree(worktree, toplevel);
 
-  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  ensureSecureDir(p.dir);
   for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, p.outcome, p.progress, p.contract, spec.contract_file, p.pid]) removeQuiet(f);
   if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
 
