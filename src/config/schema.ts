@@ -34,6 +34,16 @@ export const ProviderSchema = Type.Object(
         description: "extra environment variables for this provider's agents only",
       }),
     ),
+    pass_env: Type.Optional(
+      Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), {
+        description: "variables of dx-batch's own environment this provider's agents may see even though another provider claims them (its credentials)",
+      }),
+    ),
+    public_env: Type.Optional(
+      Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), {
+        description: "keys of `env` whose values are recorded in the wave's ledger as they are; every other `env` value is recorded as <redacted>",
+      }),
+    ),
     preflight: Type.Optional(Argv("argv that must exit 0 for the provider to be available (offline, must not spend money); default: argv[0] of command resolves to an executable")),
     model: Type.Optional(Type.String({ minLength: 1, description: "model name, substituted for {model}" })),
     max_parallel: Type.Optional(Type.Integer({ minimum: 1, description: "at most this many jobs of this provider at once" })),

@@ -258,7 +258,7 @@ describe("refusals name the file and the key's JSON path", () => {
     const e = refuse({ providers: { foo: { comand: ["x"] } } });
     expect(e.code).toBe("config_unknown_key");
     expect(e.message).toBe(`${join(dir, "dx.json")}: /providers/foo/comand: unknown key`);
-    expect(e.remedy).toBe("remove or rename it; allowed here: command, stdin, env, preflight, model, max_parallel");
+    expect(e.remedy).toBe("remove or rename it; allowed here: command, stdin, env, pass_env, public_env, preflight, model, max_parallel");
   });
 
   it("unknown keys in runner, tracker and prompts", () => {

@@ -99,6 +99,8 @@ async function planLaunch(ctx: BuiltinContext, spec: JobSpec, provider: Provider
     env: ctx.env,
   });
   const env: NodeJS.ProcessEnv = { ...ctx.env };
+  // Other providers' credentials never reach this agent; its own plan env is added after.
+  for (const k of ctx.registry.foreignCredentials(spec.provider)) delete env[k];
   for (const k of plan.unset_env) delete env[k];
   const dxEnv = agentEnv(spec, waveId);
   Object.assign(env, plan.env, dxEnv);
