@@ -1,16 +1,17 @@
 import { existsSync, readdirSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { jobIdFor } from "../core/ids.js";
 import { isActiveItem } from "../core/status.js";
 import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
 import { isLeaseStale, readLease, removeStaleLease } from "../store/lease.js";
-import { repairTornTails } from "../store/ledger.js";
+import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
-import { controllerView, readWave, replayWave } from "./read-wave.js";
+import { controllerView, readWave, replayWave, waveDirExists } from "./read-wave.js";
 
 // Doctor (SPEC §12): diagnose one wave; with --fix, repair what is safe to repair while no
 // controller runs it: dead pid files, stale leases, torn ledger tails, a missing or bad snapshot.
@@ -32,6 +33,11 @@ export interface DoctorReport {
   recommendations: string[];
 }
 
+function underTmp(dir: string): boolean {
+  const abs = path.resolve(dir);
+  return [path.resolve(os.tmpdir()), "/tmp", "/var/tmp"].some((t) => abs === t || abs.startsWith(`${t}${path.sep}`));
+}
+
 export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean }): Promise<DoctorReport> {
   const issues: DoctorIssue[] = [];
   const fixed: string[] = [];
@@ -39,7 +45,12 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   const { layout } = c;
   const done = (): DoctorReport => ({ wave_id: waveId, ok: !issues.some((i) => i.severity !== "info"), issues, fixed, recommendations: [...recs] });
 
-  if (!existsSync(layout.waveDir(waveId))) {
+  // A root in /tmp is lost at reboot, with every wave in it (issue #10): a note, not a failure.
+  for (const [key, dir] of [["artifact_dir", c.config.artifact_dir], ["runner_log_dir", c.config.runner_log_dir], ["workspace_root", c.config.workspace_root]] as const) {
+    if (underTmp(dir)) issues.push({ type: "state_root_in_tmp", severity: "info", message: `${key} ${dir} is under /tmp: a reboot loses what is there (set DX_BATCH_HOME, or ${key} in the config, to keep it)` });
+  }
+
+  if (!waveDirExists(layout, waveId)) {
     // Nothing to diagnose or repair: the id or the artifact directory is wrong, not the wave.
     issues.push({ type: "wave_not_found", severity: "critical", message: `no wave directory ${layout.waveDir(waveId)}` });
     recs.add("check --wave-id and artifact_dir");
@@ -81,6 +92,20 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
     if (o.fix && !controller.alive) {
       for (const r of repairTornTails(layout, waveId)) fixed.push(`cut the torn last line of ${r.file} (${r.removedBytes} bytes)`);
     } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
+  }
+
+  // Bytes nobody of the wave wrote (issue #10): a tail still in a ledger is moved aside by --fix (or
+  // by the next controller before its next append); files already moved aside are noted.
+  for (const t of controller.alive ? [] : loaded.foreignTails) {
+    issues.push({ type: "ledger_foreign_bytes", severity: "warning", message: `${t.file}:${t.line}: ${t.lines} line(s) at the end were not written by dx-batch; they are ignored` });
+  }
+  if (!controller.alive && loaded.foreignTails.length > 0) {
+    if (o.fix) {
+      for (const m of moveForeignTails(layout, waveId)) fixed.push(`moved ${m.bytes} foreign bytes of ${m.file} to ${m.moved_to}`);
+    } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
+  }
+  for (const f of loaded.foreignFiles) {
+    issues.push({ type: "ledger_foreign_file", severity: "info", message: `${f} holds bytes found in a ledger that dx-batch did not write (moved aside; read it, then delete it)` });
   }
 
   const s = loaded.state;

@@ -121,6 +121,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
     append: (e) => void writer.append(e),
+    takeForeignMoves: () =>
+      writer.takeForeignMoves().map((m) => ({ file: path.relative(layout.root, m.file), moved_to: path.relative(layout.root, m.moved_to), bytes: m.bytes })),
     writeSnapshot: (s) => writeSnapshot(layout.waveState(waveId), s),
     acquireLease: (item, attempt) => {
       const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now() });

@@ -22,6 +22,8 @@ export const systemClock: Clock = {
 export interface WaveFiles {
   readonly waveDir: string;
   append(e: WaveEvent): void;
+  /** Bytes nobody of this wave wrote, moved aside from the ledgers since the last call (issue #10). */
+  takeForeignMoves?(): { file: string; moved_to: string; bytes: number }[];
   writeSnapshot(s: WaveState): void;
   acquireLease(itemId: string, attempt: number): { ok: true; key: string } | { ok: false; holder: string };
   releaseLease(itemId: string, attempt: number): void;

@@ -216,6 +216,9 @@ export function step(state: WaveState, e: WaveEvent): StepResult {
     case "tracker_error":
       tx.item(e.item_id).tracker_error = `${e.op}: ${e.reason_code}`;
       break;
+    case "ledger_foreign_bytes":
+      // A record for doctor and the report; the wave goes on unchanged.
+      break;
   }
   return tx.finish();
 }
