@@ -7,6 +7,7 @@ import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
 import { isLeaseStale, readLease, removeStaleLease } from "../store/lease.js";
 import { moveForeignTails, repairTornTails } from "../store/ledger.js";
+import { killMarked, scanMarked } from "../runner/marked-procs.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { createTracker } from "../tracker/create.js";
@@ -106,6 +107,20 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   }
   for (const f of loaded.foreignFiles) {
     issues.push({ type: "ledger_foreign_file", severity: "info", message: `${f} holds bytes found in a ledger that dx-batch did not write (moved aside; read it, then delete it)` });
+  }
+
+  // Processes of the wave's jobs outside every live job group: escaped with setsid or a double fork.
+  const groups = new Set(listJobPids(layout, { wave: waveId }).records.filter((r) => isJobAlive(r.record)).map((r) => r.record.pgid));
+  const escaped = scanMarked().filter((m) => m.wave_id === waveId && !groups.has(m.pgid));
+  for (const m of escaped) {
+    issues.push({ type: "escaped_process", severity: "warning", message: `pid ${m.pid} (run ${m.run_instance}) carries the wave's job marker outside any live job group`, ...(m.item_id ? { item: m.item_id } : {}) });
+  }
+  if (escaped.length > 0) {
+    if (o.fix) {
+      const pids = new Set(escaped.map((m) => m.pid));
+      const r = await killMarked((m) => pids.has(m.pid), 10_000);
+      if (r.found.length > 0) fixed.push(`stopped escaped process(es) ${r.found.join(", ")}`);
+    } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
   }
 
   const s = loaded.state;

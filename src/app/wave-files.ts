@@ -10,6 +10,7 @@ import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
+import { scanMarkedCached } from "../runner/marked-procs.js";
 import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
 import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
 import { readSnapshot, writeSnapshot } from "../store/snapshot.js";
@@ -155,7 +156,13 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       writer.close();
       lock.release();
     },
-    liveExecPids: async () => new Set([...liveJobPids(layout), ...(await runnerPids())]).size,
+    liveExecPids: async () => {
+      const registered = new Set([...liveJobPids(layout), ...(await runnerPids())]);
+      // Agent processes that left their job's group (setsid, double fork) count too (issue #10),
+      // from a /proc scan of the job marker done at most every few seconds.
+      for (const m of scanMarkedCached(Date.now())) if (!registered.has(m.pgid)) registered.add(m.pid);
+      return registered.size;
+    },
     withExecLock: async (fn) => {
       // A lease like any other, so a holder that dies releases it at once (same host) or within
       // the TTL; held only for one count-and-dispatch, a few hundred milliseconds.
