@@ -6,6 +6,7 @@ import type { ProviderConfig } from "../../src/config/types.js";
 import { createBuiltinRunner, type BuiltinRunner } from "../../src/runner/builtin.js";
 import type { JobRef, JobSpec } from "../../src/runner/port.js";
 import { foreignCredentials } from "../../src/runner/providers/credentials.js";
+import { scanMarked } from "../../src/runner/marked-procs.js";
 import { recordedConfig } from "../../src/app/wire.js";
 import { CONFIG_DEFAULTS, defaultRoots } from "../../src/config/defaults.js";
 import { cleanup, fixtureEnv, makeWorkspace, tempDir, trackGroup, type Workspace } from "./helpers/env.js";
@@ -213,5 +214,41 @@ describe("contracts read safely", () => {
     const log = path.join(ws.logDir, "codex", "bd-big1.log");
     writeFileSync(log, `CONTRACT:JSON:{"phase":"implement","pad":"${"x".repeat(1024 * 1024 + 10)}"}\n`);
     expect(await runner.readContract(refOf(s))).toMatchObject({ found: false, reason_code: "contract_too_large" });
+  });
+});
+
+describe("jobs that cannot escape", () => {
+  it("stop finds and stops a setsid child and a double-forked grandchild by the job's marker", async () => {
+    const ws = makeWorkspace();
+    const bin = tempDir("dx-escape-bin-");
+    const agent = path.join(bin, "escaper");
+    // One child leaves the group with setsid; one is double-forked through a new session (orphaned, reparented to init).
+    writeFileSync(agent, `#!/bin/sh
+setsid sleep 300 </dev/null >/dev/null 2>&1 &
+( setsid sh -c 'sleep 301 </dev/null >/dev/null 2>&1 &' & )
+exec sleep 302
+`);
+    chmodSync(agent, 0o755);
+    const runner = createBuiltinRunner({
+      log_dir: ws.logDir,
+      providers: { escaper: { command: [agent], stdin: "none" } },
+      workspace: { workspace_root: ws.root, allowed_prefixes: [], protected_paths: [] },
+      max_log_mb: 50,
+      env: fixtureEnv(),
+      wave_id: "wave-test",
+      stop_grace_ms: 500,
+    });
+    const s = spec(ws, "bd-esc1", "escaper");
+    execFileSync("mkdir", ["-p", path.dirname(s.contract_file)]);
+    const started = await runner.start(s);
+    trackGroup(started.pgid);
+    const mine = () => scanMarked().filter((m) => m.run_instance === s.run_instance);
+    const deadline = Date.now() + 10_000;
+    while (mine().filter((m) => m.pgid !== started.pgid).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const outside = mine().filter((m) => m.pgid !== started.pgid);
+    expect(outside.length).toBeGreaterThanOrEqual(2);
+    const r = await runner.stop(refOf(s));
+    expect(r.stopped).toBe(true);
+    expect(mine()).toEqual([]);
   });
 });
