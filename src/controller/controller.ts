@@ -5,7 +5,7 @@ import { itemById } from "../core/step.js";
 import { ItemReason, WaveReason, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
 import { isActiveItem, isFinishedJobState, isTerminalItem, type JobState } from "../core/status.js";
-import { secondsBetween } from "../core/time.js";
+import { secondsBetween, toMs } from "../core/time.js";
 import type { JobHealth, JobRef } from "../runner/port.js";
 import type { TrackerIssue } from "../tracker/port.js";
 import type { ControllerDeps, WorktreeResult } from "./ports.js";
@@ -121,7 +121,7 @@ export class Controller {
     if (s.status === "failed") return { kind: "failed", reason_code: s.reason_code };
 
     const plan = planDispatch(s, this.deps.clock.nowIso());
-    this.wakeAtMs = plan.wake_at === null ? null : Date.parse(plan.wake_at);
+    this.wakeAtMs = plan.wake_at === null ? null : toMs(plan.wake_at);
     if (plan.intents.length > 0) {
       const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
       if (end) return end;
@@ -193,13 +193,18 @@ export class Controller {
     const candidates = [this.jobs.nextCheckMs(), this.wakeAtMs, this.nextHeartbeatMs, this.session.pendingFlush ? now + 1000 : null];
     const next = Math.min(...candidates.filter((x): x is number => x !== null));
     const delay = Math.max(0, Math.min(next - now, 60_000));
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
+    await this.waitFor(delay);
+  }
+
+  /** Wait `ms` on the clock, or less if `kick()` wakes the loop first. */
+  private waitFor(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const cancel = this.deps.clock.setTimer(() => {
         this.wake = null;
         resolve();
-      }, delay);
+      }, ms);
       this.wake = () => {
-        clearTimeout(t);
+        cancel();
         resolve();
       };
     });
@@ -527,13 +532,7 @@ export class Controller {
       this.deps.log(`wave paused; agents keep running. Press Ctrl-C again within ${Math.round(grace / 1000)} s to stop them too.`);
       const until = this.deps.clock.nowMs() + grace;
       while (this.signal === "pause" && this.deps.clock.nowMs() < until) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.max(0, until - this.deps.clock.nowMs()));
-          this.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+        await this.waitFor(Math.max(0, until - this.deps.clock.nowMs()));
       }
       this.wake = null;
     }
