@@ -8,7 +8,7 @@ describe("controller: dispatch", () => {
     await w.start();
     expect(w.story()).toEqual(["wave_created", "preflight_recorded", "wave_started", "item_dispatched it-1 implement 1", "job_started it-1 implement 1"]);
     // Lease and claim are held, the prompt is written before the job starts, and under its path.
-    expect(w.files.leases).toEqual(new Set(["it-1+1"]));
+    expect([...w.files.leases.keys()]).toEqual(["it-1+1"]);
     expect(w.files.claims).toEqual(new Set(["it-1"]));
     const spec = w.runner.starts[0];
     expect(spec?.run_instance).toBe(w.item("it-1").run_instance);

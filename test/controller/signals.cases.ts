@@ -65,6 +65,9 @@ describe("controller: pause, resume, cancel, lock loss", () => {
     expect(new Set(w.runner.stops)).toEqual(new Set(running));
     // Every stop happened before wave_cancelled was recorded: nothing the wave spawned survives it.
     expect(w.story().at(-1)).toBe("wave_cancelled");
+    // (The core's stop_job effects of wave_cancelled stop them once more, after: stop is idempotent.)
+    expect(w.runner.stopsAtLedgerLength.slice(0, 2).every((n) => n < w.files.events.length)).toBe(true);
+    expect(w.runner.stops.slice(0, 2).sort()).toEqual([...running].sort());
     expect(w.state.items.map((i) => i.status)).toEqual(["cancelled", "cancelled", "cancelled"]);
     expect([...w.files.outcomes.values()].map((o) => o.result)).toEqual(["cancelled", "cancelled"]);
     expect(w.files.leases.size).toBe(0);

@@ -66,7 +66,10 @@ export class SimClock implements Clock {
 export class MemFiles implements ControllerFiles {
   readonly events: WaveEvent[] = [];
   snapshot: WaveState | null = null;
-  readonly leases = new Set<string>();
+  /** Held leases ("<item>+<attempt>") and the controller generation that holds each. */
+  readonly leases = new Map<string, number>();
+  /** Which controller process is writing now (World bumps it on restart). */
+  generation = 1;
   readonly claims = new Set<string>();
   /** Items another live wave holds: claim() refuses them. */
   readonly claimedElsewhere = new Map<string, string>();
@@ -84,7 +87,7 @@ export class MemFiles implements ControllerFiles {
     this.snapshot = s;
   }
   acquireLease(itemId: string, attempt: number): { ok: true; key: string } {
-    this.leases.add(`${itemId}+${attempt}`);
+    this.leases.set(`${itemId}+${attempt}`, this.generation);
     return { ok: true, key: `w/${itemId}+attempt${attempt}` };
   }
   releaseLease(itemId: string, attempt: number): void {
@@ -167,6 +170,9 @@ export class FakeRunner implements RunnerPort {
   readonly stops: string[] = [];
   /** Every start and stop in order, as "start <run_instance>" / "stop <run_instance>". */
   readonly calls: string[] = [];
+  /** How many events the ledger held at each stop (set by World), to order stops against events. */
+  readonly stopsAtLedgerLength: number[] = [];
+  ledgerLength: () => number = () => 0;
   private readonly listeners = new Set<(ref: JobRef, code: number | null) => void>();
   private nextPid = 1000;
   /** Jobs started while this is set never resolve start() (a controller dying mid-start). */
@@ -232,6 +238,7 @@ export class FakeRunner implements RunnerPort {
   stop(ref: JobRef): Promise<{ stopped: boolean }> {
     this.stops.push(ref.run_instance);
     this.calls.push(`stop ${ref.run_instance}`);
+    this.stopsAtLedgerLength.push(this.ledgerLength());
     const job = this.jobs.get(ref.run_instance);
     if (job && !job.stopped) {
       job.stopped = true;
@@ -333,7 +340,9 @@ export class World {
   ) {
     this.clock = prev?.clock ?? new SimClock();
     this.files = prev?.files ?? new MemFiles();
+    if (prev) this.files.generation += 1;
     this.runner = new FakeRunner(this.clock);
+    this.runner.ledgerLength = () => this.files.events.length;
     let state: WaveState;
     if (prev) state = fold(this.files.events);
     else {
