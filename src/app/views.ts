@@ -78,6 +78,14 @@ export function checkExitCode(s: WaveState, c: ControllerView): number {
   return 0;
 }
 
+/** What `status --json`, `report --format json` and `status --watch --json` print for a missing wave. */
+export const missingWaveDoc = (waveId: string) => ({
+  wave_id: waveId,
+  status: "missing",
+  reason_code: WaveReason.wave_not_found,
+  next_action: NextAction.start_or_resume_wave,
+});
+
 export const notFoundCheck = (waveId: string) => ({
   wave_id: waveId,
   state: "missing",

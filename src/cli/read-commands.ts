@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { openContext, requireWaveId } from "../app/context.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
-import { checkExitCode, checkView, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
-import { DxError } from "../errors.js";
+import { checkExitCode, checkView, missingWaveDoc, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
+import { DxError, ExitCode, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
@@ -16,14 +16,7 @@ interface ReadOpts {
   json?: boolean;
 }
 
-// `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.
-const notFound = (waveId: string, exitCode = 1) =>
-  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, {
-    remedy: "list waves with `ls <artifact_dir>/waves`, or start one with `dx-batch start`",
-    exitCode,
-  });
 
-const missingDoc = (waveId: string) => ({ wave_id: waveId, status: "missing", reason_code: "wave_not_found", next_action: "start_or_resume_wave" });
 
 export function registerReadCommands(program: Command, ctx: CommandContext): void {
   program
@@ -42,8 +35,8 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       }
       const w = await readWave(c.layout, waveId);
       if (!w) {
-        if (o.json) printJson(ctx.io, missingDoc(waveId));
-        throw notFound(waveId);
+        if (o.json) printJson(ctx.io, missingWaveDoc(waveId));
+        throw waveNotFound(waveId);
       }
       const view = statusView(w.state, controllerView(c.layout, waveId));
       if (o.json) printJson(ctx.io, view);
@@ -72,7 +65,8 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
-        throw notFound(waveId, 3);
+        // `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.
+        throw waveNotFound(waveId, ExitCode.check_failed);
       }
       const cv = controllerView(c.layout, waveId);
       const v = checkView(w.state, cv);
@@ -93,8 +87,8 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const waveId = requireWaveId(o.waveId);
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
-        if (o.format === "json") printJson(ctx.io, missingDoc(waveId));
-        throw notFound(waveId);
+        if (o.format === "json") printJson(ctx.io, missingWaveDoc(waveId));
+        throw waveNotFound(waveId);
       }
       const r = reportView(w.state, w.waveEvents, w.attemptErrors);
       if (o.format === "json") printJson(ctx.io, r);
@@ -114,7 +108,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const r = await runDoctor(c, waveId, { fix: o.fix === true });
       if (r.issues.some((i) => i.type === "wave_not_found")) {
         if (o.json) printJson(ctx.io, r);
-        throw notFound(waveId);
+        throw waveNotFound(waveId);
       }
       if (o.json) printJson(ctx.io, r);
       else {

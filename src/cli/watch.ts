@@ -1,10 +1,10 @@
 import { watch, type FSWatcher } from "node:fs";
 import type { AppContext } from "../app/context.js";
 import { controllerView, readWave } from "../app/read-wave.js";
-import { effectiveReason, type ControllerView } from "../app/views.js";
+import { effectiveReason, missingWaveDoc, type ControllerView } from "../app/views.js";
 import { NextAction, WaveReason } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
-import { DxError } from "../errors.js";
+import { DxError, waveNotFound } from "../errors.js";
 import { createLiveView, type LiveViewDeps } from "./live-table.js";
 import type { CommandContext } from "./main.js";
 import { renderEndLines } from "./render-table.js";
@@ -52,11 +52,6 @@ export function watchVerdict(s: WaveState, ctl: ControllerView, noControllerForM
       return noControllerForMs >= graceMs ? { kind: "controller_dead", exitCode: 2 } : null;
   }
 }
-
-const notFound = (waveId: string): DxError =>
-  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, {
-    remedy: "list waves with `ls <artifact_dir>/waves`, or start one with `dx-batch start`",
-  });
 
 // ---------------------------------------------------------------------------------------------
 // What a change of an item looks like to the line and NDJSON outputs.
@@ -272,7 +267,7 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
   const read = async (): Promise<{ s: WaveState; ctl: ControllerView }> => {
     const ctl = controllerView(c.layout, waveId);
     const w = await readWave(c.layout, waveId);
-    if (!w) throw notFound(waveId);
+    if (!w) throw waveNotFound(waveId);
     return { s: w.state, ctl };
   };
 
@@ -283,7 +278,7 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
       cur = await read();
     } catch (e) {
       if (o.json && e instanceof DxError && e.code === "wave_not_found") {
-        ctx.io.out(JSON.stringify({ wave_id: waveId, status: "missing", reason_code: WaveReason.wave_not_found, next_action: NextAction.start_or_resume_wave }));
+        ctx.io.out(JSON.stringify(missingWaveDoc(waveId)));
       }
       throw e;
     }
