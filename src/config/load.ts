@@ -3,7 +3,7 @@ import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import type { ValidateFunction } from "ajv";
 import { BLOCKED_ENTRY } from "../core/policy.js";
 import { DxError } from "../errors.js";
-import { compileDocument, describeAjvError } from "../contract/schema-kit.js";
+import { compileDocument, describeAjvError } from "../schema/kit.js";
 import { CONFIG_DEFAULTS, CONFIG_ENV, defaultTracker } from "./defaults.js";
 import { configDocument, type ConfigFile } from "./schema.js";
 import type { ProviderConfig, ResolvedConfig, RunnerConfig, TrackerConfig } from "./types.js";
