@@ -1,3 +1,4 @@
+import type { Effect } from "./effects.js";
 import type { WaveEvent } from "./events.js";
 import { handlers, type Handler } from "./handlers/index.js";
 import { initialState } from "./initial.js";
@@ -14,12 +15,19 @@ export { CoreInvariantError } from "./invariant.js";
 export { initialState } from "./initial.js";
 export { itemById, type StepResult } from "./tx.js";
 
-/** Fold a whole ledger (in seq order) into a state. */
-export function fold(events: readonly WaveEvent[]): WaveState {
+/**
+ * Fold a whole ledger (in seq order) into a state. `onEffects` sees each step's effects, for a
+ * shell that must redo what a crashed controller may not have done (app/repair-outcomes.ts).
+ */
+export function fold(events: readonly WaveEvent[], onEffects?: (effects: readonly Effect[]) => void): WaveState {
   const [first, ...rest] = events;
   if (first?.event !== "wave_created") throw new CoreInvariantError("ledger does not start with wave_created");
   let state = initialState(first);
-  for (const e of rest) state = step(state, e).state;
+  for (const e of rest) {
+    const r = step(state, e);
+    state = r.state;
+    onEffects?.(r.effects);
+  }
   return state;
 }
 
