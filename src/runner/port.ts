@@ -1,3 +1,4 @@
+import type { JobRef as AttemptRef } from "../core/effects.js";
 import type { RunnerReason } from "../core/reasons.js";
 import type { JobState, Phase } from "../core/status.js";
 
@@ -28,10 +29,9 @@ export interface JobSpec {
   model?: string | null;
 }
 
-export interface JobRef {
+/** A job as the runner knows it: the core's JobRef names the attempt, the runner its job_id. */
+export interface JobRef extends Pick<AttemptRef, "provider" | "run_instance"> {
   job_id: string;
-  provider: string;
-  run_instance: string;
   /** Where the job was told to write its contract; runners that keep no meta (dx-runner) need it. */
   contract_file?: string;
 }
