@@ -19,6 +19,13 @@ interface ReadOpts {
 
 
 export function registerReadCommands(program: Command, ctx: CommandContext): void {
+  registerStatus(program, ctx);
+  registerCheck(program, ctx);
+  registerReport(program, ctx);
+  registerDoctor(program, ctx);
+}
+
+function registerStatus(program: Command, ctx: CommandContext): void {
   program
     .command("status")
     .description("Show a wave: its items, reason codes, next actions and controller")
@@ -40,19 +47,23 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       }
       const view = statusView(w.state, controllerView(c.layout, waveId));
       if (o.json) printJson(ctx.io, view);
-      else {
-        ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
-        ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
-        const st = view.stats;
-        ctx.io.out(
-          `items: ${st.total} total | pending ${st.pending} | implementing ${st.implementing} | reviewing ${st.reviewing} | approved ${st.approved} | revision_required ${st.revision_required} | blocked ${st.blocked} | failed ${st.failed} | cancelled ${st.cancelled}`,
-        );
-        for (const it of view.items) {
-          ctx.io.out(`  ${it.beads_id.padEnd(20)} ${it.status.padEnd(18)} attempt ${it.attempt} ${(it.provider ?? "-").padEnd(12)} ${it.reason_code}`);
-        }
-      }
+      else printStatus(ctx, view);
     });
+}
 
+function printStatus(ctx: CommandContext, view: ReturnType<typeof statusView>): void {
+  ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
+  ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
+  const st = view.stats;
+  ctx.io.out(
+    `items: ${st.total} total | pending ${st.pending} | implementing ${st.implementing} | reviewing ${st.reviewing} | approved ${st.approved} | revision_required ${st.revision_required} | blocked ${st.blocked} | failed ${st.failed} | cancelled ${st.cancelled}`,
+  );
+  for (const it of view.items) {
+    ctx.io.out(`  ${it.beads_id.padEnd(20)} ${it.status.padEnd(18)} attempt ${it.attempt} ${(it.provider ?? "-").padEnd(12)} ${it.reason_code}`);
+  }
+}
+
+function registerCheck(program: Command, ctx: CommandContext): void {
   program
     .command("check")
     .description("Machine check of a wave: exit 0 pending/running/completed, 2 paused or controller dead, 3 failed/cancelled/missing")
@@ -74,7 +85,9 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       else ctx.io.out(`${v.wave_id}: ${v.state} (${v.reason_code}); next action: ${v.next_action}`);
       ctx.setExit(checkExitCode(w.state, cv));
     });
+}
 
+function registerReport(program: Command, ctx: CommandContext): void {
   program
     .command("report")
     .description("Per-item attempts, providers, verdicts, findings, durations and outcome paths, and the wave timeline")
@@ -94,7 +107,9 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       if (o.format === "json") printJson(ctx.io, r);
       else ctx.io.out(reportMarkdown(r));
     });
+}
 
+function registerDoctor(program: Command, ctx: CommandContext): void {
   program
     .command("doctor")
     .description("Diagnose a wave (state, ledgers, leases, controller, jobs); --fix prunes dead pid files, releases stale leases, rebuilds a bad snapshot")
