@@ -4,7 +4,7 @@ import { outcome, trackerText, type AttemptRef, type OutcomeFacts } from "./outc
 import { dependencyBlocked, type ItemReason } from "./reasons.js";
 import { isPreflightFailed, nextAttempt, reviewCandidates } from "./retry.js";
 import type { AttemptRecord, ItemState, WaveState } from "./state.js";
-import { isTerminalItem, type Phase } from "./status.js";
+import { isTerminalItem, type JobState, type Phase } from "./status.js";
 import type { Tx } from "./tx.js";
 
 // What every handler does to an item: fail an attempt, settle it, cascade to its dependents.
@@ -41,6 +41,22 @@ function cascade(tx: Tx, failedId: string): void {
     if (!cur || isTerminalItem(cur.status) || cur.run_instance !== null || !cur.depends_on.includes(failedId)) continue;
     settle(tx, tx.itemAt(i), "blocked", dependencyBlocked(failedId), `dependency ${failedId} was not approved`);
   }
+}
+
+/** The attempt an event names has ended: the item and its record, or null for a stale event. */
+export function endAttempt(
+  tx: Tx,
+  e: { item_id: string; run_instance: string; at: string; outcome_path: string },
+  state: JobState,
+): { it: ItemState; rec: AttemptRecord } | null {
+  const it = tx.item(e.item_id);
+  if (it.run_instance !== e.run_instance || isTerminalItem(it.status)) return null;
+  const rec = lastRecord(it);
+  rec.completed_at = e.at;
+  rec.state = state;
+  rec.outcome_path = e.outcome_path;
+  it.outcome_path = e.outcome_path;
+  return { it, rec };
 }
 
 /** The item's current attempt record, copied so the step may change it. */

@@ -1,6 +1,6 @@
 import type { ItemDispatched } from "../events.js";
 import { CoreInvariantError } from "../invariant.js";
-import { failAttempt, jobRef, lastRecord, releaseJob, settle, writeOutcome } from "../lifecycle.js";
+import { endAttempt, failAttempt, jobRef, lastRecord, releaseJob, settle, writeOutcome } from "../lifecycle.js";
 import { ItemReason } from "../reasons.js";
 import type { AttemptRecord } from "../state.js";
 import { isTerminalItem } from "../status.js";
@@ -61,14 +61,10 @@ export const onJobStarted: Handler<"job_started"> = (tx, e) => {
 };
 
 export const onAttemptFailed: Handler<"attempt_failed"> = (tx, e) => {
-  const it = tx.item(e.item_id);
-  if (it.run_instance !== e.run_instance || isTerminalItem(it.status)) return;
-  const rec = lastRecord(it);
-  rec.completed_at = e.at;
+  const ended = endAttempt(tx, e, "missing");
+  if (ended === null) return;
+  const { it, rec } = ended;
   rec.reason_code = e.reason_code;
-  rec.outcome_path = e.outcome_path;
-  rec.state = "missing";
-  it.outcome_path = e.outcome_path;
   if (e.phase === "implement") it.charged_attempts += 1;
   // The job may be alive after all (a lost lease, a pid we failed to see): stopping is harmless if not.
   releaseJob(tx, it, e.phase, e.attempt, true);

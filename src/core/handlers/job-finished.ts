@@ -1,12 +1,12 @@
 import type { Contract, ImplementContract, ReviewContract } from "../contract.js";
 import type { Outcome } from "../effects.js";
 import type { JobFinished } from "../events.js";
-import { failAttempt, hasReviewer, lastRecord, releaseJob, settle, writeOutcome } from "../lifecycle.js";
+import { endAttempt, failAttempt, hasReviewer, releaseJob, settle, writeOutcome } from "../lifecycle.js";
 import { firstMessage } from "../outcome.js";
 import { ItemReason } from "../reasons.js";
 import { nextAttempt } from "../retry.js";
 import type { AttemptRecord, ItemState } from "../state.js";
-import { isFinishedJobState, isTerminalItem, type JobState } from "../status.js";
+import { isFinishedJobState, type JobState } from "../status.js";
 import { addMinutes } from "../time.js";
 import type { Tx } from "../tx.js";
 import type { Handler } from "./types.js";
@@ -23,13 +23,9 @@ interface Finish {
 }
 
 export const onJobFinished: Handler<"job_finished"> = (tx, e) => {
-  const it = tx.item(e.item_id);
-  if (it.run_instance !== e.run_instance || isTerminalItem(it.status)) return;
-  const rec = lastRecord(it);
-  rec.completed_at = e.at;
-  rec.state = e.state;
-  rec.outcome_path = e.outcome_path;
-  it.outcome_path = e.outcome_path;
+  const ended = endAttempt(tx, e, e.state);
+  if (ended === null) return;
+  const { it, rec } = ended;
   // A stalled or timed-out job may still be alive: stop its group before another attempt starts.
   releaseJob(tx, it, e.phase, e.attempt, !isFinishedJobState(e.state));
   const f: Finish = { tx, it, rec, e };
