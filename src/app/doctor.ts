@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { jobIdFor } from "../core/ids.js";
+import { WaveReason } from "../core/reasons.js";
 import { isActiveItem } from "../core/status.js";
 import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
@@ -67,7 +68,7 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   checkTornTails(c, f, loaded, controller);
   const s = loaded.state;
   if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
-    f.issue("controller_dead", "warning", `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`);
+    f.issue(WaveReason.controller_dead, "warning", `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`);
     f.recs.add(`dx-batch resume --wave-id ${waveId}`);
   }
   await checkTracker(c, f, loaded);
@@ -82,7 +83,7 @@ async function loadWave(c: AppContext, f: Findings): Promise<LoadedWave | null> 
   const { layout } = c;
   if (!existsSync(layout.waveDir(f.waveId))) {
     // Nothing to diagnose or repair: the id or the artifact directory is wrong, not the wave.
-    f.issue("wave_not_found", "critical", `no wave directory ${layout.waveDir(f.waveId)}`);
+    f.issue(WaveReason.wave_not_found, "critical", `no wave directory ${layout.waveDir(f.waveId)}`);
     f.recs.add("check --wave-id and artifact_dir");
     return null;
   }

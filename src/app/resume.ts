@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from "../config/types.js";
-import { WaveReason } from "../core/reasons.js";
+import { DOCTOR_CRITICAL, WaveReason } from "../core/reasons.js";
 import { DxError, waveNotFound } from "../errors.js";
 import { createLayout } from "../store/layout.js";
 import type { AppContext } from "./context.js";
@@ -13,7 +13,7 @@ import { createWaveFiles, takeControllerLock } from "./wave-files.js";
 // `resume` continues a wave where it stopped: paused, controller dead (even before its first
 // dispatch), or failed for a reason an operator can clear (SPEC §2).
 
-const RESUMABLE_FAILURES = [WaveReason.exec_saturation, "doctor_critical_", WaveReason.no_provider_available, WaveReason.orchestrator_exception];
+const RESUMABLE_FAILURES = [WaveReason.exec_saturation, DOCTOR_CRITICAL, WaveReason.no_provider_available, WaveReason.orchestrator_exception];
 
 /** The wave runs on the configuration it was created with; secrets come from today's config. */
 export function configForResume(recorded: ResolvedConfig, current: ResolvedConfig): ResolvedConfig {

@@ -14,7 +14,7 @@ export interface ControllerView {
 }
 
 /** The wave as an operator must read it: a running wave with a dead controller is not running. */
-export function effectiveReason(s: WaveState, c: ControllerView): { reason_code: string; next_action: string } {
+export function effectiveReason(s: WaveState, c: ControllerView): { reason_code: WaveReason; next_action: NextAction } {
   const activeStatus = s.status === "running" || s.status === "pending";
   if (activeStatus && !c.alive && s.started_at !== null) {
     return { reason_code: WaveReason.controller_dead, next_action: NextAction.run_dx_batch_resume };

@@ -3,6 +3,7 @@ import { openContext, requireWaveId } from "../app/context.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
 import { checkExitCode, checkView, missingWaveDoc, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
+import { WaveReason } from "../core/reasons.js";
 import { DxError, ExitCode, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
@@ -121,7 +122,7 @@ function registerDoctor(program: Command, ctx: CommandContext): void {
       const c = openContext(ctx, { config: o.config });
       const waveId = requireWaveId(o.waveId);
       const r = await runDoctor(c, waveId, { fix: o.fix === true });
-      if (r.issues.some((i) => i.type === "wave_not_found")) {
+      if (r.issues.some((i) => i.type === WaveReason.wave_not_found)) {
         if (o.json) printJson(ctx.io, r);
         throw waveNotFound(waveId);
       }

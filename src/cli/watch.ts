@@ -277,7 +277,7 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
     try {
       cur = await read();
     } catch (e) {
-      if (o.json && e instanceof DxError && e.code === "wave_not_found") {
+      if (o.json && e instanceof DxError && e.code === WaveReason.wave_not_found) {
         ctx.io.out(JSON.stringify(missingWaveDoc(waveId)));
       }
       throw e;

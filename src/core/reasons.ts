@@ -125,7 +125,9 @@ export const worktreeReason = {
 } as const;
 export const dependencyBlocked = (item: string): DependencyBlocked => `dependency_blocked:${item}`;
 export const claimedByOtherWave = (wave: string): ClaimedByOtherWave => `item_claimed_by_other_wave:${wave}`;
-export const doctorCritical = (type: string): `doctor_critical_${string}` => `doctor_critical_${type}`;
+/** The prefix of every doctor_critical_<check> wave reason. */
+export const DOCTOR_CRITICAL = "doctor_critical_";
+export const doctorCritical = (type: string): `doctor_critical_${string}` => `${DOCTOR_CRITICAL}${type}`;
 
 export const NextAction = {
   monitor_wave_until_terminal: "monitor_wave_until_terminal",
@@ -147,8 +149,8 @@ export function waveNextAction(status: WaveStatus, reasonCode: string | null): N
     case "paused":
       return NextAction.run_dx_batch_resume;
     case "failed":
-      if (reasonCode?.startsWith("exec_saturation")) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
-      if (reasonCode?.startsWith("doctor_critical")) return NextAction.run_dx_batch_doctor_and_resolve_critical;
+      if (reasonCode?.startsWith(WaveReason.exec_saturation)) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
+      if (reasonCode?.startsWith(DOCTOR_CRITICAL)) return NextAction.run_dx_batch_doctor_and_resolve_critical;
       return NextAction.inspect_wave_error_and_recover;
     case "cancelled":
       return NextAction.review_outcomes_before_restart;
