@@ -1,4 +1,4 @@
-import { test as base } from "vitest";
+import { afterAll, test as base } from "vitest";
 import { buildCli } from "./build.js";
 import { killAllChildren } from "./procs.js";
 import { TempDirs } from "./tmp.js";
@@ -13,6 +13,13 @@ import { cleanupAll } from "./world.js";
 // createLayout(tmp.make())`); the fixture cleans the same instance.
 
 export const tmp = new TempDirs();
+
+/**
+ * Temp directories that last the whole file (made in a beforeAll). This module is evaluated once
+ * per test file (vitest isolates files), so the hook below belongs to the importing file.
+ */
+export const fileTmp = new TempDirs();
+afterAll(() => fileTmp.cleanup());
 
 interface Fixtures {
   /** bin/dx-batch.js of the compiled CLI (test/helpers/build.ts), built once per worker. */

@@ -212,15 +212,32 @@ export async function runsFor(p: CliProc, ms: number): Promise<boolean> {
   return r === "time" && p.exit === null;
 }
 
-/** Kill the group of every child spawned here that is still running, and wait for them. */
+const tracked = new Set<number>();
+
+/** A child started elsewhere (execa, spawn) in its own group, to be killed with the others. */
+export function track<T extends { pid?: number | undefined }>(child: T): T {
+  if (child.pid !== undefined) tracked.add(child.pid);
+  return child;
+}
+
+/** Kill the group of every child spawned or tracked here that is still running, and wait for them. */
 export async function killAllChildren(): Promise<void> {
   const all = [...live];
   for (const p of all) killGroup(p.pid);
+  for (const g of tracked) killGroup(g);
+  tracked.clear();
   await Promise.all(all.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 5_000))])));
 }
 
+export interface Sleeper {
+  pid: number;
+  start_time: string | null;
+  /** SIGKILL the group and wait until the process has exited (and been reaped). */
+  killAndWait(): Promise<void>;
+}
+
 /** A live process (its own group) to stand for a live controller or lease holder. */
-export async function sleeper(): Promise<{ pid: number; start_time: string | null; killAndWait(): Promise<void> }> {
+export async function sleeper(): Promise<Sleeper> {
   const p = spawnNode("-e", ["setInterval(() => {}, 1000)"], { cwd: process.cwd(), env: process.env });
   const start_time = await waitFor(() => processStartTime(p.pid), "sleeper start time");
   return {
