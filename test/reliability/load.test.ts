@@ -12,7 +12,7 @@ import { TempDirs } from "../helpers/tmp.js";
 import { buildCli } from "../helpers/build.js";
 import { killAllChildren, killTagged, groupMembers, liveJobGroups, spawnNode, tail, waitExit, type CliProc } from "../helpers/procs.js";
 import { makeRepo } from "../helpers/world.js";
-import { between, makeFixture, prng, readJournal, type Fixture, type ItemPlan, type JournalEntry } from "./plan.js";
+import { between, expectedOutcomes, makeFixture, prng, readJournal, type Expected, type Fixture, type ItemPlan, type JournalEntry } from "./plan.js";
 import {
   dispatchViolations,
   executionViolations,
@@ -21,6 +21,7 @@ import {
   readWaveRecord,
   snapshotViolations,
   strayProcesses,
+  outcomeViolations,
   terminalViolations,
   type WaveRecord,
 } from "./invariants.js";
@@ -36,6 +37,8 @@ import {
 const SEED = Number(process.env.DX_LOAD_SEED ?? 20_251_127);
 const CAP = 5;
 const MAX_PARALLEL = 3;
+/** The config default (3): every item plan has three attempts. */
+const MAX_ATTEMPTS = 3;
 const WAVES = ["load-a", "load-b", "load-c"] as const;
 const OWN_ITEMS = 6;
 const SHARED = ["shared-1", "shared-2"];
@@ -78,6 +81,8 @@ interface LoadResult {
   ms: number;
   stray: string[];
   groupReport: { checked: number; zombieOnly: number; violations: string[] };
+  /** What each wave's script makes of each of its items (a shared item: in the wave that wins it). */
+  expected: Map<string, Map<string, Expected>>;
 }
 
 let result: LoadResult | null = null;
@@ -261,7 +266,8 @@ async function runLoad(): Promise<void> {
     for (const g of jobGroups(shared.artifactDir, shared.runnerLogDir, w)) groups.add(g);
   }
   const journal = runs.flatMap((r) => readJournal(r.fx.journalPath));
-  result = { runs, samples, records, journal, ms, stray, groupReport: groupViolations(groups, TAG) };
+  const expected = new Map(WAVES.map((waveId, i) => [waveId, expectedOutcomes(itemPlans[i] ?? [], MAX_ATTEMPTS)]));
+  result = { runs, samples, records, journal, ms, stray, groupReport: groupViolations(groups, TAG), expected };
 
   const maxGroups = Math.max(0, ...samples.map((s) => s.groups));
   const maxPids = Math.max(0, ...samples.map((s) => s.pidFiles));
@@ -315,6 +321,8 @@ describe("load: three waves at once on one artifact_dir", () => {
         ...dispatchViolations(w),
         ...executionViolations(w, r.journal),
         ...snapshotViolations(w),
+        // Its own items end as its script makes them (the shared ones: see the next test).
+        ...outcomeViolations(w, new Map([...(r.expected.get(w.waveId) ?? [])].filter(([id]) => !SHARED.includes(id)))),
       ]),
     ];
     expect(violations).toEqual([]);
@@ -331,6 +339,9 @@ describe("load: three waves at once on one artifact_dir", () => {
       const winner = workers[0];
       if (!winner) continue;
       const win = winner.replay.items.find((i) => i.beads_id === item);
+      const want = r.expected.get(winner.waveId)?.get(item);
+      if (!want) throw new Error(`no script for ${item} in ${winner.waveId}`);
+      expect(outcomeViolations(winner, new Map([[item, want]])), `${item}: the winning wave's outcome`).toEqual([]);
       expect(win?.status, `${item} in ${winner.waveId}`).toMatch(/^(approved|blocked)$/);
       for (const w of r.records.values()) {
         if (w === winner) continue;
