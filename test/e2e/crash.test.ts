@@ -67,16 +67,16 @@ async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume
 describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIMEOUT_MS }, () => {
   it("while it dispatches (right after the first item_dispatched is on disk)", async () => {
     const items = ["kd-1", "kd-2", "kd-3", "kd-4", "kd-5", "kd-6"];
-    // A slow tracker (every bd call is a node process plus 50 ms, and dispatch asks bd for the item's text) keeps
-    // the controller inside its dispatch loop long enough for the kill to land in the middle of it.
+    // The tracker holds the dispatch-time `bd show kd-2` (the first is start's check of the item; the
+    // held one never answers): the controller is inside its dispatch loop when it is killed.
     const w = new E2E({
       items,
       tracker: { bd: {} },
-      env: { FAKE_BD_SLEEP_MS: "50" },
       scenario: { default: { implement: { sleep_ms: 300 } } },
       config: { max_parallel: 6 },
     });
-    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kd"]);
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kd"], { env: { FAKE_BD_HOLD: "show kd-2 ", FAKE_BD_HOLD_AFTER: "1" } });
+    await waitFor(() => existsSync(w.bdLog) && readFileSync(w.bdLog, "utf8").includes('"held":true'), "the held tracker call");
     await killWhen(w, proc, "w-kd", (t) => t.includes('"item_dispatched"'), "the first item_dispatched");
     const atKill = dispatches(await w.events("w-kd")).length;
     expect(atKill).toBeGreaterThan(0);
@@ -92,10 +92,11 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
 
   it("before its first dispatch (after preflight): check says pending/start_or_resume_wave, resume runs the wave from the start", async () => {
     const items = ["k0-1", "k0-2"];
-    // bd --version (after preflight, before wave_started) is slow: the kill lands in between.
-    const w = new E2E({ items, tracker: { bd: {} }, env: { FAKE_BD_SLEEP_MS: "400" } });
-    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-k0"]);
-    await waitFor(() => existsSync(w.layout.waveLedger("w-k0")) && readFileSync(w.layout.waveLedger("w-k0"), "utf8").includes('"preflight_recorded"'), "preflight_recorded", { intervalMs: 2 });
+    // The tracker holds `bd --version` (after preflight, before wave_started): the kill lands in between.
+    const w = new E2E({ items, tracker: { bd: {} } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-k0"], { env: { FAKE_BD_HOLD: "--version" } });
+    await waitFor(() => existsSync(w.bdLog) && readFileSync(w.bdLog, "utf8").includes('"held":true'), "the held bd --version");
+    await waitFor(() => readFileSync(w.layout.waveLedger("w-k0"), "utf8").includes('"preflight_recorded"'), "preflight_recorded");
     process.kill(proc.pid, "SIGKILL");
     await proc.exited;
     expect((await w.events("w-k0")).map((e) => e.event)).toEqual(["wave_created", "preflight_recorded"]);
