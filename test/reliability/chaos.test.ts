@@ -24,6 +24,7 @@ import {
   strayProcesses,
   terminalViolations,
   writeAheadViolations,
+  type WaveRecord,
 } from "./invariants.js";
 
 // Chaos (issue #5 §5): a 10-item wave with review, max-parallel 3, agents that sleep 100–600 ms,
@@ -267,7 +268,15 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
     c.violations.push(...stray.map((s) => `${c.waveId}: ${s} ${EXIT_GRACE_MS} ms after the wave ended`));
   }
 
-  const w = await readWaveRecord(fx.artifactDir, c.waveId);
+  let w: WaveRecord;
+  try {
+    w = await readWaveRecord(fx.artifactDir, c.waveId);
+  } catch (e) {
+    // A wave whose ledgers cannot be read or folded is the worst violation: say so with the run.
+    const why = `${c.waveId}: the wave's ledgers cannot be read back (${e instanceof Error ? e.message : String(e)}); kills after: ${c.killPoints.join(", ")}`;
+    const none = { run: i, seed, kind, kills: c.kills, starts: c.starts, resumes: c.resumes, ms, dispatches: 0, groups: 0, zombieGroups: 0 };
+    return { ...none, lateExits: strayAtEnd.length, strayAtEnd, killPoints: c.killPoints, violations: [...c.violations, why] };
+  }
   const groups = groupViolations(jobGroups(fx.artifactDir, fx.runnerLogDir, w), tag);
   const journal = readJournal(fx.journalPath);
   const wantStatus = c.cancelled ? "cancelled" : "completed";
