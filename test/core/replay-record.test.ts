@@ -40,7 +40,7 @@ describe.skipIf(process.env.DX_RECORD_LEDGERS !== "1")("record ledgers for repla
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-crash"]);
     await w.waitEvent("w-crash", (e) => e.event === "job_started", "a job_started");
     process.kill(proc.pid, "SIGKILL");
-    await proc.done;
+    await proc.exited;
     await w.expectExit("resume", ["--wave-id", "w-crash"], 0);
     save(w, "w-crash", "crash");
   });
@@ -68,7 +68,7 @@ describe.skipIf(process.env.DX_RECORD_LEDGERS !== "1")("record ledgers for repla
     await waitFor(async () => (await w.events("w-cancel")).filter((e) => e.event === "job_started").length === 2, "both jobs started");
     const c = await w.run("cancel", ["--wave-id", "w-cancel"]);
     expect(c.code).toBe(0);
-    await proc.done;
+    await proc.exited;
     save(w, "w-cancel", "cancel");
   });
 });
