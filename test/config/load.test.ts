@@ -46,13 +46,13 @@ describe("defaults", () => {
     const { config, source } = load();
     expect(source).toBeNull();
     expect(config).toEqual({
+      repo: null,
+      base: "HEAD",
       artifact_dir: path.join(os.homedir(), ".local/state/dx-batch/artifacts"),
       runner_log_dir: path.join(os.homedir(), ".local/state/dx-batch/runner"),
       workspace_root: path.join(os.homedir(), ".local/state/dx-batch/worktrees"),
       allowed_prefixes: [],
       protected_paths: [],
-      repo: null,
-      base: "HEAD",
       max_parallel: 3,
       max_attempts: 3,
       stall_minutes: 15,
