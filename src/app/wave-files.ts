@@ -11,6 +11,7 @@ import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
 import { scanMarkedCached } from "../runner/marked-procs.js";
+import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
 import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
 import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
 import { readSnapshot, writeSnapshot } from "../store/snapshot.js";
@@ -103,10 +104,17 @@ export function isClaimStale(layout: Layout, claim: ItemClaim): boolean {
 }
 
 /** WaveFiles plus the hook that lets the runner's own pid files count toward the exec cap. */
-export type WaveFilesHandle = WaveFiles & { setRunnerPids(f: () => Promise<number[]>): void };
+export type WaveFilesHandle = WaveFiles & {
+  setRunnerPids(f: () => Promise<number[]>): void;
+  /** Free the wave's disk reserve (disk-reserve.ts): on a full disk, to record the pause. */
+  releaseDiskReserve(): void;
+};
 
 export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle, lastSeq: number, clock: Clock = systemClock): WaveFilesHandle {
   const { layout, config } = c;
+  // A little space kept back so that a full disk can still be recorded as a pause (disk-reserve.ts).
+  const reserve = path.join(layout.waveDir(waveId), RESERVE_NAME);
+  ensureReserve(reserve);
   const writer = new LedgerWriter(layout, waveId, { lastSeq });
   const ttlMs = config.lease_ttl_minutes * 60_000;
   const who = { ...lock.self, wave_id: waveId };
@@ -157,6 +165,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     heartbeat: () => lock.heartbeat(),
     releaseControllerLock: () => {
       writer.close();
+      releaseReserve(reserve);
       lock.release();
     },
     liveExecPids: async () => {
@@ -185,6 +194,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     setRunnerPids: (f) => {
       extraPids = f;
     },
+    releaseDiskReserve: () => releaseReserve(reserve),
   };
   ensureDir(`${layout.waveDir(waveId)}/contracts`);
   return files;

@@ -248,3 +248,39 @@ describe.skipIf(who === null)("another local user", () => {
     T,
   );
 });
+
+// ---- a full disk ---------------------------------------------------------------------------------
+
+const canMount = typeof process.getuid === "function" && process.getuid() === 0;
+if (!canMount) console.warn("[hostile.test] SKIPPED the disk-full case: mounting a tmpfs needs root");
+
+describe.skipIf(!canMount)("a full disk", () => {
+  it(
+    "a small tmpfs fills mid-wave: paused disk_full; after space is freed, resume completes and doctor reports nothing",
+    async ({ bin, tmp }) => {
+      const w = world(tmp);
+      const art = w.config.artifact_dir;
+      mkdirSync(art, { recursive: true, mode: 0o700 });
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", art]);
+      try {
+        const r = await runCli(bin, args(w, "start", "--items", "fill-a1,ok-b2", "--wave-id", "w-full", "--max-parallel", "1"), { cwd: w.root, timeoutMs: T });
+        expect(r.code, r.stderr).toBe(2);
+        const check = await runCli(bin, args(w, "check", "--wave-id", "w-full", "--json"), { cwd: w.root });
+        expect(check.code, check.stderr).toBe(2);
+        expect(parseJson(check.stdout)).toMatchObject({ state: "paused", reason_code: "disk_full", next_action: "free_disk_space_then_resume" });
+        rmSync(path.join(art, "filler"));
+        const resume = await runCli(bin, args(w, "resume", "--wave-id", "w-full"), { cwd: w.root, timeoutMs: T });
+        expect(resume.code, resume.stderr).toBe(0);
+        const done = await runCli(bin, args(w, "check", "--wave-id", "w-full", "--json"), { cwd: w.root });
+        expect(parseJson(done.stdout)).toMatchObject({ state: "completed" });
+        const d = await runCli(bin, args(w, "doctor", "--wave-id", "w-full", "--json"), { cwd: w.root });
+        const issues = (parseJson(d.stdout) as { issues: { type: string; severity: string }[] }).issues;
+        expect(issues.filter((i) => i.type !== "state_root_in_tmp")).toEqual([]);
+        expect(d.code, d.stdout).toBe(0);
+      } finally {
+        spawnSync("umount", ["-l", art]);
+      }
+    },
+    T,
+  );
+});
