@@ -216,7 +216,8 @@ async function checkActiveJobs(c: AppContext, f: Findings, loaded: LoadedWave): 
     if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
     const h = await runner.check(
       { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance },
-      { stall_minutes: s.config.stall_minutes, max_runtime_minutes: s.config.max_runtime_minutes },
+      // Without --fix doctor never writes (issue #10): the check only observes.
+      { stall_minutes: s.config.stall_minutes, max_runtime_minutes: s.config.max_runtime_minutes, read_only: !f.fix },
     );
     if (h.state === "missing") {
       f.issue("active_item_without_job", "warning", `${it.status} but the runner has no job for run ${it.run_instance}`, it.beads_id);

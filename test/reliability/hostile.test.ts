@@ -142,6 +142,23 @@ describe("a hostile agent", () => {
   );
 });
 
+describe("an exit code that could not be recorded", () => {
+  it(
+    "a job whose rc file was never written is judged by its valid contract, not counted lost",
+    async ({ bin, tmp }) => {
+      const w = world(tmp);
+      const r = await runCli(bin, args(w, "start", "--items", "rcx-a1", "--wave-id", "w-rc", "--json"), { cwd: w.root, timeoutMs: T });
+      expect(r.code, r.stderr).toBe(0);
+      const { events } = await readLedgerEvents(w.layout, "w-rc");
+      const impl = events.filter((e) => e.event === "job_finished" && e.phase === "implement");
+      expect(impl).toHaveLength(1);
+      expect(impl[0]).toMatchObject({ state: "exited_ok", exit_code: null, attempt: 1 });
+      expect(events.some((e) => e.event === "attempt_failed")).toBe(false);
+    },
+    T,
+  );
+});
+
 describe("credentials by provider", () => {
   it(
     "a GLM token never reaches a command agent, and a provider env value never reaches the ledger",
