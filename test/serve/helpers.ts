@@ -1,9 +1,9 @@
 import { request, type IncomingHttpHeaders } from "node:http";
-import { writeFileSync } from "node:fs";
+import { cpSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import { startServer, type RunningServer, type ServeOptions } from "../../src/serve/server.js";
-import { agentSandbox, type Sandbox, type TempDirs } from "../cli/helpers.js";
+import { agentSandbox, buildCli, REPO, type Sandbox, type TempDirs } from "../cli/helpers.js";
 
 // Serve tests: a real wave run by the real CLI, the server started in-process on a free port (or
 // as the real `dx-batch serve`), and plain HTTP clients: no library between the test and the wire.
@@ -13,7 +13,7 @@ import { agentSandbox, type Sandbox, type TempDirs } from "../cli/helpers.js";
  * writes its contract. Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
  */
 export const SLOW_AGENT = `
-import { writeFileSync } from "node:fs";
+import { cpSync, writeFileSync } from "node:fs";
 const e = process.env;
 const item = e.DX_BATCH_ITEM_ID, attempt = Number(e.DX_BATCH_ATTEMPT), phase = e.DX_BATCH_PHASE;
 console.log("agent " + process.argv[2] + ": " + phase + " " + item + " attempt " + attempt + " begins");
@@ -123,4 +123,14 @@ export function sse(base: string, target: string, headers: Record<string, string
   req.on("error", () => undefined);
   req.end();
   return { close: () => req.destroy(), status };
+}
+
+/**
+ * The compiled CLI of test/cli/helpers.ts, with the dashboard's files next to it as in the
+ * package (its build copies bin/, dist/ and package.json only).
+ */
+export async function buildServeCli(): Promise<string> {
+  const bin = await buildCli();
+  cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
+  return bin;
 }
