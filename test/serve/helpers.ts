@@ -134,3 +134,14 @@ export async function buildServeCli(): Promise<string> {
   cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
   return bin;
 }
+
+/** Wait until `fn` gives a value (sync or async), checking every 25 ms. */
+export async function until<T>(fn: () => T | null | undefined | Promise<T | null | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null && v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
