@@ -10,7 +10,8 @@ import { LedgerTail } from "./ledger-tail.js";
 // GET /metrics, Prometheus text format through prom-client. Gauges are recomputed from the waves
 // at each scrape (the waves `list` shows by default); the dispatch-latency histogram is fed once
 // per attempt from the ledgers (item_dispatched.at -> job_started.at of the same run_instance),
-// read incrementally so a scrape costs only the new lines.
+// read incrementally so a scrape costs only the new lines. The histogram has no labels: one
+// series keeps it cheap and readable by every exposition parser.
 
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -55,11 +56,10 @@ export class Metrics {
   private readonly latency = new Histogram({
     name: "dx_batch_dispatch_latency_seconds",
     help: "From item_dispatched to job_started of the same run_instance, from ledger timestamps",
-    labelNames: ["provider", "phase"],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
-  private readonly tails = new Map<string, { tail: LedgerTail; dispatched: Map<string, { at: number; provider: string; phase: string }> }>();
+  private readonly tails = new Map<string, { tail: LedgerTail; dispatched: Map<string, number> }>();
 
   constructor(
     private readonly layout: Layout,
@@ -122,13 +122,13 @@ export class Metrics {
     for (const e of t.tail.read()) {
       const v = e.value;
       if (typeof v.run_instance !== "string" || e.at === null) continue;
-      if (e.event === "item_dispatched" && typeof v.provider === "string" && typeof v.phase === "string") {
-        t.dispatched.set(v.run_instance, { at: Date.parse(e.at), provider: v.provider, phase: v.phase });
+      if (e.event === "item_dispatched") {
+        t.dispatched.set(v.run_instance, Date.parse(e.at));
       } else if (e.event === "job_started") {
         const d = t.dispatched.get(v.run_instance);
         if (d === undefined) continue;
         t.dispatched.delete(v.run_instance);
-        this.latency.observe({ provider: d.provider, phase: d.phase }, Math.max(0, (Date.parse(e.at) - d.at) / 1000));
+        this.latency.observe(Math.max(0, (Date.parse(e.at) - d) / 1000));
       }
     }
   }

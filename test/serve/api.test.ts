@@ -3,6 +3,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WaveEvent } from "../../src/core/events.js";
 import type { RunningServer } from "../../src/serve/server.js";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { Ledger } from "../helpers/events.js";
 import { buildCli, Children, runCli, sandbox, TempDirs, treeState, writeWave, type Sandbox } from "../cli/helpers.js";
 import { attemptLogs } from "../../src/serve/logs.js";
@@ -183,6 +184,59 @@ describe("path traversal", () => {
     } finally {
       await s2srv.close();
     }
+  });
+});
+
+describe("/metrics", () => {
+  it("parses as Prometheus exposition and its counts match report", async () => {
+    const r = await get(srv.url, "/metrics");
+    expect(r.status).toBe(200);
+    expect(r.headers["content-type"]).toMatch(/^text\/plain; version=0\.0\.4/);
+    const families = parsePrometheusTextFormat(r.body);
+    const fam = (name: string) => {
+      const f = families.find((x) => x.name === name);
+      if (f === undefined) throw new Error(`no ${name} in /metrics`);
+      return f;
+    };
+    const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as {
+      stats: Record<string, number>;
+      items: { attempts: { provider: string; phase: string; started_at: string | null }[] }[];
+    };
+    const byStatus: Record<string, number> = {};
+    for (const m of fam("dx_batch_items").metrics) {
+      if (m.labels?.wave !== W) continue;
+      const st = m.labels.status ?? "?";
+      byStatus[st] = (byStatus[st] ?? 0) + Number(m.value);
+    }
+    for (const [status, n] of Object.entries(report.stats)) if (status !== "total") expect(byStatus[status] ?? 0, status).toBe(n);
+    expect(Object.values(byStatus).reduce((a, b) => a + b, 0)).toBe(report.stats.total);
+
+    const attempts = report.items.flatMap((i) => i.attempts);
+    const perRun: Record<string, number> = {};
+    for (const m of fam("dx_batch_attempts").metrics) {
+      if (m.labels?.wave !== W) continue;
+      const k = `${m.labels.provider} ${m.labels.phase}`;
+      perRun[k] = (perRun[k] ?? 0) + Number(m.value);
+    }
+    const expected: Record<string, number> = {};
+    for (const a of attempts) expected[`${a.provider} ${a.phase}`] = (expected[`${a.provider} ${a.phase}`] ?? 0) + 1;
+    expect(perRun).toEqual(expected);
+
+    const latency = fam("dx_batch_dispatch_latency_seconds");
+    expect(latency.type).toBe("HISTOGRAM");
+    const observed = latency.metrics.reduce((n, m) => n + Number(m.count), 0);
+    expect(observed).toBe(attempts.filter((a) => a.started_at !== null).length);
+
+    const providers = [...new Set(attempts.map((a) => a.provider))].sort();
+    const tokenProviders = [...new Set(fam("dx_batch_tokens").metrics.map((m) => m.labels?.provider))].sort();
+    expect(tokenProviders).toEqual(providers);
+    for (const m of [...fam("dx_batch_tokens").metrics, ...fam("dx_batch_cost_usd").metrics]) expect(Number(m.value)).toBe(0); // no usage reported yet
+    expect(fam("dx_batch_waves").metrics).toEqual([{ labels: { state: "completed" }, value: "1" }]);
+    expect(families.find((f) => f.name === "dx_batch_live_jobs")?.metrics ?? []).toEqual([]);
+
+    // A second scrape reads only new ledger lines: the histogram does not count anything twice.
+    const again = parsePrometheusTextFormat((await get(srv.url, "/metrics")).body);
+    expect(again.find((f) => f.name === "dx_batch_dispatch_latency_seconds")?.metrics.reduce((n, m) => n + Number(m.count), 0)).toBe(observed);
   });
 });
 
