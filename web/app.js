@@ -95,6 +95,19 @@ function logLinks(waveId, item, attempts) {
   return td;
 }
 
+/** The report's wave events, and each attempt's dispatch and end, in time order. */
+function timeline(r) {
+  const rows = r.timeline.map((t, i) => ({ at: t.at, k: i, text: `${t.event}${t.reason_code ? ` (${t.reason_code})` : ""}` }));
+  for (const it of r.items) {
+    for (const a of it.attempts) {
+      const run = `${it.beads_id} ${a.phase} ${a.attempt}`;
+      rows.push({ at: a.dispatched_at, k: rows.length, text: `${run} dispatched to ${a.provider}` });
+      if (a.completed_at) rows.push({ at: a.completed_at, k: rows.length, text: `${run} ended: ${a.verdict ?? a.reason_code ?? a.state ?? "?"}` });
+    }
+  }
+  return rows.sort((a, b) => a.at.localeCompare(b.at) || a.k - b.k);
+}
+
 function renderWave() {
   if (!current) return;
   const { status: s, report: r } = current;
@@ -116,7 +129,7 @@ function renderWave() {
         el("td", { text: it.reason_code }), el("td", { class: "num", text: tokens }), el("td", { class: "num", text: cost }), logLinks(s.wave_id, it.beads_id, attempts));
     }),
   );
-  $("#timeline").replaceChildren(...r.timeline.map((t) => el("li", { value: t.seq, text: `${t.at} ${t.event}${t.reason_code ? ` (${t.reason_code})` : ""}` })));
+  $("#timeline").replaceChildren(...timeline(r).map((t) => el("li", { text: `${t.at} ${t.text}` })));
   for (const it of s.items) {
     const before = lastStatus.get(it.beads_id);
     if (before !== undefined && before !== it.status) announce(`${it.beads_id}: ${before} → ${it.status}`);
