@@ -44,7 +44,7 @@ function liveness(r: ListRow): string {
 
 export function listLines(rows: readonly ListRow[], nowMs: number): string[] {
   return rows.map((r) =>
-    [r.wave_id.padEnd(28), r.state.padEnd(10), r.reason_code.padEnd(22), (r.created_at ?? "-").padEnd(24), age(r.created_at, nowMs).padStart(7), ` ${counts(r)} | ${liveness(r)}`].join(" "),
+    [r.wave_id.padEnd(28), r.state.padEnd(10), r.reason_code.padEnd(22), (r.created_at ?? "-").padEnd(24), age(r.created_at, nowMs).padStart(7), `${counts(r)} | ${liveness(r)}`].join(" "),
   );
 }
 
