@@ -7,6 +7,7 @@ import { DxError } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
+import { waveIdOrLatest } from "./list.js";
 
 // status, check, report, doctor: they only read what the store wrote, and never take a lock.
 
@@ -35,7 +36,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .option("--watch", "live view until the wave stops")
     .action(async (o: ReadOpts & { watch?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       if (o.watch) {
         ctx.setExit(await watchWave(ctx, c, waveId, { json: o.json === true }));
         return;
@@ -68,7 +69,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
@@ -90,7 +91,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .action(async (o: ReadOpts & { format: string }) => {
       if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`);
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
         if (o.format === "json") printJson(ctx.io, missingDoc(waveId));
