@@ -23,12 +23,15 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
     .option("--port <n>", `TCP port (0: any free one)`, port, DEFAULT_SERVE_PORT)
     .option("--host <addr>", "address to bind; beyond loopback a token is required", "127.0.0.1")
     .option("--token <secret>", "require this bearer token on every request (default: $DX_BATCH_SERVE_TOKEN)")
-    .action(async (o: { config?: string; port: number; host: string; token?: string }) => {
+    .option("--otel-endpoint <url>", "export one OpenTelemetry span per attempt over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
+    .action(async (o: { config?: string; port: number; host: string; token?: string; otelEndpoint?: string }) => {
       const c = openContext(ctx, { config: o.config });
       const token = o.token ?? ctx.env.DX_BATCH_SERVE_TOKEN ?? null;
+      const otelEndpoint = o.otelEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
+      if (otelEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otelEndpoint)) throw new DxError("usage", `--otel-endpoint must be an http(s) URL, not ${JSON.stringify(otelEndpoint)}`);
       let running;
       try {
-        running = await startServer({ config: c.config, host: o.host, port: o.port, token: token === "" ? null : token });
+        running = await startServer({ config: c.config, host: o.host, port: o.port, token: token === "" ? null : token, otel: otelEndpoint ? { endpoint: otelEndpoint } : null });
       } catch (e) {
         if (e instanceof ServeRefused) throw new DxError(e.code, e.message, { remedy: e.remedy });
         if (e instanceof Error && "code" in e && (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL")) {
@@ -36,7 +39,7 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
         }
         throw e;
       }
-      ctx.io.out(`dx-batch serve: ${running.url}/ (artifact dir ${c.layout.root}${token ? ", token required" : ""}); Ctrl-C stops it`);
+      ctx.io.out(`dx-batch serve: ${running.url}/ (artifact dir ${c.layout.root}${token ? ", token required" : ""}${otelEndpoint ? `, spans to ${otelEndpoint}` : ""}); Ctrl-C stops it`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off("SIGINT", stop);

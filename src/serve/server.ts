@@ -9,6 +9,7 @@ import { checkItem, checkWave, reportDoc, statusDoc, wavesDoc } from "./document
 import { badRequest, HttpError, notFound } from "./http-error.js";
 import { logRoots, parseLogQuery, readAttemptLog } from "./logs.js";
 import { Metrics } from "./metrics.js";
+import { AttemptSpans, type OtelOptions } from "./otel.js";
 import { lastEventId, streamEvents, type SseOptions } from "./sse.js";
 import { staticFile, WEB_DIR } from "./static.js";
 import { workersDoc, type WorkerSource } from "./workers.js";
@@ -26,6 +27,8 @@ export interface ServeOptions {
   workers?: WorkerSource | null;
   sse?: SseOptions;
   webDir?: string;
+  /** Export one OpenTelemetry span per attempt to this OTLP/HTTP endpoint. */
+  otel?: OtelOptions | null;
 }
 
 export interface RunningServer {
@@ -170,16 +173,19 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       resolve();
     });
   });
+  const spans = o.otel ? await AttemptSpans.start(layout, o.otel) : null;
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = o.host.includes(":") ? `[${o.host}]` : o.host;
   return {
     url: `http://${hostInUrl}:${port}`,
     port,
     server,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+      await spans?.close();
+    },
   };
 }
