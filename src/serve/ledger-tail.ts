@@ -25,7 +25,7 @@ export interface RawEvent {
 const CHUNK = 256 * 1024;
 
 export class LedgerTail {
-  private readonly offsets = new Map<string, number>();
+  private readonly offsets = new Map<string, { pos: number; ino: number }>();
   private held: RawEvent[] = [];
   private gapSince: number | null = null;
   private released: number;
@@ -106,9 +106,12 @@ export class LedgerTail {
     }
     const out: RawEvent[] = [];
     try {
-      let pos = this.offsets.get(file) ?? 0;
-      const size = fstatSync(fd).size;
-      if (size < pos) pos = 0; // truncated (a torn tail cut by doctor): read it again
+      const st = fstatSync(fd);
+      const size = st.size;
+      const known = this.offsets.get(file);
+      // A file cut shorter (a torn tail repaired) or replaced (moved aside and rewritten) is read
+      // again from its start; seqs already relayed are dropped by read().
+      let pos = known !== undefined && known.ino === st.ino && known.pos <= size ? known.pos : 0;
       let rest = Buffer.alloc(0);
       const buf = Buffer.alloc(CHUNK);
       while (pos + rest.length < size) {
@@ -125,7 +128,7 @@ export class LedgerTail {
         }
         rest = Buffer.from(data);
       }
-      this.offsets.set(file, pos);
+      this.offsets.set(file, { pos, ino: st.ino });
     } finally {
       closeSync(fd);
     }
