@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { openContext } from "../app/context.js";
 import { DxError } from "../errors.js";
-import { ServeRefused, startServer } from "../serve/server.js";
+import { startServer } from "../serve/server.js";
 import type { CommandContext } from "./main.js";
 
 // `dx-batch serve`: the read-only dashboard, JSON/SSE API and /metrics (SPEC §15.2, issue #15).
@@ -33,7 +33,6 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
       try {
         running = await startServer({ config: c.config, host: o.host, port: o.port, token: token === "" ? null : token, otel: otelEndpoint ? { endpoint: otelEndpoint } : null });
       } catch (e) {
-        if (e instanceof ServeRefused) throw new DxError(e.code, e.message, { remedy: e.remedy });
         if (e instanceof Error && "code" in e && (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL")) {
           throw new DxError("serve_listen_failed", `cannot listen on ${o.host}:${o.port}: ${e.message}`, { remedy: "choose another --port or --host" });
         }

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ResolvedConfig } from "../config/types.js";
-import { isDxError } from "../errors.js";
+import { DxError, isDxError } from "../errors.js";
 import { createLayout, type Layout } from "../store/layout.js";
 import { isLoopbackHost, refusal } from "./auth.js";
 import { checkItem, checkWave, reportDoc, statusDoc, wavesDoc } from "./documents.js";
@@ -38,23 +38,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export class ServeRefused extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly remedy: string,
-  ) {
-    super(message);
-  }
-}
-
 /** Refuse to listen beyond loopback without a token. */
 export function checkBind(host: string, token: string | null): void {
   if (!isLoopbackHost(host) && (token === null || token.length === 0)) {
-    throw new ServeRefused("serve_token_required", `binding to ${host} (beyond loopback) needs a token`, "pass --token <secret> or set DX_BATCH_SERVE_TOKEN, or bind to 127.0.0.1");
+    throw new DxError("serve_token_required", `binding to ${host} (beyond loopback) needs a token`, { remedy: "pass --token <secret> or set DX_BATCH_SERVE_TOKEN, or bind to 127.0.0.1" });
   }
   if (token !== null && token.length < 16) {
-    throw new ServeRefused("serve_token_too_short", "the token must be at least 16 characters", "use a long random token, e.g. `openssl rand -hex 24`");
+    throw new DxError("serve_token_too_short", "the token must be at least 16 characters", { remedy: "use a long random token, e.g. `openssl rand -hex 24`" });
   }
 }
 

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { isLoopbackHost, tokenMatches } from "../../src/serve/auth.js";
-import { segments } from "../../src/serve/server.js";
+import { checkBind, segments } from "../../src/serve/server.js";
 import { createLayout } from "../../src/store/layout.js";
 import { LedgerTail } from "../../src/serve/ledger-tail.js";
 import { TempDirs } from "../cli/helpers.js";
@@ -103,6 +103,15 @@ describe("auth and paths", () => {
     ["127.0.0.1.evil.example", false],
     ["localhost.evil.example", false],
   ])("%s is loopback: %s", (host, yes) => expect(isLoopbackHost(host)).toBe(yes));
+
+  it("binds beyond loopback only with a token of at least 16 characters", () => {
+    expect(() => checkBind("127.0.0.1", null)).not.toThrow();
+    expect(() => checkBind("::1", null)).not.toThrow();
+    expect(() => checkBind("0.0.0.0", null)).toThrow(expect.objectContaining({ code: "serve_token_required" }));
+    expect(() => checkBind("192.168.1.2", "")).toThrow(expect.objectContaining({ code: "serve_token_required" }));
+    expect(() => checkBind("0.0.0.0", "too-short")).toThrow(expect.objectContaining({ code: "serve_token_too_short" }));
+    expect(() => checkBind("0.0.0.0", "x".repeat(16))).not.toThrow();
+  });
 
   it("refuses path segments that could leave their directory", () => {
     expect(segments("/api/waves/w-1/report")).toEqual(["api", "waves", "w-1", "report"]);
