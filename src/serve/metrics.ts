@@ -66,7 +66,15 @@ export class Metrics {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async render(): Promise<string> {
+  private inFlight: Promise<string> | null = null;
+
+  /** The exposition text. Scrapes that arrive during one share its answer (the gauges are reset and refilled in place). */
+  render(): Promise<string> {
+    this.inFlight ??= this.collect().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  private async collect(): Promise<string> {
     for (const g of [this.waves, this.items, this.attempts, this.tokens, this.cost, this.quotaErrors, this.cooldown, this.liveJobs]) g.reset();
     const nowMs = this.now();
     for (const { wave_id } of wavesNewestFirst(this.layout.root)) {
