@@ -81,7 +81,8 @@ export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metri
   };
 
   async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const seg = segments(url.pathname);
+    // The raw target, not url.pathname: URL parsing would quietly resolve `..` and `%2e%2e`.
+    const seg = segments((req.url ?? "/").split("?")[0] ?? "/");
     const q = url.searchParams;
     if (seg[0] !== "api") {
       if (url.pathname === "/metrics") {

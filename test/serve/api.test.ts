@@ -154,6 +154,12 @@ describe("path traversal", () => {
     "/web/../package.json",
     "/app.js/../../package.json",
   ];
+  it.each(targets.filter((t) => /\.\.|%2e%2e/i.test(t)))("GET %s: a dot-dot segment is refused as path_traversal", async (target) => {
+    const r = await getJson(srv.url, target);
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ error: { reason_code: "path_traversal" } });
+  });
+
   it.each(targets)("GET %s is refused and reads nothing", async (target) => {
     const r = await get(srv.url, target);
     expect([400, 404]).toContain(r.status);
