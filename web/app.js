@@ -1,6 +1,7 @@
 // The dx-batch dashboard: plain ES module, no build step, no third-party code. It reads the same
 // JSON documents as the CLI (GET /api/waves = list --json, /api/waves/:id = status --json,
-// /api/waves/:id/report = report --format json) and follows the wave's ledger over SSE.
+// /api/waves/:id/report = report --format json), usage per attempt from /api/waves/:id/usage, and
+// follows the wave's ledger over SSE.
 
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (url) => (token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url);
@@ -70,13 +71,14 @@ async function loadWaves() {
 
 // ---- one wave ---------------------------------------------------------------------------------
 
-function usageText(attempts) {
+/** Tokens (input + output) and cost of an item's attempts that reported usage. */
+function usageText(rows) {
   let tokens = 0, cost = 0, any = false;
-  for (const a of attempts) {
-    if (!a.usage) continue;
+  for (const r of rows) {
+    if (!r.usage) continue;
     any = true;
-    tokens += (a.usage.input_tokens ?? 0) + (a.usage.output_tokens ?? 0);
-    cost += a.usage.cost_usd ?? 0;
+    tokens += r.usage.input_tokens + r.usage.output_tokens;
+    cost += r.usage.cost_usd;
   }
   return any ? [String(tokens), `$${cost.toFixed(4)}`] : ["-", "-"];
 }
@@ -110,7 +112,7 @@ function timeline(r) {
 
 function renderWave() {
   if (!current) return;
-  const { status: s, report: r } = current;
+  const { status: s, report: r, usage: u } = current;
   $("#wave").hidden = false;
   $("#wave-h").textContent = `Wave ${s.wave_id}`;
   $("#wave-summary").replaceChildren(
@@ -121,7 +123,7 @@ function renderWave() {
   $("#items tbody").replaceChildren(
     ...s.items.map((it) => {
       const attempts = attemptsOf.get(it.beads_id) ?? [];
-      const [tokens, cost] = usageText(attempts);
+      const [tokens, cost] = usageText(u.attempts.filter((a) => a.item === it.beads_id));
       return el("tr", { "data-item": it.beads_id },
         el("th", { scope: "row", text: it.beads_id, title: it.title }), statusCell(it.status), el("td", { text: it.phase ?? "-" }),
         el("td", { class: "num", text: it.attempt }), el("td", { text: it.provider ?? "-" }),
@@ -144,8 +146,9 @@ async function refreshWave() {
   const id = selected;
   refreshing = (async () => {
     try {
-      const [status, report] = await Promise.all([getJson(`/api/waves/${encodeURIComponent(id)}`), getJson(`/api/waves/${encodeURIComponent(id)}/report`)]);
-      if (id === selected) { current = { status, report }; renderWave(); }
+      const base = `/api/waves/${encodeURIComponent(id)}`;
+      const [status, report, usage] = await Promise.all([getJson(base), getJson(`${base}/report`), getJson(`${base}/usage`)]);
+      if (id === selected) { current = { status, report, usage }; renderWave(); }
     } catch (e) {
       $("#conn").textContent = `error: ${e.message}`;
     } finally {

@@ -70,6 +70,18 @@ describe("documents equal the CLI's --json", () => {
   });
 });
 
+describe("usage per attempt (the dashboard's; report has no usage)", () => {
+  it("lists every attempt of the report, with its usage or null", async () => {
+    const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as { items: { beads_id: string; attempts: { phase: string; attempt: number; provider: string }[] }[] };
+    const u = await getJson(srv.url, `/api/waves/${W}/usage`);
+    expect(u.status).toBe(200);
+    const rows = (u.json as { wave_id: string; attempts: { item: string; phase: string; attempt: number; provider: string; usage: unknown }[] }).attempts;
+    expect(rows.map((r) => [r.item, r.phase, r.attempt, r.provider])).toEqual(report.items.flatMap((it) => it.attempts.map((a) => [it.beads_id, a.phase, a.attempt, a.provider])));
+    for (const r of rows) expect(r.usage === null || typeof r.usage === "object").toBe(true);
+    expect((await getJson(srv.url, "/api/waves/nope/usage")).status).toBe(404);
+  });
+});
+
 describe("attempt logs", () => {
   it("gives each attempt's own log, tail first, in windows", async () => {
     const all = await get(srv.url, `/api/waves/${W}/items/rev-2/logs?attempt=2&phase=implement`);
