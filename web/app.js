@@ -35,7 +35,11 @@ function counts(st) {
 function elapsed(from, to) {
   if (!from) return "-";
   const s = Math.max(0, Math.round(((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000));
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return s < 60
+    ? `${s}s`
+    : s < 3600
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
 // ---- state ------------------------------------------------------------------------------------
@@ -62,8 +66,16 @@ async function loadWaves() {
       const link = el("a", { href: `#wave=${encodeURIComponent(w.wave_id)}`, text: w.wave_id });
       const c = w.controller;
       const ctl = c.pid === null ? "none" : `pid ${c.pid} on ${c.host} (${c.alive ? "alive" : "dead"})`;
-      return el("tr", { "data-wave": w.wave_id, class: w.wave_id === selected ? "selected" : null },
-        el("td", {}, link), statusCell(w.state), el("td", { text: w.reason_code }), el("td", { text: w.created_at ?? "-" }), el("td", { text: counts(w.stats) }), el("td", { text: ctl }));
+      return el(
+        "tr",
+        { "data-wave": w.wave_id, class: w.wave_id === selected ? "selected" : null },
+        el("td", {}, link),
+        statusCell(w.state),
+        el("td", { text: w.reason_code }),
+        el("td", { text: w.created_at ?? "-" }),
+        el("td", { text: counts(w.stats) }),
+        el("td", { text: ctl }),
+      );
     }),
   );
   if (waves.length === 0) body.append(el("tr", {}, el("td", { colspan: 6, text: "no waves yet" })));
@@ -73,7 +85,9 @@ async function loadWaves() {
 
 /** Tokens (input + output) and cost of an item's attempts that reported usage. */
 function usageText(rows) {
-  let tokens = 0, cost = 0, any = false;
+  let tokens = 0,
+    cost = 0,
+    any = false;
   for (const r of rows) {
     if (!r.usage) continue;
     any = true;
@@ -91,7 +105,16 @@ function logLinks(waveId, item, attempts) {
     if (seen.has(key) || !a.started_at) continue;
     seen.add(key);
     const url = `/api/waves/${encodeURIComponent(waveId)}/items/${encodeURIComponent(item)}/logs?attempt=${a.attempt}&phase=${a.phase}`;
-    td.append(el("a", { href: withToken(url), target: "_blank", rel: "noopener", "data-phase": a.phase, "data-attempt": a.attempt, text: `${a.phase === "implement" ? "impl" : "review"} ${a.attempt}` }));
+    td.append(
+      el("a", {
+        href: withToken(url),
+        target: "_blank",
+        rel: "noopener",
+        "data-phase": a.phase,
+        "data-attempt": a.attempt,
+        text: `${a.phase === "implement" ? "impl" : "review"} ${a.attempt}`,
+      }),
+    );
   }
   if (!td.firstChild) td.textContent = "-";
   return td;
@@ -124,11 +147,20 @@ function renderWave() {
     ...s.items.map((it) => {
       const attempts = attemptsOf.get(it.beads_id) ?? [];
       const [tokens, cost] = usageText(u.attempts.filter((a) => a.item === it.beads_id));
-      return el("tr", { "data-item": it.beads_id },
-        el("th", { scope: "row", text: it.beads_id, title: it.title }), statusCell(it.status), el("td", { text: it.phase ?? "-" }),
-        el("td", { class: "num", text: it.attempt }), el("td", { text: it.provider ?? "-" }),
+      return el(
+        "tr",
+        { "data-item": it.beads_id },
+        el("th", { scope: "row", text: it.beads_id, title: it.title }),
+        statusCell(it.status),
+        el("td", { text: it.phase ?? "-" }),
+        el("td", { class: "num", text: it.attempt }),
+        el("td", { text: it.provider ?? "-" }),
         el("td", { class: "num elapsed", "data-from": it.started_at ?? "", "data-to": it.completed_at ?? "", text: elapsed(it.started_at, it.completed_at) }),
-        el("td", { text: it.reason_code }), el("td", { class: "num", text: tokens }), el("td", { class: "num", text: cost }), logLinks(s.wave_id, it.beads_id, attempts));
+        el("td", { text: it.reason_code }),
+        el("td", { class: "num", text: tokens }),
+        el("td", { class: "num", text: cost }),
+        logLinks(s.wave_id, it.beads_id, attempts),
+      );
     }),
   );
   $("#timeline").replaceChildren(...timeline(r).map((t) => el("li", { text: `${t.at} ${t.text}` })));
@@ -142,25 +174,41 @@ function renderWave() {
 let refreshing = null;
 let again = false;
 async function refreshWave() {
-  if (refreshing) { again = true; return refreshing; }
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
   const id = selected;
   refreshing = (async () => {
     try {
       const base = `/api/waves/${encodeURIComponent(id)}`;
       const [status, report, usage] = await Promise.all([getJson(base), getJson(`${base}/report`), getJson(`${base}/usage`)]);
-      if (id === selected) { current = { status, report, usage }; renderWave(); }
+      if (id === selected) {
+        current = { status, report, usage };
+        renderWave();
+      }
     } catch (e) {
       $("#conn").textContent = `error: ${e.message}`;
     } finally {
       refreshing = null;
-      if (again) { again = false; void refreshWave(); }
+      if (again) {
+        again = false;
+        void refreshWave();
+      }
     }
   })();
   return refreshing;
 }
 
 let pending = null;
-const soon = () => { if (!pending) pending = setTimeout(() => { pending = null; void refreshWave(); void loadWaves(); }, 150); };
+const soon = () => {
+  if (!pending)
+    pending = setTimeout(() => {
+      pending = null;
+      void refreshWave();
+      void loadWaves();
+    }, 150);
+};
 
 function select(id) {
   if (id === selected && source) return;
@@ -169,18 +217,26 @@ function select(id) {
   current = null;
   if (source) source.close();
   if (!id) return;
-  if (location.hash !== `#wave=${encodeURIComponent(id)}`) history.replaceState(null, "", `${location.pathname}${location.search}#wave=${encodeURIComponent(id)}`);
+  if (location.hash !== `#wave=${encodeURIComponent(id)}`)
+    history.replaceState(null, "", `${location.pathname}${location.search}#wave=${encodeURIComponent(id)}`);
   void refreshWave();
   // EventSource reconnects by itself and sends Last-Event-ID: the server resumes after that seq.
   source = new EventSource(withToken(`/api/waves/${encodeURIComponent(id)}/events`));
-  source.onopen = () => { $("#conn").textContent = `live: ${id}`; };
-  source.onerror = () => { $("#conn").textContent = "reconnecting…"; };
+  source.onopen = () => {
+    $("#conn").textContent = `live: ${id}`;
+  };
+  source.onerror = () => {
+    $("#conn").textContent = "reconnecting…";
+  };
   source.onmessage = () => soon();
 }
 
 window.addEventListener("hashchange", () => {
   const id = decodeURIComponent(location.hash.replace(/^#wave=/, ""));
-  if (id) { select(id); void loadWaves(); }
+  if (id) {
+    select(id);
+    void loadWaves();
+  }
 });
 setInterval(() => {
   for (const td of document.querySelectorAll("td.elapsed")) if (td.dataset.from && !td.dataset.to) td.textContent = elapsed(td.dataset.from, null);
@@ -188,4 +244,6 @@ setInterval(() => {
 setInterval(() => void loadWaves().catch(() => undefined), 10000);
 
 if (selected) select(selected);
-loadWaves().catch((e) => { $("#conn").textContent = `error: ${e.message}`; });
+loadWaves().catch((e) => {
+  $("#conn").textContent = `error: ${e.message}`;
+});

@@ -42,7 +42,17 @@ export async function listWaves(layout: Layout, o: ListOptions = {}): Promise<Li
       w = await readWave(layout, wave_id);
     } catch (e) {
       if (!isDxError(e)) throw e;
-      rows.push({ wave_id, state: "unreadable", reason_code: e.code, next_action: "run_dx_batch_doctor", stats: null, controller: cv, created_at, completed_at: null, error: e.message });
+      rows.push({
+        wave_id,
+        state: "unreadable",
+        reason_code: e.code,
+        next_action: "run_dx_batch_doctor",
+        stats: null,
+        controller: cv,
+        created_at,
+        completed_at: null,
+        error: e.message,
+      });
       continue;
     }
     if (w === null) continue; // a directory with no snapshot and no events yet: being created

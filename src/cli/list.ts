@@ -44,14 +44,23 @@ function liveness(r: ListRow): string {
 
 export function listLines(rows: readonly ListRow[], nowMs: number): string[] {
   return rows.map((r) =>
-    [r.wave_id.padEnd(28), r.state.padEnd(10), r.reason_code.padEnd(22), (r.created_at ?? "-").padEnd(24), age(r.created_at, nowMs).padStart(7), `${counts(r)} | ${liveness(r)}`].join(" "),
+    [
+      r.wave_id.padEnd(28),
+      r.state.padEnd(10),
+      r.reason_code.padEnd(22),
+      (r.created_at ?? "-").padEnd(24),
+      age(r.created_at, nowMs).padStart(7),
+      `${counts(r)} | ${liveness(r)}`,
+    ].join(" "),
   );
 }
 
 export function registerListCommand(program: Command, ctx: CommandContext): void {
   program
     .command("list")
-    .description("Every wave of the artifact dir, newest first: state, reason, created, age, item counts, controller (completed waves older than 30 days only with --all)")
+    .description(
+      "Every wave of the artifact dir, newest first: state, reason, created, age, item counts, controller (completed waves older than 30 days only with --all)",
+    )
     .option("--config <file>", "config file")
     .option("--json", "one JSON array on stdout (the fields of `check --json` plus created_at)")
     .option("--all", "also completed waves older than 30 days")

@@ -28,17 +28,26 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
       const c = openContext(ctx, { config: o.config });
       const token = o.token ?? ctx.env.DX_BATCH_SERVE_TOKEN ?? null;
       const otelEndpoint = o.otelEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
-      if (otelEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otelEndpoint)) throw new DxError("usage", `--otel-endpoint must be an http(s) URL, not ${JSON.stringify(otelEndpoint)}`);
+      if (otelEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otelEndpoint))
+        throw new DxError("usage", `--otel-endpoint must be an http(s) URL, not ${JSON.stringify(otelEndpoint)}`);
       let running;
       try {
-        running = await startServer({ config: c.config, host: o.host, port: o.port, token: token === "" ? null : token, otel: otelEndpoint ? { endpoint: otelEndpoint } : null });
+        running = await startServer({
+          config: c.config,
+          host: o.host,
+          port: o.port,
+          token: token === "" ? null : token,
+          otel: otelEndpoint ? { endpoint: otelEndpoint } : null,
+        });
       } catch (e) {
         if (e instanceof Error && "code" in e && (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL")) {
           throw new DxError("serve_listen_failed", `cannot listen on ${o.host}:${o.port}: ${e.message}`, { remedy: "choose another --port or --host" });
         }
         throw e;
       }
-      ctx.io.out(`dx-batch serve: ${running.url}/ (artifact dir ${c.layout.root}${token ? ", token required" : ""}${otelEndpoint ? `, spans to ${otelEndpoint}` : ""}); Ctrl-C stops it`);
+      ctx.io.out(
+        `dx-batch serve: ${running.url}/ (artifact dir ${c.layout.root}${token ? ", token required" : ""}${otelEndpoint ? `, spans to ${otelEndpoint}` : ""}); Ctrl-C stops it`,
+      );
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off("SIGINT", stop);

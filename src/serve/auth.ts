@@ -37,6 +37,6 @@ export function refusal(req: IncomingMessage, q: URLSearchParams, o: { token: st
     return tokenMatches(given, o.token) ? null : "token_invalid";
   }
   const hostHeader = req.headers.host ?? "";
-  const name = hostHeader.startsWith("[") ? hostHeader.slice(0, hostHeader.indexOf("]") + 1) : hostHeader.split(":")[0] ?? "";
+  const name = hostHeader.startsWith("[") ? hostHeader.slice(0, hostHeader.indexOf("]") + 1) : (hostHeader.split(":")[0] ?? "");
   return isLoopbackHost(name) ? null : "host_not_allowed";
 }

@@ -51,6 +51,8 @@ export interface UsageRow {
 export async function usageDoc(layout: Layout, waveId: string): Promise<{ wave_id: string; attempts: UsageRow[] }> {
   const w = await readWave(layout, checkWave(waveId));
   if (!w) throw waveNotFound(waveId);
-  const attempts = w.state.items.flatMap((it) => it.history.map((h) => ({ item: it.beads_id, phase: h.phase, attempt: h.attempt, provider: h.provider, usage: usageOf(h) })));
+  const attempts = w.state.items.flatMap((it) =>
+    it.history.map((h) => ({ item: it.beads_id, phase: h.phase, attempt: h.attempt, provider: h.provider, usage: usageOf(h) })),
+  );
   return { wave_id: waveId, attempts };
 }

@@ -122,8 +122,10 @@ export function readAttemptLog(layout: Layout, roots: readonly string[], waveId:
   if (logs === null) throw notFound("item_not_found", `no item ${itemId} with events in wave ${waveId}`);
   const pick = logs.filter((l) => (q.phase === null || l.phase === q.phase) && (q.attempt === null || l.attempt === q.attempt));
   const log = pick[pick.length - 1];
-  if (log === undefined) throw notFound("log_not_found", `no log recorded for ${itemId}${q.phase ? ` ${q.phase}` : ""}${q.attempt ? ` attempt ${q.attempt}` : ""}`);
-  if (!within(roots, log.path)) throw notFound("log_not_found", `the log of ${itemId} ${log.phase} attempt ${log.attempt} is missing or outside the served directories`);
+  if (log === undefined)
+    throw notFound("log_not_found", `no log recorded for ${itemId}${q.phase ? ` ${q.phase}` : ""}${q.attempt ? ` attempt ${q.attempt}` : ""}`);
+  if (!within(roots, log.path))
+    throw notFound("log_not_found", `the log of ${itemId} ${log.phase} attempt ${log.attempt} is missing or outside the served directories`);
   const fd = openSync(log.path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const size = fstatSync(fd).size;

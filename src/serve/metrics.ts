@@ -41,18 +41,48 @@ export const attemptOutcome = (h: AttemptRecord): string => code(h.verdict ?? h.
 export class Metrics {
   readonly registry = new Registry();
   private readonly waves = new Gauge({ name: "dx_batch_waves", help: "Waves by state", labelNames: ["state"], registers: [this.registry] });
-  private readonly items = new Gauge({ name: "dx_batch_items", help: "Items by wave, status and reason code (the code before any ':')", labelNames: ["wave", "status", "reason"], registers: [this.registry] });
+  private readonly items = new Gauge({
+    name: "dx_batch_items",
+    help: "Items by wave, status and reason code (the code before any ':')",
+    labelNames: ["wave", "status", "reason"],
+    registers: [this.registry],
+  });
   private readonly attempts = new Gauge({
     name: "dx_batch_attempts",
     help: "Attempts (implement and review runs) by wave, provider, phase and outcome (verdict, else reason code, else runner state)",
     labelNames: ["wave", "provider", "phase", "outcome"],
     registers: [this.registry],
   });
-  private readonly tokens = new Gauge({ name: "dx_batch_tokens", help: "Tokens used by provider and kind (0 until attempts report usage)", labelNames: ["provider", "kind"], registers: [this.registry] });
-  private readonly cost = new Gauge({ name: "dx_batch_cost_usd", help: "Cost in USD by provider (0 until attempts report usage)", labelNames: ["provider"], registers: [this.registry] });
-  private readonly quotaErrors = new Gauge({ name: "dx_batch_quota_errors", help: "Attempts that ended in a provider quota error (not counted against max_attempts)", labelNames: ["provider"], registers: [this.registry] });
-  private readonly cooldown = new Gauge({ name: "dx_batch_provider_cooldown_seconds", help: "Seconds left of a provider's quota cool-down, per wave", labelNames: ["wave", "provider"], registers: [this.registry] });
-  private readonly liveJobs = new Gauge({ name: "dx_batch_live_jobs", help: "Jobs running now, by wave, provider and worker (`local`: this host's runner)", labelNames: ["wave", "provider", "worker"], registers: [this.registry] });
+  private readonly tokens = new Gauge({
+    name: "dx_batch_tokens",
+    help: "Tokens used by provider and kind (0 until attempts report usage)",
+    labelNames: ["provider", "kind"],
+    registers: [this.registry],
+  });
+  private readonly cost = new Gauge({
+    name: "dx_batch_cost_usd",
+    help: "Cost in USD by provider (0 until attempts report usage)",
+    labelNames: ["provider"],
+    registers: [this.registry],
+  });
+  private readonly quotaErrors = new Gauge({
+    name: "dx_batch_quota_errors",
+    help: "Attempts that ended in a provider quota error (not counted against max_attempts)",
+    labelNames: ["provider"],
+    registers: [this.registry],
+  });
+  private readonly cooldown = new Gauge({
+    name: "dx_batch_provider_cooldown_seconds",
+    help: "Seconds left of a provider's quota cool-down, per wave",
+    labelNames: ["wave", "provider"],
+    registers: [this.registry],
+  });
+  private readonly liveJobs = new Gauge({
+    name: "dx_batch_live_jobs",
+    help: "Jobs running now, by wave, provider and worker (`local`: this host's runner)",
+    labelNames: ["wave", "provider", "worker"],
+    registers: [this.registry],
+  });
   private readonly latency = new Histogram({
     name: "dx_batch_dispatch_latency_seconds",
     help: "From item_dispatched to job_started of the same run_instance, from ledger timestamps",

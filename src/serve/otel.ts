@@ -118,7 +118,10 @@ export class AttemptSpans {
     const attrs: Attributes = { ...d.attrs, "dx_batch.outcome": outcome };
     if (typeof v.state === "string") attrs["dx_batch.runner_state"] = v.state;
     if (typeof v.exit_code === "number") attrs["dx_batch.exit_code"] = v.exit_code;
-    const span = this.tracer.startSpan(`${String(d.attrs["dx_batch.phase"])} ${String(d.attrs["dx_batch.item_id"])}`, { startTime: new Date(d.at), attributes: attrs });
+    const span = this.tracer.startSpan(`${String(d.attrs["dx_batch.phase"])} ${String(d.attrs["dx_batch.item_id"])}`, {
+      startTime: new Date(d.at),
+      attributes: attrs,
+    });
     // SpanStatusCode: 1 = OK, 2 = ERROR (numeric so @opentelemetry/api is needed only for types).
     span.setStatus(ok ? { code: 1 } : { code: 2, message: outcome });
     span.end(new Date(e.at));

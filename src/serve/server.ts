@@ -41,7 +41,9 @@ export interface RunningServer {
 /** Refuse to listen beyond loopback without a token. */
 export function checkBind(host: string, token: string | null): void {
   if (!isLoopbackHost(host) && (token === null || token.length === 0)) {
-    throw new DxError("serve_token_required", `binding to ${host} (beyond loopback) needs a token`, { remedy: "pass --token <secret> or set DX_BATCH_SERVE_TOKEN, or bind to 127.0.0.1" });
+    throw new DxError("serve_token_required", `binding to ${host} (beyond loopback) needs a token`, {
+      remedy: "pass --token <secret> or set DX_BATCH_SERVE_TOKEN, or bind to 127.0.0.1",
+    });
   }
   if (token !== null && token.length < 16) {
     throw new DxError("serve_token_too_short", "the token must be at least 16 characters", { remedy: "use a long random token, e.g. `openssl rand -hex 24`" });
@@ -69,9 +71,11 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   res.end(body);
 }
 
-const sendJson = (res: ServerResponse, status: number, value: unknown): void => send(res, status, "application/json; charset=utf-8", `${JSON.stringify(value, null, 2)}\n`);
+const sendJson = (res: ServerResponse, status: number, value: unknown): void =>
+  send(res, status, "application/json; charset=utf-8", `${JSON.stringify(value, null, 2)}\n`);
 
-const sendError = (res: ServerResponse, status: number, code: string, message: string): void => sendJson(res, status, { error: { reason_code: code, message } });
+const sendError = (res: ServerResponse, status: number, code: string, message: string): void =>
+  sendJson(res, status, { error: { reason_code: code, message } });
 
 export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metrics }) {
   const roots = () => logRoots([o.config.artifact_dir, o.config.runner_log_dir]);
@@ -135,7 +139,12 @@ export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metri
     const denied = refusal(req, url.searchParams, { token: o.token });
     if (denied !== null) {
       res.setHeader("www-authenticate", 'Bearer realm="dx-batch"');
-      return sendError(res, denied === "host_not_allowed" ? 403 : 401, denied, denied === "host_not_allowed" ? "only loopback host names are served without a token" : "a valid token is required");
+      return sendError(
+        res,
+        denied === "host_not_allowed" ? 403 : 401,
+        denied,
+        denied === "host_not_allowed" ? "only loopback host names are served without a token" : "a valid token is required",
+      );
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");

@@ -2,7 +2,11 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { latestWave, waveIds } from "../../src/app/latest-wave.js";
 import { Ledger } from "../helpers/events.js";
-import { buildCli, Children, expectRefusal, holdControllerLock, parseJson, runCli, sandbox, TempDirs, writeWave, type Sandbox } from "./helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { killAllChildren, sleeper } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { holdControllerLock, parseJson, sandbox, writeWave, type Sandbox } from "../helpers/world.js";
 
 // `dx-batch list` (issue #13) over waves written through the store API: newest first, the fields
 // of `check --json` plus created_at, completed waves older than 30 days only with --all, a wave
@@ -10,24 +14,24 @@ import { buildCli, Children, expectRefusal, holdControllerLock, parseJson, runCl
 // commands.
 
 const tmp = new TempDirs();
-const children = new Children();
 let bin = "";
 let sb: Sandbox;
 const DAY = 24 * 60 * 60_000;
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
-const cli = (...args: string[]) => runCli(children, bin, [...args, "--config", sb.configPath], { cwd: sb.root });
+const cli = (...args: string[]) => runCli(bin, [...args, "--config", sb.configPath], { cwd: sb.root });
 
-const completed = (start: string) => new Ledger({ items: ["bd-a1"], start }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED");
+const completed = (start: string) =>
+  new Ledger({ items: ["bd-a1"], start }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED");
 const running = (start: string) => new Ledger({ items: ["bd-a1", "bd-b2"], start }).start().dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1");
 
 beforeAll(async () => {
-  bin = await buildCli();
+  bin = buildCli();
   sb = sandbox(tmp);
   writeWave(sb, "old-done", completed(ago(40 * DAY)).events);
   writeWave(sb, "old-running", running(ago(40 * DAY)).events);
   writeWave(sb, "recent-done", completed(ago(2 * DAY)).events);
   writeWave(sb, "live", running(ago(60 * 60_000)).events);
-  holdControllerLock(sb, "live", await children.sleeper());
+  holdControllerLock(sb, "live", await sleeper());
   writeWave(sb, "broken", running(ago(3 * DAY)).events);
   // A bad line in the middle of a ledger: the wave cannot be loaded (ledger_corrupt).
   const ledger = sb.layout.waveLedger("broken");
@@ -36,7 +40,7 @@ beforeAll(async () => {
   rmSync(sb.layout.waveState("broken"));
 }, 180_000);
 afterAll(async () => {
-  await children.killAll();
+  await killAllChildren();
   tmp.cleanup();
 });
 
@@ -81,7 +85,9 @@ describe("list", () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^live\s+running\s+wave_running\s+\S+Z\s+(59m|1h00m) 2 items: 0 approved, 0 blocked, 0 failed, 0 cancelled, 2 open \| controller \d+@\S+ alive$/);
+    expect(lines[0]).toMatch(
+      /^live\s+running\s+wave_running\s+\S+Z\s+(59m|1h00m) 2 items: 0 approved, 0 blocked, 0 failed, 0 cancelled, 2 open \| controller \d+@\S+ alive$/,
+    );
     expect(lines[1]).toMatch(/^recent-done\s+completed\s+wave_completed\s+\S+\s+2d0h 1 items: 1 approved/);
     expect(lines[2]).toMatch(/^broken\s+unreadable\s+ledger_corrupt\s+/);
     expect(lines[3]).toMatch(/^old-running\s+running\s+controller_dead\s+\S+\s+40d0h .* \| no controller$/);
@@ -89,10 +95,10 @@ describe("list", () => {
 
   it("an empty artifact dir lists nothing, and says so", async () => {
     const empty = sandbox(tmp);
-    const j = await runCli(children, bin, ["list", "--json", "--config", empty.configPath], { cwd: empty.root });
+    const j = await runCli(bin, ["list", "--json", "--config", empty.configPath], { cwd: empty.root });
     expect(j.code).toBe(0);
     expect(parseJson(j.stdout)).toEqual([]);
-    const t = await runCli(children, bin, ["list", "--config", empty.configPath], { cwd: empty.root });
+    const t = await runCli(bin, ["list", "--config", empty.configPath], { cwd: empty.root });
     expect(t.stdout).toMatch(/^no waves in /);
   });
 });
@@ -105,9 +111,12 @@ describe("the newest wave", () => {
   });
 });
 
-
 describe("read commands default to the newest wave (SPEC §15.2)", () => {
-  it.each([["status", "--json"], ["check", "--json"], ["report", "--format", "json"]])("%s without --wave-id reads the newest wave and names it on stderr", async (...args) => {
+  it.each([
+    ["status", "--json"],
+    ["check", "--json"],
+    ["report", "--format", "json"],
+  ])("%s without --wave-id reads the newest wave and names it on stderr", async (...args) => {
     const implied = await cli(...args);
     const explicit = await cli(...args, "--wave-id", "live");
     expect(implied.code, implied.stderr).toBe(explicit.code);
@@ -117,6 +126,6 @@ describe("read commands default to the newest wave (SPEC §15.2)", () => {
 
   it("with no wave at all: wave_not_found", async () => {
     const empty = sandbox(tmp);
-    expectRefusal(await runCli(children, bin, ["status", "--config", empty.configPath], { cwd: empty.root }), "wave_not_found");
+    expectRefusal(await runCli(bin, ["status", "--config", empty.configPath], { cwd: empty.root }), "wave_not_found");
   });
 });

@@ -5,7 +5,11 @@ import type { WaveEvent } from "../../src/core/events.js";
 import type { RunningServer } from "../../src/serve/server.js";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { Ledger } from "../helpers/events.js";
-import { buildCli, Children, runCli, sandbox, TempDirs, treeState, writeWave, type Sandbox } from "../cli/helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { runCli, treeState } from "../helpers/cli.js";
+import { killAllChildren } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { sandbox, writeWave, type Sandbox } from "../helpers/world.js";
 import { attemptLogs } from "../../src/serve/logs.js";
 import { get, getJson, serve, slowSandbox } from "./helpers.js";
 
@@ -14,7 +18,6 @@ import { get, getJson, serve, slowSandbox } from "./helpers.js";
 // the served directories; and nothing in the artifact dir changes while it is served.
 
 const tmp = new TempDirs();
-const children = new Children();
 const W = "wave-api";
 let sb: Sandbox;
 let bin = "";
@@ -22,12 +25,12 @@ let srv: RunningServer;
 let before: Record<string, string>;
 
 const cli = async (...args: string[]) => {
-  const r = await runCli(children, bin, [...args, "--config", sb.configPath], { cwd: sb.root });
+  const r = await runCli(bin, [...args, "--config", sb.configPath], { cwd: sb.root });
   return r;
 };
 
 beforeAll(async () => {
-  bin = await buildCli();
+  bin = buildCli();
   sb = slowSandbox(tmp, 0);
   const r = await cli("start", "--items", "ok-1,rev-2,blk-3", "--wave-id", W, "--repo", (sb as Sandbox & { repo: string }).repo);
   expect([0, 4], r.stderr).toContain(r.code);
@@ -37,7 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await srv?.close();
-  await children.killAll();
+  await killAllChildren();
   tmp.cleanup();
 });
 
@@ -72,11 +75,15 @@ describe("documents equal the CLI's --json", () => {
 
 describe("usage per attempt (the dashboard's; report has no usage)", () => {
   it("lists every attempt of the report, with its usage or null", async () => {
-    const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as { items: { beads_id: string; attempts: { phase: string; attempt: number; provider: string }[] }[] };
+    const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as {
+      items: { beads_id: string; attempts: { phase: string; attempt: number; provider: string }[] }[];
+    };
     const u = await getJson(srv.url, `/api/waves/${W}/usage`);
     expect(u.status).toBe(200);
     const rows = (u.json as { wave_id: string; attempts: { item: string; phase: string; attempt: number; provider: string; usage: unknown }[] }).attempts;
-    expect(rows.map((r) => [r.item, r.phase, r.attempt, r.provider])).toEqual(report.items.flatMap((it) => it.attempts.map((a) => [it.beads_id, a.phase, a.attempt, a.provider])));
+    expect(rows.map((r) => [r.item, r.phase, r.attempt, r.provider])).toEqual(
+      report.items.flatMap((it) => it.attempts.map((a) => [it.beads_id, a.phase, a.attempt, a.provider])),
+    );
     for (const r of rows) expect(r.usage === null || typeof r.usage === "object").toBe(true);
     expect((await getJson(srv.url, "/api/waves/nope/usage")).status).toBe(404);
   });
@@ -186,7 +193,12 @@ describe("path traversal", () => {
     writeFileSync(secret, "top secret\n");
     mkdirSync(path.join(s2.root, "runner"), { recursive: true });
     symlinkSync(secret, path.join(s2.root, "runner", "link.log"));
-    const l = new Ledger({ items: ["bd-a1", "bd-b2"] }).start().dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1").dispatch("bd-b2", "implement", "opencode").jobStarted("bd-b2");
+    const l = new Ledger({ items: ["bd-a1", "bd-b2"] })
+      .start()
+      .dispatch("bd-a1", "implement", "opencode")
+      .jobStarted("bd-a1")
+      .dispatch("bd-b2", "implement", "opencode")
+      .jobStarted("bd-b2");
     const events: WaveEvent[] = l.events.map((e) =>
       e.event === "job_started" ? { ...e, log_path: e.item_id === "bd-a1" ? secret : path.join(s2.root, "runner", "link.log") } : e,
     );

@@ -1,58 +1,66 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execa } from "execa";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { attemptLogs } from "../../src/serve/logs.js";
-import { Children, cleanEnv, TempDirs } from "../cli/helpers.js";
-import { buildServeCli, serve, slowSandbox, until } from "./helpers.js";
+import { killAllChildren } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { buildServeCli, serve, slowSandbox, startCli, until } from "./helpers.js";
 
 // A real headless Chromium (Debian's, never a downloaded one) on the dashboard while a real wave
 // runs: the wave appears, item statuses change without a reload, and a log link opens the
 // attempt's log. DX_BATCH_SCREENSHOT=<file> keeps a screenshot of the finished wave (the README's).
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 const tmp = new TempDirs();
-const children = new Children();
 let bin = "";
 let browser: Browser | null = null;
 let profile = "";
 
-beforeAll(async () => {
+beforeAll(() => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  bin = await buildServeCli();
+  bin = buildServeCli();
 }, 180_000);
 afterEach(async () => {
   await browser?.close().catch(() => undefined);
   browser = null;
   if (profile) rmSync(profile, { recursive: true, force: true });
-  await children.killAll();
+  await killAllChildren();
 });
 afterAll(() => tmp.cleanup());
 
 it("shows a running wave live, and opens an attempt's log", async () => {
   const sb = slowSandbox(tmp, 1500);
   const W = "wave-browser";
-  const wave = children.track(
-    execa(process.execPath, [bin, "start", "--items", "ok-1,rev-2,blk-3,ok-4", "--max-parallel", "2", "--wave-id", W, "--config", sb.configPath, "--repo", sb.repo], {
-      cwd: sb.root,
-      env: cleanEnv(),
-      extendEnv: false,
-      reject: false,
-      detached: true,
-      stdin: "ignore",
-    }),
+  const wave = startCli(
+    bin,
+    ["start", "--items", "ok-1,rev-2,blk-3,ok-4", "--max-parallel", "2", "--wave-id", W, "--config", sb.configPath, "--repo", sb.repo],
+    sb.root,
   );
   let waveDone = false;
-  void wave.then(() => (waveDone = true));
+  void wave.exited.then(() => (waveDone = true));
   const srv = await serve(sb);
   try {
     await until(() => existsSync(sb.layout.waveLedger(W)) || null, "the wave ledger");
     profile = mkdtempSync(path.join(os.tmpdir(), "dx-chromium-"));
-    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, `--user-data-dir=${profile}`], defaultViewport: { width: 1280, height: 860 } });
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [...FLAGS, `--user-data-dir=${profile}`],
+      defaultViewport: { width: 1280, height: 860 },
+    });
     const page = await browser.newPage();
     await page.goto(`${srv.url}/`, { waitUntil: "domcontentloaded" });
 
@@ -61,7 +69,9 @@ it("shows a running wave live, and opens an attempt's log", async () => {
     await page.waitForSelector(`#items tr[data-item="ok-4"] td.status`, { timeout: 20_000 });
     await page.evaluate(() => Object.assign(window, { __sameDocument: true }));
     const statuses = (): Promise<Record<string, string>> =>
-      page.$$eval("#items tbody tr", (rows) => Object.fromEntries(rows.map((r) => [r.getAttribute("data-item") ?? "", r.querySelector("td.status")?.textContent ?? ""])));
+      page.$$eval("#items tbody tr", (rows) =>
+        Object.fromEntries(rows.map((r) => [r.getAttribute("data-item") ?? "", r.querySelector("td.status")?.textContent ?? ""])),
+      );
     const first = await statuses();
     expect(waveDone).toBe(false);
     const open = Object.entries(first).filter(([, s]) => !["approved", "blocked", "failed", "cancelled"].includes(s));
@@ -78,7 +88,12 @@ it("shows a running wave live, and opens an attempt's log", async () => {
 
     // The timeline and the log links of every attempt are there.
     expect(await page.$$eval("#timeline li", (l) => l.length)).toBeGreaterThan(1);
-    expect(await page.$$eval(`#items tr[data-item="rev-2"] td.logs a`, (l) => l.map((a) => a.textContent))).toEqual(["impl 1", "review 1", "impl 2", "review 2"]);
+    expect(await page.$$eval(`#items tr[data-item="rev-2"] td.logs a`, (l) => l.map((a) => a.textContent))).toEqual([
+      "impl 1",
+      "review 1",
+      "impl 2",
+      "review 2",
+    ]);
 
     if (process.env.DX_BATCH_SCREENSHOT) await page.screenshot({ path: process.env.DX_BATCH_SCREENSHOT, fullPage: true });
 

@@ -3,7 +3,10 @@ import { cpSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import { startServer, type RunningServer, type ServeOptions } from "../../src/serve/server.js";
-import { agentSandbox, buildCli, REPO, type Sandbox, type TempDirs } from "../cli/helpers.js";
+import { buildCli, REPO } from "../helpers/build.js";
+import { spawnNode, type CliProc } from "../helpers/procs.js";
+import type { TempDirs } from "../helpers/tmp.js";
+import { agentSandbox, cleanEnv, type Sandbox } from "../helpers/world.js";
 
 // Serve tests: a real wave run by the real CLI, the server started in-process on a free port (or
 // as the real `dx-batch serve`), and plain HTTP clients: no library between the test and the wire.
@@ -13,7 +16,7 @@ import { agentSandbox, buildCli, REPO, type Sandbox, type TempDirs } from "../cl
  * writes its contract. Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
  */
 export const SLOW_AGENT = `
-import { cpSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 const e = process.env;
 const item = e.DX_BATCH_ITEM_ID, attempt = Number(e.DX_BATCH_ATTEMPT), phase = e.DX_BATCH_PHASE;
 console.log("agent " + process.argv[2] + ": " + phase + " " + item + " attempt " + attempt + " begins");
@@ -129,8 +132,8 @@ export function sse(base: string, target: string, headers: Record<string, string
  * The compiled CLI of test/cli/helpers.ts, with the dashboard's files next to it as in the
  * package (its build copies bin/, dist/ and package.json only).
  */
-export async function buildServeCli(): Promise<string> {
-  const bin = await buildCli();
+export function buildServeCli(): string {
+  const bin = buildCli();
   cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
   return bin;
 }
@@ -145,3 +148,6 @@ export async function until<T>(fn: () => T | null | undefined | Promise<T | null
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** `dx-batch …args` in the background (its own process group, killed by killAllChildren). */
+export const startCli = (bin: string, args: readonly string[], cwd: string): CliProc => spawnNode(bin, args, { cwd, env: cleanEnv() });

@@ -4,7 +4,7 @@ import { isLoopbackHost, tokenMatches } from "../../src/serve/auth.js";
 import { checkBind, segments } from "../../src/serve/server.js";
 import { createLayout } from "../../src/store/layout.js";
 import { LedgerTail } from "../../src/serve/ledger-tail.js";
-import { TempDirs } from "../cli/helpers.js";
+import { TempDirs } from "../helpers/tmp.js";
 
 // The incremental ledger reader behind SSE, metrics and spans: complete lines only, each seq once,
 // in order across files, a gap held back until it fills (or is given up on).

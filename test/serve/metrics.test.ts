@@ -3,7 +3,8 @@ import { afterAll, expect, it } from "vitest";
 import type { AttemptRecord } from "../../src/core/state.js";
 import { Metrics, usageOf } from "../../src/serve/metrics.js";
 import { Ledger } from "../helpers/events.js";
-import { sandbox, TempDirs, writeWave } from "../cli/helpers.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { sandbox, writeWave } from "../helpers/world.js";
 
 // The gauges a finished demo-style wave leaves at zero: a provider cooling down after a quota
 // error, a live job, usage when an attempt record carries it.
@@ -41,5 +42,10 @@ it("usage is read from an attempt record when it carries one (SPEC §15.6)", () 
   const rec = { provider: "x", usage: { input_tokens: 10, output_tokens: 5, cache_read_tokens: 2, cost_usd: 0.5 } } as unknown as AttemptRecord;
   expect(usageOf(rec)).toEqual({ input_tokens: 10, output_tokens: 5, cache_read_tokens: 2, cost_usd: 0.5 });
   expect(usageOf({ provider: "x" } as unknown as AttemptRecord)).toBeNull();
-  expect(usageOf({ provider: "x", usage: { input_tokens: "many" } } as unknown as AttemptRecord)).toEqual({ input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0 });
+  expect(usageOf({ provider: "x", usage: { input_tokens: "many" } } as unknown as AttemptRecord)).toEqual({
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+  });
 });

@@ -1,22 +1,21 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { readWave } from "../../src/app/read-wave.js";
-import { Children, cleanEnv, TempDirs } from "../cli/helpers.js";
-import { buildServeCli, serve, slowSandbox } from "./helpers.js";
+import { killAllChildren } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { buildServeCli, serve, slowSandbox, startCli } from "./helpers.js";
 
 // OpenTelemetry: with an endpoint, the server sends one span per attempt through the official SDK
 // over OTLP/HTTP. The receiver is a plain HTTP server inside the test that keeps what it is sent.
 
 const tmp = new TempDirs();
-const children = new Children();
 let bin = "";
 
-beforeAll(async () => {
-  bin = await buildServeCli();
+beforeAll(() => {
+  bin = buildServeCli();
 }, 180_000);
-afterEach(() => children.killAll());
+afterEach(() => killAllChildren());
 afterAll(() => tmp.cleanup());
 
 interface OtlpValue {
@@ -60,17 +59,8 @@ it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP 
   const W = "wave-otel";
   const srv = await serve(sb, { otel: { endpoint: rx.url, intervalMs: 200 } });
   try {
-    const r = await children.track(
-      execa(process.execPath, [bin, "start", "--items", "ok-1,rev-2,blk-3", "--wave-id", W, "--config", sb.configPath, "--repo", sb.repo], {
-        cwd: sb.root,
-        env: cleanEnv(),
-        extendEnv: false,
-        reject: false,
-        detached: true,
-        stdin: "ignore",
-      }),
-    );
-    expect([0, 4], String(r.stderr)).toContain(r.exitCode);
+    const r = await startCli(bin, ["start", "--items", "ok-1,rev-2,blk-3", "--wave-id", W, "--config", sb.configPath, "--repo", sb.repo], sb.root).exited;
+    expect([0, 4], r.stderr).toContain(r.code);
   } finally {
     await srv.close(); // reads the last lines and flushes the exporter
     rx.server.close();
@@ -85,7 +75,13 @@ it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP 
   const w = await readWave(sb.layout, W);
   const attempts = (w?.state.items ?? []).flatMap((it) => it.history.map((h) => ({ it, h })));
   expect(spans.length).toBe(attempts.length);
-  const got = spans.map((s) => [attr(s, "dx_batch.item_id"), attr(s, "dx_batch.phase"), attr(s, "dx_batch.attempt"), attr(s, "dx_batch.provider"), attr(s, "dx_batch.outcome")].join(" ")).sort();
+  const got = spans
+    .map((s) =>
+      [attr(s, "dx_batch.item_id"), attr(s, "dx_batch.phase"), attr(s, "dx_batch.attempt"), attr(s, "dx_batch.provider"), attr(s, "dx_batch.outcome")].join(
+        " ",
+      ),
+    )
+    .sort();
   const want = attempts
     .map(({ it, h }) => [it.beads_id, h.phase, h.attempt, h.provider, h.verdict ?? (it.beads_id.startsWith("blk-") ? "blocked" : "completed")].join(" "))
     .sort();

@@ -1,36 +1,31 @@
 import { existsSync } from "node:fs";
-import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { readLedgerEvents } from "../../src/store/ledger.js";
-import { Children, cleanEnv, TempDirs, waitFor } from "../cli/helpers.js";
-import { buildServeCli, serve, slowSandbox, sse, until, type SseEvent } from "./helpers.js";
+import { killAllChildren } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { waitFor } from "../helpers/wait.js";
+import { buildServeCli, serve, slowSandbox, sse, startCli, until, type SseEvent } from "./helpers.js";
 
 // SSE of a running wave: a client that drops the connection several times and comes back with
 // Last-Event-ID sees every ledger event exactly once, in seq order. The rescan fallback is set to a
 // minute, so what arrives in time arrived through fs.watch.
 
 const tmp = new TempDirs();
-const children = new Children();
 let bin = "";
 
-beforeAll(async () => {
-  bin = await buildServeCli();
+beforeAll(() => {
+  bin = buildServeCli();
 }, 180_000);
-afterEach(() => children.killAll());
+afterEach(() => killAllChildren());
 afterAll(() => tmp.cleanup());
 
 it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async () => {
   const sb = slowSandbox(tmp, 300);
   const W = "wave-sse";
-  const wave = children.track(
-    execa(process.execPath, [bin, "start", "--items", "ok-1,rev-2,ok-3,blk-4", "--max-parallel", "2", "--wave-id", W, "--config", sb.configPath, "--repo", sb.repo], {
-      cwd: sb.root,
-      env: cleanEnv(),
-      extendEnv: false,
-      reject: false,
-      detached: true,
-      stdin: "ignore",
-    }),
+  const wave = startCli(
+    bin,
+    ["start", "--items", "ok-1,rev-2,ok-3,blk-4", "--max-parallel", "2", "--wave-id", W, "--config", sb.configPath, "--repo", sb.repo],
+    sb.root,
   );
   const srv = await serve(sb, { sse: { fallbackMs: 60_000 } });
   try {
@@ -38,7 +33,7 @@ it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async (
     const seen: SseEvent[] = [];
     let last: string | null = null;
     let done = false;
-    void wave.then(() => (done = true));
+    void wave.exited.then(() => (done = true));
     // Drop the connection after every 4 events, and wait a little before coming back, so events
     // are written while nobody listens.
     let finalSeq: number | null = null;

@@ -1,37 +1,35 @@
-import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Children, cleanEnv, expectRefusal, runCli, sandbox, TempDirs, waitFor, type Sandbox } from "../cli/helpers.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { killAllChildren, spawnNode } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { waitFor } from "../helpers/wait.js";
+import { cleanEnv, sandbox, type Sandbox } from "../helpers/world.js";
 import { buildServeCli, get, serve } from "./helpers.js";
 
 // Who may read: beyond loopback the real `dx-batch serve` refuses to start without a token, and
 // then every request needs it; on loopback without a token, only loopback Host names are served.
 
 const tmp = new TempDirs();
-const children = new Children();
 let bin = "";
 const TOKEN = "s3cret-token-0123456789abcdef";
 
-beforeAll(async () => {
-  bin = await buildServeCli();
+beforeAll(() => {
+  bin = buildServeCli();
 }, 180_000);
-afterEach(() => children.killAll());
+afterEach(() => killAllChildren());
 afterAll(() => tmp.cleanup());
 
 /** Start the real CLI's serve; resolves with its URL once it prints it. */
 async function startServe(sb: Sandbox, args: string[], env: Record<string, string> = {}): Promise<string> {
-  let out = "";
-  const c = children.track(
-    execa(process.execPath, [bin, "serve", "--config", sb.configPath, "--port", "0", ...args], { cwd: sb.root, env: cleanEnv(env), extendEnv: false, reject: false, detached: true, stdin: "ignore" }),
-  );
-  c.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  const url = await waitFor(() => /(http:\/\/[^/ ]+)\//.exec(out)?.[1], "serve to print its URL");
+  const c = spawnNode(bin, ["serve", "--config", sb.configPath, "--port", "0", ...args], { cwd: sb.root, env: cleanEnv(env) });
+  const url = await waitFor(() => /(http:\/\/[^/ ]+)\//.exec(c.stdout())?.[1], "serve to print its URL");
   return url.replace("0.0.0.0", "127.0.0.1");
 }
 
 describe("beyond loopback", () => {
   it("refuses to start without a token", async () => {
     const sb = sandbox(tmp);
-    const r = await runCli(children, bin, ["serve", "--config", sb.configPath, "--port", "0", "--host", "0.0.0.0"], { cwd: sb.root });
+    const r = await runCli(bin, ["serve", "--config", sb.configPath, "--port", "0", "--host", "0.0.0.0"], { cwd: sb.root });
     expect(expectRefusal(r, "serve_token_required")).toContain("0.0.0.0");
   });
 
@@ -64,7 +62,8 @@ describe("on loopback", () => {
     const sb = sandbox(tmp);
     const srv = await serve(sb);
     try {
-      for (const host of ["127.0.0.1", `127.0.0.1:${srv.port}`, `localhost:${srv.port}`, `[::1]:${srv.port}`]) expect((await get(srv.url, "/api/waves", { host })).status, host).toBe(200);
+      for (const host of ["127.0.0.1", `127.0.0.1:${srv.port}`, `localhost:${srv.port}`, `[::1]:${srv.port}`])
+        expect((await get(srv.url, "/api/waves", { host })).status, host).toBe(200);
       const evil = await get(srv.url, "/api/waves", { host: `attacker.example:${srv.port}` });
       expect(evil.status).toBe(403);
       expect(JSON.parse(evil.body)).toMatchObject({ error: { reason_code: "host_not_allowed" } });
