@@ -51,7 +51,10 @@ describe("beyond loopback", () => {
     }
     expect((await get(url, "/api/waves", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
     expect((await get(url, `/api/waves?token=${TOKEN}`)).status).toBe(200);
-    expect((await get(url, `/?token=${TOKEN}`)).status).toBe(200);
+    const page = await get(url, `/?token=${TOKEN}`);
+    expect(page.status).toBe(200);
+    // A token in the address must not travel on in a Referer.
+    expect(page.headers["referrer-policy"]).toBe("no-referrer");
     // Even from a loopback client and a loopback Host name: the token is what counts.
     expect((await get(url, "/api/waves", { host: "localhost" })).status).toBe(401);
   });
