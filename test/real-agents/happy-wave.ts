@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { happyScript, type HappyOptions } from "../fixtures/mock-models/script.js";
-import { agentSandbox, branchLog, dxBatch, runnerLogs, waveStatus, type AgentSandbox, type CliName } from "./harness.js";
+import { agentSandbox, INSTALL_TIMEOUT_MS, branchLog, dxBatch, runnerLogs, waveStatus, type AgentSandbox, type CliName } from "./harness.js";
 
 // The promise each real CLI must keep through dx-batch's built-in provider argv: a two-item wave
 // of implement then review ends approved, and each `dx/<item>` carries a commit with the change
 // and its Feature-Key trailer.
 
-export const INSTALL_TIMEOUT_MS = 20 * 60_000;
 export const WAVE_TIMEOUT_MS = 300_000;
 
 export function happyWave(cli: CliName, prefix: string, script: HappyOptions = {}): void {

@@ -18,6 +18,9 @@ import { startMockServer, type Adapter, type MockServer } from "../fixtures/mock
 
 export type CliName = "claude" | "codex" | "opencode" | "gemini";
 
+/** The first test of a tier may install the CLIs (about a minute; more on a slow registry). */
+export const INSTALL_TIMEOUT_MS = 20 * 60_000;
+
 /** The dx-batch built-in provider that runs each CLI. */
 export const PROVIDER: Record<CliName, string> = { claude: "claude-code", codex: "codex", opencode: "opencode", gemini: "gemini" };
 
