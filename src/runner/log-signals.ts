@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { readTail } from "./fs-util.js";
 
 // What an agent's output says while it runs and after it ends: rate-limit retries, token usage and
@@ -231,4 +232,68 @@ export function signalsOf(text: string): StreamSignals {
   const s = new StreamSignals();
   for (const line of text.split("\n")) s.feed(line);
   return s;
+}
+
+/**
+ * Follows a growing log: each `poll` reads what was appended since the last one (at most
+ * `maxBytes`, so a flood is read over several polls) and feeds complete lines to a StreamSignals.
+ * A line longer than MAX_SIGNAL_LINE_BYTES is dropped: no signal line is that long, and a model's
+ * giant output must not be held in memory.
+ */
+export const MAX_SIGNAL_LINE_BYTES = 256 * 1024;
+
+export class LogFollower {
+  readonly signals = new StreamSignals();
+  private offset = 0;
+  private carry = "";
+  private dropping = false;
+
+  constructor(private readonly logPath: string) {}
+
+  poll(maxBytes = 4 * 1024 * 1024): StreamSignal[] {
+    let fd: number;
+    try {
+      fd = openSync(this.logPath, "r");
+    } catch {
+      return [];
+    }
+    const out: StreamSignal[] = [];
+    try {
+      const size = fstatSync(fd).size;
+      if (size < this.offset) {
+        // Truncated or replaced: start over.
+        this.offset = 0;
+        this.carry = "";
+      }
+      const want = Math.min(size - this.offset, maxBytes);
+      if (want <= 0) return out;
+      const buf = Buffer.alloc(want);
+      const n = readSync(fd, buf, 0, want, this.offset);
+      this.offset += n;
+      const lines = (this.carry + buf.subarray(0, n).toString("utf8")).split("\n");
+      this.carry = lines.pop() ?? "";
+      for (const line of lines) {
+        if (this.dropping) {
+          this.dropping = false;
+          continue;
+        }
+        out.push(...this.signals.feed(line));
+      }
+      if (this.carry.length > MAX_SIGNAL_LINE_BYTES) {
+        this.carry = "";
+        this.dropping = true;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return out;
+  }
+
+  /** The last line, even without its newline: a CLI's final error is often unterminated. */
+  finish(): StreamSignal[] {
+    const out = this.poll();
+    if (this.carry !== "" && !this.dropping) out.push(...this.signals.feed(this.carry));
+    this.carry = "";
+    return out;
+  }
 }

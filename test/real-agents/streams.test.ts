@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "../cli/helpers.js";
-import { parseStreamLine, signalsOf, usageTokens } from "../../src/runner/log-signals.js";
+import { LogFollower, parseStreamLine, signalsOf, usageTokens } from "../../src/runner/log-signals.js";
 
 // The stream parsers over lines the real CLIs printed against the mocks (recorded by
 // capture-streams.capture.ts). A happy implement run is 4 model calls; the mock reported 80 output
@@ -88,5 +89,29 @@ describe("rate-limit retries in each CLI's live stream", () => {
     expect(parseStreamLine(lineOf("codex-happy.log", /agent_message/))).toEqual([]);
     expect(parseStreamLine('{"type":"assistant","message":{"content":[{"type":"text","text":"HTTP 429 handling added"}]}}')).toEqual([]);
     expect(signalsOf(captured("gemini-happy.log")).quota_retries).toBe(0);
+  });
+});
+
+describe("LogFollower: signals from a growing log", () => {
+  it("reads only what was appended, across partial lines, and the unterminated last line at finish", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "dx-follow-"));
+    try {
+      const log = path.join(dir, "job.log");
+      const lines = captured("codex-429.log").split("\n").filter(Boolean);
+      writeFileSync(log, "");
+      const f = new LogFollower(log);
+      expect(f.poll()).toEqual([]);
+      appendFileSync(log, `${lines.slice(0, 4).join("\n")}\n${(lines[4] ?? "").slice(0, 20)}`);
+      f.poll();
+      expect(f.signals.quota_retries).toBe(1);
+      appendFileSync(log, `${(lines[4] ?? "").slice(20)}\n${lines.slice(5, 9).join("\n")}`);
+      f.poll();
+      expect(f.signals.quota_retries).toBe(5);
+      expect(f.signals.last_error).toBeNull();
+      f.finish();
+      expect(f.signals.last_error).toBe("exceeded retry limit, last status: 429 Too Many Requests");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
