@@ -46,12 +46,12 @@ export interface AttemptKey {
 }
 
 /** The runner's handle on an attempt's job. */
-export function jobRefOf(deps: ControllerDeps, a: AttemptKey): JobRef {
+export function jobRefOf(deps: ControllerDeps, a: AttemptKey, worktree: string | null = null): JobRef {
   return {
     job_id: jobIdFor(a.item_id, a.phase),
     provider: a.provider,
     run_instance: a.run_instance,
-    contract_file: deps.files.contractPath(a.item_id, a.phase, a.attempt),
+    contract_file: deps.files.contractPath(a.item_id, a.phase, a.attempt, worktree),
   };
 }
 

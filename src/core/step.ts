@@ -1,6 +1,8 @@
 import type { Contract } from "./contract.js";
 import type { Effect, Outcome } from "./effects.js";
 import type {
+  AttemptUsage,
+  CommitRange,
   AttemptFailed,
   ItemDispatched,
   ItemSettled,
@@ -12,6 +14,7 @@ import type {
 } from "./events.js";
 import { itemNextAction } from "./item-next-action.js";
 import { addMinutes } from "./time.js";
+import { DEFAULT_MAX_QUOTA_WAITS } from "./policy.js";
 import { ItemReason, WaveReason, dependencyBlocked, waveNextAction } from "./reasons.js";
 import { chainProviders, isPreflightFailed, nextAttempt, reviewCandidates, usableChainIndex } from "./retry.js";
 import type { AttemptRecord, ItemState, WaveState } from "./state.js";
@@ -204,8 +207,14 @@ export function step(state: WaveState, e: WaveEvent): StepResult {
     case "job_started":
       onJobStarted(tx, e);
       break;
+    case "auto_commit": {
+      const it = tx.item(e.item_id);
+      if (it.run_instance === e.run_instance) lastRecord(it).auto_commit = e.sha;
+      break;
+    }
     case "job_finished":
       onJobFinished(tx, e);
+      enforceWaveBudget(tx);
       break;
     case "attempt_failed":
       onAttemptFailed(tx, e);
@@ -382,6 +391,8 @@ function onDispatched(tx: Tx, e: ItemDispatched): void {
     quota: e.quota,
     skipped: e.skipped,
     charged: true,
+    ...(e.head_at_dispatch !== undefined ? { head_at_dispatch: e.head_at_dispatch } : {}),
+    ...(e.review_range !== undefined ? { range: e.review_range } : {}),
   });
   tx.effects.push({ type: "start_job", job: jobRef(it, e.phase) });
   if (firstDispatch) tx.effects.push({ type: "tracker_in_progress", item_id: it.beads_id });
@@ -421,6 +432,9 @@ function onJobFinished(tx: Tx, e: JobFinished): void {
   rec.completed_at = e.at;
   rec.state = e.state;
   rec.outcome_path = e.outcome_path;
+  if (e.range !== undefined) rec.range = e.range;
+  if (e.usage !== undefined) rec.usage = e.usage;
+  if (e.log_path !== undefined && e.log_path !== null) rec.log_path = e.log_path;
   it.outcome_path = e.outcome_path;
   // A stalled or timed-out job may still be alive: stop its group before another attempt starts.
   if (!isFinishedJobState(e.state)) tx.effects.push({ type: "stop_job", job: jobRef(it, e.phase) });
@@ -441,27 +455,46 @@ function onJobFinished(tx: Tx, e: JobFinished): void {
         contract,
         started_at: e.started_at,
         duration_sec: e.duration_sec,
-        // Why the attempt did not succeed: the contract's problem, else the runner's reason.
-        error: result === "success" ? null : (e.contract_error ?? e.runner_reason),
+        // Why the attempt did not succeed: when the runner classified the exit (quota, stall,
+        // crash) the CLI's own last error line; the contract's problem only for a run that worked.
+        error: result === "success" ? null : runnerClassified ? (e.cli_error ?? e.runner_reason ?? e.contract_error) : (e.contract_error ?? e.runner_reason),
+        range: rec.range,
+        usage: e.usage,
+        log_path: e.log_path ?? null,
       }),
     });
   };
+
+  const failure = runnerFailure(e.state, e.exit_code, e.runner_reason);
+  const runnerClassified = e.runner_reason === ItemReason.provider_quota_exhausted || e.runner_reason === ItemReason.budget_exhausted || failure !== null;
 
   if (e.runner_reason === ItemReason.provider_quota_exhausted) {
     // Not the item's fault: the attempt is not counted, the provider cools down (SPEC §6, issue #4).
     rec.charged = false;
     write("quota", ItemReason.provider_quota_exhausted, null);
     tx.s.cooldowns = { ...tx.s.cooldowns, [e.provider]: addMinutes(e.at, tx.s.policy.provider_cooldown_minutes) };
+    // ...but not forever: after max_quota_waits quota hits in a row the item ends blocked.
+    if (quotaHitsInARow(it) >= (tx.s.policy.max_quota_waits ?? DEFAULT_MAX_QUOTA_WAITS)) {
+      return settle(tx, it, "blocked", ItemReason.provider_quota_exhausted, `${quotaHitsInARow(it)} quota errors in a row: ${e.cli_error ?? "the provider refused for quota"}`);
+    }
     if (e.phase === "implement") tx.setStatus(it, "pending", ItemReason.provider_quota_exhausted);
     else tx.setStatus(it, "reviewing", ItemReason.provider_quota_exhausted);
     return;
   }
 
   it.charged_attempts += e.phase === "implement" ? 1 : 0;
-  const failure = runnerFailure(e.state, e.exit_code, e.runner_reason);
+  if (e.runner_reason === ItemReason.budget_exhausted) {
+    write("failed", ItemReason.budget_exhausted, e.contract);
+    return settle(tx, it, "blocked", ItemReason.budget_exhausted, e.cli_error ?? "the item's budget was used up");
+  }
   if (failure !== null) {
     write(e.state === "timed_out" ? "timeout" : "failed", failure, e.contract);
-    return failAttempt(tx, it, failure, e.contract_error ?? `job ended ${e.state}${e.exit_code === null ? "" : ` (exit ${e.exit_code})`}`);
+    return failAttempt(tx, it, failure, e.cli_error ?? e.contract_error ?? `job ended ${e.state}${e.exit_code === null ? "" : ` (exit ${e.exit_code})`}`);
+  }
+  const over = overBudget(tx.s, it);
+  if (over !== null) {
+    write("failed", ItemReason.budget_exhausted, e.contract);
+    return settle(tx, it, "blocked", ItemReason.budget_exhausted, over);
   }
 
   if (e.phase === "implement") {
@@ -475,6 +508,12 @@ function onJobFinished(tx: Tx, e: JobFinished): void {
     switch (c.status) {
       case "completed":
       case "partial":
+        // The worktree is the unit of work: an attempt whose own range is empty changed nothing,
+        // whatever its contract says, and an item is never approved without a commit (issue #11).
+        if (e.range !== undefined && (e.range.to === null || e.range.to === e.range.from)) {
+          write("failed", ItemReason.no_changes, c);
+          return failAttempt(tx, it, ItemReason.no_changes, `the attempt's range ${e.range.from ?? "(root)"}..${e.range.to ?? "(none)"} holds no commit, and nothing was left to commit`);
+        }
         write("success", tx.s.policy.require_review ? ItemReason.implement_completed_pending_review : ItemReason.approved_no_review, c);
         it.carry = { ...it.carry, summary: c.summary ?? null };
         if (!tx.s.policy.require_review) return settle(tx, it, "approved", ItemReason.approved_no_review, null);
@@ -668,6 +707,75 @@ function jobRef(it: ItemState, phase: Phase) {
   };
 }
 
+/** A wave over its budget dispatches nothing new: every item not running ends budget_exhausted. */
+function enforceWaveBudget(tx: Tx): void {
+  const b = tx.s.policy.budget;
+  if (b === undefined || (b.max_tokens_per_wave == null && b.max_usd_per_wave == null)) return;
+  const all = waveSpend(tx.s);
+  const why =
+    b.max_tokens_per_wave != null && all.tokens >= b.max_tokens_per_wave
+      ? `wave spent ${all.tokens} tokens, budget.max_tokens_per_wave is ${b.max_tokens_per_wave}`
+      : b.max_usd_per_wave != null && all.usd >= b.max_usd_per_wave
+        ? `wave spent $${all.usd.toFixed(4)}, budget.max_usd_per_wave is $${b.max_usd_per_wave}`
+        : null;
+  if (why === null) return;
+  for (let i = 0; i < tx.s.items.length; i += 1) {
+    const cur = tx.s.items[i];
+    if (!cur || isTerminalItem(cur.status) || cur.run_instance !== null) continue;
+    settle(tx, tx.itemAt(i), "blocked", ItemReason.budget_exhausted, why);
+  }
+}
+
+/** Quota hits at the end of an item's history, in a row (the current one included). */
+function quotaHitsInARow(it: ItemState): number {
+  let n = 0;
+  for (let i = it.history.length - 1; i >= 0; i--) {
+    if (it.history[i]?.charged === false) n++;
+    else break;
+  }
+  return n;
+}
+
+const sumTokens = (u: { input_tokens: number | null; output_tokens: number | null; cache_read_tokens: number | null } | undefined): number =>
+  u === undefined ? 0 : (u.input_tokens ?? 0) + (u.output_tokens ?? 0) + (u.cache_read_tokens ?? 0);
+
+/** Tokens and dollars an item's attempts have spent, as their CLIs reported. */
+export function itemSpend(it: ItemState): { tokens: number; usd: number } {
+  let tokens = 0;
+  let usd = 0;
+  for (const r of it.history) {
+    tokens += sumTokens(r.usage);
+    usd += r.usage?.cost_usd ?? 0;
+  }
+  return { tokens, usd };
+}
+
+export function waveSpend(s: WaveState): { tokens: number; usd: number } {
+  let tokens = 0;
+  let usd = 0;
+  for (const it of s.items) {
+    const x = itemSpend(it);
+    tokens += x.tokens;
+    usd += x.usd;
+  }
+  return { tokens, usd };
+}
+
+/** Why an item may not spend more (its own budget, or the wave's), or null. */
+export function overBudget(s: WaveState, it: ItemState): string | null {
+  const b = s.policy.budget;
+  if (b === undefined) return null;
+  const mine = itemSpend(it);
+  if (b.max_tokens_per_item != null && mine.tokens >= b.max_tokens_per_item) return `item spent ${mine.tokens} tokens, budget.max_tokens_per_item is ${b.max_tokens_per_item}`;
+  if (b.max_usd_per_item != null && mine.usd >= b.max_usd_per_item) return `item spent $${mine.usd.toFixed(4)}, budget.max_usd_per_item is $${b.max_usd_per_item}`;
+  if (b.max_tokens_per_wave != null || b.max_usd_per_wave != null) {
+    const all = waveSpend(s);
+    if (b.max_tokens_per_wave != null && all.tokens >= b.max_tokens_per_wave) return `wave spent ${all.tokens} tokens, budget.max_tokens_per_wave is ${b.max_tokens_per_wave}`;
+    if (b.max_usd_per_wave != null && all.usd >= b.max_usd_per_wave) return `wave spent $${all.usd.toFixed(4)}, budget.max_usd_per_wave is $${b.max_usd_per_wave}`;
+  }
+  return null;
+}
+
 const firstMessage = (findings: readonly { message: string }[]): string | null => findings[0]?.message ?? null;
 
 function trackerText(waveId: string, it: ItemState): string {
@@ -690,6 +798,9 @@ function outcome(
     started_at: string | null;
     duration_sec: number | null;
     error: string | null;
+    range?: CommitRange | undefined;
+    usage?: AttemptUsage | undefined;
+    log_path?: string | null;
   },
 ): Outcome {
   const c = r.contract;
@@ -711,5 +822,8 @@ function outcome(
     completed_at: tx.at,
     duration_sec: r.duration_sec,
     error: r.error,
+    ...(r.range !== undefined ? { range: r.range } : {}),
+    ...(r.usage !== undefined ? { usage: r.usage } : {}),
+    ...(r.log_path !== undefined && r.log_path !== null ? { log_path: r.log_path } : {}),
   };
 }
