@@ -49,8 +49,10 @@ export async function commitLeftovers(o: { worktree: string; item_id: string; at
     .map((e) => e.slice(3))
     .filter((f) => f !== DX_DIR && !f.startsWith(`${DX_DIR}/`));
   if (files.length === 0) return { auto_commit: null, files: [], head: await headOf(o.worktree) };
-  const add = await git(["add", "-A", "--", ".", `:(exclude)${DX_DIR}`], { cwd: o.worktree });
+  const add = await git(["add", "-A"], { cwd: o.worktree });
   if (!add.ok) throw new Error(`git add in ${o.worktree} failed: ${add.error ?? add.stderr.trim()}`);
+  // info/exclude keeps .dx-batch/ out; should it be missing, the contract files are unstaged here.
+  await git(["reset", "-q", "--", DX_DIR], { cwd: o.worktree });
   const subject = `${o.item_id}: ${(o.summary ?? "work of attempt " + String(o.attempt)).split("\n")[0]?.slice(0, 120) ?? ""}`;
   const message = `${subject}\n\nFeature-Key: ${o.item_id}\nDx-Batch-Attempt: ${o.attempt}\nDx-Batch-Provider: ${o.provider}\n`;
   // The agent's environment may carry no identity; dx-batch's commits then say who made them.

@@ -33,6 +33,15 @@ export function happyWave(cli: CliName, prefix: string, script: HappyOptions = {
       // Each implementer really used the CLI's tools: the mock saw the tool results come back.
       const impl = sb.mock.turns.filter((t) => t.ctx.job.phase === "implement");
       expect(impl.some((t) => t.ctx.step >= 1)).toBe(true);
+      // The reviewer was shown the change itself, and no prompt prescribes `git -C` or `$(…)`.
+      for (const item of items) {
+        const review = sb.mock.turns.find((t) => t.ctx.job.phase === "review" && t.ctx.job.item_id === item);
+        expect(review?.ctx.prompt, `${item}: no review turn`).toContain("### git diff --stat");
+        expect(review?.ctx.prompt).toContain(`+${item} attempt 1`);
+      }
+      for (const t of sb.mock.turns) {
+        expect(t.ctx.prompt).not.toMatch(/git -C|\$\(/);
+      }
       process.stderr.write(`[real-agents] ${cli}: two-item wave approved in ${r.ms} ms\n`);
     },
     WAVE_TIMEOUT_MS,
