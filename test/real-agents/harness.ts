@@ -154,6 +154,7 @@ function configureCli(cli: CliName, home: string, mockUrl: string): Record<strin
 
 export interface SandboxOptions {
   usage?: MockUsage;
+  delay_ms?: number;
   /** Extra dx-batch config keys. */
   config?: Record<string, unknown>;
 }
@@ -171,7 +172,7 @@ export async function agentSandbox(cli: CliName, script: MockScript, o: SandboxO
   execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", "init"], { cwd: repo });
   git(repo, "add", "README.md");
   execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "readme"], { cwd: repo });
-  const mock = await startMockServer(ADAPTER[cli], script, { usage: o.usage });
+  const mock = await startMockServer(ADAPTER[cli], script, { ...(o.usage !== undefined ? { usage: o.usage } : {}), ...(o.delay_ms !== undefined ? { delay_ms: o.delay_ms } : {}) });
   const env = { ...baseEnv(home, bin), ...configureCli(cli, home, mock.url), DX_BATCH_HOME: path.join(root, "dx-home") };
   const provider = PROVIDER[cli];
   const configPath = path.join(root, "dx-batch.config.json");
