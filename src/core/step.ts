@@ -655,7 +655,9 @@ function onCancel(tx: Tx, reason: string): void {
 // ---------------------------------------------------------------------------------------------
 
 /** A counted attempt failed: carry the reason to the next attempt or end the item blocked. */
-function failAttempt(tx: Tx, it: ItemState, reason: string, error: string): void {
+function failAttempt(tx: Tx, it: ItemState, reason: string, errorText: string): void {
+  // One reason, not two: an error that already starts with the reason code does not repeat it.
+  const error = errorText.startsWith(`${reason}: `) ? errorText.slice(reason.length + 2) : errorText;
   // Review findings stay: an attempt that failed never acted on them, so the next prompt still needs them.
   it.carry = { findings: it.carry.findings, failure: `${reason}: ${error}`, summary: it.carry.summary };
   it.error = error;
