@@ -180,7 +180,7 @@ export function reportMarkdown(r: Report): string {
       const dur = a.duration_sec === null ? "" : `, ${a.duration_sec.toFixed(1)} s`;
       lines.push(`- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : " [not counted: quota]"}`);
       if (a.error) lines.push(`  - error: ${cell(a.error)}`);
-      if (a.usage) lines.push(`  - usage: ${a.usage.input_tokens ?? "?"} in, ${a.usage.output_tokens ?? "?"} out, ${a.usage.cache_read_tokens ?? "?"} cache-read tokens${a.usage.cost_usd === null ? "" : `, $${a.usage.cost_usd}`}`);
+      if (a.usage && (a.usage.input_tokens !== null || a.usage.output_tokens !== null)) lines.push(`  - usage: ${a.usage.input_tokens ?? "?"} in, ${a.usage.output_tokens ?? "?"} out, ${a.usage.cache_read_tokens ?? "?"} cache-read tokens${a.usage.cost_usd === null ? "" : `, $${a.usage.cost_usd}`}`);
       if (a.range) lines.push(`  - ${a.phase === "review" ? "reviewed" : "commits"}: ${a.range.from ?? "(root)"}..${a.range.to ?? "(none)"}${a.auto_commit ? ` (dx-batch committed ${a.auto_commit.slice(0, 12)})` : ""}`);
       if (a.log_path) lines.push(`  - log: \`${a.log_path}\``);
       for (const f of a.findings) lines.push(`  - ${f.type}: ${cell(f.message)}${f.file ? ` (${f.file}${f.line ? `:${f.line}` : ""})` : ""}`);

@@ -7,13 +7,10 @@ import { itemSpend, waveSpend } from "../core/step.js";
 import { isFinishedJobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth } from "../runner/port.js";
-import { FINISH_STATES, checkOptions, type Shell } from "./shell.js";
+import { FINISH_STATES, SIGNAL_POLL_MS, checkOptions, type Shell } from "./shell.js";
 import type { TrackedJob } from "./tracked-jobs.js";
 
 // Finishing: the runner's final state plus the validated contract become one `job_finished`.
-
-/** How often a running job's stream is read for quota retries and usage (cheap: new bytes only). */
-export const SIGNAL_POLL_MS = 1_000;
 
 /** Health-check the jobs that are due; finish the ones that ended, stalled or ran out of time. */
 export async function checkHealth(sh: Shell): Promise<void> {

@@ -80,9 +80,9 @@ export const DEFAULT_REVIEW_TEMPLATE = `You are reviewing the work done for trac
 {{implement_summary}}
 
 ## What to review
-The item's whole change is {{diff_range}} in the git worktree {{worktree}} (review attempt
-{{attempt}}); the last implement attempt's own commits are {{attempt_range}}. The diff is below,
-so you need no git command to see it; you may read files in the worktree. Do not change any file.
+The item's whole change is {{diff_range}} in the git worktree {{worktree}} (attempt {{attempt}}).
+The last implement attempt's own commits are {{attempt_range}}. The diff is below, so you need
+no git command to see it; you may read files in the worktree. Do not change any file.
 
 ### git diff --stat
 {{diff_stat}}
