@@ -229,6 +229,8 @@ if (e.DX_BATCH_PHASE === "review") {
   c = { phase: "review", beads_id: item, verdict: revise ? "REVISION_REQUIRED" : "APPROVED",
         findings: revise ? [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] : [], timestamp: at, reviewer: process.argv[2] };
 } else {
+  // Real work in the worktree (its cwd), left uncommitted: dx-batch commits a completed attempt's leftovers.
+  writeFileSync(item + ".attempt" + attempt + ".txt", "attempt " + attempt + " by " + process.argv[2] + "\\n");
   c = { phase: "implement", beads_id: item, status: item.startsWith("blk-") ? "blocked" : "completed",
         artifacts: { files_changed: [], commits: [] }, summary: "attempt " + attempt + " by " + process.argv[2], timestamp: at };
   if (item.startsWith("bad-")) c.surprise = true;
