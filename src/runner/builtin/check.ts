@@ -49,7 +49,7 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
     // It may have exited between reading rc and looking at the process.
     if (!alive) rc = readIntFile(p.rc);
   }
-  const logSt = statQuiet(p.log);
+  const logSt = statQuiet(meta.log_path);
   return {
     ref,
     now_ms: now,
@@ -68,7 +68,7 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
 async function probe(stage: CheckStage, o: Observed, always: boolean, p: JobPaths): Promise<Probed> {
   const cpu = stage === "running" && o.pgid !== null ? await groupCpuSeconds(o.pgid) : null;
   const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta) : null;
-  return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(p.log) };
+  return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(o.meta.log_path) };
 }
 
 async function worktreeFacts(meta: JobMeta): Promise<WorktreeFacts> {
