@@ -31,7 +31,7 @@ export async function checkJob(ctx: BuiltinContext, ref: JobRef, o: BuiltinCheck
 
   const observed = await observe(ctx, ref, meta, p);
   const stage = stageOf(observed, o.max_runtime_minutes);
-  const probed = await probe(stage, observed, o.probe_worktree === "always", p);
+  const probed = await probe(stage, observed, o.probe_worktree === "always");
   const verdict = classifyCheck(stage, observed, probed, { stall_minutes: o.stall_minutes, max_runtime_minutes: o.max_runtime_minutes, grace_ms: ctx.graceMs });
   await carryOut(ctx, verdict, observed, p);
   return verdict.health;
@@ -65,7 +65,7 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
   };
 }
 
-async function probe(stage: CheckStage, o: Observed, always: boolean, p: JobPaths): Promise<Probed> {
+async function probe(stage: CheckStage, o: Observed, always: boolean): Promise<Probed> {
   const cpu = stage === "running" && o.pgid !== null ? await groupCpuSeconds(o.pgid) : null;
   const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta) : null;
   return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(o.meta.log_path) };
