@@ -3,7 +3,7 @@ import type { Contract } from "../core/contract.js";
 import type { AttemptUsage, CommitRange } from "../core/events.js";
 import { DEFAULT_QUOTA_RETRIES_BEFORE_STOP } from "../core/policy.js";
 import type { ItemState } from "../core/state.js";
-import { itemSpend, waveSpend } from "../core/step.js";
+import { itemSpend, waveSpend } from "../core/budget.js";
 import { isFinishedJobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth } from "../runner/port.js";

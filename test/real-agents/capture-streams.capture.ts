@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { it } from "vitest";
-import { REPO } from "../cli/helpers.js";
+import { REPO } from "../helpers/build.js";
 import { happyScript } from "../fixtures/mock-models/script.js";
 import { agentCliBinDir, agentSandbox, git, MODEL, type CliName } from "./harness.js";
 

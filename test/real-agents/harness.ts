@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { REPO } from "../cli/helpers.js";
+import { REPO } from "../helpers/build.js";
 import { anthropicAdapter } from "../fixtures/mock-models/anthropic.js";
 import { geminiAdapter } from "../fixtures/mock-models/gemini.js";
 import { chatAdapter } from "../fixtures/mock-models/openai-chat.js";

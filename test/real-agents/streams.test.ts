@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO } from "../cli/helpers.js";
+import { REPO } from "../helpers/build.js";
 import { LogFollower, parseStreamLine, signalsOf, usageTokens } from "../../src/runner/log-signals.js";
 
 // The stream parsers over lines the real CLIs printed against the mocks (recorded by
