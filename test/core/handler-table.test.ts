@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { handlers, type HandlerTable } from "../../src/core/handlers/index.js";
-import type { EventName } from "../../src/core/events.js";
 import { EVENT_NAMES } from "../../src/store/schema.js";
 import { ItemReason, WaveReason, dependencyBlocked } from "../../src/core/reasons.js";
 
