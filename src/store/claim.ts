@@ -3,7 +3,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { randomToken } from "./fsx.js";
 import { acquireExclusive, parseJson, readHolder, releaseExclusive, removeStaleExclusive, type HolderRead, type WaitOptions } from "./exclusive.js";
 import type { Layout } from "./layout.js";
-import type { ProcessIdentity } from "./proc.js";
+import type { ProcessIdentity } from "./identity.js";
 
 // The cross-wave item claim (SPEC §8): leases/_items/<item>.lock names the one wave that may work
 // on an item, taken before its first dispatch and held until it is terminal. It belongs to the

@@ -2,7 +2,8 @@ import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { randomToken } from "./fsx.js";
 import { acquireExclusive, parseJson, readHolder, releaseExclusive, rewriteExclusive, type AcquireResult, type HolderRead, type WaitOptions } from "./exclusive.js";
-import { hostName, isSameProcess, sameIdentity, type ProcessIdentity } from "./proc.js";
+import { hostId, sameIdentity, type ProcessIdentity } from "./identity.js";
+import { isSameProcess } from "./proc.js";
 
 // One live controller per wave (SPEC §8). The lock names the controller's process by pid AND
 // start time, so a pid reused by an unrelated process after a crash does not keep the wave
@@ -39,7 +40,7 @@ export function parseControllerLock(raw: string): ControllerLock | null {
 export type ControllerLiveness = "alive" | "dead" | "none";
 
 /** "none": no lock. "dead": its process is gone here, or its heartbeat is too old from elsewhere. */
-export function controllerLiveness(lock: ControllerLock | null, nowMs: number, host: string = hostName()): ControllerLiveness {
+export function controllerLiveness(lock: ControllerLock | null, nowMs: number, host: string = hostId()): ControllerLiveness {
   if (lock === null) return "none";
   if (lock.host === host) return isSameProcess(lock) ? "alive" : "dead";
   const beat = Date.parse(lock.heartbeat_at);

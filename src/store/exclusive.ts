@@ -5,7 +5,8 @@ import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
 import { createExclusive, errno, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeAll, writeTempFile } from "./fsx.js";
-import { isSameProcess, sameIdentity, selfIdentity, type ProcessIdentity } from "./proc.js";
+import { sameIdentity, type ProcessIdentity } from "./identity.js";
+import { isSameProcess, selfIdentity } from "./proc.js";
 
 // An exclusive file naming its holder: the base of leases, item claims and the controller lock.
 //

@@ -15,7 +15,8 @@ import {
   type WaitOptions,
 } from "./exclusive.js";
 import { LEASE_SUFFIX, type Layout } from "./layout.js";
-import { hostName, isSameProcess, sameIdentity, type ProcessIdentity } from "./proc.js";
+import { hostId, sameIdentity, type ProcessIdentity } from "./identity.js";
+import { isSameProcess } from "./proc.js";
 
 // The item+attempt lease (SPEC §8): held from dispatch until the attempt ends, stale when its TTL
 // has passed or its holder (on this host) is dead. Race safety comes from exclusive.ts.
@@ -60,7 +61,7 @@ export interface LeaseTiming {
 }
 
 /** Stale: its TTL has passed (an unreadable expiry counts as passed), or its holder here is dead. */
-export function isLeaseStale(h: LeaseHolder, nowMs: number, host: string = hostName()): boolean {
+export function isLeaseStale(h: LeaseHolder, nowMs: number, host: string = hostId()): boolean {
   const expires = Date.parse(h.expires_at);
   if (!Number.isFinite(expires) || nowMs >= expires) return true;
   return h.host === host && !isSameProcess(h);
