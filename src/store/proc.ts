@@ -16,7 +16,7 @@ let procfs: boolean | undefined;
 const hasProcfs = (): boolean => (procfs ??= existsSync("/proc/self/stat"));
 
 let bootId: string | undefined;
-function linuxBootId(): string {
+export function linuxBootId(): string {
   if (bootId === undefined) {
     try {
       bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim().slice(0, 8);
