@@ -79,6 +79,7 @@ export function initialState(e: WaveCreated): WaveState {
   return {
     version: 1,
     seq: e.seq,
+    ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
     wave_id: e.wave_id,
     wave_dir: e.wave_dir,
     status: "pending",
@@ -181,6 +182,10 @@ export function step(state: WaveState, e: WaveEvent): StepResult {
         tx.s.reason_code = degraded(tx.s) ? WaveReason.preflight_degraded : WaveReason.wave_running;
         tx.s.started_at ??= e.at;
       }
+      break;
+    case "controller_acquired":
+      // Bookkeeping only: readers use it to void a superseded writer's lines (store/ledger.ts).
+      tx.s.epoch = e.epoch;
       break;
     case "wave_paused":
       if (!isTerminalWave(tx.s.status)) {
