@@ -1,17 +1,18 @@
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { WaveFiles } from "../controller/ports.js";
-import { isTerminalItem, isTerminalWave } from "../core/status.js";
+import { isTerminalWave, type WaveStatus } from "../core/status.js";
 import { DxError } from "../errors.js";
-import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
+import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js";
+import { monoStamp } from "../store/mono.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
 import { errno, writeFileDurable } from "../store/fsx.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
-import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
+import { listJobPids, liveJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
 import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
-import { readSnapshot, writeSnapshot } from "../store/snapshot.js";
+import { writeSnapshot } from "../store/snapshot.js";
 import type { AppContext } from "./context.js";
 
 // The controller's WaveFiles port over src/store: everything one wave writes, done as the
@@ -24,6 +25,10 @@ const EXEC_LOCK_WAIT_MS = 60_000;
 
 export interface LockHandle {
   readonly self: ProcessIdentity;
+  /** The controller epoch (SPEC §15.3), stamped on every event; 0 for a lock without one. */
+  readonly epoch: number;
+  /** The fence: still ours at our epoch. */
+  holds(): boolean;
   heartbeat(): boolean;
   release(): void;
 }
@@ -76,6 +81,8 @@ export function takeControllerLock(layout: Layout, waveId: string): LockHandle {
   let released = false;
   return {
     self,
+    epoch: 0,
+    holds: () => !released,
     heartbeat: () => heartbeat(file, self, new Date().toISOString()),
     release: () => {
       if (released) return;
@@ -91,12 +98,8 @@ export function takeControllerLock(layout: Layout, waveId: string): LockHandle {
  * item being worked by someone else.
  */
 export function isClaimStale(layout: Layout, claim: ItemClaim): boolean {
-  const snap = readSnapshot(layout.waveState(claim.wave_id));
-  if (snap.kind === "missing") return true;
-  if (snap.kind === "corrupt") return false;
-  if (isTerminalWave(snap.state.status)) return true;
-  const it = snap.state.items.find((i) => i.beads_id === claim.item_id);
-  return it === undefined || isTerminalItem(it.status);
+  // SPEC §15.4: held until the wave is terminal, not only the item (store/claim.ts).
+  return isClaimStaleByWave(layout, claim, (s) => isTerminalWave(s as WaveStatus));
 }
 
 /** WaveFiles plus the hook that lets the runner's own pid files count toward the exec cap. */
@@ -104,9 +107,9 @@ export type WaveFilesHandle = WaveFiles & { setRunnerPids(f: () => Promise<numbe
 
 export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle, lastSeq: number): WaveFilesHandle {
   const { layout, config } = c;
-  const writer = new LedgerWriter(layout, waveId, { lastSeq });
+  const writer = new LedgerWriter(layout, waveId, { lastSeq, epoch: lock.epoch, fence: () => lock.holds() });
   const ttlMs = config.lease_ttl_minutes * 60_000;
-  const who = { ...lock.self, wave_id: waveId };
+  const who = { ...lock.self, wave_id: waveId, epoch: lock.epoch };
   let extraPids = (): Promise<number[]> => Promise.resolve([]);
   // The runner's pid files are read from every job it ever ran (thousands in a big wave), while
   // every dx-batch job is also in jobs/*/*.pid, read fresh each time. So the runner's list, which
@@ -119,9 +122,10 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
     append: (e) => void writer.append(e),
-    writeSnapshot: (s) => writeSnapshot(layout.waveState(waveId), s),
+    // A controller that lost the wave must not overwrite the new holder's snapshot either.
+    writeSnapshot: (s) => void (lock.holds() && writeSnapshot(layout.waveState(waveId), s)),
     acquireLease: (item, attempt) => {
-      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now() });
+      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now(), mono: monoStamp() });
       return r.acquired ? { ok: true, key: layout.leaseKey(waveId, item, attempt) } : { ok: false, holder: `pid ${r.holder.pid} on ${r.holder.host}` };
     },
     releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
@@ -129,7 +133,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl));
       return r.claimed ? { ok: true } : { ok: false, byWave: r.by_wave };
     },
-    releaseClaim: (item) => void releaseClaim(layout, item, waveId),
+    // Claims last until the wave is terminal (SPEC §15.4): released together by releaseWaveClaims.
+    releaseClaim: () => undefined,
     writePrompt: (item, phase, attempt, text) => {
       const p = layout.promptPath(waveId, item, phase, attempt);
       mkdirSync(layout.promptsDir(waveId), { recursive: true, mode: 0o700 });
@@ -145,7 +150,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     },
     registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: new Date().toISOString() }),
     removePid: (pid) => void removeJobPid(layout, waveId, pid),
-    wavePids: () => listJobPids(layout, { wave: waveId }).records.map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
+    // Only processes this host may signal (SPEC §15.4): its own, with a verified start time.
+    wavePids: () => listJobPids(layout, { wave: waveId }).records.filter((r) => maySignalJob(r.record)).map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
     heartbeat: () => lock.heartbeat(),
     releaseControllerLock: () => {
       writer.close();

@@ -14,4 +14,6 @@ export interface WavePolicy {
   provider_cooldown_minutes: number;
   /** Per-provider concurrency caps from config `providers.<name>.max_parallel`. */
   provider_max_parallel: Readonly<Record<string, number>>;
+  /** `start --redo`: run items an earlier wave approved anyway (SPEC §15.4). */
+  redo?: boolean;
 }

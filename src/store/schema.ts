@@ -73,6 +73,7 @@ const PolicyS = Type.Object({
   review_must_differ: Bool,
   provider_cooldown_minutes: Num,
   provider_max_parallel: Type.Record(Str, Num),
+  redo: Type.Optional(Bool),
 });
 
 // The resolved configuration recorded in wave_created (src/config/types.ts). Checked without the
