@@ -5,6 +5,7 @@ import { isTerminalWave, type WaveStatus } from "../core/status.js";
 import { DxError } from "../errors.js";
 import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js";
 import { monoStamp } from "../store/mono.js";
+import { readApproval } from "../store/approvals.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
 import { errno, writeFileDurable } from "../store/fsx.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
@@ -135,6 +136,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     },
     // Claims last until the wave is terminal (SPEC §15.4): released together by releaseWaveClaims.
     releaseClaim: () => undefined,
+    approvedBy: (item) => readApproval(layout, item)?.wave_id ?? null,
     writePrompt: (item, phase, attempt, text) => {
       const p = layout.promptPath(waveId, item, phase, attempt);
       mkdirSync(layout.promptsDir(waveId), { recursive: true, mode: 0o700 });

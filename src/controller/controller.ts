@@ -2,7 +2,7 @@ import type { Effect } from "../core/effects.js";
 import { jobIdFor } from "../core/ids.js";
 import { planDispatch, type DispatchIntent } from "../core/plan.js";
 import { itemById } from "../core/step.js";
-import { ItemReason, WaveReason, claimedByOtherWave } from "../core/reasons.js";
+import { ItemReason, WaveReason, alreadyApproved, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
 import { isActiveItem, isFinishedJobState, isTerminalItem, type JobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
@@ -228,6 +228,16 @@ export class Controller {
           reason_code: claimedByOtherWave(claim.byWave),
           error: `item is claimed by live wave ${claim.byWave}`,
         }),
+      );
+      return;
+    }
+    // SPEC §15.4: an item an earlier wave approved is not run again, unless --redo. Read under
+    // the claim, so a wave approving it right now (it holds the claim until it ends) has written it.
+    const prior = item.attempt === 0 && this.state.policy.redo !== true ? (files.approvedBy?.(intent.item_id) ?? null) : null;
+    if (prior !== null && prior !== this.state.wave_id) {
+      files.releaseLease(intent.item_id, intent.attempt);
+      await this.perform(
+        this.session.apply({ event: "item_settled", item_id: intent.item_id, status: "approved", reason_code: alreadyApproved(prior), error: `already approved by wave ${prior}; start --redo runs it again` }),
       );
       return;
     }

@@ -27,6 +27,8 @@ export interface WaveFiles {
   releaseLease(itemId: string, attempt: number): void;
   claim(itemId: string): { ok: true } | { ok: false; byWave: string };
   releaseClaim(itemId: string): void;
+  /** The earlier wave that approved the item, or null (SPEC §15.4 already_approved). */
+  approvedBy?(itemId: string): string | null;
   /** Writes the prompt (mode 0600) and returns its path. */
   writePrompt(itemId: string, phase: Phase, attempt: number, text: string): string;
   promptPath(itemId: string, phase: Phase, attempt: number): string;

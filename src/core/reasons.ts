@@ -61,6 +61,8 @@ export const worktreeReason = {
 } as const;
 export const dependencyBlocked = (item: string): string => `dependency_blocked:${item}`;
 export const claimedByOtherWave = (wave: string): string => `item_claimed_by_other_wave:${wave}`;
+/** An earlier wave approved the item; this one did not run it (SPEC §15.4). */
+export const alreadyApproved = (wave: string): string => `already_approved:${wave}`;
 export const doctorCritical = (type: string): string => `doctor_critical_${type}`;
 
 export const NextAction = {
