@@ -3,7 +3,7 @@ import { openContext, requireWaveId } from "../app/context.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
 import { checkExitCode, checkView, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
-import { DxError } from "../errors.js";
+import { DxError, isDxError } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
@@ -69,7 +69,11 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
       const waveId = requireWaveId(o.waveId);
-      const w = await readWave(c.layout, waveId);
+      // A corrupt ledger makes the wave unusable: exit 3 like a failed wave (SPEC §15.1), not 1.
+      const w = await readWave(c.layout, waveId).catch((e: unknown) => {
+        if (isDxError(e) && e.code === "ledger_corrupt") throw new DxError(e.code, e.message, { remedy: e.remedy, exitCode: 3, cause: e });
+        throw e;
+      });
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
         throw notFound(waveId, 3);
