@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { readLedgerEvents } from "../../src/store/ledger.js";
-import { cleanupAll, duplicateDispatches, duplicateRuns, E2E, E2E_TIMEOUT_MS, finishes, racingRuns, waitFor, type CliResult } from "../e2e/harness.js";
+import { cleanupAll, duplicateDispatches, duplicateRuns, E2E, E2E_TIMEOUT_MS, finishes, racingRuns, waitFor } from "../e2e/harness.js";
+import { foreignCli, killForeign, signal as kill } from "./foreign.js";
 
 // Split brain (issue 9): the controller runs under `unshare -u` with another hostname (another
 // host as far as its lock says), is SIGSTOPped past the heartbeat window, `resume` is run here,
@@ -11,39 +11,13 @@ import { cleanupAll, duplicateDispatches, duplicateRuns, E2E, E2E_TIMEOUT_MS, fi
 // Either way: no seq repeats, no run finishes twice, nothing is dispatched twice, status, check
 // and report work, and the wave completes.
 
-afterEach(cleanupAll);
+afterEach(async () => {
+  killForeign();
+  await cleanupAll();
+});
 
 const STALE_MS = "1500";
 const FOREIGN = "dx-host-a";
-
-interface Foreign {
-  pid: number;
-  done: Promise<CliResult>;
-}
-
-/** `dx-batch <command>` in a new UTS namespace whose hostname is `host`. */
-function foreignCli(w: E2E, host: string, command: string, args: readonly string[], env: Record<string, string>): Foreign {
-  const child = spawn(
-    "unshare",
-    ["-u", "--", "sh", "-c", 'hostname "$1" && shift && exec "$@"', "sh", host, process.execPath, w.bin, command, "--config", w.configPath, ...args],
-    { cwd: w.root, env: { ...w.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let out = "";
-  let err = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-  if (child.pid === undefined) throw new Error("cannot spawn unshare");
-  const pid = child.pid;
-  return { pid, done: new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout: out, stderr: err }))) };
-}
-
-const kill = (pid: number, sig: NodeJS.Signals) => {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // gone
-  }
-};
 
 async function expectWholeAndComplete(w: E2E, wave: string): Promise<void> {
   // The ledger reads (no seq used twice, in any file) and nothing of a superseded epoch got in.
