@@ -5,6 +5,7 @@ import { createLayout } from "../store/layout.js";
 import { isSameProcess, maySignal, selfIdentity } from "../store/proc.js";
 import { controllerLiveness, type ControllerLock } from "../store/controller-lock.js";
 import { describeHolder } from "../store/identity.js";
+import { monoNowMs } from "../store/mono.js";
 import { releaseWaveClaims } from "../store/claim.js";
 import { clearCancelRequest, writeCancelRequest } from "../store/cancel-request.js";
 import { controllerLockLost, takeTenure, type TenureHandle } from "./controller-tenure.js";
@@ -57,9 +58,9 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     } else {
       log(`asking controller pid ${lock.pid} to cancel`);
       process.kill(lock.pid, "SIGUSR1");
-      const deadline = Date.now() + CONTROLLER_GRACE_MS;
+      const deadline = monoNowMs() + CONTROLLER_GRACE_MS;
       // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
-      while (Date.now() < deadline) {
+      while (monoNowMs() < deadline) {
         const now = currentLock(c.layout, waveId);
         if (!now || now.pid !== lock.pid || !isSameProcess(lock)) break;
         await sleep(100);

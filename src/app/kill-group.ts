@@ -1,4 +1,5 @@
 import { groupMembers, signalGroup } from "../runner/proc.js";
+import { monoNowMs } from "../store/mono.js";
 
 // Stop a whole process group: SIGTERM, a grace period, then SIGKILL (SPEC §8). Used for pids a
 // wave registered but whose job the runner no longer knows. Liveness counts live members only:
@@ -10,10 +11,10 @@ const alive = async (pgid: number): Promise<boolean> => (await groupMembers(pgid
 export async function killGroup(pgid: number, graceMs: number): Promise<void> {
   if (pgid <= 1 || !(await alive(pgid))) return;
   signalGroup(pgid, "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while ((await alive(pgid)) && Date.now() < deadline) await sleep(50);
+  const deadline = monoNowMs() + graceMs;
+  while ((await alive(pgid)) && monoNowMs() < deadline) await sleep(50);
   if (!(await alive(pgid))) return;
   signalGroup(pgid, "SIGKILL");
-  const hard = Date.now() + 10_000;
-  while ((await alive(pgid)) && Date.now() < hard) await sleep(20);
+  const hard = monoNowMs() + 10_000;
+  while ((await alive(pgid)) && monoNowMs() < hard) await sleep(20);
 }

@@ -1,3 +1,4 @@
+import { monoNowMs, monoStamp } from "../store/mono.js";
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
@@ -74,7 +75,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
   const logDir = path.resolve(opts.log_dir);
-  const clock = opts.clock ?? Date.now;
+  // Every duration on this host's monotonic clock (SPEC §15.3): a wall-clock jump kills no agent.
+  const clock = opts.clock ?? monoNowMs;
+  /** When the job started on `clock`; a job of another boot (or an older meta) from its wall start. */
+  const startMono = (meta: JobMeta): number =>
+    meta.started_mono_ms !== undefined && meta.boot === monoStamp().boot ? meta.started_mono_ms : clock() - Math.max(0, Date.now() - meta.started_at_ms);
   const graceMs = opts.stop_grace_ms ?? 10_000;
   const preflightTimeout = opts.preflight_timeout_ms ?? DEFAULT_PREFLIGHT_TIMEOUT_MS;
   const maxLogBytes = Math.max(1, Math.floor(opts.max_log_mb * 1024 * 1024));
@@ -95,7 +100,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
 
   async function jobAlive(meta: JobMeta, p: JobPaths): Promise<boolean> {
     const pid = meta.pid ?? readIntFile(p.pid);
-    if (pid === null) return meta.pid === null && clock() - meta.started_at_ms < LAUNCH_GRACE_MS && !existsSync(p.rc);
+    if (pid === null) return meta.pid === null && clock() - startMono(meta) < LAUNCH_GRACE_MS && !existsSync(p.rc);
     if (await processAlive(pid, meta.pid_start)) return true;
     // The wrapper is gone; its group lives on only if the wrapper itself was killed alone.
     return !existsSync(p.rc) && meta.pgid !== null && (await groupMembers(meta.pgid)).length > 0;
@@ -166,8 +171,8 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
 
   const initialProgress = (meta: JobMeta): JobProgress => ({
     run_instance: meta.run_instance,
-    observed_at_ms: meta.started_at_ms,
-    last_progress_at_ms: meta.started_at_ms,
+    observed_at_ms: startMono(meta),
+    last_progress_at_ms: startMono(meta),
     log_bytes: 0,
     cpu_sec: 0,
     signature: meta.signature_at_start,
@@ -268,7 +273,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, p.outcome, p.progress, p.contract, spec.contract_file, p.pid]) removeQuiet(f);
       if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
 
-      const startedMs = clock();
+      const startedMs = Date.now();
       let meta: JobMeta = {
         version: 1,
         job_id: spec.job_id,
@@ -280,6 +285,8 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
         run_instance: spec.run_instance,
         started_at: iso(startedMs),
         started_at_ms: startedMs,
+        started_mono_ms: clock(),
+        boot: monoStamp().boot,
         argv: [bin, ...plan.argv_for_meta.slice(1)],
         env_keys: [...Object.keys(plan.env), ...Object.keys(dxEnv)].sort(),
         worktree,
@@ -371,16 +378,17 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
         mutation_count: prog.mutation_count,
         log_bytes: logBytes,
         cpu_time_sec: prog.cpu_sec,
-        pid_age_sec: Math.max(0, (now - meta.started_at_ms) / 1000),
-        log_age_sec: Math.max(0, (now - (logSt?.mtimeMs ?? meta.started_at_ms)) / 1000),
+        pid_age_sec: Math.max(0, (now - startMono(meta)) / 1000),
+        // Since the log last grew as observed by checks (never the file's mtime against now).
+        log_age_sec: Math.max(0, (now - prog.last_progress_at_ms) / 1000),
         started_at: meta.started_at,
         finished_at: null,
       };
 
       if (!alive) {
-        if (rc === null && pid === null && now - meta.started_at_ms < LAUNCH_GRACE_MS) return { ...base, state: "launching", reason_code: null };
+        if (rc === null && pid === null && now - startMono(meta) < LAUNCH_GRACE_MS) return { ...base, state: "launching", reason_code: null };
         const rcSt = statQuiet(p.rc);
-        const finishedAt = rcSt ? iso(rcSt.mtimeMs) : iso(now);
+        const finishedAt = rcSt ? iso(rcSt.mtimeMs) : iso(Date.now());
         let h: JobHealth;
         if (prog.stop_requested_at_ms !== null) h = { ...base, state: "stopped", reason_code: "stopped" };
         else if (prog.timed_out_at_ms !== null) h = { ...base, state: "timed_out", reason_code: "max_runtime_exceeded" };
@@ -407,7 +415,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
         if (pgid !== null && now - prog.timed_out_at_ms > graceMs && (await groupIsOurs(meta, pgid))) signalGroup(pgid, "SIGKILL");
         return { ...base, state: "timed_out", reason_code: "max_runtime_exceeded" };
       }
-      if (overRuntime(now, meta.started_at_ms, o.max_runtime_minutes) && pgid !== null) {
+      if (overRuntime(now, startMono(meta), o.max_runtime_minutes) && pgid !== null) {
         writeJobProgress(p.progress, { ...prog, timed_out_at_ms: now });
         if (await groupIsOurs(meta, pgid)) {
           signalGroup(pgid, "SIGTERM");
@@ -441,7 +449,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       writeJobProgress(p.progress, next);
       const h: JobHealth = { ...base, cpu_time_sec: cpu, mutation_count: mutations };
       if (isStalled(now, next.last_progress_at_ms, o.stall_minutes)) return { ...h, state: "stalled", reason_code: "stalled" };
-      if (logBytes === 0 && now - meta.started_at_ms < FIRST_OUTPUT_GRACE_MS) return { ...h, state: "launching" };
+      if (logBytes === 0 && now - startMono(meta) < FIRST_OUTPUT_GRACE_MS) return { ...h, state: "launching" };
       return { ...h, state: "healthy", reason_code: prog.stop_requested_at_ms !== null ? "stop_requested" : capped ? "log_size_capped" : null };
     },
 

@@ -16,7 +16,11 @@ export interface JobMeta {
   attempt: number;
   run_instance: string;
   started_at: string;
+  /** Wall clock, for display and ordering only. */
   started_at_ms: number;
+  /** This host's monotonic clock at the start (store/mono.ts) and the boot it counts from: every duration. */
+  started_mono_ms?: number;
+  boot?: string;
   /** argv as launched, with prompt text elided; secrets travel in env only and are never recorded. */
   argv: string[];
   /** Names (never values) of the env vars the provider added. */
@@ -102,6 +106,8 @@ export function parseJobMeta(text: string | null): JobMeta | null {
       run_instance: reqStr(o, "run_instance"),
       started_at: reqStr(o, "started_at"),
       started_at_ms: reqNum(o, "started_at_ms"),
+      ...(optNum(o, "started_mono_ms") === null ? {} : { started_mono_ms: optNum(o, "started_mono_ms") ?? 0 }),
+      ...(optStr(o, "boot") === null ? {} : { boot: optStr(o, "boot") ?? "" }),
       argv: reqStrArray(o, "argv"),
       env_keys: reqStrArray(o, "env_keys"),
       worktree: reqStr(o, "worktree"),
