@@ -8,6 +8,8 @@ import { isLeaseStale, readLease, removeStaleLease } from "../store/lease.js";
 import { repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
+import { monoStamp } from "../store/mono.js";
+import { hostName } from "../store/proc.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
 import { controllerView, readWave, replayWave } from "./read-wave.js";
@@ -83,6 +85,15 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
     } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
   }
 
+  // Lines a controller wrote after it had lost the wave (SPEC §15.3): voided by every reader.
+  for (const d of loaded.superseded) {
+    issues.push({
+      type: "ledger_superseded_line",
+      severity: "info",
+      message: `${d.file}:${d.line}: seq ${d.seq} (${d.event}) written at epoch ${d.epoch} after epoch ${d.by_epoch} took the wave over; ignored`,
+    });
+  }
+
   const s = loaded.state;
   if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
     issues.push({ type: "controller_dead", severity: "warning", message: `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive` });
@@ -105,9 +116,9 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
       if (!name.endsWith(".lock")) continue;
       const file = path.join(leasesDir, name);
       const r = readLease(file);
-      if (r.kind === "ok" && isLeaseStale(r.holder, Date.now())) {
+      if (r.kind === "ok" && isLeaseStale(r.holder, Date.now(), hostName(), monoStamp())) {
         issues.push({ type: "stale_lease", severity: "warning", message: `${name} is held by dead or expired holder pid ${r.holder.pid}`, item: r.holder.item_id });
-        if (o.fix && removeStaleLease(file, Date.now()).removed) fixed.push(`released stale lease ${name}`);
+        if (o.fix && removeStaleLease(file, Date.now(), { mono: monoStamp() }).removed) fixed.push(`released stale lease ${name}`);
         else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
       }
     }
