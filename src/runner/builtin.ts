@@ -1,4 +1,5 @@
 import { monoNowMs, monoStamp } from "../store/mono.js";
+import { hostId } from "../store/identity.js";
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
@@ -108,6 +109,9 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
 
   /** Is `pgid` still the group this job started? A pid is not reused while its group has members. */
   async function groupIsOurs(meta: JobMeta, pgid: number): Promise<boolean> {
+    // Never signal a group recorded by another host (a shared runner_log_dir) or one whose start
+    // time cannot be verified (SPEC §15.4).
+    if ((meta.host !== undefined && meta.host !== hostId()) || meta.pid_start === null) return false;
     if (await processAlive(pgid, meta.pid_start)) return true;
     if (meta.pid_start !== null && (await processAlive(pgid, null))) return false;
     return true;
@@ -303,6 +307,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
         model: plan.model,
         max_log_bytes: maxLogBytes,
         launcher_pid: process.pid,
+        host: hostId(),
       };
       // Written before the spawn: a launcher that dies in between leaves a "launching" job that
       // turns into a lost one, never a job nobody can find.

@@ -39,6 +39,8 @@ export interface JobMeta {
   model: string | null;
   max_log_bytes: number;
   launcher_pid: number;
+  /** The host that launched it: no other host ever signals its pids. */
+  host?: string;
 }
 
 export interface JobProgress {
@@ -124,6 +126,7 @@ export function parseJobMeta(text: string | null): JobMeta | null {
       model: optStr(o, "model"),
       max_log_bytes: reqNum(o, "max_log_bytes"),
       launcher_pid: reqNum(o, "launcher_pid"),
+      ...(optStr(o, "host") === null ? {} : { host: optStr(o, "host") ?? "" }),
     };
   });
 }
