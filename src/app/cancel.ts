@@ -1,6 +1,6 @@
 import { Controller } from "../controller/controller.js";
 import { isTerminalWave } from "../core/status.js";
-import { DxError, isDxError } from "../errors.js";
+import { DxError, isDxError, waveNotFound } from "../errors.js";
 import { createLayout } from "../store/layout.js";
 import { isSameProcess, maySignal, selfIdentity } from "../store/proc.js";
 import { controllerLiveness, type ControllerLock } from "../store/controller-lock.js";
@@ -11,7 +11,7 @@ import { clearCancelRequest, writeCancelRequest } from "../store/cancel-request.
 import { controllerLockLost, takeTenure, type TenureHandle } from "./controller-tenure.js";
 import type { AppContext } from "./context.js";
 import { currentLock, readWave } from "./read-wave.js";
-import { configForResume, waveNotFound } from "./resume.js";
+import { configForResume } from "./resume.js";
 import { buildDeps, openRuntime } from "./wire.js";
 import { createWaveFiles } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
@@ -45,7 +45,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
   const w = await readWave(c.layout, waveId);
   if (!w) throw waveNotFound(waveId);
   if (isTerminalWave(w.state.status)) {
-    throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { remedy: `see dx-batch report --wave-id ${waveId}` });
+    throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { params: { wave_id: waveId } });
   }
   const lock = currentLock(c.layout, waveId);
   if (lock && controllerLiveness(lock, Date.now()) === "alive") {

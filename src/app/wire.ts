@@ -59,7 +59,7 @@ export function monotonicClock(): Clock {
   const wall0 = Date.now();
   const mono0 = monoNowMs();
   const nowMs = () => wall0 + (monoNowMs() - mono0);
-  return { nowMs, nowIso: () => new Date(nowMs()).toISOString() };
+  return { nowMs, nowIso: () => new Date(nowMs()).toISOString(), setTimer: (fn, ms) => systemClock.setTimer(fn, ms) };
 }
 
 /** Create the wave directory (refusing `wave_exists`), take the lock and record `wave_created`. */
@@ -155,9 +155,7 @@ function loadTemplates(cfg: ResolvedConfig): { implement?: string; review?: stri
     try {
       out[k] = readFileSync(file, "utf8");
     } catch (e) {
-      throw new DxError("prompt_template_unreadable", `cannot read prompts.${k} template ${file}: ${e instanceof Error ? e.message : String(e)}`, {
-        remedy: "fix the path in the config's prompts section",
-      });
+      throw new DxError("prompt_template_unreadable", `cannot read prompts.${k} template ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
   }
   return out;

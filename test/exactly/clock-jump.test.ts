@@ -1,7 +1,9 @@
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E, E2E_TIMEOUT_MS, finishes, waitFor } from "../e2e/harness.js";
+import { cleanupAll, E2E, E2E_TIMEOUT_MS } from "../helpers/world.js";
+import { finishes } from "../helpers/checks.js";
+import { waitFor } from "../helpers/wait.js";
 
 // Issue 9, wall-clock jumps: the controller and its agents run under libfaketime, and the wall
 // clock is moved by ±3 hours in the middle of the wave (a timestamp file re-read every second).
@@ -35,7 +37,7 @@ describe.skipIf(LIB === undefined)("wall-clock jumps mid-wave (libfaketime)", { 
       const proc = w.cli("start", ["--items", "fj-ok1,fj-ok2,fj-stall", "--wave-id", "w-fj"], { env: ft.env });
       await w.waitEvent("w-fj", (e) => e.event === "job_started" && e.item_id === "fj-stall", "the hanging job started", 60_000);
       const startedAt = performance.now();
-      await waitFor(async () => (await w.events("w-fj")).filter((e) => e.event === "job_started").length === 3, { what: "three jobs started" });
+      await waitFor(async () => (await w.events("w-fj")).filter((e) => e.event === "job_started").length === 3, "three jobs started");
       ft.jump(offset);
       // The stall: 9 s without progress, checked every ~2 s; the jump must neither hide nor hasten it.
       const stalled = await w.waitEvent("w-fj", (e) => e.event === "job_finished" && e.item_id === "fj-stall", "the stall", 40_000);
@@ -43,7 +45,7 @@ describe.skipIf(LIB === undefined)("wall-clock jumps mid-wave (libfaketime)", { 
       expect(stalled).toMatchObject({ state: "stalled" });
       expect(sinceStartMs).toBeGreaterThan(8_000);
       expect(sinceStartMs).toBeLessThan(25_000);
-      const r = await proc.done;
+      const r = await proc.exited;
       expect(r.code === 0 || r.code === 4, r.stderr).toBe(true);
       const events = await w.events("w-fj");
       const runtimeKills = finishes(events).filter((f) => f.state === "timed_out" || f.runner_reason === "max_runtime_exceeded");

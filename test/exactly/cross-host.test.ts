@@ -4,7 +4,10 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { processStartTime } from "../../src/store/proc.js";
 import { readLease } from "../../src/store/lease.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, E2E_TIMEOUT_MS, listDir, pidAlive, waitFor } from "../e2e/harness.js";
+import { cleanupAll, E2E, E2E_TIMEOUT_MS, listDir } from "../helpers/world.js";
+import { dispatches, duplicateDispatches, duplicateRuns } from "../helpers/checks.js";
+import { waitFor } from "../helpers/wait.js";
+import { pidAlive } from "../helpers/procs.js";
 import { foreignCli, killForeign, signal } from "./foreign.js";
 
 // Issue 9, cross-host: a controller that died on another host leaves leases a resume takes at
@@ -24,7 +27,7 @@ describe("another host's controller", { timeout: E2E_TIMEOUT_MS }, () => {
     const items = ["ch-1", "ch-2"];
     const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 1500 } } }, config: { max_parallel: 2, lease_ttl_minutes: 120 }, env });
     const first = foreignCli(w, FOREIGN, "start", ["--items", items.join(","), "--wave-id", "w-ch"], env);
-    await waitFor(async () => (await w.events("w-ch")).filter((e) => e.event === "job_started").length === 2, { what: "both jobs started" });
+    await waitFor(async () => (await w.events("w-ch")).filter((e) => e.event === "job_started").length === 2, "both jobs started");
     signal(first.pid, "SIGKILL");
     await first.done;
     // The leases name the dead controller on the other host; their TTL is two hours away.
@@ -53,7 +56,7 @@ describe("another host's controller", { timeout: E2E_TIMEOUT_MS }, () => {
     const items = ["cc-1", "cc-2"];
     const w = new E2E({ items, scenario: { default: { implement: { gate: "never" } } }, config: { max_parallel: 2 }, env });
     const remote = foreignCli(w, FOREIGN, "start", ["--items", items.join(","), "--wave-id", "w-cc"], env);
-    await waitFor(async () => (await w.events("w-cc")).filter((e) => e.event === "job_started").length === 2, { what: "both jobs started" });
+    await waitFor(async () => (await w.events("w-cc")).filter((e) => e.event === "job_started").length === 2, "both jobs started");
     const r = await w.expectExit("cancel", ["--wave-id", "w-cc", "--json"], 0);
     expect(JSON.parse(r.stdout)).toMatchObject({ status: "cancel_requested", reason_code: "cancel_requested" });
     const end = await remote.done;

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import type { CliResult, E2E } from "../e2e/harness.js";
+import type { CliResult } from "../helpers/procs.js";
+import type { E2E } from "../helpers/world.js";
 
 // A dx-batch process on "another host": a new UTS namespace (`unshare -u`) with its own hostname.
 // Same filesystem and pid namespace, which is what a second machine on shared storage looks like

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, E2E } from "../e2e/harness.js";
+import { cleanupAll, E2E } from "../helpers/world.js";
+import { dispatches } from "../helpers/checks.js";
 
 // Issue 9, overlapping waves: two waves started at the same instant over overlapping lists, 20
 // times. Every shared item is implemented by exactly one wave: the claim is taken race-safe and
@@ -26,7 +27,7 @@ describe("overlapping waves", { timeout: 900_000 }, () => {
       const lb = [...only(run, "b"), ...shared(run).reverse()];
       const pa = a.cli("start", ["--items", la.join(","), "--wave-id", `ov${run}-a`]);
       const pb = b.cli("start", ["--items", lb.join(","), "--wave-id", `ov${run}-b`]);
-      const [ra, rb] = await Promise.all([pa.done, pb.done]);
+      const [ra, rb] = await Promise.all([pa.exited, pb.exited]);
       expect(ra.code, ra.stderr).toBe(0);
       expect(rb.code, rb.stderr).toBe(0);
       for (const item of shared(run)) {

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { readLedgerEvents } from "../../src/store/ledger.js";
-import { cleanupAll, duplicateDispatches, duplicateRuns, E2E, E2E_TIMEOUT_MS, finishes, racingRuns, waitFor } from "../e2e/harness.js";
+import { cleanupAll, E2E, E2E_TIMEOUT_MS } from "../helpers/world.js";
+import { duplicateDispatches, duplicateRuns, finishes, racingRuns } from "../helpers/checks.js";
+import { waitFor } from "../helpers/wait.js";
 import { foreignCli, killForeign, signal as kill } from "./foreign.js";
 
 // Split brain (issue 9): the controller runs under `unshare -u` with another hostname (another
@@ -77,14 +79,14 @@ describe("split brain: a controller on another host frozen past its heartbeat", 
       resumed = w.cli("resume", ["--wave-id", "w-sf"]);
       const acquired = await w.waitEvent("w-sf", (e) => e.event === "controller_acquired", "the takeover's controller_acquired");
       expect(acquired).toMatchObject({ epoch: 2 });
-      await waitFor(async () => (await w.events("w-sf")).some((e) => e.seq > acquired.seq + 1), { what: "the new controller at work" });
+      await waitFor(async () => (await w.events("w-sf")).some((e) => e.seq > acquired.seq + 1), "the new controller at work");
     } finally {
       kill(first.pid, "SIGCONT");
     }
     const old = await first.done;
     expect(old.code).toBe(1);
     expect(old.stderr).toContain("controller_lock_lost");
-    const r = await resumed.done;
+    const r = await resumed.exited;
     expect(r.code, r.stderr).toBe(0);
     await expectWholeAndComplete(w, "w-sf");
     const events = await w.events("w-sf");

@@ -1,20 +1,18 @@
 import { appendFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import type { WaveEvent } from "../../src/core/index.js";
 import { fold } from "../../src/core/index.js";
 import { isDxError } from "../../src/errors.js";
 import { createLayout } from "../../src/store/layout.js";
 import { LedgerWriter, epochAt, readLedgerEvents } from "../../src/store/ledger.js";
 import { Ledger, WAVE_ID } from "../helpers/events.js";
-import { tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
 
 // Fencing at the ledger (SPEC §15.3): a writer that lost its epoch appends nothing, and a line that
 // a superseded writer slipped in anyway (between its fence check and its write) is voided by every
 // reader instead of making the wave unreadable.
 
-const tmp = tempDirs();
-afterEach(() => tmp.cleanup());
 
 const base = () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1").events;
 

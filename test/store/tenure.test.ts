@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { readControllerLock } from "../../src/store/controller-lock.js";
 import { hostId } from "../../src/store/identity.js";
 import { acquireLease, releaseLease } from "../../src/store/lease.js";
@@ -9,18 +9,13 @@ import { monoAgeMs, monoStamp, processAgeMs } from "../../src/store/mono.js";
 import { osLockPath, probeOsLock } from "../../src/store/os-lock.js";
 import { maySignal, processStartTime, selfIdentity } from "../../src/store/proc.js";
 import { acquireTenure } from "../../src/store/tenure.js";
-import { Processes, tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { sleeper } from "../helpers/procs.js";
 
 // The controller's tenure (store/tenure.ts): the OS lock, then controller.lock at the next epoch,
 // and the fence. Plus the ownership rules of issue 9 at the store level: leases belong to the wave
 // and its epoch, a pid is signalled only when this host can verify it, the host id can be set.
 
-const tmp = tempDirs();
-const procs = new Processes();
-afterEach(async () => {
-  await procs.killAll();
-  tmp.cleanup();
-});
 
 const lockFile = () => {
   const dir = path.join(tmp.make(), "waves", "w1");
@@ -86,7 +81,7 @@ describe("ownership", () => {
   });
 
   it("signals only a pid of this host whose start time matches", async () => {
-    const s = await procs.sleeper();
+    const s = await sleeper();
     const me = hostId();
     expect(maySignal({ pid: s.pid, start_time: s.start_time, host: me })).toEqual({ ok: true });
     expect(maySignal({ pid: s.pid, start_time: s.start_time, host: "elsewhere" })).toEqual({ ok: false, why: "other_host" });
