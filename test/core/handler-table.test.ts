@@ -13,6 +13,7 @@ describe("the handler table", () => {
       "preflight_recorded",
       "wave_started",
       "wave_resumed",
+      "controller_acquired",
       "wave_paused",
       "wave_failed",
       "wave_cancelled",
