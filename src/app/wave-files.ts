@@ -111,6 +111,12 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   const writer = new LedgerWriter(layout, waveId, { lastSeq, epoch: lock.epoch, fence: () => lock.holds() });
   const ttlMs = config.lease_ttl_minutes * 60_000;
   const who = { ...lock.self, wave_id: waveId, epoch: lock.epoch };
+  // Before any file effect: a controller that lost its epoch touches nothing more (SPEC §15.3).
+  const fence = (): void => {
+    if (!lock.holds()) {
+      throw new DxError("controller_lock_lost", `this controller no longer holds wave ${waveId}: another controller took it over`, { params: { wave_id: waveId } });
+    }
+  };
   let extraPids = (): Promise<number[]> => Promise.resolve([]);
   // The runner's pid files are read from every job it ever ran (thousands in a big wave), while
   // every dx-batch job is also in jobs/*/*.pid, read fresh each time. So the runner's list, which
@@ -139,6 +145,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     releaseClaim: () => undefined,
     approvedBy: (item) => readApproval(layout, item)?.wave_id ?? null,
     writePrompt: (item, phase, attempt, text) => {
+      fence();
       const p = layout.promptPath(waveId, item, phase, attempt);
       mkdirSync(layout.promptsDir(waveId), { recursive: true, mode: 0o700 });
       writeFileDurable(p, text);
@@ -151,6 +158,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       // Fault injection for test/e2e/nothing-lost.test.ts, the one place it is read: the controller
       // dies as a SIGKILL would, after job_finished is in the ledger and before its outcome file.
       if (process.env.DX_BATCH_TEST_KILL_BEFORE_OUTCOME === "1") process.kill(process.pid, "SIGKILL");
+      fence();
       mkdirSync(layout.outcomesDir(waveId), { recursive: true, mode: 0o700 });
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },
