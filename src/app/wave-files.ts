@@ -128,6 +128,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   };
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
+    epoch: lock.epoch,
     append: (e) => void writer.append(e),
     // A controller that lost the wave must not overwrite the new holder's snapshot either.
     writeSnapshot: (s) => void (lock.holds() && writeSnapshot(layout.waveState(waveId), s)),

@@ -77,6 +77,8 @@ export async function createWave(
     systemClock.nowIso(),
   );
   if (e.event !== "wave_created") throw new Error("unreachable");
+  // wave_created opens epoch 1 (or the one the lock gave): stamped before the fold, as replay sees it.
+  e.epoch = lock.epoch;
   files.append(e);
   const state = initialState(e);
   files.writeSnapshot(state);

@@ -35,6 +35,8 @@ export const systemClock: Clock = {
 export interface WaveLog {
   append(e: WaveEvent): void;
   writeSnapshot(s: WaveState): void;
+  /** The writer's controller epoch (SPEC §15.3), stamped on every event; absent in tests. */
+  readonly epoch?: number;
 }
 
 /** Item+attempt leases and cross-wave claims (SPEC §8). */

@@ -188,7 +188,8 @@ async function freeze(c: RunCtx, p: CliProc): Promise<void> {
 }
 
 async function kill(c: RunCtx, p: CliProc): Promise<void> {
-  if (c.freezesLeft > 0 && p.exit === null) {
+  // Only once the wave exists: before that, a resume has nothing to refuse (wave_not_found).
+  if (c.freezesLeft > 0 && p.exit === null && existsSync(createLayout(c.fx.artifactDir).waveState(c.waveId))) {
     c.freezesLeft--;
     await freeze(c, p);
   }

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { readIntFile } from "../fs-util.js";
 import { readJobMeta, type JobMeta } from "../meta.js";
@@ -23,7 +23,10 @@ export async function jobAlive(meta: JobMeta, p: JobPaths, nowMs: number): Promi
 export async function groupIsOurs(meta: JobMeta, pgid: number): Promise<boolean> {
   // Never signal a group recorded by another host (a shared runner_log_dir) or one whose start
   // time cannot be verified (SPEC §15.4).
-  if ((meta.host !== undefined && meta.host !== hostId()) || meta.pid_start === null) return false;
+  if (meta.host !== undefined && meta.host !== hostId()) return false;
+  // No start time recorded (the launcher died between the spawn and the meta update): the group
+  // leader is ours only if it is this job's wrapper, whose argv names this job's rc file.
+  if (meta.pid_start === null) return wrapperOf(pgid, meta);
   if (await processAlive(pgid, meta.pid_start)) return true;
   if (meta.pid_start !== null && (await processAlive(pgid, null))) return false;
   return true;
@@ -48,4 +51,14 @@ export async function liveJobCount(logDir: string, provider: string, exceptJob: 
       }),
   );
   return alive.filter(Boolean).length;
+}
+
+/** Is `pid` this job's wrapper? Its command line holds the job's rc path (Linux /proc; elsewhere: no). */
+function wrapperOf(pid: number, meta: JobMeta): boolean {
+  const rc = meta.log_path.replace(/\.log$/, ".rc");
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(rc);
+  } catch {
+    return false;
+  }
 }
