@@ -8,6 +8,7 @@ import { DxError, ExitCode, isDxError, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
+import { waveIdOrLatest } from "./list.js";
 
 // status, check, report, doctor: they only read what the store wrote, and never take a lock.
 
@@ -36,7 +37,7 @@ function registerStatus(program: Command, ctx: CommandContext): void {
     .option("--watch", "live view until the wave stops")
     .action(async (o: ReadOpts & { watch?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       if (o.watch) {
         ctx.setExit(await watchWave(ctx, c, waveId, { json: o.json === true }));
         return;
@@ -73,7 +74,7 @@ function registerCheck(program: Command, ctx: CommandContext): void {
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       // A corrupt ledger makes the wave unusable: exit 3 like a failed wave (SPEC §15.1), not 1.
       const w = await readWave(c.layout, waveId).catch((e: unknown) => {
         if (isDxError(e) && e.code === "ledger_corrupt") throw new DxError(e.code, e.message, { remedy: e.remedy, exitCode: ExitCode.check_failed, cause: e });
@@ -102,7 +103,7 @@ function registerReport(program: Command, ctx: CommandContext): void {
     .action(async (o: ReadOpts & { format: string }) => {
       if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`);
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
         if (o.format === "json") printJson(ctx.io, missingWaveDoc(waveId));
