@@ -19,6 +19,8 @@ import { createWorkspace } from "./workspace.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { createWaveFiles, createWaveDir, type WaveFilesHandle } from "./wave-files.js";
+import { LedgerWriter } from "../store/ledger.js";
+import { writeSnapshot } from "../store/snapshot.js";
 import { fencedRunner, fencedTracker, takeTenure, type TenureHandle } from "./controller-tenure.js";
 import { heartbeatStaleMs } from "../store/controller-lock.js";
 import { recordApproval } from "../store/approvals.js";
@@ -69,19 +71,26 @@ export async function createWave(
   seed: { policy: WavePolicy; items: ItemSeed[] },
 ): Promise<{ session: WaveSession; files: WaveFilesHandle; lock: TenureHandle }> {
   createWaveDir(c.layout, waveId);
-  const lock = await takeTenure(c.layout, waveId);
-  const files = createWaveFiles(c, waveId, lock, 0);
+  // wave_created first, at epoch 1: the mkdir above made the wave ours alone, and a start killed
+  // from here on leaves a wave that `resume` can take over (no half-made wave). Taking the OS lock
+  // spawns a process, so it comes after, not in that window.
   const e = stamp(
     { event: "wave_created", wave_id: waveId, wave_dir: c.layout.waveDir(waveId), config: recordedConfig(c.config), policy: seed.policy, items: seed.items },
     1,
     systemClock.nowIso(),
   );
   if (e.event !== "wave_created") throw new Error("unreachable");
-  // wave_created opens epoch 1 (or the one the lock gave): stamped before the fold, as replay sees it.
-  e.epoch = lock.epoch;
-  files.append(e);
+  e.epoch = 1;
+  const first = new LedgerWriter(c.layout, waveId, { lastSeq: 0, epoch: 1 });
+  try {
+    first.append(e);
+  } finally {
+    first.close();
+  }
   const state = initialState(e);
-  files.writeSnapshot(state);
+  writeSnapshot(c.layout.waveState(waveId), state);
+  const lock = await takeTenure(c.layout, waveId);
+  const files = createWaveFiles(c, waveId, lock, 1);
   return { session: new WaveSession(files, state, systemClock), files, lock };
 }
 

@@ -55,7 +55,8 @@ export async function liveJobCount(logDir: string, provider: string, exceptJob: 
 
 /** Is `pid` this job's wrapper? Its command line holds the job's rc path (Linux /proc; elsewhere: no). */
 function wrapperOf(pid: number, meta: JobMeta): boolean {
-  const rc = meta.log_path.replace(/\.log$/, ".rc");
+  // The rc file sits next to the job's first log, named after the job (paths.ts), whatever the attempt's log is called.
+  const rc = path.join(path.dirname(meta.log_path), `${meta.job_id}.rc`);
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(rc);
   } catch {
