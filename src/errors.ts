@@ -70,6 +70,8 @@ export const ERRORS = {
   ledger_seq_not_increasing: entry(F),
   ledger_write_failed: entry(F),
   lock_contention: entry(F),
+  /** A controller found its epoch taken over (SPEC §15.3); it stopped without touching the wave. */
+  controller_lock_lost: entry(F, "nothing to do here: the controller that took the wave over carries on; see dx-batch status --wave-id {wave_id}"),
   // runner
   unknown_provider: entry(ExitCode.unknown_provider),
   provider_concurrency_cap: entry(ExitCode.concurrency_cap),

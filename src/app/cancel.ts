@@ -4,13 +4,18 @@ import { DxError, isDxError, waveNotFound } from "../errors.js";
 import { killMarked } from "../runner/marked-procs.js";
 import { isJobAlive, listJobPids } from "../store/pids.js";
 import { createLayout } from "../store/layout.js";
-import { isAlive } from "../store/proc.js";
-import { controllerLiveness } from "../store/controller-lock.js";
+import { isSameProcess, maySignal, selfIdentity } from "../store/proc.js";
+import { controllerLiveness, type ControllerLock } from "../store/controller-lock.js";
+import { describeHolder } from "../store/identity.js";
+import { monoNowMs } from "../store/mono.js";
+import { releaseWaveClaims } from "../store/claim.js";
+import { clearCancelRequest, writeCancelRequest } from "../store/cancel-request.js";
+import { controllerLockLost, takeTenure, type TenureHandle } from "./controller-tenure.js";
 import type { AppContext } from "./context.js";
 import { currentLock, readWave } from "./read-wave.js";
 import { configForResume } from "./resume.js";
 import { buildDeps, openRuntime } from "./wire.js";
-import { createWaveFiles, takeControllerLock } from "./wave-files.js";
+import { createWaveFiles } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
 import { repairOutcomes } from "./repair-outcomes.js";
 
@@ -23,9 +28,10 @@ const CONTROLLER_GRACE_MS = 30_000;
 
 export interface CancelResult {
   wave_id: string;
+  /** `cancel_requested`: the live controller runs where this host may not signal it; it was asked by file. */
   status: string;
   reason_code: string;
-  by: "controller" | "cancel_command";
+  by: "controller" | "cancel_command" | "cancel_request";
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,6 +55,13 @@ export async function stopWaveProcesses(c: AppContext, waveId: string, log: (l: 
   return n;
 }
 
+/** Leave the cancel to the live controller, by file (SPEC §15.4). */
+function requestCancel(c: AppContext, waveId: string, holder: ControllerLock | null, why: string, log: (l: string) => void): CancelResult {
+  const file = writeCancelRequest(c.layout.waveDir(waveId), { requested_at: new Date().toISOString(), by: selfIdentity() });
+  log(`controller ${holder === null ? "(unknown)" : describeHolder(holder)} ${why}: wrote ${file}; it cancels the wave at its next heartbeat`);
+  return { wave_id: waveId, status: "cancel_requested", reason_code: "cancel_requested", by: "cancel_request" };
+}
+
 export async function cancelWave(c: AppContext, waveId: string, log: (l: string) => void): Promise<CancelResult> {
   let w;
   try {
@@ -68,45 +81,65 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
   }
   const lock = currentLock(c.layout, waveId);
   if (lock && controllerLiveness(lock, Date.now()) === "alive") {
-    log(`asking controller pid ${lock.pid} to cancel`);
-    process.kill(lock.pid, "SIGUSR1");
-    const deadline = Date.now() + CONTROLLER_GRACE_MS;
-    // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
-    while (Date.now() < deadline) {
-      const now = currentLock(c.layout, waveId);
-      if (!now || now.pid !== lock.pid || !isAlive(lock.pid)) break;
-      await sleep(100);
-    }
-    const after = await readWave(c.layout, waveId);
-    if (after && after.state.status === "cancelled") {
-      // Processes that left a finished job's group are the wave's too.
-      await killMarked((m) => m.wave_id === waveId, 10_000);
-      return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
-    }
-    if (isAlive(lock.pid)) {
-      log(`controller pid ${lock.pid} did not finish the cancel in ${CONTROLLER_GRACE_MS / 1000} s; killing it`);
-      process.kill(lock.pid, "SIGKILL");
-      while (isAlive(lock.pid)) await sleep(50);
+    // Never signal a pid recorded by another host, nor one whose start time cannot be verified.
+    const may = maySignal(lock);
+    if (!may.ok) {
+      if (may.why === "other_host") return requestCancel(c, waveId, lock, "runs on another host", log);
+      if (may.why === "start_time_unknown") return requestCancel(c, waveId, lock, "cannot be verified (no start time)", log);
+      // not_running: it died since the liveness check; finish the cancel here.
+    } else {
+      log(`asking controller pid ${lock.pid} to cancel`);
+      process.kill(lock.pid, "SIGUSR1");
+      const deadline = monoNowMs() + CONTROLLER_GRACE_MS;
+      // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
+      while (monoNowMs() < deadline) {
+        const now = currentLock(c.layout, waveId);
+        if (!now || now.pid !== lock.pid || !isSameProcess(lock)) break;
+        await sleep(100);
+      }
+      const after = await readWave(c.layout, waveId);
+      if (after && after.state.status === "cancelled") {
+        // Processes that left a finished job's group are the wave's too.
+        await killMarked((m) => m.wave_id === waveId, 10_000);
+        return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
+      }
+      if (maySignal(lock).ok) {
+        log(`controller pid ${lock.pid} did not finish the cancel in ${CONTROLLER_GRACE_MS / 1000} s; killing it`);
+        process.kill(lock.pid, "SIGKILL");
+        while (isSameProcess(lock)) await sleep(50);
+      }
     }
   }
 
-  const handle = takeControllerLock(c.layout, waveId);
+  let handle: TenureHandle;
+  try {
+    handle = await takeTenure(c.layout, waveId, w.maxEpoch);
+  } catch (e) {
+    // Stale by its heartbeat, yet it holds the OS lock: alive (frozen) on a host sharing this
+    // filesystem. It reads the request when it wakes.
+    if (isDxError(e) && e.code === "wave_already_running") return requestCancel(c, waveId, currentLock(c.layout, waveId), "holds the OS lock (alive, possibly frozen)", log);
+    throw e;
+  }
   try {
     const cur = await readWave(c.layout, waveId);
     if (!cur) throw waveNotFound(waveId);
     if (isTerminalWave(cur.state.status)) {
       return { wave_id: waveId, status: cur.state.status, reason_code: cur.state.reason_code, by: "cancel_command" };
     }
+    if (!handle.tenure.raiseAbove(cur.maxEpoch)) throw controllerLockLost(waveId);
     const config = configForResume(cur.state.config, c.config);
     const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
     await repairOutcomes(c2.layout, waveId);
     const files = createWaveFiles(c2, waveId, handle, cur.state.seq);
-    const rt = openRuntime(c2, waveId, { files });
+    const rt = openRuntime(c2, waveId, { files, lock: handle });
     const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
     const controller = new Controller(deps, cur.state);
+    controller.session.apply({ event: "controller_acquired", epoch: handle.epoch, pid: process.pid, host: rt.host });
     controller.request("cancel");
     await controller.run();
-    // Anything still registered for this wave (a job whose start was never recorded) goes too.
+    // Anything still registered for this wave (a job whose start was never recorded) goes too:
+    // pid files are this host's (jobs/ is written by the controller that started the job), and
+    // killGroup checks the group is alive first.
     await Promise.all(
       files.wavePids().map(async (p) => {
         await killGroup(p.pgid, 10_000);
@@ -117,6 +150,10 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     const marked = await killMarked((m) => m.wave_id === waveId, 10_000);
     if (marked.found.length > 0) log(`stopped ${marked.found.length} escaped process(es) of the wave: ${marked.found.join(", ")}`);
     const s = controller.state;
+    if (isTerminalWave(s.status)) {
+      releaseWaveClaims(c2.layout, waveId);
+      clearCancelRequest(c2.layout.waveDir(waveId));
+    }
     return { wave_id: waveId, status: s.status, reason_code: s.reason_code, by: "cancel_command" };
   } finally {
     handle.release();

@@ -11,6 +11,8 @@ import { killMarked, scanMarked } from "../runner/marked-procs.js";
 import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
+import { monoStamp } from "../store/mono.js";
+import { hostName } from "../store/proc.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
 import { controllerView, readWave, replayWave, waveDirExists, type LoadedWave } from "./read-wave.js";
@@ -71,6 +73,7 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   checkTornTails(c, f, loaded, controller);
   checkForeignBytes(c, f, loaded, controller);
   await checkEscaped(c, f);
+  checkSuperseded(f, loaded);
   const s = loaded.state;
   if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
     f.issue(WaveReason.controller_dead, "warning", `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`);
@@ -181,6 +184,13 @@ async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
   } else f.recommendFix();
 }
 
+/** Lines a controller wrote after it had lost the wave (SPEC §15.3): voided by every reader. */
+function checkSuperseded(f: Findings, loaded: LoadedWave): void {
+  for (const d of loaded.superseded) {
+    f.issue("ledger_superseded_line", "info", `${d.file}:${d.line}: seq ${d.seq} (${d.event}) written at epoch ${d.epoch} after epoch ${d.by_epoch} took the wave over; ignored`);
+  }
+}
+
 /** Tracker binary policy (beads: `bd --version` at least the minimum). */
 async function checkTracker(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
   const tracker = loaded.state.config.tracker;
@@ -200,9 +210,9 @@ function checkLeases(c: AppContext, f: Findings): void {
     if (!name.endsWith(".lock")) continue;
     const file = path.join(leasesDir, name);
     const r = readLease(file);
-    if (r.kind === "ok" && isLeaseStale(r.holder, Date.now())) {
+    if (r.kind === "ok" && isLeaseStale(r.holder, Date.now(), hostName(), monoStamp())) {
       f.issue("stale_lease", "warning", `${name} is held by dead or expired holder pid ${r.holder.pid}`, r.holder.item_id);
-      if (f.fix && removeStaleLease(file, Date.now()).removed) f.fixed.push(`released stale lease ${name}`);
+      if (f.fix && removeStaleLease(file, Date.now(), { mono: monoStamp() }).removed) f.fixed.push(`released stale lease ${name}`);
       else f.recommendFix();
     }
   }

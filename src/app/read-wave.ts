@@ -4,7 +4,7 @@ import type { WaveState } from "../core/state.js";
 import { fold, step } from "../core/step.js";
 import { controllerLiveness, readControllerLock, type ControllerLock } from "../store/controller-lock.js";
 import type { Layout } from "../store/layout.js";
-import { readLedgerEvents } from "../store/ledger.js";
+import { epochAt, readLedgerEvents, type SupersededLine } from "../store/ledger.js";
 import { ensureSecureDir, permissionOr } from "../store/secure-dir.js";
 import { readSnapshot } from "../store/snapshot.js";
 import type { ControllerView } from "./views.js";
@@ -26,6 +26,10 @@ export interface LoadedWave {
    * error). Complete only when the load read every event (`allEvents`).
    */
   attemptErrors: Record<string, string>;
+  /** Lines of controllers that had lost the wave: voided, never folded (SPEC §15.3). */
+  superseded: SupersededLine[];
+  /** The highest controller epoch the ledger records (a new controller's must be above it). */
+  maxEpoch: number;
 }
 
 function attemptErrors(events: readonly WaveEvent[]): Record<string, string> {
@@ -63,8 +67,17 @@ export function waveDirExists(layout: Layout, waveId: string): boolean {
 export async function readWave(layout: Layout, waveId: string, o: { allEvents?: boolean } = {}): Promise<LoadedWave | null> {
   if (!waveDirExists(layout, waveId)) return null;
   const snap = readSnapshot(layout.waveState(waveId));
-  const base = snap.kind === "ok" ? snap.state : null;
-  const { events, tornTails, foreignTails, foreignFiles } = await readLedgerEvents(layout, waveId, { afterSeq: o.allEvents || !base ? 0 : base.seq });
+  let base = snap.kind === "ok" ? snap.state : null;
+  let read = await readLedgerEvents(layout, waveId, { afterSeq: o.allEvents || !base ? 0 : base.seq });
+  // A snapshot written by a controller that had already lost the wave (it folded a voided line)
+  // does not match the epoch in force at its seq: rebuild from the ledgers instead.
+  let superseded = false;
+  if (base && (base.epoch ?? 0) < epochAt(read.tenures, base.seq)) {
+    superseded = true;
+    base = null;
+    if (!o.allEvents) read = await readLedgerEvents(layout, waveId, { afterSeq: 0 });
+  }
+  const { events, tornTails, foreignTails, foreignFiles } = read;
   if (!base && events.length === 0) return null;
   let state: WaveState;
   let snapshot: LoadedWave["snapshot"];
@@ -74,7 +87,7 @@ export async function readWave(layout: Layout, waveId: string, o: { allEvents?: 
     snapshot = state.seq === base.seq ? "ok" : "stale";
   } else {
     state = fold(events);
-    snapshot = snap.kind === "missing" ? "missing" : "corrupt";
+    snapshot = superseded ? "stale" : snap.kind === "missing" ? "missing" : "corrupt";
   }
   return {
     state,
@@ -84,6 +97,8 @@ export async function readWave(layout: Layout, waveId: string, o: { allEvents?: 
     foreignFiles,
     snapshot,
     attemptErrors: attemptErrors(events),
+    superseded: read.superseded,
+    maxEpoch: Math.max(state.epoch ?? 0, ...read.tenures.map((t) => t.epoch), ...read.superseded.map((d) => d.epoch)),
   };
 }
 

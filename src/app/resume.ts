@@ -8,7 +8,8 @@ import { readWave } from "./read-wave.js";
 import { redoReleases, repairOutcomes } from "./repair-outcomes.js";
 import { runWave } from "./run-wave.js";
 import { openRuntime } from "./wire.js";
-import { createWaveFiles, takeControllerLock } from "./wave-files.js";
+import { createWaveFiles } from "./wave-files.js";
+import { controllerLockLost, takeTenure } from "./controller-tenure.js";
 
 // `resume` continues a wave where it stopped: paused, controller dead (even before its first
 // dispatch), or failed for a reason an operator can clear (SPEC §2).
@@ -33,11 +34,14 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
   const before = await readWave(c.layout, waveId);
   if (!before) throw waveNotFound(waveId);
   refuseIfNotResumable(before.state.status, before.state.reason_code, waveId);
-  const lock = takeControllerLock(c.layout, waveId);
+  // The OS lock first (a frozen holder keeps it: refused), then controller.lock at an epoch above
+  // any the ledger knows (SPEC §15.3).
+  const lock = await takeTenure(c.layout, waveId, before.maxEpoch);
   try {
     // Read again under the lock: another controller may have written since the first read.
     const w = await readWave(c.layout, waveId);
     if (!w) throw waveNotFound(waveId);
+    if (!lock.tenure.raiseAbove(w.maxEpoch)) throw controllerLockLost(waveId);
     refuseIfNotResumable(w.state.status, w.state.reason_code, waveId);
     const config = configForResume(w.state.config, c.config);
     const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
@@ -45,7 +49,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote the outcome a crashed controller had not written: ${f}`);
     for (const r of await redoReleases(c2.layout, waveId, Date.now())) progress.log(`${r} (its event was recorded, its effect was not)`);
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
-    return await runWave(c2, openRuntime(c2, waveId, { files }), w.state, "resume", progress);
+    return await runWave(c2, openRuntime(c2, waveId, { files, lock }), w.state, "resume", progress);
   } catch (e) {
     lock.release();
     throw e;

@@ -6,9 +6,23 @@ import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { diskFullError, isDiskFull } from "../store/disk-reserve.js";
 import { buildDeps, type WaveRuntime } from "./wire.js";
+import { controllerLockLost } from "./controller-tenure.js";
+import { isTerminalWave } from "../core/status.js";
+import { isDxError } from "../errors.js";
+import { releaseWaveClaims } from "../store/claim.js";
+import { clearCancelRequest, readCancelRequest } from "../store/cancel-request.js";
 
 // Shared by start and resume once the controller lock is held: preflight, prune, the
 // exec-saturation guard and the doctor's critical checks, then the loop under signal handlers.
+
+/** Look for a cancel request file every second; returns the stop function. */
+export function watchCancelRequest(waveDir: string, onRequest: () => void, everyMs = 1000): () => void {
+  const t = setInterval(() => {
+    if (readCancelRequest(waveDir) !== null) onRequest();
+  }, everyMs);
+  t.unref();
+  return () => clearInterval(t);
+}
 
 export function exitCodeOf(end: RunEnd): number {
   switch (end.kind) {
@@ -32,7 +46,13 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
   process.on("SIGUSR1", onUsr1);
+  // A cancel asked from a host that may not signal this process (store/cancel-request.ts).
+  const cancelWatch = watchCancelRequest(rt.files.waveDir, () => controller.request("cancel"));
   try {
+    // Every tenure after the first (which wave_created opens) is opened by controller_acquired.
+    if (mode === "resume" && rt.lock !== undefined) {
+      apply({ event: "controller_acquired", epoch: rt.lock.epoch, pid: process.pid, host: rt.host });
+    }
     // Preflight every provider the wave may use; the ones that fail are skipped and recorded.
     const providers = [...new Set([...chainProviders(state.policy), ...reviewCandidates(state.policy, null)])];
     const results: Record<string, { ok: boolean; reason_code: string | null }> = {};
@@ -69,8 +89,12 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
 
     apply(mode === "start" ? { event: "wave_started", controller_pid: process.pid, host: rt.host } : { event: "wave_resumed", controller_pid: process.pid, host: rt.host });
     const end = await controller.run();
+    if (end.kind === "lost_lock") throw controllerLockLost(rt.waveId);
+    if (isTerminalWave(controller.state.status)) clearCancelRequest(rt.files.waveDir);
     return finish(controller, progress, end);
   } catch (err) {
+    // Taken over: touch nothing more, not even to record why (the ledger is someone else's now).
+    if (isDxError(err) && err.code === "controller_lock_lost") throw err;
     if (isDiskFull(err)) return pauseDiskFull(controller, rt, progress, err);
     const detail = err instanceof Error ? err.message : String(err);
     try {
@@ -86,7 +110,10 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
     process.off("SIGINT", onInt);
     process.off("SIGTERM", onTerm);
     process.off("SIGUSR1", onUsr1);
+    cancelWatch();
     controller.session.flush(true);
+    // Claims last until the wave is terminal (SPEC §15.4); only the holder of the wave lets go.
+    if (isTerminalWave(controller.state.status) && (rt.lock?.holds() ?? true)) releaseWaveClaims(c.layout, rt.waveId);
     rt.files.releaseControllerLock();
   }
 }

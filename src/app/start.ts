@@ -25,6 +25,8 @@ export interface StartInput {
   label?: string | undefined;
   waveId?: string | undefined;
   detach: boolean;
+  /** Run items an earlier wave approved anyway (otherwise they end `already_approved:<wave>`). */
+  redo?: boolean | undefined;
 }
 
 export function invalidItemId(id: string): DxError {
@@ -94,8 +96,8 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     }
   }
 
-  const rt = createWave(c, waveId, {
-    policy: toPolicy(c.config),
+  const rt = await createWave(c, waveId, {
+    policy: input.redo === true ? { ...toPolicy(c.config), redo: true } : toPolicy(c.config),
     items: seeds,
   });
   progress.waveId(waveId);

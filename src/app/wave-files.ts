@@ -2,9 +2,11 @@ import { contractFileIn } from "../workspace/attempt-commit.js";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock, type WaveFiles } from "../controller/ports.js";
-import { isTerminalItem, isTerminalWave } from "../core/status.js";
+import { isTerminalWave, type WaveStatus } from "../core/status.js";
 import { DxError, isDxError } from "../errors.js";
-import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
+import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js";
+import { monoStamp } from "../store/mono.js";
+import { readApproval } from "../store/approvals.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
 import { ensureDir, errno, writeFileDurable } from "../store/fsx.js";
 import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
@@ -13,9 +15,9 @@ import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
 import { scanMarkedCached } from "../runner/marked-procs.js";
 import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
-import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
+import { listJobPids, liveJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
 import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
-import { readSnapshot, writeSnapshot } from "../store/snapshot.js";
+import { writeSnapshot } from "../store/snapshot.js";
 import type { AppContext } from "./context.js";
 
 // The controller's WaveFiles port over src/store: everything one wave writes, done as the
@@ -28,6 +30,10 @@ const EXEC_LOCK_WAIT_MS = 60_000;
 
 export interface LockHandle {
   readonly self: ProcessIdentity;
+  /** The controller epoch (SPEC §15.3), stamped on every event; 0 for a lock without one. */
+  readonly epoch: number;
+  /** The fence: still ours at our epoch. */
+  holds(): boolean;
   heartbeat(): boolean;
   release(): void;
 }
@@ -81,6 +87,8 @@ export function takeControllerLock(layout: Layout, waveId: string, clock: Clock 
   let released = false;
   return {
     self,
+    epoch: 0,
+    holds: () => !released,
     heartbeat: () => heartbeat(file, self, clock.nowIso()),
     release: () => {
       if (released) return;
@@ -96,12 +104,8 @@ export function takeControllerLock(layout: Layout, waveId: string, clock: Clock 
  * item being worked by someone else.
  */
 export function isClaimStale(layout: Layout, claim: ItemClaim): boolean {
-  const snap = readSnapshot(layout.waveState(claim.wave_id));
-  if (snap.kind === "missing") return true;
-  if (snap.kind === "corrupt") return false;
-  if (isTerminalWave(snap.state.status)) return true;
-  const it = snap.state.items.find((i) => i.beads_id === claim.item_id);
-  return it === undefined || isTerminalItem(it.status);
+  // SPEC §15.4: held until the wave is terminal, not only the item (store/claim.ts).
+  return isClaimStaleByWave(layout, claim, (s) => isTerminalWave(s as WaveStatus));
 }
 
 /** WaveFiles plus the hook that lets the runner's own pid files count toward the exec cap. */
@@ -116,9 +120,15 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   // A little space kept back so that a full disk can still be recorded as a pause (disk-reserve.ts).
   const reserve = path.join(layout.waveDir(waveId), RESERVE_NAME);
   ensureReserve(reserve);
-  const writer = new LedgerWriter(layout, waveId, { lastSeq });
+  const writer = new LedgerWriter(layout, waveId, { lastSeq, epoch: lock.epoch, fence: () => lock.holds() });
   const ttlMs = config.lease_ttl_minutes * 60_000;
-  const who = { ...lock.self, wave_id: waveId };
+  const who = { ...lock.self, wave_id: waveId, epoch: lock.epoch };
+  // Before any file effect: a controller that lost its epoch touches nothing more (SPEC §15.3).
+  const fence = (): void => {
+    if (!lock.holds()) {
+      throw new DxError("controller_lock_lost", `this controller no longer holds wave ${waveId}: another controller took it over`, { params: { wave_id: waveId } });
+    }
+  };
   let extraPids = (): Promise<number[]> => Promise.resolve([]);
   // The runner's pid files are read from every job it ever ran (thousands in a big wave), while
   // every dx-batch job is also in jobs/*/*.pid, read fresh each time. So the runner's list, which
@@ -130,12 +140,15 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   };
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
+    epoch: lock.epoch,
     append: (e) => void writer.append(e),
     takeForeignMoves: () =>
       writer.takeForeignMoves().map((m) => ({ file: path.relative(layout.root, m.file), moved_to: path.relative(layout.root, m.moved_to), bytes: m.bytes })),
-    writeSnapshot: (s) => writeSnapshot(layout.waveState(waveId), s),
+    // A controller that lost the wave must not overwrite the new holder's snapshot either.
+    writeSnapshot: (s) => void (lock.holds() && writeSnapshot(layout.waveState(waveId), s)),
     acquireLease: (item, attempt) => {
-      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: clock.nowMs() });
+      // Wall time for the record (and another host's view); this host ages it on the monotonic clock.
+      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now(), mono: monoStamp() });
       return r.acquired ? { ok: true, key: layout.leaseKey(waveId, item, attempt) } : { ok: false, holder: `pid ${r.holder.pid} on ${r.holder.host}` };
     },
     releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
@@ -143,8 +156,11 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl));
       return r.claimed ? { ok: true } : { ok: false, byWave: r.by_wave };
     },
-    releaseClaim: (item) => void releaseClaim(layout, item, waveId),
+    // Claims last until the wave is terminal (SPEC §15.4): released together by releaseWaveClaims.
+    releaseClaim: () => undefined,
+    approvedBy: (item) => readApproval(layout, item)?.wave_id ?? null,
     writePrompt: (item, phase, attempt, text) => {
+      fence();
       const p = layout.promptPath(waveId, item, phase, attempt);
       ensureDir(layout.promptsDir(waveId));
       writeFileDurable(p, text);
@@ -158,12 +174,14 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       // Fault injection for test/e2e/nothing-lost.test.ts, the one place it is read: the controller
       // dies as a SIGKILL would, after job_finished is in the ledger and before its outcome file.
       if (process.env.DX_BATCH_TEST_KILL_BEFORE_OUTCOME === "1") process.kill(process.pid, "SIGKILL");
+      fence();
       ensureDir(layout.outcomesDir(waveId));
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },
     registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: clock.nowIso() }),
     removePid: (pid) => void removeJobPid(layout, waveId, pid),
-    wavePids: () => listJobPids(layout, { wave: waveId }).records.map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
+    // Only processes this host may signal (SPEC §15.4): its own, with a verified start time.
+    wavePids: () => listJobPids(layout, { wave: waveId }).records.filter((r) => maySignalJob(r.record)).map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
     heartbeat: () => lock.heartbeat(),
     releaseControllerLock: () => {
       writer.close();

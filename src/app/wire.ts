@@ -5,7 +5,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import type { ControllerDeps, WaveFiles } from "../controller/ports.js";
 import { systemClock } from "../controller/ports.js";
 import { WaveSession, stamp } from "../controller/session.js";
-import type { ItemSeed } from "../core/events.js";
+import type { ItemSeed, WaveEvent } from "../core/events.js";
 import type { WavePolicy } from "../core/policy.js";
 import type { WaveState } from "../core/state.js";
 import { initialState } from "../core/step.js";
@@ -18,7 +18,14 @@ import type { TrackerPort } from "../tracker/port.js";
 import { createWorkspace } from "./workspace.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
-import { createWaveFiles, createWaveDir, takeControllerLock, type WaveFilesHandle } from "./wave-files.js";
+import { createWaveFiles, createWaveDir, type WaveFilesHandle } from "./wave-files.js";
+import { LedgerWriter } from "../store/ledger.js";
+import { writeSnapshot } from "../store/snapshot.js";
+import { fencedRunner, fencedTracker, takeTenure, type TenureHandle } from "./controller-tenure.js";
+import { heartbeatStaleMs } from "../store/controller-lock.js";
+import { recordApproval } from "../store/approvals.js";
+import { monoNowMs } from "../store/mono.js";
+import type { Clock } from "../controller/ports.js";
 
 // The composition root: real store, runner, tracker and workspace behind the controller's ports.
 
@@ -28,6 +35,8 @@ export interface WaveRuntime {
   runner: RunnerPort;
   tracker: TrackerPort;
   host: string;
+  /** The tenure the wave is run under (absent only in tests that hand in their own files). */
+  lock?: TenureHandle;
 }
 
 /**
@@ -45,36 +54,61 @@ export function recordedConfig(config: ResolvedConfig): ResolvedConfig {
   return { ...config, providers };
 }
 
+/**
+ * The controller's clock: wall time read once, then advanced by the monotonic clock, so no
+ * decision taken on it (heartbeats, health checks, cooldowns, runtimes) moves when the wall clock
+ * jumps (SPEC §15.3). Its readings drift from the wall clock by any jump that happens while the
+ * controller runs, which only shifts the times it shows.
+ */
+export function monotonicClock(): Clock {
+  const wall0 = Date.now();
+  const mono0 = monoNowMs();
+  const nowMs = () => wall0 + (monoNowMs() - mono0);
+  return { nowMs, nowIso: () => new Date(nowMs()).toISOString(), setTimer: (fn, ms) => systemClock.setTimer(fn, ms) };
+}
+
 /** Create the wave directory (refusing `wave_exists`), take the lock and record `wave_created`. */
-export function createWave(
+export async function createWave(
   c: AppContext,
   waveId: string,
   seed: { policy: WavePolicy; items: ItemSeed[] },
-): { session: WaveSession; files: WaveFilesHandle } {
+): Promise<{ session: WaveSession; files: WaveFilesHandle; lock: TenureHandle }> {
   createWaveDir(c.layout, waveId);
-  const lock = takeControllerLock(c.layout, waveId);
-  const files = createWaveFiles(c, waveId, lock, 0);
+  // wave_created first, at epoch 1: the mkdir above made the wave ours alone, and a start killed
+  // from here on leaves a wave that `resume` can take over (no half-made wave). Taking the OS lock
+  // spawns a process, so it comes after, not in that window.
   const e = stamp(
     { event: "wave_created", wave_id: waveId, wave_dir: c.layout.waveDir(waveId), config: recordedConfig(c.config), policy: seed.policy, items: seed.items },
     1,
     systemClock.nowIso(),
   );
   if (e.event !== "wave_created") throw new Error("unreachable");
-  files.append(e);
+  e.epoch = 1;
+  const first = new LedgerWriter(c.layout, waveId, { lastSeq: 0, epoch: 1 });
+  try {
+    first.append(e);
+  } finally {
+    first.close();
+  }
   const state = initialState(e);
-  files.writeSnapshot(state);
-  return { session: new WaveSession(files, state, systemClock), files };
+  writeSnapshot(c.layout.waveState(waveId), state);
+  const lock = await takeTenure(c.layout, waveId);
+  const files = createWaveFiles(c, waveId, lock, 1);
+  return { session: new WaveSession(files, state, systemClock), files, lock };
 }
 
-export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle }): WaveRuntime {
+export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle; lock?: TenureHandle }): WaveRuntime {
   const runner = createRunner(c.config, c.env, waveId);
   created.files.setRunnerPids(() => runner.livePids());
+  const tracker = createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
+  const lock = created.lock;
   return {
     waveId,
     files: created.files,
-    runner,
-    tracker: createTracker(c.config.tracker, { cwd: c.cwd, env: c.env }),
+    runner: lock === undefined ? runner : fencedRunner(runner, () => lock.holds(), waveId),
+    tracker: lock === undefined ? tracker : fencedTracker(tracker, () => lock.holds()),
     host: hostName(),
+    ...(lock === undefined ? {} : { lock }),
   };
 }
 
@@ -87,10 +121,13 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
     tracker: rt.tracker,
     workspace: createWorkspace(cfg),
     contracts: { validate: validateContract },
-    clock: systemClock,
+    clock: monotonicClock(),
     newRunInstance: () => randomUUID(),
     templates: loadTemplates(cfg),
-    onEvent: (e, s) => progress.onEvent(e, s),
+    onEvent: (e, s) => {
+      noteApproval(c, e, s);
+      progress.onEvent(e, s);
+    },
     log: (l) => progress.log(l),
     timing: {
       stall_minutes: cfg.stall_minutes,
@@ -100,12 +137,22 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
       // wait for this: the runner reports them at once.
       health_interval_ms: Math.min(30_000, Math.max(250, Math.floor(stallMs / 4))),
       reattach_poll_ms: 500,
-      heartbeat_ms: 30_000,
+      // Several heartbeats per stale window, so a live controller never looks stale from elsewhere.
+      heartbeat_ms: Math.max(250, Math.min(30_000, Math.floor(heartbeatStaleMs(c.env) / 4))),
       pause_grace_ms: pauseGraceMs(c.env),
     },
   };
 }
 
+
+/** An item this wave approved is recorded for later waves (store/approvals.ts, SPEC §15.4). */
+function noteApproval(c: AppContext, e: WaveEvent, s: WaveState): void {
+  if (!("item_id" in e)) return;
+  const it = s.items.find((i) => i.beads_id === e.item_id);
+  if (it?.status !== "approved" || it.reason_code.startsWith("already_approved:")) return;
+  if (e.event !== "job_finished" && e.event !== "item_settled") return;
+  recordApproval(c.layout, { item_id: it.beads_id, wave_id: s.wave_id, approved_at: e.at });
+}
 
 /** A second Ctrl-C is only likely at a terminal; scripts and tests may set it explicitly. */
 function pauseGraceMs(env: NodeJS.ProcessEnv): number {

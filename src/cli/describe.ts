@@ -12,6 +12,8 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
     case "wave_started":
     case "wave_resumed":
       return `wave ${s.wave_id} ${e.event === "wave_started" ? "started" : "resumed"} (controller pid ${e.controller_pid})`;
+    case "controller_acquired":
+      return `controller pid ${e.pid} on ${e.host} holds wave ${s.wave_id} (epoch ${e.epoch})`;
     case "wave_paused":
     case "wave_failed":
     case "wave_cancelled":

@@ -19,8 +19,15 @@ export function summaryOf(s: WaveState, end: RunEnd) {
     end: end.kind,
     stats: s.stats,
     items: s.items.map((i) => ({ beads_id: i.beads_id, status: i.status, reason_code: i.reason_code, attempt: i.attempt })),
+    already_approved: alreadyApprovedOf(s),
     artifacts: s.wave_dir,
   };
+}
+
+/** Items not run because an earlier wave approved them (SPEC §15.4), with that wave. */
+function alreadyApprovedOf(s: WaveState): { beads_id: string; by_wave: string }[] {
+  const p = "already_approved:";
+  return s.items.filter((i) => i.reason_code.startsWith(p)).map((i) => ({ beads_id: i.beads_id, by_wave: i.reason_code.slice(p.length) }));
 }
 
 export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: boolean }): Progress {
@@ -45,6 +52,10 @@ export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: 
     waveId: () => undefined,
     end: (s, end) => {
       io.out(renderEndLine(s, end.kind, null));
+      const skipped = alreadyApprovedOf(s);
+      if (skipped.length > 0) {
+        io.out(`${skipped.length} item(s) not run, already approved by an earlier wave (start --redo runs them): ${skipped.map((i) => `${i.beads_id} (${i.by_wave})`).join(", ")}`);
+      }
       io.out(`artifacts: ${s.wave_dir}`);
     },
   };

@@ -4,7 +4,7 @@ import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
 import { checkExitCode, checkView, missingWaveDoc, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
 import { WaveReason } from "../core/reasons.js";
-import { DxError, ExitCode, waveNotFound } from "../errors.js";
+import { DxError, ExitCode, isDxError, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
@@ -75,7 +75,11 @@ function registerCheck(program: Command, ctx: CommandContext): void {
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(ctx, c, o.waveId);
-      const w = await readWave(c.layout, waveId);
+      // A corrupt ledger makes the wave unusable: exit 3 like a failed wave (SPEC §15.1), not 1.
+      const w = await readWave(c.layout, waveId).catch((e: unknown) => {
+        if (isDxError(e) && e.code === "ledger_corrupt") throw new DxError(e.code, e.message, { remedy: e.remedy, exitCode: ExitCode.check_failed, cause: e });
+        throw e;
+      });
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
         // `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.

@@ -26,6 +26,7 @@ interface StartOpts {
   repo?: string;
   base?: string;
   detach?: boolean;
+  redo?: boolean;
   json?: boolean;
 }
 
@@ -48,6 +49,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--repo <path>", "create missing worktrees from this checkout")
     .option("--base <ref>", "with --repo: the ref new worktrees start from (default HEAD)")
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
+    .option("--redo", "run items an earlier wave approved anyway (default: they end approved, already_approved:<wave>)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: StartOpts) => {
       const c = openContext(ctx, {
@@ -70,6 +72,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
         label: o.label,
         waveId: o.waveId === undefined ? undefined : requireWaveId(o.waveId),
         detach: o.detach === true,
+        redo: o.redo === true,
       };
       const progress = createProgress(ctx, { json: o.json === true });
       ctx.setExit(await startWave(c, input, progress));
@@ -101,6 +104,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
       const r = await cancelWave(c, waveId, (line) => (o.json ? undefined : ctx.io.err(line)));
       if (o.json) printJson(ctx.io, r);
       else ctx.io.out(`wave ${waveId}: ${r.status} (${r.reason_code})`);
-      ctx.setExit(r.status === "cancelled" ? 0 : 1);
+      // cancel_requested: the live controller runs on another host; it cancels at its next heartbeat.
+      ctx.setExit(r.status === "cancelled" || r.status === "cancel_requested" ? 0 : 1);
     });
 }

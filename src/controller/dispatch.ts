@@ -1,5 +1,5 @@
 import type { DispatchIntent } from "../core/plan.js";
-import { ItemReason, claimedByOtherWave } from "../core/reasons.js";
+import { ItemReason, alreadyApproved, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState } from "../core/state.js";
 import { isDiskFull } from "../errors.js";
 import type { WorktreeResult } from "./ports.js";
@@ -27,6 +27,21 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
       status: "blocked",
       reason_code: claimedByOtherWave(claim.byWave),
       error: `item is claimed by live wave ${claim.byWave}`,
+    });
+    return;
+  }
+  // SPEC §15.4: an item an earlier wave approved is not run again, unless --redo. Read under the
+  // claim, so a wave approving it right now (it holds the claim until it ends) has written it.
+  const state = sh.session.state;
+  const prior = item.attempt === 0 && state.policy.redo !== true ? (files.approvedBy?.(intent.item_id) ?? null) : null;
+  if (prior !== null && prior !== state.wave_id) {
+    files.releaseLease(intent.item_id, intent.attempt);
+    await sh.apply({
+      event: "item_settled",
+      item_id: intent.item_id,
+      status: "approved",
+      reason_code: alreadyApproved(prior),
+      error: `already approved by wave ${prior}; start --redo runs it again`,
     });
     return;
   }

@@ -40,6 +40,8 @@ export interface WaveLog {
   /** Free the space kept back for recording a pause on a full disk (issue #10). */
   releaseDiskReserve?(): void;
   writeSnapshot(s: WaveState): void;
+  /** The writer's controller epoch (SPEC §15.3), stamped on every event; absent in tests. */
+  readonly epoch?: number;
 }
 
 /** Item+attempt leases and cross-wave claims (SPEC §8). */
@@ -48,6 +50,8 @@ export interface WaveLeases {
   releaseLease(itemId: string, attempt: number): void;
   claim(itemId: string): { ok: true } | { ok: false; byWave: string };
   releaseClaim(itemId: string): void;
+  /** The earlier wave that approved the item, or null (SPEC §15.4 already_approved). */
+  approvedBy?(itemId: string): string | null;
 }
 
 /** The per-attempt files: prompt, contract and outcome. */

@@ -35,7 +35,9 @@ export class WaveSession {
   }
 
   apply(draft: DraftEvent): Effect[] {
-    const e = stamp(draft, this.current.seq + 1, this.clock.nowIso());
+    const stamped = stamp(draft, this.current.seq + 1, this.clock.nowIso());
+    // The epoch goes on before the fold, so the state folded here is the one a replay folds.
+    const e = this.files.epoch === undefined || stamped.epoch !== undefined ? stamped : { ...stamped, epoch: this.files.epoch };
     this.files.append(e);
     const r = step(this.current, e);
     this.current = r.state;

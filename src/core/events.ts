@@ -21,6 +21,12 @@ interface Base {
   seq: number;
   /** UTC ISO time read from the clock when the event happened. */
   at: string;
+  /**
+   * The controller epoch of the writer (SPEC §15.3). Readers drop a line whose epoch is below that
+   * of a tenure opened at or before its seq: it was written by a controller that had lost the wave.
+   * Absent in ledgers written before epochs existed (read as 0).
+   */
+  epoch?: number;
 }
 
 export interface WaveCreated extends Base {
@@ -47,6 +53,14 @@ export interface WaveStarted extends Base {
 export interface WaveResumed extends Base {
   event: "wave_resumed";
   controller_pid: number;
+  host: string;
+}
+
+/** A controller's tenure begins (resume, or a takeover): later lines of lower epochs are void. */
+export interface ControllerAcquired extends Base {
+  event: "controller_acquired";
+  epoch: number;
+  pid: number;
   host: string;
 }
 
@@ -172,7 +186,8 @@ export interface AttemptFailed extends Base {
 export interface ItemSettled extends Base {
   event: "item_settled";
   item_id: string;
-  status: "blocked" | "failed";
+  /** approved only as `already_approved:<wave>`: an earlier wave approved it (SPEC §15.4). */
+  status: "blocked" | "failed" | "approved";
   reason_code: ItemReason;
   error: string;
 }
@@ -203,6 +218,7 @@ export type WaveEvent =
   | PreflightRecorded
   | WaveStarted
   | WaveResumed
+  | ControllerAcquired
   | WavePaused
   | WaveFailed
   | WaveCancelled

@@ -23,6 +23,7 @@ export function initialState(e: WaveCreated): WaveState {
   return {
     version: 1,
     seq: e.seq,
+    ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
     wave_id: e.wave_id,
     wave_dir: e.wave_dir,
     status: "pending",

@@ -17,6 +17,8 @@ export interface WavePolicy {
   /** Quota hits in a row, across the chain, after which an item ends blocked (default 3). */
   max_quota_waits?: number;
   budget?: Budget;
+  /** `start --redo`: run items an earlier wave approved anyway (SPEC §15.4). */
+  redo?: boolean;
 }
 
 /** Spend limits (issue #11); an absent or null limit is no limit. */

@@ -115,6 +115,7 @@ export type TrackerReason = (typeof TrackerReason)[keyof typeof TrackerReason] |
 export type WorktreeReason = `worktree_missing:${string}` | `worktree_ambiguous:${string}` | `canonical_worktree_forbidden:${string}`;
 export type DependencyBlocked = `dependency_blocked:${string}`;
 export type ClaimedByOtherWave = `item_claimed_by_other_wave:${string}`;
+export type AlreadyApproved = `already_approved:${string}`;
 
 /** Why an item is where it is. A runner's reason can end an attempt, so it is one too. */
 export type ItemReason =
@@ -122,7 +123,8 @@ export type ItemReason =
   | RunnerReason
   | WorktreeReason
   | DependencyBlocked
-  | ClaimedByOtherWave;
+  | ClaimedByOtherWave
+  | AlreadyApproved;
 
 export const worktreeReason = {
   missing: (path: string): WorktreeReason => `worktree_missing:${path}`,
@@ -131,6 +133,8 @@ export const worktreeReason = {
 } as const;
 export const dependencyBlocked = (item: string): DependencyBlocked => `dependency_blocked:${item}`;
 export const claimedByOtherWave = (wave: string): ClaimedByOtherWave => `item_claimed_by_other_wave:${wave}`;
+/** An earlier wave approved the item; this one did not run it (SPEC §15.4). */
+export const alreadyApproved = (wave: string): AlreadyApproved => `already_approved:${wave}`;
 /** The prefix of every doctor_critical_<check> wave reason. */
 export const DOCTOR_CRITICAL = "doctor_critical_";
 export const doctorCritical = (type: string): `doctor_critical_${string}` => `${DOCTOR_CRITICAL}${type}`;

@@ -95,6 +95,8 @@ export interface ProviderPreflight {
 export interface WaveState {
   version: 1;
   seq: number;
+  /** The epoch of the controller tenure the state was folded in (absent before epochs existed). */
+  epoch?: number;
   wave_id: string;
   wave_dir: string;
   status: WaveStatus;

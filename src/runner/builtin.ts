@@ -11,6 +11,7 @@ import { checkJob, type BuiltinCheckOptions } from "./builtin/check.js";
 import type { BuiltinContext } from "./builtin/context.js";
 import { findJob, listJobs, livePids, metaOf, prunePidFiles, readJobContract } from "./builtin/files.js";
 import { startJob } from "./builtin/start.js";
+import { runnerClock } from "./builtin/times.js";
 import { stopJob } from "./builtin/stop.js";
 
 export type { BuiltinCheckOptions, WorktreeProbeMode } from "./builtin/check.js";
@@ -54,7 +55,8 @@ type ExitListener = (ref: JobRef, exitCode: number | null) => void;
 function builtinContext(opts: BuiltinRunnerOptions, listeners: Set<ExitListener>): BuiltinContext {
   return {
     logDir: registerStateRoot(path.resolve(opts.log_dir)),
-    clock: opts.clock ?? Date.now,
+    // Every duration on this host's monotonic clock (builtin/times.ts).
+    clock: opts.clock ?? runnerClock,
     graceMs: opts.stop_grace_ms ?? 10_000,
     preflightTimeoutMs: opts.preflight_timeout_ms ?? DEFAULT_PREFLIGHT_TIMEOUT_MS,
     maxLogBytes: Math.max(1, Math.floor(opts.max_log_mb * 1024 * 1024)),

@@ -16,7 +16,11 @@ export interface JobMeta {
   attempt: number;
   run_instance: string;
   started_at: string;
+  /** Wall clock, for display and ordering only. */
   started_at_ms: number;
+  /** This host's monotonic clock at the start (store/mono.ts) and the boot it counts from: every duration. */
+  started_mono_ms?: number;
+  boot?: string;
   /** argv as launched, with prompt text elided; secrets travel in env only and are never recorded. */
   argv: string[];
   /** Names (never values) of the env vars the provider added. */
@@ -35,6 +39,8 @@ export interface JobMeta {
   model: string | null;
   max_log_bytes: number;
   launcher_pid: number;
+  /** The host that launched it: no other host ever signals its pids. */
+  host?: string;
 }
 
 export interface JobProgress {
@@ -102,6 +108,8 @@ export function parseJobMeta(text: string | null): JobMeta | null {
       run_instance: reqStr(o, "run_instance"),
       started_at: reqStr(o, "started_at"),
       started_at_ms: reqNum(o, "started_at_ms"),
+      ...(optNum(o, "started_mono_ms") === null ? {} : { started_mono_ms: optNum(o, "started_mono_ms") ?? 0 }),
+      ...(optStr(o, "boot") === null ? {} : { boot: optStr(o, "boot") ?? "" }),
       argv: reqStrArray(o, "argv"),
       env_keys: reqStrArray(o, "env_keys"),
       worktree: reqStr(o, "worktree"),
@@ -118,6 +126,7 @@ export function parseJobMeta(text: string | null): JobMeta | null {
       model: optStr(o, "model"),
       max_log_bytes: reqNum(o, "max_log_bytes"),
       launcher_pid: reqNum(o, "launcher_pid"),
+      ...(optStr(o, "host") === null ? {} : { host: optStr(o, "host") ?? "" }),
     };
   });
 }

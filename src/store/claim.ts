@@ -1,18 +1,25 @@
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { randomToken } from "./fsx.js";
+import { readdirSync } from "node:fs";
+import path from "node:path";
 import { acquireExclusive, parseJson, readHolder, releaseExclusive, removeStaleExclusive, type HolderRead, type WaitOptions } from "./exclusive.js";
-import type { Layout } from "./layout.js";
-import type { ProcessIdentity } from "./proc.js";
+import { LEASE_SUFFIX, type Layout } from "./layout.js";
+import { readSnapshot } from "./snapshot.js";
+import type { ProcessIdentity } from "./identity.js";
 
-// The cross-wave item claim (SPEC §8): leases/_items/<item>.lock names the one wave that may work
-// on an item, taken before its first dispatch and held until it is terminal. It belongs to the
-// wave, not to a process: a resumed wave's new controller finds its own claims and keeps them.
+// The cross-wave item claim (SPEC §8, §15.4): leases/_items/<item>.lock names the one wave that may
+// work on an item, taken before its first dispatch and held until the WAVE is terminal (not only
+// the item: a wave that finished an item must not hand it to another wave that would do it again).
+// It belongs to the wave and its epoch, not to a process: a controller that takes the wave over,
+// on any host, finds the wave's claims and keeps them at once.
 // Whether another wave's claim is stale is the caller's call (that wave's state and controller),
 // so the rule comes in as a function; the takeover itself is race-safe (exclusive.ts).
 
 export interface ClaimRequest extends ProcessIdentity {
   wave_id: string;
+  /** The claiming controller's epoch, for the record. */
+  epoch?: number;
 }
 
 export interface ItemClaim extends ClaimRequest {
@@ -27,6 +34,7 @@ const ItemClaimC = TypeCompiler.Compile(
     start_time: Type.Union([Type.String(), Type.Null()]),
     host: Type.String(),
     wave_id: Type.String(),
+    epoch: Type.Optional(Type.Integer()),
     item_id: Type.String(),
     claimed_at: Type.String(),
     token: Type.String(),
@@ -58,6 +66,7 @@ export function claimItem(
     pid: who.pid,
     start_time: who.start_time,
     host: who.host,
+    ...(who.epoch === undefined ? {} : { epoch: who.epoch }),
     claimed_at: new Date(opts.nowMs ?? Date.now()).toISOString(),
     token: randomToken(),
   };
@@ -83,4 +92,33 @@ export function readClaim(layout: Layout, item: string): HolderRead<ItemClaim> {
 /** Remove a claim that `isClaimStale` calls stale, or an unreadable one (doctor --fix). */
 export function removeStaleClaim(layout: Layout, item: string, isClaimStale: (claim: ItemClaim) => boolean, opts: WaitOptions = {}): { removed: boolean; holder: ItemClaim | null } {
   return removeStaleExclusive(layout.claimPath(item), { parse: parseClaim, isStale: isClaimStale }, opts);
+}
+
+/**
+ * Another wave's claim is stale when that wave no longer exists or is terminal (SPEC §15.4). A
+ * paused or crashed wave keeps its claims: it will resume and must not find its items being worked
+ * by someone else. An unreadable snapshot keeps them too (it cannot be shown to be over).
+ */
+export function isClaimStaleByWave(layout: Layout, claim: ItemClaim, terminal: (status: string) => boolean): boolean {
+  const snap = readSnapshot(layout.waveState(claim.wave_id));
+  if (snap.kind === "missing") return true;
+  if (snap.kind === "corrupt") return false;
+  return terminal(snap.state.status);
+}
+
+/** Release every claim `waveId` holds (its wave is terminal). Returns the items released. */
+export function releaseWaveClaims(layout: Layout, waveId: string, opts: WaitOptions = {}): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(layout.claimsDir());
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    if (!n.endsWith(LEASE_SUFFIX) || n.startsWith(".") || n.includes(".gen-")) continue;
+    const file = path.join(layout.claimsDir(), n);
+    if (releaseExclusive(file, { parse: parseClaim, isMine: (c) => c.wave_id === waveId }, opts)) out.push(n.slice(0, -LEASE_SUFFIX.length));
+  }
+  return out;
 }

@@ -5,7 +5,8 @@ import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
 import { createExclusive, errno, OPEN_FLAGS, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeAll, writeTempFile } from "./fsx.js";
-import { isSameProcess, sameIdentity, selfIdentity, type ProcessIdentity } from "./proc.js";
+import { sameIdentity, type ProcessIdentity } from "./identity.js";
+import { isSameProcess, selfIdentity } from "./proc.js";
 
 // An exclusive file naming its holder: the base of leases, item claims and the controller lock.
 //
@@ -184,14 +185,15 @@ export interface WaitOptions {
 const pause = (): void => sleepSync(5 + Math.floor(Math.random() * 20));
 
 /**
- * Take `file` with `content`: create it when absent; when present, it is ours (re-entrant), held
+ * Take `file` with `content` (or the content made from the holder it replaces): create it when absent; when present, it is ours (re-entrant), held
  * by someone live (refused), or stale or unreadable (taken over, race-safe).
  */
-export function acquireExclusive<H>(file: string, content: string, spec: HolderSpec<H>, opts: WaitOptions = {}): AcquireResult<H> {
+export function acquireExclusive<H>(file: string, content: string | ((prev: H | null) => string), spec: HolderSpec<H>, opts: WaitOptions = {}): AcquireResult<H> {
   const deadline = Date.now() + (opts.waitMs ?? DEFAULT_WAIT_MS);
+  const text = typeof content === "string" ? () => content : content;
   let seen: H | null = null;
   for (;;) {
-    if (createExclusive(file, content)) return { acquired: true };
+    if (createExclusive(file, text(null))) return { acquired: true };
     const cur = readGeneration(file);
     if (cur !== null) {
       const h = spec.parse(cur.raw);
@@ -200,7 +202,8 @@ export function acquireExclusive<H>(file: string, content: string, spec: HolderS
         if (spec.isMine(h)) return { acquired: true };
         if (!spec.isStale(h)) return { acquired: false, holder: h };
       }
-      const tmp = writeTempFile(file, content);
+      // The replacement may depend on what it replaces (the controller lock's epoch grows by one).
+      const tmp = writeTempFile(file, text(h));
       let r: TransitionResult;
       try {
         r = transition(file, cur, () => renameSync(tmp, file));

@@ -47,11 +47,20 @@ export interface LedgerRead {
   foreignTails: ForeignTail[];
   /** `<ledger>.foreign.<n>` files: bytes the writer moved aside (ledger_foreign_bytes). */
   foreignFiles: string[];
+  /** Lines of controllers that had lost the wave, left out (see dropSuperseded). */
+  superseded: SupersededLine[];
+  /** Every controller tenure the ledger records, in seq order. */
+  tenures: Tenure[];
 }
 
 const corrupt = (file: string, line: number, detail: string): DxError =>
   new DxError("ledger_corrupt", `${file}:${line}: ${detail}`, {
     remedy: `the wave cannot be replayed past this line: restore ${path.basename(file)} from a backup, or move this line and every later one out of the file, then run dx-batch doctor`,
+  });
+
+const lockLost = (wave: string, e: WaveEvent): DxError =>
+  new DxError("controller_lock_lost", `this controller no longer holds wave ${wave} (another controller took it over); seq ${e.seq} (${e.event}) was not written`, {
+    remedy: `nothing to do here: the controller that holds it now carries on; see dx-batch status --wave-id ${wave}`,
   });
 
 // ---- the tail of a file ----------------------------------------------------------------------
@@ -310,11 +319,21 @@ export interface LedgerWriterOptions {
   lastSeq: number;
   /** Open files kept for appending; the least recently used is closed beyond this. */
   maxOpenFiles?: number;
+  /** The writer's controller epoch, stamped on every event that does not carry one. */
+  epoch?: number;
+  /**
+   * Asked before every append: does this writer still hold its epoch (controller-lock.ts
+   * `holdsLock`)? When it answers false nothing is written and `controller_lock_lost` is thrown.
+   */
+  fence?: () => boolean;
 }
 
 /**
  * Appends the events of one wave, each as one JSON line, fsynced before append() returns. One
- * writer per wave at a time: the controller lock guarantees it.
+ * writer per wave at a time: the controller lock guarantees it, and the fence checks it before
+ * every line, so a controller that lost the lock (frozen past its heartbeat, then taken over)
+ * appends nothing more. A line that still slips through the instant between the check and the
+ * write carries the old epoch and is voided by every reader (readLedgerEvents).
  */
 export class LedgerWriter {
   private last: number;
@@ -328,6 +347,8 @@ export class LedgerWriter {
   private readonly checked = new Set<string>();
   private readonly dirs = new Set<string>();
   private readonly repaired: TornTailRepair[] = [];
+  private readonly epoch: number | undefined;
+  private readonly fence: (() => boolean) | undefined;
 
   constructor(
     private readonly layout: Layout,
@@ -339,6 +360,8 @@ export class LedgerWriter {
     }
     this.last = opts.lastSeq;
     this.maxOpen = Math.max(1, opts.maxOpenFiles ?? 32);
+    this.epoch = opts.epoch;
+    this.fence = opts.fence;
     layout.waveDir(wave); // validates the wave id now rather than at the first append
   }
 
@@ -357,7 +380,8 @@ export class LedgerWriter {
   }
 
   /** Append one event durably; returns the ledger file it went to. */
-  append(event: WaveEvent): string {
+  append(draft: WaveEvent): string {
+    const event: WaveEvent = this.epoch === undefined || draft.epoch !== undefined ? draft : { ...draft, epoch: this.epoch };
     const parsed = parseWaveEvent(event);
     if (!parsed.ok) {
       throw new DxError("ledger_event_invalid", `refusing to append a malformed ${String(event.event)} event: ${parsed.detail}`);
@@ -373,6 +397,7 @@ export class LedgerWriter {
     const item = eventItemId(event);
     const file = item === null ? this.layout.waveLedger(this.wave) : this.layout.itemLedger(this.wave, item);
     const handle = this.open(file, item);
+    if (this.fence !== undefined && !this.fence()) throw lockLost(this.wave, event);
     const line = Buffer.from(`${JSON.stringify(event)}\n`, "utf8");
     const known = this.checkForeign(file, handle.fd);
     try {
@@ -525,8 +550,12 @@ async function* lines(file: string): AsyncGenerator<{ text: string; terminated: 
   if (parts.length > 0) yield { text: Buffer.concat(parts).toString("utf8"), terminated: false };
 }
 
-/** One ledger line judged: an event that belongs here and follows `prevSeq`, or why not. */
-function judgeLine(text: string, item: string | null, prevSeq: number): { ok: true; event: WaveEvent } | { ok: false; detail: string; json: boolean } {
+/**
+ * One ledger line judged: an event that belongs in this file, or why not. The order of seqs is
+ * checked once superseded lines are set aside (readLedgerEvents), since a stale writer's line may
+ * legitimately repeat a seq.
+ */
+function judgeLine(text: string, item: string | null): { ok: true; event: WaveEvent } | { ok: false; detail: string; json: boolean } {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -541,7 +570,6 @@ function judgeLine(text: string, item: string | null, prevSeq: number): { ok: tr
   if (owner !== item) {
     return { ok: false, detail: owner === null ? `${e.event} belongs in the wave ledger` : `event of item ${owner} in the ledger of ${item ?? "the wave"}`, json: true };
   }
-  if (e.seq <= prevSeq) return { ok: false, detail: `seq ${e.seq} does not follow seq ${prevSeq}`, json: true };
   return { ok: true, event: e };
 }
 
@@ -554,7 +582,6 @@ function judgeLine(text: string, item: string | null, prevSeq: number): { ok: tr
  */
 async function readFile(file: string, item: string | null): Promise<{ events: Located[]; torn: TornTail | null; foreign: ForeignTail | null }> {
   const events: Located[] = [];
-  let prevSeq = 0;
   // The run of bad lines since the last good one: its first line and why, and the last line seen.
   let bad: { line: number; detail: string; text: string; count: number; lastTerminated: boolean; json: boolean } | null = null;
 
@@ -562,10 +589,9 @@ async function readFile(file: string, item: string | null): Promise<{ events: Lo
   try {
     for await (const l of lines(file)) {
       n += 1;
-      const j = judgeLine(l.text, item, prevSeq);
+      const j = judgeLine(l.text, item);
       if (j.ok && l.terminated) {
         if (bad !== null) throw corrupt(file, bad.line, bad.detail);
-        prevSeq = j.event.seq;
         events.push({ event: j.event, file, line: n });
         continue;
       }
@@ -583,10 +609,68 @@ async function readFile(file: string, item: string | null): Promise<{ events: Lo
   return { events, torn: null, foreign: { file, line: bad.line, lines: bad.count } };
 }
 
+/** A line written by a controller after another had taken the wave over: voided, reported. */
+export interface SupersededLine {
+  file: string;
+  line: number;
+  seq: number;
+  event: string;
+  epoch: number;
+  /** The epoch of the tenure that voids it. */
+  by_epoch: number;
+}
+
+/** Where a controller tenure begins: its first event's seq and its epoch. */
+export interface Tenure {
+  seq: number;
+  epoch: number;
+}
+
+const epochOf = (e: WaveEvent): number => e.epoch ?? 0;
+/** Events that open a tenure: the wave's creation (epoch 1 from the start), and every takeover. */
+const opensTenure = (e: WaveEvent): boolean => e.event === "controller_acquired" || (e.event === "wave_created" && e.epoch !== undefined);
+
+/**
+ * Set aside the lines of superseded writers (SPEC §15.3): a line whose epoch is below that of a
+ * tenure opened at or before its seq was written by a controller that had lost the wave, in the
+ * instant between its last fence check and its write. It is dropped and reported, never folded,
+ * and never makes a read fail. Returns the kept lines (in seq order), the dropped ones, and the
+ * tenures.
+ */
+function dropSuperseded(all: Located[]): { kept: Located[]; dropped: SupersededLine[]; tenures: Tenure[] } {
+  // Seq order; at one seq, higher epochs first, so a takeover's line is seen before a stale one.
+  all.sort((a, b) => a.event.seq - b.event.seq || epochOf(b.event) - epochOf(a.event));
+  const kept: Located[] = [];
+  const dropped: SupersededLine[] = [];
+  const tenures: Tenure[] = [];
+  let current = 0;
+  for (const l of all) {
+    const ep = epochOf(l.event);
+    if (ep < current) {
+      dropped.push({ file: l.file, line: l.line, seq: l.event.seq, event: l.event.event, epoch: ep, by_epoch: current });
+      continue;
+    }
+    if (opensTenure(l.event)) {
+      current = Math.max(current, ep);
+      tenures.push({ seq: l.event.seq, epoch: ep });
+    }
+    kept.push(l);
+  }
+  return { kept, dropped, tenures };
+}
+
+/** The epoch in force at `seq`: that of the last tenure opened at or before it (0 if none). */
+export function epochAt(tenures: readonly Tenure[], seq: number): number {
+  let ep = 0;
+  for (const t of tenures) if (t.seq <= seq) ep = Math.max(ep, t.epoch);
+  return ep;
+}
+
 /**
  * Read a wave's ledgers: every line checked, files merged by seq. A torn last line of a file is
- * left out and reported; any other bad line, an event in the wrong file, or a seq used twice
- * throws `ledger_corrupt` naming the file and line.
+ * left out and reported; the lines of a superseded writer are left out and reported; any other
+ * bad line, an event in the wrong file, a seq out of order in its file or used twice throws
+ * `ledger_corrupt` naming the file and line.
  */
 export async function readLedgerEvents(layout: Layout, wave: string, opts: { afterSeq?: number } = {}): Promise<LedgerRead> {
   const all: Located[] = [];
@@ -598,14 +682,28 @@ export async function readLedgerEvents(layout: Layout, wave: string, opts: { aft
     if (r.torn !== null) tornTails.push(r.torn);
     if (r.foreign !== null) foreignTails.push(r.foreign);
   }
-  all.sort((a, b) => a.event.seq - b.event.seq);
-  for (let i = 1; i < all.length; i++) {
-    const prev = all[i - 1];
-    const cur = all[i];
+  const { kept, dropped, tenures } = dropSuperseded(all);
+  // Within each file the kept lines must follow one another.
+  const lastInFile = new Map<string, Located>();
+  for (const l of [...kept].sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1))) {
+    const prev = lastInFile.get(l.file);
+    if (prev !== undefined && l.event.seq <= prev.event.seq) throw corrupt(l.file, l.line, `seq ${l.event.seq} does not follow seq ${prev.event.seq}`);
+    lastInFile.set(l.file, l);
+  }
+  for (let i = 1; i < kept.length; i++) {
+    const prev = kept[i - 1];
+    const cur = kept[i];
     if (prev !== undefined && cur !== undefined && prev.event.seq === cur.event.seq) {
       throw corrupt(cur.file, cur.line, `seq ${cur.event.seq} is also used at ${prev.file}:${prev.line}`);
     }
   }
   const after = opts.afterSeq ?? 0;
-  return { events: all.filter((l) => l.event.seq > after).map((l) => l.event), tornTails, foreignTails, foreignFiles: foreignLedgerFiles(layout, wave) };
+  return {
+    events: kept.filter((l) => l.event.seq > after).map((l) => l.event),
+    tornTails,
+    foreignTails,
+    foreignFiles: foreignLedgerFiles(layout, wave),
+    superseded: dropped,
+    tenures,
+  };
 }

@@ -6,6 +6,7 @@ import { isValidWaveId } from "../core/ids.js";
 import type { Phase } from "../core/status.js";
 import { errno, fsyncDir, readTextIfExists, writeFileDurable } from "./fsx.js";
 import { PID_SUFFIX, type Layout } from "./layout.js";
+import { hostId } from "./identity.js";
 import { isSameProcess, processStartTime } from "./proc.js";
 
 // jobs/<wave>/<pid>.pid: one file per live agent process group that dx-batch started. They let
@@ -23,6 +24,8 @@ export interface JobPidRecord {
   run_instance: string;
   registered_at: string;
   start_time: string | null;
+  /** The host whose process this is (absent in records written before hosts were recorded). */
+  host?: string;
 }
 
 const JobPidC = TypeCompiler.Compile(
@@ -36,15 +39,16 @@ const JobPidC = TypeCompiler.Compile(
     run_instance: Type.String(),
     registered_at: Type.String(),
     start_time: Type.Union([Type.String(), Type.Null()]),
+    host: Type.Optional(Type.String()),
   }),
 );
 
-export type JobPidInput = Omit<JobPidRecord, "start_time"> & { start_time?: string | null };
+export type JobPidInput = Omit<JobPidRecord, "start_time" | "host"> & { start_time?: string | null; host?: string };
 
 /** Write the job's pid file; the start time is read now unless given. Returns the file's path. */
 export function registerJobPid(layout: Layout, rec: JobPidInput): string {
   const file = layout.jobPidPath(rec.wave_id, rec.pid);
-  const full: JobPidRecord = { ...rec, start_time: rec.start_time === undefined ? processStartTime(rec.pid) : rec.start_time };
+  const full: JobPidRecord = { ...rec, start_time: rec.start_time === undefined ? processStartTime(rec.pid) : rec.start_time, host: rec.host ?? hostId() };
   writeFileDurable(file, `${JSON.stringify(full)}\n`);
   return file;
 }
@@ -107,8 +111,17 @@ export function listJobPids(layout: Layout, opts: { wave?: string } = {}): JobPi
   return out;
 }
 
-/** The recorded process still runs (same start time when one was recorded). */
-export const isJobAlive = (r: JobPidRecord): boolean => isSameProcess(r);
+/** Recorded on this host (records without a host predate the field and were all local). */
+export const isLocalJob = (r: JobPidRecord): boolean => r.host === undefined || r.host === hostId();
+
+/** The recorded process still runs here (same start time when one was recorded). */
+export const isJobAlive = (r: JobPidRecord): boolean => isLocalJob(r) && isSameProcess(r);
+
+/**
+ * May its process group be signalled from here (SPEC §15.4)? Only a record of this host whose
+ * start time is known and still matches: never another host's pid, never an unverifiable one.
+ */
+export const maySignalJob = (r: JobPidRecord): boolean => r.start_time !== null && isLocalJob(r) && isSameProcess(r);
 
 /** Remove pid files whose process is gone, and invalid ones whose file-name pid is gone. */
 export function pruneDeadJobPids(layout: Layout): { checked: number; pruned: number; removed: string[] } {
@@ -122,7 +135,8 @@ export function pruneDeadJobPids(layout: Layout): { checked: number; pruned: num
       if (errno(e) !== "ENOENT") throw e;
     }
   };
-  for (const { file, record } of records) if (!isJobAlive(record)) drop(file);
+  // Another host's records cannot be judged from here: they are left to that host.
+  for (const { file, record } of records) if (isLocalJob(record) && !isJobAlive(record)) drop(file);
   for (const { file } of invalid) {
     const pid = Number(path.basename(file, PID_SUFFIX));
     if (!Number.isSafeInteger(pid) || pid < 1 || !isSameProcess({ pid, start_time: null })) drop(file);

@@ -1,18 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { errno } from "./fsx.js";
+import { hostId, sameIdentity, type ProcessIdentity } from "./identity.js";
+
+export { sameIdentity, type ProcessIdentity };
 
 // Process identity. A pid alone is not an identity: pids are reused, so a lock naming pid 4242 may
 // now point at an unrelated process. The start time tells the two apart. Linux reads it from
 // /proc; elsewhere (macOS) `ps -o lstart=` gives it, to the second (SPEC §14).
 
-export interface ProcessIdentity {
-  pid: number;
-  /** Opaque; compare for equality only. null when it could not be read. */
-  start_time: string | null;
-  host: string;
-}
 
 const isPid = (pid: number): boolean => Number.isSafeInteger(pid) && pid > 0;
 
@@ -20,7 +16,7 @@ let procfs: boolean | undefined;
 const hasProcfs = (): boolean => (procfs ??= existsSync("/proc/self/stat"));
 
 let bootId: string | undefined;
-function linuxBootId(): string {
+export function linuxBootId(): string {
   if (bootId === undefined) {
     try {
       bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim().slice(0, 8);
@@ -107,16 +103,28 @@ export function isSameProcess(p: { pid: number; start_time: string | null }): bo
   return now === null ? isAlive(p.pid) : now === p.start_time;
 }
 
+/** The host id (identity.ts): `$DX_BATCH_HOST_ID`, else os.hostname(). */
 export function hostName(): string {
-  return hostname();
+  return hostId();
 }
 
-/** This process, as recorded in locks and leases. */
+/** This process, as recorded in locks, leases and claims. */
 export function selfIdentity(): ProcessIdentity {
-  return { pid: process.pid, start_time: processStartTime(process.pid), host: hostName() };
+  return { pid: process.pid, start_time: processStartTime(process.pid), host: hostId() };
 }
 
-/** Same process as recorded: same host, same pid, same start time. */
-export function sameIdentity(a: ProcessIdentity, b: ProcessIdentity): boolean {
-  return a.host === b.host && a.pid === b.pid && a.start_time === b.start_time;
+export type SignalVerdict = { ok: true } | { ok: false; why: "other_host" | "start_time_unknown" | "not_running" };
+
+/**
+ * May this process signal the recorded one? Only when it was recorded on this host and its start
+ * time is known and still matches (SPEC §15.4): a pid from another host names some unrelated local
+ * process, and a pid whose start time cannot be checked may have been reused.
+ */
+export function maySignal(p: ProcessIdentity, host: string = hostId()): SignalVerdict {
+  if (p.host !== host) return { ok: false, why: "other_host" };
+  if (p.start_time === null) return { ok: false, why: "start_time_unknown" };
+  if (!isAlive(p.pid)) return { ok: false, why: "not_running" };
+  const now = processStartTime(p.pid);
+  if (now === null) return { ok: false, why: "start_time_unknown" };
+  return now === p.start_time ? { ok: true } : { ok: false, why: "not_running" };
 }

@@ -86,6 +86,7 @@ const PolicyS = Type.Object({
   provider_max_parallel: Type.Record(Str, Num),
   max_quota_waits: Type.Optional(Num),
   budget: Type.Optional(BudgetS),
+  redo: Type.Optional(Bool),
 });
 
 // The resolved configuration recorded in wave_created (src/config/types.ts). Checked without the
@@ -130,7 +131,7 @@ const Config = Type.Object({
   max_quota_waits: Type.Optional(Num),
   budget: Type.Optional(BudgetS),
 });
-const Base = { seq: Int, at: Str };
+const Base = { seq: Int, at: Str, epoch: Type.Optional(Int) };
 
 const WaveCreatedS = Type.Object({
   ...Base,
@@ -148,6 +149,7 @@ const PreflightRecordedS = Type.Object({
 });
 const WaveStartedS = Type.Object({ ...Base, event: Type.Literal("wave_started"), controller_pid: Int, host: Str });
 const WaveResumedS = Type.Object({ ...Base, event: Type.Literal("wave_resumed"), controller_pid: Int, host: Str });
+const ControllerAcquiredS = Type.Object({ ...Base, event: Type.Literal("controller_acquired"), epoch: Int, pid: Int, host: Str });
 const WavePausedS = Type.Object({ ...Base, event: Type.Literal("wave_paused"), reason_code: WaveReasonS });
 const WaveFailedS = Type.Object({ ...Base, event: Type.Literal("wave_failed"), reason_code: WaveReasonS, error: Str });
 const WaveCancelledS = Type.Object({ ...Base, event: Type.Literal("wave_cancelled"), reason_code: WaveReasonS });
@@ -229,7 +231,7 @@ const ItemSettledS = Type.Object({
   ...Base,
   event: Type.Literal("item_settled"),
   item_id: Str,
-  status: Type.Union([Type.Literal("blocked"), Type.Literal("failed")]),
+  status: Type.Union([Type.Literal("blocked"), Type.Literal("failed"), Type.Literal("approved")]),
   reason_code: Str,
   error: Str,
 });
@@ -317,6 +319,7 @@ const StatsS = Type.Object({
 const WaveStateS = Type.Object({
   version: Type.Literal(1),
   seq: Int,
+  epoch: Type.Optional(Int),
   wave_id: Str,
   wave_dir: Str,
   status: literals(Object.values(WaveStatus)),
@@ -340,6 +343,7 @@ const EVENT_SCHEMAS = {
   preflight_recorded: PreflightRecordedS,
   wave_started: WaveStartedS,
   wave_resumed: WaveResumedS,
+  controller_acquired: ControllerAcquiredS,
   wave_paused: WavePausedS,
   wave_failed: WaveFailedS,
   wave_cancelled: WaveCancelledS,
@@ -379,6 +383,7 @@ const eventCheckers: EventCheckers = {
   preflight_recorded: checker(PreflightRecordedS),
   wave_started: checker(WaveStartedS),
   wave_resumed: checker(WaveResumedS),
+  controller_acquired: checker(ControllerAcquiredS),
   wave_paused: checker(WavePausedS),
   wave_failed: checker(WaveFailedS),
   wave_cancelled: checker(WaveCancelledS),
@@ -422,6 +427,8 @@ function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
       return eventCheckers.wave_started.parse(v);
     case "wave_resumed":
       return eventCheckers.wave_resumed.parse(v);
+    case "controller_acquired":
+      return eventCheckers.controller_acquired.parse(v);
     case "wave_paused":
       return eventCheckers.wave_paused.parse(v);
     case "wave_failed":

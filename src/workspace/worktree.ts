@@ -1,3 +1,4 @@
+import { withRepoLock } from "../store/repo-lock.js";
 import type { Dirent } from "node:fs";
 import { mkdir, readdir, realpath, stat } from "node:fs/promises";
 import path from "node:path";
@@ -113,7 +114,8 @@ async function createWorktree(
 ): Promise<Created | Failure> {
   const info = await repoInfo(repo);
   if ("ok" in info) return info;
-  return serialize(info.commonDir, async (): Promise<Created | Failure> => {
+  // In-process queue per repository, then the cross-process lock (store/repo-lock.ts).
+  return serialize(info.commonDir, () => withRepoLock(info.commonDir, async (): Promise<Created | Failure> => {
     // Another call may have made it while this one waited its turn.
     const already = await findItemWorktrees(itemDir);
     if (already.length > 0) return { ok: true, found: already, created: false };
@@ -160,7 +162,7 @@ async function createWorktree(
       `run \`git -C ${info.top} worktree add -b ${branch} ${target} ${base}\` by hand to see why` +
         ` (if ${branch} is checked out in a worktree that no longer exists: \`git -C ${info.top} worktree prune\`)`,
     );
-  });
+  }));
 }
 
 function forbiddenRemedy(policy: WorkspacePolicy): string {

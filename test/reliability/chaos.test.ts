@@ -32,6 +32,9 @@ import {
 // process and is SIGKILLed at a random moment, then resumed (as a process), killed again
 // sometimes, until a resume runs the wave to completion. A few runs end with `cancel` instead.
 // Every run is checked from the ledgers, the agents' own journal and the process table.
+// Some kills are preceded by a freeze (issue 9): the controller is SIGSTOPped, a `resume` is run
+// against it and must refuse (wave_already_running: the frozen controller still holds the OS lock,
+// whatever its heartbeat), then it is SIGCONTed, runs a moment, and is killed as usual.
 //
 // Reproduce a failure: DX_CHAOS_SEED=<printed seed> (DX_CHAOS_RUNS, DX_CHAOS_CONCURRENCY too).
 
@@ -87,6 +90,7 @@ interface RunResult {
   seed: number;
   kind: "resume" | "cancel-after-crash" | "cancel-live";
   kills: number;
+  freezes: number;
   starts: number;
   resumes: number;
   ms: number;
@@ -105,6 +109,9 @@ interface RunCtx {
   ids: string;
   violations: string[];
   kills: number;
+  /** How many of the coming kills are preceded by a SIGSTOP, a refused resume and a SIGCONT. */
+  freezesLeft: number;
+  freezes: number;
   starts: number;
   resumes: number;
   cancelled: boolean;
@@ -163,7 +170,29 @@ async function runsUntil(c: RunCtx, p: CliProc, t: Trigger): Promise<boolean> {
   return false;
 }
 
+/** SIGSTOP the controller; a resume must refuse while it is frozen; SIGCONT it and let it run a moment. */
+async function freeze(c: RunCtx, p: CliProc): Promise<void> {
+  c.freezes++;
+  p.kill("SIGSTOP");
+  try {
+    await sleep(200);
+    const r = cli(c, "resume");
+    const exit = await waitExit(r, RESUME_CEILING_MS, `${c.waveId} resume against a frozen controller`);
+    if (exit.code !== 1 || !r.stderr().includes("wave_already_running")) {
+      c.violations.push(`${c.waveId}: resume against a frozen controller exited ${String(exit.code ?? exit.signal)}, not 1 wave_already_running\n${tail(r.stderr())}`);
+    }
+  } finally {
+    p.kill("SIGCONT");
+  }
+  await runsFor(p, 100);
+}
+
 async function kill(c: RunCtx, p: CliProc): Promise<void> {
+  // Only once the wave exists: before that, a resume has nothing to refuse (wave_not_found).
+  if (c.freezesLeft > 0 && p.exit === null && existsSync(createLayout(c.fx.artifactDir).waveState(c.waveId))) {
+    c.freezesLeft--;
+    await freeze(c, p);
+  }
   p.kill("SIGKILL");
   await p.exited;
   c.kills++;
@@ -230,11 +259,13 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
   const extraKills = rng() < 0.35 ? 0 : rng() < 0.65 ? 1 : 2;
   const resumeKills = [drawTrigger(rng), drawTrigger(rng)];
   const cancelAt: Trigger = afterStart(rng() < 0.5 ? { kind: "time", ms: between(rng, 600, 2500) } : { kind: "events", n: between(rng, 4, 12) });
+  // Drawn last, so the draws above (and a seed's earlier runs) are unchanged.
+  const freezes = rng() < 0.5 ? 1 : 0;
 
   const tag = `chaos-${BASE_SEED}-${i}-${process.pid}`;
   tags.push(tag);
   const fx = makeFixture({ root: path.join(tmp.make(`dx-chaos-${i}-`), "w"), tag, items: plan });
-  const c: RunCtx = { fx, waveId: `chaos-${i}`, ids: plan.map((p) => p.id).join(","), violations: [], kills: 0, starts: 0, resumes: 0, cancelled: false, startedAtCancel: 0, killPoints: [] };
+  const c: RunCtx = { fx, waveId: `chaos-${i}`, ids: plan.map((p) => p.id).join(","), violations: [], kills: 0, freezesLeft: freezes, freezes: 0, starts: 0, resumes: 0, cancelled: false, startedAtCancel: 0, killPoints: [] };
   const t0 = Date.now();
 
   if (kind === "cancel-live") {
@@ -274,7 +305,7 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
   } catch (e) {
     // A wave whose ledgers cannot be read or folded is the worst violation: say so with the run.
     const why = `${c.waveId}: the wave's ledgers cannot be read back (${e instanceof Error ? e.message : String(e)}); kills after: ${c.killPoints.join(", ")}`;
-    const none = { run: i, seed, kind, kills: c.kills, starts: c.starts, resumes: c.resumes, ms, dispatches: 0, groups: 0, zombieGroups: 0 };
+    const none = { run: i, seed, kind, kills: c.kills, freezes: c.freezes, starts: c.starts, resumes: c.resumes, ms, dispatches: 0, groups: 0, zombieGroups: 0 };
     return { ...none, lateExits: strayAtEnd.length, strayAtEnd, killPoints: c.killPoints, violations: [...c.violations, why] };
   }
   const groups = groupViolations(jobGroups(fx.artifactDir, fx.runnerLogDir, w), tag);
@@ -301,6 +332,7 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
     seed,
     kind,
     kills: c.kills,
+    freezes: c.freezes,
     starts: c.starts,
     resumes: c.resumes,
     ms,
@@ -317,7 +349,7 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
 function summarize(results: readonly RunResult[]): string {
   const lines = results.map(
     (r) =>
-      `run ${String(r.run).padStart(2)} ${r.kind.padEnd(18)} seed ${String(r.seed).padStart(10)}  kills ${r.kills}  starts ${r.starts}  resumes ${r.resumes}  ` +
+      `run ${String(r.run).padStart(2)} ${r.kind.padEnd(18)} seed ${String(r.seed).padStart(10)}  kills ${r.kills} (frozen first ${r.freezes})  starts ${r.starts}  resumes ${r.resumes}  ` +
       `dispatches ${String(r.dispatches).padStart(2)}  groups ${String(r.groups).padStart(2)} (zombie-only ${r.zombieGroups})  late exits ${r.lateExits}  ` +
       `${(r.ms / 1000).toFixed(1)} s  ${r.violations.length === 0 ? "ok" : `${r.violations.length} VIOLATION(S)`}`,
   );
@@ -349,8 +381,10 @@ describe("chaos: the controller is SIGKILLed at random moments", () => {
       (i) => chaosRun(i, "resume"),
     );
     const kills = results.reduce((s, r) => s + r.kills, 0);
-    console.log(`${summarize(results)}\nchaos: ${RUNS} runs, ${kills} SIGKILLs, ${((Date.now() - t0) / 1000).toFixed(1)} s (seed ${BASE_SEED})`);
+    const freezes = results.reduce((s, r) => s + r.freezes, 0);
+    console.log(`${summarize(results)}\nchaos: ${RUNS} runs, ${kills} SIGKILLs, ${freezes} SIGSTOP/SIGCONT, ${((Date.now() - t0) / 1000).toFixed(1)} s (seed ${BASE_SEED})`);
     expect(kills, "every run must have been killed at least once").toBeGreaterThanOrEqual(RUNS);
+    if (RUNS >= 10) expect(freezes, "some runs must have frozen their controller").toBeGreaterThan(0);
     const violations = results.flatMap((r) => r.violations.map((v) => `[run ${r.run} seed ${r.seed}] ${v}`));
     expect(violations, `seed ${BASE_SEED}`).toEqual([]);
   }, 420_000);

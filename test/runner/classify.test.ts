@@ -61,6 +61,8 @@ function observed(o: Partial<Omit<Observed, "progress" | "meta">> & { progress?:
     log_mtime_ms: T0,
     rc_mtime_ms: null,
     ...o,
+    // The start on the runner's (monotonic) clock; the rows place it where the meta says.
+    started_ms: o.started_ms ?? o.meta?.started_at_ms ?? T0,
     meta: { ...meta, ...o.meta },
     progress: { ...progress, ...o.progress },
   };

@@ -22,7 +22,7 @@ const lockFile = () => {
   mkdirSync(dir, { recursive: true });
   return path.join(dir, "controller.lock");
 };
-const write = (file: string, l: Omit<ControllerLock, "token">) => writeFileSync(file, JSON.stringify({ ...l, token: "t0" }));
+const write = (file: string, l: Omit<ControllerLock, "token" | "epoch"> & { epoch?: number }) => writeFileSync(file, JSON.stringify({ ...l, token: "t0" }));
 const held = (file: string): ControllerLock => {
   const r = readControllerLock(file);
   if (r.kind !== "ok") throw new Error(`lock not readable: ${r.kind}`);
@@ -39,8 +39,8 @@ describe("controller lock", () => {
     expect(acquireControllerLock(file, self(), { nowMs: T + 3_600_000 })).toMatchObject({ acquired: false, holder: { pid: other.pid } });
 
     const mine = lockFile();
-    expect(acquireControllerLock(mine, self(), { nowMs: T })).toEqual({ acquired: true });
-    expect(acquireControllerLock(mine, self(), { nowMs: T })).toEqual({ acquired: true });
+    expect(acquireControllerLock(mine, self(), { nowMs: T })).toMatchObject({ acquired: true, held: { epoch: 1 } });
+    expect(acquireControllerLock(mine, self(), { nowMs: T })).toMatchObject({ acquired: true, held: { epoch: 1 } });
     expect(held(mine)).toMatchObject({ pid: process.pid, host: hostName(), started_at: iso(T) });
   });
 

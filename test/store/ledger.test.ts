@@ -89,7 +89,7 @@ describe("ledger read", () => {
 
   it("reads a wave with no ledger as empty", async () => {
     const layout = createLayout(tmp.make());
-    expect(await readLedgerEvents(layout, WAVE_ID)).toEqual({ events: [], tornTails: [], foreignTails: [], foreignFiles: [] });
+    expect(await readLedgerEvents(layout, WAVE_ID)).toEqual({ events: [], tornTails: [], foreignTails: [], foreignFiles: [], superseded: [], tenures: [] });
   });
 
   it("ignores and reports a torn last line without a newline", async () => {

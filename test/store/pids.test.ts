@@ -4,6 +4,7 @@ import { describe, expect } from "vitest";
 import { createLayout } from "../../src/store/layout.js";
 import { listJobPids, liveJobPids, pruneDeadJobPids, registerJobPid, removeJobPid, type JobPidInput } from "../../src/store/pids.js";
 import { it, tmp } from "../helpers/fixtures.js";
+import { hostName } from "../../src/store/proc.js";
 import { sleeper } from "../helpers/procs.js";
 
 
@@ -29,7 +30,7 @@ describe("job pid files", () => {
     registerJobPid(layout, rec(dead.pid, "w2", "bd-c3"));
     expect(fa).toBe(layout.jobPidPath("w1", a.pid));
     expect(statSync(fa).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(readFileSync(fa, "utf8"))).toEqual({ ...rec(a.pid), start_time: a.start_time });
+    expect(JSON.parse(readFileSync(fa, "utf8"))).toEqual({ ...rec(a.pid), start_time: a.start_time, host: hostName() });
 
     await dead.killAndWait();
     const listed = listJobPids(layout);

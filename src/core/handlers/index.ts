@@ -1,7 +1,7 @@
 import { onAttemptFailed, onAutoCommit, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
 import { onJobFinished } from "./job-finished.js";
 import type { HandlerTable } from "./types.js";
-import { onCancelled, onCreated, onFailed, onPaused, onPreflight, onRunning } from "./wave.js";
+import { onAcquired, onCancelled, onCreated, onFailed, onPaused, onPreflight, onRunning } from "./wave.js";
 
 export type { EventOf, Handler, HandlerTable } from "./types.js";
 
@@ -11,6 +11,7 @@ export const handlers: HandlerTable = {
   preflight_recorded: onPreflight,
   wave_started: onRunning,
   wave_resumed: onRunning,
+  controller_acquired: onAcquired,
   wave_paused: onPaused,
   wave_failed: onFailed,
   wave_cancelled: onCancelled,

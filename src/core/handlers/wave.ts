@@ -14,6 +14,11 @@ export const onCreated: Handler<"wave_created"> = () => {
   throw new CoreInvariantError("wave_created on an existing wave");
 };
 
+/** Bookkeeping only: readers use the epoch to void a superseded writer's lines (store/ledger.ts). */
+export const onAcquired: Handler<"controller_acquired"> = (tx, e) => {
+  tx.s.epoch = e.epoch;
+};
+
 export const onPreflight: Handler<"preflight_recorded"> = (tx, e) => {
   tx.s.preflight = { ...e.providers };
   const usable = chainProviders(tx.s.policy).filter((p) => !isPreflightFailed(tx.s.preflight, p));

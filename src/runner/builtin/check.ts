@@ -1,4 +1,5 @@
 import { readIntFile, statQuiet } from "../fs-util.js";
+import { startedOnClock } from "./times.js";
 import { logTailMentionsQuota } from "../log-signals.js";
 import { readJobMeta, readJobProgress, writeJobProgress, type JobMeta } from "../meta.js";
 import { jobPaths, type JobPaths } from "../paths.js";
@@ -40,7 +41,7 @@ export async function checkJob(ctx: BuiltinContext, ref: JobRef, o: BuiltinCheck
 async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPaths): Promise<Observed> {
   const now = ctx.clock();
   let progress = readJobProgress(p.progress);
-  if (progress === null || progress.run_instance !== meta.run_instance) progress = initialProgress(meta);
+  if (progress === null || progress.run_instance !== meta.run_instance) progress = initialProgress(meta, now);
   const pid = meta.pid ?? readIntFile(p.pid);
   let rc = readIntFile(p.rc);
   let alive = false;
@@ -53,6 +54,7 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
   return {
     ref,
     now_ms: now,
+    started_ms: startedOnClock(meta, now),
     meta,
     progress,
     pid,

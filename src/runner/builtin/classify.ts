@@ -10,7 +10,9 @@ import { FIRST_OUTPUT_GRACE_MS, LAUNCH_GRACE_MS } from "./context.js";
 /** The cheap facts, read for every check: the job's files and whether its process lives. */
 export interface Observed {
   ref: JobRef;
+  /** The runner's clock (monotonic), and when the job started on it. */
   now_ms: number;
+  started_ms: number;
   meta: JobMeta;
   /** This run's progress record, or the initial one. */
   progress: JobProgress;
@@ -63,9 +65,9 @@ export interface CheckVerdict {
 }
 
 export function stageOf(o: Observed, maxRuntimeMinutes: number): CheckStage {
-  if (!o.alive) return o.rc === null && o.pid === null && o.now_ms - o.meta.started_at_ms < LAUNCH_GRACE_MS ? "launching" : "finished";
+  if (!o.alive) return o.rc === null && o.pid === null && o.now_ms - o.started_ms < LAUNCH_GRACE_MS ? "launching" : "finished";
   if (o.progress.timed_out_at_ms !== null) return "timed_out";
-  if (overRuntime(o.now_ms, o.meta.started_at_ms, maxRuntimeMinutes) && o.pgid !== null) return "over_runtime";
+  if (overRuntime(o.now_ms, o.started_ms, maxRuntimeMinutes) && o.pgid !== null) return "over_runtime";
   return "running";
 }
 
@@ -100,8 +102,9 @@ export function baseHealth(o: Observed): JobHealth {
     mutation_count: o.progress.mutation_count,
     log_bytes: o.log_bytes,
     cpu_time_sec: o.progress.cpu_sec,
-    pid_age_sec: Math.max(0, (o.now_ms - o.meta.started_at_ms) / 1000),
-    log_age_sec: Math.max(0, (o.now_ms - (o.log_mtime_ms ?? o.meta.started_at_ms)) / 1000),
+    pid_age_sec: Math.max(0, (o.now_ms - o.started_ms) / 1000),
+    // Since the log last grew as observed by checks (never the file's mtime against now).
+    log_age_sec: Math.max(0, (o.now_ms - o.progress.last_progress_at_ms) / 1000),
     started_at: o.meta.started_at,
     finished_at: null,
   };
@@ -152,7 +155,7 @@ function running(o: Observed, p: Probed, rules: CheckRules): CheckVerdict {
   const h: JobHealth = { ...baseHealth(o), cpu_time_sec: cpu, mutation_count: mutations };
   const verdict = (health: JobHealth): CheckVerdict => ({ health, progress: next, memoize: false, signal: "none" });
   if (isStalled(o.now_ms, next.last_progress_at_ms, rules.stall_minutes)) return verdict({ ...h, state: "stalled", reason_code: "stalled" });
-  if (o.log_bytes === 0 && o.now_ms - o.meta.started_at_ms < FIRST_OUTPUT_GRACE_MS) return verdict({ ...h, state: "launching" });
+  if (o.log_bytes === 0 && o.now_ms - o.started_ms < FIRST_OUTPUT_GRACE_MS) return verdict({ ...h, state: "launching" });
   const capped = o.log_bytes >= o.meta.max_log_bytes;
   return verdict({ ...h, state: "healthy", reason_code: prog.stop_requested_at_ms !== null ? "stop_requested" : capped ? "log_size_capped" : null });
 }

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { startedOnClock } from "./times.js";
 import path from "node:path";
 import type { JobState } from "../../core/status.js";
 import { parseJsonObject, readIntFile, readTextQuiet, removeQuiet, writeJsonAtomic } from "../fs-util.js";
@@ -25,10 +26,11 @@ export function writeOutcome(p: JobPaths, h: JobHealth): void {
   writeJsonAtomic(p.outcome, { version: 1, run_instance: h.run_instance, health: h });
 }
 
-export const initialProgress = (meta: JobMeta): JobProgress => ({
+/** The progress record before any check, on the runner's clock reading `nowMs` now. */
+export const initialProgress = (meta: JobMeta, nowMs: number): JobProgress => ({
   run_instance: meta.run_instance,
-  observed_at_ms: meta.started_at_ms,
-  last_progress_at_ms: meta.started_at_ms,
+  observed_at_ms: startedOnClock(meta, nowMs),
+  last_progress_at_ms: startedOnClock(meta, nowMs),
   log_bytes: 0,
   cpu_sec: 0,
   signature: meta.signature_at_start,

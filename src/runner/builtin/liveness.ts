@@ -1,17 +1,19 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { readIntFile } from "../fs-util.js";
 import { readJobMeta, type JobMeta } from "../meta.js";
 import { jobPaths, type JobPaths } from "../paths.js";
 import { groupMembers, processAlive } from "../proc.js";
 import { LAUNCH_GRACE_MS } from "./context.js";
+import { startedOnClock } from "./times.js";
+import { hostId } from "../../store/identity.js";
 
 // Is a job's process still there, and is a process group still the one it started? A pid is
 // identified together with its start time, so a reused pid is never mistaken for the job (SPEC §8).
 
 export async function jobAlive(meta: JobMeta, p: JobPaths, nowMs: number): Promise<boolean> {
   const pid = meta.pid ?? readIntFile(p.pid);
-  if (pid === null) return meta.pid === null && nowMs - meta.started_at_ms < LAUNCH_GRACE_MS && !existsSync(p.rc);
+  if (pid === null) return meta.pid === null && nowMs - startedOnClock(meta, nowMs) < LAUNCH_GRACE_MS && !existsSync(p.rc);
   if (await processAlive(pid, meta.pid_start)) return true;
   // The wrapper is gone; its group lives on only if the wrapper itself was killed alone.
   return !existsSync(p.rc) && meta.pgid !== null && (await groupMembers(meta.pgid)).length > 0;
@@ -19,6 +21,12 @@ export async function jobAlive(meta: JobMeta, p: JobPaths, nowMs: number): Promi
 
 /** Is `pgid` still the group this job started? A pid is not reused while its group has members. */
 export async function groupIsOurs(meta: JobMeta, pgid: number): Promise<boolean> {
+  // Never signal a group recorded by another host (a shared runner_log_dir) or one whose start
+  // time cannot be verified (SPEC §15.4).
+  if (meta.host !== undefined && meta.host !== hostId()) return false;
+  // No start time recorded (the launcher died between the spawn and the meta update): the group
+  // leader is ours only if it is this job's wrapper, whose argv names this job's rc file.
+  if (meta.pid_start === null) return wrapperOf(pgid, meta);
   if (await processAlive(pgid, meta.pid_start)) return true;
   if (meta.pid_start !== null && (await processAlive(pgid, null))) return false;
   return true;
@@ -43,4 +51,15 @@ export async function liveJobCount(logDir: string, provider: string, exceptJob: 
       }),
   );
   return alive.filter(Boolean).length;
+}
+
+/** Is `pid` this job's wrapper? Its command line holds the job's rc path (Linux /proc; elsewhere: no). */
+function wrapperOf(pid: number, meta: JobMeta): boolean {
+  // The rc file sits next to the job's first log, named after the job (paths.ts), whatever the attempt's log is called.
+  const rc = path.join(path.dirname(meta.log_path), `${meta.job_id}.rc`);
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(rc);
+  } catch {
+    return false;
+  }
 }

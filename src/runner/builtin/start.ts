@@ -17,6 +17,8 @@ import { SHELL, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
 import { probeWorktree, worktreeToplevel } from "../worktree-probe.js";
 import type { BuiltinContext } from "./context.js";
 import { initialProgress } from "./files.js";
+import { startFields } from "./times.js";
+import { hostId } from "../../store/identity.js";
 import { jobAlive, liveJobCount } from "./liveness.js";
 
 // The built-in runner's `start` (SPEC §9): refuse what cannot run (exit codes of REFERENCE §1),
@@ -134,7 +136,6 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
   for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, p.outcome, p.progress, p.contract, spec.contract_file, p.pid]) removeQuiet(f);
   if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
 
-  const startedMs = ctx.clock();
   const meta: JobMeta = {
     version: 1,
     job_id: spec.job_id,
@@ -144,8 +145,7 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
     phase: spec.phase,
     attempt: spec.attempt,
     run_instance: spec.run_instance,
-    started_at: new Date(startedMs).toISOString(),
-    started_at_ms: startedMs,
+    ...startFields(ctx.clock()),
     argv: [launch.argv[0] ?? "", ...launch.plan.argv_for_meta.slice(1)],
     env_keys: [...Object.keys(launch.plan.env), ...Object.keys(launch.dxEnv)].sort(),
     worktree,
@@ -162,9 +162,10 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
     model: launch.plan.model,
     max_log_bytes: ctx.maxLogBytes,
     launcher_pid: process.pid,
+    host: hostId(),
   };
   writeJsonAtomic(p.meta, meta);
-  writeJobProgress(p.progress, initialProgress(meta));
+  writeJobProgress(p.progress, initialProgress(meta, ctx.clock()));
   return meta;
 }
 

@@ -1,0 +1,37 @@
+import path from "node:path";
+import { Type } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { readTextIfExists, writeFileDurable, ensureDir } from "./fsx.js";
+import { parseJson } from "./exclusive.js";
+import { checkItemId, type Layout } from "./layout.js";
+
+// Which wave approved an item (SPEC §15.4): approvals/<item>.json, written when a wave approves
+// it, before that wave lets go of the item's claim. A later wave that claims the item reads it
+// under the claim and ends the item `approved` with `already_approved:<wave>` without dispatching
+// it, unless started with --redo. Reading it under the claim closes the race with a wave that is
+// approving the item right now: that wave holds the claim until it is terminal, and writes this
+// file first.
+
+export interface ApprovalRecord {
+  item_id: string;
+  wave_id: string;
+  approved_at: string;
+}
+
+const ApprovalC = TypeCompiler.Compile(Type.Object({ item_id: Type.String(), wave_id: Type.String(), approved_at: Type.String() }));
+
+export const approvalsDir = (layout: Layout): string => path.join(layout.root, "approvals");
+export const approvalPath = (layout: Layout, item: string): string => path.join(approvalsDir(layout), `${checkItemId(item)}.json`);
+
+export function recordApproval(layout: Layout, rec: ApprovalRecord): void {
+  ensureDir(approvalsDir(layout));
+  writeFileDurable(approvalPath(layout, rec.item_id), `${JSON.stringify(rec)}\n`);
+}
+
+/** The wave that last approved `item`, or null (never approved, or an unreadable record). */
+export function readApproval(layout: Layout, item: string): ApprovalRecord | null {
+  const raw = readTextIfExists(approvalPath(layout, item));
+  if (raw === null) return null;
+  const v = parseJson(raw);
+  return ApprovalC.Check(v) ? v : null;
+}

@@ -1,0 +1,44 @@
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { describe, expect } from "vitest";
+import { Ledger } from "../helpers/events.js";
+import { buildCli } from "../helpers/build.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { sandbox, writeWave, type Sandbox } from "../helpers/world.js";
+
+// Read commands against what fencing leaves behind (issue 9): a corrupt ledger makes `check` exit
+// 3 (the wave is unusable), and a line of a superseded controller epoch is voided, reported by
+// doctor, and never fails status, check or report.
+
+const bin = buildCli();
+const W = "wave-1";
+const cli = (sb: Sandbox, ...args: string[]) => runCli(bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
+const story = () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1");
+
+describe("read commands and epochs", () => {
+  it("check exits 3 on a corrupt ledger (not 1)", async () => {
+    const sb = sandbox(tmp);
+    writeWave(sb, W, story().events);
+    const file = sb.layout.itemLedger(W, "bd-a1");
+    const lines = readFileSync(file, "utf8").split("\n");
+    writeFileSync(file, [lines[0], "{not json", ...lines.slice(1)].join("\n"));
+    expectRefusal(await cli(sb, "check", "--json"), "ledger_corrupt", 3);
+  });
+
+  it("a superseded epoch's line is voided: status, check and report work, doctor reports it", async () => {
+    const sb = sandbox(tmp);
+    const events = story().events;
+    writeWave(sb, W, events);
+    const n = events.length;
+    const at = "2026-01-01T00:05:00.000Z";
+    // The new controller opened epoch 2 at n+1; the old one (epoch 1) slipped a line in at n+1 too.
+    appendFileSync(sb.layout.waveLedger(W), `${JSON.stringify({ event: "controller_acquired", epoch: 2, pid: 2, host: "b", seq: n + 1, at })}\n`);
+    appendFileSync(sb.layout.waveLedger(W), `${JSON.stringify({ event: "wave_paused", reason_code: "wave_paused_signal", seq: n + 1, at, epoch: 1 })}\n`);
+    for (const cmd of ["status", "report"]) expect((await cli(sb, cmd)).code).toBe(0);
+    const check = await cli(sb, "check", "--json");
+    expect(check.code).toBe(2); // running, no controller: controller_dead, not paused
+    expect(JSON.parse(check.stdout)).toMatchObject({ state: "running", reason_code: "controller_dead" });
+    const doc = await cli(sb, "doctor", "--json");
+    expect(doc.stdout).toContain("ledger_superseded_line");
+  });
+});
