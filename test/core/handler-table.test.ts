@@ -18,6 +18,7 @@ describe("the handler table", () => {
       "wave_cancelled",
       "item_dispatched",
       "job_started",
+      "auto_commit",
       "job_finished",
       "attempt_failed",
       "item_settled",
