@@ -30,5 +30,7 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
     }
     case "tracker_error":
       return `${e.item_id}: tracker ${e.op} failed (${e.reason_code})`;
+    case "ledger_foreign_bytes":
+      return `ledger_foreign_bytes: ${e.bytes} bytes dx-batch did not write moved from ${e.file} to ${e.moved_to}`;
   }
 }

@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
 import { registerRunnerCommand } from "./runner.js";
-import { processIo, reportError, type Io } from "./io.js";
+import { guardOutputStreams, processIo, reportError, type Io } from "./io.js";
 import { registerReadCommands } from "./read-commands.js";
 import { registerWaveCommands } from "./wave-commands.js";
 import { registerDemoCommand } from "./demo.js";
@@ -37,6 +37,7 @@ export function positiveNumber(name: string) {
 
 export async function main(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let exit = 0;
+  if (io === processIo) guardOutputStreams();
   const ctx: CommandContext = { io, env, cwd: process.cwd(), setExit: (c) => (exit = c) };
   const program = new Command("dx-batch")
     .description("Run waves of tracker items through coding agents: implement, review, retry with the next provider, never twice.")

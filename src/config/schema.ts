@@ -34,6 +34,16 @@ export const ProviderSchema = Type.Object(
         description: "extra environment variables for this provider's agents only",
       }),
     ),
+    pass_env: Type.Optional(
+      Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), {
+        description: "variables of dx-batch's own environment this provider's agents may see even though another provider claims them (its credentials)",
+      }),
+    ),
+    public_env: Type.Optional(
+      Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), {
+        description: "keys of `env` whose values are recorded in the wave's ledger as they are; every other `env` value is recorded as <redacted>",
+      }),
+    ),
     preflight: Type.Optional(Argv("argv that must exit 0 for the provider to be available (offline, must not spend money); default: argv[0] of command resolves to an executable")),
     model: Type.Optional(Type.String({ minLength: 1, description: "model name, substituted for {model}" })),
     max_parallel: Type.Optional(Type.Integer({ minimum: 1, description: "at most this many jobs of this provider at once" })),
@@ -81,9 +91,9 @@ export const TrackerSchema = TaggedUnion(
 export const ConfigFileSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: "ignored; lets an editor find this schema" })),
-    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR)", D.artifact_dir)),
-    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)", D.runner_log_dir)),
-    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)", D.workspace_root)),
+    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR); `<home>` is $DX_BATCH_HOME, else $XDG_STATE_HOME/dx-batch, else ~/.local/state/dx-batch")),
+    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)")),
+    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)")),
     allowed_prefixes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "extra roots where worktrees may live", default: D.allowed_prefixes })),
     protected_paths: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), { description: "checkouts no agent may run in (the repo source is always protected)", default: D.protected_paths }),

@@ -8,6 +8,10 @@ export interface ProviderConfig {
   command?: string[];
   stdin?: "prompt" | "none";
   env?: Record<string, string>;
+  /** Inherited variables this provider may see although they are some provider's credentials. */
+  pass_env?: string[];
+  /** Keys of `env` recorded in plain text; every other value is redacted in the ledger. */
+  public_env?: string[];
   preflight?: string[];
   model?: string;
   max_parallel?: number;

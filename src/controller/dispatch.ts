@@ -1,6 +1,7 @@
 import type { DispatchIntent } from "../core/plan.js";
 import { ItemReason, claimedByOtherWave } from "../core/reasons.js";
 import type { ItemState } from "../core/state.js";
+import { isDiskFull } from "../errors.js";
 import type { WorktreeResult } from "./ports.js";
 import { attemptPrompt, type ReviewMaterial } from "./prompts.js";
 import { jobRefOf, nextCheckMs, type Shell } from "./shell.js";
@@ -112,6 +113,8 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
     await sh.apply({ event: "job_started", ...key, pid: started.pid, pgid: started.pgid, started_at: started.started_at, log_path: started.log_path });
   } catch (err) {
     sh.jobs.remove(key.run_instance);
+    // A full disk is the machine's state, not this item's failure: the wave pauses (run-wave.ts).
+    if (isDiskFull(err)) throw err;
     await sh.apply({
       event: "item_settled",
       item_id: key.item_id,

@@ -119,19 +119,23 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
     return;
   }
   const { contract, contractError } = await readContract(sh, job);
+  // The wrapper could not record an exit code (a full disk, issue #10) but the agent delivered a
+  // valid contract: the contract judges the attempt, as for a clean exit, instead of "lost".
+  const rcLost = h.state === "exited_err" && h.reason_code === ItemReason.runner_job_lost && h.exit_code === null && contract !== null;
+  if (rcLost) deps.log(`${job.item_id}: no exit code was recorded (rc file missing); judged by its valid contract`);
   const startedAt = h.started_at ?? job.started_at ?? item.job?.started_at ?? null;
   const finishedAt = h.finished_at ?? deps.clock.nowIso();
   const sig = deps.runner.signals?.(job.ref, { final: true }) ?? null;
   const runnerReason = job.stop_reason ?? h.reason_code;
-  const ranOk = job.stop_reason === undefined && (h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
+  const ranOk = job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
   const range = ranOk ? await commitAttempt(sh, job, item, contract) : undefined;
   await sh.apply({
     event: "job_finished",
     ...attempt,
     started_at: startedAt,
-    state: h.state,
+    state: rcLost ? "exited_ok" : h.state,
     exit_code: h.exit_code,
-    runner_reason: runnerReason,
+    runner_reason: rcLost ? null : runnerReason,
     contract,
     contract_error: contractError,
     outcome_path: outcomePath,

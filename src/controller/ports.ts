@@ -35,6 +35,10 @@ export const systemClock: Clock = {
 /** The durable record: the ledger (write-ahead) and the snapshot. All `WaveSession` needs. */
 export interface WaveLog {
   append(e: WaveEvent): void;
+  /** Bytes nobody of this wave wrote, moved aside from the ledgers since the last call (issue #10). */
+  takeForeignMoves?(): { file: string; moved_to: string; bytes: number }[];
+  /** Free the space kept back for recording a pause on a full disk (issue #10). */
+  releaseDiskReserve?(): void;
   writeSnapshot(s: WaveState): void;
 }
 

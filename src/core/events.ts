@@ -186,6 +186,18 @@ export interface TrackerError extends Base {
   detail: string;
 }
 
+/**
+ * Bytes the ledger writer did not write (an agent's append, a torn line of someone else) were
+ * found at the end of a ledger and moved aside to `moved_to` before the next append (SPEC §15.3).
+ * Paths are relative to the artifact directory. Changes nothing in the state.
+ */
+export interface LedgerForeignBytes extends Base {
+  event: "ledger_foreign_bytes";
+  file: string;
+  moved_to: string;
+  bytes: number;
+}
+
 export type WaveEvent =
   | WaveCreated
   | PreflightRecorded
@@ -200,7 +212,8 @@ export type WaveEvent =
   | JobFinished
   | AttemptFailed
   | ItemSettled
-  | TrackerError;
+  | TrackerError
+  | LedgerForeignBytes;
 
 export type EventName = WaveEvent["event"];
 

@@ -19,6 +19,8 @@ export const WaveReason = {
   exec_saturation: "exec_saturation",
   orchestrator_exception: "orchestrator_exception",
   controller_dead: "controller_dead",
+  /** ENOSPC or EDQUOT while writing the wave's files: paused until space is freed (issue #10). */
+  disk_full: "disk_full",
 } as const;
 
 /** Why a wave is where it is: a named reason, or a doctor check that failed critically. */
@@ -142,6 +144,7 @@ export const NextAction = {
   review_outcomes_before_restart: "review_outcomes_before_restart",
   review_report_and_close_items: "review_report_and_close_items",
   start_or_resume_wave: "start_or_resume_wave",
+  free_disk_space_then_resume: "free_disk_space_then_resume",
 } as const;
 export type NextAction = (typeof NextAction)[keyof typeof NextAction];
 
@@ -151,7 +154,7 @@ export function waveNextAction(status: WaveStatus, reasonCode: string | null): N
     case "running":
       return NextAction.monitor_wave_until_terminal;
     case "paused":
-      return NextAction.run_dx_batch_resume;
+      return reasonCode === WaveReason.disk_full ? NextAction.free_disk_space_then_resume : NextAction.run_dx_batch_resume;
     case "failed":
       if (reasonCode?.startsWith(WaveReason.exec_saturation)) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
       if (reasonCode?.startsWith(DOCTOR_CRITICAL)) return NextAction.run_dx_batch_doctor_and_resolve_critical;

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { registerStateRoot } from "../store/secure-dir.js";
 import type { ProviderConfig, WorkspacePolicy } from "../config/types.js";
 import { LogFollower } from "./log-signals.js";
 import { readJobMeta, type JobMeta } from "./meta.js";
@@ -52,7 +53,7 @@ type ExitListener = (ref: JobRef, exitCode: number | null) => void;
 
 function builtinContext(opts: BuiltinRunnerOptions, listeners: Set<ExitListener>): BuiltinContext {
   return {
-    logDir: path.resolve(opts.log_dir),
+    logDir: registerStateRoot(path.resolve(opts.log_dir)),
     clock: opts.clock ?? Date.now,
     graceMs: opts.stop_grace_ms ?? 10_000,
     preflightTimeoutMs: opts.preflight_timeout_ms ?? DEFAULT_PREFLIGHT_TIMEOUT_MS,

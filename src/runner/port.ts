@@ -46,6 +46,8 @@ export interface StartedJob {
 export interface CheckOptions {
   stall_minutes: number;
   max_runtime_minutes: number;
+  /** Observe only: no progress or verdict file written, no signal sent (`doctor` without --fix). */
+  read_only?: boolean;
 }
 
 export interface JobHealth {

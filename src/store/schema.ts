@@ -242,6 +242,14 @@ const TrackerErrorS = Type.Object({
   detail: Str,
 });
 
+const LedgerForeignBytesS = Type.Object({
+  ...Base,
+  event: Type.Literal("ledger_foreign_bytes"),
+  file: Str,
+  moved_to: Str,
+  bytes: Int,
+});
+
 const AttemptRecordS = Type.Object({
   attempt: Int,
   phase: PhaseS,
@@ -342,6 +350,7 @@ const EVENT_SCHEMAS = {
   attempt_failed: AttemptFailedS,
   item_settled: ItemSettledS,
   tracker_error: TrackerErrorS,
+  ledger_foreign_bytes: LedgerForeignBytesS,
 } as const;
 
 // ---- checkers -------------------------------------------------------------------------------
@@ -380,6 +389,7 @@ const eventCheckers: EventCheckers = {
   attempt_failed: checker(AttemptFailedS),
   item_settled: checker(ItemSettledS),
   tracker_error: checker(TrackerErrorS),
+  ledger_foreign_bytes: checker(LedgerForeignBytesS),
 };
 
 export const EVENT_NAMES: readonly EventName[] = Object.keys(EVENT_SCHEMAS).filter(isEventName);
@@ -432,6 +442,8 @@ function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
       return eventCheckers.item_settled.parse(v);
     case "tracker_error":
       return eventCheckers.tracker_error.parse(v);
+    case "ledger_foreign_bytes":
+      return eventCheckers.ledger_foreign_bytes.parse(v);
   }
 }
 

@@ -33,7 +33,7 @@ export async function checkJob(ctx: BuiltinContext, ref: JobRef, o: BuiltinCheck
   const stage = stageOf(observed, o.max_runtime_minutes);
   const probed = await probe(stage, observed, o.probe_worktree === "always");
   const verdict = classifyCheck(stage, observed, probed, { stall_minutes: o.stall_minutes, max_runtime_minutes: o.max_runtime_minutes, grace_ms: ctx.graceMs });
-  await carryOut(ctx, verdict, observed, p);
+  await carryOut(ctx, verdict, observed, p, o.read_only === true);
   return verdict.health;
 }
 
@@ -82,7 +82,8 @@ export async function mutationCount(meta: JobMeta, probe: WorktreeProbe): Promis
   return probe.dirty + commits;
 }
 
-async function carryOut(ctx: BuiltinContext, v: CheckVerdict, o: Observed, p: JobPaths): Promise<void> {
+async function carryOut(ctx: BuiltinContext, v: CheckVerdict, o: Observed, p: JobPaths, readOnly = false): Promise<void> {
+  if (readOnly) return;
   if (v.progress !== null) writeJobProgress(p.progress, v.progress);
   if (v.memoize) writeOutcome(p, v.health);
   if (v.signal === "none" || o.pgid === null) return;
