@@ -29,7 +29,12 @@ export const binDir = () => path.join(prefixDir(), "node_modules", ".bin");
 
 function versionOk(bin) {
   try {
-    const out = execFileSync(bin, ["--version"], { encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HOME: cacheDir(), DISABLE_TELEMETRY: "1" } });
+    const out = execFileSync(bin, ["--version"], {
+      encoding: "utf8",
+      timeout: 60_000,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, HOME: cacheDir(), DISABLE_TELEMETRY: "1" },
+    });
     return out.trim();
   } catch (e) {
     return `FAILED: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;

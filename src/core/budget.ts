@@ -33,8 +33,10 @@ export function waveOverBudget(s: WaveState): string | null {
   const b = s.policy.budget;
   if (b === undefined || (b.max_tokens_per_wave == null && b.max_usd_per_wave == null)) return null;
   const all = waveSpend(s);
-  if (b.max_tokens_per_wave != null && all.tokens >= b.max_tokens_per_wave) return `wave spent ${all.tokens} tokens, budget.max_tokens_per_wave is ${b.max_tokens_per_wave}`;
-  if (b.max_usd_per_wave != null && all.usd >= b.max_usd_per_wave) return `wave spent $${all.usd.toFixed(4)}, budget.max_usd_per_wave is $${b.max_usd_per_wave}`;
+  if (b.max_tokens_per_wave != null && all.tokens >= b.max_tokens_per_wave)
+    return `wave spent ${all.tokens} tokens, budget.max_tokens_per_wave is ${b.max_tokens_per_wave}`;
+  if (b.max_usd_per_wave != null && all.usd >= b.max_usd_per_wave)
+    return `wave spent $${all.usd.toFixed(4)}, budget.max_usd_per_wave is $${b.max_usd_per_wave}`;
   return null;
 }
 
@@ -43,8 +45,10 @@ export function overBudget(s: WaveState, it: ItemState): string | null {
   const b = s.policy.budget;
   if (b === undefined) return null;
   const mine = itemSpend(it);
-  if (b.max_tokens_per_item != null && mine.tokens >= b.max_tokens_per_item) return `item spent ${mine.tokens} tokens, budget.max_tokens_per_item is ${b.max_tokens_per_item}`;
-  if (b.max_usd_per_item != null && mine.usd >= b.max_usd_per_item) return `item spent $${mine.usd.toFixed(4)}, budget.max_usd_per_item is $${b.max_usd_per_item}`;
+  if (b.max_tokens_per_item != null && mine.tokens >= b.max_tokens_per_item)
+    return `item spent ${mine.tokens} tokens, budget.max_tokens_per_item is ${b.max_tokens_per_item}`;
+  if (b.max_usd_per_item != null && mine.usd >= b.max_usd_per_item)
+    return `item spent $${mine.usd.toFixed(4)}, budget.max_usd_per_item is $${b.max_usd_per_item}`;
   return waveOverBudget(s);
 }
 

@@ -10,15 +10,7 @@ import { readTail } from "./fs-util.js";
 
 export const LOG_TAIL_BYTES = 64 * 1024;
 
-const QUOTA = [
-  /\b429\b/,
-  /rate[ _-]?limit/i,
-  /\bquota\b/i,
-  /capacity[ _-]?exhausted/i,
-  /RESOURCE_EXHAUSTED/,
-  /usage limit/i,
-  /too many requests/i,
-];
+const QUOTA = [/\b429\b/, /rate[ _-]?limit/i, /\bquota\b/i, /capacity[ _-]?exhausted/i, /RESOURCE_EXHAUSTED/, /usage limit/i, /too many requests/i];
 
 export const mentionsQuota = (text: string): boolean => QUOTA.some((re) => re.test(text));
 
@@ -63,7 +55,8 @@ function claude(o: Record<string, unknown>): StreamSignal[] {
   if (o.type === "system" && o.subtype === "api_retry") {
     const status = num(o.error_status);
     const err = str(o.error) ?? "";
-    if (status === 429 || /rate_limit|quota/i.test(err)) return [{ kind: "quota_retry", detail: `api_retry ${o.attempt as number | undefined ?? "?"}: ${status ?? ""} ${err}`.trim() }];
+    if (status === 429 || /rate_limit|quota/i.test(err))
+      return [{ kind: "quota_retry", detail: `api_retry ${(o.attempt as number | undefined) ?? "?"}: ${status ?? ""} ${err}`.trim() }];
     return [];
   }
   if (o.type === "assistant" && isObj(o.message) && isObj(o.message.usage)) {
@@ -74,7 +67,12 @@ function claude(o: Record<string, unknown>): StreamSignal[] {
         kind: "usage",
         scope: "call",
         ...(key !== undefined ? { key } : {}),
-        usage: { input_tokens: add(num(u.input_tokens), num(u.cache_creation_input_tokens)), output_tokens: num(u.output_tokens), cache_read_tokens: num(u.cache_read_input_tokens), cost_usd: null },
+        usage: {
+          input_tokens: add(num(u.input_tokens), num(u.cache_creation_input_tokens)),
+          output_tokens: num(u.output_tokens),
+          cache_read_tokens: num(u.cache_read_input_tokens),
+          cost_usd: null,
+        },
       },
     ];
   }
@@ -85,7 +83,12 @@ function claude(o: Record<string, unknown>): StreamSignal[] {
       out.push({
         kind: "usage",
         scope: "total",
-        usage: { input_tokens: add(num(u.input_tokens), num(u.cache_creation_input_tokens)), output_tokens: num(u.output_tokens), cache_read_tokens: num(u.cache_read_input_tokens), cost_usd: num(o.total_cost_usd) },
+        usage: {
+          input_tokens: add(num(u.input_tokens), num(u.cache_creation_input_tokens)),
+          output_tokens: num(u.output_tokens),
+          cache_read_tokens: num(u.cache_read_input_tokens),
+          cost_usd: num(o.total_cost_usd),
+        },
       });
     }
     if (o.is_error === true || (typeof o.subtype === "string" && o.subtype !== "success")) {
@@ -101,7 +104,13 @@ function codex(o: Record<string, unknown>): StreamSignal[] {
   if (o.type === "turn.completed" && isObj(o.usage)) {
     const u = o.usage;
     const cached = num(u.cached_input_tokens);
-    return [{ kind: "usage", scope: "increment", usage: { input_tokens: sub(num(u.input_tokens), cached), output_tokens: num(u.output_tokens), cache_read_tokens: cached, cost_usd: null } }];
+    return [
+      {
+        kind: "usage",
+        scope: "increment",
+        usage: { input_tokens: sub(num(u.input_tokens), cached), output_tokens: num(u.output_tokens), cache_read_tokens: cached, cost_usd: null },
+      },
+    ];
   }
   if (o.type === "error") {
     const m = str(o.message);
@@ -121,7 +130,18 @@ function opencode(o: Record<string, unknown>): StreamSignal[] {
   if (o.type === "step_finish" && isObj(o.part) && isObj(o.part.tokens)) {
     const t = o.part.tokens;
     const cache = isObj(t.cache) ? t.cache : {};
-    return [{ kind: "usage", scope: "increment", usage: { input_tokens: add(num(t.input), num(cache.write)), output_tokens: add(num(t.output), num(t.reasoning)), cache_read_tokens: num(cache.read), cost_usd: num(o.part.cost) } }];
+    return [
+      {
+        kind: "usage",
+        scope: "increment",
+        usage: {
+          input_tokens: add(num(t.input), num(cache.write)),
+          output_tokens: add(num(t.output), num(t.reasoning)),
+          cache_read_tokens: num(cache.read),
+          cost_usd: num(o.part.cost),
+        },
+      },
+    ];
   }
   if (o.type === "error" && isObj(o.error)) {
     const e = o.error;
@@ -142,7 +162,11 @@ function gemini(o: Record<string, unknown>): StreamSignal[] {
       const s = o.stats;
       const cached = num(s.cached);
       const input = num(s.input) ?? sub(num(s.input_tokens), cached);
-      out.push({ kind: "usage", scope: "total", usage: { input_tokens: input, output_tokens: num(s.output_tokens), cache_read_tokens: cached, cost_usd: null } });
+      out.push({
+        kind: "usage",
+        scope: "total",
+        usage: { input_tokens: input, output_tokens: num(s.output_tokens), cache_read_tokens: cached, cost_usd: null },
+      });
     }
     if (o.status === "error") {
       const e = isObj(o.error) ? (str(o.error.message) ?? JSON.stringify(o.error)) : "error";
@@ -164,7 +188,8 @@ function plain(line: string): StreamSignal[] {
     if (attempt[1] === "429" || mentionsQuota(t)) out.unshift({ kind: "quota_retry", detail: clipError(t, 200) });
     return out;
   }
-  if (/^(error|fatal|Error\b|\w*Error:|API Error)/i.test(t) || /\b(exceeded retry limit|failed with status)\b/i.test(t)) return [{ kind: "error", message: clipError(t) }];
+  if (/^(error|fatal|Error\b|\w*Error:|API Error)/i.test(t) || /\b(exceeded retry limit|failed with status)\b/i.test(t))
+    return [{ kind: "error", message: clipError(t) }];
   return [];
 }
 
@@ -220,12 +245,19 @@ export class StreamSignals {
 }
 
 export function sumUsage(a: Usage, b: Usage): Usage {
-  return { input_tokens: add(a.input_tokens, b.input_tokens), output_tokens: add(a.output_tokens, b.output_tokens), cache_read_tokens: add(a.cache_read_tokens, b.cache_read_tokens), cost_usd: add(a.cost_usd, b.cost_usd) };
+  return {
+    input_tokens: add(a.input_tokens, b.input_tokens),
+    output_tokens: add(a.output_tokens, b.output_tokens),
+    cache_read_tokens: add(a.cache_read_tokens, b.cache_read_tokens),
+    cost_usd: add(a.cost_usd, b.cost_usd),
+  };
 }
 
 /** Tokens a budget counts: input, output and cache reads alike (null when the CLI said nothing). */
 export const usageTokens = (u: Usage): number | null =>
-  u.input_tokens === null && u.output_tokens === null && u.cache_read_tokens === null ? null : (u.input_tokens ?? 0) + (u.output_tokens ?? 0) + (u.cache_read_tokens ?? 0);
+  u.input_tokens === null && u.output_tokens === null && u.cache_read_tokens === null
+    ? null
+    : (u.input_tokens ?? 0) + (u.output_tokens ?? 0) + (u.cache_read_tokens ?? 0);
 
 /** Parse a whole text (a finished log, or a test table). */
 export function signalsOf(text: string): StreamSignals {

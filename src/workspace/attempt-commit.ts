@@ -10,7 +10,8 @@ export const DX_DIR = ".dx-batch";
 /** Git's empty tree: the base to diff from when a branch had no commit yet. */
 const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
-export const contractFileIn = (worktree: string, phase: string, attempt: number): string => path.join(worktree, DX_DIR, `${phase}.attempt${attempt}.contract.json`);
+export const contractFileIn = (worktree: string, phase: string, attempt: number): string =>
+  path.join(worktree, DX_DIR, `${phase}.attempt${attempt}.contract.json`);
 
 /** Create `<worktree>/.dx-batch/` and make sure the repository's info/exclude hides it. */
 export async function prepareDxDir(worktree: string): Promise<void> {
@@ -40,7 +41,13 @@ export interface AttemptCommit {
  * Commit everything the agent left uncommitted (tracked or untracked, git-ignored files and
  * `.dx-batch/` aside) on the worktree's branch, with the trailers that tie it to the attempt.
  */
-export async function commitLeftovers(o: { worktree: string; item_id: string; attempt: number; provider: string; summary: string | null }): Promise<AttemptCommit> {
+export async function commitLeftovers(o: {
+  worktree: string;
+  item_id: string;
+  attempt: number;
+  provider: string;
+  summary: string | null;
+}): Promise<AttemptCommit> {
   const status = await git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], { cwd: o.worktree });
   if (!status.ok) throw new Error(`git status in ${o.worktree} failed: ${status.error ?? status.stderr.trim()}`);
   const files = status.stdout

@@ -213,7 +213,8 @@ export function sandbox(tmp: TempDirs, extra: Record<string, unknown> = {}): San
 /**
  * A sandbox that can run real waves: a git repository and two providers running the scripted
  * agent, which by item id approves (ok-*), asks one revision (rev-*), reports blocked (blk-*) or
- * writes a contract with an extra key (bad-*). It commits nothing (`edit: false`).
+ * writes a contract with an extra key (bad-*). A completed attempt commits one file: since issue #11
+ * an attempt whose own range holds no commit fails `no_changes`.
  */
 export function agentSandbox(tmp: TempDirs, extra: Record<string, unknown> = {}): Sandbox & { repo: string } {
   const base = tmp.make("dx-cli-agent-");
@@ -221,9 +222,9 @@ export function agentSandbox(tmp: TempDirs, extra: Record<string, unknown> = {})
   const scenarioPath = path.join(base, "scenario.json");
   const review = (verdicts: Step[]): Step[] => verdicts;
   writeScenarioFile(scenarioPath, path.join(base, "records"), {
-    default: { implement: { edit: false }, review: { verdict: "APPROVED" } },
+    default: { implement: {}, review: { verdict: "APPROVED" } },
     prefixes: {
-      "rev-": { implement: { edit: false }, review: review([{ verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] }, { verdict: "APPROVED" }]) },
+      "rev-": { implement: {}, review: review([{ verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] }, { verdict: "APPROVED" }]) },
       "blk-": { implement: { edit: false, status: "blocked" } },
       "bad-": { implement: { edit: false, surprise: true } },
     },

@@ -15,7 +15,20 @@ const OUT = path.join(REPO, "test", "fixtures", "mock-models", "captured");
 const argv = (cli: CliName, wt: string, prompt: string): string[] => {
   switch (cli) {
     case "claude":
-      return ["claude", "-p", "--model", MODEL.claude, "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "--allowedTools", "Bash(git add:*),Bash(git commit:*),Write,Read", "--no-session-persistence"];
+      return [
+        "claude",
+        "-p",
+        "--model",
+        MODEL.claude,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        "acceptEdits",
+        "--allowedTools",
+        "Bash(git add:*),Bash(git commit:*),Write,Read",
+        "--no-session-persistence",
+      ];
     case "codex":
       return ["codex", "exec", "--json", "-m", MODEL.codex, "-C", wt, "-s", "workspace-write", "-"];
     case "opencode":
@@ -34,8 +47,19 @@ async function capture(cli: CliName, kind: "happy" | "429", ms: number): Promise
     const prompt = `You are implementing tracker item cap-1: capture\n\nWork only in the git worktree ${wt} (base commit x). This is attempt 1.\n`;
     const [file, ...args] = argv(cli, wt, prompt);
     const env = { ...sb.env, ...(cli === "opencode" ? { OPENCODE_CONFIG_CONTENT: JSON.stringify({ permission: { "*": "allow" } }) } : {}) };
-    const r = await execa(path.join(agentCliBinDir(), file ?? ""), args, { cwd: wt, env, extendEnv: false, reject: false, input: cli === "opencode" ? "" : prompt, timeout: ms, killSignal: "SIGKILL", all: true });
-    const lines = String(r.all ?? "").split("\n").filter((l) => l.trim() !== "");
+    const r = await execa(path.join(agentCliBinDir(), file ?? ""), args, {
+      cwd: wt,
+      env,
+      extendEnv: false,
+      reject: false,
+      input: cli === "opencode" ? "" : prompt,
+      timeout: ms,
+      killSignal: "SIGKILL",
+      all: true,
+    });
+    const lines = String(r.all ?? "")
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     mkdirSync(OUT, { recursive: true });
     writeFileSync(path.join(OUT, `${cli}-${kind}.log`), `${lines.slice(0, 400).join("\n")}\n`);
     process.stderr.write(`[capture] ${cli} ${kind}: exit ${r.exitCode ?? "killed"}, ${lines.length} lines\n`);

@@ -51,7 +51,11 @@ export function agentCliBinDir(): string {
     }
   }
   try {
-    const out = execFileSync(process.execPath, [path.join(REPO, "scripts", "install-agent-clis.mjs"), "--print-bin-dir"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 20 * 60_000 });
+    const out = execFileSync(process.execPath, [path.join(REPO, "scripts", "install-agent-clis.mjs"), "--print-bin-dir"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      timeout: 20 * 60_000,
+    });
     binDirMemo = out.trim().split("\n").at(-1) ?? "";
     if (binDirMemo === "") throw new Error("install-agent-clis printed no bin dir");
     return binDirMemo;
@@ -136,7 +140,14 @@ function configureCli(cli: CliName, home: string, mockUrl: string): Record<strin
           $schema: "https://opencode.ai/config.json",
           autoupdate: false,
           share: "disabled",
-          provider: { mock: { npm: "@ai-sdk/openai-compatible", name: "Mock", options: { baseURL: `${mockUrl}/v1`, apiKey: "mock-chat-key" }, models: { "mock-model": { name: "Mock", tool_call: true } } } },
+          provider: {
+            mock: {
+              npm: "@ai-sdk/openai-compatible",
+              name: "Mock",
+              options: { baseURL: `${mockUrl}/v1`, apiKey: "mock-chat-key" },
+              models: { "mock-model": { name: "Mock", tool_call: true } },
+            },
+          },
         }),
       );
       return { OPENCODE_DISABLE_AUTOUPDATE: "1", OPENCODE_DISABLE_MODELS_FETCH: "1", OPENCODE_DISABLE_SHARE: "1" };
@@ -145,7 +156,12 @@ function configureCli(cli: CliName, home: string, mockUrl: string): Record<strin
       mkdirSync(path.join(home, ".gemini"), { recursive: true });
       writeFileSync(
         path.join(home, ".gemini", "settings.json"),
-        JSON.stringify({ security: { auth: { selectedType: "gemini-api-key" } }, privacy: { usageStatisticsEnabled: false }, telemetry: { enabled: false }, general: { disableAutoUpdate: true } }),
+        JSON.stringify({
+          security: { auth: { selectedType: "gemini-api-key" } },
+          privacy: { usageStatisticsEnabled: false },
+          telemetry: { enabled: false },
+          general: { disableAutoUpdate: true },
+        }),
       );
       return { GOOGLE_GEMINI_BASE_URL: mockUrl, GEMINI_API_KEY: "mock-gemini-key", GEMINI_TELEMETRY_ENABLED: "false" };
     }
@@ -172,7 +188,10 @@ export async function agentSandbox(cli: CliName, script: MockScript, o: SandboxO
   execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", "init"], { cwd: repo });
   git(repo, "add", "README.md");
   execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "readme"], { cwd: repo });
-  const mock = await startMockServer(ADAPTER[cli], script, { ...(o.usage !== undefined ? { usage: o.usage } : {}), ...(o.delay_ms !== undefined ? { delay_ms: o.delay_ms } : {}) });
+  const mock = await startMockServer(ADAPTER[cli], script, {
+    ...(o.usage !== undefined ? { usage: o.usage } : {}),
+    ...(o.delay_ms !== undefined ? { delay_ms: o.delay_ms } : {}),
+  });
   const env = { ...baseEnv(home, bin), ...configureCli(cli, home, mock.url), DX_BATCH_HOME: path.join(root, "dx-home") };
   const provider = PROVIDER[cli];
   const configPath = path.join(root, "dx-batch.config.json");
@@ -238,7 +257,11 @@ export async function dxBatch(sb: AgentSandbox, args: string[], timeoutMs = 240_
 }
 
 /** Run a CLI directly (not through dx-batch), e.g. to capture its stream for the parser tables. */
-export async function runCliDirect(sb: AgentSandbox, argv: string[], o: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliRun> {
+export async function runCliDirect(
+  sb: AgentSandbox,
+  argv: string[],
+  o: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<CliRun> {
   const t0 = performance.now();
   const [file, ...args] = argv;
   const r = await execa(path.join(agentCliBinDir(), file ?? ""), args, {

@@ -40,7 +40,10 @@ export function mustShow(cli: CliName, prefix: string): void {
       const finding = "the file must also say it was reviewed";
       sb = await agentSandbox(
         cli,
-        happyScript({ verdict: (_i, attempt) => (attempt === 1 ? { verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: finding }] } : { verdict: "APPROVED" }) }),
+        happyScript({
+          verdict: (_i, attempt) =>
+            attempt === 1 ? { verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: finding }] } : { verdict: "APPROVED" },
+        }),
       );
       sb.writeConfig({ retry_chain: [sb.provider, sb.provider, "blocked"] });
       const r = await dxBatch(sb, ["start", "--wave-id", "w-rev", "--items", item]);

@@ -43,7 +43,11 @@ describe("codex preflight", () => {
     const r = await preflight(sb, "codex", { MOCK_API_KEY: undefined });
     expect(r).toMatchObject({ ok: false, reason_code: "codex_auth_missing" });
     expect(r.detail).toMatch(/env_key MOCK_API_KEY is not set/);
-    const run = await runCliDirect(sb, ["codex", "exec", "--json", "-m", "gpt-5.5", "-s", "read-only", "-"], { input: "hi", env: { MOCK_API_KEY: "" }, timeoutMs: 60_000 });
+    const run = await runCliDirect(sb, ["codex", "exec", "--json", "-m", "gpt-5.5", "-s", "read-only", "-"], {
+      input: "hi",
+      env: { MOCK_API_KEY: "" },
+      timeoutMs: 60_000,
+    });
     expect(run.code).not.toBe(0);
     expect(`${run.stdout}${run.stderr}`).toMatch(/MOCK_API_KEY/);
   }, 90_000);
@@ -75,7 +79,12 @@ describe("opencode preflight", () => {
   const writeCfg = (apiKey: unknown): void => {
     const options: Record<string, unknown> = { baseURL: `${sb.mock.url}/v1` };
     if (apiKey !== undefined) options.apiKey = apiKey;
-    writeFileSync(cfgFile(), JSON.stringify({ provider: { mock: { npm: "@ai-sdk/openai-compatible", options, env: ["MOCK_CHAT_KEY"], models: { "mock-model": { tool_call: true } } } } }));
+    writeFileSync(
+      cfgFile(),
+      JSON.stringify({
+        provider: { mock: { npm: "@ai-sdk/openai-compatible", options, env: ["MOCK_CHAT_KEY"], models: { "mock-model": { tool_call: true } } } },
+      }),
+    );
   };
   const model = { opencode: { model: "mock/mock-model" } };
 
@@ -121,7 +130,10 @@ describe("gemini preflight", () => {
     const r = await preflight(sb, "gemini", {});
     expect(r).toMatchObject({ ok: false, reason_code: "gemini_auth_type_unset" });
     expect(r.detail).toMatch(/selectedType.*gemini-api-key/);
-    const run = await runCliDirect(sb, ["gemini", "-p", "", "-m", "gemini-2.5-pro", "-o", "stream-json", "--approval-mode", "yolo", "--skip-trust"], { input: "hi", timeoutMs: 120_000 });
+    const run = await runCliDirect(sb, ["gemini", "-p", "", "-m", "gemini-2.5-pro", "-o", "stream-json", "--approval-mode", "yolo", "--skip-trust"], {
+      input: "hi",
+      timeoutMs: 120_000,
+    });
     expect(run.code).toBe(41);
     expect(`${run.stdout}${run.stderr}`).toMatch(/Invalid auth method selected/);
   }, 180_000);

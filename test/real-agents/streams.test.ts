@@ -44,9 +44,21 @@ describe("usage from each CLI's stream", () => {
 
   it.each([
     ["claude result", "claude-happy.log", /"type":"result"/, { input_tokens: 4800, output_tokens: 320, cache_read_tokens: 1200, cost_usd: 0.01956 }, "total"],
-    ["codex turn.completed", "codex-happy.log", /turn\.completed/, { input_tokens: 3600, output_tokens: 320, cache_read_tokens: 1200, cost_usd: null }, "increment"],
+    [
+      "codex turn.completed",
+      "codex-happy.log",
+      /turn\.completed/,
+      { input_tokens: 3600, output_tokens: 320, cache_read_tokens: 1200, cost_usd: null },
+      "increment",
+    ],
     ["opencode step_finish", "opencode-happy.log", /step_finish/, { input_tokens: 900, output_tokens: 80, cache_read_tokens: 300, cost_usd: 0 }, "increment"],
-    ["gemini result stats", "gemini-happy.log", /"type":"result"/, { input_tokens: 3600, output_tokens: 320, cache_read_tokens: 1200, cost_usd: null }, "total"],
+    [
+      "gemini result stats",
+      "gemini-happy.log",
+      /"type":"result"/,
+      { input_tokens: 3600, output_tokens: 320, cache_read_tokens: 1200, cost_usd: null },
+      "total",
+    ],
   ])("%s: one line → usage", (_n, file, re, usage, scope) => {
     expect(parseStreamLine(lineOf(file, re))).toEqual([{ kind: "usage", scope, usage }]);
   });
@@ -66,7 +78,9 @@ describe("rate-limit retries in each CLI's live stream", () => {
 
   it("Gemini's plain-text retry lines count, its stack frames do not, and its final result error is the last error", () => {
     const s = signalsOf(captured("gemini-429.log"));
-    const attempts = captured("gemini-429.log").split("\n").filter((l) => /^Attempt \d+ failed with status 429/.test(l)).length;
+    const attempts = captured("gemini-429.log")
+      .split("\n")
+      .filter((l) => /^Attempt \d+ failed with status 429/.test(l)).length;
     expect(attempts).toBeGreaterThanOrEqual(2);
     expect(s.quota_retries).toBe(attempts);
     expect(s.last_error).toMatch(/^\[API Error: Resource has been exhausted \(e\.g\. check quota\)\.\]/);

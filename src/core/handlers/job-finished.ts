@@ -64,7 +64,7 @@ function decide(tx: Tx, e: JobFinished): void {
   }
   const over = overBudget(tx.s, it);
   if (over !== null) {
-    write(f, "failed", ItemReason.budget_exhausted, e.contract);
+    write(f, "failed", ItemReason.budget_exhausted, e.contract, over);
     return settle(tx, it, "blocked", ItemReason.budget_exhausted, over);
   }
   if (e.phase === "implement") return onImplementContract(f, e.contract?.phase === "implement" ? e.contract : null);
@@ -76,7 +76,7 @@ const runnerClassified = (e: JobFinished): boolean =>
   e.runner_reason === ItemReason.provider_quota_exhausted || e.runner_reason === ItemReason.budget_exhausted || runnerFailure(e.state, e.exit_code, e.runner_reason) !== null;
 
 /** Record the attempt's reason and ask for its outcome record. */
-function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: ItemReason, contract: Contract | null): void {
+function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: ItemReason, contract: Contract | null, why?: string): void {
   rec.reason_code = reason;
   writeOutcome(tx, it, e.outcome_path, e, {
     result,
@@ -88,7 +88,7 @@ function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: It
     duration_sec: e.duration_sec,
     // Why the attempt did not succeed: when the runner classified the exit (quota, stall, crash)
     // the CLI's own last error line; the contract's problem only for a run that itself worked.
-    error: result === "success" ? null : runnerClassified(e) ? (e.cli_error ?? e.runner_reason ?? e.contract_error) : (e.contract_error ?? e.runner_reason),
+    error: result === "success" ? null : why !== undefined ? why : runnerClassified(e) ? (e.cli_error ?? e.runner_reason ?? e.contract_error) : (e.contract_error ?? e.runner_reason),
     range: rec.range,
     usage: e.usage,
     log_path: e.log_path ?? null,

@@ -71,14 +71,19 @@ export function createCodex(cfg: ProviderConfig | undefined): Provider {
         // A provider of the user's own: its env_key is the credential `codex exec` sends; `codex
         // login` plays no part (measured with 0.171: such a setup runs with login status failing).
         const p = conf.providers.get(custom);
-        if (p === undefined) return unavailable(name, `${name}_config_invalid`, `${file} selects model_provider "${custom}" but has no [model_providers.${custom}] table`);
+        if (p === undefined)
+          return unavailable(name, `${name}_config_invalid`, `${file} selects model_provider "${custom}" but has no [model_providers.${custom}] table`);
         const key = p.get("env_key") ?? null;
         if (key === null || hasEnv(env, key)) return available(name);
         return unavailable(name, `${name}_auth_missing`, `${file} selects model_provider "${custom}", whose env_key ${key} is not set: export ${key}`);
       }
       if (hasEnv(env, "CODEX_API_KEY")) return available(name);
       if ((await runQuick([bin.path, "login", "status"], env, o.timeout_ms)).ok) return available(name);
-      return unavailable(name, `${name}_auth_missing`, "no CODEX_API_KEY, `codex login status` fails, and no custom model_provider in " + file + ": run `codex login --with-api-key` or set CODEX_API_KEY");
+      return unavailable(
+        name,
+        `${name}_auth_missing`,
+        "no CODEX_API_KEY, `codex login status` fails, and no custom model_provider in " + file + ": run `codex login --with-api-key` or set CODEX_API_KEY",
+      );
     },
   };
 }
@@ -106,7 +111,12 @@ export function readCodexConfig(file: string): CodexConfigFacts {
     if (line === "" || line.startsWith("#")) continue;
     const head = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
     if (head?.[1] !== undefined) {
-      section = head[1].split(".").map((k) => k.trim().replace(/^"(.*)"$/, "$1").replace(/^'(.*)'$/, "$1"));
+      section = head[1].split(".").map((k) =>
+        k
+          .trim()
+          .replace(/^"(.*)"$/, "$1")
+          .replace(/^'(.*)'$/, "$1"),
+      );
       continue;
     }
     const kv = /^([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|true|false)\s*(#.*)?$/.exec(line);

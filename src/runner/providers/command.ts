@@ -44,7 +44,9 @@ export function createCommandProvider(name: string, cfg: ProviderConfig & { comm
         return unavailable(name, `${name}_preflight_failed`, `preflight ${argv.join(" ")} ${why}`);
       }
       const bin = command[0] ?? "";
-      return resolveExecutable(bin, env) !== null ? available(name) : unavailable(name, `${name}_binary_missing`, `${bin || "(empty command)"} not found on PATH`);
+      return resolveExecutable(bin, env) !== null
+        ? available(name)
+        : unavailable(name, `${name}_binary_missing`, `${bin || "(empty command)"} not found on PATH`);
     },
   };
 }

@@ -85,8 +85,7 @@ export const homeDir = (env: NodeJS.ProcessEnv): string => env.HOME ?? os.homedi
 export const hasEnv = (env: NodeJS.ProcessEnv, key: string): boolean => (env[key] ?? "").trim() !== "";
 export const envTruthy = (env: NodeJS.ProcessEnv, key: string): boolean => /^(1|true|yes)$/i.test((env[key] ?? "").trim());
 
-export const pickModel = (ctx: { model: string | null }, cfg: ProviderConfig | undefined, fallback: string): string =>
-  ctx.model ?? cfg?.model ?? fallback;
+export const pickModel = (ctx: { model: string | null }, cfg: ProviderConfig | undefined, fallback: string): string => ctx.model ?? cfg?.model ?? fallback;
 
 export const maxParallel = (cfg: ProviderConfig | undefined): number | null =>
   cfg?.max_parallel !== undefined && cfg.max_parallel > 0 ? cfg.max_parallel : null;

@@ -23,18 +23,7 @@ import type { LaunchContext, LaunchPlan, PreflightOptions, Provider } from "./ty
 export const GEMINI_BIN = "gemini";
 export const GEMINI_DEFAULT_MODEL = "gemini-2.5-pro";
 
-export const geminiArgv = (model: string): string[] => [
-  GEMINI_BIN,
-  "-p",
-  "",
-  "-m",
-  model,
-  "-o",
-  "stream-json",
-  "--approval-mode",
-  "yolo",
-  "--skip-trust",
-];
+export const geminiArgv = (model: string): string[] => [GEMINI_BIN, "-p", "", "-m", model, "-o", "stream-json", "--approval-mode", "yolo", "--skip-trust"];
 
 export const geminiSettingsFile = (env: NodeJS.ProcessEnv): string => path.join(homeDir(env), ".gemini", "settings.json");
 
@@ -78,10 +67,16 @@ export function geminiAuthVerdict(env: NodeJS.ProcessEnv): { reason_code: string
   const fixType = `set {"security":{"auth":{"selectedType":"gemini-api-key"}}} in ${settings}`;
   if (type === null) {
     if (hasEnv(env, "GOOGLE_GEMINI_BASE_URL")) {
-      return { reason_code: "gemini_auth_type_unset", detail: `GOOGLE_GEMINI_BASE_URL is set but no auth type is selected, so headless gemini exits 41 ("Invalid auth method selected"): ${fixType}` };
+      return {
+        reason_code: "gemini_auth_type_unset",
+        detail: `GOOGLE_GEMINI_BASE_URL is set but no auth type is selected, so headless gemini exits 41 ("Invalid auth method selected"): ${fixType}`,
+      };
     }
     if (envAuth) return null;
-    return { reason_code: "gemini_auth_missing", detail: `no GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI or GOOGLE_GENAI_USE_GCA, and no auth type in ${settings}: set GEMINI_API_KEY` };
+    return {
+      reason_code: "gemini_auth_missing",
+      detail: `no GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI or GOOGLE_GENAI_USE_GCA, and no auth type in ${settings}: set GEMINI_API_KEY`,
+    };
   }
   switch (type) {
     case "gemini-api-key":
@@ -90,7 +85,10 @@ export function geminiAuthVerdict(env: NodeJS.ProcessEnv): { reason_code: string
       const creds = path.join(homeDir(env), ".gemini", "oauth_creds.json");
       return existsSync(creds)
         ? null
-        : { reason_code: "gemini_auth_missing", detail: `${settings} selects oauth-personal but ${creds} does not exist (headless gemini cannot log in): run gemini once interactively, or set GEMINI_API_KEY and ${fixType}` };
+        : {
+            reason_code: "gemini_auth_missing",
+            detail: `${settings} selects oauth-personal but ${creds} does not exist (headless gemini cannot log in): run gemini once interactively, or set GEMINI_API_KEY and ${fixType}`,
+          };
     }
     case "vertex-ai":
       return hasEnv(env, "GOOGLE_API_KEY") || hasEnv(env, "GOOGLE_CLOUD_PROJECT")

@@ -163,7 +163,10 @@ export function opencodeAuthProblem(env: NodeJS.ProcessEnv, model: string): stri
   if (envKeys.some((k) => hasEnv(env, k))) return null;
   // A provider dx-batch knows nothing about may read any of the usual keys.
   if (!custom && KNOWN_PROVIDER_ENV[providerId] === undefined && PROVIDER_KEYS.some((k) => hasEnv(env, k))) return null;
-  const where = [`\`opencode auth login\` (${opencodeAuthFile(env)})`, `"provider.${providerId}.options.apiKey" in ${opencodeConfigFiles(env)[1] ?? "opencode.json"}`];
+  const where = [
+    `\`opencode auth login\` (${opencodeAuthFile(env)})`,
+    `"provider.${providerId}.options.apiKey" in ${opencodeConfigFiles(env)[1] ?? "opencode.json"}`,
+  ];
   if (envKeys.length > 0) where.push(envKeys.join(" or "));
   return `no credential for OpenCode provider "${providerId}" (model ${model}): add one with ${where.join(", or ")}`;
 }
