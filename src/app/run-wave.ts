@@ -5,20 +5,10 @@ import { chainProviders, reviewCandidates } from "../core/retry.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { buildDeps, type WaveRuntime } from "./wire.js";
+import { waveExitCode } from "./exit-codes.js";
 
 // Shared by start and resume once the controller lock is held: preflight, prune, the
 // exec-saturation guard and the doctor's critical checks, then the loop under signal handlers.
-
-export function exitCodeOf(end: RunEnd): number {
-  switch (end.kind) {
-    case "completed":
-      return 0;
-    case "paused":
-      return 2;
-    default:
-      return 1;
-  }
-}
 
 export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, mode: "start" | "resume", progress: Progress): Promise<number> {
   const deps = buildDeps(c, rt, state, progress);
@@ -92,5 +82,5 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
 function finish(controller: Controller, progress: Progress, end: RunEnd): number {
   controller.session.flush(true);
   progress.end(controller.state, end);
-  return exitCodeOf(end);
+  return waveExitCode(end, controller.state);
 }

@@ -7,6 +7,7 @@ import type { CommandContext } from "./main.js";
 import { positiveInt, positiveNumber } from "./main.js";
 import { createProgress } from "./progress.js";
 import { printJson } from "./io.js";
+import { WAVE_EXIT_HELP } from "../app/exit-codes.js";
 
 // start, resume, cancel: the commands that run or stop a controller.
 
@@ -32,7 +33,7 @@ interface StartOpts {
 export function registerWaveCommands(program: Command, ctx: CommandContext): void {
   program
     .command("start")
-    .description("Create a wave, preflight its providers and run it to a terminal state (exit 0 completed, 1 refused/failed, 2 paused)")
+    .description(`Create a wave, preflight its providers and run it to a terminal state (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file (default: $DX_BATCH_CONFIG, then ./dx-batch.config.json)")
     .option("--items <ids>", "comma-separated item ids, e.g. bd-a1b2,bd-c3d4")
     .option("--items-file <file>", "a file with one item id per line (# comments allowed)")
@@ -77,7 +78,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
 
   program
     .command("resume")
-    .description("Continue a paused wave, a wave whose controller died, or one failed for exec_saturation/doctor_critical_*")
+    .description(`Continue a paused wave, a wave whose controller died, or one failed for exec_saturation/doctor_critical_* (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file")
     .option("--wave-id <id>", "the wave to resume (required)")
     .option("--json", "NDJSON events on stdout, then a summary object")
