@@ -1,7 +1,8 @@
 import { Controller, type RunEnd } from "../controller/controller.js";
 import type { WaveState } from "../core/state.js";
 import { WaveReason, doctorCritical } from "../core/reasons.js";
-import { chainProviders, reviewCandidates } from "../core/retry.js";
+import { chainProviders } from "../core/retry.js";
+import { preflightAll, preflightProviders, type PreflightResults } from "./refuse-early.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { buildDeps, type WaveRuntime } from "./wire.js";
@@ -10,7 +11,14 @@ import { waveExitCode } from "./exit-codes.js";
 // Shared by start and resume once the controller lock is held: preflight, prune, the
 // exec-saturation guard and the doctor's critical checks, then the loop under signal handlers.
 
-export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, mode: "start" | "resume", progress: Progress): Promise<number> {
+export async function runWave(
+  c: AppContext,
+  rt: WaveRuntime,
+  state: WaveState,
+  mode: "start" | "resume",
+  progress: Progress,
+  preflighted?: PreflightResults,
+): Promise<number> {
   const deps = buildDeps(c, rt, state, progress);
   const controller = new Controller(deps, state);
   const apply = (d: Parameters<typeof controller.session.apply>[0]) => controller.session.apply(d);
@@ -23,10 +31,9 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
   process.on("SIGUSR1", onUsr1);
   try {
     // Preflight every provider the wave may use; the ones that fail are skipped and recorded.
-    const providers = [...new Set([...chainProviders(state.policy), ...reviewCandidates(state.policy, null)])];
+    const all = preflighted ?? (await preflightAll(rt.runner, preflightProviders(state.policy))).results;
     const results: Record<string, { ok: boolean; reason_code: string | null }> = {};
-    for (const p of providers) {
-      const r = await rt.runner.preflight(p);
+    for (const [p, r] of Object.entries(all)) {
       results[p] = { ok: r.ok, reason_code: r.reason_code };
       if (!r.ok) progress.log(`preflight: ${p} unavailable (${r.reason_code ?? "unknown"}${r.detail ? `: ${r.detail}` : ""})`);
     }

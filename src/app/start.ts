@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ItemSeed } from "../core/events.js";
 import { defaultWaveId, isValidItemId, MAX_ITEM_ID_LENGTH } from "../core/ids.js";
@@ -13,6 +13,9 @@ import type { Progress } from "./progress-port.js";
 import { runWave } from "./run-wave.js";
 import { createWave, openRuntime } from "./wire.js";
 import { spawnDetached } from "./detach.js";
+import { createRunner } from "../runner/create.js";
+import { preflightAll, preflightProviders, refuseBadRepo, refuseNoProvider, refuseUnknownItems, refuseUnknownProviders } from "./refuse-early.js";
+import { waveExists } from "./wave-exists.js";
 
 // `start`: validate the input, create the wave (or refuse wave_exists), take the controller lock,
 // then preflight, prune, guard and run (SPEC §2, issue #4 step 1).
@@ -25,6 +28,10 @@ export interface StartInput {
   label?: string | undefined;
   waveId?: string | undefined;
   detach: boolean;
+  /** Run the items the tracker knows and drop the rest (default: refuse `item_not_found`). */
+  allowMissing?: boolean;
+  /** Record the wave even when no provider passes preflight (it ends failed `no_provider_available`). */
+  keepFailed?: boolean;
 }
 
 export function invalidItemId(id: string): DxError {
@@ -82,9 +89,14 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
   const ids = await collectItemIds(c, input, tracker, (l) => progress.warn(l));
   const now = new Date().toISOString();
   const waveId = input.waveId ?? defaultWaveId(now, randomBytes(2).toString("hex"));
+  const policy = toPolicy(c.config);
+  // Refusals that cost nothing: no wave directory exists until all of them pass (issue #13).
+  refuseUnknownProviders(c.config, policy);
+  await refuseBadRepo(c.config.repo);
+  await refuseExistingWave(c, waveId);
 
   // Ask the tracker about every item before anything is written: titles, in-wave dependencies,
-  // and which ids it does not know (those end `failed`, SPEC §6).
+  // and which ids it does not know.
   const seeds: ItemSeed[] = [];
   const unknown: { id: string; detail: string }[] = [];
   const inWave = new Set(ids);
@@ -92,20 +104,26 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     const r = await tracker.show(id);
     if (r.found) seeds.push({ id, title: r.issue.title, depends_on: r.issue.blocked_by.filter((d) => inWave.has(d) && d !== id) });
     else {
+      if (r.reason_code === ItemReason.item_not_found) {
+        unknown.push({ id, detail: r.detail });
+        continue;
+      }
       seeds.push({ id, title: id, depends_on: [] });
-      if (r.reason_code === ItemReason.item_not_found) unknown.push({ id, detail: r.detail });
-      else progress.warn(`${id}: tracker lookup failed (${r.reason_code}: ${r.detail}); continuing with the id alone`);
+      progress.warn(`${id}: tracker lookup failed (${r.reason_code}: ${r.detail}); continuing with the id alone`);
     }
   }
-
-  const rt = createWave(c, waveId, {
-    policy: toPolicy(c.config),
-    items: seeds,
-  });
-  progress.waveId(waveId);
-  for (const u of unknown) {
-    rt.session.apply({ event: "item_settled", item_id: u.id, status: "failed", reason_code: ItemReason.item_not_found, error: u.detail });
+  refuseUnknownItems(unknown, input.allowMissing === true);
+  for (const u of unknown) progress.warn(`${u.id}: not known to the tracker; left out (--allow-missing)`);
+  if (seeds.length === 0) {
+    throw new DxError("no_items", "no item of the list is known to the tracker", { remedy: "check the ids and the tracker in the config" });
   }
+
+  const runner = createRunner(c.config, c.env);
+  const pre = await preflightAll(runner, preflightProviders(policy));
+  if (input.keepFailed !== true) refuseNoProvider(policy, pre.raw);
+
+  const rt = createWave(c, waveId, { policy, items: seeds });
+  progress.waveId(waveId);
   if (input.detach) {
     rt.session.flush(true);
     rt.files.releaseControllerLock();
@@ -117,6 +135,11 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     return 0;
   }
   const runtime = openRuntime(c, waveId, rt);
-  return runWave(c, runtime, rt.session.state, "start", progress);
+  return runWave(c, runtime, rt.session.state, "start", progress, pre.results);
 }
 
+/** `wave_exists` before anything else is written; its remedy depends on that wave's state. */
+async function refuseExistingWave(c: AppContext, waveId: string): Promise<void> {
+  if (!existsSync(c.layout.waveDir(waveId))) return;
+  throw await waveExists(c, waveId);
+}

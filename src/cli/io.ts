@@ -21,6 +21,7 @@ export const printJson = (io: Io, value: unknown): void => io.out(JSON.stringify
 export function reportError(io: Io, e: unknown): number {
   if (isDxError(e)) {
     io.err(`error: ${e.code}: ${oneLine(e.message)}`);
+    if (e.detail) io.err(indented(e.detail));
     if (e.remedy) io.err(`remedy: ${oneLine(e.remedy)}`);
     return e.exitCode;
   }
@@ -49,6 +50,15 @@ function systemError(e: unknown): { message: string; path: string; stack: string
 }
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ").trim();
+
+/** Another program's message, whole: every non-empty line indented under ours. */
+export const indented = (s: string): string =>
+  s
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .map((l) => `    ${l}`)
+    .join("\n");
 
 export const usageError = (message: string, remedy?: string): DxError =>
   new DxError("usage", message, { remedy: remedy ?? "see `dx-batch <command> --help`" });

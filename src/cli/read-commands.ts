@@ -5,6 +5,7 @@ import { runDoctor } from "../app/doctor.js";
 import { checkExitCode, checkView, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
 import { DxError } from "../errors.js";
 import { printJson } from "./io.js";
+import { nextCommand, withNextCommand } from "../app/next-command.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
 
@@ -45,10 +46,12 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
         if (o.json) printJson(ctx.io, missingDoc(waveId));
         throw notFound(waveId);
       }
-      const view = statusView(w.state, controllerView(c.layout, waveId));
+      const cv = controllerView(c.layout, waveId);
+      const view = withNextCommand(statusView(w.state, cv), nextCommand(w.state, cv, c.configSource));
       if (o.json) printJson(ctx.io, view);
       else {
         ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
+        ctx.io.out(`next: ${view.next_command}`);
         ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
         const st = view.stats;
         ctx.io.out(
@@ -75,9 +78,12 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
         throw notFound(waveId, 3);
       }
       const cv = controllerView(c.layout, waveId);
-      const v = checkView(w.state, cv);
+      const v = withNextCommand(checkView(w.state, cv), nextCommand(w.state, cv, c.configSource));
       if (o.json) printJson(ctx.io, v);
-      else ctx.io.out(`${v.wave_id}: ${v.state} (${v.reason_code}); next action: ${v.next_action}`);
+      else {
+        ctx.io.out(`${v.wave_id}: ${v.state} (${v.reason_code}); next action: ${v.next_action}`);
+        ctx.io.out(`next: ${v.next_command}`);
+      }
       ctx.setExit(checkExitCode(w.state, cv));
     });
 

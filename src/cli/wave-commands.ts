@@ -28,6 +28,8 @@ interface StartOpts {
   base?: string;
   detach?: boolean;
   json?: boolean;
+  allowMissing?: boolean;
+  keepFailed?: boolean;
 }
 
 export function registerWaveCommands(program: Command, ctx: CommandContext): void {
@@ -49,6 +51,8 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--repo <path>", "create missing worktrees from this checkout")
     .option("--base <ref>", "with --repo: the ref new worktrees start from (default HEAD)")
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
+    .option("--allow-missing", "run the items the tracker knows and leave out the rest (default: refuse item_not_found)")
+    .option("--keep-failed", "record the wave even when no provider passes preflight (default: refuse, writing nothing)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: StartOpts) => {
       const c = openContext(ctx, {
@@ -71,6 +75,8 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
         label: o.label,
         waveId: o.waveId === undefined ? undefined : requireWaveId(o.waveId),
         detach: o.detach === true,
+        allowMissing: o.allowMissing === true,
+        keepFailed: o.keepFailed === true,
       };
       const progress = createProgress(ctx, { json: o.json === true });
       ctx.setExit(await startWave(c, input, progress));
