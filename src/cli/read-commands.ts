@@ -1,9 +1,11 @@
 import type { Command } from "commander";
-import { openContext, requireWaveId } from "../app/context.js";
+import { openContext } from "../app/context.js";
+import { waveIdOrLatest } from "../app/wave-arg.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
 import { checkExitCode, checkView, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
 import { DxError } from "../errors.js";
+import type { Layout } from "../store/layout.js";
 import { printJson } from "./io.js";
 import { nextCommand, withNextCommand } from "../app/next-command.js";
 import type { CommandContext } from "./main.js";
@@ -18,9 +20,9 @@ interface ReadOpts {
 }
 
 // `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.
-const notFound = (waveId: string, exitCode = 1) =>
-  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, {
-    remedy: "list waves with `ls <artifact_dir>/waves`, or start one with `dx-batch start`",
+const notFound = (layout: Layout, waveId: string, exitCode = 1) =>
+  new DxError("wave_not_found", `no wave ${waveId} in ${layout.wavesDir()}`, {
+    remedy: `list the waves with \`dx-batch list\` (or \`ls ${layout.wavesDir()}\`), or leave out --wave-id for the newest`,
     exitCode,
   });
 
@@ -31,12 +33,12 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .command("status")
     .description("Show a wave: its items, reason codes, next actions and controller")
     .option("--config <file>", "config file (default: $DX_BATCH_CONFIG, then ./dx-batch.config.json)")
-    .option("--wave-id <id>", "the wave to show (required)")
+    .option("--wave-id <id>", "the wave to show (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .option("--watch", "live view until the wave stops")
     .action(async (o: ReadOpts & { watch?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       if (o.watch) {
         ctx.setExit(await watchWave(ctx, c, waveId, { json: o.json === true }));
         return;
@@ -44,7 +46,7 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, missingDoc(waveId));
-        throw notFound(waveId);
+        throw notFound(c.layout, waveId);
       }
       const cv = controllerView(c.layout, waveId);
       const view = withNextCommand(statusView(w.state, cv), nextCommand(w.state, cv, c.configSource));
@@ -67,15 +69,15 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .command("check")
     .description("Machine check of a wave: exit 0 pending/running/completed, 2 paused or controller dead, 3 failed/cancelled/missing")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to check (required)")
+    .option("--wave-id <id>", "the wave to check (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line), { exitCode: 3 });
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
-        throw notFound(waveId, 3);
+        throw notFound(c.layout, waveId, 3);
       }
       const cv = controllerView(c.layout, waveId);
       const v = withNextCommand(checkView(w.state, cv), nextCommand(w.state, cv, c.configSource));
@@ -91,16 +93,16 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .command("report")
     .description("Per-item attempts, providers, verdicts, findings, durations and outcome paths, and the wave timeline")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to report (required)")
+    .option("--wave-id <id>", "the wave to report (default: the newest)")
     .option("--format <fmt>", "json or markdown", "markdown")
     .action(async (o: ReadOpts & { format: string }) => {
       if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`);
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
         if (o.format === "json") printJson(ctx.io, missingDoc(waveId));
-        throw notFound(waveId);
+        throw notFound(c.layout, waveId);
       }
       const r = reportView(w.state, w.waveEvents, w.attemptErrors);
       if (o.format === "json") printJson(ctx.io, r);
@@ -111,16 +113,16 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
     .command("doctor")
     .description("Diagnose a wave (state, ledgers, leases, controller, jobs); --fix prunes dead pid files, releases stale leases, rebuilds a bad snapshot")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to diagnose (required)")
+    .option("--wave-id <id>", "the wave to diagnose (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .option("--fix", "repair what is safe to repair")
     .action(async (o: ReadOpts & { fix?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const r = await runDoctor(c, waveId, { fix: o.fix === true });
       if (r.issues.some((i) => i.type === "wave_not_found")) {
         if (o.json) printJson(ctx.io, r);
-        throw notFound(waveId);
+        throw notFound(c.layout, waveId);
       }
       if (o.json) printJson(ctx.io, r);
       else {

@@ -1,5 +1,6 @@
 import { Option, type Command } from "commander";
 import { openContext, requireWaveId } from "../app/context.js";
+import { waveIdOrLatest } from "../app/wave-arg.js";
 import { startWave, type StartInput } from "../app/start.js";
 import { resumeWave } from "../app/resume.js";
 import { cancelWave } from "../app/cancel.js";
@@ -86,12 +87,12 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .command("resume")
     .description(`Continue a paused wave, a wave whose controller died, or one failed for exec_saturation/doctor_critical_* (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to resume (required)")
+    .option("--wave-id <id>", "the wave to resume (default: the newest)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .addOption(new Option("--detached-child").hideHelp())
     .action(async (o: { config?: string; waveId?: string; json?: boolean; detachedChild?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
       ctx.setExit(await resumeWave(c, waveId, progress));
     });
@@ -100,11 +101,11 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .command("cancel")
     .description("Stop every job of a wave (whole process groups), mark open items cancelled, release leases and claims")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to cancel (required)")
+    .option("--wave-id <id>", "the wave to cancel (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .action(async (o: { config?: string; waveId?: string; json?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const r = await cancelWave(c, waveId, (line) => (o.json ? undefined : ctx.io.err(line)));
       if (o.json) printJson(ctx.io, r);
       else ctx.io.out(`wave ${waveId}: ${r.status} (${r.reason_code})`);
