@@ -5,6 +5,7 @@ import { processIo, reportError, type Io } from "./io.js";
 import { registerReadCommands } from "./read-commands.js";
 import { registerWaveCommands } from "./wave-commands.js";
 import { registerDemoCommand } from "./demo.js";
+import { registerLogsCommand } from "./logs.js";
 
 // The command line. Every action returns an exit code instead of exiting, so main() is testable
 // in-process and the process exits in exactly one place (bin/dx-batch.js).
@@ -48,6 +49,7 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
     });
   registerWaveCommands(program, ctx);
   registerReadCommands(program, ctx);
+  registerLogsCommand(program, ctx);
   registerRunnerCommand(program, ctx);
   registerDemoCommand(program, ctx);
   // SPEC §2: a usage error is `error: usage: …` then one `remedy:` line naming the command's help.
