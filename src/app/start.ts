@@ -118,13 +118,22 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     throw new DxError("no_items", "no item of the list is known to the tracker", { remedy: "check the ids and the tracker in the config" });
   }
 
+  return launchWave(c, waveId, seeds, { detach: input.detach, keepFailed: input.keepFailed === true }, progress);
+}
+
+/**
+ * Preflight (refusing `no_provider_available` unless keepFailed), then create the wave and run it,
+ * or hand it to a background controller. Shared by start and retry.
+ */
+export async function launchWave(c: AppContext, waveId: string, seeds: ItemSeed[], o: { detach: boolean; keepFailed: boolean }, progress: Progress): Promise<number> {
+  const policy = toPolicy(c.config);
   const runner = createRunner(c.config, c.env);
   const pre = await preflightAll(runner, preflightProviders(policy));
-  if (input.keepFailed !== true) refuseNoProvider(policy, pre.raw);
+  if (!o.keepFailed) refuseNoProvider(policy, pre.raw);
 
   const rt = createWave(c, waveId, { policy, items: seeds });
   progress.waveId(waveId);
-  if (input.detach) {
+  if (o.detach) {
     rt.session.flush(true);
     rt.files.releaseControllerLock();
     const log = spawnDetached(c, waveId);
@@ -139,7 +148,7 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
 }
 
 /** `wave_exists` before anything else is written; its remedy depends on that wave's state. */
-async function refuseExistingWave(c: AppContext, waveId: string): Promise<void> {
+export async function refuseExistingWave(c: AppContext, waveId: string): Promise<void> {
   if (!existsSync(c.layout.waveDir(waveId))) return;
   throw await waveExists(c, waveId);
 }

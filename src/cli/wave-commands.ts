@@ -4,6 +4,7 @@ import { waveIdOrLatest } from "../app/wave-arg.js";
 import { startWave, type StartInput } from "../app/start.js";
 import { resumeWave } from "../app/resume.js";
 import { cancelWave } from "../app/cancel.js";
+import { retryWave, type RetryInput } from "../app/retry.js";
 import type { CommandContext } from "./main.js";
 import { positiveInt, positiveNumber } from "./main.js";
 import { createProgress } from "./progress.js";
@@ -31,6 +32,24 @@ interface StartOpts {
   json?: boolean;
   allowMissing?: boolean;
   keepFailed?: boolean;
+}
+
+interface RetryOpts {
+  config?: string;
+  waveId?: string;
+  failed?: boolean;
+  blocked?: boolean;
+  newWaveId?: string;
+  maxParallel?: number;
+  maxAttempts?: number;
+  stallMinutes?: number;
+  execProcessCap?: number;
+  review: boolean;
+  repo?: string;
+  base?: string;
+  keepFailed?: boolean;
+  detach?: boolean;
+  json?: boolean;
 }
 
 export function registerWaveCommands(program: Command, ctx: CommandContext): void {
@@ -95,6 +114,47 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
       ctx.setExit(await resumeWave(c, waveId, progress));
+    });
+
+  program
+    .command("retry")
+    .description(`Start a new wave with the items a wave left blocked or failed, on its recorded config; prints the new id (${WAVE_EXIT_HELP})`)
+    .option("--config <file>", "config file (secrets and artifact_dir come from it; the rest from the wave)")
+    .option("--wave-id <id>", "the wave to retry from (default: the newest)")
+    .option("--failed", "only the failed items")
+    .option("--blocked", "only the blocked items")
+    .option("--new-wave-id <id>", "id of the new wave (default wave-YYYYMMDD-HHMMSS-xxxx)")
+    .option("--max-parallel <n>", "override the recorded max_parallel", positiveInt("--max-parallel"))
+    .option("--max-attempts <n>", "override the recorded max_attempts", positiveInt("--max-attempts"))
+    .option("--stall-minutes <n>", "override the recorded stall_minutes", positiveNumber("--stall-minutes"))
+    .option("--exec-process-cap <n>", "override the recorded exec_process_cap", positiveInt("--exec-process-cap"))
+    .option("--no-review", "approve on a completed implement contract without a review run")
+    .option("--repo <path>", "override the recorded repo")
+    .option("--base <ref>", "override the recorded base")
+    .option("--keep-failed", "record the wave even when no provider passes preflight")
+    .option("--detach", "run the controller in the background; print the wave id and exit 0")
+    .option("--json", "NDJSON events on stdout, then a summary object")
+    .action(async (o: RetryOpts) => {
+      const c = openContext(ctx, { config: o.config });
+      const source = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
+      const progress = createProgress(ctx, { json: o.json === true });
+      const input: RetryInput = {
+        failed: o.failed === true,
+        blocked: o.blocked === true,
+        newWaveId: o.newWaveId === undefined ? undefined : requireWaveId(o.newWaveId),
+        detach: o.detach === true,
+        keepFailed: o.keepFailed === true,
+        flags: {
+          max_parallel: o.maxParallel,
+          max_attempts: o.maxAttempts,
+          stall_minutes: o.stallMinutes,
+          exec_process_cap: o.execProcessCap,
+          require_review: o.review === false ? false : undefined,
+          repo: o.repo,
+          base: o.base,
+        },
+      };
+      ctx.setExit(await retryWave(c, source, input, progress));
     });
 
   program

@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from "../config/types.js";
-import type { Contract } from "./contract.js";
+import type { Contract, Finding } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
 import type { JobState, Phase } from "./status.js";
 
@@ -13,6 +13,8 @@ export interface ItemSeed {
   title: string;
   /** Ids of other items of this wave that must be approved first (tracker `blocks`). */
   depends_on: string[];
+  /** `retry`: what the item's first prompt carries from the wave it is retried from. */
+  carry?: { findings: Finding[]; failure: string | null; summary: string | null };
 }
 
 interface Base {

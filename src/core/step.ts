@@ -56,7 +56,7 @@ export function initialState(e: WaveCreated): WaveState {
     tracker_error: null,
     implementer: null,
     job: null,
-    carry: { findings: [], failure: null, summary: null },
+    carry: seed.carry ? { ...seed.carry, findings: [...seed.carry.findings] } : { findings: [], failure: null, summary: null },
     history: [],
   }));
   // An item in a dependency cycle, or waiting on one, could never be dispatched: it ends blocked.

@@ -123,7 +123,14 @@ const WaveCreatedS = Type.Object({
   wave_dir: Str,
   config: Config,
   policy: PolicyS,
-  items: Type.Array(Type.Object({ id: Str, title: Str, depends_on: Type.Array(Str) })),
+  items: Type.Array(
+    Type.Object({
+      id: Str,
+      title: Str,
+      depends_on: Type.Array(Str),
+      carry: Type.Optional(Type.Object({ findings: Type.Array(FindingS), failure: OrNull(Str), summary: OrNull(Str) })),
+    }),
+  ),
 });
 const PreflightRecordedS = Type.Object({
   ...Base,
