@@ -29,7 +29,12 @@ export function configForResume(recorded: ResolvedConfig, current: ResolvedConfi
       providers[name] = { ...p, env };
     }
   }
-  return { ...recorded, providers, artifact_dir: current.artifact_dir };
+  const out: ResolvedConfig = { ...recorded, providers, artifact_dir: current.artifact_dir };
+  if (recorded.notify?.webhook === "<redacted>") {
+    const { webhook: _redacted, ...rest } = recorded.notify;
+    out.notify = current.notify?.webhook === undefined ? rest : { ...rest, webhook: current.notify.webhook };
+  }
+  return out;
 }
 
 export async function resumeWave(c: AppContext, waveId: string, progress: Progress): Promise<number> {

@@ -39,8 +39,12 @@ export function recordedConfig(config: ResolvedConfig): ResolvedConfig {
     const env = p.env ? Object.fromEntries(Object.entries(p.env).map(([k, v]) => [k, SECRET_KEY.test(k) ? "<redacted>" : v])) : undefined;
     providers[name] = env === undefined ? { ...p } : { ...p, env };
   }
-  return { ...config, providers };
+  // A webhook URL usually holds its secret in the path: keep it out of the ledger.
+  const notify = config.notify?.webhook === undefined ? config.notify : { ...config.notify, webhook: REDACTED };
+  return notify === undefined ? { ...config, providers } : { ...config, providers, notify };
 }
+
+export const REDACTED = "<redacted>";
 
 /** Create the wave directory (refusing `wave_exists`), take the lock and record `wave_created`. */
 export function createWave(

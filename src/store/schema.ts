@@ -113,6 +113,15 @@ const Config = Type.Object({
   ]),
   providers: Type.Record(Str, ProviderConfigS),
   prompts: Type.Object({ implement: Type.Optional(Str), review: Type.Optional(Str) }),
+  notify: Type.Optional(Type.Object({ command: Type.Optional(Type.Array(Str)), webhook: Type.Optional(Str) })),
+  pr: Type.Optional(
+    Type.Object({
+      remote: Type.Optional(Str),
+      open: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("gh")])),
+      draft: Type.Optional(Bool),
+      base: Type.Optional(Str),
+    }),
+  ),
 });
 const Base = { seq: Int, at: Str };
 

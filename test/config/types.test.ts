@@ -10,7 +10,11 @@ type Mutual<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type FileKeys = Omit<ConfigFile, "$schema">;
 
 const fileIsPartialResolved: Mutual<FileKeys, Partial<ResolvedConfig>> = true;
-const requiredFileIsResolved: Mutual<Required<FileKeys>, ResolvedConfig> = true;
+// notify and pr stay optional once resolved: absent means the feature is off (and waves recorded
+// before they existed still parse).
+type OptionalKeys = "notify" | "pr";
+const requiredFileIsResolved: Mutual<Required<Omit<FileKeys, OptionalKeys>>, Omit<ResolvedConfig, OptionalKeys>> = true;
+const optionalKeys: Mutual<Pick<FileKeys, OptionalKeys>, Pick<ResolvedConfig, OptionalKeys>> = true;
 const provider: Mutual<Static<typeof ProviderSchema>, ProviderConfig> = true;
 const runner: Mutual<Static<typeof RunnerSchema>, RunnerConfig> = true;
 const tracker: Mutual<Static<typeof TrackerSchema>, TrackerConfig> = true;
@@ -18,7 +22,7 @@ const sameKeys: Mutual<keyof FileKeys, keyof ResolvedConfig> = true;
 
 describe("config schema static type", () => {
   it("equals src/config/types.ts", () => {
-    expectTypeOf<Required<FileKeys>>().toEqualTypeOf<ResolvedConfig>();
-    expectTypeOf(fileIsPartialResolved && requiredFileIsResolved && provider && runner && tracker && sameKeys).toEqualTypeOf<true>();
+    expectTypeOf<Required<Omit<FileKeys, OptionalKeys>>>().toEqualTypeOf<Omit<ResolvedConfig, OptionalKeys>>();
+    expectTypeOf(fileIsPartialResolved && requiredFileIsResolved && optionalKeys && provider && runner && tracker && sameKeys).toEqualTypeOf<true>();
   });
 });
