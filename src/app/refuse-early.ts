@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import type { ResolvedConfig } from "../config/types.js";
 import { chainProviders, reviewCandidates } from "../core/retry.js";
 import type { WavePolicy } from "../core/policy.js";
-import { DxError } from "../errors.js";
+import { DxError, ExitCode } from "../errors.js";
 import type { ProviderAvailability, RunnerPort } from "../runner/port.js";
 import { createProviderRegistry } from "../runner/providers/index.js";
 import { git } from "../workspace/git.js";
@@ -45,6 +45,8 @@ export function refuseUnknownProviders(config: ResolvedConfig, policy: WavePolic
   if (unknown.length === 0) return;
   throw new DxError("unknown_provider", `no provider named ${unknown.join(", ")} (retry_chain: ${config.retry_chain.join(", ")})`, {
     remedy: `use one of ${registry.names().join(", ")}, or define it under providers.<name>.command in the config`,
+    // A refused start exits 1 (SPEC §15.1); 20 is `dx-batch runner start`'s code, as dx-runner's.
+    exitCode: ExitCode.failure,
   });
 }
 

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E, E2E_TIMEOUT_MS, waitFor } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { waitFor } from "../helpers/wait.js";
+import { E2E, E2E_TIMEOUT_MS } from "../helpers/world.js";
 
 // Issue #13: `dx-batch logs` prints one attempt's agent log, and follows a running job until its
 // attempt ends.
-
-afterEach(cleanupAll);
 
 describe("dx-batch logs", { timeout: E2E_TIMEOUT_MS }, () => {
   it("prints attempts 1 and 2 of one item, the latest run by default, and refuses a run that does not exist", async () => {
@@ -39,14 +39,14 @@ describe("dx-batch logs", { timeout: E2E_TIMEOUT_MS }, () => {
     await w.waitEvent("w-follow", (e) => e.event === "job_started", "job_started");
     const follow = w.cli("logs", ["fl-1", "--follow"]);
     // It prints what the agent writes while it runs…
-    await waitFor(() => follow.stdout().includes("waiting for gate fl"), { what: "the running agent's output", timeoutMs: 30_000 });
+    await waitFor(() => follow.stdout().includes("waiting for gate fl"), "the running agent's output", { timeoutMs: 30_000 });
     expect(follow.stderr()).toMatch(/logs: fl-1 implement attempt 1 on agent-a \(running\)/);
     // …and ends on its own once the attempt has ended.
     w.openGate("fl");
-    const f = await follow.done;
+    const f = await follow.exited;
     expect(f.code, f.stderr).toBe(0);
     expect(f.stdout).toContain("[agent-a] implement fl-1 attempt 1 done");
     expect(f.stderr).toContain("logs: fl-1 implement attempt 1 ended");
-    expect((await start.done).code).toBe(0);
+    expect((await start.exited).code).toBe(0);
   });
 });

@@ -1,12 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E, E2E_TIMEOUT_MS, parseObj } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { E2E, E2E_TIMEOUT_MS, parseObj } from "../helpers/world.js";
 
 // Issue #13: refusals come before the wave exists and write nothing; exit 4 for a completed wave
 // with items not approved.
-
-afterEach(cleanupAll);
 
 /** Nothing under the artifact and runner dirs: no wave, no ledger, no lease, no pid file. */
 function expectNothingWritten(w: E2E): void {

@@ -1,12 +1,11 @@
 import { readFileSync, rmSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E, E2E_TIMEOUT_MS } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { E2E, E2E_TIMEOUT_MS } from "../helpers/world.js";
 
 // Issue #13: `dx-batch retry` starts a new wave with the items an earlier wave left blocked or
 // failed, on that wave's recorded config (flags override), and the first prompts carry the last
 // review's findings.
-
-afterEach(cleanupAll);
 
 describe("dx-batch retry", { timeout: E2E_TIMEOUT_MS }, () => {
   it("retries a wave's blocked and failed items in a new wave, with the recorded config, flag overrides and the last findings", async () => {
