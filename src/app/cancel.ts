@@ -11,6 +11,7 @@ import { buildDeps, openRuntime } from "./wire.js";
 import { createWaveFiles, takeControllerLock } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
 import { repairOutcomes } from "./repair-outcomes.js";
+import { notifyWaveEnd } from "./notify-wave.js";
 
 // `cancel` (SPEC §2): a live controller is asked (SIGUSR1) and given 30 s to stop its jobs, record
 // the cancel and exit; if it does not, it is killed and the cancel is finished here, exactly as
@@ -72,6 +73,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     const controller = new Controller(deps, cur.state);
     controller.request("cancel");
     await controller.run();
+    await notifyWaveEnd(c2, controller.session, { log });
     // Anything still registered for this wave (a job whose start was never recorded) goes too.
     await Promise.all(
       files.wavePids().map(async (p) => {

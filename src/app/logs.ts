@@ -7,6 +7,7 @@ import { DxError } from "../errors.js";
 import { readLedgerEvents } from "../store/ledger.js";
 import type { AppContext } from "./context.js";
 import { readWave } from "./read-wave.js";
+import { logPathsByRun } from "./log-paths.js";
 
 // `dx-batch logs <item>`: an attempt's agent log. Which file belongs to which attempt is answered
 // in one place (attemptLogPath), from what the ledger recorded when the job started.
@@ -29,17 +30,8 @@ export interface AttemptLog {
   running: boolean;
 }
 
-/** The log path recorded for one run (job_started, or the outcome when it carries one). */
-export function attemptLogPath(events: readonly WaveEvent[], runInstance: string): string | null {
-  let found: string | null = null;
-  for (const e of events) {
-    if (e.event === "job_started" && e.run_instance === runInstance) found = e.log_path;
-    else if ((e.event === "job_finished" || e.event === "attempt_failed") && e.run_instance === runInstance && "log_path" in e && typeof e.log_path === "string") {
-      found = e.log_path;
-    }
-  }
-  return found;
-}
+/** The log path recorded for one run (see logPathsByRun). */
+export const attemptLogPath = (events: readonly WaveEvent[], runInstance: string): string | null => logPathsByRun(events)[runInstance] ?? null;
 
 /** The run a query names: the latest run by default, the latest of a phase, or attempt N (implement unless --phase). */
 export function pickRun(s: WaveState, q: LogsQuery): AttemptRecord {

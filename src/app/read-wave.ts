@@ -7,6 +7,7 @@ import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
 import { readSnapshot } from "../store/snapshot.js";
 import type { ControllerView } from "./views.js";
+import { logPathsByRun } from "./log-paths.js";
 
 // Load = snapshot + replay of the events newer than it (SPEC §5). A missing or corrupt snapshot
 // is rebuilt from the ledgers alone; a corrupt ledger line in the middle stops the load.
@@ -22,6 +23,8 @@ export interface LoadedWave {
    * error). Complete only when the load read every event (`allEvents`).
    */
   attemptErrors: Record<string, string>;
+  /** run_instance -> the agent log's path (complete only with `allEvents`). */
+  attemptLogs: Record<string, string>;
 }
 
 function attemptErrors(events: readonly WaveEvent[]): Record<string, string> {
@@ -59,6 +62,7 @@ export async function readWave(layout: Layout, waveId: string, o: { allEvents?: 
     tornTails: tornTails.map((t) => ({ file: t.file, line: t.line })),
     snapshot,
     attemptErrors: attemptErrors(events),
+    attemptLogs: logPathsByRun(events),
   };
 }
 

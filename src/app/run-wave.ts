@@ -7,6 +7,7 @@ import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { buildDeps, type WaveRuntime } from "./wire.js";
 import { waveExitCode } from "./exit-codes.js";
+import { notifyWaveEnd } from "./notify-wave.js";
 
 // Shared by start and resume once the controller lock is held: preflight, prune, the
 // exec-saturation guard and the doctor's critical checks, then the loop under signal handlers.
@@ -41,16 +42,18 @@ export async function runWave(
     // Only this preflight can stop the wave here (no_provider_available): a resumed wave is still
     // "failed" from its earlier stop until wave_resumed, which must not be mistaken for this.
     if (!chainProviders(state.policy).some((p) => results[p]?.ok === true)) {
-      return finish(controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+      // The fold already failed the wave; the ledger gets its terminal event too (SPEC §15.3).
+      apply({ event: "wave_failed", reason_code: WaveReason.no_provider_available, error: controller.state.error ?? "no provider passed preflight" });
+      return finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
     }
 
-    const pruned = await rt.runner.prune();
-    if (pruned.pruned > 0) progress.log(`runner prune: removed ${pruned.pruned} stale pid file(s)`);
+    // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them.
+    await rt.runner.prune();
 
     const version = await rt.tracker.versionCheck();
     if (!version.ok) {
       apply({ event: "wave_failed", reason_code: doctorCritical("tracker_version"), error: version.detail });
-      return finish(controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+      return finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
     }
 
     const live = await rt.files.liveExecPids();
@@ -60,12 +63,12 @@ export async function runWave(
         reason_code: WaveReason.exec_saturation,
         error: `${live} live agent processes exceed exec_process_cap ${c.config.exec_process_cap}; nothing was dispatched`,
       });
-      return finish(controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
+      return finish(c, controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
     }
 
     apply(mode === "start" ? { event: "wave_started", controller_pid: process.pid, host: rt.host } : { event: "wave_resumed", controller_pid: process.pid, host: rt.host });
     const end = await controller.run();
-    return finish(controller, progress, end);
+    return finish(c, controller, progress, end);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     try {
@@ -86,8 +89,16 @@ export async function runWave(
   }
 }
 
-function finish(controller: Controller, progress: Progress, end: RunEnd): number {
+async function finish(c: AppContext, controller: Controller, progress: Progress, end: RunEnd): Promise<number> {
+  const s = controller.state;
+  if (end.kind === "completed") {
+    const approved = s.stats.approved;
+    controller.session.apply({ event: "wave_completed", reason_code: WaveReason.wave_completed, approved, not_approved: s.stats.total - approved });
+  }
   controller.session.flush(true);
+  if (end.kind === "completed" || end.kind === "failed" || end.kind === "cancelled") {
+    await notifyWaveEnd(c, controller.session, progress);
+  }
   progress.end(controller.state, end);
   return waveExitCode(end, controller.state);
 }

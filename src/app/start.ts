@@ -129,6 +129,8 @@ export async function launchWave(c: AppContext, waveId: string, seeds: ItemSeed[
 
   const rt = createWave(c, waveId, { policy, items: seeds });
   progress.waveId(waveId);
+  // The first event of the wave, which the session did not append: NDJSON starts here.
+  progress.onEvent(rt.created, rt.session.state);
   if (o.detach) {
     rt.session.flush(true);
     rt.files.releaseControllerLock();

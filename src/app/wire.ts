@@ -5,7 +5,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import type { ControllerDeps, WaveFiles } from "../controller/ports.js";
 import { systemClock } from "../controller/ports.js";
 import { WaveSession, stamp } from "../controller/session.js";
-import type { ItemSeed } from "../core/events.js";
+import type { ItemSeed, WaveCreated } from "../core/events.js";
 import type { WavePolicy } from "../core/policy.js";
 import type { WaveState } from "../core/state.js";
 import { initialState } from "../core/step.js";
@@ -17,6 +17,7 @@ import { createTracker } from "../tracker/create.js";
 import type { TrackerPort } from "../tracker/port.js";
 import { createWorkspace } from "./workspace.js";
 import type { AppContext } from "./context.js";
+import { deliveryPort } from "./delivery.js";
 import type { Progress } from "./progress-port.js";
 import { createWaveFiles, createWaveDir, takeControllerLock, type WaveFilesHandle } from "./wave-files.js";
 
@@ -51,7 +52,7 @@ export function createWave(
   c: AppContext,
   waveId: string,
   seed: { policy: WavePolicy; items: ItemSeed[] },
-): { session: WaveSession; files: WaveFilesHandle } {
+): { session: WaveSession; files: WaveFilesHandle; created: WaveCreated } {
   createWaveDir(c.layout, waveId);
   const lock = takeControllerLock(c.layout, waveId);
   const files = createWaveFiles(c, waveId, lock, 0);
@@ -64,7 +65,7 @@ export function createWave(
   files.append(e);
   const state = initialState(e);
   files.writeSnapshot(state);
-  return { session: new WaveSession(files, state, systemClock), files };
+  return { session: new WaveSession(files, state, systemClock), files, created: e };
 }
 
 export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle }): WaveRuntime {
@@ -91,6 +92,7 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
     clock: systemClock,
     newRunInstance: () => randomUUID(),
     templates: loadTemplates(cfg),
+    delivery: cfg.pr === undefined ? null : deliveryPort(cfg.pr, rt.waveId, c.env),
     onEvent: (e, s) => progress.onEvent(e, s),
     log: (l) => progress.log(l),
     timing: {

@@ -26,6 +26,12 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
       const it = itemById(s, e.item_id);
       return it ? `${e.item_id} -> ${it.status} (${it.reason_code})` : null;
     }
+    case "wave_completed":
+      return `wave ${s.wave_id} completed: ${e.approved} approved, ${e.not_approved} not approved`;
+    case "wave_notified":
+      return e.results.map((r) => `notify ${r.channel}: ${r.ok ? "ok" : `failed: ${r.error ?? "unknown"}`}`).join("; ") || null;
+    case "item_delivered":
+      return `${e.item_id}: ${e.reason_code}${e.pr_url ? ` ${e.pr_url}` : e.pushed ? ` ${e.remote}/${e.branch}` : ""}${e.error ? `: ${e.error}` : ""}`;
     case "tracker_error":
       return `${e.item_id}: tracker ${e.op} failed (${e.reason_code})`;
   }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { openContext } from "../app/context.js";
 import { waveIdOrLatest } from "../app/wave-arg.js";
+import { worktreeHeads } from "../app/worktree-heads.js";
 import { nextCommand, withNextCommand } from "../app/next-command.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
@@ -111,7 +112,7 @@ function registerReport(program: Command, ctx: CommandContext): void {
         if (o.format === "json") printJson(ctx.io, missingWaveDoc(waveId));
         throw waveNotFound(waveId);
       }
-      const r = reportView(w.state, w.waveEvents, w.attemptErrors);
+      const r = reportView(w.state, w.waveEvents, w.attemptErrors, w.attemptLogs, await worktreeHeads(w.state));
       if (o.format === "json") printJson(ctx.io, r);
       else ctx.io.out(reportMarkdown(r));
     });

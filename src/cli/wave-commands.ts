@@ -113,7 +113,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
-      ctx.setExit(await resumeWave(c, waveId, progress));
+      ctx.setExit(await resumeWave(c, waveId, progress, { asStart: o.detachedChild === true }));
     });
 
   program

@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from "../config/types.js";
 import type { Contract, Finding } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
-import type { ItemReason, RunnerReason, TrackerReason, WaveReason } from "./reasons.js";
+import type { DeliveryReason, ItemReason, RunnerReason, TrackerReason, WaveReason } from "./reasons.js";
 import type { JobState, Phase } from "./status.js";
 
 // The ledger vocabulary. Every event is a fact observed by the shell (a clock reading, a pid, a
@@ -61,6 +61,34 @@ export interface WaveFailed extends Base {
   event: "wave_failed";
   reason_code: WaveReason;
   error: string;
+}
+
+/** The wave ran to its end: every item terminal (SPEC §15.3's terminal event). */
+export interface WaveCompleted extends Base {
+  event: "wave_completed";
+  reason_code: string;
+  approved: number;
+  not_approved: number;
+}
+
+/** Who was told that the wave reached a terminal state, and how that went (issue #13). */
+export interface WaveNotified extends Base {
+  event: "wave_notified";
+  state: string;
+  results: { channel: "command" | "webhook"; ok: boolean; error: string | null; attempts: number }[];
+}
+
+/** An approved item's branch was pushed (and a pull request opened), or why not (issue #13). */
+export interface ItemDelivered extends Base {
+  event: "item_delivered";
+  item_id: string;
+  remote: string;
+  branch: string;
+  head: string | null;
+  pushed: boolean;
+  pr_url: string | null;
+  reason_code: DeliveryReason;
+  error: string | null;
 }
 
 export interface WaveCancelled extends Base {
@@ -160,12 +188,15 @@ export type WaveEvent =
   | WavePaused
   | WaveFailed
   | WaveCancelled
+  | WaveCompleted
+  | WaveNotified
   | ItemDispatched
   | JobStarted
   | JobFinished
   | AttemptFailed
   | ItemSettled
-  | TrackerError;
+  | TrackerError
+  | ItemDelivered;
 
 export type EventName = WaveEvent["event"];
 

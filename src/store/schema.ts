@@ -226,6 +226,18 @@ const TrackerErrorS = Type.Object({
   reason_code: Str,
   detail: Str,
 });
+const WaveCompletedS = Type.Object({ ...Base, event: Type.Literal("wave_completed"), reason_code: Str, approved: Int, not_approved: Int });
+const WaveNotifiedS = Type.Object({
+  ...Base,
+  event: Type.Literal("wave_notified"),
+  state: Str,
+  results: Type.Array(
+    Type.Object({ channel: Type.Union([Type.Literal("command"), Type.Literal("webhook")]), ok: Bool, error: OrNull(Str), attempts: Int }),
+  ),
+});
+const DeliveryReasonS = Type.Union([Type.Literal("pr_pushed"), Type.Literal("pr_opened"), Type.Literal("pr_push_failed"), Type.Literal("pr_open_failed")]);
+const DeliveryFields = { remote: Str, branch: Str, head: OrNull(Str), pushed: Bool, pr_url: OrNull(Str), error: OrNull(Str) };
+const ItemDeliveredS = Type.Object({ ...Base, event: Type.Literal("item_delivered"), item_id: Str, ...DeliveryFields, reason_code: DeliveryReasonS });
 
 const AttemptRecordS = Type.Object({
   attempt: Int,
@@ -272,6 +284,7 @@ const ItemStateS = Type.Object({
   job: OrNull(Type.Object({ pid: Int, pgid: Int, started_at: Str, log_path: Str })),
   carry: Type.Object({ findings: Type.Array(FindingS), failure: OrNull(Str), summary: OrNull(Str) }),
   history: Type.Array(AttemptRecordS),
+  delivery: Type.Optional(Type.Object({ ...DeliveryFields, reason_code: Str })),
 });
 
 const StatsS = Type.Object({
@@ -315,12 +328,15 @@ const EVENT_SCHEMAS = {
   wave_paused: WavePausedS,
   wave_failed: WaveFailedS,
   wave_cancelled: WaveCancelledS,
+  wave_completed: WaveCompletedS,
+  wave_notified: WaveNotifiedS,
   item_dispatched: ItemDispatchedS,
   job_started: JobStartedS,
   job_finished: JobFinishedS,
   attempt_failed: AttemptFailedS,
   item_settled: ItemSettledS,
   tracker_error: TrackerErrorS,
+  item_delivered: ItemDeliveredS,
 } as const;
 
 // ---- checkers -------------------------------------------------------------------------------
@@ -352,12 +368,15 @@ const eventCheckers: EventCheckers = {
   wave_paused: checker(WavePausedS),
   wave_failed: checker(WaveFailedS),
   wave_cancelled: checker(WaveCancelledS),
+  wave_completed: checker(WaveCompletedS),
+  wave_notified: checker(WaveNotifiedS),
   item_dispatched: checker(ItemDispatchedS),
   job_started: checker(JobStartedS),
   job_finished: checker(JobFinishedS),
   attempt_failed: checker(AttemptFailedS),
   item_settled: checker(ItemSettledS),
   tracker_error: checker(TrackerErrorS),
+  item_delivered: checker(ItemDeliveredS),
 };
 
 export const EVENT_NAMES: readonly EventName[] = Object.keys(EVENT_SCHEMAS).filter(isEventName);
@@ -396,6 +415,12 @@ function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
       return eventCheckers.wave_failed.parse(v);
     case "wave_cancelled":
       return eventCheckers.wave_cancelled.parse(v);
+    case "wave_completed":
+      return eventCheckers.wave_completed.parse(v);
+    case "wave_notified":
+      return eventCheckers.wave_notified.parse(v);
+    case "item_delivered":
+      return eventCheckers.item_delivered.parse(v);
     case "item_dispatched":
       return eventCheckers.item_dispatched.parse(v);
     case "job_started":

@@ -1,19 +1,13 @@
 import { execa } from "execa";
 import type { PrConfig } from "../config/types.js";
 import type { Finding } from "../core/contract.js";
+import { DeliveryReason } from "../core/reasons.js";
 import { git } from "./git.js";
 
 // Approved work goes somewhere (issue #13): push the item's branch to the configured remote and,
 // with `open: "gh"`, open a pull request. Every outcome is a record; nothing here throws, so a
 // failure can be recorded on the item without touching its approval.
 
-export const DeliveryReason = {
-  pr_pushed: "pr_pushed",
-  pr_opened: "pr_opened",
-  pr_push_failed: "pr_push_failed",
-  pr_open_failed: "pr_open_failed",
-} as const;
-export type DeliveryReason = (typeof DeliveryReason)[keyof typeof DeliveryReason];
 
 export interface DeliveryInput {
   item_id: string;

@@ -1,7 +1,7 @@
-import { onAttemptFailed, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
+import { onAttemptFailed, onDelivered, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
 import { onJobFinished } from "./job-finished.js";
 import type { HandlerTable } from "./types.js";
-import { onCancelled, onCreated, onFailed, onPaused, onPreflight, onRunning } from "./wave.js";
+import { onCancelled, onCompleted, onCreated, onFailed, onNotified, onPaused, onPreflight, onRunning } from "./wave.js";
 
 export type { EventOf, Handler, HandlerTable } from "./types.js";
 
@@ -14,10 +14,13 @@ export const handlers: HandlerTable = {
   wave_paused: onPaused,
   wave_failed: onFailed,
   wave_cancelled: onCancelled,
+  wave_completed: onCompleted,
+  wave_notified: onNotified,
   item_dispatched: onDispatched,
   job_started: onJobStarted,
   job_finished: onJobFinished,
   attempt_failed: onAttemptFailed,
   item_settled: onSettled,
   tracker_error: onTrackerError,
+  item_delivered: onDelivered,
 };
