@@ -16,12 +16,15 @@ describe("the handler table", () => {
       "wave_paused",
       "wave_failed",
       "wave_cancelled",
+      "wave_completed",
+      "wave_notified",
       "item_dispatched",
       "job_started",
       "job_finished",
       "attempt_failed",
       "item_settled",
       "tracker_error",
+      "item_delivered",
     ];
     expect(Object.keys(handlers).sort()).toEqual([...names].sort());
   });
