@@ -12,9 +12,9 @@ export async function worktreeHeads(s: WaveState, concurrency = 8): Promise<Work
     for (;;) {
       const it = todo[next++];
       if (!it || it.worktree === null) return;
-      const r = await git(["rev-parse", "--abbrev-ref", "HEAD", "HEAD"], { cwd: it.worktree, timeoutMs: 20_000 }).catch(() => null);
-      const [branch, head] = r?.ok ? r.stdout.trim().split("\n") : [];
-      out[it.beads_id] = { branch: branch && branch !== "HEAD" ? branch : null, head: head ?? null };
+      const head = await git(["rev-parse", "HEAD"], { cwd: it.worktree, timeoutMs: 20_000 }).catch(() => null);
+      const branch = await git(["symbolic-ref", "--short", "-q", "HEAD"], { cwd: it.worktree, timeoutMs: 20_000 }).catch(() => null);
+      out[it.beads_id] = { branch: branch?.ok ? branch.stdout.trim() : null, head: head?.ok ? head.stdout.trim() : null };
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker));
