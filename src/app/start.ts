@@ -16,6 +16,7 @@ import { spawnDetached } from "./detach.js";
 import { createRunner } from "../runner/create.js";
 import { preflightAll, preflightProviders, refuseBadRepo, refuseNoProvider, refuseUnknownItems, refuseUnknownProviders } from "./refuse-early.js";
 import { waveExists } from "./wave-exists.js";
+import { latestWave } from "./latest-wave.js";
 
 // `start`: validate the input, create the wave (or refuse wave_exists), take the controller lock,
 // then preflight, prune, guard and run (SPEC §2, issue #4 step 1).
@@ -86,6 +87,7 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
   const now = new Date().toISOString();
   const waveId = input.waveId ?? defaultWaveId(now, randomBytes(2).toString("hex"));
   const policy = toPolicy(c.config);
+  if (latestWave(c.config.artifact_dir) === null) progress.log(firstRunLine(c));
   // Refusals that cost nothing: no wave directory exists until all of them pass (issue #13).
   refuseUnknownProviders(c.config, policy);
   await refuseBadRepo(c.config.repo);
@@ -143,6 +145,13 @@ export async function launchWave(c: AppContext, waveId: string, seeds: ItemSeed[
   }
   const runtime = openRuntime(c, waveId, rt);
   return runWave(c, runtime, rt.session.state, "start", progress, pre.results);
+}
+
+/** On a first run (no wave yet in the artifact dir): which config and tracker are in use. */
+export function firstRunLine(c: AppContext): string {
+  const t = c.config.tracker;
+  const tracker = t.type === "file" ? `file ${t.path}` : t.type === "beads" ? `beads (${t.command ?? "bd"})` : "none (the item ids alone)";
+  return `config: ${c.configSource ?? "defaults (no --config, $DX_BATCH_CONFIG or ./dx-batch.config.json)"}; tracker: ${tracker}; artifacts: ${c.config.artifact_dir}`;
 }
 
 /** `wave_exists` before anything else is written; its remedy depends on that wave's state. */
