@@ -50,7 +50,7 @@ function firstLine(file: string): string | null {
   try {
     const chunks: Buffer[] = [];
     const buf = Buffer.alloc(64 * 1024);
-    for (let pos = 0; pos < FIRST_LINE_CAP; ) {
+    for (let pos = 0; pos < FIRST_LINE_CAP;) {
       const n = readSync(fd, buf, 0, buf.length, pos);
       if (n === 0) return null;
       const nl = buf.subarray(0, n).indexOf(0x0a);

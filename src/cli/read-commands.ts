@@ -134,13 +134,18 @@ function registerDoctor(program: Command, ctx: CommandContext): void {
         if (o.json) printJson(ctx.io, r);
         throw waveNotFound(waveId);
       }
+      // A note about where the roots are is not an issue of the wave: it never changes the exit code.
+      const counted = r.issues.filter((i) => !NOTE_TYPES.has(i.type));
       if (o.json) printJson(ctx.io, r);
       else {
-        if (r.issues.length === 0) ctx.io.out(`wave ${waveId}: no issues`);
-        for (const i of r.issues) ctx.io.out(`${i.severity}: ${i.type}${i.item ? ` [${i.item}]` : ""}: ${i.message}`);
+        for (const i of r.issues) if (NOTE_TYPES.has(i.type)) ctx.io.err(`note: ${i.type}: ${i.message}`);
+        if (counted.length === 0) ctx.io.out(`wave ${waveId}: no issues`);
+        for (const i of counted) ctx.io.out(`${i.severity}: ${i.type}${i.item ? ` [${i.item}]` : ""}: ${i.message}`);
         for (const f of r.fixed) ctx.io.out(`fixed: ${f}`);
         for (const rec of r.recommendations) ctx.io.out(`recommend: ${rec}`);
       }
-      ctx.setExit(r.issues.length === 0 ? 0 : 1);
+      ctx.setExit(counted.length === 0 ? 0 : 1);
     });
 }
+
+const NOTE_TYPES: ReadonlySet<string> = new Set(["state_root_in_tmp"]);

@@ -1,4 +1,4 @@
-import { onAttemptFailed, onDelivered, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
+import { onAttemptFailed, onAutoCommit, onDelivered, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
 import { onJobFinished } from "./job-finished.js";
 import type { HandlerTable } from "./types.js";
 import { onCancelled, onCompleted, onCreated, onFailed, onNotified, onPaused, onPreflight, onRunning } from "./wave.js";
@@ -18,9 +18,12 @@ export const handlers: HandlerTable = {
   wave_notified: onNotified,
   item_dispatched: onDispatched,
   job_started: onJobStarted,
+  auto_commit: onAutoCommit,
   job_finished: onJobFinished,
   attempt_failed: onAttemptFailed,
   item_settled: onSettled,
   tracker_error: onTrackerError,
   item_delivered: onDelivered,
+  // A record for doctor and the report (issue #10): bytes moved aside, the wave goes on unchanged.
+  ledger_foreign_bytes: () => undefined,
 };
