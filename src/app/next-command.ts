@@ -21,6 +21,7 @@ export function nextCommand(s: WaveState, c: ControllerView, configSource: strin
   switch (effectiveReason(s, c).next_action) {
     case NextAction.monitor_wave_until_terminal:
       return cmd("status", ...w, "--watch");
+    case NextAction.free_disk_space_then_resume:
     case NextAction.run_dx_batch_resume:
     case NextAction.start_or_resume_wave:
       // A pending wave whose controller is alive is being started; watching it is what is left.

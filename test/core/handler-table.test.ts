@@ -25,6 +25,7 @@ describe("the handler table", () => {
       "item_settled",
       "tracker_error",
       "item_delivered",
+      "auto_commit",
       "ledger_foreign_bytes",
     ];
     expect(Object.keys(handlers).sort()).toEqual([...names].sort());
