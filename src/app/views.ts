@@ -92,7 +92,7 @@ export const missingWaveDoc = (waveId: string) => ({
   next_action: NextAction.start_or_resume_wave,
 });
 
-export const notFoundCheck = (waveId: string) => ({
+export const notFoundCheck = (waveId: string | null) => ({
   wave_id: waveId,
   state: "missing",
   reason_code: WaveReason.wave_not_found,

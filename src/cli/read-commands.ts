@@ -78,7 +78,14 @@ function registerCheck(program: Command, ctx: CommandContext): void {
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line), { exitCode: ExitCode.check_failed });
+      let waveId: string;
+      try {
+        waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line), { exitCode: ExitCode.check_failed });
+      } catch (e) {
+        // No wave at all: --json still answers with one document (SPEC §2).
+        if (o.json && e instanceof DxError && e.code === "wave_not_found") printJson(ctx.io, notFoundCheck(null));
+        throw e;
+      }
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
