@@ -51,11 +51,16 @@ export const ERRORS = {
   config_invalid: entry(F),
   prompt_template_unreadable: entry(F, "fix the path in the config's prompts section"),
   // waves
-  wave_not_found: entry(F, "check --wave-id (list waves with `ls <artifact_dir>/waves`), or start one with `dx-batch start`"),
+  wave_not_found: entry(F, "list the waves with `dx-batch list`, or leave out --wave-id for the newest; start one with `dx-batch start`"),
   wave_exists: entry(F, "continue it with dx-batch resume --wave-id {wave_id}"),
   wave_already_running: entry(F, "watch it with dx-batch status --wave-id {wave_id} --watch, or stop it with dx-batch cancel --wave-id {wave_id}"),
   wave_already_terminal: entry(F, "read it with dx-batch report --wave-id {wave_id}; start a new wave for items that need more work"),
   wave_not_resumable: entry(F, "inspect it with dx-batch report --wave-id {wave_id}"),
+  // refused before the wave exists (issue #13); each caller gives the case's own remedy
+  repo_invalid: entry(F, "pass the path of a git checkout with --repo (or `repo` in the config)"),
+  item_not_found: entry(F, "check the ids (and the tracker in the config), or pass --allow-missing to run the rest"),
+  no_provider_available: entry(F, "fix one provider of retry_chain, or pass --keep-failed to record the failed wave anyway"),
+  log_not_found: entry(F),
   artifact_dir_unwritable: entry(F, "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory"),
   filesystem_error: entry(F, "check that {path} exists, is a directory where one is expected, and is writable (artifact_dir, runner_log_dir and workspace_root in the config)"),
   orchestrator_exception: entry(F, "this is a bug in dx-batch; rerun with DX_BATCH_DEBUG=1 for a stack trace and report it"),
@@ -118,12 +123,16 @@ export interface DxErrorOptions {
   /** Only where one code needs two exit codes; prefer the table's. */
   exitCode?: ExitCode;
   cause?: unknown;
+  /** Another program's own words (git, a tracker, preflight), printed whole on indented lines. */
+  detail?: string | null;
 }
 
 export class DxError extends Error {
   readonly code: ErrorCode;
   readonly remedy: string | null;
   readonly exitCode: ExitCode;
+  /** Text printed whole after the error line, each line indented (git's or a tracker's own words). */
+  readonly detail: string | null;
 
   constructor(code: ErrorCode, message: string, opts: DxErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -132,6 +141,7 @@ export class DxError extends Error {
     const e = errorEntry(code);
     this.remedy = opts.remedy ?? fill(e.remedy, opts.params ?? {});
     this.exitCode = opts.exitCode ?? e.exit;
+    this.detail = opts.detail ?? null;
   }
 }
 

@@ -18,6 +18,7 @@ import { buildDeps, openRuntime } from "./wire.js";
 import { createWaveFiles } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
 import { repairOutcomes } from "./repair-outcomes.js";
+import { notifyWaveEnd } from "./notify-wave.js";
 
 // `cancel` (SPEC §2): a live controller is asked (SIGUSR1) and given 30 s to stop its jobs, record
 // the cancel and exit; if it does not, it is killed and the cancel is finished here, exactly as
@@ -137,6 +138,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     controller.session.apply({ event: "controller_acquired", epoch: handle.epoch, pid: process.pid, host: rt.host });
     controller.request("cancel");
     await controller.run();
+    await notifyWaveEnd(c2, controller.session, { log });
     // Anything still registered for this wave (a job whose start was never recorded) goes too:
     // pid files are this host's (jobs/ is written by the controller that started the job), and
     // killGroup checks the group is alive first.

@@ -8,6 +8,7 @@ import { epochAt, readLedgerEvents, type SupersededLine } from "../store/ledger.
 import { ensureSecureDir, permissionOr } from "../store/secure-dir.js";
 import { readSnapshot } from "../store/snapshot.js";
 import type { ControllerView } from "./views.js";
+import { logPathsByRun } from "./log-paths.js";
 
 // Load = snapshot + replay of the events newer than it (SPEC §5). A missing or corrupt snapshot
 // is rebuilt from the ledgers alone; a corrupt ledger line in the middle stops the load.
@@ -30,6 +31,8 @@ export interface LoadedWave {
   superseded: SupersededLine[];
   /** The highest controller epoch the ledger records (a new controller's must be above it). */
   maxEpoch: number;
+  /** run_instance -> the agent log's path (complete only with `allEvents`). */
+  attemptLogs: Record<string, string>;
 }
 
 function attemptErrors(events: readonly WaveEvent[]): Record<string, string> {
@@ -99,6 +102,7 @@ export async function readWave(layout: Layout, waveId: string, o: { allEvents?: 
     attemptErrors: attemptErrors(events),
     superseded: read.superseded,
     maxEpoch: Math.max(state.epoch ?? 0, ...read.tenures.map((t) => t.epoch), ...read.superseded.map((d) => d.epoch)),
+    attemptLogs: logPathsByRun(events),
   };
 }
 

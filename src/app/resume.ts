@@ -27,10 +27,19 @@ export function configForResume(recorded: ResolvedConfig, current: ResolvedConfi
       providers[name] = { ...p, env };
     }
   }
-  return { ...recorded, providers, artifact_dir: current.artifact_dir };
+  const out: ResolvedConfig = { ...recorded, providers, artifact_dir: current.artifact_dir };
+  if (recorded.notify?.webhook === "<redacted>") {
+    const { webhook: _redacted, ...rest } = recorded.notify;
+    out.notify = current.notify?.webhook === undefined ? rest : { ...rest, webhook: current.notify.webhook };
+  }
+  return out;
 }
 
-export async function resumeWave(c: AppContext, waveId: string, progress: Progress): Promise<number> {
+/**
+ * `asStart`: the background controller of `start --detach`. A wave it finds not yet started is
+ * started (`wave_started`), not resumed.
+ */
+export async function resumeWave(c: AppContext, waveId: string, progress: Progress, o: { asStart?: boolean } = {}): Promise<number> {
   const before = await readWave(c.layout, waveId);
   if (!before) throw waveNotFound(waveId);
   refuseIfNotResumable(before.state.status, before.state.reason_code, waveId);
@@ -49,7 +58,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote the outcome a crashed controller had not written: ${f}`);
     for (const r of await redoReleases(c2.layout, waveId, Date.now())) progress.log(`${r} (its event was recorded, its effect was not)`);
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
-    return await runWave(c2, openRuntime(c2, waveId, { files, lock }), w.state, "resume", progress);
+    return await runWave(c2, openRuntime(c2, waveId, { files, lock }), w.state, o.asStart === true && w.state.started_at === null ? "start" : "resume", progress);
   } catch (e) {
     lock.release();
     throw e;

@@ -1,7 +1,8 @@
 import { Controller, type RunEnd } from "../controller/controller.js";
 import type { WaveState } from "../core/state.js";
 import { WaveReason, doctorCritical } from "../core/reasons.js";
-import { chainProviders, reviewCandidates } from "../core/retry.js";
+import { chainProviders } from "../core/retry.js";
+import { preflightAll, preflightProviders, type PreflightResults } from "./refuse-early.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { diskFullError, isDiskFull } from "../store/disk-reserve.js";
@@ -11,6 +12,8 @@ import { isTerminalWave } from "../core/status.js";
 import { isDxError } from "../errors.js";
 import { releaseWaveClaims } from "../store/claim.js";
 import { clearCancelRequest, readCancelRequest } from "../store/cancel-request.js";
+import { waveExitCode } from "./exit-codes.js";
+import { notifyWaveEnd } from "./notify-wave.js";
 
 // Shared by start and resume once the controller lock is held: preflight, prune, the
 // exec-saturation guard and the doctor's critical checks, then the loop under signal handlers.
@@ -24,18 +27,14 @@ export function watchCancelRequest(waveDir: string, onRequest: () => void, every
   return () => clearInterval(t);
 }
 
-export function exitCodeOf(end: RunEnd): number {
-  switch (end.kind) {
-    case "completed":
-      return 0;
-    case "paused":
-      return 2;
-    default:
-      return 1;
-  }
-}
-
-export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, mode: "start" | "resume", progress: Progress): Promise<number> {
+export async function runWave(
+  c: AppContext,
+  rt: WaveRuntime,
+  state: WaveState,
+  mode: "start" | "resume",
+  progress: Progress,
+  preflighted?: PreflightResults,
+): Promise<number> {
   const deps = buildDeps(c, rt, state, progress);
   const controller = new Controller(deps, state);
   const apply = (d: Parameters<typeof controller.session.apply>[0]) => controller.session.apply(d);
@@ -54,10 +53,9 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
       apply({ event: "controller_acquired", epoch: rt.lock.epoch, pid: process.pid, host: rt.host });
     }
     // Preflight every provider the wave may use; the ones that fail are skipped and recorded.
-    const providers = [...new Set([...chainProviders(state.policy), ...reviewCandidates(state.policy, null)])];
+    const all = preflighted ?? (await preflightAll(rt.runner, preflightProviders(state.policy))).results;
     const results: Record<string, { ok: boolean; reason_code: string | null }> = {};
-    for (const p of providers) {
-      const r = await rt.runner.preflight(p);
+    for (const [p, r] of Object.entries(all)) {
       results[p] = { ok: r.ok, reason_code: r.reason_code };
       if (!r.ok) progress.log(`preflight: ${p} unavailable (${r.reason_code ?? "unknown"}${r.detail ? `: ${r.detail}` : ""})`);
     }
@@ -65,16 +63,18 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
     // Only this preflight can stop the wave here (no_provider_available): a resumed wave is still
     // "failed" from its earlier stop until wave_resumed, which must not be mistaken for this.
     if (!chainProviders(state.policy).some((p) => results[p]?.ok === true)) {
-      return finish(controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+      // The fold already failed the wave; the ledger gets its terminal event too (SPEC §15.3).
+      apply({ event: "wave_failed", reason_code: WaveReason.no_provider_available, error: controller.state.error ?? "no provider passed preflight" });
+      return finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
     }
 
-    const pruned = await rt.runner.prune();
-    if (pruned.pruned > 0) progress.log(`runner prune: removed ${pruned.pruned} stale pid file(s)`);
+    // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them.
+    await rt.runner.prune();
 
     const version = await rt.tracker.versionCheck();
     if (!version.ok) {
       apply({ event: "wave_failed", reason_code: doctorCritical("tracker_version"), error: version.detail });
-      return finish(controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+      return finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
     }
 
     const live = await rt.files.liveExecPids();
@@ -84,14 +84,14 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
         reason_code: WaveReason.exec_saturation,
         error: `${live} live agent processes exceed exec_process_cap ${c.config.exec_process_cap}; nothing was dispatched`,
       });
-      return finish(controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
+      return finish(c, controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
     }
 
     apply(mode === "start" ? { event: "wave_started", controller_pid: process.pid, host: rt.host } : { event: "wave_resumed", controller_pid: process.pid, host: rt.host });
     const end = await controller.run();
     if (end.kind === "lost_lock") throw controllerLockLost(rt.waveId);
     if (isTerminalWave(controller.state.status)) clearCancelRequest(rt.files.waveDir);
-    return finish(controller, progress, end);
+    return finish(c, controller, progress, end);
   } catch (err) {
     // Taken over: touch nothing more, not even to record why (the ledger is someone else's now).
     if (isDxError(err) && err.code === "controller_lock_lost") throw err;
@@ -136,11 +136,19 @@ function pauseDiskFull(controller: Controller, rt: WaveRuntime, progress: Progre
     throw diskFullError(rt.files.waveDir, e);
   }
   progress.end(controller.state, { kind: "paused" });
-  return exitCodeOf({ kind: "paused" });
+  return waveExitCode({ kind: "paused" }, controller.state);
 }
 
-function finish(controller: Controller, progress: Progress, end: RunEnd): number {
+async function finish(c: AppContext, controller: Controller, progress: Progress, end: RunEnd): Promise<number> {
+  const s = controller.state;
+  if (end.kind === "completed") {
+    const approved = s.stats.approved;
+    controller.session.apply({ event: "wave_completed", reason_code: WaveReason.wave_completed, approved, not_approved: s.stats.total - approved });
+  }
   controller.session.flush(true);
+  if (end.kind === "completed" || end.kind === "failed" || end.kind === "cancelled") {
+    await notifyWaveEnd(c, controller.session, progress);
+  }
   progress.end(controller.state, end);
-  return exitCodeOf(end);
+  return waveExitCode(end, controller.state);
 }

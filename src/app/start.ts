@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ItemSeed } from "../core/events.js";
 import { defaultWaveId, isValidItemId, MAX_ITEM_ID_LENGTH } from "../core/ids.js";
@@ -13,6 +13,10 @@ import type { Progress } from "./progress-port.js";
 import { runWave } from "./run-wave.js";
 import { createWave, openRuntime } from "./wire.js";
 import { spawnDetached } from "./detach.js";
+import { createRunner } from "../runner/create.js";
+import { preflightAll, preflightProviders, refuseBadRepo, refuseNoProvider, refuseUnknownItems, refuseUnknownProviders } from "./refuse-early.js";
+import { waveExists } from "./wave-exists.js";
+import { latestWave } from "./latest-wave.js";
 
 // `start`: validate the input, create the wave (or refuse wave_exists), take the controller lock,
 // then preflight, prune, guard and run (SPEC §2, issue #4 step 1).
@@ -27,6 +31,10 @@ export interface StartInput {
   detach: boolean;
   /** Run items an earlier wave approved anyway (otherwise they end `already_approved:<wave>`). */
   redo?: boolean | undefined;
+  /** Run the items the tracker knows and drop the rest (default: refuse `item_not_found`). */
+  allowMissing?: boolean;
+  /** Record the wave even when no provider passes preflight (it ends failed `no_provider_available`). */
+  keepFailed?: boolean;
 }
 
 export function invalidItemId(id: string): DxError {
@@ -80,9 +88,15 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
   const ids = await collectItemIds(c, input, tracker, (l) => progress.warn(l));
   const now = new Date().toISOString();
   const waveId = input.waveId ?? defaultWaveId(now, randomBytes(2).toString("hex"));
+  const policy = toPolicy(c.config);
+  if (latestWave(c.config.artifact_dir) === null) progress.log(firstRunLine(c));
+  // Refusals that cost nothing: no wave directory exists until all of them pass (issue #13).
+  refuseUnknownProviders(c.config, policy);
+  await refuseBadRepo(c.config.repo);
+  await refuseExistingWave(c, waveId);
 
   // Ask the tracker about every item before anything is written: titles, in-wave dependencies,
-  // and which ids it does not know (those end `failed`, SPEC §6).
+  // and which ids it does not know.
   const seeds: ItemSeed[] = [];
   const unknown: { id: string; detail: string }[] = [];
   const inWave = new Set(ids);
@@ -90,21 +104,39 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     const r = await tracker.show(id);
     if (r.found) seeds.push({ id, title: r.issue.title, depends_on: r.issue.blocked_by.filter((d) => inWave.has(d) && d !== id) });
     else {
+      if (r.reason_code === ItemReason.item_not_found) {
+        unknown.push({ id, detail: r.detail });
+        continue;
+      }
       seeds.push({ id, title: id, depends_on: [] });
-      if (r.reason_code === ItemReason.item_not_found) unknown.push({ id, detail: r.detail });
-      else progress.warn(`${id}: tracker lookup failed (${r.reason_code}: ${r.detail}); continuing with the id alone`);
+      progress.warn(`${id}: tracker lookup failed (${r.reason_code}: ${r.detail}); continuing with the id alone`);
     }
   }
-
-  const rt = await createWave(c, waveId, {
-    policy: input.redo === true ? { ...toPolicy(c.config), redo: true } : toPolicy(c.config),
-    items: seeds,
-  });
-  progress.waveId(waveId);
-  for (const u of unknown) {
-    rt.session.apply({ event: "item_settled", item_id: u.id, status: "failed", reason_code: ItemReason.item_not_found, error: u.detail });
+  refuseUnknownItems(unknown, input.allowMissing === true);
+  for (const u of unknown) progress.warn(`${u.id}: not known to the tracker; left out (--allow-missing)`);
+  if (seeds.length === 0) {
+    throw new DxError("no_items", "no item of the list is known to the tracker", { remedy: "check the ids and the tracker in the config" });
   }
-  if (input.detach) {
+
+  return launchWave(c, waveId, seeds, { detach: input.detach, keepFailed: input.keepFailed === true, redo: input.redo === true }, progress);
+}
+
+/**
+ * Preflight (refusing `no_provider_available` unless keepFailed), then create the wave and run it,
+ * or hand it to a background controller. Shared by start and retry.
+ */
+export async function launchWave(c: AppContext, waveId: string, seeds: ItemSeed[], o: { detach: boolean; keepFailed: boolean; redo?: boolean }, progress: Progress): Promise<number> {
+  // --redo: run items an earlier wave approved anyway (SPEC §15.4).
+  const policy = o.redo === true ? { ...toPolicy(c.config), redo: true } : toPolicy(c.config);
+  const runner = createRunner(c.config, c.env);
+  const pre = await preflightAll(runner, preflightProviders(policy));
+  if (!o.keepFailed) refuseNoProvider(policy, pre.raw);
+
+  const rt = await createWave(c, waveId, { policy, items: seeds });
+  progress.waveId(waveId);
+  // The first event of the wave, which the session did not append: NDJSON starts here.
+  progress.onEvent(rt.created, rt.session.state);
+  if (o.detach) {
     rt.session.flush(true);
     rt.files.releaseControllerLock();
     const log = spawnDetached(c, waveId);
@@ -115,6 +147,18 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
     return 0;
   }
   const runtime = openRuntime(c, waveId, rt);
-  return runWave(c, runtime, rt.session.state, "start", progress);
+  return runWave(c, runtime, rt.session.state, "start", progress, pre.results);
 }
 
+/** On a first run (no wave yet in the artifact dir): which config and tracker are in use. */
+export function firstRunLine(c: AppContext): string {
+  const t = c.config.tracker;
+  const tracker = t.type === "file" ? `file ${t.path}` : t.type === "beads" ? `beads (${t.command ?? "bd"})` : "none (the item ids alone)";
+  return `config: ${c.configSource ?? "defaults (no --config, $DX_BATCH_CONFIG or ./dx-batch.config.json)"}; tracker: ${tracker}; artifacts: ${c.config.artifact_dir}`;
+}
+
+/** `wave_exists` before anything else is written; its remedy depends on that wave's state. */
+export async function refuseExistingWave(c: AppContext, waveId: string): Promise<void> {
+  if (!existsSync(c.layout.waveDir(waveId))) return;
+  throw await waveExists(c, waveId);
+}

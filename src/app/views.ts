@@ -92,7 +92,7 @@ export const missingWaveDoc = (waveId: string) => ({
   next_action: NextAction.start_or_resume_wave,
 });
 
-export const notFoundCheck = (waveId: string) => ({
+export const notFoundCheck = (waveId: string | null) => ({
   wave_id: waveId,
   state: "missing",
   reason_code: WaveReason.wave_not_found,
@@ -102,7 +102,16 @@ export const notFoundCheck = (waveId: string) => ({
 });
 
 /** `attemptErrors`: run_instance -> why that attempt failed (LoadedWave.attemptErrors). */
-export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attemptErrors: Readonly<Record<string, string>> = {}) {
+/** What the report adds from outside the ledger: each worktree's branch and head right now. */
+export type WorktreeHeads = Readonly<Record<string, { branch: string | null; head: string | null }>>;
+
+export function reportView(
+  s: WaveState,
+  waveEvents: readonly WaveEvent[],
+  attemptErrors: Readonly<Record<string, string>> = {},
+  attemptLogs: Readonly<Record<string, string>> = {},
+  heads: WorktreeHeads = {},
+) {
   return {
     wave_id: s.wave_id,
     status: s.status,
@@ -123,6 +132,9 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attem
       next_action: it.next_action,
       error: it.error,
       worktree: it.worktree,
+      branch: heads[it.beads_id]?.branch ?? null,
+      head_commit: heads[it.beads_id]?.head ?? null,
+      delivery: it.delivery ?? null,
       usage: spendView(itemSpend(it)),
       attempts: it.history.map((h) => ({
         attempt: h.attempt,
@@ -143,7 +155,7 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attem
         completed_at: h.completed_at,
         duration_sec: h.started_at && h.completed_at ? secondsBetween(h.started_at, h.completed_at) : null,
         outcome_path: h.outcome_path,
-        log_path: h.log_path ?? null,
+        log_path: h.log_path ?? attemptLogs[h.run_instance] ?? null,
         range: h.range ?? null,
         auto_commit: h.auto_commit ?? null,
         usage: h.usage ?? null,
@@ -184,9 +196,15 @@ export function reportMarkdown(r: Report): string {
     if (it.attempts.length === 0 && !it.error) continue;
     lines.push("", `## ${it.beads_id}: ${it.title}`, "");
     if (it.error) lines.push(`${it.status} (${it.reason_code}): ${it.error}`, "");
+    if (it.worktree) lines.push(`- worktree: \`${it.worktree}\``, `- branch: \`${it.branch ?? "-"}\` at \`${it.head_commit ?? "-"}\``);
+    if (it.delivery) {
+      const d = it.delivery;
+      lines.push(`- delivery: ${d.reason_code}${d.pr_url ? ` ${d.pr_url}` : d.pushed ? ` (${d.remote}/${d.branch})` : ""}${d.error ? `: ${cell(d.error)}` : ""}`);
+    }
+    if (it.worktree || it.delivery) lines.push("");
     for (const a of it.attempts) {
       const dur = a.duration_sec === null ? "" : `, ${a.duration_sec.toFixed(1)} s`;
-      lines.push(`- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : " [not counted: quota]"}`);
+      lines.push(`- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : ` [not counted: ${a.reason_code ?? "quota"}]`}`);
       if (a.error) lines.push(`  - error: ${cell(a.error)}`);
       if (a.usage && (a.usage.input_tokens !== null || a.usage.output_tokens !== null)) lines.push(`  - usage: ${a.usage.input_tokens ?? "?"} in, ${a.usage.output_tokens ?? "?"} out, ${a.usage.cache_read_tokens ?? "?"} cache-read tokens${a.usage.cost_usd === null ? "" : `, $${a.usage.cost_usd}`}`);
       if (a.range) lines.push(`  - ${a.phase === "review" ? "reviewed" : "commits"}: ${a.range.from ?? "(root)"}..${a.range.to ?? "(none)"}${a.auto_commit ? ` (dx-batch committed ${a.auto_commit.slice(0, 12)})` : ""}`);

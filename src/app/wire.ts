@@ -5,7 +5,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import type { ControllerDeps, WaveFiles } from "../controller/ports.js";
 import { systemClock } from "../controller/ports.js";
 import { WaveSession, stamp } from "../controller/session.js";
-import type { ItemSeed, WaveEvent } from "../core/events.js";
+import type { ItemSeed, WaveCreated, WaveEvent } from "../core/events.js";
 import type { WavePolicy } from "../core/policy.js";
 import type { WaveState } from "../core/state.js";
 import { initialState } from "../core/step.js";
@@ -17,6 +17,7 @@ import { createTracker } from "../tracker/create.js";
 import type { TrackerPort } from "../tracker/port.js";
 import { createWorkspace } from "./workspace.js";
 import type { AppContext } from "./context.js";
+import { deliveryPort } from "./delivery.js";
 import type { Progress } from "./progress-port.js";
 import { createWaveFiles, createWaveDir, type WaveFilesHandle } from "./wave-files.js";
 import { LedgerWriter } from "../store/ledger.js";
@@ -51,7 +52,9 @@ export function recordedConfig(config: ResolvedConfig): ResolvedConfig {
     const env = p.env ? Object.fromEntries(Object.entries(p.env).map(([k, v]) => [k, pub.has(k) ? v : "<redacted>"])) : undefined;
     providers[name] = env === undefined ? { ...p } : { ...p, env };
   }
-  return { ...config, providers };
+  // A webhook URL usually holds its secret in the path: keep it out of the ledger.
+  const notify = config.notify?.webhook === undefined ? config.notify : { ...config.notify, webhook: REDACTED };
+  return notify === undefined ? { ...config, providers } : { ...config, providers, notify };
 }
 
 /**
@@ -66,13 +69,14 @@ export function monotonicClock(): Clock {
   const nowMs = () => wall0 + (monoNowMs() - mono0);
   return { nowMs, nowIso: () => new Date(nowMs()).toISOString(), setTimer: (fn, ms) => systemClock.setTimer(fn, ms) };
 }
+export const REDACTED = "<redacted>";
 
 /** Create the wave directory (refusing `wave_exists`), take the lock and record `wave_created`. */
 export async function createWave(
   c: AppContext,
   waveId: string,
   seed: { policy: WavePolicy; items: ItemSeed[] },
-): Promise<{ session: WaveSession; files: WaveFilesHandle; lock: TenureHandle }> {
+): Promise<{ session: WaveSession; files: WaveFilesHandle; lock: TenureHandle; created: WaveCreated }> {
   createWaveDir(c.layout, waveId);
   // wave_created first, at epoch 1: the mkdir above made the wave ours alone, and a start killed
   // from here on leaves a wave that `resume` can take over (no half-made wave). Taking the OS lock
@@ -94,7 +98,7 @@ export async function createWave(
   writeSnapshot(c.layout.waveState(waveId), state);
   const lock = await takeTenure(c.layout, waveId);
   const files = createWaveFiles(c, waveId, lock, 1);
-  return { session: new WaveSession(files, state, systemClock), files, lock };
+  return { session: new WaveSession(files, state, systemClock), files, lock, created: e };
 }
 
 export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle; lock?: TenureHandle }): WaveRuntime {
@@ -124,6 +128,7 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
     clock: monotonicClock(),
     newRunInstance: () => randomUUID(),
     templates: loadTemplates(cfg),
+    delivery: cfg.pr === undefined ? null : deliveryPort(cfg.pr, rt.waveId, c.env),
     onEvent: (e, s) => {
       noteApproval(c, e, s);
       progress.onEvent(e, s);

@@ -1,6 +1,7 @@
 import type { WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
 import { itemById } from "../core/step.js";
+import { indented } from "./io.js";
 
 /** One human line per transition (null for events not worth a line). */
 export function describeEvent(e: WaveEvent, s: WaveState): string | null {
@@ -28,10 +29,19 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
     case "attempt_failed":
     case "item_settled": {
       const it = itemById(s, e.item_id);
-      return it ? `${e.item_id} -> ${it.status} (${it.reason_code})` : null;
+      if (!it) return null;
+      const line = `${e.item_id} -> ${it.status} (${it.reason_code})`;
+      // git's or the tracker's own words, whole, under the line (the real cause is rarely line one).
+      return e.event === "item_settled" && e.error ? `${line}\n${indented(e.error)}` : line;
     }
+    case "wave_completed":
+      return `wave ${s.wave_id} completed: ${e.approved} approved, ${e.not_approved} not approved`;
+    case "wave_notified":
+      return e.results.map((r) => `notify ${r.channel}: ${r.ok ? "ok" : `failed: ${r.error ?? "unknown"}`}`).join("; ") || null;
+    case "item_delivered":
+      return `${e.item_id}: ${e.reason_code}${e.pr_url ? ` ${e.pr_url}` : e.pushed ? ` ${e.remote}/${e.branch}` : ""}${e.error ? `: ${e.error}` : ""}`;
     case "tracker_error":
-      return `${e.item_id}: tracker ${e.op} failed (${e.reason_code})`;
+      return `${e.item_id}: tracker ${e.op} failed (${e.reason_code})${e.detail ? `\n${indented(e.detail)}` : ""}`;
     case "ledger_foreign_bytes":
       return `ledger_foreign_bytes: ${e.bytes} bytes dx-batch did not write moved from ${e.file} to ${e.moved_to}`;
   }

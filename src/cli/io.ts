@@ -58,6 +58,7 @@ export const printJson = (io: Io, value: unknown): void => io.out(JSON.stringify
 export function reportError(io: Io, e: unknown): number {
   const r = errorReport(e);
   io.err(`error: ${r.code}: ${oneLine(r.message)}`);
+  if (isDxError(e) && e.detail) io.err(indented(e.detail));
   if (r.remedy) io.err(`remedy: ${oneLine(r.remedy)}`);
   if (process.env.DX_BATCH_DEBUG && !isDxError(e) && e instanceof Error && e.stack) io.err(e.stack);
   return r.exitCode;
@@ -82,5 +83,14 @@ function systemError(e: unknown): { message: string; path: string } | null {
 }
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ").trim();
+
+/** Another program's message, whole: every non-empty line indented under ours. */
+export const indented = (s: string): string =>
+  s
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .map((l) => `    ${l}`)
+    .join("\n");
 
 export const usageError = (message: string, remedy?: string): DxError => new DxError("usage", message, { remedy });

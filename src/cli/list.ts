@@ -1,24 +1,11 @@
 import type { Command } from "commander";
-import { openContext, requireWaveId, type AppContext } from "../app/context.js";
-import { latestWave } from "../app/latest-wave.js";
+import { openContext } from "../app/context.js";
 import { listWaves, type ListRow } from "../app/list.js";
-import { DxError } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 
-// `dx-batch list [--json] [--all]` (issue #13), and the latest-wave default of the commands that
-// read one wave (SPEC §15.2).
-
-/** `--wave-id` if given (validated), else the newest wave, named on stderr. */
-export function waveIdOrLatest(ctx: CommandContext, c: AppContext, given: string | undefined): string {
-  if (given !== undefined) return requireWaveId(given);
-  const latest = latestWave(c.layout.root);
-  if (latest === null) {
-    throw new DxError("wave_not_found", `no wave in ${c.layout.root}`, { remedy: "start one with `dx-batch start --items …`" });
-  }
-  ctx.io.err(`wave: ${latest} (the newest; pass --wave-id to choose another)`);
-  return latest;
-}
+// `dx-batch list [--json] [--all]` (issue #13). The latest-wave default of the commands that read
+// one wave is app/wave-arg.ts.
 
 export function age(fromIso: string | null, nowMs: number): string {
   if (fromIso === null) return "-";

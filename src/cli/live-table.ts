@@ -3,6 +3,7 @@ import type { Progress } from "../app/progress-port.js";
 import type { WaveState } from "../core/state.js";
 import type { CommandContext } from "./main.js";
 import { renderEndLines, renderWaveTable } from "./render-table.js";
+import { colourEnabled } from "./colour.js";
 
 // The TTY view of a wave: a table redrawn in place. Redraws are throttled (a 10,000-item wave
 // emits events far faster than a terminal is worth repainting), lines printed while it runs go
@@ -39,6 +40,7 @@ export function createLiveView(ctx: CommandContext, deps: LiveViewDeps = {}): Li
   const throttleMs = deps.throttleMs ?? 100;
   const tickMs = deps.tickMs ?? 1000;
   const draw = createLogUpdate(stream);
+  const colour = colourEnabled(ctx.env, (stream as { isTTY?: boolean }).isTTY === true);
   let latest: WaveState | null = null;
   let shown = false;
   let closed = false;
@@ -50,7 +52,7 @@ export function createLiveView(ctx: CommandContext, deps: LiveViewDeps = {}): Li
     // One column spare: a line that fills the last column makes some terminals wrap early.
     const width = Math.max(20, (stream.columns ?? 80) - 1);
     const maxRows = Math.max(3, (stream.rows ?? 24) - CHROME_ROWS);
-    return renderWaveTable(s, now(), { width, maxRows });
+    return renderWaveTable(s, now(), { width, maxRows, colour });
   };
 
   const redraw = (): void => {

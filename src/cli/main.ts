@@ -5,6 +5,7 @@ import { guardOutputStreams, processIo, reportError, type Io } from "./io.js";
 import { registerReadCommands } from "./read-commands.js";
 import { registerWaveCommands } from "./wave-commands.js";
 import { registerDemoCommand } from "./demo.js";
+import { registerLogsCommand } from "./logs.js";
 import { registerListCommand } from "./list.js";
 import { registerServeCommand } from "./serve.js";
 
@@ -51,6 +52,7 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
     });
   registerWaveCommands(program, ctx);
   registerReadCommands(program, ctx);
+  registerLogsCommand(program, ctx);
   registerRunnerCommand(program, ctx);
   registerDemoCommand(program, ctx);
   registerListCommand(program, ctx);

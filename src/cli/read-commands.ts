@@ -1,5 +1,8 @@
 import type { Command } from "commander";
-import { openContext, requireWaveId } from "../app/context.js";
+import { openContext } from "../app/context.js";
+import { waveIdOrLatest } from "../app/wave-arg.js";
+import { worktreeHeads } from "../app/worktree-heads.js";
+import { nextCommand, withNextCommand } from "../app/next-command.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
 import { checkExitCode, checkView, missingWaveDoc, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
@@ -8,7 +11,6 @@ import { DxError, ExitCode, isDxError, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
-import { waveIdOrLatest } from "./list.js";
 
 // status, check, report, doctor: they only read what the store wrote, and never take a lock.
 
@@ -32,12 +34,12 @@ function registerStatus(program: Command, ctx: CommandContext): void {
     .command("status")
     .description("Show a wave: its items, reason codes, next actions and controller")
     .option("--config <file>", "config file (default: $DX_BATCH_CONFIG, then ./dx-batch.config.json)")
-    .option("--wave-id <id>", "the wave to show (required)")
+    .option("--wave-id <id>", "the wave to show (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .option("--watch", "live view until the wave stops")
     .action(async (o: ReadOpts & { watch?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = waveIdOrLatest(ctx, c, o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       if (o.watch) {
         ctx.setExit(await watchWave(ctx, c, waveId, { json: o.json === true }));
         return;
@@ -47,14 +49,16 @@ function registerStatus(program: Command, ctx: CommandContext): void {
         if (o.json) printJson(ctx.io, missingWaveDoc(waveId));
         throw waveNotFound(waveId);
       }
-      const view = statusView(w.state, controllerView(c.layout, waveId));
+      const cv = controllerView(c.layout, waveId);
+      const view = withNextCommand(statusView(w.state, cv), nextCommand(w.state, cv, c.configSource));
       if (o.json) printJson(ctx.io, view);
       else printStatus(ctx, view);
     });
 }
 
-function printStatus(ctx: CommandContext, view: ReturnType<typeof statusView>): void {
+function printStatus(ctx: CommandContext, view: ReturnType<typeof statusView> & { next_command: string }): void {
   ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
+  ctx.io.out(`next: ${view.next_command}`);
   ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
   const st = view.stats;
   ctx.io.out(
@@ -70,11 +74,18 @@ function registerCheck(program: Command, ctx: CommandContext): void {
     .command("check")
     .description("Machine check of a wave: exit 0 pending/running/completed, 2 paused or controller dead, 3 failed/cancelled/missing")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to check (required)")
+    .option("--wave-id <id>", "the wave to check (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = waveIdOrLatest(ctx, c, o.waveId);
+      let waveId: string;
+      try {
+        waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line), { exitCode: ExitCode.check_failed });
+      } catch (e) {
+        // No wave at all: --json still answers with one document (SPEC §2).
+        if (o.json && e instanceof DxError && e.code === "wave_not_found") printJson(ctx.io, notFoundCheck(null));
+        throw e;
+      }
       // A corrupt ledger makes the wave unusable: exit 3 like a failed wave (SPEC §15.1), not 1.
       const w = await readWave(c.layout, waveId).catch((e: unknown) => {
         if (isDxError(e) && e.code === "ledger_corrupt") throw new DxError(e.code, e.message, { remedy: e.remedy, exitCode: ExitCode.check_failed, cause: e });
@@ -86,9 +97,12 @@ function registerCheck(program: Command, ctx: CommandContext): void {
         throw waveNotFound(waveId, ExitCode.check_failed);
       }
       const cv = controllerView(c.layout, waveId);
-      const v = checkView(w.state, cv);
+      const v = withNextCommand(checkView(w.state, cv), nextCommand(w.state, cv, c.configSource));
       if (o.json) printJson(ctx.io, v);
-      else ctx.io.out(`${v.wave_id}: ${v.state} (${v.reason_code}); next action: ${v.next_action}`);
+      else {
+        ctx.io.out(`${v.wave_id}: ${v.state} (${v.reason_code}); next action: ${v.next_action}`);
+        ctx.io.out(`next: ${v.next_command}`);
+      }
       ctx.setExit(checkExitCode(w.state, cv));
     });
 }
@@ -98,18 +112,18 @@ function registerReport(program: Command, ctx: CommandContext): void {
     .command("report")
     .description("Per-item attempts, providers, verdicts, findings, durations and outcome paths, and the wave timeline")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to report (required)")
+    .option("--wave-id <id>", "the wave to report (default: the newest)")
     .option("--format <fmt>", "json or markdown", "markdown")
     .action(async (o: ReadOpts & { format: string }) => {
       if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`);
       const c = openContext(ctx, { config: o.config });
-      const waveId = waveIdOrLatest(ctx, c, o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
         if (o.format === "json") printJson(ctx.io, missingWaveDoc(waveId));
         throw waveNotFound(waveId);
       }
-      const r = reportView(w.state, w.waveEvents, w.attemptErrors);
+      const r = reportView(w.state, w.waveEvents, w.attemptErrors, w.attemptLogs, await worktreeHeads(w.state));
       if (o.format === "json") printJson(ctx.io, r);
       else ctx.io.out(reportMarkdown(r));
     });
@@ -120,12 +134,12 @@ function registerDoctor(program: Command, ctx: CommandContext): void {
     .command("doctor")
     .description("Diagnose a wave (state, ledgers, leases, controller, jobs); --fix prunes dead pid files, releases stale leases, rebuilds a bad snapshot")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to diagnose (required)")
+    .option("--wave-id <id>", "the wave to diagnose (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .option("--fix", "repair what is safe to repair")
     .action(async (o: ReadOpts & { fix?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const r = await runDoctor(c, waveId, { fix: o.fix === true });
       if (r.issues.some((i) => i.type === WaveReason.wave_not_found)) {
         if (o.json) printJson(ctx.io, r);

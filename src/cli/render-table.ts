@@ -1,6 +1,7 @@
 import type { ItemState, WaveState } from "../core/state.js";
 import { ITEM_STATUSES, isActiveItem, isTerminalItem } from "../core/status.js";
 import { toMs } from "../core/time.js";
+import { paint, paintStatus } from "./colour.js";
 
 // The live view of a wave as plain text: a summary line, then one row per item. Pure (the clock
 // is an argument) so the tests pin every figure, and cheap on 10,000-item waves: one pass over the
@@ -11,6 +12,8 @@ export interface RenderOptions {
   width: number;
   /** Most item rows to show; active items come first (default 30). */
   maxRows?: number;
+  /** ANSI colours for the status column (decided by the caller: TTY, NO_COLOR, FORCE_COLOR). */
+  colour?: boolean;
 }
 
 export const DEFAULT_MAX_ROWS = 30;
@@ -101,8 +104,15 @@ export function itemElapsedMs(it: ItemState, nowMs: number): number | null {
   return Math.max(0, nowMs - toMs(since));
 }
 
-function itemCells(it: ItemState, nowMs: number): string[] {
+/** The first dependency of a pending item that is not approved yet, if any. */
+function waitingOn(it: ItemState, approved: ReadonlySet<string>): string | null {
+  if (it.status !== "pending" && it.status !== "revision_required") return null;
+  return it.depends_on.find((d) => !approved.has(d)) ?? null;
+}
+
+function itemCells(it: ItemState, nowMs: number, approved: ReadonlySet<string>): string[] {
   const elapsed = itemElapsedMs(it, nowMs);
+  const waiting = waitingOn(it, approved);
   return [
     it.beads_id,
     it.status,
@@ -110,7 +120,7 @@ function itemCells(it: ItemState, nowMs: number): string[] {
     it.attempt === 0 ? "-" : String(it.attempt),
     it.provider ?? "-",
     elapsed === null ? "-" : formatDuration(elapsed),
-    it.reason_code,
+    waiting === null ? it.reason_code : `waiting on ${waiting}`,
   ];
 }
 
@@ -169,18 +179,24 @@ function fitColumns(natural: number[], width: number): number[] {
 export function renderWaveTable(state: WaveState, nowMs: number, opts: RenderOptions): string {
   const width = Math.max(1, Math.floor(opts.width));
   const { rows, hidden } = pickRows(state.items, opts.maxRows ?? DEFAULT_MAX_ROWS);
-  const cells = rows.map((it) => itemCells(it, nowMs));
+  const approved = new Set<string>();
+  for (const it of state.items) if (it.status === "approved") approved.add(it.beads_id);
+  const cells = rows.map((it) => itemCells(it, nowMs, approved));
   const natural = HEADERS.map((h, c) => cells.reduce((m, r) => Math.max(m, (r[c] ?? "").length), h.length));
   const widths = fitColumns(natural, width);
-  const line = (r: readonly string[]): string =>
-    truncate(
-      r
-        .map((v, c) => truncate(v, widths[c] ?? 0).padEnd(widths[c] ?? 0))
-        .join(GAP)
-        .trimEnd(),
-      width,
-    );
-  const out = [truncate(renderSummaryLine(state, nowMs), width), line(HEADERS), ...cells.map(line)];
+  const fitted = (r: readonly string[]): string[] => r.map((v, c) => truncate(v, widths[c] ?? 0).padEnd(widths[c] ?? 0));
+  const line = (r: readonly string[]): string => truncate(fitted(r).join(GAP).trimEnd(), width);
+  const itemLine = (r: readonly string[], it: ItemState | undefined): string => {
+    const plain = line(r);
+    if (!opts.colour || it === undefined) return plain;
+    const f = fitted(r);
+    // Colour only a line that needed no final cut: escape codes must not be counted or cut.
+    if (f.join(GAP).trimEnd().length > width) return plain;
+    f[1] = paintStatus(it.status, f[1] ?? "");
+    return f.join(GAP).trimEnd();
+  };
+  const header = opts.colour ? paint.bold(line(HEADERS)) : line(HEADERS);
+  const out = [truncate(renderSummaryLine(state, nowMs), width), header, ...cells.map((r, i) => itemLine(r, rows[i]))];
   if (hidden > 0) out.push(truncate(`… and ${hidden} more`, width));
   return out.join("\n");
 }

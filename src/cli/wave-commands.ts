@@ -1,12 +1,15 @@
 import { Option, type Command } from "commander";
 import { openContext, requireWaveId } from "../app/context.js";
+import { waveIdOrLatest } from "../app/wave-arg.js";
 import { startWave, type StartInput } from "../app/start.js";
 import { resumeWave } from "../app/resume.js";
 import { cancelWave } from "../app/cancel.js";
+import { retryWave, type RetryInput } from "../app/retry.js";
 import type { CommandContext } from "./main.js";
 import { positiveInt, positiveNumber } from "./main.js";
 import { createProgress } from "./progress.js";
 import { printJson } from "./io.js";
+import { WAVE_EXIT_HELP } from "../app/exit-codes.js";
 
 // start, resume, cancel: the commands that run or stop a controller.
 
@@ -28,12 +31,32 @@ interface StartOpts {
   detach?: boolean;
   redo?: boolean;
   json?: boolean;
+  allowMissing?: boolean;
+  keepFailed?: boolean;
+}
+
+interface RetryOpts {
+  config?: string;
+  waveId?: string;
+  failed?: boolean;
+  blocked?: boolean;
+  newWaveId?: string;
+  maxParallel?: number;
+  maxAttempts?: number;
+  stallMinutes?: number;
+  execProcessCap?: number;
+  review: boolean;
+  repo?: string;
+  base?: string;
+  keepFailed?: boolean;
+  detach?: boolean;
+  json?: boolean;
 }
 
 export function registerWaveCommands(program: Command, ctx: CommandContext): void {
   program
     .command("start")
-    .description("Create a wave, preflight its providers and run it to a terminal state (exit 0 completed, 1 refused/failed, 2 paused)")
+    .description(`Create a wave, preflight its providers and run it to a terminal state (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file (default: $DX_BATCH_CONFIG, then ./dx-batch.config.json)")
     .option("--items <ids>", "comma-separated item ids, e.g. bd-a1b2,bd-c3d4")
     .option("--items-file <file>", "a file with one item id per line (# comments allowed)")
@@ -50,6 +73,8 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--base <ref>", "with --repo: the ref new worktrees start from (default HEAD)")
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
     .option("--redo", "run items an earlier wave approved anyway (default: they end approved, already_approved:<wave>)")
+    .option("--allow-missing", "run the items the tracker knows and leave out the rest (default: refuse item_not_found)")
+    .option("--keep-failed", "record the wave even when no provider passes preflight (default: refuse, writing nothing)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: StartOpts) => {
       const c = openContext(ctx, {
@@ -73,6 +98,8 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
         waveId: o.waveId === undefined ? undefined : requireWaveId(o.waveId),
         detach: o.detach === true,
         redo: o.redo === true,
+        allowMissing: o.allowMissing === true,
+        keepFailed: o.keepFailed === true,
       };
       const progress = createProgress(ctx, { json: o.json === true });
       ctx.setExit(await startWave(c, input, progress));
@@ -80,27 +107,68 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
 
   program
     .command("resume")
-    .description("Continue a paused wave, a wave whose controller died, or one failed for exec_saturation/doctor_critical_*")
+    .description(`Continue a paused wave, a wave whose controller died, or one failed for exec_saturation/doctor_critical_* (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to resume (required)")
+    .option("--wave-id <id>", "the wave to resume (default: the newest)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .addOption(new Option("--detached-child").hideHelp())
     .action(async (o: { config?: string; waveId?: string; json?: boolean; detachedChild?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
-      ctx.setExit(await resumeWave(c, waveId, progress));
+      ctx.setExit(await resumeWave(c, waveId, progress, { asStart: o.detachedChild === true }));
+    });
+
+  program
+    .command("retry")
+    .description(`Start a new wave with the items a wave left blocked or failed, on its recorded config; prints the new id (${WAVE_EXIT_HELP})`)
+    .option("--config <file>", "config file (secrets and artifact_dir come from it; the rest from the wave)")
+    .option("--wave-id <id>", "the wave to retry from (default: the newest)")
+    .option("--failed", "only the failed items")
+    .option("--blocked", "only the blocked items")
+    .option("--new-wave-id <id>", "id of the new wave (default wave-YYYYMMDD-HHMMSS-xxxx)")
+    .option("--max-parallel <n>", "override the recorded max_parallel", positiveInt("--max-parallel"))
+    .option("--max-attempts <n>", "override the recorded max_attempts", positiveInt("--max-attempts"))
+    .option("--stall-minutes <n>", "override the recorded stall_minutes", positiveNumber("--stall-minutes"))
+    .option("--exec-process-cap <n>", "override the recorded exec_process_cap", positiveInt("--exec-process-cap"))
+    .option("--no-review", "approve on a completed implement contract without a review run")
+    .option("--repo <path>", "override the recorded repo")
+    .option("--base <ref>", "override the recorded base")
+    .option("--keep-failed", "record the wave even when no provider passes preflight")
+    .option("--detach", "run the controller in the background; print the wave id and exit 0")
+    .option("--json", "NDJSON events on stdout, then a summary object")
+    .action(async (o: RetryOpts) => {
+      const c = openContext(ctx, { config: o.config });
+      const source = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
+      const progress = createProgress(ctx, { json: o.json === true });
+      const input: RetryInput = {
+        failed: o.failed === true,
+        blocked: o.blocked === true,
+        newWaveId: o.newWaveId === undefined ? undefined : requireWaveId(o.newWaveId),
+        detach: o.detach === true,
+        keepFailed: o.keepFailed === true,
+        flags: {
+          max_parallel: o.maxParallel,
+          max_attempts: o.maxAttempts,
+          stall_minutes: o.stallMinutes,
+          exec_process_cap: o.execProcessCap,
+          require_review: o.review === false ? false : undefined,
+          repo: o.repo,
+          base: o.base,
+        },
+      };
+      ctx.setExit(await retryWave(c, source, input, progress));
     });
 
   program
     .command("cancel")
     .description("Stop every job of a wave (whole process groups), mark open items cancelled, release leases and claims")
     .option("--config <file>", "config file")
-    .option("--wave-id <id>", "the wave to cancel (required)")
+    .option("--wave-id <id>", "the wave to cancel (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .action(async (o: { config?: string; waveId?: string; json?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const r = await cancelWave(c, waveId, (line) => (o.json ? undefined : ctx.io.err(line)));
       if (o.json) printJson(ctx.io, r);
       else ctx.io.out(`wave ${waveId}: ${r.status} (${r.reason_code})`);

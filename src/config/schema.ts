@@ -158,6 +158,31 @@ export const ConfigFileSchema = Type.Object(
         { additionalProperties: false, description: "prompt template files replacing the built-in ones", default: D.prompts },
       ),
     ),
+    notify: Type.Optional(
+      Type.Object(
+        {
+          command: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              minItems: 1,
+              description: "argv run at each terminal wave state, with DX_BATCH_WAVE_ID, DX_BATCH_WAVE_STATE and DX_BATCH_REPORT_JSON (a file) in its env",
+            }),
+          ),
+          webhook: Type.Optional(Type.String({ pattern: "^https?://", description: "http(s) URL that gets the JSON report by POST at each terminal wave state (retried)" })),
+        },
+        { additionalProperties: false, description: "tell someone when a wave completes, fails or is cancelled; a failure is recorded, never fails the wave" },
+      ),
+    ),
+    pr: Type.Optional(
+      Type.Object(
+        {
+          remote: Type.Optional(Type.String({ minLength: 1, pattern: "^[^-]", description: "git remote approved branches dx/<item> are pushed to (default origin)" })),
+          open: Type.Optional(StringEnum(["none", "gh"], { description: "gh: open a pull request with `gh pr create` (default none)" })),
+          draft: Type.Optional(Type.Boolean({ description: "open pull requests as drafts (default true)" })),
+          base: Type.Optional(Type.String({ minLength: 1, pattern: "^[^-]", description: "the pull request's base branch (default: the remote's default branch)" })),
+        },
+        { additionalProperties: false, description: "push each approved item's branch dx/<item> and optionally open a pull request; absent: branches stay local" },
+      ),
+    ),
   },
   { additionalProperties: false, description: "dx-batch configuration file (dx-batch.config.json)" },
 );

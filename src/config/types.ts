@@ -52,6 +52,28 @@ export interface ResolvedConfig {
   /** Quota hits in a row, across an item's chain, before it ends blocked provider_quota_exhausted (default 3). */
   max_quota_waits?: number;
   budget?: Budget;
+  /** Told when a wave reaches a terminal state (issue #13); absent: nobody is told. */
+  notify?: NotifyConfig;
+  /** Where approved work goes (issue #13); absent: the branch stays local. */
+  pr?: PrConfig;
+}
+
+export interface NotifyConfig {
+  /** argv run with DX_BATCH_WAVE_ID, DX_BATCH_WAVE_STATE and DX_BATCH_REPORT_JSON in its env. */
+  command?: string[];
+  /** http(s) URL that gets the JSON report by POST. */
+  webhook?: string;
+}
+
+export interface PrConfig {
+  /** git remote approved branches are pushed to (default origin). */
+  remote?: string;
+  /** "gh": open a pull request with `gh pr create` (default none). */
+  open?: "none" | "gh";
+  /** open the pull request as a draft (default true). */
+  draft?: boolean;
+  /** the pull request's base branch (default: the remote's default branch). */
+  base?: string;
 }
 
 /** The subset of config that decides where a worktree may be (SPEC §11). */

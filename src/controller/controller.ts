@@ -14,6 +14,8 @@ import { WaveSession } from "./session.js";
 import type { Shell } from "./shell.js";
 import { TrackedJobs } from "./tracked-jobs.js";
 import { TrackerQueue } from "./tracker-queue.js";
+import { DeliveryQueue } from "./delivery-queue.js";
+import { stopByOperator } from "./operator-stop.js";
 
 // The imperative shell around the pure core. It sleeps until something happens (a job exits, a
 // health check or a cooldown falls due, a signal arrives) and then runs one cycle: finish exited
@@ -37,6 +39,7 @@ export class Controller {
   readonly session: WaveSession;
   private readonly jobs = new TrackedJobs();
   private readonly tracker: TrackerQueue;
+  private readonly delivery: DeliveryQueue;
   private readonly issues = new Map<string, TrackerIssue>();
   private readonly shell: Shell;
   private wake: (() => void) | null = null;
@@ -58,11 +61,13 @@ export class Controller {
       this.session.apply({ event: "tracker_error", item_id, op, reason_code, detail });
     });
     this.index = new Map(initial.items.map((it, i) => [it.beads_id, i]));
+    this.delivery = new DeliveryQueue(deps.delivery ?? null, () => this.shell);
     const shell: Shell = {
       deps,
       session: this.session,
       jobs: this.jobs,
       tracker: this.tracker,
+      delivery: this.delivery,
       item: (id) => this.item(id),
       issue: (id) => this.issue(id),
       apply: (draft) => performEffects(shell, this.session.apply(draft)),
@@ -105,6 +110,7 @@ export class Controller {
       }
     } finally {
       this.unsubscribe?.();
+      await this.delivery.drain();
       await this.tracker.drain();
       this.session.flush(true);
     }
@@ -256,7 +262,11 @@ export class Controller {
       }
       this.wake = null;
     }
-    if (this.signal === "pause_and_stop" || this.signal === "cancel") await this.stopAll();
+    if (this.signal === "pause_and_stop" || this.signal === "cancel") {
+      // The operator asked for it: recorded as stopped_by_operator, which costs no attempt.
+      const n = await stopByOperator(this.shell);
+      this.deps.log(`agents stopped: ${n} job(s) ended; resume reruns them on the same provider without counting an attempt`);
+    }
     return { kind: "paused" };
   }
 

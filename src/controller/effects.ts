@@ -30,6 +30,9 @@ export function performEffects(sh: Shell, effects: readonly Effect[]): Promise<v
       case "tracker_close":
         sh.tracker.close(ef.item_id, ef.reason);
         break;
+      case "deliver_item":
+        sh.delivery.enqueue(sh.item(ef.item_id));
+        break;
       case "stop_job": {
         const ref: JobRef = { job_id: jobIdFor(ef.job.item_id, ef.job.phase), provider: ef.job.provider, run_instance: ef.job.run_instance };
         // finishJob() never runs for a stopped job, so its pid file goes here, once the group is gone.

@@ -1,7 +1,7 @@
 import type { AttemptCommit, ReviewDiff } from "../workspace/attempt-commit.js";
 import type { Outcome } from "../core/effects.js";
-import type { DraftEvent, WaveEvent } from "../core/events.js";
-import type { WaveState } from "../core/state.js";
+import type { DraftEvent, ItemDelivered, WaveEvent } from "../core/events.js";
+import type { ItemState, WaveState } from "../core/state.js";
 import type { Phase } from "../core/status.js";
 import type { RunnerPort } from "../runner/port.js";
 import type { TrackerIssue, TrackerPort } from "../tracker/port.js";
@@ -136,6 +136,8 @@ export interface ControllerDeps {
   /** A fresh run_instance id (random in production, a counter in tests). */
   newRunInstance(): string;
   templates: Templates;
+  /** Pushes approved work (issue #13); absent or null: approved branches stay local. */
+  delivery?: DeliveryPort | null;
   /** One line per transition for humans and the log; the live view subscribes to `onEvent`. */
   onEvent?(e: WaveEvent, s: WaveState): void;
   log(line: string): void;
@@ -151,6 +153,11 @@ export interface ControllerDeps {
     /** After a first SIGINT, how long a second one may still ask to stop the agents (0: none). */
     pause_grace_ms?: number;
   };
+}
+
+/** Where approved work goes: push the item's branch, maybe open a pull request; never throws. */
+export interface DeliveryPort {
+  deliver(item: ItemState): Promise<Omit<ItemDelivered, "event" | "seq" | "at" | "item_id">>;
 }
 
 export type { DraftEvent, TrackerIssue };

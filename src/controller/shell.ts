@@ -8,6 +8,7 @@ import type { ControllerDeps } from "./ports.js";
 import type { WaveSession } from "./session.js";
 import type { TrackedJobs } from "./tracked-jobs.js";
 import type { TrackerQueue } from "./tracker-queue.js";
+import type { DeliveryQueue } from "./delivery-queue.js";
 
 // What the controller's parts (dispatch, finish, re-attach, effects) share: the ports, the
 // session and the jobs being watched. The Controller builds one and hands it to each part, so
@@ -18,6 +19,8 @@ export interface Shell {
   readonly session: WaveSession;
   readonly jobs: TrackedJobs;
   readonly tracker: TrackerQueue;
+  /** Approved items' branches, pushed behind the loop (issue #13). */
+  readonly delivery: DeliveryQueue;
   item(id: string): ItemState;
   /** The tracker's text of an item (cached; the wave's own title when the tracker has none). */
   issue(id: string): Promise<TrackerIssue>;

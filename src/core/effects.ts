@@ -49,6 +49,8 @@ export type Effect =
   | { type: "write_outcome"; path: string; outcome: Outcome }
   | { type: "tracker_in_progress"; item_id: string }
   | { type: "tracker_comment"; item_id: string; text: string }
-  | { type: "tracker_close"; item_id: string; reason: string };
+  | { type: "tracker_close"; item_id: string; reason: string }
+  /** Push an approved item's branch (and open a pull request) when the config asks for it. */
+  | { type: "deliver_item"; item_id: string };
 
 export type EffectType = Effect["type"];

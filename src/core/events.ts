@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from "../config/types.js";
-import type { Contract } from "./contract.js";
+import type { Contract, Finding } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
-import type { ItemReason, RunnerReason, TrackerReason, WaveReason } from "./reasons.js";
+import type { DeliveryReason, ItemReason, RunnerReason, TrackerReason, WaveReason } from "./reasons.js";
 import type { JobState, Phase } from "./status.js";
 
 // The ledger vocabulary. Every event is a fact observed by the shell (a clock reading, a pid, a
@@ -14,6 +14,8 @@ export interface ItemSeed {
   title: string;
   /** Ids of other items of this wave that must be approved first (tracker `blocks`). */
   depends_on: string[];
+  /** `retry`: what the item's first prompt carries from the wave it is retried from. */
+  carry?: { findings: Finding[]; failure: string | null; summary: string | null };
 }
 
 interface Base {
@@ -73,6 +75,34 @@ export interface WaveFailed extends Base {
   event: "wave_failed";
   reason_code: WaveReason;
   error: string;
+}
+
+/** The wave ran to its end: every item terminal (SPEC §15.3's terminal event). */
+export interface WaveCompleted extends Base {
+  event: "wave_completed";
+  reason_code: string;
+  approved: number;
+  not_approved: number;
+}
+
+/** Who was told that the wave reached a terminal state, and how that went (issue #13). */
+export interface WaveNotified extends Base {
+  event: "wave_notified";
+  state: string;
+  results: { channel: "command" | "webhook"; ok: boolean; error: string | null; attempts: number }[];
+}
+
+/** An approved item's branch was pushed (and a pull request opened), or why not (issue #13). */
+export interface ItemDelivered extends Base {
+  event: "item_delivered";
+  item_id: string;
+  remote: string;
+  branch: string;
+  head: string | null;
+  pushed: boolean;
+  pr_url: string | null;
+  reason_code: DeliveryReason;
+  error: string | null;
 }
 
 export interface WaveCancelled extends Base {
@@ -222,6 +252,8 @@ export type WaveEvent =
   | WavePaused
   | WaveFailed
   | WaveCancelled
+  | WaveCompleted
+  | WaveNotified
   | ItemDispatched
   | JobStarted
   | AutoCommit
@@ -229,7 +261,8 @@ export type WaveEvent =
   | AttemptFailed
   | ItemSettled
   | TrackerError
-  | LedgerForeignBytes;
+  | LedgerForeignBytes
+  | ItemDelivered;
 
 export type EventName = WaveEvent["event"];
 

@@ -68,7 +68,7 @@ function seedItem(seed: WaveCreated["items"][number], ids: ReadonlySet<string>):
     tracker_error: null,
     implementer: null,
     job: null,
-    carry: { findings: [], failure: null, summary: null },
+    carry: seed.carry ? { ...seed.carry, findings: [...seed.carry.findings] } : { findings: [], failure: null, summary: null },
     history: [],
   };
 }

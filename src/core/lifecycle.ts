@@ -32,8 +32,10 @@ export function settle(tx: Tx, it: ItemState, status: "approved" | "blocked" | "
   it.job = null;
   tx.effects.push({ type: "release_claim", item_id: it.beads_id });
   tx.effects.push({ type: "tracker_comment", item_id: it.beads_id, text: trackerText(tx.s.wave_id, it) });
-  if (status === "approved") tx.effects.push({ type: "tracker_close", item_id: it.beads_id, reason: `approved by dx-batch wave ${tx.s.wave_id}` });
-  else cascade(tx, it.beads_id);
+  if (status === "approved") {
+    tx.effects.push({ type: "tracker_close", item_id: it.beads_id, reason: `approved by dx-batch wave ${tx.s.wave_id}` });
+    tx.effects.push({ type: "deliver_item", item_id: it.beads_id });
+  } else cascade(tx, it.beads_id);
 }
 
 /** Items waiting on a dependency that will never be approved end blocked (SPEC §6). */

@@ -61,7 +61,18 @@ export const ItemReason = {
   log_size_capped: "log_size_capped",
   item_not_found: "item_not_found",
   canonical_worktree_forbidden: "canonical_worktree_forbidden",
+  /** An operator's second Ctrl-C stopped the job: no attempt is counted, the same provider reruns it. */
+  stopped_by_operator: "stopped_by_operator",
 } as const;
+
+/** What happened to an approved item's branch (issue #13); the approval stands either way. */
+export const DeliveryReason = {
+  pr_pushed: "pr_pushed",
+  pr_opened: "pr_opened",
+  pr_push_failed: "pr_push_failed",
+  pr_open_failed: "pr_open_failed",
+} as const;
+export type DeliveryReason = (typeof DeliveryReason)[keyof typeof DeliveryReason];
 
 /** How a runner says a job ended or why it could not answer (the runner port's reason_code). */
 export const RunnerReason = {

@@ -73,6 +73,18 @@ export interface ItemState {
   /** What the next implement prompt must carry: the last review's findings or failure. */
   carry: { findings: Finding[]; failure: string | null; summary: string | null };
   history: AttemptRecord[];
+  /** Where the approved work went (issue #13); absent until an item_delivered event. */
+  delivery?: Delivery;
+}
+
+export interface Delivery {
+  remote: string;
+  branch: string;
+  head: string | null;
+  pushed: boolean;
+  pr_url: string | null;
+  reason_code: string;
+  error: string | null;
 }
 
 export interface Stats {

@@ -127,6 +127,15 @@ const Config = Type.Object({
   ]),
   providers: Type.Record(Str, ProviderConfigS),
   prompts: Type.Object({ implement: Type.Optional(Str), review: Type.Optional(Str) }),
+  notify: Type.Optional(Type.Object({ command: Type.Optional(Type.Array(Str)), webhook: Type.Optional(Str) })),
+  pr: Type.Optional(
+    Type.Object({
+      remote: Type.Optional(Str),
+      open: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("gh")])),
+      draft: Type.Optional(Bool),
+      base: Type.Optional(Str),
+    }),
+  ),
   quota_retries_before_stop: Type.Optional(Num),
   max_quota_waits: Type.Optional(Num),
   budget: Type.Optional(BudgetS),
@@ -140,7 +149,14 @@ const WaveCreatedS = Type.Object({
   wave_dir: Str,
   config: Config,
   policy: PolicyS,
-  items: Type.Array(Type.Object({ id: Str, title: Str, depends_on: Type.Array(Str) })),
+  items: Type.Array(
+    Type.Object({
+      id: Str,
+      title: Str,
+      depends_on: Type.Array(Str),
+      carry: Type.Optional(Type.Object({ findings: Type.Array(FindingS), failure: OrNull(Str), summary: OrNull(Str) })),
+    }),
+  ),
 });
 const PreflightRecordedS = Type.Object({
   ...Base,
@@ -243,6 +259,18 @@ const TrackerErrorS = Type.Object({
   reason_code: Str,
   detail: Str,
 });
+const WaveCompletedS = Type.Object({ ...Base, event: Type.Literal("wave_completed"), reason_code: Str, approved: Int, not_approved: Int });
+const WaveNotifiedS = Type.Object({
+  ...Base,
+  event: Type.Literal("wave_notified"),
+  state: Str,
+  results: Type.Array(
+    Type.Object({ channel: Type.Union([Type.Literal("command"), Type.Literal("webhook")]), ok: Bool, error: OrNull(Str), attempts: Int }),
+  ),
+});
+const DeliveryReasonS = Type.Union([Type.Literal("pr_pushed"), Type.Literal("pr_opened"), Type.Literal("pr_push_failed"), Type.Literal("pr_open_failed")]);
+const DeliveryFields = { remote: Str, branch: Str, head: OrNull(Str), pushed: Bool, pr_url: OrNull(Str), error: OrNull(Str) };
+const ItemDeliveredS = Type.Object({ ...Base, event: Type.Literal("item_delivered"), item_id: Str, ...DeliveryFields, reason_code: DeliveryReasonS });
 
 const LedgerForeignBytesS = Type.Object({
   ...Base,
@@ -302,6 +330,7 @@ const ItemStateS = Type.Object({
   job: OrNull(Type.Object({ pid: Int, pgid: Int, started_at: Str, log_path: Str })),
   carry: Type.Object({ findings: Type.Array(FindingS), failure: OrNull(Str), summary: OrNull(Str) }),
   history: Type.Array(AttemptRecordS),
+  delivery: Type.Optional(Type.Object({ ...DeliveryFields, reason_code: Str })),
 });
 
 const StatsS = Type.Object({
@@ -347,6 +376,8 @@ const EVENT_SCHEMAS = {
   wave_paused: WavePausedS,
   wave_failed: WaveFailedS,
   wave_cancelled: WaveCancelledS,
+  wave_completed: WaveCompletedS,
+  wave_notified: WaveNotifiedS,
   item_dispatched: ItemDispatchedS,
   job_started: JobStartedS,
   auto_commit: AutoCommitS,
@@ -354,6 +385,7 @@ const EVENT_SCHEMAS = {
   attempt_failed: AttemptFailedS,
   item_settled: ItemSettledS,
   tracker_error: TrackerErrorS,
+  item_delivered: ItemDeliveredS,
   ledger_foreign_bytes: LedgerForeignBytesS,
 } as const;
 
@@ -387,6 +419,8 @@ const eventCheckers: EventCheckers = {
   wave_paused: checker(WavePausedS),
   wave_failed: checker(WaveFailedS),
   wave_cancelled: checker(WaveCancelledS),
+  wave_completed: checker(WaveCompletedS),
+  wave_notified: checker(WaveNotifiedS),
   item_dispatched: checker(ItemDispatchedS),
   job_started: checker(JobStartedS),
   auto_commit: checker(AutoCommitS),
@@ -394,6 +428,7 @@ const eventCheckers: EventCheckers = {
   attempt_failed: checker(AttemptFailedS),
   item_settled: checker(ItemSettledS),
   tracker_error: checker(TrackerErrorS),
+  item_delivered: checker(ItemDeliveredS),
   ledger_foreign_bytes: checker(LedgerForeignBytesS),
 };
 
@@ -435,6 +470,12 @@ function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
       return eventCheckers.wave_failed.parse(v);
     case "wave_cancelled":
       return eventCheckers.wave_cancelled.parse(v);
+    case "wave_completed":
+      return eventCheckers.wave_completed.parse(v);
+    case "wave_notified":
+      return eventCheckers.wave_notified.parse(v);
+    case "item_delivered":
+      return eventCheckers.item_delivered.parse(v);
     case "item_dispatched":
       return eventCheckers.item_dispatched.parse(v);
     case "job_started":

@@ -37,11 +37,13 @@ interface CheckCase {
   state: string;
   reason_code: string;
   next_action: string;
+  /** next_command without its `--config <file>` tail (issue #13). */
+  next: string;
 }
 
 const CASES: CheckCase[] = [
-  { name: "running with a live controller", events: running, controller: "live", exit: 0, state: "running", reason_code: "wave_running", next_action: "monitor_wave_until_terminal" },
-  { name: "pending (created, never started)", events: twoItems, controller: "none", exit: 0, state: "pending", reason_code: "wave_pending", next_action: "start_or_resume_wave" },
+  { name: "running with a live controller", events: running, controller: "live", exit: 0, state: "running", reason_code: "wave_running", next_action: "monitor_wave_until_terminal", next: "status --wave-id wave-1 --watch" },
+  { name: "pending (created, never started)", events: twoItems, controller: "none", exit: 0, state: "pending", reason_code: "wave_pending", next_action: "start_or_resume_wave", next: "resume --wave-id wave-1" },
   {
     name: "completed",
     events: () => twoItems().start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED").implement("bd-b2", "opencode", "blocked"),
@@ -50,10 +52,11 @@ const CASES: CheckCase[] = [
     state: "completed",
     reason_code: "wave_completed",
     next_action: "review_report_and_close_items",
+    next: "retry --wave-id wave-1",
   },
-  { name: "paused", events: () => running().pause(), controller: "none", exit: 2, state: "paused", reason_code: "wave_paused_signal", next_action: "run_dx_batch_resume" },
-  { name: "running with a dead controller", events: running, controller: "dead", exit: 2, state: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume" },
-  { name: "running with no controller lock at all", events: running, controller: "none", exit: 2, state: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume" },
+  { name: "paused", events: () => running().pause(), controller: "none", exit: 2, state: "paused", reason_code: "wave_paused_signal", next_action: "run_dx_batch_resume", next: "resume --wave-id wave-1" },
+  { name: "running with a dead controller", events: running, controller: "dead", exit: 2, state: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume", next: "resume --wave-id wave-1" },
+  { name: "running with no controller lock at all", events: running, controller: "none", exit: 2, state: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume", next: "resume --wave-id wave-1" },
   {
     name: "failed",
     events: () => running().fail("exec_saturation"),
@@ -62,8 +65,9 @@ const CASES: CheckCase[] = [
     state: "failed",
     reason_code: "exec_saturation",
     next_action: "run_dx_runner_prune_then_dx_batch_doctor",
+    next: "runner prune --config CONFIG && dx-batch doctor --wave-id wave-1",
   },
-  { name: "cancelled", events: () => running().cancel(), controller: "none", exit: 3, state: "cancelled", reason_code: "wave_cancelled", next_action: "review_outcomes_before_restart" },
+  { name: "cancelled", events: () => running().cancel(), controller: "none", exit: 3, state: "cancelled", reason_code: "wave_cancelled", next_action: "review_outcomes_before_restart", next: "report --wave-id wave-1" },
 ];
 
 describe("check", () => {
@@ -72,8 +76,10 @@ describe("check", () => {
     const j = await cli(sb, "check", "--json");
     expect(j.code, j.stderr).toBe(c.exit);
     const doc = parseJson(j.stdout) as Record<string, unknown>;
-    expect(Object.keys(doc).sort()).toEqual(["controller", "next_action", "reason_code", "stats", "state", "wave_id"].sort());
+    expect(Object.keys(doc).sort()).toEqual(["controller", "next_action", "next_command", "reason_code", "stats", "state", "wave_id"].sort());
     expect(doc).toMatchObject({ wave_id: W, state: c.state, reason_code: c.reason_code, next_action: c.next_action });
+    // The exact command line, with this wave's id and the config the check used.
+    expect(doc.next_command).toBe(`dx-batch ${c.next.replace("CONFIG", sb.configPath)} --config ${sb.configPath}`);
     expect(doc.controller).toMatchObject({ alive: c.controller === "live" });
     if (c.controller === "none") expect(doc.controller).toMatchObject({ pid: null });
     else expect(doc.controller).toMatchObject({ pid: expect.any(Number) });

@@ -31,8 +31,8 @@ beforeAll(async () => {
 const cli = (...args: string[]) => runCli(bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
 
 describe("a real wave", () => {
-  it("runs to completed (exit 0) with every path: approved, approved after a revision, blocked, invalid contract", async () => {
-    expect(startRun.code, startRun.stderr).toBe(0);
+  it("runs to completed (exit 4: some not approved) with every path: approved, approved after a revision, blocked, invalid contract", async () => {
+    expect(startRun.code, startRun.stderr).toBe(4);
     const r = await cli("status", "--json");
     expect(r.code).toBe(0);
     const s = parseJson(r.stdout) as { status: string; items: { beads_id: string; status: string; reason_code: string; attempt: number }[] };

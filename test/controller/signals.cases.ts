@@ -41,6 +41,27 @@ describe("controller: pause, resume, cancel, lock loss", () => {
     expect(new Set(w.runner.stops)).toEqual(new Set([w.runner.jobOf("a").ref.run_instance, w.runner.jobOf("b").ref.run_instance]));
   });
 
+  it("jobs stopped by the operator's second Ctrl-C count no attempt and rerun on the same provider on resume", async () => {
+    const w = new World({ items: ["a"], timing: { pause_grace_ms: 3000 } });
+    await w.start();
+    const first = w.runner.jobOf("a");
+    w.controller.request("pause");
+    await w.clock.advance(100);
+    w.controller.request("pause");
+    await w.clock.advance(0);
+    expect(w.end).toEqual({ kind: "paused" });
+    const it = w.state.items[0];
+    expect(it).toMatchObject({ status: "pending", reason_code: "stopped_by_operator", charged_attempts: 0, run_instance: null });
+    expect(it?.history[0]).toMatchObject({ provider: first.ref.provider, charged: false, reason_code: "stopped_by_operator", state: "stopped" });
+    expect(w.log.some((l) => l.startsWith("agents stopped: 1 job(s) ended"))).toBe(true);
+
+    const r = w.restart();
+    await r.start("resume");
+    const again = r.eventsOf("item_dispatched").at(-1);
+    expect(again).toMatchObject({ item_id: "a", phase: "implement", provider: first.ref.provider });
+    expect(r.state.items[0]?.charged_attempts).toBe(0);
+  });
+
   it("when the pause grace runs out, the agents keep running", async () => {
     const w = new World({ items: ["a"], timing: { pause_grace_ms: 3000 } });
     await w.start();

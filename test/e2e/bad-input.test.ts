@@ -34,7 +34,7 @@ describe("bad input gets its reason code and disturbs nothing else", { timeout: 
     const cfg = parseObj(readFileSync(w.configPath, "utf8"));
     writeFileSync(w.configPath, JSON.stringify({ ...cfg, protected_paths: [canonical], allowed_prefixes: [canonical] }));
 
-    await w.expectExit("start", ["--items", items.join(","), "--wave-id", "w-bad"], 0);
+    await w.expectExit("start", ["--items", items.join(","), "--wave-id", "w-bad"], 4);
     const s = w.state("w-bad");
     const item = (id: string) => s?.items.find((i) => i.beads_id === id);
     expect(s?.status).toBe("completed");

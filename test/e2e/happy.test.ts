@@ -118,7 +118,7 @@ describe("a wave from start to completed, against real processes", { timeout: E2
         },
       },
     });
-    await w.expectExit("start", ["--items", items.join(","), "--wave-id", "w-rev"], 0);
+    await w.expectExit("start", ["--items", items.join(","), "--wave-id", "w-rev"], 4);
     const s = w.state("w-rev");
     const item = (id: string) => s?.items.find((i) => i.beads_id === id);
 

@@ -219,7 +219,7 @@ async function startAndMaybeKill(c: RunCtx, t: Trigger): Promise<"killed" | "com
       continue;
     }
     const exit = await p.exited;
-    if (exit.code === 0) return "completed";
+    if (exit.code === 0 || exit.code === 4) return "completed";
     c.violations.push(`${c.waveId}: start exited ${String(exit.code)} on its own\n${tail(p.stderr())}`);
     return "killed";
   }
@@ -234,7 +234,7 @@ async function resume(c: RunCtx, t: Trigger | null): Promise<boolean> {
     return false;
   }
   const exit = await waitExit(p, RESUME_CEILING_MS, `${c.waveId} resume`);
-  if (exit.code === 0) return true;
+  if (exit.code === 0 || exit.code === 4) return true;
   c.violations.push(`${c.waveId}: resume exited ${String(exit.code ?? exit.signal)}\n${tail(p.stderr())}`);
   return false;
 }

@@ -163,7 +163,7 @@ async function driveWave(run: WaveRun, ids: string, stopAt: number): Promise<voi
       break;
     }
     run.exits.push(String(exit.code ?? exit.signal));
-    if (exit.code === 0) {
+    if (exit.code === 0 || exit.code === 4) {
       run.done = true;
       break;
     }

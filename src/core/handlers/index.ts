@@ -1,7 +1,7 @@
-import { onAttemptFailed, onAutoCommit, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
+import { onAttemptFailed, onAutoCommit, onDelivered, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
 import { onJobFinished } from "./job-finished.js";
 import type { HandlerTable } from "./types.js";
-import { onAcquired, onCancelled, onCreated, onFailed, onPaused, onPreflight, onRunning } from "./wave.js";
+import { onAcquired, onCancelled, onCompleted, onCreated, onFailed, onNotified, onPaused, onPreflight, onRunning } from "./wave.js";
 
 export type { EventOf, Handler, HandlerTable } from "./types.js";
 
@@ -15,6 +15,8 @@ export const handlers: HandlerTable = {
   wave_paused: onPaused,
   wave_failed: onFailed,
   wave_cancelled: onCancelled,
+  wave_completed: onCompleted,
+  wave_notified: onNotified,
   item_dispatched: onDispatched,
   job_started: onJobStarted,
   auto_commit: onAutoCommit,
@@ -22,6 +24,7 @@ export const handlers: HandlerTable = {
   attempt_failed: onAttemptFailed,
   item_settled: onSettled,
   tracker_error: onTrackerError,
+  item_delivered: onDelivered,
   // A record for doctor and the report (issue #10): bytes moved aside, the wave goes on unchanged.
   ledger_foreign_bytes: () => undefined,
 };

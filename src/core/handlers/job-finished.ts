@@ -52,6 +52,7 @@ function decide(tx: Tx, e: JobFinished): void {
   const f: Finish = { tx, it, rec, e };
 
   if (e.runner_reason === ItemReason.provider_quota_exhausted) return onQuota(f);
+  if (e.runner_reason === ItemReason.stopped_by_operator) return onOperatorStop(f);
   it.charged_attempts += e.phase === "implement" ? 1 : 0;
   if (e.runner_reason === ItemReason.budget_exhausted) {
     write(f, "failed", ItemReason.budget_exhausted, e.contract);
@@ -108,6 +109,15 @@ function onQuota(f: Finish): void {
   }
   if (e.phase === "implement") tx.setStatus(it, "pending", ItemReason.provider_quota_exhausted);
   else tx.setStatus(it, "reviewing", ItemReason.provider_quota_exhausted);
+}
+
+/** An operator stopped it (a second Ctrl-C): not a failure; the same provider runs it again on resume. */
+function onOperatorStop(f: Finish): void {
+  const { tx, it, rec, e } = f;
+  rec.charged = false;
+  write(f, "cancelled", ItemReason.stopped_by_operator, null);
+  if (e.phase === "implement") tx.setStatus(it, "pending", ItemReason.stopped_by_operator);
+  else tx.setStatus(it, "reviewing", ItemReason.stopped_by_operator);
 }
 
 /** Why a job's runner state alone fails the attempt (null: the contract decides). */

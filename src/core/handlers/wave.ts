@@ -116,3 +116,12 @@ function cancelItem(tx: Tx, i: number): void {
   if (it.history.length > 0) tx.effects.push({ type: "release_claim", item_id: it.beads_id });
   tx.effects.push({ type: "tracker_comment", item_id: it.beads_id, text: trackerText(tx.s.wave_id, it) });
 }
+
+/**
+ * The terminal record of a completed wave. Completion itself is decided when the last item ends
+ * (Tx.finish); this event only says so in the ledger, so it changes nothing else.
+ */
+export const onCompleted: Handler<"wave_completed"> = () => undefined;
+
+/** Notification results are a record for the timeline and the report; the wave does not change. */
+export const onNotified: Handler<"wave_notified"> = () => undefined;

@@ -1,0 +1,58 @@
+import type { Command } from "commander";
+import { openContext } from "../app/context.js";
+import { findAttemptLog, followLog, printLog } from "../app/logs.js";
+import { waveIdOrLatest } from "../app/wave-arg.js";
+import { isValidItemId } from "../core/ids.js";
+import { invalidItemId } from "../app/start.js";
+import { DxError } from "../errors.js";
+import type { CommandContext } from "./main.js";
+import { positiveInt } from "./main.js";
+
+// `dx-batch logs <item>`: the agent log of one attempt, or of a running job as it grows.
+
+interface LogsOpts {
+  config?: string;
+  waveId?: string;
+  phase?: string;
+  attempt?: number;
+  follow?: boolean;
+}
+
+export function registerLogsCommand(program: Command, ctx: CommandContext): void {
+  program
+    .command("logs")
+    .description("Print an attempt's agent log (default: the item's latest run); --follow tails a running job until it ends")
+    .argument("<item>", "the item id")
+    .option("--config <file>", "config file")
+    .option("--wave-id <id>", "the wave (default: the newest)")
+    .option("--phase <phase>", "implement or review (default: the latest run's; implement with --attempt)")
+    .option("--attempt <n>", "the attempt number (default: the latest)", positiveInt("--attempt"))
+    .option("--follow", "keep printing while the job runs; stop when its attempt ends")
+    .action(async (item: string, o: LogsOpts) => {
+      if (!isValidItemId(item)) throw invalidItemId(item);
+      if (o.phase !== undefined && o.phase !== "implement" && o.phase !== "review") {
+        throw new DxError("usage", `--phase must be implement or review, not ${o.phase}`);
+      }
+      const c = openContext(ctx, { config: o.config });
+      const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
+      const log = await findAttemptLog(c, waveId, { item, phase: o.phase, attempt: o.attempt });
+      const what = `${item} ${log.phase} attempt ${log.attempt} on ${log.provider}${log.running ? " (running)" : ""}`;
+      if (log.path === null) {
+        throw new DxError("log_not_found", `${what}: the job never started, so there is no log`, { remedy: `see dx-batch report --wave-id ${waveId}` });
+      }
+      ctx.io.err(`logs: ${what}: ${log.path}`);
+      const write = (s: string): void => void process.stdout.write(s);
+      if (o.follow && log.running) {
+        await followLog(c, waveId, log, write);
+        ctx.io.err(`logs: ${item} ${log.phase} attempt ${log.attempt} ended`);
+        return;
+      }
+      try {
+        await printLog(log.path, write);
+      } catch (e) {
+        throw new DxError("log_not_found", `cannot read ${log.path}: ${e instanceof Error ? e.message : String(e)}`, {
+          remedy: "the runner's files may have been pruned or rotated; the outcome file still has the result",
+        });
+      }
+    });
+}
