@@ -34,7 +34,10 @@ function attemptErrors(events: readonly WaveEvent[]): Record<string, string> {
     if (e.event === "job_finished") {
       // A clean exit's runner reason (`no_op`) is a remark, not why anything failed.
       const clean = e.state === "exited_ok" || e.state === "no_op_success";
-      const why = e.contract_error ?? (clean ? null : (e.runner_reason ?? `job ended ${e.state}`));
+      // When the runner classified the exit (quota, budget, stall, crash) the CLI's own last error
+      // line says why; a contract error only explains a run that itself went fine (issue #11).
+      const classified = !clean || e.runner_reason === "provider_quota_exhausted" || e.runner_reason === "budget_exhausted";
+      const why = classified ? (e.cli_error ?? e.runner_reason ?? e.contract_error ?? `job ended ${e.state}`) : e.contract_error;
       if (why !== null) out[e.run_instance] = why;
     } else if (e.event === "attempt_failed") out[e.run_instance] = e.error;
   }

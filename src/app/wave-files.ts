@@ -1,3 +1,4 @@
+import { contractFileIn } from "../workspace/attempt-commit.js";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock, type WaveFiles } from "../controller/ports.js";
@@ -150,7 +151,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       return p;
     },
     promptPath: (item, phase, attempt) => layout.promptPath(waveId, item, phase, attempt),
-    contractPath: (item, phase, attempt) => `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
+    contractPath: (item, phase, attempt, worktree) =>
+      worktree !== undefined && worktree !== null ? contractFileIn(worktree, phase, attempt) : `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
     outcomePath: (item, phase, attempt) => layout.outcomePath(waveId, item, phase, attempt),
     writeOutcome: (path, outcome) => {
       // Fault injection for test/e2e/nothing-lost.test.ts, the one place it is read: the controller

@@ -20,6 +20,8 @@ export const CONFIG_DEFAULTS: Readonly<Omit<ResolvedConfig, "tracker" | StateRoo
   review_must_differ: false,
   provider_cooldown_minutes: 15,
   max_log_mb: 50,
+  quota_retries_before_stop: 2,
+  max_quota_waits: 3,
   retry_chain: ["opencode", "cc-glm", "blocked"],
   review_provider: null,
   runner: { type: "builtin" },

@@ -114,6 +114,21 @@ export const ConfigFileSchema = Type.Object(
       Type.Number({ minimum: 0, description: "how long a provider that reported quota exhaustion is skipped (minutes)", default: D.provider_cooldown_minutes }),
     ),
     max_log_mb: Type.Optional(Count("an agent log beyond this many MiB is cut (reason log_size_capped)", D.max_log_mb)),
+    quota_retries_before_stop: Type.Optional(
+      Count("rate-limit retries seen in an agent's live stream before dx-batch stops the job and cools its provider down", D.quota_retries_before_stop ?? 2),
+    ),
+    max_quota_waits: Type.Optional(Count("quota errors in a row, across an item's chain, after which it ends blocked provider_quota_exhausted", D.max_quota_waits ?? 3)),
+    budget: Type.Optional(
+      Type.Object(
+        {
+          max_tokens_per_item: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "tokens (input, output, cache reads) an item may spend across its attempts" })),
+          max_usd_per_item: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "dollars an item may spend, as the CLIs report cost" })),
+          max_tokens_per_wave: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "tokens the whole wave may spend" })),
+          max_usd_per_wave: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "dollars the whole wave may spend" })),
+        },
+        { additionalProperties: false, description: "spend limits; an item over its budget ends blocked budget_exhausted, a wave over its budget dispatches nothing new" },
+      ),
+    ),
     retry_chain: Type.Optional(
       Type.Array(Type.String({ pattern: PROVIDER_NAME_PATTERN }), {
         minItems: 1,

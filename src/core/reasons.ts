@@ -54,6 +54,10 @@ export const ItemReason = {
   exited_err: "exited_err",
   runner_job_lost: "runner_job_lost",
   provider_quota_exhausted: "provider_quota_exhausted",
+  /** A completed implement attempt whose own range holds no commit, even after the auto-commit. */
+  no_changes: "no_changes",
+  /** An item or wave over its `budget` of tokens or dollars. */
+  budget_exhausted: "budget_exhausted",
   log_size_capped: "log_size_capped",
   item_not_found: "item_not_found",
   canonical_worktree_forbidden: "canonical_worktree_forbidden",

@@ -91,6 +91,18 @@ export interface RunnerPort {
   onExit(listener: (ref: JobRef, exitCode: number | null) => void): () => void;
   /** Live pids of this runner's jobs, for the exec-saturation guard. */
   livePids(): Promise<number[]>;
+  /**
+   * What the job's own output says so far: rate-limit retries, usage, the CLI's last error line
+   * (log-signals.ts). Optional: a runner that cannot read the agent's stream (dx-runner) has none.
+   */
+  signals?(ref: JobRef, o?: { final?: boolean }): JobSignals | null;
+}
+
+export interface JobSignals {
+  quota_retries: number;
+  usage: { input_tokens: number | null; output_tokens: number | null; cache_read_tokens: number | null; cost_usd: number | null };
+  last_error: string | null;
+  log_path: string;
 }
 
 /** The health of a job the runner knows nothing (more) about: the base every runner reports from. */

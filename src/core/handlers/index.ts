@@ -1,4 +1,4 @@
-import { onAttemptFailed, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
+import { onAttemptFailed, onAutoCommit, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
 import { onJobFinished } from "./job-finished.js";
 import type { HandlerTable } from "./types.js";
 import { onCancelled, onCreated, onFailed, onPaused, onPreflight, onRunning } from "./wave.js";
@@ -16,6 +16,7 @@ export const handlers: HandlerTable = {
   wave_cancelled: onCancelled,
   item_dispatched: onDispatched,
   job_started: onJobStarted,
+  auto_commit: onAutoCommit,
   job_finished: onJobFinished,
   attempt_failed: onAttemptFailed,
   item_settled: onSettled,

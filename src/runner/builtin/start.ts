@@ -31,9 +31,19 @@ interface Launch {
   dxEnv: Record<string, string>;
 }
 
+/**
+ * Every attempt keeps its own log (issue #11): attempt 1 writes `<job>.log` as dx-runner does,
+ * attempt n `<job>.attempt<n>.log`. Only a restart of the same attempt rotates its log aside.
+ */
+export function attemptLog(p: JobPaths, attempt: number): JobPaths {
+  if (!(attempt > 1)) return p;
+  const base = p.log.slice(0, -".log".length);
+  return { ...p, log: `${base}.attempt${attempt}.log`, rotated_log: `${base}.attempt${attempt}.log.1` };
+}
+
 export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<StartedJob> {
   const { provider, worktree } = await admit(ctx, spec);
-  const p = jobPaths(ctx.logDir, spec.provider, spec.job_id);
+  const p = attemptLog(jobPaths(ctx.logDir, spec.provider, spec.job_id), spec.attempt);
   const launch = await planLaunch(ctx, spec, provider, worktree);
   const meta = await recordStart(ctx, spec, launch, worktree, p);
   const pid = await spawnWrapper(ctx, spec, launch, p, worktree);
