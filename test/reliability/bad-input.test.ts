@@ -1,9 +1,11 @@
-import { appendFileSync, chmodSync, copyFileSync, existsSync, lchownSync, lstatSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, lchownSync, linkSync, lstatSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect } from "vitest";
 import { MAX_CONTRACT_BYTES, validateContract } from "../../src/contract/validate.js";
+import { readContractSource } from "../../src/runner/contract-source.js";
 import { fold } from "../../src/core/step.js";
 import { LedgerWriter, readLedgerEvents } from "../../src/store/ledger.js";
 import { serializeState } from "../../src/store/snapshot.js";
@@ -533,5 +535,62 @@ describe("start on an existing wave id", () => {
     expectRefusal(r, "wave_exists");
     expect(r.stderr).toContain(`remedy: continue it with dx-batch resume --wave-id ${OLD}`);
     expect(treeState(sb.root)).toEqual(before);
+  });
+});
+
+// ---- hostile contracts (issue #10) -----------------------------------------------------------
+
+const HostileCasesS = Type.Array(Type.Object({ name: Type.String(), plant: Type.String(), code: Type.String(), detail: Type.String() }));
+const hostileCases = load("hostile/cases.json", HostileCasesS);
+const SECRET = "root:*:20000:SECRET-hostile-0123456789";
+
+describe("hostile contracts: refused unread, the secret never in the refusal", () => {
+  it.each(hostileCases)("$name -> $code", async ({ plant, code, detail }) => {
+    const dir = tmp.make("dx-hostile-contract-");
+    const secret = path.join(dir, "secret");
+    writeFileSync(secret, `${SECRET}\n`, { mode: 0o600 });
+    const file = path.join(dir, "contract.json");
+    const log = path.join(dir, "job.log");
+    const copy = path.join(dir, "copy.contract.json");
+    writeFileSync(log, "agent output\n");
+    switch (plant) {
+      case "symlink-secret":
+        symlinkSync(secret, file);
+        break;
+      case "symlink-environ":
+        symlinkSync("/proc/self/environ", file);
+        break;
+      case "fifo":
+        execFileSync("mkfifo", [file]);
+        break;
+      case "hardlink-secret":
+        linkSync(secret, file);
+        break;
+      case "oversize-file":
+        writeFileSync(file, "x".repeat(MAX_CONTRACT_BYTES + 1));
+        break;
+      case "oversize-marker":
+        writeFileSync(log, `CONTRACT:JSON:{"phase":"implement","pad":"${"x".repeat(MAX_CONTRACT_BYTES)}"}\n`);
+        break;
+      case "secret-text":
+        writeFileSync(file, `${SECRET}\n`);
+        break;
+      default:
+        throw new Error(`unknown plant ${plant}`);
+    }
+    const src = await readContractSource(plant === "oversize-marker" ? null : file, log, { copyTo: copy });
+    let got: { code: string; detail: string };
+    if (src.found) {
+      const v = validateContract(src.text, { item_id: "bd-a1", phase: "implement" });
+      expect(v.ok).toBe(false);
+      got = v.ok ? { code: "", detail: "" } : { code: v.reason_code, detail: v.detail };
+    } else got = { code: src.reason_code, detail: src.detail };
+    expect(got.code).toBe(code);
+    expect(got.detail).toContain(detail);
+    expect(got.detail).not.toContain("SECRET");
+    expect(got.detail).not.toContain("root:");
+    // A refused file is never copied where dx-batch keeps its files (the agent's own text is: it was read as a file of its own).
+    if (plant !== "secret-text") expect(existsSync(copy)).toBe(false);
+    expect(readFileSync(secret, "utf8")).toBe(`${SECRET}\n`);
   });
 });

@@ -150,10 +150,12 @@ describe("an exit code that could not be recorded", () => {
       const r = await runCli(bin, args(w, "start", "--items", "rcx-a1", "--wave-id", "w-rc", "--json"), { cwd: w.root, timeoutMs: T });
       expect(r.code, r.stderr).toBe(0);
       const { events } = await readLedgerEvents(w.layout, "w-rc");
+      // Each implement run lost its rc file; each is recorded as a clean exit whose contract
+      // decides (what follows, such as an empty attempt range, is the contract's business).
       const impl = events.filter((e) => e.event === "job_finished" && e.phase === "implement");
-      expect(impl).toHaveLength(1);
-      expect(impl[0]).toMatchObject({ state: "exited_ok", exit_code: null, attempt: 1 });
-      expect(events.some((e) => e.event === "attempt_failed")).toBe(false);
+      expect(impl.length).toBeGreaterThanOrEqual(1);
+      for (const e of impl) expect(e).toMatchObject({ state: "exited_ok", exit_code: null, runner_reason: null, contract_error: null });
+      expect(JSON.stringify(events)).not.toContain("runner_job_lost");
     },
     T,
   );
