@@ -34,7 +34,7 @@ export interface WorkerOptions {
   host_id: string;
   lock_ms: number;
   env: NodeJS.ProcessEnv;
-  log(line: string): void;
+  log: (line: string) => void;
 }
 
 export interface WorkerHandle {

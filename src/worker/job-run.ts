@@ -27,7 +27,7 @@ export interface JobRunContext {
   git: GitSync;
   spool: Spool;
   state_dir: string;
-  log(line: string): void;
+  log: (line: string) => void;
 }
 
 export interface RunningJob {
