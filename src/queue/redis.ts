@@ -5,12 +5,15 @@ import { Redis, type RedisOptions } from "ioredis";
 // limit on any single call so a Redis outage becomes a reason code, not a hang.
 
 export function openRedis(url: string, extra: RedisOptions = {}): Redis {
-  return new Redis(url, {
+  const r = new Redis(url, {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
-    retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 6)),
+    retryStrategy: (times) => Math.min(1000, 50 * 2 ** Math.min(times, 5)),
     ...extra,
   });
+  // Connection errors are expected during an outage; callers see them as failed or slow calls.
+  r.on("error", () => undefined);
+  return r;
 }
 
 export class RedisTimeout extends Error {
