@@ -205,7 +205,7 @@ export class Cluster {
     const workspace = path.join(dir, "ws");
     const runnerDir = path.join(dir, "runner");
     const argv = [
-      path.join(REPO, "test", "bullmq", "worker-entry.mjs"),
+      path.join(REPO, "test", "fixtures", "bullmq", "worker-entry.mjs"),
       path.join(path.dirname(this.bin), "..", "dist"),
       "worker",
       "--redis", this.redis.url,
