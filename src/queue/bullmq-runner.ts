@@ -66,6 +66,8 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
   let reader: Redis | null = null;
   const queues = new Map<string, Queue>();
   const checkers = new Map<string, Worker>();
+  /** Connections handed to BullMQ, which leaves shared connections open on close. */
+  const conns: Redis[] = [];
   const watched = new Map<string, JobRef>();
   const listeners = new Set<(ref: JobRef, exitCode: number | null) => void>();
   let firstFailure: number | null = null;
@@ -79,7 +81,9 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       q.on("error", () => undefined);
       queues.set(provider, q);
       // A job whose only worker died must still fail: the controller runs the stalled check too.
-      const c = new Worker(provider, null, { connection: openRedis(o.redis_url), prefix: o.prefix, autorun: false, maxStalledCount: 0, stalledInterval: Math.max(500, Math.floor(lockMs / 2)), lockDuration: lockMs });
+      const conn = openRedis(o.redis_url);
+      conns.push(conn);
+      const c = new Worker(provider, null, { connection: conn, prefix: o.prefix, autorun: false, maxStalledCount: 0, stalledInterval: Math.max(500, Math.floor(lockMs / 2)), lockDuration: lockMs });
       c.on("error", () => undefined);
       checkers.set(provider, c);
       void c.startStalledCheckTimer().catch(() => undefined);
@@ -322,6 +326,7 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       await pumping?.catch(() => undefined);
       await Promise.all([...checkers.values()].map((c) => c.close(true).catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close().catch(() => undefined)));
+      for (const c of conns) c.disconnect();
       redis.disconnect();
     },
   };

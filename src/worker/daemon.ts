@@ -79,10 +79,11 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const spool = createSpool(path.join(stateDir, "spool"));
   const ctx: JobRunContext = { redis, prefix: o.prefix, worker_id: workerId, host: o.host_id, lock_ms: o.lock_ms, runner, git, spool, state_dir: stateDir, log: o.log };
 
+  const conns = passed.map(() => openRedis(o.redis_url));
   const bull = passed.map(
-    (p) =>
+    (p, i) =>
       new Worker(p, null, {
-        connection: openRedis(o.redis_url),
+        connection: conns[i] ?? redis,
         prefix: o.prefix,
         autorun: false,
         lockDuration: o.lock_ms,
@@ -182,6 +183,7 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
     await withTimeout(flushSpool(ctx), 5_000, "spool").catch(() => undefined);
     await withTimeout(dropHeartbeat(redis, o.prefix, workerId), 2_000, "drop heartbeat").catch(() => undefined);
     await Promise.all(bull.map((w) => w.close(true).catch(() => undefined)));
+    for (const c of conns) c.disconnect();
     redis.disconnect();
     resolveStopped();
   };
