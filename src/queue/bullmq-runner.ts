@@ -69,6 +69,8 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
   /** Connections handed to BullMQ, which leaves shared connections open on close. */
   const conns: Redis[] = [];
   const watched = new Map<string, JobRef>();
+  /** When this process first saw a job stalled (BullMQ 6 records no time for it). */
+  const stalledSeen = new Map<string, number>();
   const listeners = new Set<(ref: JobRef, exitCode: number | null) => void>();
   let firstFailure: number | null = null;
   let closed = false;
@@ -138,7 +140,14 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       return { ...rec.result.health, job_id: ref.job_id, provider: ref.provider, run_instance: ref.run_instance };
     }
     const job: Job | undefined = await queue(ref.provider).getJob(ref.run_instance);
-    const state = job ? await job.getState() : "unknown";
+    let state = job ? await job.getState() : "unknown";
+    // A stalled job goes back to `wait` marked to fail (maxStalledCount 0): it must never run
+    // again. Take it off the queue; from here on it is a failed job.
+    if (job && (job.deferredFailure || job.stalledCounter > 0) && state !== "failed" && state !== "completed") {
+      stalledSeen.set(ref.run_instance, stalledSeen.get(ref.run_instance) ?? Date.now());
+      if (WAITING.has(state)) await job.remove().catch(() => undefined);
+      state = "failed";
+    }
     if (WAITING.has(state)) return health(ref, "launching", rec);
     if (state === "active") {
       const s = rec?.health?.state;
@@ -149,7 +158,7 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     // Failed (stalled: maxStalledCount 0), or gone, with no result. A worker still alive may yet
     // publish a result it produced while Redis was away: wait for it until it has flushed since.
     const alive = await workerAlive(rec?.worker_id ?? null);
-    const failedAt = job?.finishedOn ?? 0;
+    const failedAt = stalledSeen.get(ref.run_instance) ?? job?.finishedOn ?? 0;
     if (alive !== null && alive.at <= failedAt + 100) return health(ref, rec?.health?.state === "stalled" ? "stalled" : "healthy", rec);
     return health(ref, "missing", rec, "runner_job_lost");
   }

@@ -157,6 +157,15 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
         await sleep(IDLE_POLL_MS);
         continue;
       }
+      // BullMQ 6 puts a stalled job back in `wait` marked with a deferred failure (maxStalledCount
+      // 0): the worker that fetches it must fail it, never run it. A job that was started before
+      // is a re-delivery too.
+      const redelivered = got.job.deferredFailure ? got.job.deferredFailure : got.job.stalledCounter > 0 || got.job.attemptsStarted > 1 ? "job was started before (re-delivery refused)" : null;
+      if (redelivered !== null) {
+        o.log(`job ${got.job.id ?? "?"}: ${redelivered}; failing it, not running it`);
+        await got.job.moveToFailed(new Error(redelivered), got.token, false).catch(() => undefined);
+        continue;
+      }
       const parsed = parseJobData(got.job.data);
       if (typeof parsed === "string") {
         o.log(`job ${got.job.id ?? "?"}: ${parsed}; failing it`);
