@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createBullmqRunner, type QueueRunner } from "../../src/queue/bullmq-runner.js";
@@ -42,6 +42,51 @@ describe("queue runner and one worker", () => {
     expect(c.remoteBranches()).toContain("dx/q-1");
     const run = c.runs().find((x) => x.event === "start");
     expect(run?.cwd?.startsWith(w.workspace)).toBe(true);
+    // The worker keeps the result on its disk until the controller acknowledges it.
+    const spool = path.join(w.runnerDir, "_worker", "spool", `${ref.run_instance}.result.json`);
+    expect(existsSync(spool)).toBe(true);
     await r.ack(ref);
+    await waitFor(() => !existsSync(spool), { what: "the spooled result to be dropped after the ack", timeoutMs: 10_000 });
   }, 90_000);
+
+  it("SIGTERM drains (no new job, the running one finishes); a second SIGTERM stops the agent", async () => {
+    const c = await Cluster.create({ items: ["dr-1", "dr-2", "dr-3"], scenario: { items: { "dr-1": { implement: { gate: "a" } }, "dr-3": { implement: { hang: true } } } } });
+    const w = c.startWorker("h1", { concurrency: 2 });
+    await c.workerReady(w);
+    const r = createBullmqRunner({ redis_url: c.redis.url, prefix: c.prefix, base: null, stall_minutes: 10, max_runtime_minutes: 10, lock_ms: c.lockMs });
+    runner = r;
+    const ctl = path.join(c.root, "ctl");
+    mkdirSync(ctl, { recursive: true });
+    const prompt = path.join(ctl, "p.prompt");
+    writeFileSync(prompt, "work\n");
+    const spec = (item: string, run: string) => ({ job_id: item, item_id: item, provider: "agent-a", run_instance: run, wave_id: "w1", phase: "implement" as const, attempt: 1, worktree: `${ctl}/wt`, prompt_file: prompt, contract_file: `${ctl}/c.json` });
+    const opts = { stall_minutes: 10, max_runtime_minutes: 10 };
+    await r.start(spec("dr-1", "run-dr-1"));
+    await waitFor(() => c.runs().some((x) => x.event === "start" && x.item === "dr-1"), { what: "dr-1 to start" });
+    process.kill(w.proc.pid, "SIGTERM");
+    await waitFor(() => w.proc.err().includes("draining"), { what: "draining" });
+    await r.start(spec("dr-2", "run-dr-2"));
+    await new Promise((res) => setTimeout(res, 1_500));
+    expect(c.runs().some((x) => x.item === "dr-2")).toBe(false);
+    c.gate("a");
+    const done = await w.proc.done;
+    expect(done.code).toBe(0);
+    expect((await r.check({ job_id: "dr-1", provider: "agent-a", run_instance: "run-dr-1" }, opts)).state).toBe("exited_ok");
+    expect((await r.check({ job_id: "dr-2", provider: "agent-a", run_instance: "run-dr-2" }, opts)).state).toBe("launching");
+
+    // A new worker picks dr-2 up; then dr-3 hangs and two SIGTERMs stop it.
+    const w2 = c.startWorker("h2", { concurrency: 2 });
+    await c.workerReady(w2);
+    await r.start(spec("dr-3", "run-dr-3"));
+    await waitFor(() => c.runs().some((x) => x.event === "start" && x.item === "dr-3"), { what: "dr-3 to start" });
+    const agent = c.runs().find((x) => x.event === "start" && x.item === "dr-3");
+    process.kill(w2.proc.pid, "SIGTERM");
+    await waitFor(() => w2.proc.err().includes("draining"), { what: "draining" });
+    process.kill(w2.proc.pid, "SIGTERM");
+    const done2 = await w2.proc.done;
+    expect(done2.code).toBe(0);
+    expect((await r.check({ job_id: "dr-3", provider: "agent-a", run_instance: "run-dr-3" }, opts)).state).toBe("stopped");
+    expect(agent?.pgid).toBeTypeOf("number");
+    expect(() => process.kill(-(agent?.pgid ?? 0), 0)).toThrow();
+  }, 120_000);
 });
