@@ -1,12 +1,12 @@
 import { Controller } from "../controller/controller.js";
 import { isTerminalWave } from "../core/status.js";
-import { DxError } from "../errors.js";
+import { DxError, waveNotFound } from "../errors.js";
 import { createLayout } from "../store/layout.js";
 import { isAlive } from "../store/proc.js";
 import { controllerLiveness } from "../store/controller-lock.js";
 import type { AppContext } from "./context.js";
 import { currentLock, readWave } from "./read-wave.js";
-import { configForResume, waveNotFound } from "./resume.js";
+import { configForResume } from "./resume.js";
 import { buildDeps, openRuntime } from "./wire.js";
 import { createWaveFiles, takeControllerLock } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
@@ -32,7 +32,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
   const w = await readWave(c.layout, waveId);
   if (!w) throw waveNotFound(waveId);
   if (isTerminalWave(w.state.status)) {
-    throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { remedy: `see dx-batch report --wave-id ${waveId}` });
+    throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { params: { wave_id: waveId } });
   }
   const lock = currentLock(c.layout, waveId);
   if (lock && controllerLiveness(lock, Date.now()) === "alive") {

@@ -35,9 +35,7 @@ export function openContext(ctx: { env: NodeJS.ProcessEnv; cwd: string }, o: { c
 export function requireWaveId(id: string | undefined): string {
   if (id === undefined) throw new DxError("usage", "--wave-id is required", { remedy: "pass --wave-id <id>" });
   if (!isValidWaveId(id)) {
-    throw new DxError("invalid_wave_id", `wave id ${JSON.stringify(id)} does not match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`, {
-      remedy: "use letters, digits, '_' and '-', at most 64 characters, starting with a letter or digit",
-    });
+    throw new DxError("invalid_wave_id", `wave id ${JSON.stringify(id)} does not match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`);
   }
   return id;
 }

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TrackerIssue } from "../tracker/port.js";
 
 // The demo wave of the README's first command: a throw-away git repository with a small project,
 // a Beads-shaped issues.jsonl, and a config that runs the stand-in agent (examples/demo-agent.mjs)
@@ -10,13 +11,8 @@ import { fileURLToPath } from "node:url";
 
 const AGENT = fileURLToPath(new URL("../../examples/demo-agent.mjs", import.meta.url));
 
-interface DemoIssue {
-  id: string;
-  title: string;
-  description: string;
-  acceptance_criteria: string;
-  status: string;
-  labels: string[];
+/** A tracker issue as a Beads issues.jsonl line spells it: `dependencies` in place of `blocked_by`. */
+interface DemoIssue extends Omit<TrackerIssue, "blocked_by"> {
   dependencies: { id: string; dependency_type: "blocks" }[];
 }
 

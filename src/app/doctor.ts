@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { jobIdFor } from "../core/ids.js";
+import { WaveReason } from "../core/reasons.js";
 import { isActiveItem } from "../core/status.js";
 import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
@@ -10,7 +11,8 @@ import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
-import { controllerView, readWave, replayWave } from "./read-wave.js";
+import { controllerView, readWave, replayWave, type LoadedWave } from "./read-wave.js";
+import type { ControllerView } from "./views.js";
 
 // Doctor (SPEC §12): diagnose one wave; with --fix, repair what is safe to repair while no
 // controller runs it: dead pid files, stale leases, torn ledger tails, a missing or bad snapshot.
@@ -32,116 +34,153 @@ export interface DoctorReport {
   recommendations: string[];
 }
 
-export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean }): Promise<DoctorReport> {
-  const issues: DoctorIssue[] = [];
-  const fixed: string[] = [];
-  const recs = new Set<string>();
-  const { layout } = c;
-  const done = (): DoctorReport => ({ wave_id: waveId, ok: !issues.some((i) => i.severity !== "info"), issues, fixed, recommendations: [...recs] });
+/** What the checks found, repaired and recommend, in the order they ran. */
+class Findings {
+  readonly issues: DoctorIssue[] = [];
+  readonly fixed: string[] = [];
+  readonly recs = new Set<string>();
 
-  if (!existsSync(layout.waveDir(waveId))) {
-    // Nothing to diagnose or repair: the id or the artifact directory is wrong, not the wave.
-    issues.push({ type: "wave_not_found", severity: "critical", message: `no wave directory ${layout.waveDir(waveId)}` });
-    recs.add("check --wave-id and artifact_dir");
-    return done();
+  constructor(
+    readonly waveId: string,
+    readonly fix: boolean,
+  ) {}
+
+  issue(type: string, severity: Severity, message: string, item?: string): void {
+    this.issues.push(item === undefined ? { type, severity, message } : { type, severity, message, item });
   }
 
+  /** The operator can repair this with --fix. */
+  recommendFix(): void {
+    this.recs.add(`dx-batch doctor --wave-id ${this.waveId} --fix`);
+  }
+
+  report(): DoctorReport {
+    return { wave_id: this.waveId, ok: !this.issues.some((i) => i.severity !== "info"), issues: this.issues, fixed: this.fixed, recommendations: [...this.recs] };
+  }
+}
+
+export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean }): Promise<DoctorReport> {
+  const f = new Findings(waveId, o.fix);
+  const loaded = await loadWave(c, f);
+  if (loaded === null) return f.report();
+  const controller = controllerView(c.layout, waveId);
+  await checkSnapshot(c, f, loaded, controller);
+  checkTornTails(c, f, loaded, controller);
+  const s = loaded.state;
+  if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
+    f.issue(WaveReason.controller_dead, "warning", `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`);
+    f.recs.add(`dx-batch resume --wave-id ${waveId}`);
+  }
+  await checkTracker(c, f, loaded);
+  checkLeases(c, f);
+  if (!controller.alive) await checkActiveJobs(c, f, loaded);
+  checkPidFiles(c, f);
+  return f.report();
+}
+
+/** The wave as the store has it, or null (with the critical issue) when there is nothing to check. */
+async function loadWave(c: AppContext, f: Findings): Promise<LoadedWave | null> {
+  const { layout } = c;
+  if (!existsSync(layout.waveDir(f.waveId))) {
+    // Nothing to diagnose or repair: the id or the artifact directory is wrong, not the wave.
+    f.issue(WaveReason.wave_not_found, "critical", `no wave directory ${layout.waveDir(f.waveId)}`);
+    f.recs.add("check --wave-id and artifact_dir");
+    return null;
+  }
   let loaded;
   try {
-    loaded = await readWave(layout, waveId);
+    loaded = await readWave(layout, f.waveId);
   } catch (e) {
     if (isDxError(e) && e.code === "ledger_corrupt") {
-      issues.push({ type: "ledger_corrupt", severity: "critical", message: e.message });
-      recs.add("move the corrupt ledger line aside by hand (it is never skipped silently), then run dx-batch doctor --fix");
-      return done();
+      f.issue("ledger_corrupt", "critical", e.message);
+      f.recs.add("move the corrupt ledger line aside by hand (it is never skipped silently), then run dx-batch doctor --fix");
+      return null;
     }
     throw e;
   }
-  if (!loaded) {
-    issues.push({ type: "state_missing", severity: "critical", message: "the wave has neither a snapshot nor ledger events" });
-    return done();
-  }
-  const controller = controllerView(layout, waveId);
+  if (!loaded) f.issue("state_missing", "critical", "the wave has neither a snapshot nor ledger events");
+  return loaded;
+}
 
-  if (loaded.snapshot === "missing" || loaded.snapshot === "corrupt") {
-    issues.push({ type: `state_${loaded.snapshot}`, severity: "critical", message: `wave_state.json is ${loaded.snapshot}; the ledgers are intact` });
-    if (o.fix && !controller.alive) {
-      const rebuilt = await replayWave(layout, waveId);
-      if (rebuilt) {
-        writeSnapshot(layout.waveState(waveId), rebuilt);
-        fixed.push("rebuilt wave_state.json from the ledgers");
-      }
-    } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
-  }
+async function checkSnapshot(c: AppContext, f: Findings, loaded: LoadedWave, controller: ControllerView): Promise<void> {
+  if (loaded.snapshot !== "missing" && loaded.snapshot !== "corrupt") return;
+  f.issue(`state_${loaded.snapshot}`, "critical", `wave_state.json is ${loaded.snapshot}; the ledgers are intact`);
+  if (f.fix && !controller.alive) {
+    const rebuilt = await replayWave(c.layout, f.waveId);
+    if (rebuilt) {
+      writeSnapshot(c.layout.waveState(f.waveId), rebuilt);
+      f.fixed.push("rebuilt wave_state.json from the ledgers");
+    }
+  } else f.recommendFix();
+}
+
+function checkTornTails(c: AppContext, f: Findings, loaded: LoadedWave, controller: ControllerView): void {
   // A live controller may be writing a line right now: only a dead one's torn tail is real.
-  for (const t of controller.alive ? [] : loaded.tornTails) {
-    issues.push({ type: "ledger_torn_tail", severity: "warning", message: `${t.file}:${t.line}: incomplete last line (a write cut short by a crash); it is ignored` });
+  if (controller.alive || loaded.tornTails.length === 0) return;
+  for (const t of loaded.tornTails) {
+    f.issue("ledger_torn_tail", "warning", `${t.file}:${t.line}: incomplete last line (a write cut short by a crash); it is ignored`);
   }
-  if (!controller.alive && loaded.tornTails.length > 0) {
-    if (o.fix && !controller.alive) {
-      for (const r of repairTornTails(layout, waveId)) fixed.push(`cut the torn last line of ${r.file} (${r.removedBytes} bytes)`);
-    } else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
-  }
+  if (f.fix) {
+    for (const r of repairTornTails(c.layout, f.waveId)) f.fixed.push(`cut the torn last line of ${r.file} (${r.removedBytes} bytes)`);
+  } else f.recommendFix();
+}
 
+/** Tracker binary policy (beads: `bd --version` at least the minimum). */
+async function checkTracker(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
+  const tracker = loaded.state.config.tracker;
+  if (tracker.type !== "beads") return;
+  const v = await createTracker(tracker, { cwd: c.cwd, env: c.env }).versionCheck();
+  if (!v.ok) {
+    f.issue("tracker_version", "critical", v.detail);
+    f.recs.add("install a supported bd (see README) or set tracker to file/none");
+  }
+}
+
+/** Stale leases of this wave. */
+function checkLeases(c: AppContext, f: Findings): void {
+  const leasesDir = c.layout.leasesDir(f.waveId);
+  if (!existsSync(leasesDir)) return;
+  for (const name of readdirSync(leasesDir)) {
+    if (!name.endsWith(".lock")) continue;
+    const file = path.join(leasesDir, name);
+    const r = readLease(file);
+    if (r.kind === "ok" && isLeaseStale(r.holder, Date.now())) {
+      f.issue("stale_lease", "warning", `${name} is held by dead or expired holder pid ${r.holder.pid}`, r.holder.item_id);
+      if (f.fix && removeStaleLease(file, Date.now()).removed) f.fixed.push(`released stale lease ${name}`);
+      else f.recommendFix();
+    }
+  }
+}
+
+/** Active items must have a runner job behind them. */
+async function checkActiveJobs(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
   const s = loaded.state;
-  if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
-    issues.push({ type: "controller_dead", severity: "warning", message: `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive` });
-    recs.add(`dx-batch resume --wave-id ${waveId}`);
-  }
-
-  // Tracker binary policy (beads: `bd --version` at least the minimum).
-  if (s.config.tracker.type === "beads") {
-    const v = await createTracker(s.config.tracker, { cwd: c.cwd, env: c.env }).versionCheck();
-    if (!v.ok) {
-      issues.push({ type: "tracker_version", severity: "critical", message: v.detail });
-      recs.add("install a supported bd (see README) or set tracker to file/none");
+  const runner = createRunner(s.config, c.env, f.waveId);
+  for (const it of s.items) {
+    if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
+    const h = await runner.check(
+      { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance },
+      { stall_minutes: s.config.stall_minutes, max_runtime_minutes: s.config.max_runtime_minutes },
+    );
+    if (h.state === "missing") {
+      f.issue("active_item_without_job", "warning", `${it.status} but the runner has no job for run ${it.run_instance}`, it.beads_id);
+      f.recs.add(`dx-batch resume --wave-id ${f.waveId}`);
+    } else if (h.state === "stalled") {
+      f.issue("item_possibly_stuck", "info", `job is stalled (no output, CPU or worktree change)`, it.beads_id);
     }
   }
+}
 
-  // Stale leases of this wave.
-  const leasesDir = layout.leasesDir(waveId);
-  if (existsSync(leasesDir)) {
-    for (const name of readdirSync(leasesDir)) {
-      if (!name.endsWith(".lock")) continue;
-      const file = path.join(leasesDir, name);
-      const r = readLease(file);
-      if (r.kind === "ok" && isLeaseStale(r.holder, Date.now())) {
-        issues.push({ type: "stale_lease", severity: "warning", message: `${name} is held by dead or expired holder pid ${r.holder.pid}`, item: r.holder.item_id });
-        if (o.fix && removeStaleLease(file, Date.now()).removed) fixed.push(`released stale lease ${name}`);
-        else recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
-      }
-    }
+/** Dead pid files (any wave's: they all count against the exec cap). */
+function checkPidFiles(c: AppContext, f: Findings): void {
+  const dead = listJobPids(c.layout).records.filter((r) => !isJobAlive(r.record));
+  if (dead.length === 0) return;
+  if (f.fix) {
+    const p = pruneDeadJobPids(c.layout);
+    f.fixed.push(`pruned ${p.pruned} dead pid file(s)`);
+    f.issue("stale_pid_files_pruned", "info", `${p.pruned} pid file(s) of dead processes removed`);
+  } else {
+    f.issue("stale_pid_files", "info", `${dead.length} pid file(s) of dead processes`);
+    f.recommendFix();
   }
-
-  // Active items must have a runner job behind them.
-  if (!controller.alive) {
-    const runner = createRunner(s.config, c.env, waveId);
-    for (const it of s.items) {
-      if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
-      const h = await runner.check(
-        { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance },
-        { stall_minutes: s.config.stall_minutes, max_runtime_minutes: s.config.max_runtime_minutes },
-      );
-      if (h.state === "missing") {
-        issues.push({ type: "active_item_without_job", severity: "warning", message: `${it.status} but the runner has no job for run ${it.run_instance}`, item: it.beads_id });
-        recs.add(`dx-batch resume --wave-id ${waveId}`);
-      } else if (h.state === "stalled") {
-        issues.push({ type: "item_possibly_stuck", severity: "info", message: `job is stalled (no output, CPU or worktree change)`, item: it.beads_id });
-      }
-    }
-  }
-
-  // Dead pid files (any wave's: they all count against the exec cap).
-  const dead = listJobPids(layout).records.filter((r) => !isJobAlive(r.record));
-  if (dead.length > 0) {
-    if (o.fix) {
-      const p = pruneDeadJobPids(layout);
-      fixed.push(`pruned ${p.pruned} dead pid file(s)`);
-      issues.push({ type: "stale_pid_files_pruned", severity: "info", message: `${p.pruned} pid file(s) of dead processes removed` });
-    } else {
-      issues.push({ type: "stale_pid_files", severity: "info", message: `${dead.length} pid file(s) of dead processes` });
-      recs.add(`dx-batch doctor --wave-id ${waveId} --fix`);
-    }
-  }
-  return done();
 }

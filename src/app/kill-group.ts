@@ -1,19 +1,8 @@
-import { groupMembers, signalGroup } from "../runner/proc.js";
+import { killProcessGroup, type GroupKillResult } from "../runner/kill-group.js";
 
-// Stop a whole process group: SIGTERM, a grace period, then SIGKILL (SPEC §8). Used for pids a
-// wave registered but whose job the runner no longer knows. Liveness counts live members only:
-// a group left with zombies is gone, since nothing may ever reap them in some containers.
+// Stop a whole process group for pids a wave registered but whose job the runner no longer knows:
+// the runner's one group killer (SIGTERM, a grace period, SIGKILL; SPEC §8).
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = async (pgid: number): Promise<boolean> => (await groupMembers(pgid)).length > 0;
-
-export async function killGroup(pgid: number, graceMs: number): Promise<void> {
-  if (pgid <= 1 || !(await alive(pgid))) return;
-  signalGroup(pgid, "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while ((await alive(pgid)) && Date.now() < deadline) await sleep(50);
-  if (!(await alive(pgid))) return;
-  signalGroup(pgid, "SIGKILL");
-  const hard = Date.now() + 10_000;
-  while ((await alive(pgid)) && Date.now() < hard) await sleep(20);
+export function killGroup(pgid: number, graceMs: number): Promise<GroupKillResult> {
+  return killProcessGroup(pgid, { grace_ms: graceMs });
 }

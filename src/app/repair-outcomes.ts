@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Outcome } from "../core/effects.js";
-import { initialState, step } from "../core/step.js";
+import { fold } from "../core/step.js";
 import { writeFileDurable } from "../store/fsx.js";
 import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
@@ -12,15 +12,11 @@ import { readLedgerEvents } from "../store/ledger.js";
 
 export async function repairOutcomes(layout: Layout, waveId: string): Promise<string[]> {
   const { events } = await readLedgerEvents(layout, waveId, { afterSeq: 0 });
-  const [first, ...rest] = events;
-  if (first?.event !== "wave_created") return [];
+  if (events[0]?.event !== "wave_created") return [];
   const wanted = new Map<string, Outcome>();
-  let s = initialState(first);
-  for (const e of rest) {
-    const r = step(s, e);
-    s = r.state;
-    for (const ef of r.effects) if (ef.type === "write_outcome") wanted.set(ef.path, ef.outcome);
-  }
+  fold(events, (effects) => {
+    for (const ef of effects) if (ef.type === "write_outcome") wanted.set(ef.path, ef.outcome);
+  });
   const written: string[] = [];
   for (const [file, outcome] of wanted) {
     if (existsSync(file)) continue;

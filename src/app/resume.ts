@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from "../config/types.js";
-import { WaveReason } from "../core/reasons.js";
-import { DxError } from "../errors.js";
+import { DOCTOR_CRITICAL, WaveReason } from "../core/reasons.js";
+import { DxError, waveNotFound } from "../errors.js";
 import { createLayout } from "../store/layout.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
@@ -13,10 +13,7 @@ import { createWaveFiles, takeControllerLock } from "./wave-files.js";
 // `resume` continues a wave where it stopped: paused, controller dead (even before its first
 // dispatch), or failed for a reason an operator can clear (SPEC §2).
 
-const RESUMABLE_FAILURES = [WaveReason.exec_saturation, "doctor_critical_", WaveReason.no_provider_available, WaveReason.orchestrator_exception];
-
-export const waveNotFound = (waveId: string): DxError =>
-  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, { remedy: "check --wave-id and the artifact_dir of your config" });
+const RESUMABLE_FAILURES = [WaveReason.exec_saturation, DOCTOR_CRITICAL, WaveReason.no_provider_available, WaveReason.orchestrator_exception];
 
 /** The wave runs on the configuration it was created with; secrets come from today's config. */
 export function configForResume(recorded: ResolvedConfig, current: ResolvedConfig): ResolvedConfig {
@@ -56,13 +53,9 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
 
 function refuseIfNotResumable(status: string, reason: string, waveId: string): void {
   if (status === "completed" || status === "cancelled") {
-    throw new DxError("wave_already_terminal", `wave ${waveId} is ${status}; there is nothing to resume`, {
-      remedy: `read it with dx-batch report --wave-id ${waveId}; start a new wave for items that need more work`,
-    });
+    throw new DxError("wave_already_terminal", `wave ${waveId} is ${status}; there is nothing to resume`, { params: { wave_id: waveId } });
   }
   if (status === "failed" && !RESUMABLE_FAILURES.some((r) => reason.startsWith(r))) {
-    throw new DxError("wave_not_resumable", `wave ${waveId} failed with ${reason}, which resume cannot clear`, {
-      remedy: `inspect it with dx-batch report --wave-id ${waveId}`,
-    });
+    throw new DxError("wave_not_resumable", `wave ${waveId} failed with ${reason}, which resume cannot clear`, { params: { wave_id: waveId } });
   }
 }

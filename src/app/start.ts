@@ -29,9 +29,7 @@ export interface StartInput {
 
 export function invalidItemId(id: string): DxError {
   const why = id.length > MAX_ITEM_ID_LENGTH ? `is ${id.length} characters (at most ${MAX_ITEM_ID_LENGTH})` : "does not match <prefix>-<id>[.n…]";
-  return new DxError("invalid_item_id", `item id ${JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)} ${why}`, {
-    remedy: "item ids look like bd-a1b2 or demo-7f3a86.1.2: letters, digits and '_' in '-'-separated parts",
-  });
+  return new DxError("invalid_item_id", `item id ${JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)} ${why}`);
 }
 
 /** Parse, validate and de-duplicate the item list; nothing is written before this passes. */
@@ -48,7 +46,7 @@ export async function collectItemIds(c: AppContext, input: StartInput, tracker: 
     try {
       text = readFileSync(file, "utf8");
     } catch (e) {
-      throw new DxError("items_file_unreadable", `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`, { remedy: "check the path given to --items-file" });
+      throw new DxError("items_file_unreadable", `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     raw = text
       .split("\n")
@@ -70,9 +68,7 @@ export async function collectItemIds(c: AppContext, input: StartInput, tracker: 
     out.push(id);
   }
   if (out.length === 0) {
-    throw new DxError("no_items", input.ready ? "the tracker's ready list is empty" : "the item list is empty", {
-      remedy: "pass at least one item id with --items, --items-file or --ready",
-    });
+    throw new DxError("no_items", input.ready ? "the tracker's ready list is empty" : "the item list is empty");
   }
   return out;
 }

@@ -14,7 +14,7 @@ export interface ControllerView {
 }
 
 /** The wave as an operator must read it: a running wave with a dead controller is not running. */
-export function effectiveReason(s: WaveState, c: ControllerView): { reason_code: string; next_action: string } {
+export function effectiveReason(s: WaveState, c: ControllerView): { reason_code: WaveReason; next_action: NextAction } {
   const activeStatus = s.status === "running" || s.status === "pending";
   if (activeStatus && !c.alive && s.started_at !== null) {
     return { reason_code: WaveReason.controller_dead, next_action: NextAction.run_dx_batch_resume };
@@ -77,6 +77,14 @@ export function checkExitCode(s: WaveState, c: ControllerView): number {
   if (s.status === "failed" || s.status === "cancelled") return 3;
   return 0;
 }
+
+/** What `status --json`, `report --format json` and `status --watch --json` print for a missing wave. */
+export const missingWaveDoc = (waveId: string) => ({
+  wave_id: waveId,
+  status: "missing",
+  reason_code: WaveReason.wave_not_found,
+  next_action: NextAction.start_or_resume_wave,
+});
 
 export const notFoundCheck = (waveId: string) => ({
   wave_id: waveId,

@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import type { WaveFiles } from "../controller/ports.js";
+import { systemClock, type Clock, type WaveFiles } from "../controller/ports.js";
 import { isTerminalItem, isTerminalWave } from "../core/status.js";
 import { DxError } from "../errors.js";
 import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
@@ -63,11 +63,11 @@ export function createWaveDir(layout: Layout, waveId: string): void {
 }
 
 /** One live controller per wave: take the lock, taking over a stale one (SPEC §8). */
-export function takeControllerLock(layout: Layout, waveId: string): LockHandle {
+export function takeControllerLock(layout: Layout, waveId: string, clock: Clock = systemClock): LockHandle {
   const file = layout.controllerLock(waveId);
   const self = selfIdentity();
-  const now = new Date().toISOString();
-  const r = acquireControllerLock(file, { ...self, started_at: now, heartbeat_at: now }, { nowMs: Date.now() });
+  const now = clock.nowIso();
+  const r = acquireControllerLock(file, { ...self, started_at: now, heartbeat_at: now }, { nowMs: clock.nowMs() });
   if (!r.acquired) {
     throw new DxError("wave_already_running", `wave ${waveId} is run by controller pid ${r.holder.pid} on ${r.holder.host}`, {
       remedy: `watch it with dx-batch status --wave-id ${waveId} --watch, or stop it with dx-batch cancel --wave-id ${waveId}`,
@@ -76,7 +76,7 @@ export function takeControllerLock(layout: Layout, waveId: string): LockHandle {
   let released = false;
   return {
     self,
-    heartbeat: () => heartbeat(file, self, new Date().toISOString()),
+    heartbeat: () => heartbeat(file, self, clock.nowIso()),
     release: () => {
       if (released) return;
       released = true;
@@ -102,7 +102,7 @@ export function isClaimStale(layout: Layout, claim: ItemClaim): boolean {
 /** WaveFiles plus the hook that lets the runner's own pid files count toward the exec cap. */
 export type WaveFilesHandle = WaveFiles & { setRunnerPids(f: () => Promise<number[]>): void };
 
-export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle, lastSeq: number): WaveFilesHandle {
+export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle, lastSeq: number, clock: Clock = systemClock): WaveFilesHandle {
   const { layout, config } = c;
   const writer = new LedgerWriter(layout, waveId, { lastSeq });
   const ttlMs = config.lease_ttl_minutes * 60_000;
@@ -113,7 +113,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   // only adds jobs started outside dx-batch, is re-read at most every few seconds.
   let runnerCache: { at: number; pids: number[] } | null = null;
   const runnerPids = async (): Promise<number[]> => {
-    if (runnerCache === null || Date.now() - runnerCache.at > RUNNER_PIDS_TTL_MS) runnerCache = { at: Date.now(), pids: await extraPids() };
+    if (runnerCache === null || clock.nowMs() - runnerCache.at > RUNNER_PIDS_TTL_MS) runnerCache = { at: clock.nowMs(), pids: await extraPids() };
     return runnerCache.pids;
   };
   const files: WaveFilesHandle = {
@@ -121,7 +121,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     append: (e) => void writer.append(e),
     writeSnapshot: (s) => writeSnapshot(layout.waveState(waveId), s),
     acquireLease: (item, attempt) => {
-      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now() });
+      const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: clock.nowMs() });
       return r.acquired ? { ok: true, key: layout.leaseKey(waveId, item, attempt) } : { ok: false, holder: `pid ${r.holder.pid} on ${r.holder.host}` };
     },
     releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
@@ -143,7 +143,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       mkdirSync(layout.outcomesDir(waveId), { recursive: true, mode: 0o700 });
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },
-    registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: new Date().toISOString() }),
+    registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: clock.nowIso() }),
     removePid: (pid) => void removeJobPid(layout, waveId, pid),
     wavePids: () => listJobPids(layout, { wave: waveId }).records.map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
     heartbeat: () => lock.heartbeat(),
@@ -157,10 +157,10 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       // the TTL; held only for one count-and-dispatch, a few hundred milliseconds.
       const file = path.join(layout.leasesRoot(), EXEC_LOCK_NAME);
       mkdirSync(layout.leasesRoot(), { recursive: true, mode: 0o700 });
-      const deadline = Date.now() + EXEC_LOCK_WAIT_MS;
-      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: Date.now(), waitMs: 100 }).acquired) {
-        if (Date.now() > deadline) break; // a wedged holder must not stop this wave forever
-        await new Promise((r) => setTimeout(r, 20));
+      const deadline = clock.nowMs() + EXEC_LOCK_WAIT_MS;
+      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: clock.nowMs(), waitMs: 100 }).acquired) {
+        if (clock.nowMs() > deadline) break; // a wedged holder must not stop this wave forever
+        await new Promise<void>((r) => clock.setTimer(r, 20));
       }
       try {
         return await fn();

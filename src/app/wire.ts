@@ -119,9 +119,7 @@ function loadTemplates(cfg: ResolvedConfig): { implement?: string; review?: stri
     try {
       out[k] = readFileSync(file, "utf8");
     } catch (e) {
-      throw new DxError("prompt_template_unreadable", `cannot read prompts.${k} template ${file}: ${e instanceof Error ? e.message : String(e)}`, {
-        remedy: "fix the path in the config's prompts section",
-      });
+      throw new DxError("prompt_template_unreadable", `cannot read prompts.${k} template ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
   }
   return out;

@@ -4,6 +4,7 @@ import type { WaveState } from "../core/state.js";
 import type { CommandContext } from "./main.js";
 import { createLiveTable } from "./live-table.js";
 import { describeEvent } from "./describe.js";
+import { renderEndLine } from "./render-table.js";
 
 // Output while a wave runs (SPEC §2): on a TTY a live table; elsewhere one line per transition;
 // with --json one NDJSON ledger event per line and a final summary object.
@@ -43,10 +44,7 @@ export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: 
     warn: (l) => io.err(`warning: ${l}`),
     waveId: () => undefined,
     end: (s, end) => {
-      const st = s.stats;
-      io.out(
-        `wave ${s.wave_id} ${s.status} (${s.reason_code}) [${end.kind}]: ${st.approved} approved, ${st.blocked} blocked, ${st.failed} failed, ${st.cancelled} cancelled of ${st.total}; next action: ${s.next_action}`,
-      );
+      io.out(renderEndLine(s, end.kind, null));
       io.out(`artifacts: ${s.wave_dir}`);
     },
   };

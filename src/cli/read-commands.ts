@@ -2,8 +2,9 @@ import type { Command } from "commander";
 import { openContext, requireWaveId } from "../app/context.js";
 import { readWave, controllerView } from "../app/read-wave.js";
 import { runDoctor } from "../app/doctor.js";
-import { checkExitCode, checkView, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
-import { DxError } from "../errors.js";
+import { checkExitCode, checkView, missingWaveDoc, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
+import { WaveReason } from "../core/reasons.js";
+import { DxError, ExitCode, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
@@ -16,16 +17,16 @@ interface ReadOpts {
   json?: boolean;
 }
 
-// `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.
-const notFound = (waveId: string, exitCode = 1) =>
-  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, {
-    remedy: "list waves with `ls <artifact_dir>/waves`, or start one with `dx-batch start`",
-    exitCode,
-  });
 
-const missingDoc = (waveId: string) => ({ wave_id: waveId, status: "missing", reason_code: "wave_not_found", next_action: "start_or_resume_wave" });
 
 export function registerReadCommands(program: Command, ctx: CommandContext): void {
+  registerStatus(program, ctx);
+  registerCheck(program, ctx);
+  registerReport(program, ctx);
+  registerDoctor(program, ctx);
+}
+
+function registerStatus(program: Command, ctx: CommandContext): void {
   program
     .command("status")
     .description("Show a wave: its items, reason codes, next actions and controller")
@@ -42,24 +43,28 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       }
       const w = await readWave(c.layout, waveId);
       if (!w) {
-        if (o.json) printJson(ctx.io, missingDoc(waveId));
-        throw notFound(waveId);
+        if (o.json) printJson(ctx.io, missingWaveDoc(waveId));
+        throw waveNotFound(waveId);
       }
       const view = statusView(w.state, controllerView(c.layout, waveId));
       if (o.json) printJson(ctx.io, view);
-      else {
-        ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
-        ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
-        const st = view.stats;
-        ctx.io.out(
-          `items: ${st.total} total | pending ${st.pending} | implementing ${st.implementing} | reviewing ${st.reviewing} | approved ${st.approved} | revision_required ${st.revision_required} | blocked ${st.blocked} | failed ${st.failed} | cancelled ${st.cancelled}`,
-        );
-        for (const it of view.items) {
-          ctx.io.out(`  ${it.beads_id.padEnd(20)} ${it.status.padEnd(18)} attempt ${it.attempt} ${(it.provider ?? "-").padEnd(12)} ${it.reason_code}`);
-        }
-      }
+      else printStatus(ctx, view);
     });
+}
 
+function printStatus(ctx: CommandContext, view: ReturnType<typeof statusView>): void {
+  ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
+  ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
+  const st = view.stats;
+  ctx.io.out(
+    `items: ${st.total} total | pending ${st.pending} | implementing ${st.implementing} | reviewing ${st.reviewing} | approved ${st.approved} | revision_required ${st.revision_required} | blocked ${st.blocked} | failed ${st.failed} | cancelled ${st.cancelled}`,
+  );
+  for (const it of view.items) {
+    ctx.io.out(`  ${it.beads_id.padEnd(20)} ${it.status.padEnd(18)} attempt ${it.attempt} ${(it.provider ?? "-").padEnd(12)} ${it.reason_code}`);
+  }
+}
+
+function registerCheck(program: Command, ctx: CommandContext): void {
   program
     .command("check")
     .description("Machine check of a wave: exit 0 pending/running/completed, 2 paused or controller dead, 3 failed/cancelled/missing")
@@ -72,7 +77,8 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
-        throw notFound(waveId, 3);
+        // `check` answers a missing wave with exit 3 (SPEC §2); the other read commands with 1.
+        throw waveNotFound(waveId, ExitCode.check_failed);
       }
       const cv = controllerView(c.layout, waveId);
       const v = checkView(w.state, cv);
@@ -80,7 +86,9 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       else ctx.io.out(`${v.wave_id}: ${v.state} (${v.reason_code}); next action: ${v.next_action}`);
       ctx.setExit(checkExitCode(w.state, cv));
     });
+}
 
+function registerReport(program: Command, ctx: CommandContext): void {
   program
     .command("report")
     .description("Per-item attempts, providers, verdicts, findings, durations and outcome paths, and the wave timeline")
@@ -93,14 +101,16 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const waveId = requireWaveId(o.waveId);
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
-        if (o.format === "json") printJson(ctx.io, missingDoc(waveId));
-        throw notFound(waveId);
+        if (o.format === "json") printJson(ctx.io, missingWaveDoc(waveId));
+        throw waveNotFound(waveId);
       }
       const r = reportView(w.state, w.waveEvents, w.attemptErrors);
       if (o.format === "json") printJson(ctx.io, r);
       else ctx.io.out(reportMarkdown(r));
     });
+}
 
+function registerDoctor(program: Command, ctx: CommandContext): void {
   program
     .command("doctor")
     .description("Diagnose a wave (state, ledgers, leases, controller, jobs); --fix prunes dead pid files, releases stale leases, rebuilds a bad snapshot")
@@ -112,9 +122,9 @@ export function registerReadCommands(program: Command, ctx: CommandContext): voi
       const c = openContext(ctx, { config: o.config });
       const waveId = requireWaveId(o.waveId);
       const r = await runDoctor(c, waveId, { fix: o.fix === true });
-      if (r.issues.some((i) => i.type === "wave_not_found")) {
+      if (r.issues.some((i) => i.type === WaveReason.wave_not_found)) {
         if (o.json) printJson(ctx.io, r);
-        throw notFound(waveId);
+        throw waveNotFound(waveId);
       }
       if (o.json) printJson(ctx.io, r);
       else {

@@ -187,11 +187,15 @@ export function renderWaveTable(state: WaveState, nowMs: number, opts: RenderOpt
 
 /** The closing lines of a finished run or watch: the outcome in one line, then where the artifacts are. */
 export function renderEndLines(s: WaveState, nowMs: number, endKind: string): string[] {
-  const st = s.stats;
-  const elapsed = waveElapsedMs(s, nowMs);
   return [
-    `wave ${s.wave_id} ${s.status} (${s.reason_code}) [${endKind}]: ${st.approved} approved, ${st.blocked} blocked, ${st.failed} failed, ${st.cancelled} cancelled of ${st.total}${elapsed === null ? "" : ` in ${formatDuration(elapsed)}`}; next action: ${s.next_action}`,
+    renderEndLine(s, endKind, waveElapsedMs(s, nowMs)),
     ...(s.error ? [`detail: ${s.error.replace(/\s*\n\s*/g, " ")}`] : []),
     `artifacts: ${s.wave_dir}`,
   ];
+}
+
+/** The outcome of a run in one line: every output mode ends with it (elapsed: null leaves it out). */
+export function renderEndLine(s: WaveState, endKind: string, elapsedMs: number | null): string {
+  const st = s.stats;
+  return `wave ${s.wave_id} ${s.status} (${s.reason_code}) [${endKind}]: ${st.approved} approved, ${st.blocked} blocked, ${st.failed} failed, ${st.cancelled} cancelled of ${st.total}${elapsedMs === null ? "" : ` in ${formatDuration(elapsedMs)}`}; next action: ${s.next_action}`;
 }

@@ -1,10 +1,10 @@
 import { watch, type FSWatcher } from "node:fs";
 import type { AppContext } from "../app/context.js";
 import { controllerView, readWave } from "../app/read-wave.js";
-import { effectiveReason, type ControllerView } from "../app/views.js";
+import { effectiveReason, missingWaveDoc, type ControllerView } from "../app/views.js";
 import { NextAction, WaveReason } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
-import { DxError } from "../errors.js";
+import { DxError, waveNotFound } from "../errors.js";
 import { createLiveView, type LiveViewDeps } from "./live-table.js";
 import type { CommandContext } from "./main.js";
 import { renderEndLines } from "./render-table.js";
@@ -52,11 +52,6 @@ export function watchVerdict(s: WaveState, ctl: ControllerView, noControllerForM
       return noControllerForMs >= graceMs ? { kind: "controller_dead", exitCode: 2 } : null;
   }
 }
-
-const notFound = (waveId: string): DxError =>
-  new DxError("wave_not_found", `no wave ${waveId} in the artifact directory`, {
-    remedy: "list waves with `ls <artifact_dir>/waves`, or start one with `dx-batch start`",
-  });
 
 // ---------------------------------------------------------------------------------------------
 // What a change of an item looks like to the line and NDJSON outputs.
@@ -244,7 +239,7 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
   const pollMs = o.pollMs ?? 1000;
   const graceMs = o.startGraceMs ?? 30_000;
   const waker = new Waker();
-  const watchers = new Map<string, FSWatcher>();
+  const dirs = dirWatchers(() => waker.kick());
   const onSignal = (): void => waker.stop();
   const onAbort = (): void => waker.stop();
   process.on("SIGINT", onSignal);
@@ -252,41 +247,21 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
   o.signal?.addEventListener("abort", onAbort);
   if (o.signal?.aborted) waker.stop();
 
-  const attach = (dir: string): void => {
-    if (watchers.has(dir)) return;
-    try {
-      const w = watch(dir, { persistent: false }, () => waker.kick());
-      // A watched directory that goes away (or a watcher error) just leaves the poll in charge.
-      w.on("error", () => {
-        w.close();
-        watchers.delete(dir);
-      });
-      watchers.set(dir, w);
-    } catch {
-      // Not there yet (item ledgers appear at the first dispatch) or not watchable: polled instead.
-    }
-  };
-
   // Controller first, then the wave: a controller seen dead cannot have written anything the
   // wave read then misses, so a wave that just finished is never mistaken for an abandoned one.
   const read = async (): Promise<{ s: WaveState; ctl: ControllerView }> => {
     const ctl = controllerView(c.layout, waveId);
     const w = await readWave(c.layout, waveId);
-    if (!w) throw notFound(waveId);
+    if (!w) throw waveNotFound(waveId);
     return { s: w.state, ctl };
   };
 
   let sink: Sink | null = null;
   try {
-    let cur: { s: WaveState; ctl: ControllerView };
-    try {
-      cur = await read();
-    } catch (e) {
-      if (o.json && e instanceof DxError && e.code === "wave_not_found") {
-        ctx.io.out(JSON.stringify({ wave_id: waveId, status: "missing", reason_code: WaveReason.wave_not_found, next_action: NextAction.start_or_resume_wave }));
-      }
+    let cur = await read().catch((e: unknown) => {
+      if (o.json && e instanceof DxError && e.code === WaveReason.wave_not_found) ctx.io.out(JSON.stringify(missingWaveDoc(waveId)));
       throw e;
-    }
+    });
     sink = o.json ? jsonSink(ctx) : ctx.io.stdoutIsTty && ctx.env.DX_BATCH_NO_LIVE !== "1" ? liveSink(ctx, c, o.live) : lineSink(ctx, c);
     let noControllerSince: number | null = null;
     let lastReadMs = 0;
@@ -306,8 +281,8 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
         sink.finish(cur.s, cur.ctl, end);
         return end.exitCode;
       }
-      attach(c.layout.waveDir(waveId));
-      attach(c.layout.itemLedgersDir(waveId));
+      dirs.attach(c.layout.waveDir(waveId));
+      dirs.attach(c.layout.itemLedgersDir(waveId));
       // At most one read per gap (twice the last read's cost on a large wave), and one per poll
       // period at least; a file event in between cuts the poll short.
       const gap = Math.max(MIN_READ_GAP_MS, 2 * lastReadMs);
@@ -322,7 +297,31 @@ export async function watchWave(ctx: CommandContext, c: AppContext, waveId: stri
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     o.signal?.removeEventListener("abort", onAbort);
-    for (const w of watchers.values()) w.close();
-    watchers.clear();
+    dirs.closeAll();
   }
+}
+
+/** File watchers on the wave's directories: any change cuts the poll short. */
+function dirWatchers(onChange: () => void): { attach(dir: string): void; closeAll(): void } {
+  const watchers = new Map<string, FSWatcher>();
+  return {
+    attach(dir) {
+      if (watchers.has(dir)) return;
+      try {
+        const w = watch(dir, { persistent: false }, onChange);
+        // A watched directory that goes away (or a watcher error) just leaves the poll in charge.
+        w.on("error", () => {
+          w.close();
+          watchers.delete(dir);
+        });
+        watchers.set(dir, w);
+      } catch {
+        // Not there yet (item ledgers appear at the first dispatch) or not watchable: polled instead.
+      }
+    },
+    closeAll() {
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
+    },
+  };
 }

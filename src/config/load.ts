@@ -3,7 +3,7 @@ import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import type { ValidateFunction } from "ajv";
 import { BLOCKED_ENTRY } from "../core/policy.js";
 import { DxError } from "../errors.js";
-import { compileDocument, describeAjvError } from "../contract/schema-kit.js";
+import { compileDocument, describeAjvError } from "../schema/kit.js";
 import { CONFIG_DEFAULTS, CONFIG_ENV, defaultTracker } from "./defaults.js";
 import { configDocument, type ConfigFile } from "./schema.js";
 import type { ProviderConfig, ResolvedConfig, RunnerConfig, TrackerConfig } from "./types.js";
@@ -86,10 +86,7 @@ function readConfigFile(file: string): Layer {
     text = readFileSync(file, "utf8");
   } catch (e) {
     const code = errnoCode(e);
-    throw new DxError(ConfigErrorCode.unreadable, `${file}: cannot read the config file (${code ?? String(e)})`, {
-      remedy: "make the config file a readable regular file",
-      cause: e,
-    });
+    throw new DxError(ConfigErrorCode.unreadable, `${file}: cannot read the config file (${code ?? String(e)})`, { cause: e });
   }
   // Positions in JSON.parse errors count from after a byte-order mark, so strip it first.
   const body = text.replace(/^\uFEFF/, "");
@@ -100,7 +97,7 @@ function readConfigFile(file: string): Layer {
     const message = e instanceof Error ? e.message : String(e);
     const where = jsonErrorPosition(message, body);
     throw new DxError(ConfigErrorCode.not_json, `${file}: not JSON: ${message}${where === null ? "" : ` (line ${where.line}, column ${where.column})`}`, {
-      remedy: where === null ? "fix the JSON syntax of the config file" : `fix the JSON syntax at line ${where.line}, column ${where.column}`,
+      remedy: where === null ? null : `fix the JSON syntax at line ${where.line}, column ${where.column}`,
       cause: e,
     });
   }

@@ -1,5 +1,5 @@
 import { Type, type Static } from "@sinclair/typebox";
-import { Nullable, StringEnum, TaggedUnion, schemaDocument } from "../contract/schema-kit.js";
+import { Nullable, StringEnum, TaggedUnion, schemaDocument } from "../schema/kit.js";
 import { CONFIG_DEFAULTS as D } from "./defaults.js";
 
 // The configuration FILE of SPEC §3: every key optional, snake_case, no unknown keys at any level.

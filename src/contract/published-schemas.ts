@@ -1,5 +1,5 @@
 import { configDocument } from "../config/schema.js";
-import { renderSchemaFile } from "./schema-kit.js";
+import { renderSchemaFile } from "../schema/kit.js";
 import { implementContractDocument, reviewContractDocument } from "./schemas.js";
 
 // Every JSON Schema the package ships under schemas/, with the text each file must hold.

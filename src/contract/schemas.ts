@@ -1,5 +1,5 @@
 import { Type, type Static } from "@sinclair/typebox";
-import { StringEnum, schemaDocument } from "./schema-kit.js";
+import { StringEnum, schemaDocument } from "../schema/kit.js";
 
 // The agent contracts of SPEC §7, the one source of their JSON Schemas (schemas/*.schema.json are
 // generated from here by scripts/gen-schemas.mjs; test/contract checks they have not drifted).

@@ -2,7 +2,7 @@ import type { ValidateFunction } from "ajv";
 import type { Contract, ImplementContract, ReviewContract } from "../core/contract.js";
 import { ItemReason } from "../core/reasons.js";
 import { REVIEW_JOB_SUFFIX } from "../core/ids.js";
-import { compileDocument, describeAjvError } from "./schema-kit.js";
+import { compileDocument, describeAjvError } from "../schema/kit.js";
 import { implementContractDocument, reviewContractDocument } from "./schemas.js";
 
 // The boundary where an agent's contract text becomes a typed Contract (SPEC §7): size, JSON,

@@ -8,38 +8,70 @@ import type { TrackerIssue, TrackerPort } from "../tracker/port.js";
 // What the controller needs from the world, as narrow ports: tests hand in object literals, the
 // CLI hands in the real store, runner, tracker and workspace.
 
+/** Cancels a timer set with `Clock.setTimer`; calling it after the timer fired does nothing. */
+export type CancelTimer = () => void;
+
+/**
+ * Every time read and every wait in the shell goes through this port, so a test can move time
+ * forward without waiting (XState's SimulatedClock is the model).
+ */
 export interface Clock {
   nowMs(): number;
   nowIso(): string;
+  /** Calls `fn` once after `ms` milliseconds. */
+  setTimer(fn: () => void, ms: number): CancelTimer;
 }
 
 export const systemClock: Clock = {
   nowMs: () => Date.now(),
   nowIso: () => new Date().toISOString(),
+  setTimer: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  },
 };
 
-/** The wave's files: ledger, snapshot, leases, claim, prompts, outcomes, pid files, lock. */
-export interface WaveFiles {
-  readonly waveDir: string;
+/** The durable record: the ledger (write-ahead) and the snapshot. All `WaveSession` needs. */
+export interface WaveLog {
   append(e: WaveEvent): void;
   writeSnapshot(s: WaveState): void;
+}
+
+/** Item+attempt leases and cross-wave claims (SPEC §8). */
+export interface WaveLeases {
   acquireLease(itemId: string, attempt: number): { ok: true; key: string } | { ok: false; holder: string };
   releaseLease(itemId: string, attempt: number): void;
   claim(itemId: string): { ok: true } | { ok: false; byWave: string };
   releaseClaim(itemId: string): void;
+}
+
+/** The per-attempt files: prompt, contract and outcome. */
+export interface AttemptFiles {
   /** Writes the prompt (mode 0600) and returns its path. */
   writePrompt(itemId: string, phase: Phase, attempt: number, text: string): string;
   promptPath(itemId: string, phase: Phase, attempt: number): string;
   contractPath(itemId: string, phase: Phase, attempt: number): string;
   outcomePath(itemId: string, phase: Phase, attempt: number): string;
   writeOutcome(path: string, outcome: Outcome): void;
+}
+
+/** The wave's pid files (jobs/<wave>/*.pid), so cancel works without a controller. */
+export interface PidFiles {
   registerPid(rec: { pid: number; pgid: number; item_id: string; phase: Phase; attempt: number; run_instance: string }): void;
   removePid(pid: number): void;
   /** Pids registered for this wave (jobs/<wave>/*.pid), for cancel without a controller. */
   wavePids(): { pid: number; pgid: number }[];
+}
+
+/** The controller lock this process holds for the wave. */
+export interface ControllerLockPort {
   /** Rewrites the heartbeat; false when the lock is no longer ours. */
   heartbeat(): boolean;
   releaseControllerLock(): void;
+}
+
+/** The exec-saturation guard, shared by every controller of one artifact_dir. */
+export interface ExecGuard {
   /** Distinct live pids across jobs/*\/*.pid and the runner's pid files (exec-saturation guard). */
   liveExecPids(): Promise<number>;
   /**
@@ -48,6 +80,14 @@ export interface WaveFiles {
    */
   withExecLock<T>(fn: () => Promise<T>): Promise<T>;
 }
+
+/** The wave's files: everything above, as the store adapter (app/wave-files.ts) provides them. */
+export interface WaveFiles extends WaveLog, WaveLeases, AttemptFiles, PidFiles, ControllerLockPort, ExecGuard {
+  readonly waveDir: string;
+}
+
+/** What the controller loop itself uses of the wave's files (the lock's release and the pid listing are the app's). */
+export type ControllerFiles = WaveLog & WaveLeases & AttemptFiles & Pick<PidFiles, "registerPid" | "removePid"> & Pick<ControllerLockPort, "heartbeat"> & ExecGuard;
 
 export type WorktreeResult =
   | { ok: true; path: string; base_commit: string | null }
@@ -70,7 +110,7 @@ export interface Templates {
 }
 
 export interface ControllerDeps {
-  files: WaveFiles;
+  files: ControllerFiles;
   runner: RunnerPort;
   tracker: TrackerPort;
   workspace: Workspace;

@@ -2,7 +2,7 @@ import type { Effect } from "../core/effects.js";
 import type { DraftEvent, WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
 import { step } from "../core/step.js";
-import type { Clock, WaveFiles } from "./ports.js";
+import type { Clock, WaveLog } from "./ports.js";
 
 // One transition = append the event (write-ahead, fsync), fold it through the pure step, then
 // persist the snapshot. Snapshots of large waves are coalesced: the ledger is the truth and a
@@ -22,7 +22,7 @@ export class WaveSession {
   private lastFlushMs = 0;
 
   constructor(
-    private readonly files: WaveFiles,
+    private readonly files: WaveLog,
     initial: WaveState,
     private readonly clock: Clock,
     private readonly onEvent?: (e: WaveEvent, s: WaveState) => void,

@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from "../config/types.js";
 import type { Contract } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
+import type { ItemReason, RunnerReason, TrackerReason, WaveReason } from "./reasons.js";
 import type { JobState, Phase } from "./status.js";
 
 // The ledger vocabulary. Every event is a fact observed by the shell (a clock reading, a pid, a
@@ -34,7 +35,7 @@ export interface WaveCreated extends Base {
 
 export interface PreflightRecorded extends Base {
   event: "preflight_recorded";
-  providers: Record<string, { ok: boolean; reason_code: string | null }>;
+  providers: Record<string, { ok: boolean; reason_code: RunnerReason | null }>;
 }
 
 export interface WaveStarted extends Base {
@@ -51,18 +52,18 @@ export interface WaveResumed extends Base {
 
 export interface WavePaused extends Base {
   event: "wave_paused";
-  reason_code: string;
+  reason_code: WaveReason;
 }
 
 export interface WaveFailed extends Base {
   event: "wave_failed";
-  reason_code: string;
+  reason_code: WaveReason;
   error: string;
 }
 
 export interface WaveCancelled extends Base {
   event: "wave_cancelled";
-  reason_code: string;
+  reason_code: WaveReason;
 }
 
 /** How a dispatch dealt with a provider that was cooling down after a quota error. */
@@ -111,7 +112,7 @@ export interface JobFinished extends Base {
   state: JobState;
   exit_code: number | null;
   /** The runner's own reason: stalled, max_runtime_exceeded, provider_quota_exhausted, log_size_capped… */
-  runner_reason: string | null;
+  runner_reason: RunnerReason | null;
   contract: Contract | null;
   contract_error: string | null;
   outcome_path: string;
@@ -126,7 +127,7 @@ export interface AttemptFailed extends Base {
   attempt: number;
   provider: string;
   run_instance: string;
-  reason_code: string;
+  reason_code: ItemReason;
   error: string;
   outcome_path: string;
 }
@@ -136,7 +137,7 @@ export interface ItemSettled extends Base {
   event: "item_settled";
   item_id: string;
   status: "blocked" | "failed";
-  reason_code: string;
+  reason_code: ItemReason;
   error: string;
 }
 
@@ -145,7 +146,7 @@ export interface TrackerError extends Base {
   event: "tracker_error";
   item_id: string;
   op: "in_progress" | "comment" | "close";
-  reason_code: string;
+  reason_code: TrackerReason;
   detail: string;
 }
 

@@ -27,20 +27,27 @@ export interface PlanResult {
 
 export function planDispatch(state: WaveState, nowIso: string): PlanResult {
   if (state.status !== "running") return { intents: [], wake_at: null };
-  const now = toMs(nowIso);
-  const policy = state.policy;
-  const cooling = (p: string): boolean => {
-    const until = state.cooldowns[p];
-    return until !== undefined && toMs(until) > now;
-  };
-  let wakeAt: number | null = null;
-  const noteWake = (p: string): void => {
-    const until = state.cooldowns[p];
-    if (until === undefined) return;
-    const t = toMs(until);
-    if (wakeAt === null || t < wakeAt) wakeAt = t;
-  };
+  const ctx = planContext(state, toMs(nowIso));
+  planReviews(ctx);
+  planImplements(ctx);
+  return { intents: ctx.intents, wake_at: ctx.wakeAt === null ? null : new Date(ctx.wakeAt).toISOString() };
+}
 
+/** One planning pass: the free slots, the cooldowns and what has been planned so far. */
+interface PlanContext {
+  state: WaveState;
+  intents: DispatchIntent[];
+  capacity: number;
+  wakeAt: number | null;
+  cooling: (p: string) => boolean;
+  /** The earliest cooldown end that could let a waiting item go. */
+  noteWake: (p: string) => void;
+  providerHasRoom: (p: string) => boolean;
+  take: (intent: DispatchIntent) => void;
+}
+
+function planContext(state: WaveState, now: number): PlanContext {
+  const policy = state.policy;
   const perProvider = new Map<string, number>();
   let running = 0;
   for (const it of state.items) {
@@ -49,53 +56,74 @@ export function planDispatch(state: WaveState, nowIso: string): PlanResult {
       perProvider.set(it.provider, (perProvider.get(it.provider) ?? 0) + 1);
     }
   }
-  let capacity = policy.max_parallel - running;
-  const intents: DispatchIntent[] = [];
-  const providerHasRoom = (p: string): boolean => {
-    const cap = policy.provider_max_parallel[p];
-    return cap === undefined || (perProvider.get(p) ?? 0) < cap;
+  const ctx: PlanContext = {
+    state,
+    intents: [],
+    capacity: policy.max_parallel - running,
+    wakeAt: null,
+    cooling: (p) => {
+      const until = state.cooldowns[p];
+      return until !== undefined && toMs(until) > now;
+    },
+    noteWake: (p) => {
+      const until = state.cooldowns[p];
+      if (until === undefined) return;
+      const t = toMs(until);
+      if (ctx.wakeAt === null || t < ctx.wakeAt) ctx.wakeAt = t;
+    },
+    providerHasRoom: (p) => {
+      const cap = policy.provider_max_parallel[p];
+      return cap === undefined || (perProvider.get(p) ?? 0) < cap;
+    },
+    take: (intent) => {
+      ctx.intents.push(intent);
+      ctx.capacity -= 1;
+      perProvider.set(intent.provider, (perProvider.get(intent.provider) ?? 0) + 1);
+    },
   };
-  const take = (intent: DispatchIntent): void => {
-    intents.push(intent);
-    capacity -= 1;
-    perProvider.set(intent.provider, (perProvider.get(intent.provider) ?? 0) + 1);
-  };
+  return ctx;
+}
 
-  const approved = new Set<string>();
-  for (const it of state.items) if (it.status === "approved") approved.add(it.beads_id);
-
+/** Reviews first: an implemented item waiting for review is closest to done. */
+function planReviews(ctx: PlanContext): void {
+  const { state } = ctx;
   for (const it of state.items) {
-    if (capacity <= 0) break;
+    if (ctx.capacity <= 0) break;
     if (it.status !== "reviewing" || it.run_instance !== null) continue;
-    const candidates = reviewCandidates(policy, it.implementer).filter((p) => !isPreflightFailed(state.preflight, p));
-    const ready = candidates.find((p) => !cooling(p) && providerHasRoom(p));
+    const candidates = reviewCandidates(state.policy, it.implementer).filter((p) => !isPreflightFailed(state.preflight, p));
+    const ready = candidates.find((p) => !ctx.cooling(p) && ctx.providerHasRoom(p));
     if (ready === undefined) {
-      candidates.filter(cooling).forEach(noteWake);
+      candidates.filter(ctx.cooling).forEach(ctx.noteWake);
       continue;
     }
     const first = candidates[0];
-    take({
+    ctx.take({
       item_id: it.beads_id,
       phase: "review",
       attempt: it.attempt,
       provider: ready,
       chain_index: it.chain_index,
-      quota: quotaHandling(it, "review", ready, first !== undefined && cooling(first) ? first : null),
+      quota: quotaHandling(it, "review", ready, first !== undefined && ctx.cooling(first) ? first : null),
       skipped: [],
     });
   }
+}
 
+function planImplements(ctx: PlanContext): void {
+  const { state } = ctx;
+  const approved = new Set<string>();
+  for (const it of state.items) if (it.status === "approved") approved.add(it.beads_id);
   for (const it of state.items) {
-    if (capacity <= 0) break;
+    if (ctx.capacity <= 0) break;
     if (it.status !== "pending" && it.status !== "revision_required") continue;
     if (!it.depends_on.every((d) => approved.has(d))) continue;
-    const pick = pickImplementer(policy.retry_chain, it.chain_index, (p) => isPreflightFailed(state.preflight, p), cooling, providerHasRoom);
+    const pick = pickImplementer(state.policy.retry_chain, it.chain_index, (p) => isPreflightFailed(state.preflight, p), ctx.cooling, ctx.providerHasRoom);
     if (pick.kind === "wait") {
-      pick.cooling.forEach(noteWake);
+      pick.cooling.forEach(ctx.noteWake);
       continue;
     }
     if (pick.kind === "none") continue;
-    take({
+    ctx.take({
       item_id: it.beads_id,
       phase: "implement",
       attempt: it.attempt + 1,
@@ -105,7 +133,6 @@ export function planDispatch(state: WaveState, nowIso: string): PlanResult {
       skipped: pick.skipped,
     });
   }
-  return { intents, wake_at: wakeAt === null ? null : new Date(wakeAt).toISOString() };
 }
 
 type Pick =

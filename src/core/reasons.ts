@@ -21,6 +21,9 @@ export const WaveReason = {
   controller_dead: "controller_dead",
 } as const;
 
+/** Why a wave is where it is: a named reason, or a doctor check that failed critically. */
+export type WaveReason = (typeof WaveReason)[keyof typeof WaveReason] | `doctor_critical_${string}`;
+
 export const ItemReason = {
   pending: "pending",
   implementing: "implementing",
@@ -54,14 +57,77 @@ export const ItemReason = {
   canonical_worktree_forbidden: "canonical_worktree_forbidden",
 } as const;
 
-export const worktreeReason = {
-  missing: (path: string) => `worktree_missing:${path}`,
-  ambiguous: (paths: readonly string[]) => `worktree_ambiguous:${paths.join(",")}`,
-  forbidden: (path: string) => `canonical_worktree_forbidden:${path}`,
+/** How a runner says a job ended or why it could not answer (the runner port's reason_code). */
+export const RunnerReason = {
+  stalled: "stalled",
+  max_runtime_exceeded: "max_runtime_exceeded",
+  provider_quota_exhausted: "provider_quota_exhausted",
+  log_size_capped: "log_size_capped",
+  exited_err: "exited_err",
+  runner_job_lost: "runner_job_lost",
+  stopped: "stopped",
+  run_instance_mismatch: "run_instance_mismatch",
+  contract_missing: "contract_missing",
+  contract_too_large: "contract_too_large",
+  unknown_provider: "unknown_provider",
+  job_not_found: "job_not_found",
+  stop_requested: "stop_requested",
 } as const;
-export const dependencyBlocked = (item: string): string => `dependency_blocked:${item}`;
-export const claimedByOtherWave = (wave: string): string => `item_claimed_by_other_wave:${wave}`;
-export const doctorCritical = (type: string): string => `doctor_critical_${type}`;
+
+/**
+ * A reason in another program's words, passed through unchanged (dx-runner's reasons, a tracker's).
+ * It keeps the named members above visible to the editor while admitting any string; the runner and
+ * tracker adapters still hand the port plain strings. Once they map their answers onto the named
+ * reasons at their boundary, deleting this member makes every reason type closed.
+ */
+export type ForeignReason = string & Record<never, never>;
+
+/** A runner reason, or a provider's own (`<provider>_binary_missing`, `…_preflight_failed`). */
+export type RunnerReason =
+  | (typeof RunnerReason)[keyof typeof RunnerReason]
+  | `${string}_binary_missing`
+  | `${string}_auth_missing`
+  | `${string}_preflight_failed`
+  | ForeignReason;
+
+/** What a tracker call answers when it fails (the tracker port's reason_code). */
+export const TrackerReason = {
+  item_not_found: "item_not_found",
+  invalid_item_id: "invalid_item_id",
+  tracker_command_failed: "tracker_command_failed",
+  tracker_command_missing: "tracker_command_missing",
+  tracker_command_timeout: "tracker_command_timeout",
+  tracker_output_invalid: "tracker_output_invalid",
+  tracker_locked: "tracker_locked",
+  tracker_close_disabled: "tracker_close_disabled",
+  tracker_version_unknown: "tracker_version_unknown",
+  tracker_version_too_old: "tracker_version_too_old",
+} as const;
+export type TrackerReason = (typeof TrackerReason)[keyof typeof TrackerReason] | ForeignReason;
+
+/** The parametrised item reasons, each built by one helper below. */
+export type WorktreeReason = `worktree_missing:${string}` | `worktree_ambiguous:${string}` | `canonical_worktree_forbidden:${string}`;
+export type DependencyBlocked = `dependency_blocked:${string}`;
+export type ClaimedByOtherWave = `item_claimed_by_other_wave:${string}`;
+
+/** Why an item is where it is. A runner's reason can end an attempt, so it is one too. */
+export type ItemReason =
+  | (typeof ItemReason)[keyof typeof ItemReason]
+  | RunnerReason
+  | WorktreeReason
+  | DependencyBlocked
+  | ClaimedByOtherWave;
+
+export const worktreeReason = {
+  missing: (path: string): WorktreeReason => `worktree_missing:${path}`,
+  ambiguous: (paths: readonly string[]): WorktreeReason => `worktree_ambiguous:${paths.join(",")}`,
+  forbidden: (path: string): WorktreeReason => `canonical_worktree_forbidden:${path}`,
+} as const;
+export const dependencyBlocked = (item: string): DependencyBlocked => `dependency_blocked:${item}`;
+export const claimedByOtherWave = (wave: string): ClaimedByOtherWave => `item_claimed_by_other_wave:${wave}`;
+/** The prefix of every doctor_critical_<check> wave reason. */
+export const DOCTOR_CRITICAL = "doctor_critical_";
+export const doctorCritical = (type: string): `doctor_critical_${string}` => `${DOCTOR_CRITICAL}${type}`;
 
 export const NextAction = {
   monitor_wave_until_terminal: "monitor_wave_until_terminal",
@@ -83,8 +149,8 @@ export function waveNextAction(status: WaveStatus, reasonCode: string | null): N
     case "paused":
       return NextAction.run_dx_batch_resume;
     case "failed":
-      if (reasonCode?.startsWith("exec_saturation")) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
-      if (reasonCode?.startsWith("doctor_critical")) return NextAction.run_dx_batch_doctor_and_resolve_critical;
+      if (reasonCode?.startsWith(WaveReason.exec_saturation)) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
+      if (reasonCode?.startsWith(DOCTOR_CRITICAL)) return NextAction.run_dx_batch_doctor_and_resolve_critical;
       return NextAction.inspect_wave_error_and_recover;
     case "cancelled":
       return NextAction.review_outcomes_before_restart;

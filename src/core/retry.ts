@@ -23,7 +23,7 @@ export function usableChainIndex(
   return null;
 }
 
-export type RetryDecision = { kind: "retry"; chain_index: number } | { kind: "exhausted"; reason_code: string };
+export type RetryDecision = { kind: "retry"; chain_index: number } | { kind: "exhausted"; reason_code: ItemReason };
 
 /** After a counted attempt failed: where the next attempt starts, or why there is none. */
 export function nextAttempt(

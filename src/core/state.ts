@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from "../config/types.js";
 import type { Finding, ReviewVerdict } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
-import type { ItemNextAction, NextAction } from "./reasons.js";
+import type { ItemNextAction, ItemReason, NextAction, RunnerReason, WaveReason } from "./reasons.js";
 import type { ItemStatus, JobState, Phase, WaveStatus } from "./status.js";
 import type { QuotaHandling } from "./events.js";
 
@@ -15,7 +15,7 @@ export interface AttemptRecord {
   started_at: string | null;
   completed_at: string | null;
   state: JobState | null;
-  reason_code: string | null;
+  reason_code: ItemReason | null;
   verdict: ReviewVerdict | null;
   findings: Finding[];
   summary: string | null;
@@ -49,7 +49,7 @@ export interface ItemState {
   verdict: ReviewVerdict | null;
   outcome_path: string | null;
   error: string | null;
-  reason_code: string;
+  reason_code: ItemReason;
   next_action: ItemNextAction;
   /** Position in retry_chain the next implement attempt starts from. */
   chain_index: number;
@@ -82,7 +82,7 @@ export interface Stats {
 
 export interface ProviderPreflight {
   ok: boolean;
-  reason_code: string | null;
+  reason_code: RunnerReason | null;
 }
 
 export interface WaveState {
@@ -91,7 +91,7 @@ export interface WaveState {
   wave_id: string;
   wave_dir: string;
   status: WaveStatus;
-  reason_code: string;
+  reason_code: WaveReason;
   next_action: NextAction;
   error: string | null;
   created_at: string;

@@ -1,3 +1,5 @@
+import type { JobRef as AttemptRef } from "../core/effects.js";
+import type { RunnerReason } from "../core/reasons.js";
 import type { JobState, Phase } from "../core/status.js";
 
 // The runner port (SPEC §9). The controller depends on this interface only; the built-in runner
@@ -7,7 +9,7 @@ export interface ProviderAvailability {
   provider: string;
   ok: boolean;
   /** `<provider>_binary_missing`, `<provider>_version_failed`, `<provider>_auth_missing`, … */
-  reason_code: string | null;
+  reason_code: RunnerReason | null;
   detail: string | null;
 }
 
@@ -27,10 +29,9 @@ export interface JobSpec {
   model?: string | null;
 }
 
-export interface JobRef {
+/** A job as the runner knows it: the core's JobRef names the attempt, the runner its job_id. */
+export interface JobRef extends Pick<AttemptRef, "provider" | "run_instance"> {
   job_id: string;
-  provider: string;
-  run_instance: string;
   /** Where the job was told to write its contract; runners that keep no meta (dx-runner) need it. */
   contract_file?: string;
 }
@@ -53,7 +54,7 @@ export interface JobHealth {
   run_instance: string | null;
   state: JobState;
   /** Runner's reason: stalled, max_runtime_exceeded, provider_quota_exhausted, log_size_capped… */
-  reason_code: string | null;
+  reason_code: RunnerReason | null;
   exit_code: number | null;
   pid: number | null;
   worktree: string | null;
@@ -69,7 +70,7 @@ export interface JobHealth {
 /** The raw contract text the job delivered, before schema validation (src/contract does that). */
 export type ContractSource =
   | { found: true; source: "file" | "log"; text: string }
-  | { found: false; reason_code: string; detail: string };
+  | { found: false; reason_code: RunnerReason; detail: string };
 
 export interface RunnerPort {
   preflight(provider: string): Promise<ProviderAvailability>;
@@ -91,7 +92,7 @@ export interface RunnerPort {
 }
 
 /** The health of a job the runner knows nothing (more) about: the base every runner reports from. */
-export function missingHealth(ref: JobRef, reasonCode: string | null, runInstance: string | null = ref.run_instance): JobHealth {
+export function missingHealth(ref: JobRef, reasonCode: RunnerReason | null, runInstance: string | null = ref.run_instance): JobHealth {
   return {
     job_id: ref.job_id,
     provider: ref.provider,

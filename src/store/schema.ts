@@ -4,7 +4,7 @@ import type { Contract, Finding } from "../core/contract.js";
 import type { EventName, WaveEvent } from "../core/events.js";
 import type { WavePolicy } from "../core/policy.js";
 import type { ResolvedConfig } from "../config/types.js";
-import { ItemNextAction, NextAction } from "../core/reasons.js";
+import { ItemNextAction, NextAction, type WaveReason } from "../core/reasons.js";
 import type { AttemptRecord, ItemState, WaveState } from "../core/state.js";
 import { ITEM_STATUSES, JobState, Phase, WaveStatus } from "../core/status.js";
 
@@ -27,6 +27,8 @@ const OrNull = <T extends TSchema>(t: T) => Type.Union([t, Null]);
 const PhaseS = literals(Object.values(Phase));
 const JobStateS = literals(Object.values(JobState));
 const QuotaS = Type.Union([Type.Literal("fallback"), Type.Literal("waited"), Null]);
+/** Typed as the core's WaveReason, checked as a string: a ledger from an older version still loads. */
+const WaveReasonS = Type.Unsafe<WaveReason>(Str);
 
 const FindingS = Type.Object({
   type: literals(["critical", "major", "minor", "suggestion", "positive"] as const),
@@ -132,9 +134,9 @@ const PreflightRecordedS = Type.Object({
 });
 const WaveStartedS = Type.Object({ ...Base, event: Type.Literal("wave_started"), controller_pid: Int, host: Str });
 const WaveResumedS = Type.Object({ ...Base, event: Type.Literal("wave_resumed"), controller_pid: Int, host: Str });
-const WavePausedS = Type.Object({ ...Base, event: Type.Literal("wave_paused"), reason_code: Str });
-const WaveFailedS = Type.Object({ ...Base, event: Type.Literal("wave_failed"), reason_code: Str, error: Str });
-const WaveCancelledS = Type.Object({ ...Base, event: Type.Literal("wave_cancelled"), reason_code: Str });
+const WavePausedS = Type.Object({ ...Base, event: Type.Literal("wave_paused"), reason_code: WaveReasonS });
+const WaveFailedS = Type.Object({ ...Base, event: Type.Literal("wave_failed"), reason_code: WaveReasonS, error: Str });
+const WaveCancelledS = Type.Object({ ...Base, event: Type.Literal("wave_cancelled"), reason_code: WaveReasonS });
 const ItemDispatchedS = Type.Object({
   ...Base,
   event: Type.Literal("item_dispatched"),
@@ -274,7 +276,7 @@ const WaveStateS = Type.Object({
   wave_id: Str,
   wave_dir: Str,
   status: literals(Object.values(WaveStatus)),
-  reason_code: Str,
+  reason_code: WaveReasonS,
   next_action: literals(Object.values(NextAction)),
   error: OrNull(Str),
   created_at: Str,

@@ -11,6 +11,7 @@ import type {
   ReviewContract,
   ReviewVerdict,
   WaveEvent,
+  WaveReason,
   WavePolicy,
 } from "../../src/core/index.js";
 
@@ -174,15 +175,15 @@ export class Ledger {
     return this.push({ event: "wave_resumed", controller_pid: 4343, host: "test-host" });
   }
 
-  pause(reason_code = "wave_paused_signal"): this {
+  pause(reason_code: WaveReason = "wave_paused_signal"): this {
     return this.push({ event: "wave_paused", reason_code });
   }
 
-  fail(reason_code: string, error = `wave failed: ${reason_code}`): this {
+  fail(reason_code: WaveReason, error = `wave failed: ${reason_code}`): this {
     return this.push({ event: "wave_failed", reason_code, error });
   }
 
-  cancel(reason_code = "wave_cancelled"): this {
+  cancel(reason_code: WaveReason = "wave_cancelled"): this {
     return this.push({ event: "wave_cancelled", reason_code });
   }
 

@@ -141,7 +141,7 @@ describe("dx-batch runner: dx-runner's command line", () => {
     expect(existsSync(path.join(c.ws.logDir, "q", "bd-wt1.pid"))).toBe(false);
   });
 
-  it("exit codes of check: 1 missing, 2 stalled, 3 exited_err, 23 no_op; the phase comes from the job id unless --phase", async () => {
+  it("exit codes of check: 1 missing, 2 stalled, 3 exited_err, 0 no_op_success; the phase comes from the job id unless --phase", async () => {
     const c = cli({
       providers: { q: { command: [fixture("fake-quiet"), "60"] }, fail: { command: [fixture("fake-sleep"), "0", "3"] }, idle: { command: [fixture("fake-sleep"), "0"] } },
     });
@@ -166,8 +166,8 @@ describe("dx-batch runner: dx-runner's command line", () => {
     c.start(["--beads", "bd-ck3-review", "--phase", "implement", "--provider", "idle", "--prompt-file", prompt, "--worktree", c.ws.worktree("bd-ck3")]);
     const noop = await waitFor(() => {
       const r = c.run(["check", "--beads", "bd-ck3-review", "--json"]);
-      return r.code === 23 ? r : null;
-    }, "no_op", 30_000, 100);
+      return r.code === 0 && json(r.stdout).state === "no_op_success" ? r : null;
+    }, "no_op_success", 30_000, 100);
     expect(json(noop.stdout)).toMatchObject({ state: "no_op_success", phase: "implement" });
     const meta = JSON.parse(readFileSync(path.join(c.ws.logDir, "idle", "bd-ck3-review.meta.json"), "utf8")) as Record<string, unknown>;
     expect(meta).toMatchObject({ item_id: "bd-ck3-review", phase: "implement" });

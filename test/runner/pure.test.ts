@@ -66,7 +66,7 @@ describe("guards and parsers", () => {
 
   it("maps job states to dx-runner check exit codes and next actions", () => {
     const states: JobState[] = ["stalled", "no_op", "no_op_success", "exited_err", "timed_out", "missing", "healthy", "exited_ok", "stopped"];
-    expect(states.map(checkExitCode)).toEqual([2, 23, 23, 3, 3, 1, 0, 0, 0]);
+    expect(states.map(checkExitCode)).toEqual([2, 23, 0, 3, 3, 1, 0, 0, 0]);
     expect(jobNextAction({ state: "exited_err", reason_code: "provider_quota_exhausted" })).toBe("switch_provider");
     expect(jobNextAction({ state: "healthy", reason_code: null })).toBe("monitor");
   });

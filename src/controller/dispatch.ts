@@ -1,0 +1,104 @@
+import type { DispatchIntent } from "../core/plan.js";
+import { ItemReason, claimedByOtherWave } from "../core/reasons.js";
+import type { ItemState } from "../core/state.js";
+import type { WorktreeResult } from "./ports.js";
+import { attemptPrompt } from "./prompts.js";
+import { jobRefOf, nextCheckMs, type Shell } from "./shell.js";
+
+// Dispatch: lease and claim first, then the worktree and the prompt, then the durable
+// `item_dispatched` event, and only then the job (SPEC §8).
+
+/** Carry out one intent of the plan. `takeEarly` hands over the worktree resolved ahead of time, if any. */
+export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarly: () => Promise<WorktreeResult | null> | undefined): Promise<void> {
+  const files = sh.deps.files;
+  const item = sh.item(intent.item_id);
+  const lease = files.acquireLease(intent.item_id, intent.attempt);
+  if (!lease.ok) {
+    sh.deps.log(`${intent.item_id}: lease for attempt ${intent.attempt} is held by ${lease.holder}; will retry`);
+    return;
+  }
+  const claim = files.claim(intent.item_id);
+  if (!claim.ok) {
+    files.releaseLease(intent.item_id, intent.attempt);
+    await sh.apply({
+      event: "item_settled",
+      item_id: intent.item_id,
+      status: "blocked",
+      reason_code: claimedByOtherWave(claim.byWave),
+      error: `item is claimed by live wave ${claim.byWave}`,
+    });
+    return;
+  }
+  let worktree = item.worktree;
+  let base = item.base_commit;
+  if (worktree === null) {
+    const pre = await takeEarly();
+    const w = pre?.ok ? pre : await sh.deps.workspace.resolve(intent.item_id);
+    if (!w.ok) {
+      files.releaseLease(intent.item_id, intent.attempt);
+      await sh.apply({ event: "item_settled", item_id: intent.item_id, status: w.status, reason_code: w.reason_code, error: w.detail });
+      return;
+    }
+    worktree = w.path;
+    base = w.base_commit;
+  }
+  const issue = await sh.issue(intent.item_id);
+  const head = intent.phase === "review" ? await sh.deps.workspace.head(worktree) : null;
+  const contract_file = files.contractPath(intent.item_id, intent.phase, intent.attempt);
+  const text = attemptPrompt({ item, phase: intent.phase, attempt: intent.attempt, worktree, base_commit: base, head, contract_file }, issue, sh.deps.templates);
+  files.writePrompt(intent.item_id, intent.phase, intent.attempt, text);
+  await sh.apply({
+    event: "item_dispatched",
+    item_id: intent.item_id,
+    phase: intent.phase,
+    attempt: intent.attempt,
+    provider: intent.provider,
+    chain_index: intent.chain_index,
+    run_instance: sh.deps.newRunInstance(),
+    lease_key: lease.key,
+    worktree,
+    base_commit: base,
+    quota: intent.quota,
+    skipped: intent.skipped,
+  });
+}
+
+/** Start the job of a dispatched attempt; a spawn failure fails the item (SPEC §6). */
+export async function startJob(sh: Shell, it: ItemState): Promise<void> {
+  if (it.run_instance === null || it.phase === null || it.provider === null || it.worktree === null) return;
+  const files = sh.deps.files;
+  const key = { item_id: it.beads_id, phase: it.phase, attempt: it.attempt, provider: it.provider, run_instance: it.run_instance };
+  const ref = jobRefOf(sh.deps, key);
+  // Track before starting, so an exit reported during start() is not missed.
+  sh.jobs.add({ ref, item_id: key.item_id, phase: key.phase, attempt: key.attempt, provider: key.provider, started_at: null, pid: null, own: true, next_check_ms: nextCheckMs(sh.deps, true) });
+  try {
+    const started = await sh.deps.runner.start({
+      job_id: ref.job_id,
+      item_id: key.item_id,
+      wave_id: sh.session.state.wave_id,
+      phase: key.phase,
+      attempt: key.attempt,
+      provider: key.provider,
+      run_instance: key.run_instance,
+      worktree: it.worktree,
+      prompt_file: files.promptPath(key.item_id, key.phase, key.attempt),
+      contract_file: files.contractPath(key.item_id, key.phase, key.attempt),
+    });
+    files.registerPid({ pid: started.pid, pgid: started.pgid, item_id: key.item_id, phase: key.phase, attempt: key.attempt, run_instance: key.run_instance });
+    const tracked = sh.jobs.get(key.run_instance);
+    if (tracked) {
+      tracked.pid = started.pid;
+      tracked.started_at = started.started_at;
+    }
+    await sh.apply({ event: "job_started", ...key, pid: started.pid, pgid: started.pgid, started_at: started.started_at, log_path: started.log_path });
+  } catch (err) {
+    sh.jobs.remove(key.run_instance);
+    await sh.apply({
+      event: "item_settled",
+      item_id: key.item_id,
+      status: "failed",
+      reason_code: key.phase === "implement" ? ItemReason.dispatch_failed : ItemReason.review_dispatch_failed,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+}

@@ -1,0 +1,61 @@
+import type { DraftEvent } from "../core/events.js";
+import { jobIdFor } from "../core/ids.js";
+import type { ItemState } from "../core/state.js";
+import type { JobState, Phase } from "../core/status.js";
+import type { CheckOptions, JobRef } from "../runner/port.js";
+import type { TrackerIssue } from "../tracker/port.js";
+import type { ControllerDeps } from "./ports.js";
+import type { WaveSession } from "./session.js";
+import type { TrackedJobs } from "./tracked-jobs.js";
+import type { TrackerQueue } from "./tracker-queue.js";
+
+// What the controller's parts (dispatch, finish, re-attach, effects) share: the ports, the
+// session and the jobs being watched. The Controller builds one and hands it to each part, so
+// the parts are plain functions over a narrow context instead of methods of one large class.
+
+export interface Shell {
+  readonly deps: ControllerDeps;
+  readonly session: WaveSession;
+  readonly jobs: TrackedJobs;
+  readonly tracker: TrackerQueue;
+  item(id: string): ItemState;
+  /** The tracker's text of an item (cached; the wave's own title when the tracker has none). */
+  issue(id: string): Promise<TrackerIssue>;
+  /** One transition: append, fold and snapshot (WaveSession.apply), then perform its effects in order. */
+  apply(draft: DraftEvent): Promise<void>;
+  /** Start the job of a dispatched attempt (dispatch.ts). */
+  startJob(it: ItemState): Promise<void>;
+  /** A cancel was asked for: a job that never started is not started now. */
+  cancelling(): boolean;
+}
+
+/** Runner states after which a job is finished by the controller even though it did not exit. */
+export const FINISH_STATES: ReadonlySet<JobState> = new Set(["stalled", "timed_out", "missing"]);
+
+export function checkOptions(deps: ControllerDeps): CheckOptions {
+  return { stall_minutes: deps.timing.stall_minutes, max_runtime_minutes: deps.timing.max_runtime_minutes };
+}
+
+/** One run of one attempt of one phase of an item. */
+export interface AttemptKey {
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  run_instance: string;
+}
+
+/** The runner's handle on an attempt's job. */
+export function jobRefOf(deps: ControllerDeps, a: AttemptKey): JobRef {
+  return {
+    job_id: jobIdFor(a.item_id, a.phase),
+    provider: a.provider,
+    run_instance: a.run_instance,
+    contract_file: deps.files.contractPath(a.item_id, a.phase, a.attempt),
+  };
+}
+
+/** When the next health check of a job falls due: own jobs report exits, re-attached ones are polled. */
+export function nextCheckMs(deps: ControllerDeps, own: boolean): number {
+  return deps.clock.nowMs() + (own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
+}

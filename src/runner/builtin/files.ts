@@ -1,0 +1,148 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import type { JobState } from "../../core/status.js";
+import { parseJsonObject, readIntFile, readTextQuiet, removeQuiet, writeJsonAtomic } from "../fs-util.js";
+import { parseStoredHealth, readJobMeta, type JobMeta, type JobProgress } from "../meta.js";
+import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
+import { readContractSource } from "../contract-source.js";
+import type { ContractSource, JobHealth, JobRef } from "../port.js";
+import { processAlive } from "../proc.js";
+
+// The built-in runner's job files (SPEC §9): finding jobs under log_dir, the memoized verdict of a
+// finished job, the first progress record, and pruning dead pid files.
+
+const TERMINAL: ReadonlySet<JobState> = new Set(["exited_ok", "exited_err", "no_op_success", "stopped", "timed_out"]);
+
+/** A finished job's verdict, memoized so later checks neither re-probe git nor change their mind. */
+export function readOutcome(p: JobPaths, runInstance: string): JobHealth | null {
+  const o = parseJsonObject(readTextQuiet(p.outcome));
+  if (!o || o.run_instance !== runInstance) return null;
+  const h = parseStoredHealth(o.health);
+  return h !== null && h.run_instance === runInstance && TERMINAL.has(h.state) ? h : null;
+}
+
+export function writeOutcome(p: JobPaths, h: JobHealth): void {
+  writeJsonAtomic(p.outcome, { version: 1, run_instance: h.run_instance, health: h });
+}
+
+export const initialProgress = (meta: JobMeta): JobProgress => ({
+  run_instance: meta.run_instance,
+  observed_at_ms: meta.started_at_ms,
+  last_progress_at_ms: meta.started_at_ms,
+  log_bytes: 0,
+  cpu_sec: 0,
+  signature: meta.signature_at_start,
+  mutation_count: 0,
+  stop_requested_at_ms: null,
+  timed_out_at_ms: null,
+});
+
+/** This run's meta, or null when the files are absent or belong to another run_instance. */
+export function metaOf(logDir: string, ref: JobRef): JobMeta | null {
+  const m = readJobMeta(jobPaths(logDir, ref.provider, ref.job_id).meta);
+  return m !== null && m.run_instance === ref.run_instance ? m : null;
+}
+
+/** The raw contract this run delivered: its contract file, else the last marker in its log. */
+export async function readJobContract(logDir: string, ref: JobRef): Promise<ContractSource> {
+  const p = jobPaths(logDir, ref.provider, ref.job_id);
+  const meta = readJobMeta(p.meta);
+  if (meta === null) return { found: false, reason_code: "contract_missing", detail: `no job ${ref.job_id} under ${p.dir}` };
+  if (meta.run_instance !== ref.run_instance) {
+    return { found: false, reason_code: "run_instance_mismatch", detail: `job files belong to run ${meta.run_instance}, not ${ref.run_instance}` };
+  }
+  return readContractSource(meta.contract_file, p.log);
+}
+
+/** Every job with files under log_dir (its current run_instance). */
+export function listJobs(logDir: string): JobRef[] {
+  const out: JobRef[] = [];
+  for (const provider of listDirs(logDir)) {
+    if (!isValidProviderName(provider)) continue;
+    for (const f of listFiles(path.join(logDir, provider), ".meta.json")) {
+      const meta = readJobMeta(path.join(logDir, provider, f));
+      if (meta !== null && meta.provider === provider && `${meta.job_id}.meta.json` === f) {
+        out.push({ job_id: meta.job_id, provider, run_instance: meta.run_instance });
+      }
+    }
+  }
+  return out;
+}
+
+/** The newest job with this id across providers, for commands that name only `--beads ID`. */
+export function findJob(logDir: string, jobId: string, provider?: string): JobRef | null {
+  assertJobId(jobId);
+  let best: { ref: JobRef; at: number } | null = null;
+  for (const prov of provider !== undefined ? [provider] : listDirs(logDir)) {
+    if (!isValidProviderName(prov)) continue;
+    const meta = readJobMeta(jobPaths(logDir, prov, jobId).meta);
+    if (meta !== null && (best === null || meta.started_at_ms > best.at)) {
+      best = { ref: { job_id: jobId, provider: prov, run_instance: meta.run_instance }, at: meta.started_at_ms };
+    }
+  }
+  return best?.ref ?? null;
+}
+
+/** Remove the pid files of dead processes, including those whose meta is gone or unreadable. */
+export async function prunePidFiles(logDir: string): Promise<{ checked: number; pruned: number }> {
+  let checked = 0;
+  let pruned = 0;
+  for (const ref of listJobs(logDir)) {
+    const p = jobPaths(logDir, ref.provider, ref.job_id);
+    const pid = readIntFile(p.pid);
+    if (pid === null) continue;
+    checked++;
+    const meta = readJobMeta(p.meta);
+    if (!(await processAlive(pid, meta?.pid_start ?? null))) {
+      removeQuiet(p.pid);
+      pruned++;
+    }
+  }
+  for (const provider of listDirs(logDir)) {
+    for (const f of listFiles(path.join(logDir, provider), ".pid")) {
+      const job = f.slice(0, -".pid".length);
+      if (existsSync(path.join(logDir, provider, `${job}.meta.json`))) continue;
+      const pidPath = path.join(logDir, provider, f);
+      const pid = readIntFile(pidPath);
+      checked++;
+      if (pid === null || !(await processAlive(pid, null))) {
+        removeQuiet(pidPath);
+        pruned++;
+      }
+    }
+  }
+  return { checked, pruned };
+}
+
+/** Live pids of the jobs under log_dir, for the exec-saturation guard. */
+export async function livePids(logDir: string): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const ref of listJobs(logDir)) {
+    const p = jobPaths(logDir, ref.provider, ref.job_id);
+    const pid = readIntFile(p.pid);
+    if (pid === null) continue;
+    if (await processAlive(pid, readJobMeta(p.meta)?.pid_start ?? null)) pids.add(pid);
+  }
+  return [...pids].sort((a, b) => a - b);
+}
+
+function listDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+function listFiles(dir: string, suffix: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.endsWith(suffix) && statSync(path.join(dir, n)).isFile())
+      .sort();
+  } catch {
+    return [];
+  }
+}

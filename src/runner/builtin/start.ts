@@ -1,0 +1,184 @@
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
+import path from "node:path";
+import { isValidItemId } from "../../core/ids.js";
+import { DxError } from "../../errors.js";
+import { checkWorktreePolicy } from "../../workspace/policy.js";
+import { agentEnv } from "../agent-env.js";
+import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtomic } from "../fs-util.js";
+import { readJobMeta, writeJobProgress, type JobMeta } from "../meta.js";
+import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
+import type { JobRef, JobSpec, StartedJob } from "../port.js";
+import { processStartToken, waitSignalsHandled } from "../proc.js";
+import { resolveExecutable } from "../providers/common.js";
+import type { LaunchPlan, Provider } from "../providers/index.js";
+import { SHELL, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
+import { probeWorktree, worktreeToplevel } from "../worktree-probe.js";
+import type { BuiltinContext } from "./context.js";
+import { initialProgress } from "./files.js";
+import { jobAlive, liveJobCount } from "./liveness.js";
+
+// The built-in runner's `start` (SPEC §9): refuse what cannot run (exit codes of REFERENCE §1),
+// plan the agent's argv and env, record the job's meta before the spawn, then launch the sh
+// wrapper detached in its own process group and record its pid once its traps are armed.
+
+/** The argv and env the agent is launched with, resolved against PATH. */
+interface Launch {
+  plan: LaunchPlan;
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  dxEnv: Record<string, string>;
+}
+
+export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<StartedJob> {
+  const { provider, worktree } = await admit(ctx, spec);
+  const p = jobPaths(ctx.logDir, spec.provider, spec.job_id);
+  const launch = await planLaunch(ctx, spec, provider, worktree);
+  const meta = await recordStart(ctx, spec, launch, worktree, p);
+  const pid = await spawnWrapper(ctx, spec, launch, p, worktree);
+  // Until the wrapper's first line has run, a SIGTERM (an early stop) would kill it unarmed.
+  await waitSignalsHandled(pid, 2_000);
+  const token = await processStartToken(pid);
+  writeFileAtomicSync(p.pid, `${pid}\n`);
+  writeJsonAtomic(p.meta, { ...meta, pid, pgid: pid, pid_start: token });
+  return { pid, pgid: pid, started_at: meta.started_at, log_path: p.log };
+}
+
+/** Every refusal before anything is written: ids, provider, worktree, prompt, running job, cap. */
+async function admit(ctx: BuiltinContext, spec: JobSpec): Promise<{ provider: Provider; worktree: string }> {
+  assertJobId(spec.job_id);
+  if (!isValidItemId(spec.item_id)) throw new DxError("invalid_item_id", `invalid item id ${JSON.stringify(spec.item_id)}`);
+  const provider = isValidProviderName(spec.provider) ? ctx.registry.get(spec.provider) : null;
+  if (provider === null) {
+    throw new DxError("unknown_provider", `no provider named ${spec.provider}`, {
+      exitCode: 20,
+      remedy: `use one of ${ctx.registry.names().join(", ")} or define it under "providers" in the config`,
+    });
+  }
+  const p = jobPaths(ctx.logDir, spec.provider, spec.job_id);
+  const worktree = path.resolve(spec.worktree);
+  if (!statQuiet(worktree)?.isDirectory()) {
+    throw new DxError(`worktree_missing:${worktree}`, `worktree ${worktree} does not exist`, { exitCode: 22, remedy: "create the worktree first (dx-batch creates it when `repo` is configured)" });
+  }
+  const verdict = checkWorktreePolicy(worktree, ctx.workspace);
+  if (!verdict.ok) {
+    throw new DxError(verdict.reason_code, verdict.detail, { exitCode: 22, remedy: "run agents only in worktrees under workspace_root or allowed_prefixes, never in a protected checkout" });
+  }
+  if (!statQuiet(spec.prompt_file)?.isFile()) throw new DxError("prompt_file_missing", `prompt file ${spec.prompt_file} does not exist`, { exitCode: 2 });
+
+  const old = readJobMeta(p.meta);
+  if (old !== null && (await jobAlive(old, p, ctx.clock()))) {
+    throw new DxError("job_already_running", `job ${spec.job_id} (${spec.provider}) is already running as pid ${old.pid ?? "?"}`, {
+      exitCode: 1,
+      remedy: `dx-batch runner stop --beads ${spec.job_id}`,
+    });
+  }
+  if (provider.max_parallel !== null) {
+    const live = await liveJobCount(ctx.logDir, spec.provider, spec.job_id, ctx.clock());
+    if (live >= provider.max_parallel) {
+      throw new DxError("provider_concurrency_cap", `${spec.provider} already runs ${live} job(s), its max_parallel is ${provider.max_parallel}`, { exitCode: 26 });
+    }
+  }
+  return { provider, worktree };
+}
+
+async function planLaunch(ctx: BuiltinContext, spec: JobSpec, provider: Provider, worktree: string): Promise<Launch> {
+  const waveId = spec.wave_id || (ctx.waveId ?? "");
+  const plan = await provider.plan({
+    job_id: spec.job_id,
+    item_id: spec.item_id,
+    wave_id: waveId,
+    phase: spec.phase,
+    attempt: spec.attempt,
+    run_instance: spec.run_instance,
+    worktree,
+    prompt_file: spec.prompt_file,
+    contract_file: spec.contract_file,
+    model: spec.model ?? null,
+    env: ctx.env,
+  });
+  const env: NodeJS.ProcessEnv = { ...ctx.env };
+  for (const k of plan.unset_env) delete env[k];
+  const dxEnv = agentEnv(spec, waveId);
+  Object.assign(env, plan.env, dxEnv);
+  const bin = resolveExecutable(plan.argv[0] ?? "", env);
+  if (bin === null) {
+    throw new DxError(`${spec.provider}_binary_missing`, `${plan.argv[0] ?? "(empty command)"} not found on PATH`, { exitCode: 21 });
+  }
+  return { plan, argv: [bin, ...plan.argv.slice(1)], env, dxEnv };
+}
+
+/**
+ * Clear the last run's files and write this run's meta and progress. Written before the spawn: a
+ * launcher that dies in between leaves a "launching" job that turns into a lost one, never a job
+ * nobody can find.
+ */
+async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, worktree: string, p: JobPaths): Promise<JobMeta> {
+  const toplevel = await worktreeToplevel(worktree);
+  const probe = await probeWorktree(worktree, toplevel);
+
+  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, p.outcome, p.progress, p.contract, spec.contract_file, p.pid]) removeQuiet(f);
+  if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
+
+  const startedMs = ctx.clock();
+  const meta: JobMeta = {
+    version: 1,
+    job_id: spec.job_id,
+    item_id: spec.item_id,
+    wave_id: launch.dxEnv.DX_BATCH_WAVE_ID ?? "",
+    provider: spec.provider,
+    phase: spec.phase,
+    attempt: spec.attempt,
+    run_instance: spec.run_instance,
+    started_at: new Date(startedMs).toISOString(),
+    started_at_ms: startedMs,
+    argv: [launch.argv[0] ?? "", ...launch.plan.argv_for_meta.slice(1)],
+    env_keys: [...Object.keys(launch.plan.env), ...Object.keys(launch.dxEnv)].sort(),
+    worktree,
+    worktree_toplevel: toplevel,
+    head_at_start: probe.head,
+    dirty_at_start: probe.dirty,
+    signature_at_start: probe.signature,
+    pid: null,
+    pgid: null,
+    pid_start: null,
+    log_path: p.log,
+    prompt_file: spec.prompt_file,
+    contract_file: spec.contract_file,
+    model: launch.plan.model,
+    max_log_bytes: ctx.maxLogBytes,
+    launcher_pid: process.pid,
+  };
+  writeJsonAtomic(p.meta, meta);
+  writeJobProgress(p.progress, initialProgress(meta));
+  return meta;
+}
+
+/** Launch the wrapper detached (its own group); the launcher hears its exit at once. */
+async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, p: JobPaths, worktree: string): Promise<number> {
+  const logFd = openSync(p.log, "a", 0o600);
+  let inFd: number | null = null;
+  let child;
+  try {
+    inFd = launch.plan.stdin === "prompt" ? openSync(spec.prompt_file, "r") : null;
+    child = spawn(SHELL, wrapperArgs({ rcPath: p.rc, capBytes: ctx.maxLogBytes, argv: launch.argv, toolsPath: wrapperToolsPath() }), {
+      cwd: worktree,
+      env: launch.env,
+      detached: true,
+      stdio: [inFd ?? "ignore", logFd, logFd],
+    });
+  } finally {
+    closeSync(logFd);
+    if (inFd !== null) closeSync(inFd);
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    const err = await new Promise<Error>((resolve) => child.once("error", resolve));
+    throw new DxError("spawn_failed", `cannot start ${SHELL}: ${err.message}`);
+  }
+  child.unref();
+  const ref: JobRef = { job_id: spec.job_id, provider: spec.provider, run_instance: spec.run_instance };
+  child.once("exit", () => ctx.notifyExit(ref, readIntFile(p.rc)));
+  return pid;
+}

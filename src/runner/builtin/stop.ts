@@ -1,0 +1,34 @@
+import { existsSync } from "node:fs";
+import { readIntFile } from "../fs-util.js";
+import { killProcessGroup, type GroupKillResult } from "../kill-group.js";
+import { readJobMeta, readJobProgress, writeJobProgress } from "../meta.js";
+import { jobPaths } from "../paths.js";
+import type { JobRef } from "../port.js";
+import { groupMembers } from "../proc.js";
+import type { BuiltinContext } from "./context.js";
+import { initialProgress } from "./files.js";
+import { groupIsOurs } from "./liveness.js";
+
+// The built-in runner's `stop` (SPEC §8): record that the stop was asked for (so the verdict is
+// `stopped`, not a failure), then SIGTERM, grace, SIGKILL to the whole group.
+
+export interface StopResult {
+  stopped: boolean;
+  /** The group killer's record; absent when there was nothing of ours to stop. */
+  kill?: GroupKillResult;
+}
+
+export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number = ctx.graceMs): Promise<StopResult> {
+  const p = jobPaths(ctx.logDir, ref.provider, ref.job_id);
+  const meta = readJobMeta(p.meta);
+  if (meta === null || meta.run_instance !== ref.run_instance) return { stopped: false };
+  const pgid = meta.pgid ?? readIntFile(p.pid);
+  if (pgid === null || !(await groupIsOurs(meta, pgid))) return { stopped: false };
+  if ((await groupMembers(pgid)).length === 0) return { stopped: false };
+  const prog = readJobProgress(p.progress);
+  const base = prog !== null && prog.run_instance === meta.run_instance ? prog : initialProgress(meta);
+  // An agent that already exited keeps its exit as the verdict; only its leftovers are killed.
+  const exited = existsSync(p.rc);
+  if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null) writeJobProgress(p.progress, { ...base, stop_requested_at_ms: ctx.clock() });
+  return { stopped: true, kill: await killProcessGroup(pgid, { grace_ms: graceMs }) };
+}

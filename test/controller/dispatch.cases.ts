@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import { reviewContract } from "../helpers/events.js";
+import { World } from "./world.js";
+
+describe("controller: dispatch", () => {
+  it("runs one item through implement and review to completed, in SPEC §8 order", async () => {
+    const w = new World({ items: ["it-1"] });
+    await w.start();
+    expect(w.story()).toEqual(["wave_created", "preflight_recorded", "wave_started", "item_dispatched it-1 implement 1", "job_started it-1 implement 1"]);
+    // Lease and claim are held, the prompt is written before the job starts, and under its path.
+    expect([...w.files.leases.keys()]).toEqual(["it-1+1"]);
+    expect(w.files.claims).toEqual(new Set(["it-1"]));
+    const spec = w.runner.starts[0];
+    expect(spec?.run_instance).toBe(w.item("it-1").run_instance);
+    expect(w.files.prompts.get(spec?.prompt_file ?? "")).toContain("it-1");
+    expect(w.files.pids.size).toBe(1);
+
+    w.runner.exit(w.runner.jobOf("it-1"));
+    await w.clock.advance(0);
+    expect(w.story(5)).toEqual(["job_finished it-1 implement 1", "item_dispatched it-1 review 1", "job_started it-1 review 1"]);
+    expect(w.runner.starts[1]?.provider).toBe("prov-a");
+
+    w.runner.exit(w.runner.jobOf("it-1", "review"), { contract: reviewContract("it-1", "APPROVED") });
+    await w.clock.advance(0);
+    expect(w.end).toEqual({ kind: "completed" });
+    expect(w.state.status).toBe("completed");
+    expect(w.item("it-1").status).toBe("approved");
+    expect(w.files.leases.size).toBe(0);
+    expect(w.files.claims.size).toBe(0);
+    expect(w.files.pids.size).toBe(0);
+    expect([...w.files.outcomes.keys()]).toEqual(["/mem/outcomes/it-1.implement.attempt1.outcome.json", "/mem/outcomes/it-1.review.attempt1.outcome.json"]);
+    expect(w.files.snapshot).toEqual(w.state);
+  });
+});
+
+describe("controller: dispatch order and caps", () => {
+  it("fills max_parallel in item order, gives a freed slot to a review first, and holds a dependent until its dependency is approved", async () => {
+    const w = new World({ items: ["a", "b", { id: "c", title: "c", depends_on: ["a"] }, "d"], policy: { max_parallel: 2 } });
+    await w.start();
+    expect(w.eventsOf("item_dispatched").map((e) => `${e.item_id}:${e.phase}`)).toEqual(["a:implement", "b:implement"]);
+
+    w.runner.exit(w.runner.jobOf("a"));
+    await w.clock.advance(0);
+    // The review of a goes before d (reviews first) and c waits for a's approval.
+    expect(w.eventsOf("item_dispatched").map((e) => `${e.item_id}:${e.phase}`)).toEqual(["a:implement", "b:implement", "a:review"]);
+
+    w.runner.exit(w.runner.jobOf("a", "review"));
+    await w.clock.advance(0);
+    expect(w.item("a").status).toBe("approved");
+    expect(w.eventsOf("item_dispatched").map((e) => `${e.item_id}:${e.phase}`).slice(3)).toEqual(["c:implement"]);
+    expect(w.state.items.filter((i) => i.run_instance !== null)).toHaveLength(2);
+  });
+
+  it("finishes jobs that exit together in one cycle, each event whole and in seq order", async () => {
+    const w = new World({ items: ["a", "b", "c"], policy: { max_parallel: 3 } });
+    await w.start();
+    const before = w.files.events.length;
+    for (const id of ["a", "b", "c"]) w.runner.exit(w.runner.jobOf(id));
+    await w.clock.advance(0);
+    const after = w.story(before);
+    expect(after.filter((l) => l.startsWith("job_finished")).sort()).toEqual(["job_finished a implement 1", "job_finished b implement 1", "job_finished c implement 1"]);
+    expect(after.filter((l) => l.startsWith("item_dispatched")).sort()).toEqual(["item_dispatched a review 1", "item_dispatched b review 1", "item_dispatched c review 1"]);
+    expect(w.files.events.map((e) => e.seq)).toEqual(w.files.events.map((_, i) => i + 1));
+    // Exactly one job_finished per run_instance, however many exit notices came in.
+    expect(new Set(w.eventsOf("job_finished").map((e) => e.run_instance)).size).toBe(3);
+  });
+
+  it("blocks an item another live wave has claimed and goes on with the rest", async () => {
+    const w = new World({ items: ["a", "b"] });
+    w.files.claimedElsewhere.set("a", "w-other");
+    await w.start();
+    expect(w.item("a")).toMatchObject({ status: "blocked", reason_code: "item_claimed_by_other_wave:w-other" });
+    expect(w.files.leases.has("a+1")).toBe(false);
+    expect(w.item("b").status).toBe("implementing");
+  });
+
+  it("fails the item dispatch_failed when the runner cannot start its job", async () => {
+    const w = new World({ items: ["a"] });
+    w.runner.failStarts = "spawn ENOENT";
+    await w.start();
+    expect(w.item("a")).toMatchObject({ status: "failed", reason_code: "dispatch_failed" });
+    expect(w.end).toEqual({ kind: "completed" });
+  });
+});
+
+describe("controller: the exec-cap hold", () => {
+  it("at the cap dispatches nothing, looks again after reattach_poll_ms, and dispatches once there is room", async () => {
+    const w = new World({ items: ["a", "b"], timing: { exec_process_cap: 4 } });
+    w.files.liveExec = 4;
+    await w.start();
+    expect(w.eventsOf("item_dispatched")).toEqual([]);
+    expect(w.state.status).toBe("running");
+    await w.clock.advance(10_000);
+    expect(w.eventsOf("item_dispatched")).toEqual([]);
+    w.files.liveExec = 3;
+    await w.clock.advance(500);
+    // One slot: one dispatch; the other waits for the next look.
+    expect(w.eventsOf("item_dispatched").map((e) => e.item_id)).toEqual(["a"]);
+    w.files.liveExec = 0;
+    await w.clock.advance(500);
+    expect(w.eventsOf("item_dispatched").map((e) => e.item_id)).toEqual(["a", "b"]);
+    expect(w.files.execLockCalls).toBeGreaterThan(2);
+  });
+
+  it("above the cap at a later cycle fails the wave exec_saturation and leaves running jobs alone", async () => {
+    const w = new World({ items: ["a", "b"], policy: { max_parallel: 1 }, timing: { exec_process_cap: 4 } });
+    await w.start();
+    w.files.liveExec = 5;
+    w.runner.exit(w.runner.jobOf("a"));
+    await w.clock.advance(0);
+    expect(w.state).toMatchObject({ status: "failed", reason_code: "exec_saturation" });
+    expect(w.end).toEqual({ kind: "failed", reason_code: "exec_saturation" });
+    expect(w.runner.stops).toEqual([]);
+  });
+});
