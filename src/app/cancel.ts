@@ -71,7 +71,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
     const controller = new Controller(deps, cur.state);
     controller.request("cancel");
-    await controller.run();
+    await controller.run().finally(() => rt.runner.close?.());
     // Anything still registered for this wave (a job whose start was never recorded) goes too.
     await Promise.all(
       files.wavePids().map(async (p) => {

@@ -86,6 +86,7 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
     process.off("SIGUSR1", onUsr1);
     controller.session.flush(true);
     rt.files.releaseControllerLock();
+    await rt.runner.close?.();
   }
 }
 

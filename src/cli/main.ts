@@ -5,6 +5,8 @@ import { processIo, reportError, type Io } from "./io.js";
 import { registerReadCommands } from "./read-commands.js";
 import { registerWaveCommands } from "./wave-commands.js";
 import { registerDemoCommand } from "./demo.js";
+import { registerWorkerCommand } from "./worker.js";
+import { registerWorkersCommand } from "./workers.js";
 
 // The command line. Every action returns an exit code instead of exiting, so main() is testable
 // in-process and the process exits in exactly one place (bin/dx-batch.js).
@@ -50,6 +52,8 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   registerReadCommands(program, ctx);
   registerRunnerCommand(program, ctx);
   registerDemoCommand(program, ctx);
+  registerWorkerCommand(program, ctx);
+  registerWorkersCommand(program, ctx);
   // SPEC §2: a usage error is `error: usage: …` then one `remedy:` line naming the command's help.
   const remedies = (cmd: Command, name: string): void => {
     for (const sub of cmd.commands) {

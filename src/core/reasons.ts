@@ -19,6 +19,8 @@ export const WaveReason = {
   exec_saturation: "exec_saturation",
   orchestrator_exception: "orchestrator_exception",
   controller_dead: "controller_dead",
+  /** The queue runner's Redis stayed unreachable past runner.unavailable_minutes. */
+  queue_unavailable: "queue_unavailable",
 } as const;
 
 /** Why a wave is where it is: a named reason, or a doctor check that failed critically. */

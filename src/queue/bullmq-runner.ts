@@ -38,6 +38,7 @@ export interface QueueRunner extends RunnerPort {
   ack(ref: JobRef): Promise<void>;
   /** Since when Redis has been unreachable (ms epoch), or null. */
   unavailableSince(): number | null;
+  unavailable(): string | null;
   close(): Promise<void>;
 }
 
@@ -53,6 +54,8 @@ const health = (ref: JobRef, state: JobHealth["state"], rec: RunRecord | null, r
   state,
   reason_code: reason ?? rec?.health?.reason_code ?? null,
   started_at: rec?.started_at ?? rec?.health?.started_at ?? null,
+  // The agent's pid is on another host: 0 says "started", and is never signalled here.
+  pid: rec?.worker_id != null ? 0 : null,
 });
 
 export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
@@ -137,7 +140,7 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     const rec = await readRun(ref.run_instance);
     if (rec?.result) {
       if (rec.result.lock_lost) return health(ref, "missing", rec, "runner_job_lost");
-      return { ...rec.result.health, job_id: ref.job_id, provider: ref.provider, run_instance: ref.run_instance };
+      return { ...rec.result.health, job_id: ref.job_id, provider: ref.provider, run_instance: ref.run_instance, pid: 0 };
     }
     const job: Job | undefined = await queue(ref.provider).getJob(ref.run_instance);
     let state = job ? await job.getState() : "unknown";
@@ -165,12 +168,14 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
 
   async function pump(): Promise<void> {
     reader = openRedis(o.redis_url);
-    reader.on("error", () => undefined);
     let last = readCursor(o.cursor_file) ?? "$";
     let lastScan = 0;
+    let announced = false;
+    const blockMs = Math.max(200, Math.floor(lockMs / 4));
     while (!closed) {
       try {
-        const res = (await reader.xread("COUNT", 500, "BLOCK", Math.max(200, Math.floor(lockMs / 4)), "STREAMS", k.events, last));
+        // Bounded: while Redis is away ioredis would hold the call until it returns.
+        const res = await withTimeout(reader.xread("COUNT", 500, "BLOCK", blockMs, "STREAMS", k.events, last), blockMs + callMs, "xread");
         const entries = res?.[0]?.[1] ?? [];
         for (const [id, fields] of entries) {
           last = id;
@@ -185,22 +190,31 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
           const tail = await reader.xrevrange(k.events, "+", "-", "COUNT", 1);
           last = tail[0]?.[0] ?? "0-0";
         }
-        const now = Date.now();
-        if (now - lastScan >= Math.min(1_000, lockMs / 4)) {
-          lastScan = now;
-          await scanLost();
-        }
       } catch {
         if (!closed) await sleep(500);
       }
+      const now = Date.now();
+      if (!closed && now - lastScan >= Math.min(1_000, lockMs / 4)) {
+        lastScan = now;
+        await scanLost();
+      }
+      // Past the outage limit: wake the controller once, so it pauses the wave now.
+      const down = runner.unavailable() !== null;
+      if (down && !announced) for (const ref of [...watched.values()]) notify(ref);
+      announced = down;
     }
   }
 
   /** Jobs that failed in BullMQ (stalled) without a result: tell the controller to look now. */
   async function scanLost(): Promise<void> {
     for (const ref of [...watched.values()]) {
-      const h = await classify(ref).catch(() => null);
-      if (h !== null && (h.state === "missing" || h.finished_at !== null)) notify(ref);
+      let h: JobHealth;
+      try {
+        h = await guard("scan", () => classify(ref));
+      } catch {
+        return;
+      }
+      if (h.state === "missing" || h.finished_at !== null) notify(ref);
     }
   }
 
@@ -328,6 +342,11 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     },
 
     unavailableSince: () => firstFailure,
+
+    unavailable(): string | null {
+      if (firstFailure === null || Date.now() - firstFailure < unavailableMs) return null;
+      return `redis at ${o.redis_url} unreachable for ${Math.round((Date.now() - firstFailure) / 1000)} s`;
+    },
 
     async close(): Promise<void> {
       closed = true;
