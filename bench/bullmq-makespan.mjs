@@ -9,7 +9,7 @@
 // Floor: every item needs 2 agent runs of agent-ms, one after the other; with S slots in all,
 // floor = ceil(2 × items / S) × agent-ms (S = 9 for 3 × 3, 3 for 1 × 3).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -105,16 +105,21 @@ async function runCase(name, workers) {
     const ctl = spawn(process.execPath, [BIN, "start", "--config", cfg, "--items", items.join(","), "--wave-id", "bench"], { env, stdio: "ignore" });
     const code = await new Promise((r) => ctl.on("close", r));
     const command_s = (performance.now() - t0) / 1000;
-    const ledger = readFileSync(path.join(root, "artifacts", "waves", "bench", "wave.ledger.jsonl"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
-    const started = ledger.find((e) => e.event === "wave_started");
-    const done = ledger.filter((e) => e.event === "wave_completed" || e.event === "wave_failed" || e.event === "wave_cancelled").at(-1) ?? ledger.at(-1);
+    const readLedger = (f) =>
+      readFileSync(f, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+    const waveDir = path.join(root, "artifacts", "waves", "bench");
+    const itemDir = path.join(root, "artifacts", "ledgers", "bench");
+    const events = [...readLedger(path.join(waveDir, "wave.ledger.jsonl")), ...readdirSync(itemDir).flatMap((f) => readLedger(path.join(itemDir, f)))];
+    const started = events.find((e) => e.event === "wave_started");
+    const done = events.reduce((a, e) => (Date.parse(e.at) > Date.parse(a.at) ? e : a), started);
     const wave_s = (Date.parse(done.at) - Date.parse(started.at)) / 1000;
     const slots = workers * CONC;
     const floor_s = (Math.ceil((2 * ITEMS) / slots) * AGENT_MS) / 1000;
-    return { case: name, workers, concurrency: CONC, slots, items: ITEMS, agent_ms: AGENT_MS, exit_code: code, wave_s: +wave_s.toFixed(2), command_s: +command_s.toFixed(2), floor_s, ratio: +(wave_s / floor_s).toFixed(2) };
+    const approved = events.filter((e) => e.event === "job_finished" && e.phase === "review").length;
+    return { case: name, approved_reviews: approved, workers, concurrency: CONC, slots, items: ITEMS, agent_ms: AGENT_MS, exit_code: code, wave_s: +wave_s.toFixed(2), command_s: +command_s.toFixed(2), floor_s, ratio: +(wave_s / floor_s).toFixed(2) };
   } finally {
     for (const { p } of procs) {
       try {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ensureBuilt, REPO } from "../e2e/build.js";
@@ -71,12 +71,22 @@ export function waitFor<T>(fn: () => T | null | undefined | false | Promise<T | 
   })();
 }
 
-function spawnProc(name: string, argv: string[], o: { cwd: string; env: NodeJS.ProcessEnv }): Proc {
+function spawnProc(name: string, argv: string[], o: { cwd: string; env: NodeJS.ProcessEnv; logDir?: string }): Proc {
   const child = spawn(process.execPath, argv, { cwd: o.cwd, env: o.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
-  child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
+  const logFile = o.logDir === undefined ? null : path.join(o.logDir, `${name.replace(/[^A-Za-z0-9_-]+/g, "_")}.${child.pid ?? 0}.log`);
+  const tee = (d: string): void => {
+    if (logFile !== null) appendFileSync(logFile, d);
+  };
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+    tee(d);
+  });
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    err += d;
+    tee(d);
+  });
   if (child.pid === undefined) throw new Error(`cannot spawn ${name}`);
   const p: Proc = {
     name,
@@ -105,6 +115,8 @@ export interface ClusterOptions {
   appendonly?: boolean;
   /** Keys merged over the controller's config. */
   config?: Record<string, unknown>;
+  /** Keys merged over the controller's `runner` object. */
+  runner?: Record<string, unknown>;
 }
 
 export class Cluster {
@@ -119,6 +131,7 @@ export class Cluster {
   readonly providers: string[];
   readonly lockMs: number;
   readonly prefix: string;
+  readonly logDir: string;
   readonly env: NodeJS.ProcessEnv;
   redis!: RedisServer;
   readonly workers = new Map<string, WorkerHost>();
@@ -136,7 +149,9 @@ export class Cluster {
     this.providers = o.providers ?? ["agent-a"];
     this.lockMs = o.lockMs ?? 3_000;
     this.prefix = "dxt";
+    this.logDir = path.join(this.root, "logs");
     mkdirSync(path.join(this.recordDir, "gates"), { recursive: true });
+    mkdirSync(this.logDir, { recursive: true });
     const env: NodeJS.ProcessEnv = { ...process.env, DX_BATCH_NO_LIVE: "1", DX_BATCH_LOCK_MS: String(this.lockMs) };
     for (const k of ["DX_BATCH_CONFIG", "DX_BATCH_ARTIFACT_DIR", "DX_RUNNER_LOG_BASE", "DX_BATCH_WORKSPACE_ROOT", "DX_BATCH_EXEC_PROCESS_CAP", "DX_BATCH_HOME", "DX_BATCH_HOST_ID"]) delete env[k];
     this.env = env;
@@ -187,7 +202,7 @@ export class Cluster {
       retry_chain: [...this.providers, ...this.providers, "blocked"],
       tracker: { type: "file", path: issuesPath },
       providers: this.providerConfig(),
-      runner: { type: "bullmq", redis_url: this.redis.url, queue_prefix: this.prefix, lock_seconds: this.lockMs / 1000 },
+      runner: { type: "bullmq", redis_url: this.redis.url, queue_prefix: this.prefix, lock_seconds: this.lockMs / 1000, ...this.o.runner },
       ...this.o.config,
     };
     writeFileSync(this.configPath, JSON.stringify(config, null, 2));
@@ -205,8 +220,7 @@ export class Cluster {
     const workspace = path.join(dir, "ws");
     const runnerDir = path.join(dir, "runner");
     const argv = [
-      path.join(REPO, "test", "fixtures", "bullmq", "worker-entry.mjs"),
-      path.join(path.dirname(this.bin), "..", "dist"),
+      this.bin,
       "worker",
       "--redis", this.redis.url,
       "--config", this.workerConfigPath,
@@ -218,7 +232,7 @@ export class Cluster {
       "--host-id", name,
       "--queue-prefix", this.prefix,
     ];
-    const proc = spawnProc(`worker ${name}`, argv, { cwd: dir, env: this.env });
+    const proc = spawnProc(`worker ${name}`, argv, { cwd: dir, env: this.env, logDir: this.logDir });
     host = { name, dir, clone, workspace, runnerDir, proc };
     this.workers.set(name, host);
     return host;
@@ -231,7 +245,7 @@ export class Cluster {
   }
 
   cli(args: string[]): Proc {
-    return spawnProc(`dx-batch ${args[0] ?? ""}`, [this.bin, ...args], { cwd: this.root, env: this.env });
+    return spawnProc(`dx-batch ${args[0] ?? ""}`, [this.bin, ...args], { cwd: this.root, env: this.env, logDir: this.logDir });
   }
 
   /** `dx-batch <cmd> --config <controller config> …`, run to its end. */

@@ -86,6 +86,7 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
     if (first.pgid !== null) process.kill(-first.pgid, "SIGKILL");
     const lost = await waitFor(() => of(c.ledger("w-kill"), "attempt_failed", (e) => e.reason_code === "runner_job_lost")[0], { what: "runner_job_lost", timeoutMs: 60_000 });
     const lostAfter = Date.now() - killedAt;
+    process.stdout.write(`runner_job_lost recorded ${lostAfter} ms after the SIGKILL (lock window ${c.lockMs} ms)\n`);
     // Lock window + the stalled check (half a window) + polling.
     expect(lostAfter).toBeLessThan(c.lockMs * 2 + 2_000);
     expect(lost.attempt).toBe(1);
@@ -202,5 +203,24 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
     expect(b.length).toBe(4);
     for (const s of b) expect(c.hostOf(s)).toBe("h1");
     expect(Object.values(await statusOf(c, "w-only"))).toEqual(items.map(() => "approved"));
+  }, T);
+
+  it("Redis down past runner.unavailable_minutes: the wave pauses queue_unavailable; resume completes it", async () => {
+    const items = ["qu-1", "qu-2"];
+    const c = await Cluster.create({ items, appendonly: true, runner: { unavailable_minutes: 0.05 }, scenario: { default: { implement: { gate: "go" }, review: { sleep_ms: 100 } } } });
+    const h1 = c.startWorker("h1");
+    await c.workerReady(h1);
+    const ctl = c.cli(["start", "--config", c.configPath, "--items", items.join(","), "--wave-id", "w-down"]);
+    await waitFor(() => startsOf(c).length === 2, { what: "2 agents", timeoutMs: 60_000 });
+    await c.redis.kill("SIGKILL");
+    const r = await ctl.done;
+    expect(r.code, ctl.err()).toBe(2);
+    expect(of(c.ledger("w-down"), "wave_paused", (e) => e.reason_code === "queue_unavailable")).toHaveLength(1);
+    await c.redis.start();
+    c.gate("go");
+    const again = await c.run("resume", ["--wave-id", "w-down"]);
+    expect(again.code, again.err).toBe(0);
+    expect(Object.values(await statusOf(c, "w-down"))).toEqual(items.map(() => "approved"));
+    expectNothingTwice(c, c.ledger("w-down"));
   }, T);
 });
