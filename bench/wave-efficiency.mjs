@@ -159,7 +159,9 @@ async function bench(review) {
       else rmSync(s.root, { recursive: true, force: true });
     }
   }
-  const best = samples.reduce((a, b) => (b.wall_sec < a.wall_sec ? b : a));
+  // The median run of N (by whole-command wall time), not the best: one lucky run proves nothing.
+  const sorted = [...samples].sort((a, b) => a.wall_sec - b.wall_sec);
+  const best = sorted[Math.floor((sorted.length - 1) / 2)];
   const jobFloor = best.job_mean_sec === null ? null : round(rounds * phases * best.job_mean_sec);
   return {
     mode: review ? "implement+review" : "no-review",
@@ -174,7 +176,10 @@ async function bench(review) {
     wave_sec: best.wave_sec,
     wall_over_floor_pct: round(((best.wall_sec - floor) / floor) * 100),
     wave_over_floor_pct: best.wave_sec === null ? null : round(((best.wave_sec - floor) / floor) * 100),
+    // The verdict is the whole command's (what a user waits for), never the wave_started figure.
     within_10pct: best.wall_sec <= floor * 1.1,
+    of_runs: samples.length,
+    reported: "median of the runs by whole-command wall time",
     job_mean_sec: best.job_mean_sec,
     floor_with_measured_job_sec: jobFloor,
     samples,
@@ -190,7 +195,7 @@ for (const review of [false, true]) {
   results.push(r);
   process.stdout.write(
     `${r.mode.padEnd(17)} [${r.agent} agent] ${r.items} items x ${r.job_ms / 1000} s at --max-parallel ${r.max_parallel}: ` +
-      `wall ${r.wall_sec} s (wave ${r.wave_sec} s) vs floor ${r.floor_sec} s [${r.floor_computation}] -> ` +
+      `wall ${r.wall_sec} s (wave ${r.wave_sec} s; median of ${r.of_runs} run(s)) vs floor ${r.floor_sec} s [${r.floor_computation}] -> ` +
       `${r.wall_over_floor_pct >= 0 ? "+" : ""}${r.wall_over_floor_pct}% (target <= ${r.target_sec} s: ${r.within_10pct ? "met" : "MISSED"}); ` +
       `mean job ${r.job_mean_sec} s, floor at that job time ${r.floor_with_measured_job_sec} s\n`,
   );

@@ -140,6 +140,9 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     contractPath: (item, phase, attempt) => `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
     outcomePath: (item, phase, attempt) => layout.outcomePath(waveId, item, phase, attempt),
     writeOutcome: (path, outcome) => {
+      // Fault injection for test/e2e/nothing-lost.test.ts, the one place it is read: the controller
+      // dies as a SIGKILL would, after job_finished is in the ledger and before its outcome file.
+      if (process.env.DX_BATCH_TEST_KILL_BEFORE_OUTCOME === "1") process.kill(process.pid, "SIGKILL");
       mkdirSync(layout.outcomesDir(waveId), { recursive: true, mode: 0o700 });
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },

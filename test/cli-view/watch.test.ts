@@ -197,10 +197,17 @@ describe("watchWave", () => {
     const t0 = Date.now();
     const run = watchWave(cap.ctx, w.app(), WAVE_ID, { json: false, pollMs: 60_000 });
     await until("the first read", () => cap.out.length > 0);
-    // Give the watchers a moment to attach after the first read, then change the ledgers.
-    await new Promise((r) => setTimeout(r, 300));
     w.l.implement("bd-a1", "opencode", "completed");
     w.flush();
+    // The watchers attach some time after the first read, and no event says when: until the watch
+    // ends, keep making file events (the same snapshot rewritten). The first one after they attach
+    // must wake it, long before the 60 s poll; no guessed delay.
+    let ended = false;
+    void run.finally(() => (ended = true));
+    while (!ended) {
+      await Promise.race([run, new Promise((r) => setTimeout(r, 100))]);
+      if (!ended) w.flush();
+    }
     expect(await run).toBe(0);
     expect(Date.now() - t0).toBeLessThan(30_000);
     releaseControllerLock(layout.controllerLock(WAVE_ID), selfIdentity());

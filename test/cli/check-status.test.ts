@@ -1,34 +1,28 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { ITEM_STATUSES } from "../../src/core/status.js";
 import { Ledger } from "../helpers/events.js";
-import { buildCli, Children, expectRefusal, holdControllerLock, parseJson, runCli, sandbox, TempDirs, writeWave, type Sandbox } from "./helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { sleeper, deadProcess } from "../helpers/procs.js";
+import { holdControllerLock, parseJson, sandbox, writeWave, type Sandbox } from "../helpers/world.js";
 
 // `check` exit codes (SPEC §2) and the `status --json` document, over waves written through the
 // store API with a controller lock held by a live process, a dead one, or nobody.
 
-const tmp = new TempDirs();
-const children = new Children();
-let bin = "";
+const bin = buildCli();
 
-beforeAll(async () => {
-  bin = await buildCli();
-}, 180_000);
-afterEach(async () => {
-  await children.killAll();
-  tmp.cleanup();
-});
-afterAll(() => tmp.cleanup());
 
 const W = "wave-1";
-const cli = (sb: Sandbox, ...args: string[]) => runCli(children, bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
+const cli = (sb: Sandbox, ...args: string[]) => runCli(bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
 
 type Controller = "live" | "dead" | "none";
 
 async function wave(events: Ledger, controller: Controller): Promise<Sandbox> {
   const sb = sandbox(tmp);
   writeWave(sb, W, events.events);
-  if (controller === "live") holdControllerLock(sb, W, await children.sleeper());
-  if (controller === "dead") holdControllerLock(sb, W, await children.deadProcess());
+  if (controller === "live") holdControllerLock(sb, W, await sleeper());
+  if (controller === "dead") holdControllerLock(sb, W, await deadProcess());
   return sb;
 }
 
@@ -111,7 +105,7 @@ describe("status --json", () => {
       .jobStarted("bd-c3");
     const sb = sandbox(tmp);
     const state = writeWave(sb, W, events.events);
-    const me = await children.sleeper();
+    const me = await sleeper();
     holdControllerLock(sb, W, me);
 
     const r = await cli(sb, "status", "--json");

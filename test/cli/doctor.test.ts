@@ -1,29 +1,23 @@
 import { existsSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { acquireLease } from "../../src/store/lease.js";
 import { registerJobPid } from "../../src/store/pids.js";
 import { hostName } from "../../src/store/proc.js";
 import { Ledger } from "../helpers/events.js";
-import { buildCli, Children, expectRefusal, holdControllerLock, parseJson, runCli, sandbox, TempDirs, writeWave, type Sandbox } from "./helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { sleeper, deadProcess } from "../helpers/procs.js";
+import { holdControllerLock, parseJson, sandbox, writeWave, type Sandbox } from "../helpers/world.js";
 
 // `doctor` (SPEC §12): the JSON shape, exit 0 without issues and 1 with, and what --fix repairs:
 // pid files of dead processes and leases held by dead processes, both created through the store.
 
-const tmp = new TempDirs();
-const children = new Children();
-let bin = "";
+const bin = buildCli();
 
-beforeAll(async () => {
-  bin = await buildCli();
-}, 180_000);
-afterEach(async () => {
-  await children.killAll();
-  tmp.cleanup();
-});
-afterAll(() => tmp.cleanup());
 
 const W = "wave-d";
-const doctor = (sb: Sandbox, ...flags: string[]) => runCli(children, bin, ["doctor", "--config", sb.configPath, "--wave-id", W, ...flags], { cwd: sb.root });
+const doctor = (sb: Sandbox, ...flags: string[]) => runCli(bin, ["doctor", "--config", sb.configPath, "--wave-id", W, ...flags], { cwd: sb.root });
 
 interface DoctorDoc {
   wave_id: string;
@@ -74,8 +68,8 @@ describe("doctor", () => {
   it("reports a stale lease and dead pid files (exit 1); --fix releases and prunes them and leaves live ones alone", async () => {
     const sb = sandbox(tmp);
     writeWave(sb, W, pausedIdle().events);
-    const dead = await children.deadProcess();
-    const live = await children.sleeper();
+    const dead = await deadProcess();
+    const live = await sleeper();
     const staleLease = leaseFor(sb, dead, "bd-a1", 1);
     const liveLease = leaseFor(sb, live, "bd-b2", 1);
     const deadPid = pidFileFor(sb, dead, "bd-a1");
@@ -118,7 +112,7 @@ describe("doctor", () => {
   it("a running wave whose controller died: controller_dead and the active item without a runner job", async () => {
     const sb = sandbox(tmp);
     writeWave(sb, W, new Ledger({ items: ["bd-a1", "bd-b2"] }).start().dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1").events);
-    holdControllerLock(sb, W, await children.deadProcess());
+    holdControllerLock(sb, W, await deadProcess());
     const r = await doctor(sb, "--json");
     expect(r.code).toBe(1);
     const d = doc(r.stdout);
@@ -139,7 +133,7 @@ describe("doctor", () => {
   it("a running wave with a live controller is not diagnosed as dead", async () => {
     const sb = sandbox(tmp);
     writeWave(sb, W, new Ledger({ items: ["bd-a1"] }).start().events);
-    holdControllerLock(sb, W, await children.sleeper());
+    holdControllerLock(sb, W, await sleeper());
     const r = await doctor(sb, "--json");
     expect(r.code, r.stdout).toBe(0);
     expect(doc(r.stdout).issues).toEqual([]);

@@ -1,21 +1,15 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { buildCli, Children, REPO, runCli, TempDirs, expectRefusal } from "./helpers.js";
+import { describe, expect } from "vitest";
+import { buildCli } from "../helpers/build.js";
+import { fileTmp, it } from "../helpers/fixtures.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { REPO } from "../helpers/world.js";
 
 // Every command answers --help with exit 0, and --version prints the package's version.
 
-const tmp = new TempDirs();
-const children = new Children();
-let bin = "";
-let cwd = "";
-
-beforeAll(async () => {
-  bin = await buildCli();
-  cwd = tmp.make();
-}, 180_000);
-afterEach(async () => children.killAll());
-afterAll(() => tmp.cleanup());
+const bin = buildCli();
+const cwd = fileTmp.make();
 
 const pkgVersion = (): string => {
   const v: unknown = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8"));
@@ -45,7 +39,7 @@ const COMMANDS = [
 describe("--help and --version", () => {
   it("dx-batch --version and -V print the package version", async () => {
     for (const flag of ["--version", "-V"]) {
-      const r = await runCli(children, bin, [flag], { cwd });
+      const r = await runCli(bin, [flag], { cwd });
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(pkgVersion());
       expect(r.stderr).toBe("");
@@ -53,13 +47,13 @@ describe("--help and --version", () => {
   });
 
   it("dx-batch --help lists every command", async () => {
-    const r = await runCli(children, bin, ["--help"], { cwd });
+    const r = await runCli(bin, ["--help"], { cwd });
     expect(r.code).toBe(0);
     for (const c of ["start", "resume", "cancel", "status", "check", "report", "doctor", "runner", "demo"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, "m"));
   });
 
   it.each(COMMANDS.map((c) => [c.join(" "), c]))("%s --help exits 0 with usage on stdout", async (_name, cmd) => {
-    const r = await runCli(children, bin, [...cmd, "--help"], { cwd });
+    const r = await runCli(bin, [...cmd, "--help"], { cwd });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`Usage: dx-batch ${cmd.join(" ")}`);
     expect(r.stderr).toBe("");
@@ -72,14 +66,14 @@ describe("--help and --version", () => {
       ["report", ["--config", "--wave-id", "--format"]],
       ["doctor", ["--config", "--wave-id", "--json", "--fix"]],
     ] as const) {
-      const r = await runCli(children, bin, [cmd, "--help"], { cwd });
+      const r = await runCli(bin, [cmd, "--help"], { cwd });
       for (const f of flags) expect(r.stdout, `${cmd} --help`).toContain(f);
     }
   });
 
   it("an unknown command or option is a one-line usage error with a remedy, exit 1", async () => {
-    expectRefusal(await runCli(children, bin, ["nosuch"], { cwd }), "usage");
-    expectRefusal(await runCli(children, bin, ["status", "--wave-id", "w1", "--bogus"], { cwd }), "usage");
-    expectRefusal(await runCli(children, bin, ["status"], { cwd }), "usage");
+    expectRefusal(await runCli(bin, ["nosuch"], { cwd }), "usage");
+    expectRefusal(await runCli(bin, ["status", "--wave-id", "w1", "--bogus"], { cwd }), "usage");
+    expectRefusal(await runCli(bin, ["status"], { cwd }), "usage");
   });
 });

@@ -1,38 +1,34 @@
 import { readFileSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect } from "vitest";
 import { fold } from "../../src/core/step.js";
 import { readLedgerEvents } from "../../src/store/ledger.js";
 import { serializeState } from "../../src/store/snapshot.js";
-import { agentSandbox, buildCli, Children, parseJson, runCli, TempDirs, type Sandbox } from "./helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { fileTmp, it } from "../helpers/fixtures.js";
+import { runCli } from "../helpers/cli.js";
+import type { CliResult } from "../helpers/procs.js";
+import { agentSandbox, parseJson, type Sandbox } from "../helpers/world.js";
 
 // A small real wave, run by `dx-batch start` with a `command` provider that is a trivial node
 // script writing its contract to $DX_BATCH_CONTRACT_FILE. Then the read side over what the
 // controller wrote, and replay determinism: every ledger folded from scratch reproduces
 // wave_state.json byte for byte.
 
-const tmp = new TempDirs();
-const children = new Children();
-let bin = "";
+const bin = buildCli();
 
 const W = "wave-real";
 let sb: Sandbox;
-let startRun: { code: number; stdout: string; stderr: string };
+let startRun: CliResult;
 
 beforeAll(async () => {
-  bin = await buildCli();
-  sb = agentSandbox(tmp);
-  startRun = await runCli(children, bin, ["start", "--config", sb.configPath, "--wave-id", W, "--items", "ok-1,rev-1,blk-1,bad-1,ok-2", "--max-parallel", "2"], {
+  sb = agentSandbox(fileTmp);
+  startRun = await runCli(bin, ["start", "--config", sb.configPath, "--wave-id", W, "--items", "ok-1,rev-1,blk-1,bad-1,ok-2", "--max-parallel", "2"], {
     cwd: sb.root,
     timeoutMs: 150_000,
   });
 }, 240_000);
-afterEach(async () => children.killAll());
-afterAll(async () => {
-  await children.killAll();
-  tmp.cleanup();
-});
 
-const cli = (...args: string[]) => runCli(children, bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
+const cli = (...args: string[]) => runCli(bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
 
 describe("a real wave", () => {
   it("runs to completed (exit 0) with every path: approved, approved after a revision, blocked, invalid contract", async () => {

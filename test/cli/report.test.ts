@@ -1,19 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect } from "vitest";
 import { Ledger, outcomePath } from "../helpers/events.js";
-import { buildCli, Children, expectRefusal, parseJson, runCli, sandbox, TempDirs, writeWave, type Sandbox } from "./helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { fileTmp, it } from "../helpers/fixtures.js";
+import { expectRefusal, runCli } from "../helpers/cli.js";
+import { parseJson, sandbox, writeWave, type Sandbox } from "../helpers/world.js";
 
 // `report --format json|markdown`: per item its attempts with provider, verdicts, findings,
 // durations and outcome paths, and the wave timeline (SPEC §2).
 
-const tmp = new TempDirs();
-const children = new Children();
-let bin = "";
+const bin = buildCli();
 
-beforeAll(async () => {
-  bin = await buildCli();
-}, 180_000);
-afterEach(async () => children.killAll());
-afterAll(() => tmp.cleanup());
 
 const W = "wave-r";
 const major = { type: "major" as const, message: "no test for the | rounding rule", file: "src/price.ts", line: 12 };
@@ -34,11 +30,11 @@ function story(): Ledger {
 
 let sb: Sandbox;
 beforeAll(() => {
-  sb = sandbox(tmp);
+  sb = sandbox(fileTmp);
   writeWave(sb, W, story().events);
 });
 
-const report = (format: string) => runCli(children, bin, ["report", "--config", sb.configPath, "--wave-id", W, "--format", format], { cwd: sb.root });
+const report = (format: string) => runCli(bin, ["report", "--config", sb.configPath, "--wave-id", W, "--format", format], { cwd: sb.root });
 
 interface Attempt {
   attempt: number;
@@ -111,7 +107,7 @@ describe("report --format json", () => {
 
 describe("report --format markdown", () => {
   it("is the default and shows the item table, each attempt, findings, outcome paths and the timeline", async () => {
-    const def = await runCli(children, bin, ["report", "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
+    const def = await runCli(bin, ["report", "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
     const r = await report("markdown");
     expect(r.code, r.stderr).toBe(0);
     expect(def.stdout).toBe(r.stdout);
@@ -134,7 +130,7 @@ describe("report --format markdown", () => {
 
   it("refuses an unknown format and a missing wave with one error line", async () => {
     expectRefusal(await report("html"), "usage");
-    const missing = await runCli(children, bin, ["report", "--config", sb.configPath, "--wave-id", "no-such-wave", "--format", "json"], { cwd: sb.root });
+    const missing = await runCli(bin, ["report", "--config", sb.configPath, "--wave-id", "no-such-wave", "--format", "json"], { cwd: sb.root });
     expect(parseJson(missing.stdout)).toMatchObject({ wave_id: "no-such-wave", reason_code: "wave_not_found" });
     expectRefusal(missing, "wave_not_found");
   });

@@ -46,13 +46,13 @@ describe("defaults", () => {
     const { config, source } = load();
     expect(source).toBeNull();
     expect(config).toEqual({
+      repo: null,
+      base: "HEAD",
       artifact_dir: "/tmp/dx-batch",
       runner_log_dir: "/tmp/dx-runner",
       workspace_root: "/tmp/agents",
       allowed_prefixes: [],
       protected_paths: [],
-      repo: null,
-      base: "HEAD",
       max_parallel: 3,
       max_attempts: 3,
       stall_minutes: 15,

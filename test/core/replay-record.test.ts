@@ -2,7 +2,8 @@ import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "no
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ledgerFiles } from "../../src/store/ledger.js";
-import { cleanupAll, E2E, E2E_TIMEOUT_MS, REPO, waitFor } from "../e2e/harness.js";
+import { waitFor } from "../helpers/wait.js";
+import { cleanupAll, E2E, E2E_TIMEOUT_MS, REPO } from "../helpers/world.js";
 import { tokenise } from "./replay-fixtures.js";
 
 // RECORDER, not a check: runs real waves with the built CLI and the scripted agent, and writes
@@ -39,7 +40,7 @@ describe.skipIf(process.env.DX_RECORD_LEDGERS !== "1")("record ledgers for repla
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-crash"]);
     await w.waitEvent("w-crash", (e) => e.event === "job_started", "a job_started");
     process.kill(proc.pid, "SIGKILL");
-    await proc.done;
+    await proc.exited;
     await w.expectExit("resume", ["--wave-id", "w-crash"], 0);
     save(w, "w-crash", "crash");
   });
@@ -64,10 +65,10 @@ describe.skipIf(process.env.DX_RECORD_LEDGERS !== "1")("record ledgers for repla
     const items = ["cn-1", "cn-2"];
     const w = new E2E({ items, scenario: { default: { implement: { hang: true } } } });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-cancel"]);
-    await waitFor(async () => (await w.events("w-cancel")).filter((e) => e.event === "job_started").length === 2, { what: "both jobs started" });
+    await waitFor(async () => (await w.events("w-cancel")).filter((e) => e.event === "job_started").length === 2, "both jobs started");
     const c = await w.run("cancel", ["--wave-id", "w-cancel"]);
     expect(c.code).toBe(0);
-    await proc.done;
+    await proc.exited;
     save(w, "w-cancel", "cancel");
   });
 });

@@ -1,12 +1,14 @@
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, duplicateDispatches, E2E, finishes, git, isObj, parseObj, rssMb, E2E_TIMEOUT_MS } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { dispatches, duplicateDispatches, finishes } from "../helpers/checks.js";
+import { rssMb } from "../helpers/procs.js";
+import { E2E, E2E_TIMEOUT_MS, git, isObj, parseObj } from "../helpers/world.js";
 
 // Bad input: each case ends with its own reason code, and the rest of the wave runs as if nothing
 // happened.
 
-afterEach(cleanupAll);
 
 describe("bad input gets its reason code and disturbs nothing else", { timeout: E2E_TIMEOUT_MS }, () => {
   it("missing, ambiguous and forbidden worktrees fail; a contract with the wrong beads_id is retried; the healthy items are approved without delay", async () => {
@@ -109,7 +111,7 @@ describe("bad input gets its reason code and disturbs nothing else", { timeout: 
       const r = rssMb(proc.pid);
       if (r !== null && r > maxRss) maxRss = r;
     }, 50);
-    const r = await proc.done;
+    const r = await proc.exited;
     clearInterval(sampler);
     expect(r.code, r.stderr).toBe(0);
 

@@ -1,25 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
-import {
-  cleanupAll,
-  duplicateDispatches,
-  duplicateRuns,
-  E2E,
-  groupGoneByKill,
-  groupMembers,
-  listDir,
-  parseObj,
-  pidAlive,
-  pidGoneByKill,
-  waitFor,
-  type AgentRun,
-  E2E_TIMEOUT_MS,
-} from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { duplicateDispatches, duplicateRuns } from "../helpers/checks.js";
+import { goneByKill, livePids, pidAlive } from "../helpers/procs.js";
+import { waitFor } from "../helpers/wait.js";
+import { type AgentRun, E2E, E2E_TIMEOUT_MS, listDir, parseObj } from "../helpers/world.js";
 
 // Cancel and signals against agents that fight back: they ignore SIGTERM and leave a grandchild
 // that ignores it too. Nothing of any job may survive a cancel.
 
-afterEach(cleanupAll);
 
 const STUBBORN = { implement: { grandchild: true, ignore_term: true, hang: true } };
 
@@ -43,15 +32,15 @@ function agentProcs(runs: readonly AgentRun[]): Procs {
 async function expectNothingLeft(p: Procs): Promise<void> {
   // Right after cancel returns: no live process of any job.
   expect(p.pids.filter(pidAlive)).toEqual([]);
-  expect(p.pgids.filter((g) => groupMembers(g).length > 0)).toEqual([]);
+  expect(p.pgids.filter((g) => livePids(g).length > 0)).toEqual([]);
   // And once the zombies are reaped (this container's init reaps lazily): ESRCH for every pid and group.
-  await waitFor(() => p.pids.every(pidGoneByKill) && p.pgids.every(groupGoneByKill), { what: "every job pid and pgid to be gone (ESRCH)", timeoutMs: 30_000 });
+  await waitFor(() => p.pids.every(goneByKill) && p.pgids.every((g) => goneByKill(-g)), "every job pid and pgid to be gone (ESRCH)", { timeoutMs: 30_000 });
 }
 
 async function startStubborn(w: E2E, wave: string, items: string[]) {
   const proc = w.cli("start", ["--items", items.join(","), "--wave-id", wave]);
-  await waitFor(() => w.runs().filter((r) => r.event === "grandchild").length === items.length, { what: `${items.length} agents with grandchildren` });
-  await waitFor(async () => (await w.events(wave)).filter((e) => e.event === "job_started").length === items.length, { what: "job_started for each" });
+  await waitFor(() => w.runs().filter((r) => r.event === "grandchild").length === items.length, `${items.length} agents with grandchildren`);
+  await waitFor(async () => (await w.events(wave)).filter((e) => e.event === "job_started").length === items.length, "job_started for each");
   const procs = agentProcs(w.runs());
   expect(procs.pids).toHaveLength(items.length * 2);
   expect(procs.pids.every(pidAlive)).toBe(true);
@@ -84,7 +73,7 @@ describe("cancel", { timeout: E2E_TIMEOUT_MS }, () => {
     expect(c.code, c.stderr).toBe(0);
     expect(parseObj(c.stdout)).toMatchObject({ wave_id: "w-cancel", status: "cancelled", by: "controller" });
     await expectNothingLeft(procs);
-    const r = await proc.done;
+    const r = await proc.exited;
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("wave w-cancel cancelled");
     expectCancelled(w, "w-cancel", items);
@@ -103,7 +92,7 @@ describe("cancel", { timeout: E2E_TIMEOUT_MS }, () => {
     const w = new E2E({ items, scenario: { default: STUBBORN } });
     const { proc, procs } = await startStubborn(w, "w-crashcancel", items);
     process.kill(proc.pid, "SIGKILL");
-    await proc.done;
+    await proc.exited;
     expect(procs.pids.every(pidAlive)).toBe(true);
 
     const c = await w.run("cancel", ["--wave-id", "w-crashcancel", "--json"]);
@@ -122,10 +111,10 @@ describe("signals", { timeout: E2E_TIMEOUT_MS }, () => {
     const items = ["sg-1", "sg-2"];
     const w = new E2E({ items, scenario: { default: { implement: { gate: "go" } } } });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-sig"]);
-    await waitFor(() => w.starts().length === 2, { what: "both agents running" });
-    await waitFor(async () => (await w.events("w-sig")).filter((e) => e.event === "job_started").length === 2, { what: "job_started for both" });
+    await waitFor(() => w.starts().length === 2, "both agents running");
+    await waitFor(async () => (await w.events("w-sig")).filter((e) => e.event === "job_started").length === 2, "job_started for both");
     process.kill(proc.pid, "SIGTERM");
-    const r = await proc.done;
+    const r = await proc.exited;
     expect(r.code, r.stderr).toBe(2);
     const s = w.state("w-sig");
     expect(s).toMatchObject({ status: "paused", reason_code: "wave_paused_signal" });
@@ -137,7 +126,7 @@ describe("signals", { timeout: E2E_TIMEOUT_MS }, () => {
     const resumed = w.cli("resume", ["--wave-id", "w-sig"]);
     await w.waitEvent("w-sig", (e) => e.event === "wave_resumed", "wave_resumed");
     w.openGate("go");
-    const rr = await resumed.done;
+    const rr = await resumed.exited;
     expect(rr.code, rr.stderr).toBe(0);
     expect(w.state("w-sig")?.stats.approved).toBe(2);
     const events = await w.events("w-sig");

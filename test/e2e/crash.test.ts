@@ -1,14 +1,17 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import type { WaveEvent } from "../../src/core/events.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, finishes, listDir, pidAlive, racingRuns, waitFor, type CliProc, E2E_TIMEOUT_MS } from "./harness.js";
+import { it } from "../helpers/fixtures.js";
+import { dispatches, duplicateDispatches, duplicateRuns, finishes, racingRuns } from "../helpers/checks.js";
+import { type CliProc, pidAlive } from "../helpers/procs.js";
+import { waitFor } from "../helpers/wait.js";
+import { E2E, E2E_TIMEOUT_MS, listDir } from "../helpers/world.js";
 
 // SIGKILL of the controller at three points. For each: `check` says controller_dead / resume,
 // `resume` completes the wave, no (item, phase, attempt) is dispatched twice and no finished
 // attempt is run again (by the ledger and by the agents' own records).
 
-afterEach(cleanupAll);
 
 /** Raw scan of the item ledgers, fast enough to catch the controller in the middle of a cycle. */
 function ledgerText(w: E2E, wave: string): string {
@@ -25,9 +28,9 @@ function ledgerText(w: E2E, wave: string): string {
 }
 
 async function killWhen(w: E2E, proc: CliProc, wave: string, pred: (ledger: string) => boolean, what: string): Promise<void> {
-  await waitFor(() => pred(ledgerText(w, wave)), { what, intervalMs: 2 });
+  await waitFor(() => pred(ledgerText(w, wave)), what, { intervalMs: 2 });
   process.kill(proc.pid, "SIGKILL");
-  const r = await proc.done;
+  const r = await proc.exited;
   expect(r.signal).toBe("SIGKILL");
 }
 
@@ -64,16 +67,16 @@ async function expectDeadControllerThenResume(w: E2E, wave: string, beforeResume
 describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIMEOUT_MS }, () => {
   it("while it dispatches (right after the first item_dispatched is on disk)", async () => {
     const items = ["kd-1", "kd-2", "kd-3", "kd-4", "kd-5", "kd-6"];
-    // A slow tracker (every bd call is a node process plus 50 ms, and dispatch asks bd for the item's text) keeps
-    // the controller inside its dispatch loop long enough for the kill to land in the middle of it.
+    // The tracker holds the dispatch-time `bd show kd-2` (the first is start's check of the item; the
+    // held one never answers): the controller is inside its dispatch loop when it is killed.
     const w = new E2E({
       items,
       tracker: { bd: {} },
-      env: { FAKE_BD_SLEEP_MS: "50" },
       scenario: { default: { implement: { sleep_ms: 300 } } },
       config: { max_parallel: 6 },
     });
-    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kd"]);
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kd"], { env: { FAKE_BD_HOLD: "show kd-2 ", FAKE_BD_HOLD_AFTER: "1" } });
+    await waitFor(() => existsSync(w.bdLog) && readFileSync(w.bdLog, "utf8").includes('"held":true'), "the held tracker call");
     await killWhen(w, proc, "w-kd", (t) => t.includes('"item_dispatched"'), "the first item_dispatched");
     const atKill = dispatches(await w.events("w-kd")).length;
     expect(atKill).toBeGreaterThan(0);
@@ -89,15 +92,13 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
 
   it("before its first dispatch (after preflight): check says pending/start_or_resume_wave, resume runs the wave from the start", async () => {
     const items = ["k0-1", "k0-2"];
-    // bd --version (after preflight, before wave_started) is slow: the kill lands in between.
-    const w = new E2E({ items, tracker: { bd: {} }, env: { FAKE_BD_SLEEP_MS: "400" } });
-    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-k0"]);
-    await waitFor(() => existsSync(w.layout.waveLedger("w-k0")) && readFileSync(w.layout.waveLedger("w-k0"), "utf8").includes('"preflight_recorded"'), {
-      what: "preflight_recorded",
-      intervalMs: 2,
-    });
+    // The tracker holds `bd --version` (after preflight, before wave_started): the kill lands in between.
+    const w = new E2E({ items, tracker: { bd: {} } });
+    const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-k0"], { env: { FAKE_BD_HOLD: "--version" } });
+    await waitFor(() => existsSync(w.bdLog) && readFileSync(w.bdLog, "utf8").includes('"held":true'), "the held bd --version");
+    await waitFor(() => readFileSync(w.layout.waveLedger("w-k0"), "utf8").includes('"preflight_recorded"'), "preflight_recorded");
     process.kill(proc.pid, "SIGKILL");
-    await proc.done;
+    await proc.exited;
     expect((await w.events("w-k0")).map((e) => e.event)).toEqual(["wave_created", "preflight_recorded"]);
     const c = await w.check("w-k0");
     expect(c.code).toBe(0);
@@ -117,10 +118,10 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
     const scenario = { items: Object.fromEntries(items.map((i) => [i, { implement: { gate: `impl-${i}` } }])) };
     const w = new E2E({ items, scenario, config: { max_parallel: 4 } });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kr"]);
-    await waitFor(() => w.starts((r) => r.phase === "implement").length === 4, { what: "4 implement agents running" });
-    await waitFor(async () => (await w.events("w-kr")).filter((e) => e.event === "job_started").length === 4, { what: "4 job_started" });
+    await waitFor(() => w.starts((r) => r.phase === "implement").length === 4, "4 implement agents running");
+    await waitFor(async () => (await w.events("w-kr")).filter((e) => e.event === "job_started").length === 4, "4 job_started");
     process.kill(proc.pid, "SIGKILL");
-    await proc.done;
+    await proc.exited;
 
     // The agents outlive their controller.
     const agents = w.starts();
@@ -130,9 +131,9 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
       // Two jobs end while no controller is alive: their rc and contract wait on disk.
       w.openGate("impl-kr-1");
       w.openGate("impl-kr-2");
-      await waitFor(() => ["kr-1", "kr-2"].every((i) => existsSync(path.join(w.runnerLogDir, "agent-a", `${i}.rc`))), { what: "kr-1 and kr-2 to exit" });
+      await waitFor(() => ["kr-1", "kr-2"].every((i) => existsSync(path.join(w.runnerLogDir, "agent-a", `${i}.rc`))), "kr-1 and kr-2 to exit");
       // The other two are released once the new controller has re-attached them.
-      void waitFor(async () => (await w.events("w-kr")).some((e) => e.event === "wave_resumed"), { what: "wave_resumed" }).then(() => {
+      void waitFor(async () => (await w.events("w-kr")).some((e) => e.event === "wave_resumed"), "wave_resumed").then(() => {
         w.openGate("impl-kr-3");
         w.openGate("impl-kr-4");
       });
@@ -146,15 +147,15 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
     const items = ["kv-1", "kv-2"];
     const w = new E2E({ items, scenario: { items: { "kv-1": { implement: [{ gate: "never" }, {}] }, "kv-2": { implement: { gate: "kv-2" } } } } });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kv"]);
-    await waitFor(async () => (await w.events("w-kv")).filter((e) => e.event === "job_started").length === 2, { what: "both jobs started" });
+    await waitFor(async () => (await w.events("w-kv")).filter((e) => e.event === "job_started").length === 2, "both jobs started");
     // job_started is recorded once the process exists; the agent's own start record comes a moment later.
-    await waitFor(() => w.starts((r) => r.item === "kv-1").length > 0, { what: "the kv-1 agent to record its start" });
+    await waitFor(() => w.starts((r) => r.item === "kv-1").length > 0, "the kv-1 agent to record its start");
     process.kill(proc.pid, "SIGKILL");
-    await proc.done;
+    await proc.exited;
     const lost = w.starts((r) => r.item === "kv-1")[0];
     expect(lost?.pgid).toBeTruthy();
     process.kill(-(lost?.pgid ?? 0), "SIGKILL");
-    await waitFor(() => !pidAlive(lost?.pid ?? 0), { what: "the kv-1 job to vanish" });
+    await waitFor(() => !pidAlive(lost?.pid ?? 0), "the kv-1 job to vanish");
 
     await expectDeadControllerThenResume(w, "w-kv", () => {
       void w.waitEvent("w-kv", (e) => e.event === "wave_resumed", "wave_resumed").then(() => w.openGate("kv-2"));

@@ -1,9 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, racingRuns, waitFor, type Scenario, E2E_TIMEOUT_MS } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { dispatches, duplicateDispatches, duplicateRuns, racingRuns } from "../helpers/checks.js";
+import { waitFor } from "../helpers/wait.js";
+import { E2E, E2E_TIMEOUT_MS, type Scenario } from "../helpers/world.js";
 
 // One controller per wave, one wave per item: racing copies of dx-batch never both run.
 
-afterEach(cleanupAll);
 
 const refusedAsRunning = /^error: (wave_exists|wave_already_running): /m;
 
@@ -31,19 +33,19 @@ describe("single controller", { timeout: E2E_TIMEOUT_MS }, () => {
     const items = ["rr-1", "rr-2"];
     const w = new E2E({ items, scenario: { default: { implement: { gate: "go" } } } });
     const first = w.cli("start", ["--items", items.join(","), "--wave-id", "w-rr"]);
-    await waitFor(() => w.starts().length === 2, { what: "both agents running" });
+    await waitFor(() => w.starts().length === 2, "both agents running");
     process.kill(first.pid, "SIGKILL");
-    await first.done;
+    await first.exited;
     expect((await w.check("w-rr")).json.reason_code).toBe("controller_dead");
 
     const r1 = w.cli("resume", ["--wave-id", "w-rr"]);
     const r2 = w.cli("resume", ["--wave-id", "w-rr"]);
     // The jobs are held at the gate, so the winner is still running when the loser gives up.
-    const loser = await Promise.race([r1.done.then((r) => ({ r, other: r2 })), r2.done.then((r) => ({ r, other: r1 }))]);
+    const loser = await Promise.race([r1.exited.then((r) => ({ r, other: r2 })), r2.exited.then((r) => ({ r, other: r1 }))]);
     expect(loser.r.code, loser.r.stderr).toBe(1);
     expect(loser.r.stderr).toMatch(/^error: wave_already_running: /m);
     w.openGate("go");
-    const winner = await loser.other.done;
+    const winner = await loser.other.exited;
     expect(winner.code, winner.stderr).toBe(0);
 
     const events = await w.events("w-rr");
@@ -69,10 +71,10 @@ describe("one wave per item", { timeout: E2E_TIMEOUT_MS }, () => {
           ["w-one", "w-two"],
           ["w-two", "w-one"],
         ].find(([wave]) => a.state(wave ?? "")?.items.find((i) => i.beads_id === "sh-x")?.status === "blocked"),
-      { what: "one wave to give sh-x up" },
+      "one wave to give sh-x up",
     );
     a.openGate("x");
-    const [ra, rb] = await Promise.all([pa.done, pb.done]);
+    const [ra, rb] = await Promise.all([pa.exited, pb.exited]);
     expect(ra.code, ra.stderr).toBe(0);
     expect(rb.code, rb.stderr).toBe(0);
 

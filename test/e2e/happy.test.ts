@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { replayWave } from "../../src/app/read-wave.js";
 import { serializeState } from "../../src/store/snapshot.js";
-import { cleanupAll, dispatches, duplicateDispatches, duplicateRuns, E2E, fileMode, finishes, listDir, parseObj, racingRuns, E2E_TIMEOUT_MS } from "./harness.js";
+import { it } from "../helpers/fixtures.js";
+import { dispatches, duplicateDispatches, duplicateRuns, finishes, racingRuns } from "../helpers/checks.js";
+import { E2E, E2E_TIMEOUT_MS, fileMode, listDir, parseObj } from "../helpers/world.js";
 
-afterEach(cleanupAll);
 
 const ids = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
 

@@ -1,8 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E, finishes, parseObj, waitFor, E2E_TIMEOUT_MS } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { finishes } from "../helpers/checks.js";
+import { waitFor } from "../helpers/wait.js";
+import { E2E, E2E_TIMEOUT_MS, parseObj } from "../helpers/world.js";
 
-afterEach(cleanupAll);
 
 describe("provider quota errors", { timeout: E2E_TIMEOUT_MS }, () => {
   it("do not use up the item's attempts: the item falls back to the next provider, or waits out the cooldown", async () => {
@@ -66,7 +68,8 @@ describe("start --detach", { timeout: E2E_TIMEOUT_MS }, () => {
         const c = await w.check(waveId);
         return c.json.state === "completed" ? c : null;
       },
-      { what: "the detached wave to complete", intervalMs: 300 },
+      "the detached wave to complete",
+      { intervalMs: 300 },
     );
     expect(done.code).toBe(0);
     expect(done.json).toMatchObject({ reason_code: "wave_completed" });
@@ -75,12 +78,12 @@ describe("start --detach", { timeout: E2E_TIMEOUT_MS }, () => {
     const log = `${w.layout.logsDir(waveId)}/controller.log`;
     expect(existsSync(log)).toBe(true);
     expect(readFileSync(log, "utf8")).toContain("completed");
-    await waitFor(() => !existsSync(w.layout.controllerLock(waveId)), { what: "the controller lock to be released" });
+    await waitFor(() => !existsSync(w.layout.controllerLock(waveId)), "the controller lock to be released");
 
     // --json: one summary object on stdout naming the wave.
     const j = await w.expectExit("start", ["--items", "dt-1", "--wave-id", "w-det-json", "--detach", "--json"], 0);
     const lines = j.stdout.trim().split("\n");
     expect(parseObj(lines.at(-1) ?? "")).toMatchObject({ wave_id: "w-det-json", end: "detached" });
-    await waitFor(async () => (await w.check("w-det-json")).json.state === "completed", { what: "the second detached wave" });
+    await waitFor(async () => (await w.check("w-det-json")).json.state === "completed", "the second detached wave");
   });
 });

@@ -1,11 +1,13 @@
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, dispatches, duplicateDispatches, E2E, finishes, parseObj, pidAlive, racingRuns, E2E_TIMEOUT_MS } from "./harness.js";
+import { describe, expect } from "vitest";
+import { it } from "../helpers/fixtures.js";
+import { dispatches, duplicateDispatches, finishes, racingRuns } from "../helpers/checks.js";
+import { pidAlive } from "../helpers/procs.js";
+import { E2E, E2E_TIMEOUT_MS, parseObj } from "../helpers/world.js";
 
 // Stalled and over-time jobs are stopped (the whole group) before their item is retried.
 
-afterEach(cleanupAll);
 
 describe("stalled and over-time jobs", { timeout: E2E_TIMEOUT_MS }, () => {
   it("a silent agent is stalled and a chatty one hits max runtime: both are killed before the retry on the next provider", async () => {

@@ -1,8 +1,8 @@
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, lchownSync, lstatSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { MAX_CONTRACT_BYTES, validateContract } from "../../src/contract/validate.js";
 import { fold } from "../../src/core/step.js";
 import { LedgerWriter, readLedgerEvents } from "../../src/store/ledger.js";
@@ -10,21 +10,11 @@ import { serializeState } from "../../src/store/snapshot.js";
 import { parseBdOutput } from "../../src/tracker/bd-json.js";
 import { createBeadsTracker } from "../../src/tracker/beads.js";
 import { implContract, Ledger } from "../helpers/events.js";
-import {
-  agentSandbox,
-  buildCli,
-  Children,
-  expectRefusal,
-  parseJson,
-  REPO,
-  runCli,
-  sandbox,
-  TempDirs,
-  treeState,
-  writeWave,
-  type CliResult,
-  type Sandbox,
-} from "../cli/helpers.js";
+import { buildCli } from "../helpers/build.js";
+import { expectRefusal, runCli, treeState } from "../helpers/cli.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import type { CliResult } from "../helpers/procs.js";
+import { agentSandbox, parseJson, REPO, sandbox, writeWave, type Sandbox } from "../helpers/world.js";
 
 // The bad-input corpus (issue #5 §5): one case per entry of test/fixtures/bad-input, each checked
 // for its reason code, a precise message, and nothing lost or written in part. Commands run as
@@ -32,18 +22,8 @@ import {
 // recursive listing (kind, size, mode, mtime, content hash) of the whole sandbox before and after.
 
 const FIX = path.join(REPO, "test/fixtures/bad-input");
-const tmp = new TempDirs();
-const children = new Children();
-let bin = "";
+const bin = buildCli();
 
-beforeAll(async () => {
-  bin = await buildCli();
-}, 180_000);
-afterEach(async () => {
-  await children.killAll();
-  tmp.cleanup();
-});
-afterAll(() => tmp.cleanup());
 
 function load<T extends TSchema>(file: string, schema: T): Static<T> {
   const v: unknown = JSON.parse(readFileSync(path.join(FIX, file), "utf8"));
@@ -61,7 +41,7 @@ function populated(): Sandbox {
   return sb;
 }
 
-const run = (sb: Sandbox, args: string[], env?: Record<string, string>): Promise<CliResult> => runCli(children, bin, args, { cwd: sb.root, ...(env ? { env } : {}) });
+const run = (sb: Sandbox, args: string[], env?: Record<string, string>): Promise<CliResult> => runCli(bin, args, { cwd: sb.root, ...(env ? { env } : {}) });
 
 /** Run every command line, each refused with `code`; the sandbox must be byte for byte the same after. */
 async function refusedUnchanged(sb: Sandbox, lines: { args: string[]; exit?: number; env?: Record<string, string> }[], code: string): Promise<string[]> {
@@ -324,7 +304,7 @@ interface DoctorDoc {
   fixed: string[];
   recommendations: string[];
 }
-const doctorDoc = async (sb: Sandbox, ...flags: string[]): Promise<{ code: number; doc: DoctorDoc }> => {
+const doctorDoc = async (sb: Sandbox, ...flags: string[]): Promise<{ code: number | null; doc: DoctorDoc }> => {
   const r = await run(sb, ["doctor", ...readArgs(sb), "--json", ...flags]);
   return { code: r.code, doc: parseJson(r.stdout) as DoctorDoc };
 };
@@ -458,7 +438,7 @@ describe("a missing artifact directory", () => {
   it("start creates it (mode 0700) and runs the wave", async () => {
     const sb = agentSandbox(tmp, { artifact_dir: "deep/new/art" });
     expect(existsSync(path.dirname(sb.art))).toBe(false);
-    const r = await runCli(children, bin, ["start", "--config", sb.configPath, "--items", "ok-1", "--wave-id", NEW], { cwd: sb.root, timeoutMs: 120_000 });
+    const r = await runCli(bin, ["start", "--config", sb.configPath, "--items", "ok-1", "--wave-id", NEW], { cwd: sb.root, timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(existsSync(sb.layout.waveState(NEW))).toBe(true);
     const check = await run(sb, ["check", "--config", sb.configPath, "--wave-id", NEW, "--json"]);
@@ -507,30 +487,37 @@ describe("an unwritable artifact directory", () => {
       }
     });
 
-    it("start is refused with one clear line and nothing partial", async (ctx) => {
+    it("start is refused with one clear line and nothing partial (as nobody when the suite runs as root)", async () => {
       const sb = lockedDown();
       try {
-        // Root (as in CI containers) ignores permission bits: find out before asserting anything.
-        let writable: boolean;
-        try {
-          rmdirSync(mkdtempSync(path.join(sb.layout.wavesDir(), ".probe-")));
-          writable = true;
-        } catch {
-          writable = false;
-        }
-        if (writable) {
-          ctx.skip("this process ignores permission bits (running as root): chmod 0500 cannot make the directory read-only; the unwritable case is covered by the artifact_dir-under-a-file test");
-          return;
-        }
+        // Root (as in CI containers) ignores permission bits, so there the command runs as nobody
+        // (uid 65534), who is given the sandbox: the store insists its directories are the user's own.
+        const user = process.getuid?.() === 0 ? asNobody(sb) : {};
+        const before = treeState(sb.root);
         // waves/ exists, so it is the wave's own directory that cannot be made.
-        const [msg] = await refusedUnchanged(sb, [{ args: ["start", "--config", sb.configPath, "--items", "bd-a1", "--wave-id", NEW] }], "artifact_dir_unwritable");
-        expect(msg).toContain(`cannot create ${sb.layout.waveDir(NEW)}: EACCES`);
+        const r = await runCli(bin, ["start", "--config", sb.configPath, "--items", "bd-a1", "--wave-id", NEW], { cwd: sb.root, ...user });
+        const msg = expectRefusal(r, "artifact_dir_unwritable");
+        expect(msg).toContain(sb.layout.waveDir(NEW));
+        expect(msg).toContain("EACCES");
+        expect(treeState(sb.root)).toEqual(before);
       } finally {
         unlock(sb);
       }
     });
   });
 });
+
+const NOBODY = 65534;
+
+/** Hand the sandbox to nobody and return the options that run a command as nobody there. */
+function asNobody(sb: Sandbox): { uid: number; gid: number; env: Record<string, string> } {
+  const walk = (p: string): void => {
+    lchownSync(p, NOBODY, NOBODY);
+    if (lstatSync(p).isDirectory()) for (const name of readdirSync(p)) walk(path.join(p, name));
+  };
+  walk(sb.root);
+  return { uid: NOBODY, gid: NOBODY, env: { HOME: sb.root } };
+}
 
 describe("start on an existing wave id", () => {
   it.each([

@@ -8,7 +8,8 @@ import { createLayout } from "../../src/store/layout.js";
 import { readLedgerEvents } from "../../src/store/ledger.js";
 import { listJobPids } from "../../src/store/pids.js";
 import { serializeState } from "../../src/store/snapshot.js";
-import { carriesTag, groupMembers, taggedProcesses, type Expected, type JournalEntry } from "./harness.js";
+import { carriesTag, groupMembers, taggedProcesses } from "../helpers/procs.js";
+import { type Expected, type JournalEntry } from "./plan.js";
 
 // The promises of SPEC §1 ("nothing done twice, nothing lost, no zombie agents") as checks over
 // what a wave leaves on disk and in the process table. Each check returns the violations it
@@ -126,7 +127,11 @@ export function outcomeViolations(w: WaveRecord, expected: ReadonlyMap<string, E
   return out;
 }
 
-/** Outcome files named by finished attempts exist (effects performed, or re-performed on resume). */
+/**
+ * Nothing lost: the outcome file named by every finished attempt exists (the effect performed, or
+ * re-performed on resume). A violation, not a statistic: a kill between job_finished and the
+ * outcome write must not lose the outcome.
+ */
 export function missingOutcomes(w: WaveRecord): string[] {
   const out: string[] = [];
   for (const e of w.events) {
@@ -138,6 +143,29 @@ export function missingOutcomes(w: WaveRecord): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The write-ahead rule where a kill landed: the snapshot never runs ahead of the ledger (its seq is
+ * at most the last ledger seq), and it is exactly the fold of the ledger prefix up to its seq.
+ * No snapshot yet (killed before the first write) is no violation.
+ */
+export async function writeAheadViolations(artifactDir: string, waveId: string, where: string): Promise<string[]> {
+  const layout = createLayout(artifactDir);
+  let text: string;
+  try {
+    text = readFileSync(layout.waveState(waveId), "utf8");
+  } catch {
+    return [];
+  }
+  const snap: unknown = JSON.parse(text);
+  const seq = typeof snap === "object" && snap !== null && "seq" in snap && typeof snap.seq === "number" ? snap.seq : NaN;
+  const { events } = await readLedgerEvents(layout, waveId);
+  const last = events[events.length - 1]?.seq ?? 0;
+  if (!(seq <= last)) return [`${waveId}: at a kill after ${where}, the snapshot's seq ${seq} is ahead of the last ledger seq ${last}`];
+  const prefix = events.filter((e) => e.seq <= seq);
+  if (serializeState(fold(prefix)) !== text) return [`${waveId}: at a kill after ${where}, wave_state.json (seq ${seq}) is not the fold of the ledger up to seq ${seq}`];
+  return [];
 }
 
 // ---- processes --------------------------------------------------------------------------------

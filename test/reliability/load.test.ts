@@ -1,32 +1,18 @@
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import type { WaveEvent } from "../../src/core/events.js";
 import { createLayout } from "../../src/store/layout.js";
 import { liveJobPids, registerJobPid } from "../../src/store/pids.js";
 import { isAlive } from "../../src/store/proc.js";
 import { readSnapshot } from "../../src/store/snapshot.js";
-import {
-  between,
-  buildCli,
-  killAllCli,
-  killTagged,
-  groupMembers,
-  liveJobGroups,
-  makeFixture,
-  makeRepo,
-  prng,
-  readJournal,
-  startCli,
-  tail,
-  TempDirs,
-  waitExit,
-  type CliProcess,
-  type Fixture,
-  type ItemPlan,
-  type JournalEntry,
-} from "./harness.js";
+import { it } from "../helpers/fixtures.js";
+import { TempDirs } from "../helpers/tmp.js";
+import { buildCli } from "../helpers/build.js";
+import { killAllChildren, killTagged, groupMembers, liveJobGroups, spawnNode, tail, waitExit, type CliProc } from "../helpers/procs.js";
+import { makeRepo } from "../helpers/world.js";
+import { between, expectedOutcomes, makeFixture, prng, readJournal, type Expected, type Fixture, type ItemPlan, type JournalEntry } from "./plan.js";
 import {
   dispatchViolations,
   executionViolations,
@@ -35,6 +21,7 @@ import {
   readWaveRecord,
   snapshotViolations,
   strayProcesses,
+  outcomeViolations,
   terminalViolations,
   type WaveRecord,
 } from "./invariants.js";
@@ -50,6 +37,8 @@ import {
 const SEED = Number(process.env.DX_LOAD_SEED ?? 20_251_127);
 const CAP = 5;
 const MAX_PARALLEL = 3;
+/** The config default (3): every item plan has three attempts. */
+const MAX_ATTEMPTS = 3;
 const WAVES = ["load-a", "load-b", "load-c"] as const;
 const OWN_ITEMS = 6;
 const SHARED = ["shared-1", "shared-2"];
@@ -92,6 +81,8 @@ interface LoadResult {
   ms: number;
   stray: string[];
   groupReport: { checked: number; zombieOnly: number; violations: string[] };
+  /** What each wave's script makes of each of its items (a shared item: in the wave that wins it). */
+  expected: Map<string, Map<string, Expected>>;
 }
 
 let result: LoadResult | null = null;
@@ -160,7 +151,7 @@ function newEvents(run: WaveRun, after: number): string[] {
 async function driveWave(run: WaveRun, ids: string, stopAt: number): Promise<void> {
   const t0 = Date.now();
   const base = ["--config", run.fx.configPath, "--wave-id", run.waveId];
-  let p: CliProcess = startCli(bin, ["start", "--items", ids, ...base], run.fx.env, run.fx.root);
+  let p: CliProc = spawnNode(bin, ["start", "--items", ids, ...base], { env: run.fx.env, cwd: run.fx.root });
   run.starts++;
   let seqBefore = 0;
   for (;;) {
@@ -197,14 +188,14 @@ async function driveWave(run: WaveRun, ids: string, stopAt: number): Promise<voi
     // Resumable by design (SPEC §8): give the other waves' jobs a moment, then resume.
     await new Promise((r) => setTimeout(r, 300));
     seqBefore = snap.state.seq;
-    p = startCli(bin, ["resume", ...base], run.fx.env, run.fx.root);
+    p = spawnNode(bin, ["resume", ...base], { env: run.fx.env, cwd: run.fx.root });
     run.resumes++;
   }
   run.ms = Date.now() - t0;
 }
 
 beforeAll(() => {
-  bin = buildCli(tmp);
+  bin = buildCli();
 }, 120_000);
 
 async function runLoad(): Promise<void> {
@@ -275,7 +266,8 @@ async function runLoad(): Promise<void> {
     for (const g of jobGroups(shared.artifactDir, shared.runnerLogDir, w)) groups.add(g);
   }
   const journal = runs.flatMap((r) => readJournal(r.fx.journalPath));
-  result = { runs, samples, records, journal, ms, stray, groupReport: groupViolations(groups, TAG) };
+  const expected = new Map(WAVES.map((waveId, i) => [waveId, expectedOutcomes(itemPlans[i] ?? [], MAX_ATTEMPTS)]));
+  result = { runs, samples, records, journal, ms, stray, groupReport: groupViolations(groups, TAG), expected };
 
   const maxGroups = Math.max(0, ...samples.map((s) => s.groups));
   const maxPids = Math.max(0, ...samples.map((s) => s.pidFiles));
@@ -291,7 +283,7 @@ async function runLoad(): Promise<void> {
 }
 
 afterAll(async () => {
-  await killAllCli();
+  await killAllChildren();
   for (const t of [TAG, ...extraTags]) killTagged(t);
   if (process.env.DX_LOAD_KEEP !== "1") tmp.cleanup();
 });
@@ -329,6 +321,8 @@ describe("load: three waves at once on one artifact_dir", () => {
         ...dispatchViolations(w),
         ...executionViolations(w, r.journal),
         ...snapshotViolations(w),
+        // Its own items end as its script makes them (the shared ones: see the next test).
+        ...outcomeViolations(w, new Map([...(r.expected.get(w.waveId) ?? [])].filter(([id]) => !SHARED.includes(id)))),
       ]),
     ];
     expect(violations).toEqual([]);
@@ -345,6 +339,9 @@ describe("load: three waves at once on one artifact_dir", () => {
       const winner = workers[0];
       if (!winner) continue;
       const win = winner.replay.items.find((i) => i.beads_id === item);
+      const want = r.expected.get(winner.waveId)?.get(item);
+      if (!want) throw new Error(`no script for ${item} in ${winner.waveId}`);
+      expect(outcomeViolations(winner, new Map([[item, want]])), `${item}: the winning wave's outcome`).toEqual([]);
       expect(win?.status, `${item} in ${winner.waveId}`).toMatch(/^(approved|blocked)$/);
       for (const w of r.records.values()) {
         if (w === winner) continue;
@@ -411,7 +408,7 @@ describe("exec saturation is resumable", () => {
       registerJobPid(layout, { pid, pgid: pid, wave_id: "other-wave", item_id: "other-1", phase: "implement", attempt: 1, run_instance: `other-${pid}`, registered_at: new Date().toISOString() });
     }
     const args = ["--config", fx.configPath, "--wave-id", "sat"];
-    const start = startCli(bin, ["start", "--items", "sat-1,sat-2", ...args], fx.env, fx.root);
+    const start = spawnNode(bin, ["start", "--items", "sat-1,sat-2", ...args], { env: fx.env, cwd: fx.root });
     expect((await waitExit(start, 60_000, "start")).code, start.stderr()).toBe(1);
     const refused = await readWaveRecord(fx.artifactDir, "sat");
     expect({ status: refused.replay.status, reason: refused.replay.reason_code }).toEqual({ status: "failed", reason: "exec_saturation" });
@@ -421,7 +418,7 @@ describe("exec saturation is resumable", () => {
     for (const s of sleepers) if (s.pid !== undefined) process.kill(-s.pid, "SIGKILL");
     await Promise.all(gone);
 
-    const resume = startCli(bin, ["resume", ...args], fx.env, fx.root);
+    const resume = spawnNode(bin, ["resume", ...args], { env: fx.env, cwd: fx.root });
     const exit = await waitExit(resume, 60_000, "resume");
     const after = await readWaveRecord(fx.artifactDir, "sat");
     expect({ exit: exit.code, status: after.replay.status, reason: after.replay.reason_code }, resume.stdout() + resume.stderr()).toEqual({

@@ -1,13 +1,11 @@
 import path from "node:path";
 import { writeFileSync, mkdirSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { claimItem, readClaim, releaseClaim, removeStaleClaim, type ItemClaim } from "../../src/store/claim.js";
 import { createLayout } from "../../src/store/layout.js";
 import { selfIdentity } from "../../src/store/proc.js";
-import { tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
 
-const tmp = tempDirs();
-afterEach(() => tmp.cleanup());
 
 const layout = () => createLayout(path.join(tmp.make(), "art"));
 const never = () => false;

@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import {
   acquireControllerLock,
   controllerLiveness,
@@ -10,14 +10,9 @@ import {
   type ControllerLock,
 } from "../../src/store/controller-lock.js";
 import { hostName, selfIdentity } from "../../src/store/proc.js";
-import { Processes, tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { sleeper } from "../helpers/procs.js";
 
-const tmp = tempDirs();
-const procs = new Processes();
-afterEach(async () => {
-  await procs.killAll();
-  tmp.cleanup();
-});
 
 const T = Date.parse("2026-01-01T00:00:00.000Z");
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -37,7 +32,7 @@ const held = (file: string): ControllerLock => {
 describe("controller lock", () => {
   it("is exclusive: a live controller keeps it; its own process re-enters", async () => {
     const file = lockFile();
-    const other = await procs.sleeper();
+    const other = await sleeper();
     write(file, { pid: other.pid, start_time: other.start_time, host: hostName(), started_at: iso(T), heartbeat_at: iso(T) });
     expect(controllerLiveness(held(file), T)).toBe("alive");
     // Heartbeat age does not matter on this host: the process is there.
@@ -51,7 +46,7 @@ describe("controller lock", () => {
 
   it("a dead holder on this host is stale at once", async () => {
     const file = lockFile();
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     write(file, { pid: dead.pid, start_time: dead.start_time, host: hostName(), started_at: iso(T), heartbeat_at: iso(T) });
     await dead.killAndWait();
     expect(controllerLiveness(held(file), T)).toBe("dead");
@@ -83,7 +78,7 @@ describe("controller lock", () => {
     expect(heartbeat(file, selfIdentity(), iso(T + 30_000))).toBe(true);
     expect(held(file)).toMatchObject({ heartbeat_at: iso(T + 30_000), started_at: iso(T) });
 
-    const other = await procs.sleeper();
+    const other = await sleeper();
     const otherId = { pid: other.pid, start_time: other.start_time, host: hostName() };
     expect(heartbeat(file, otherId, iso(T + 60_000))).toBe(false);
     expect(releaseControllerLock(file, otherId)).toBe(false);

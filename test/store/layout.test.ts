@@ -1,11 +1,9 @@
 import { statSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { createLayout, ensureWaveDirs } from "../../src/store/layout.js";
-import { tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
 
-const tmp = tempDirs();
-afterEach(() => tmp.cleanup());
 
 describe("layout", () => {
   const l = createLayout("/art");

@@ -1,17 +1,12 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { acquireLease, isLeaseStale, listLeaseFiles, readLease, releaseLease, removeStaleLease, renewLease, type LeaseHolder } from "../../src/store/lease.js";
 import { createLayout, ensureWaveDirs } from "../../src/store/layout.js";
 import { hostName, selfIdentity } from "../../src/store/proc.js";
-import { Processes, tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { sleeper } from "../helpers/procs.js";
 
-const tmp = tempDirs();
-const procs = new Processes();
-afterEach(async () => {
-  await procs.killAll();
-  tmp.cleanup();
-});
 
 const T = Date.parse("2026-01-01T00:00:00.000Z");
 const TTL = 60_000;
@@ -42,7 +37,7 @@ describe("lease", () => {
 
   it("is refused while a live holder has it, and re-entrant for its own holder", async () => {
     const { file } = leaseFile();
-    const other = await procs.sleeper();
+    const other = await sleeper();
     holderFile(file, { pid: other.pid, start_time: other.start_time, host: hostName() });
     const r = acquireLease(file, me(), { ttlMs: TTL, nowMs: T + 1000 });
     expect(r).toMatchObject({ acquired: false, holder: { pid: other.pid } });
@@ -56,7 +51,7 @@ describe("lease", () => {
 
   it("is taken over when its holder died", async () => {
     const { file } = leaseFile();
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
     expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T }).acquired).toBe(false);
     await dead.killAndWait();
@@ -76,7 +71,7 @@ describe("lease", () => {
 
   it("is stale once its TTL has passed, even with a live holder; another host's only by TTL", async () => {
     const { file } = leaseFile();
-    const other = await procs.sleeper();
+    const other = await sleeper();
     holderFile(file, { pid: other.pid, start_time: other.start_time, host: hostName() });
     expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T + TTL - 1 }).acquired).toBe(false);
     expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T + TTL })).toMatchObject({ acquired: true, tookOverFrom: { pid: other.pid } });
@@ -97,7 +92,7 @@ describe("lease", () => {
   it("release and renew act only on our own lease", async () => {
     const { file } = leaseFile();
     acquireLease(file, me(), { ttlMs: TTL, nowMs: T });
-    const other = await procs.sleeper();
+    const other = await sleeper();
     expect(releaseLease(file, { pid: other.pid, start_time: other.start_time, host: hostName() })).toBe(false);
     expect(renewLease(file, { pid: other.pid, start_time: other.start_time, host: hostName() }, { ttlMs: TTL, nowMs: T + 5000 })).toBe(false);
     expect(renewLease(file, selfIdentity(), { ttlMs: TTL, nowMs: T + 5000 })).toBe(true);
@@ -113,7 +108,7 @@ describe("lease", () => {
     acquireLease(file, me(), { ttlMs: TTL, nowMs: T });
     expect(removeStaleLease(file, T + 1).removed).toBe(false);
     const second = layout.leasePath("w1", "bd-b2", 2);
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     await dead.killAndWait();
     holderFile(second, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
     expect(listLeaseFiles(layout, "w1")).toEqual([file, second]);
@@ -125,7 +120,7 @@ describe("lease", () => {
 
   it("a takeover ticket left by a process that died mid-takeover does not block the next one", async () => {
     const { file } = leaseFile();
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     await dead.killAndWait();
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
     // What a taker killed between its ticket and its rename leaves behind.
@@ -137,10 +132,10 @@ describe("lease", () => {
 
   it("a ticket its live creator withdrew (it lost) does not block", async () => {
     const { file } = leaseFile();
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     await dead.killAndWait();
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
-    const loser = await procs.sleeper();
+    const loser = await sleeper();
     const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
     writeFileSync(`${file}.gen-${gen}.0`, JSON.stringify({ pid: loser.pid, start_time: loser.start_time, host: hostName(), at_ms: Date.now(), withdrawn: true }));
     expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T, waitMs: 200 })).toMatchObject({ acquired: true, tookOverFrom: { pid: dead.pid } });
@@ -149,10 +144,10 @@ describe("lease", () => {
 
   it("a live process busy taking over the same stale lease makes us wait, then lose", async () => {
     const { file } = leaseFile();
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     await dead.killAndWait();
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
-    const busy = await procs.sleeper();
+    const busy = await sleeper();
     const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
     writeFileSync(`${file}.gen-${gen}.0`, JSON.stringify({ pid: busy.pid, start_time: busy.start_time, host: hostName(), at_ms: Date.now(), withdrawn: false }));
     const r = acquireLease(file, me(), { ttlMs: TTL, nowMs: T, waitMs: 200 });

@@ -1,15 +1,13 @@
 import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import type { WaveEvent } from "../../src/core/index.js";
 import { isDxError } from "../../src/errors.js";
 import { createLayout, type Layout } from "../../src/store/layout.js";
 import { LedgerWriter, lastLedgerSeq, readLedgerEvents, repairTornTail, repairTornTails } from "../../src/store/ledger.js";
 import { Ledger, WAVE_ID } from "../helpers/events.js";
-import { tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
 
-const tmp = tempDirs();
-afterEach(() => tmp.cleanup());
 
 const story = () =>
   new Ledger({ items: ["bd-a1", "bd-b2"] })

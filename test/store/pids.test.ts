@@ -1,16 +1,11 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { createLayout } from "../../src/store/layout.js";
 import { listJobPids, liveJobPids, pruneDeadJobPids, registerJobPid, removeJobPid, type JobPidInput } from "../../src/store/pids.js";
-import { Processes, tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { sleeper } from "../helpers/procs.js";
 
-const tmp = tempDirs();
-const procs = new Processes();
-afterEach(async () => {
-  await procs.killAll();
-  tmp.cleanup();
-});
 
 const rec = (pid: number, wave = "w1", item = "bd-a1"): JobPidInput => ({
   pid,
@@ -26,9 +21,9 @@ const rec = (pid: number, wave = "w1", item = "bd-a1"): JobPidInput => ({
 describe("job pid files", () => {
   it("registers, lists across waves, prunes the dead and counts the live", async () => {
     const layout = createLayout(path.join(tmp.make(), "art"));
-    const a = await procs.sleeper();
-    const b = await procs.sleeper();
-    const dead = await procs.sleeper();
+    const a = await sleeper();
+    const b = await sleeper();
+    const dead = await sleeper();
     const fa = registerJobPid(layout, rec(a.pid, "w1"));
     registerJobPid(layout, rec(b.pid, "w2", "bd-b2"));
     registerJobPid(layout, rec(dead.pid, "w2", "bd-c3"));
@@ -62,7 +57,7 @@ describe("job pid files", () => {
     const layout = createLayout(path.join(tmp.make(), "art"));
     const dir = layout.jobsDir("w1");
     mkdirSync(dir, { recursive: true });
-    const dead = await procs.sleeper();
+    const dead = await sleeper();
     await dead.killAndWait();
     writeFileSync(path.join(dir, `${dead.pid}.pid`), "{oops");
     writeFileSync(path.join(dir, `${process.pid}.pid`), JSON.stringify({ pid: process.pid }));

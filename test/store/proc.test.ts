@@ -1,16 +1,12 @@
 import { symlinkSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { hostName, isAlive, isSameProcess, processStartTime, selfIdentity } from "../../src/store/proc.js";
-import { Processes, tempDirs, waitFor } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
+import { sleeper, track } from "../helpers/procs.js";
+import { waitFor } from "../helpers/wait.js";
 
-const tmp = tempDirs();
-const procs = new Processes();
-afterEach(async () => {
-  await procs.killAll();
-  tmp.cleanup();
-});
 
 describe("process identity", () => {
   it("reads a stable start time for this process", () => {
@@ -22,7 +18,7 @@ describe("process identity", () => {
   });
 
   it("tells another process apart and sees it die", async () => {
-    const s = await procs.sleeper();
+    const s = await sleeper();
     expect(s.start_time).not.toBe(processStartTime(process.pid));
     expect(isAlive(s.pid)).toBe(true);
     expect(isSameProcess(s)).toBe(true);
@@ -37,7 +33,7 @@ describe("process identity", () => {
     if (process.platform !== "linux") return;
     const link = path.join(tmp.make(), "we ird) (n 1");
     symlinkSync(process.execPath, link);
-    const child = procs.track(execa(link, ["-e", "setInterval(() => {}, 1000)"], { detached: true, stdio: "ignore", reject: false }));
+    const child = track(execa(link, ["-e", "setInterval(() => {}, 1000)"], { detached: true, stdio: "ignore", reject: false }));
     const pid = child.pid!;
     const start = await waitFor(() => processStartTime(pid), "start time");
     expect(start).toMatch(/^[0-9a-f]*:\d+$/);

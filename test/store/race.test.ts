@@ -3,13 +3,15 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { readClaim } from "../../src/store/claim.js";
 import { readControllerLock } from "../../src/store/controller-lock.js";
 import { createLayout } from "../../src/store/layout.js";
 import { readLease } from "../../src/store/lease.js";
 import { hostName } from "../../src/store/proc.js";
-import { Processes, tempDirs, type Sleeper } from "./helpers.js";
+import { it } from "../helpers/fixtures.js";
+import { sleeper, track, type Sleeper } from "../helpers/procs.js";
+import { TempDirs } from "../helpers/tmp.js";
 
 // Real processes racing for the same lease, controller lock and item claim, through the compiled
 // store (the one the CLI runs). Each round: every contender sleeps until one shared instant, then
@@ -21,8 +23,7 @@ const CONTENDER = path.join(ROOT, "test/fixtures/store/contender.mjs");
 const CONTENDERS = 6;
 const ROUNDS = 8;
 
-const tmp = tempDirs();
-const procs = new Processes();
+const tmp = new TempDirs(); // spans the file: the store is compiled once in beforeAll
 let dist = "";
 let dead: { pid: number; start_time: string | null };
 
@@ -50,14 +51,11 @@ beforeAll(async () => {
   dist = path.join(dir, "dist");
 
   // One identity of a process that existed and is gone: the stale holder of every stale round.
-  const s: Sleeper = await procs.sleeper();
+  const s: Sleeper = await sleeper();
   await s.killAndWait();
   dead = { pid: s.pid, start_time: s.start_time };
 }, 120_000);
 
-afterEach(async () => {
-  await procs.killAll();
-});
 afterAll(() => tmp.cleanup());
 
 interface Contender {
@@ -69,7 +67,7 @@ interface Contender {
 async function contenders(n: number): Promise<Contender[]> {
   const out: Contender[] = [];
   for (let i = 0; i < n; i++) {
-    const child = procs.track(execa(process.execPath, [CONTENDER, dist], { detached: true, stdin: "pipe", stdout: "pipe", stderr: "inherit", reject: false }));
+    const child = track(execa(process.execPath, [CONTENDER, dist], { detached: true, stdin: "pipe", stdout: "pipe", stderr: "inherit", reject: false }));
     const pid = child.pid;
     if (pid === undefined) throw new Error("contender did not start");
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();

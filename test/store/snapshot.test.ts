@@ -1,13 +1,11 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { fold } from "../../src/core/index.js";
 import { readSnapshot, serializeState, writeSnapshot } from "../../src/store/snapshot.js";
 import { Ledger } from "../helpers/events.js";
-import { tempDirs } from "./helpers.js";
+import { it, tmp } from "../helpers/fixtures.js";
 
-const tmp = tempDirs();
-afterEach(() => tmp.cleanup());
 
 const state = () => fold(new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "opencode", "APPROVED").events);
 

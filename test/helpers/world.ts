@@ -1,45 +1,60 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { loadConfig } from "../../src/config/load.js";
+import type { ResolvedConfig } from "../../src/config/types.js";
 import type { WaveEvent } from "../../src/core/events.js";
 import type { WaveState } from "../../src/core/state.js";
-import { createLayout, type Layout } from "../../src/store/layout.js";
-import { readLedgerEvents } from "../../src/store/ledger.js";
-import { readSnapshot } from "../../src/store/snapshot.js";
-import { ensureBuilt, REPO } from "./build.js";
+import { initialState, step } from "../../src/core/step.js";
+import { acquireControllerLock } from "../../src/store/controller-lock.js";
+import { createLayout, ensureWaveDirs, type Layout } from "../../src/store/layout.js";
+import { LedgerWriter, readLedgerEvents } from "../../src/store/ledger.js";
+import { hostName } from "../../src/store/proc.js";
+import { readSnapshot, writeSnapshot } from "../../src/store/snapshot.js";
+import { buildCli, REPO } from "./build.js";
+import { killAllChildren, killGroup, livePids, spawnNode, type CliProc, type CliResult } from "./procs.js";
+import type { TempDirs } from "./tmp.js";
+import { waitFor } from "./wait.js";
 
-// The end-to-end harness: every test gets a temp root with its own artifact_dir, runner_log_dir,
-// workspace_root, a real git repository, a tracker (Beads-shaped issues.jsonl, or the fake bd), a
-// scenario for the scripted agent and a config whose providers run that agent. The CLI runs as
-// real processes from a private build (build.ts). Everything a test started is killed in
-// afterEach (cleanupAll): CLI processes, detached controllers, every agent process group.
+// The world a process-level test runs in: a git repository, a tracker, a config whose providers
+// run the one scripted agent (test/fixtures/agents/scripted-agent.mjs), and the environment the
+// CLI gets. Three shapes of it: `sandbox`/`agentSandbox` (a config and a store, for read commands
+// and small waves), `E2E` (a whole wave with a scenario per item), and the reliability suite's
+// `makeFixture` (test/reliability/plan.ts), all built from the pieces below.
 
 export { REPO };
 export const AGENT = path.join(REPO, "test", "fixtures", "agents", "scripted-agent.mjs");
 export const FAKE_BD = path.join(REPO, "test", "fixtures", "bd", "bd");
 
 /**
- * Per-test ceiling. A test waits on real processes; on 2 loaded cores the slowest (a cancel that
- * must outlast the 10 s SIGTERM grace) has taken 40 s, so the ceiling is well above that.
+ * Per-test ceiling for tests that wait on real processes; on 2 loaded cores the slowest (a cancel
+ * that must outlast the 10 s SIGTERM grace) has taken 40 s, so the ceiling is well above that.
  */
 export const E2E_TIMEOUT_MS = 150_000;
 
-// ---------------------------------------------------------------------------------------------
-// Waiting and small JSON helpers
+// ---- environment, repository, JSON ----------------------------------------------------------------
 
-export async function waitFor<T>(
-  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  o: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<T> {
-  const timeoutMs = o.timeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${o.what ?? "a condition"}`);
-    await new Promise((r) => setTimeout(r, o.intervalMs ?? 50));
-  }
+/** The environment the CLI runs in: no DX_BATCH_* or DX_RUNNER_* of the developer's shell or the CI. */
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^DX_(BATCH|RUNNER)_/.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.invalid", ...args], { cwd, encoding: "utf8" });
+}
+
+/** A git repository on `main` with one commit (README.md, notes/.keep), for worktrees to be made from. */
+export function makeRepo(dir: string): string {
+  mkdirSync(path.join(dir, "notes"), { recursive: true });
+  writeFileSync(path.join(dir, "README.md"), "# test project\n");
+  writeFileSync(path.join(dir, "notes", ".keep"), "");
+  git(dir, "init", "-q", "-b", "main");
+  git(dir, "add", ".");
+  git(dir, "commit", "-q", "-m", "initial commit");
+  return dir;
 }
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -55,140 +70,46 @@ export function parseObj(text: string, what = "JSON"): JsonObject {
   return v;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes: liveness as the tests must see it (a zombie is dead; this container's init reaps late)
+export const parseJson = (text: string): unknown => JSON.parse(text);
 
-export function procState(pid: number): string | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0] ?? null;
-  } catch {
-    return null;
-  }
+/** A Beads-shaped issues.jsonl (the file tracker reads it; the fake bd is seeded from it). */
+export function writeIssues(file: string, items: readonly (string | Issue)[]): Record<string, unknown>[] {
+  const issues = items.map((i) => (typeof i === "string" ? { id: i } : i)).map((i) => ({
+    id: i.id,
+    title: i.title ?? `Title of ${i.id}`,
+    description: i.description ?? `DESCRIPTION-${i.id}: change notes/${i.id}.md.`,
+    acceptance_criteria: i.acceptance_criteria ?? `ACCEPTANCE-${i.id}: the note exists and is committed.`,
+    status: "open",
+    priority: 2,
+    issue_type: "task",
+    labels: ["test"],
+    dependencies: (i.depends_on ?? []).map((d) => ({ id: d, dependency_type: "blocks" })),
+  }));
+  writeFileSync(file, issues.map((i) => JSON.stringify(i)).join("\n") + "\n");
+  return issues;
 }
 
-export const pidAlive = (pid: number): boolean => {
-  const st = procState(pid);
-  return st !== null && st !== "Z" && st !== "X";
-};
+/** A `command` provider that runs the scripted agent with a scenario file. */
+export const agentProvider = (name: string, scenarioPath: string): Record<string, unknown> => ({
+  command: [process.execPath, AGENT, name],
+  stdin: "prompt",
+  env: { DXE_SCENARIO: scenarioPath },
+});
 
-/** Live (non-zombie) members of a process group. */
-export function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^[0-9]+$/.test(name)) continue;
-    try {
-      const s = readFileSync(`/proc/${name}/stat`, "utf8");
-      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[2]) === pgid && f[0] !== "Z" && f[0] !== "X") out.push(Number(name));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
-}
-
-/** kill(-pgid, 0) throws ESRCH once no process (not even a zombie) of the group is left. */
-export function groupGoneByKill(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return false;
-  } catch (e) {
-    return e instanceof Error && "code" in e && e.code === "ESRCH";
-  }
-}
-
-export function pidGoneByKill(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return e instanceof Error && "code" in e && e.code === "ESRCH";
-  }
-}
-
-function killGroupQuiet(pgid: number): void {
-  if (pgid <= 1) return;
-  try {
-    process.kill(-pgid, "SIGKILL");
-  } catch {
-    // gone
-  }
-}
-
-function killQuiet(pid: number, sig: NodeJS.Signals = "SIGKILL"): void {
-  if (pid <= 1) return;
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // gone
-  }
-}
-
-/** VmRSS of a process in MiB, or null when it is gone. */
-export function rssMb(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m?.[1] ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
+export function writeScenarioFile(file: string, recordDir: string, s: Scenario): void {
+  mkdirSync(path.join(recordDir, "gates"), { recursive: true });
+  writeFileSync(file, JSON.stringify({ record_dir: recordDir, ...s }, null, 2));
 }
 
 // ---------------------------------------------------------------------------------------------
-// The CLI as a process
-
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export interface CliProc {
-  pid: number;
-  child: ChildProcess;
-  done: Promise<CliResult>;
-  stdout(): string;
-  stderr(): string;
-}
-
-const liveCli = new Set<CliProc>();
-const roots: E2E[] = [];
-
-export function spawnCli(bin: string, args: readonly string[], o: { cwd: string; env: NodeJS.ProcessEnv }): CliProc {
-  // Its own process group, so afterEach can kill whatever it leaves behind in one go.
-  const child = spawn(process.execPath, [bin, ...args], { cwd: o.cwd, env: o.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`cannot spawn the CLI: ${args.join(" ")}`);
-  const proc: CliProc = {
-    pid,
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    done: new Promise<CliResult>((resolve) => {
-      child.on("close", (code, signal) => {
-        liveCli.delete(proc);
-        resolve({ code, signal, stdout: out, stderr: err });
-      });
-    }),
-  };
-  liveCli.add(proc);
-  return proc;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scenario of the scripted agent (see test/fixtures/agents/scripted-agent.mjs)
+// The scripted agent's scenario (test/fixtures/agents/scripted-agent.mjs documents every key)
 
 export interface Step {
   ignore_term?: boolean;
   grandchild?: boolean;
   gate?: string;
   sleep_ms?: number;
+  sleep_in_child?: boolean;
   print_mb?: number;
   quota?: boolean;
   hang?: boolean | "silent";
@@ -200,6 +121,7 @@ export interface Step {
   deliver?: "file" | "stdout";
   beads_id?: string;
   exit_code?: number;
+  surprise?: boolean;
   by_provider?: Record<string, Step>;
 }
 
@@ -211,6 +133,8 @@ export interface ItemScript {
 export interface Scenario {
   default?: ItemScript;
   items?: Record<string, ItemScript>;
+  /** Scripts for items whose id starts with a key, when `items` has none. */
+  prefixes?: Record<string, ItemScript>;
 }
 
 export interface AgentRun {
@@ -230,7 +154,7 @@ export interface AgentRun {
   alive_peers?: number[];
 }
 
-function parseRun(line: string): AgentRun | null {
+export function parseRun(line: string): AgentRun | null {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -248,6 +172,109 @@ function parseRun(line: string): AgentRun | null {
   if (Array.isArray(alive_peers)) run.alive_peers = alive_peers.filter((p): p is number => typeof p === "number");
   return run;
 }
+
+
+/** Every run the scripted agents recorded in <recordDir>/runs.jsonl. */
+export function readRuns(recordDir: string): AgentRun[] {
+  const f = path.join(recordDir, "runs.jsonl");
+  if (!existsSync(f)) return [];
+  return readFileSync(f, "utf8")
+    .split("\n")
+    .map(parseRun)
+    .filter((r): r is AgentRun => r !== null);
+}
+
+
+// ---- a config and a store for the read commands (and small real waves) ----------------------------
+
+export interface Sandbox {
+  root: string;
+  art: string;
+  configPath: string;
+  layout: Layout;
+  /** The configuration as the CLI resolves it from configPath. */
+  config: ResolvedConfig;
+}
+
+/**
+ * A temp root with a config file whose every directory lies inside it. The artifact directory is
+ * not created: the store creates it on the first write.
+ */
+export function sandbox(tmp: TempDirs, extra: Record<string, unknown> = {}): Sandbox {
+  const root = tmp.make("dx-cli-");
+  const art = typeof extra.artifact_dir === "string" ? path.resolve(root, extra.artifact_dir) : path.join(root, "art");
+  const configPath = path.join(root, "dx-batch.config.json");
+  const file = { runner_log_dir: path.join(root, "runner"), workspace_root: path.join(root, "agents"), tracker: { type: "none" }, ...extra, artifact_dir: art };
+  writeFileSync(configPath, `${JSON.stringify(file, null, 2)}\n`);
+  const { config } = loadConfig({ flags: { config: configPath }, cwd: root, env: {} });
+  return { root, art, configPath, layout: createLayout(art), config };
+}
+
+/**
+ * A sandbox that can run real waves: a git repository and two providers running the scripted
+ * agent, which by item id approves (ok-*), asks one revision (rev-*), reports blocked (blk-*) or
+ * writes a contract with an extra key (bad-*). It commits nothing (`edit: false`).
+ */
+export function agentSandbox(tmp: TempDirs, extra: Record<string, unknown> = {}): Sandbox & { repo: string } {
+  const base = tmp.make("dx-cli-agent-");
+  const repo = makeRepo(path.join(base, "repo"));
+  const scenarioPath = path.join(base, "scenario.json");
+  const review = (verdicts: Step[]): Step[] => verdicts;
+  writeScenarioFile(scenarioPath, path.join(base, "records"), {
+    default: { implement: { edit: false }, review: { verdict: "APPROVED" } },
+    prefixes: {
+      "rev-": { implement: { edit: false }, review: review([{ verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] }, { verdict: "APPROVED" }]) },
+      "blk-": { implement: { edit: false, status: "blocked" } },
+      "bad-": { implement: { edit: false, surprise: true } },
+    },
+  });
+  const sb = sandbox(tmp, {
+    repo,
+    base: "main",
+    stall_minutes: 2,
+    max_runtime_minutes: 2,
+    retry_chain: ["agent-a", "agent-b", "blocked"],
+    providers: { "agent-a": agentProvider("agent-a", scenarioPath), "agent-b": agentProvider("agent-b", scenarioPath) },
+    ...extra,
+  });
+  return { ...sb, repo };
+}
+
+/**
+ * Write a wave the way the controller does: each event appended (fsync) to its ledger and folded
+ * through the core, then the snapshot. The events' wave_created is re-pointed at this sandbox.
+ */
+export function writeWave(sb: Sandbox, waveId: string, events: readonly WaveEvent[]): WaveState {
+  const layout = sb.layout;
+  ensureWaveDirs(layout, waveId);
+  const writer = new LedgerWriter(layout, waveId, { lastSeq: 0 });
+  let state: WaveState | null = null;
+  try {
+    for (const raw of events) {
+      const e: WaveEvent = raw.event === "wave_created" ? { ...raw, wave_id: waveId, wave_dir: layout.waveDir(waveId), config: sb.config } : raw;
+      writer.append(e);
+      if (state !== null) state = step(state, e).state;
+      else if (e.event === "wave_created") state = initialState(e);
+      else throw new Error("the first event must be wave_created");
+    }
+  } finally {
+    writer.close();
+  }
+  if (state === null) throw new Error("no events");
+  writeSnapshot(layout.waveState(waveId), state);
+  return state;
+}
+
+/** Record `who` as the wave's controller (a live sleeper, or a dead process). */
+export function holdControllerLock(sb: Sandbox, waveId: string, who: { pid: number; start_time: string | null }): void {
+  const now = new Date().toISOString();
+  const r = acquireControllerLock(sb.layout.controllerLock(waveId), { ...who, host: hostName(), started_at: now, heartbeat_at: now }, { nowMs: Date.now() });
+  if (!r.acquired) throw new Error("controller lock not acquired");
+}
+
+// ---- a whole wave: E2E -------------------------------------------------------------------------
+
+const roots: E2E[] = [];
 
 // ---------------------------------------------------------------------------------------------
 // The per-test world
@@ -275,6 +302,7 @@ export interface E2EOptions {
   env?: Record<string, string>;
 }
 
+
 export class E2E {
   readonly root: string;
   readonly artifactDir: string;
@@ -292,7 +320,7 @@ export class E2E {
   readonly bdLog: string;
 
   constructor(o: E2EOptions) {
-    this.bin = ensureBuilt();
+    this.bin = buildCli();
     this.root = mkdtempSync(path.join(os.tmpdir(), "dx-e2e-"));
     roots.push(this);
     const shared = o.shareStoreWith;
@@ -312,20 +340,8 @@ export class E2E {
     const wantRepo = o.repo ?? true;
     if (!shared && wantRepo) makeRepo(this.repoDir);
 
-    const issues = o.items.map((i) => (typeof i === "string" ? { id: i } : i));
-    const beadsIssues = issues.map((i) => ({
-      id: i.id,
-      title: i.title ?? `Title of ${i.id}`,
-      description: i.description ?? `DESCRIPTION-${i.id}: change notes/${i.id}.md.`,
-      acceptance_criteria: i.acceptance_criteria ?? `ACCEPTANCE-${i.id}: the note exists and is committed.`,
-      status: "open",
-      priority: 2,
-      issue_type: "task",
-      labels: ["e2e"],
-      dependencies: (i.depends_on ?? []).map((d) => ({ id: d, dependency_type: "blocks" })),
-    }));
     const issuesPath = path.join(this.root, "issues.jsonl");
-    writeFileSync(issuesPath, beadsIssues.map((i) => JSON.stringify(i)).join("\n") + "\n");
+    const beadsIssues = writeIssues(issuesPath, o.items);
 
     this.writeScenario(o.scenario ?? {});
 
@@ -343,9 +359,7 @@ export class E2E {
     }
 
     const providers: Record<string, unknown> = {};
-    for (const p of this.providers) {
-      providers[p] = { command: [process.execPath, AGENT, p], stdin: "prompt", env: { DXE_SCENARIO: this.scenarioPath } };
-    }
+    for (const p of this.providers) providers[p] = agentProvider(p, this.scenarioPath);
     const config = {
       artifact_dir: this.artifactDir,
       runner_log_dir: this.runnerLogDir,
@@ -364,24 +378,22 @@ export class E2E {
     };
     writeFileSync(this.configPath, JSON.stringify(config, null, 2) + "\n");
 
-    const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, ...o.env, DX_BATCH_NO_LIVE: "1" };
-    for (const k of ["DX_BATCH_CONFIG", "DX_BATCH_ARTIFACT_DIR", "DX_RUNNER_LOG_BASE", "DX_BATCH_WORKSPACE_ROOT", "DX_BATCH_EXEC_PROCESS_CAP"]) delete env[k];
-    this.env = env;
+    this.env = cleanEnv({ ...extraEnv, ...o.env, DX_BATCH_NO_LIVE: "1" });
   }
 
   writeScenario(s: Scenario): void {
-    writeFileSync(this.scenarioPath, JSON.stringify({ record_dir: this.recordDir, ...s }, null, 2));
+    writeScenarioFile(this.scenarioPath, this.recordDir, s);
   }
 
   // ---- running the CLI ------------------------------------------------------------------------
 
   /** `dx-batch <command> --config <this config> …args` as a process. */
   cli(command: string, args: readonly string[] = [], o: { env?: Record<string, string> } = {}): CliProc {
-    return spawnCli(this.bin, [command, "--config", this.configPath, ...args], { cwd: this.root, env: { ...this.env, ...o.env } });
+    return spawnNode(this.bin, [command, "--config", this.configPath, ...args], { cwd: this.root, env: { ...this.env, ...o.env } });
   }
 
   async run(command: string, args: readonly string[] = []): Promise<CliResult> {
-    return this.cli(command, args).done;
+    return this.cli(command, args).exited;
   }
 
   async check(waveId: string): Promise<{ code: number | null; json: JsonObject }> {
@@ -409,16 +421,11 @@ export class E2E {
   }
 
   async waitEvent(waveId: string, pred: (e: WaveEvent) => boolean, what: string, timeoutMs = 60_000): Promise<WaveEvent> {
-    return waitFor(async () => (await this.events(waveId)).find(pred), { what, timeoutMs, intervalMs: 10 });
+    return waitFor(async () => (await this.events(waveId)).find(pred), what, { timeoutMs, intervalMs: 10 });
   }
 
   runs(): AgentRun[] {
-    const f = path.join(this.recordDir, "runs.jsonl");
-    if (!existsSync(f)) return [];
-    return readFileSync(f, "utf8")
-      .split("\n")
-      .map(parseRun)
-      .filter((r): r is AgentRun => r !== null);
+    return readRuns(this.recordDir);
   }
 
   starts(filter: (r: AgentRun) => boolean = () => true): AgentRun[] {
@@ -493,15 +500,14 @@ export class E2E {
   }
 
   cleanup(): void {
-    for (const pid of this.controllerPids()) if (pid !== process.pid) killQuiet(pid);
-    for (const g of this.jobGroups()) if (g !== process.pid) killGroupQuiet(g);
+    for (const pid of this.controllerPids()) killGroup(pid, { group: false });
+    for (const g of this.jobGroups()) killGroup(g);
     for (const r of this.runs()) {
-      killQuiet(r.pid);
-      if (r.child_pid !== undefined) killQuiet(r.child_pid);
+      killGroup(r.pid, { group: false });
+      if (r.child_pid !== undefined) killGroup(r.child_pid, { group: false });
     }
   }
 }
-
 export function listDir(d: string): string[] {
   try {
     return readdirSync(d).sort();
@@ -510,73 +516,15 @@ export function listDir(d: string): string[] {
   }
 }
 
-export function git(cwd: string, ...args: string[]): string {
-  return execFileSync("git", ["-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid", ...args], { cwd, encoding: "utf8" });
-}
-
-function makeRepo(dir: string): void {
-  mkdirSync(path.join(dir, "notes"), { recursive: true });
-  writeFileSync(path.join(dir, "README.md"), "# e2e project\n");
-  writeFileSync(path.join(dir, "notes", ".keep"), "");
-  git(dir, "init", "-q", "-b", "main");
-  git(dir, "add", ".");
-  git(dir, "commit", "-q", "-m", "initial commit");
-}
 
 export function fileMode(p: string): number {
   return statSync(p).mode & 0o777;
 }
-
 /** afterEach: kill every CLI process group, detached controller and agent group, remove the roots. */
 export async function cleanupAll(): Promise<void> {
-  for (const p of [...liveCli]) killGroupQuiet(p.pid);
-  await Promise.all([...liveCli].map((p) => Promise.race([p.done, new Promise((r) => setTimeout(r, 5_000))])));
+  await killAllChildren();
   for (const e of roots) e.cleanup();
   // Give the kills a moment to land before the directories (and the agents' cwd) go away.
-  await waitFor(() => roots.every((e) => e.jobGroups().every((g) => groupMembers(g).length === 0)), { timeoutMs: 10_000, what: "every agent group to be gone" }).catch(() => undefined);
+  await waitFor(() => roots.every((e) => e.jobGroups().every((g) => livePids(g).length === 0)), "every agent group to be gone", { timeoutMs: 10_000 }).catch(() => undefined);
   for (const e of roots.splice(0)) rmSync(e.root, { recursive: true, force: true });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ledger invariants shared by the tests
-
-export type Dispatch = Extract<WaveEvent, { event: "item_dispatched" }>;
-export type Finished = Extract<WaveEvent, { event: "job_finished" }>;
-
-export const dispatches = (events: readonly WaveEvent[]): Dispatch[] => events.filter((e): e is Dispatch => e.event === "item_dispatched");
-export const finishes = (events: readonly WaveEvent[]): Finished[] => events.filter((e): e is Finished => e.event === "job_finished");
-
-/** Every (item, phase, attempt) dispatched at most once; no finished attempt dispatched again. */
-export function duplicateDispatches(events: readonly WaveEvent[]): string[] {
-  const seen = new Map<string, number>();
-  const finished = new Set<string>();
-  const problems: string[] = [];
-  for (const e of events) {
-    if (e.event === "item_dispatched") {
-      const k = `${e.item_id}/${e.phase}/${e.attempt}`;
-      seen.set(k, (seen.get(k) ?? 0) + 1);
-      if ((seen.get(k) ?? 0) > 1) problems.push(`${k} dispatched twice (seq ${e.seq})`);
-      if (finished.has(k)) problems.push(`${k} dispatched again after it finished (seq ${e.seq})`);
-    }
-    if (e.event === "job_finished") finished.add(`${e.item_id}/${e.phase}/${e.attempt}`);
-  }
-  return problems;
-}
-
-/** Every agent run (item, phase, attempt) started at most once. */
-export function duplicateRuns(runs: readonly AgentRun[], wave?: string): string[] {
-  const seen = new Map<string, number>();
-  for (const r of runs) {
-    if (r.event !== "start" || (wave !== undefined && r.wave !== wave)) continue;
-    const k = `${r.item}/${r.phase}/${r.attempt}`;
-    seen.set(k, (seen.get(k) ?? 0) + 1);
-  }
-  return [...seen].filter(([, n]) => n > 1).map(([k, n]) => `${k} ran ${n} times`);
-}
-
-/** Agent runs that started while an earlier run of the same item (or its grandchild) was alive. */
-export function racingRuns(runs: readonly AgentRun[]): string[] {
-  return runs
-    .filter((r) => r.event === "start" && (r.alive_peers?.length ?? 0) > 0)
-    .map((r) => `${r.item}/${r.phase}/${r.attempt} started while pid(s) ${(r.alive_peers ?? []).join(",")} of the same item were alive`);
 }

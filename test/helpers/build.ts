@@ -4,12 +4,13 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameS
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-// One compiled copy of the CLI for every e2e test file of a run. It is built into a private
+// One compiled copy of the CLI for every process-level test of a run. It is built into a private
 // directory keyed by a hash of the sources, so the tests never race another suite (or a developer)
 // rebuilding dist/ while a controller is loading it, and two vitest workers build it only once.
+// DX_TEST_BIN=<path to a dx-batch.js> runs that CLI instead (a patched build, or the repo's bin).
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const CACHE = path.join(REPO, "node_modules", ".cache", "dx-batch-e2e");
+const CACHE = path.join(REPO, "node_modules", ".cache", "dx-batch-test-cli");
 const LOCK_STALE_MS = 180_000;
 
 function sourceHash(): string {
@@ -28,22 +29,15 @@ function sourceHash(): string {
 
 const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
-/** Build (or reuse) the compiled CLI; returns the path of its bin/dx-batch.js. */
-export function ensureBuilt(): string {
-  const key = sourceHash();
-  const dir = path.join(CACHE, key);
-  const bin = path.join(dir, "bin", "dx-batch.js");
-  const ready = path.join(dir, "READY");
-  if (existsSync(ready)) return bin;
-  mkdirSync(CACHE, { recursive: true });
-  const lock = `${dir}.lock`;
+/** Take `<dir>.lock` (a directory); a lock older than LOCK_STALE_MS belongs to a dead build. */
+function lockBuild(lock: string, ready: string): boolean {
   const deadline = Date.now() + LOCK_STALE_MS;
   for (;;) {
     try {
       mkdirSync(lock);
-      break;
+      return true;
     } catch {
-      if (existsSync(ready)) return bin;
+      if (existsSync(ready)) return false;
       let age = 0;
       try {
         age = Date.now() - statSync(lock).mtimeMs;
@@ -54,6 +48,19 @@ export function ensureBuilt(): string {
       else sleepSync(200);
     }
   }
+}
+
+/** Build (or reuse) the compiled CLI, laid out like the package (bin/, dist/, package.json); returns its bin/dx-batch.js. */
+export function buildCli(): string {
+  const given = process.env.DX_TEST_BIN;
+  if (given !== undefined && given !== "") return path.resolve(given);
+  const dir = path.join(CACHE, sourceHash());
+  const bin = path.join(dir, "bin", "dx-batch.js");
+  const ready = path.join(dir, "READY");
+  if (existsSync(ready)) return bin;
+  mkdirSync(CACHE, { recursive: true });
+  const lock = `${dir}.lock`;
+  if (!lockBuild(lock, ready)) return bin;
   try {
     if (existsSync(ready)) return bin;
     const tmp = `${dir}.tmp-${process.pid}`;
@@ -67,7 +74,7 @@ export function ensureBuilt(): string {
       });
     } catch (e) {
       const out = e instanceof Error && "stdout" in e ? String(e.stdout) : "";
-      throw new Error(`the e2e build of src/ failed (tsc -p tsconfig.build.json):\n${out}`);
+      throw new Error(`the test build of src/ failed (tsc -p tsconfig.build.json):\n${out}`);
     }
     // The layout the compiled code expects around it: bin/ (detach re-runs it) and package.json.
     mkdirSync(path.join(tmp, "bin"));
