@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ensureBuilt, REPO } from "../e2e/build.js";
+import { buildCli, REPO } from "../helpers/build.js";
 import { startRedis, type RedisServer } from "./redis-server.js";
 
 // A few "hosts" on one machine: a Redis, a bare repository standing for the shared remote, and
@@ -137,7 +137,7 @@ export class Cluster {
   readonly workers = new Map<string, WorkerHost>();
 
   private constructor(readonly o: ClusterOptions) {
-    this.bin = ensureBuilt();
+    this.bin = buildCli();
     this.root = mkdtempSync(path.join(os.tmpdir(), "dx-bullmq-"));
     clusters.push(this);
     this.remote = path.join(this.root, "remote.git");
