@@ -40,7 +40,11 @@ const git = (cwd, ...a) => execFileSync("git", ["-c", "user.name=b", "-c", "user
 async function startRedis(dir) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const p = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--logfile", path.join(dir, "log")], { stdio: "ignore", detached: true });
+  const p = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--logfile", path.join(dir, "log")],
+    { stdio: "ignore", detached: true },
+  );
   for (let i = 0; i < 200; i++) {
     try {
       execFileSync("redis-cli", ["-p", String(port), "ping"], { stdio: "pipe" });
@@ -74,7 +78,11 @@ async function runCase(name, workers) {
     writeFileSync(wcfg, JSON.stringify({ providers }));
     const items = Array.from({ length: ITEMS }, (_, i) => `bm-${i + 1}`);
     const issues = path.join(root, "issues.jsonl");
-    writeFileSync(issues, items.map((id) => JSON.stringify({ id, title: id, description: "", acceptance_criteria: "", status: "open", labels: [], dependencies: [] })).join("\n") + "\n");
+    writeFileSync(
+      issues,
+      items.map((id) => JSON.stringify({ id, title: id, description: "", acceptance_criteria: "", status: "open", labels: [], dependencies: [] })).join("\n") +
+        "\n",
+    );
     const cfg = path.join(root, "controller.json");
     writeFileSync(
       cfg,
@@ -94,7 +102,28 @@ async function runCase(name, workers) {
       const dir = path.join(root, `host${w}`);
       mkdirSync(dir);
       execFileSync("git", ["clone", "-q", remote, path.join(dir, "clone")]);
-      const args = [BIN, "worker", "--redis", redis.url, "--config", wcfg, "--repo", path.join(dir, "clone"), "--workspace-root", path.join(dir, "ws"), "--runner-log-dir", path.join(dir, "runner"), "--providers", "agent", "--concurrency", String(CONC), "--host-id", `host${w}`, "--queue-prefix", "bench"];
+      const args = [
+        BIN,
+        "worker",
+        "--redis",
+        redis.url,
+        "--config",
+        wcfg,
+        "--repo",
+        path.join(dir, "clone"),
+        "--workspace-root",
+        path.join(dir, "ws"),
+        "--runner-log-dir",
+        path.join(dir, "runner"),
+        "--providers",
+        "agent",
+        "--concurrency",
+        String(CONC),
+        "--host-id",
+        `host${w}`,
+        "--queue-prefix",
+        "bench",
+      ];
       const p = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"], detached: true });
       let err = "";
       p.stderr.on("data", (d) => (err += d));
@@ -119,7 +148,20 @@ async function runCase(name, workers) {
     const slots = workers * CONC;
     const floor_s = (Math.ceil((2 * ITEMS) / slots) * AGENT_MS) / 1000;
     const approved = events.filter((e) => e.event === "job_finished" && e.phase === "review").length;
-    return { case: name, approved_reviews: approved, workers, concurrency: CONC, slots, items: ITEMS, agent_ms: AGENT_MS, exit_code: code, wave_s: +wave_s.toFixed(2), command_s: +command_s.toFixed(2), floor_s, ratio: +(wave_s / floor_s).toFixed(2) };
+    return {
+      case: name,
+      approved_reviews: approved,
+      workers,
+      concurrency: CONC,
+      slots,
+      items: ITEMS,
+      agent_ms: AGENT_MS,
+      exit_code: code,
+      wave_s: +wave_s.toFixed(2),
+      command_s: +command_s.toFixed(2),
+      floor_s,
+      ratio: +(wave_s / floor_s).toFixed(2),
+    };
   } finally {
     for (const { p } of procs) {
       try {
@@ -137,7 +179,9 @@ const results = [];
 results.push(await runCase("3x3", 3));
 results.push(await runCase("1x3", 1));
 for (const r of results) {
-  console.log(`${r.case}: ${r.items} items × (${r.agent_ms} ms + ${r.agent_ms} ms) on ${r.workers} worker(s) × --concurrency ${r.concurrency}: wave ${r.wave_s} s (command ${r.command_s} s), floor ${r.floor_s} s, ${r.ratio} × floor`);
+  console.log(
+    `${r.case}: ${r.items} items × (${r.agent_ms} ms + ${r.agent_ms} ms) on ${r.workers} worker(s) × --concurrency ${r.concurrency}: wave ${r.wave_s} s (command ${r.command_s} s), floor ${r.floor_s} s, ${r.ratio} × floor`,
+  );
 }
 mkdirSync(path.join(REPO, "bench", "results"), { recursive: true });
 writeFileSync(path.join(REPO, "bench", "results", "bullmq-makespan.json"), JSON.stringify({ at: new Date().toISOString(), results }, null, 2) + "\n");

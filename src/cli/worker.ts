@@ -37,7 +37,11 @@ export function registerWorkerCommand(program: Command, ctx: CommandContext): vo
     .option("--concurrency <n>", "jobs at once on this host", positiveInt("--concurrency"), 1)
     .option("--host-id <name>", "name of this host in logs and `dx-batch workers` (default: $DX_BATCH_HOST_ID, else the hostname)")
     .option("--queue-prefix <p>", `queue prefix (default: runner.queue_prefix of --config, else ${DEFAULT_QUEUE_PREFIX})`)
-    .option("--lock-seconds <n>", `job lock window: a worker that cannot renew it stops the agent (default ${DEFAULT_LOCK_MS / 1000})`, positiveInt("--lock-seconds"))
+    .option(
+      "--lock-seconds <n>",
+      `job lock window: a worker that cannot renew it stops the agent (default ${DEFAULT_LOCK_MS / 1000})`,
+      positiveInt("--lock-seconds"),
+    )
     .action(async (o: WorkerCliOpts) => {
       const { config } = loadConfig({ flags: { config: o.config }, cwd: ctx.cwd, env: ctx.env });
       const runnerCfg = config.runner as { type: string; redis_url?: string; queue_prefix?: string; lock_seconds?: number };
@@ -46,7 +50,12 @@ export function registerWorkerCommand(program: Command, ctx: CommandContext): vo
       if (o.repo === undefined) throw usageError("worker needs --repo CLONE: this host's clone of the shared repository");
       if (o.workspaceRoot === undefined) throw usageError("worker needs --workspace-root DIR");
       const envLock = Number(ctx.env.DX_BATCH_LOCK_MS);
-      const lockMs = o.lockSeconds !== undefined ? o.lockSeconds * 1000 : Number.isFinite(envLock) && envLock > 0 ? envLock : (runnerCfg.lock_seconds ?? DEFAULT_LOCK_MS / 1000) * 1000;
+      const lockMs =
+        o.lockSeconds !== undefined
+          ? o.lockSeconds * 1000
+          : Number.isFinite(envLock) && envLock > 0
+            ? envLock
+            : (runnerCfg.lock_seconds ?? DEFAULT_LOCK_MS / 1000) * 1000;
       const host = o.hostId ?? hostId(ctx.env);
       const log = (l: string): void => ctx.io.err(`[${new Date().toISOString()}] ${host}: ${l}`);
       const handle = await startWorker({
@@ -56,7 +65,13 @@ export function registerWorkerCommand(program: Command, ctx: CommandContext): vo
         remote: o.remote,
         workspace_root: path.resolve(ctx.cwd, o.workspaceRoot),
         runner_log_dir: path.resolve(ctx.cwd, o.runnerLogDir ?? config.runner_log_dir),
-        providers: o.providers === undefined ? null : o.providers.split(",").map((s) => s.trim()).filter(Boolean),
+        providers:
+          o.providers === undefined
+            ? null
+            : o.providers
+                .split(",")
+                .map((s) => s.trim())
+                .filter(Boolean),
         provider_config: config.providers,
         concurrency: o.concurrency,
         exec_process_cap: config.exec_process_cap,

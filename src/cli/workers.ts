@@ -39,7 +39,9 @@ export function registerWorkersCommand(program: Command, ctx: CommandContext): v
           5_000,
           "workers",
         ).catch((e: unknown) => {
-          throw new DxError("queue_unavailable", `cannot read workers from ${url}: ${e instanceof Error ? e.message : String(e)}`, { remedy: "check that Redis is running and --redis is right" });
+          throw new DxError("queue_unavailable", `cannot read workers from ${url}: ${e instanceof Error ? e.message : String(e)}`, {
+            remedy: "check that Redis is running and --redis is right",
+          });
         });
         if (o.json) {
           printJson(ctx.io, { prefix, workers: ws });
@@ -47,7 +49,9 @@ export function registerWorkersCommand(program: Command, ctx: CommandContext): v
         }
         if (ws.length === 0) ctx.io.out(`no live workers on ${prefix}`);
         for (const w of ws) {
-          ctx.io.out(`${w.worker_id}  host ${w.host}  providers ${w.providers.join(",")}  jobs ${w.jobs.length}/${w.concurrency}${w.draining ? "  draining" : ""}  heartbeat ${w.heartbeat_at}`);
+          ctx.io.out(
+            `${w.worker_id}  host ${w.host}  providers ${w.providers.join(",")}  jobs ${w.jobs.length}/${w.concurrency}${w.draining ? "  draining" : ""}  heartbeat ${w.heartbeat_at}`,
+          );
           for (const j of w.jobs) ctx.io.out(`    ${j.job_id} (${j.provider}) ${j.run_instance}`);
         }
       } finally {

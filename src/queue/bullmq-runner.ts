@@ -4,7 +4,17 @@ import type { Redis } from "ioredis";
 import { DxError } from "../errors.js";
 import { REVIEW_JOB_SUFFIX } from "../core/ids.js";
 import { writeFileAtomicSync } from "../runner/fs-util.js";
-import { missingHealth, type CheckOptions, type ContractSource, type JobHealth, type JobRef, type JobSpec, type ProviderAvailability, type RunnerPort, type StartedJob } from "../runner/port.js";
+import {
+  missingHealth,
+  type CheckOptions,
+  type ContractSource,
+  type JobHealth,
+  type JobRef,
+  type JobSpec,
+  type ProviderAvailability,
+  type RunnerPort,
+  type StartedJob,
+} from "../runner/port.js";
 import { DEFAULT_LOCK_MS, keys, parseRunRecord, RUN_TTL_SEC, parseJson, type QueueJobData, type RunRecord } from "./protocol.js";
 import { liveWorkers } from "./registry.js";
 import { openRedis, sleep, withTimeout } from "./redis.js";
@@ -88,7 +98,14 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       // A job whose only worker died must still fail: the controller runs the stalled check too.
       const conn = openRedis(o.redis_url);
       conns.push(conn);
-      const c = new Worker(provider, null, { connection: conn, prefix: o.prefix, autorun: false, maxStalledCount: 0, stalledInterval: Math.max(500, Math.floor(lockMs / 2)), lockDuration: lockMs });
+      const c = new Worker(provider, null, {
+        connection: conn,
+        prefix: o.prefix,
+        autorun: false,
+        maxStalledCount: 0,
+        stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
+        lockDuration: lockMs,
+      });
       c.on("error", () => undefined);
       checkers.set(provider, c);
       void c.startStalledCheckTimer().catch(() => undefined);
@@ -106,10 +123,14 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       const now = Date.now();
       firstFailure ??= now;
       if (now - firstFailure >= unavailableMs) {
-        throw new DxError("queue_unavailable", `redis at ${o.redis_url} has not answered for ${Math.round((now - firstFailure) / 1000)} s (${e instanceof Error ? e.message : String(e)})`, {
-          remedy: "start Redis again (or fix the network), then dx-batch resume",
-          cause: e,
-        });
+        throw new DxError(
+          "queue_unavailable",
+          `redis at ${o.redis_url} has not answered for ${Math.round((now - firstFailure) / 1000)} s (${e instanceof Error ? e.message : String(e)})`,
+          {
+            remedy: "start Redis again (or fix the network), then dx-batch resume",
+            cause: e,
+          },
+        );
       }
       throw e;
     }
@@ -264,7 +285,12 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       for (;;) {
         try {
           await guard("enqueue", async () => {
-            await redis.multi().hsetnx(k.run(spec.run_instance), "state", "queued").hset(k.run(spec.run_instance), { queued_at: now, job_id: spec.job_id, provider: spec.provider, wave_id: spec.wave_id }).expire(k.run(spec.run_instance), RUN_TTL_SEC).exec();
+            await redis
+              .multi()
+              .hsetnx(k.run(spec.run_instance), "state", "queued")
+              .hset(k.run(spec.run_instance), { queued_at: now, job_id: spec.job_id, provider: spec.provider, wave_id: spec.wave_id })
+              .expire(k.run(spec.run_instance), RUN_TTL_SEC)
+              .exec();
             await queue(spec.provider).add(spec.job_id, data, { jobId: spec.run_instance, attempts: 1, removeOnComplete: KEEP, removeOnFail: KEEP });
           });
           break;
@@ -278,7 +304,13 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
         }
       }
       // A remote job has no pid here: 0 is never signalled (controllers skip `remote` jobs).
-      const started: StartedJob & { remote: true } = { pid: 0, pgid: 0, started_at: now, log_path: `redis:${o.prefix}:${spec.provider}/${spec.run_instance}`, remote: true };
+      const started: StartedJob & { remote: true } = {
+        pid: 0,
+        pgid: 0,
+        started_at: now,
+        log_path: `redis:${o.prefix}:${spec.provider}/${spec.run_instance}`,
+        remote: true,
+      };
       return started;
     },
 
@@ -308,7 +340,9 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
         if (h === null || h.state === "missing" || h.finished_at !== null || h.state === "stopped") return { stopped: true };
         const rec = await readRun(ref.run_instance).catch(() => null);
         if (rec?.worker_id == null && rec?.state === "queued") {
-          const j = await queue(ref.provider).getJob(ref.run_instance).catch(() => undefined);
+          const j = await queue(ref.provider)
+            .getJob(ref.run_instance)
+            .catch(() => undefined);
           if (j === undefined) return { stopped: true };
         }
         await sleep(200);

@@ -109,7 +109,18 @@ export function parseJson(text: string | null | undefined): unknown {
 export function parseJobData(v: unknown): QueueJobData | string {
   if (!isObj(v)) return "job data is not an object";
   if (v.version !== 1) return `unknown job data version ${String(v.version)}`;
-  for (const k of ["wave_id", "item_id", "job_id", "provider", "run_instance", "prompt_text", "controller_worktree", "controller_contract_file", "branch", "enqueued_at"]) {
+  for (const k of [
+    "wave_id",
+    "item_id",
+    "job_id",
+    "provider",
+    "run_instance",
+    "prompt_text",
+    "controller_worktree",
+    "controller_contract_file",
+    "branch",
+    "enqueued_at",
+  ]) {
     if (str(v, k) === null) return `job data: ${k} must be a string`;
   }
   if (v.phase !== "implement" && v.phase !== "review") return "job data: phase must be implement or review";

@@ -35,7 +35,10 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Retry `fn` with capped exponential backoff until it succeeds or `stop()` says give up. */
-export async function retrying<T>(fn: () => Promise<T>, opts: { stop?: () => boolean; onError?: (e: unknown, n: number) => void; maxDelayMs?: number } = {}): Promise<T> {
+export async function retrying<T>(
+  fn: () => Promise<T>,
+  opts: { stop?: () => boolean; onError?: (e: unknown, n: number) => void; maxDelayMs?: number } = {},
+): Promise<T> {
   for (let n = 0; ; n++) {
     try {
       return await fn();

@@ -77,7 +77,18 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const redis = openRedis(o.redis_url);
   redis.on("error", () => undefined);
   const spool = createSpool(path.join(stateDir, "spool"));
-  const ctx: JobRunContext = { redis, prefix: o.prefix, worker_id: workerId, host: o.host_id, lock_ms: o.lock_ms, runner, git, spool, state_dir: stateDir, log: o.log };
+  const ctx: JobRunContext = {
+    redis,
+    prefix: o.prefix,
+    worker_id: workerId,
+    host: o.host_id,
+    lock_ms: o.lock_ms,
+    runner,
+    git,
+    spool,
+    state_dir: stateDir,
+    log: o.log,
+  };
 
   const conns = passed.map(() => openRedis(o.redis_url));
   const bull = passed.map(
@@ -160,7 +171,11 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
       // BullMQ 6 puts a stalled job back in `wait` marked with a deferred failure (maxStalledCount
       // 0): the worker that fetches it must fail it, never run it. A job that was started before
       // is a re-delivery too.
-      const redelivered = got.job.deferredFailure ? got.job.deferredFailure : got.job.stalledCounter > 0 || got.job.attemptsStarted > 1 ? "job was started before (re-delivery refused)" : null;
+      const redelivered = got.job.deferredFailure
+        ? got.job.deferredFailure
+        : got.job.stalledCounter > 0 || got.job.attemptsStarted > 1
+          ? "job was started before (re-delivery refused)"
+          : null;
       if (redelivered !== null) {
         o.log(`job ${got.job.id ?? "?"}: ${redelivered}; failing it, not running it`);
         await got.job.moveToFailed(new Error(redelivered), got.token, false).catch(() => undefined);

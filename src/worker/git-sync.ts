@@ -16,9 +16,7 @@ export interface GitSyncOptions {
   workspace_root: string;
 }
 
-export type Prepared =
-  | { ok: true; worktree: string; start_sha: string; remote_had_branch: boolean }
-  | { ok: false; reason_code: string; detail: string };
+export type Prepared = { ok: true; worktree: string; start_sha: string; remote_had_branch: boolean } | { ok: false; reason_code: string; detail: string };
 
 const fail = (reason_code: string, detail: string): Prepared => ({ ok: false, reason_code, detail });
 const errText = (r: { error: string | null; stderr: string }): string => r.error ?? r.stderr.trim();

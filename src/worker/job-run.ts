@@ -58,7 +58,15 @@ export function runJob(ctx: JobRunContext, job: Job, token: string, data: QueueJ
     },
     done: Promise.resolve(),
   };
-  rj.done = execute(ctx, job, token, data, () => stopReason, (w) => (wake = w), (r) => (stopReason ??= r)).catch((e: unknown) => {
+  rj.done = execute(
+    ctx,
+    job,
+    token,
+    data,
+    () => stopReason,
+    (w) => (wake = w),
+    (r) => (stopReason ??= r),
+  ).catch((e: unknown) => {
     ctx.log(`${data.job_id} ${data.run_instance}: ${e instanceof Error ? e.message : String(e)}`);
   });
   return rj;
@@ -107,7 +115,15 @@ async function execute(
   try {
     const already = await withTimeout(ctx.redis.hget(rk, "stop_requested"), 5_000, "hget").catch(() => null);
     if (already !== null) requestStop("stop requested before start");
-    await publishHealth(null, { state: "preparing", worker_id: ctx.worker_id, host: ctx.host, started_at: new Date().toISOString(), job_id: d.job_id, provider: d.provider, wave_id: d.wave_id });
+    await publishHealth(null, {
+      state: "preparing",
+      worker_id: ctx.worker_id,
+      host: ctx.host,
+      started_at: new Date().toISOString(),
+      job_id: d.job_id,
+      provider: d.provider,
+      wave_id: d.wave_id,
+    });
 
     let result: QueueResult;
     if (stopReason() !== null) {
@@ -115,9 +131,25 @@ async function execute(
     } else {
       const prepared = await ctx.git.prepare(d.item_id, d.branch, d.base);
       if (!prepared.ok) {
-        result = resultOf(ctx, d, { ...missingHealth(ref, prepared.reason_code), state: "exited_err" }, noContract(prepared.detail), "", "", null, prepared.detail, !lockOk());
+        result = resultOf(
+          ctx,
+          d,
+          { ...missingHealth(ref, prepared.reason_code), state: "exited_err" },
+          noContract(prepared.detail),
+          "",
+          "",
+          null,
+          prepared.detail,
+          !lockOk(),
+        );
       } else {
-        result = await runAgent(ctx, job, d, ref, prepared.worktree, prepared.remote_had_branch ? prepared.start_sha : null, { lockOk, stopReason, setWake, publishHealth, isLost: () => lockLost });
+        result = await runAgent(ctx, job, d, ref, prepared.worktree, prepared.remote_had_branch ? prepared.start_sha : null, {
+          lockOk,
+          stopReason,
+          setWake,
+          publishHealth,
+          isLost: () => lockLost,
+        });
       }
     }
     // Kept on this host first, then published; dropped only when the controller acknowledges it.
@@ -125,7 +157,10 @@ async function execute(
     await publishResult(ctx, result, () => false);
     // Completing may fail (the lock is gone, Redis is down): the result is already where the
     // controller looks, and the stalled check will fail the BullMQ job, which changes nothing.
-    if (lockOk()) await withTimeout(job.moveToCompleted({ run_instance: d.run_instance, state: result.health.state }, token, false), 10_000, "moveToCompleted").catch(() => undefined);
+    if (lockOk())
+      await withTimeout(job.moveToCompleted({ run_instance: d.run_instance, state: result.health.state }, token, false), 10_000, "moveToCompleted").catch(
+        () => undefined,
+      );
     ctx.log(`${d.job_id} ${d.run_instance}: ${result.health.state}${result.lock_lost ? " (lock lost: the controller will not accept it)" : ""}`);
   } finally {
     clearInterval(renewTimer);
@@ -140,7 +175,15 @@ interface Watch {
   publishHealth(h: JobHealth | null, extra?: Record<string, string>): Promise<unknown>;
 }
 
-async function runAgent(ctx: JobRunContext, job: Job, d: QueueJobData, ref: JobRef, worktree: string, remoteSha: string | null, w: Watch): Promise<QueueResult> {
+async function runAgent(
+  ctx: JobRunContext,
+  job: Job,
+  d: QueueJobData,
+  ref: JobRef,
+  worktree: string,
+  remoteSha: string | null,
+  w: Watch,
+): Promise<QueueResult> {
   const k = keys(ctx.prefix);
   const rk = k.run(d.run_instance);
   const dir = path.join(ctx.state_dir, "jobs");
@@ -187,7 +230,11 @@ async function runAgent(ctx: JobRunContext, job: Job, d: QueueJobData, ref: JobR
       return resultOf(ctx, d, { ...missingHealth(ref, code), state: "exited_err", worktree }, noContract(detail), "", "", null, detail, !w.lockOk());
     }
     await w.publishHealth(null, { state: "running", pid: String(started.pid), log_path: started.log_path, started_at: started.started_at, worktree });
-    await withTimeout(ctx.redis.xadd(k.events, "MAXLEN", "~", String(EVENTS_MAXLEN), "*", "kind", "started", "run_instance", d.run_instance, "wave_id", d.wave_id), 2_000, "xadd").catch(() => undefined);
+    await withTimeout(
+      ctx.redis.xadd(k.events, "MAXLEN", "~", String(EVENTS_MAXLEN), "*", "kind", "started", "run_instance", d.run_instance, "wave_id", d.wave_id),
+      2_000,
+      "xadd",
+    ).catch(() => undefined);
 
     const opts = { stall_minutes: d.stall_minutes, max_runtime_minutes: d.max_runtime_minutes };
     let lastHealth = 0;
@@ -225,7 +272,11 @@ async function runAgent(ctx: JobRunContext, job: Job, d: QueueJobData, ref: JobR
         if (FINISHED.has(h.state)) break;
         if (h.state !== lastState) {
           lastState = h.state;
-          void withTimeout(ctx.redis.xadd(k.events, "MAXLEN", "~", String(EVENTS_MAXLEN), "*", "kind", "health", "run_instance", d.run_instance, "state", h.state), 1_000, "xadd").catch(() => undefined);
+          void withTimeout(
+            ctx.redis.xadd(k.events, "MAXLEN", "~", String(EVENTS_MAXLEN), "*", "kind", "health", "run_instance", d.run_instance, "state", h.state),
+            1_000,
+            "xadd",
+          ).catch(() => undefined);
         }
         await w.publishHealth(h);
         if (h.state === "missing") break;
@@ -341,7 +392,8 @@ export async function publishResult(ctx: Pick<JobRunContext, "redis" | "prefix" 
     {
       stop: giveUp,
       onError: (e, n) => {
-        if (n % 10 === 0) ctx.log(`cannot publish the result of ${r.run_instance} yet (${e instanceof Error ? e.message : String(e)}); it is kept on disk and retried`);
+        if (n % 10 === 0)
+          ctx.log(`cannot publish the result of ${r.run_instance} yet (${e instanceof Error ? e.message : String(e)}); it is kept on disk and retried`);
       },
     },
   );

@@ -32,7 +32,16 @@ describe("queue runner and one worker", () => {
     const exits: JobRef[] = [];
     r.onExit((ref) => exits.push(ref));
     const ref: JobRef = { job_id: "q-1", provider: "agent-a", run_instance: "run-aaa-1" };
-    const started = await r.start({ ...ref, item_id: "q-1", wave_id: "w1", phase: "implement", attempt: 1, worktree: `${ctl}/wt`, prompt_file: prompt, contract_file: `${ctl}/contract.json` });
+    const started = await r.start({
+      ...ref,
+      item_id: "q-1",
+      wave_id: "w1",
+      phase: "implement",
+      attempt: 1,
+      worktree: `${ctl}/wt`,
+      prompt_file: prompt,
+      contract_file: `${ctl}/contract.json`,
+    });
     expect(started.pid).toBe(0);
     await waitFor(() => exits.some((e) => e.run_instance === ref.run_instance), { what: "exit event", timeoutMs: 30_000 });
     const h = await r.check(ref, { stall_minutes: 10, max_runtime_minutes: 10 });
@@ -50,7 +59,10 @@ describe("queue runner and one worker", () => {
   }, 90_000);
 
   it("SIGTERM drains (no new job, the running one finishes); a second SIGTERM stops the agent", async () => {
-    const c = await Cluster.create({ items: ["dr-1", "dr-2", "dr-3"], scenario: { items: { "dr-1": { implement: { gate: "a" } }, "dr-3": { implement: { hang: true } } } } });
+    const c = await Cluster.create({
+      items: ["dr-1", "dr-2", "dr-3"],
+      scenario: { items: { "dr-1": { implement: { gate: "a" } }, "dr-3": { implement: { hang: true } } } },
+    });
     const w = c.startWorker("h1", { concurrency: 2 });
     await c.workerReady(w);
     const r = createBullmqRunner({ redis_url: c.redis.url, prefix: c.prefix, base: null, stall_minutes: 10, max_runtime_minutes: 10, lock_ms: c.lockMs });
@@ -59,7 +71,18 @@ describe("queue runner and one worker", () => {
     mkdirSync(ctl, { recursive: true });
     const prompt = path.join(ctl, "p.prompt");
     writeFileSync(prompt, "work\n");
-    const spec = (item: string, run: string) => ({ job_id: item, item_id: item, provider: "agent-a", run_instance: run, wave_id: "w1", phase: "implement" as const, attempt: 1, worktree: `${ctl}/wt`, prompt_file: prompt, contract_file: `${ctl}/c.json` });
+    const spec = (item: string, run: string) => ({
+      job_id: item,
+      item_id: item,
+      provider: "agent-a",
+      run_instance: run,
+      wave_id: "w1",
+      phase: "implement" as const,
+      attempt: 1,
+      worktree: `${ctl}/wt`,
+      prompt_file: prompt,
+      contract_file: `${ctl}/c.json`,
+    });
     const opts = { stall_minutes: 10, max_runtime_minutes: 10 };
     await r.start(spec("dr-1", "run-dr-1"));
     await waitFor(() => c.runs().some((x) => x.event === "start" && x.item === "dr-1"), { what: "dr-1 to start" });

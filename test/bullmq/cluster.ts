@@ -59,7 +59,10 @@ export interface AgentRun {
 const procs = new Set<Proc>();
 const clusters: Cluster[] = [];
 
-export function waitFor<T>(fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, o: { timeoutMs?: number; what?: string; intervalMs?: number } = {}): Promise<T> {
+export function waitFor<T>(
+  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  o: { timeoutMs?: number; what?: string; intervalMs?: number } = {},
+): Promise<T> {
   const deadline = Date.now() + (o.timeoutMs ?? 60_000);
   return (async () => {
     for (;;) {
@@ -94,17 +97,23 @@ function spawnProc(name: string, argv: string[], o: { cwd: string; env: NodeJS.P
     child,
     out: () => out,
     err: () => err,
-    done: new Promise((resolve) => child.on("close", (code, signal) => {
-      procs.delete(p);
-      resolve({ code, signal });
-    })),
+    done: new Promise((resolve) =>
+      child.on("close", (code, signal) => {
+        procs.delete(p);
+        resolve({ code, signal });
+      }),
+    ),
   };
   procs.add(p);
   return p;
 }
 
 const git = (cwd: string, ...args: string[]): string =>
-  execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.invalid", ...args], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.invalid", ...args], {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  }).trim();
 
 export interface ClusterOptions {
   items: string[];
@@ -153,7 +162,16 @@ export class Cluster {
     mkdirSync(path.join(this.recordDir, "gates"), { recursive: true });
     mkdirSync(this.logDir, { recursive: true });
     const env: NodeJS.ProcessEnv = { ...process.env, DX_BATCH_NO_LIVE: "1", DX_BATCH_LOCK_MS: String(this.lockMs) };
-    for (const k of ["DX_BATCH_CONFIG", "DX_BATCH_ARTIFACT_DIR", "DX_RUNNER_LOG_BASE", "DX_BATCH_WORKSPACE_ROOT", "DX_BATCH_EXEC_PROCESS_CAP", "DX_BATCH_HOME", "DX_BATCH_HOST_ID"]) delete env[k];
+    for (const k of [
+      "DX_BATCH_CONFIG",
+      "DX_BATCH_ARTIFACT_DIR",
+      "DX_RUNNER_LOG_BASE",
+      "DX_BATCH_WORKSPACE_ROOT",
+      "DX_BATCH_EXEC_PROCESS_CAP",
+      "DX_BATCH_HOME",
+      "DX_BATCH_HOST_ID",
+    ])
+      delete env[k];
     this.env = env;
   }
 
@@ -187,7 +205,17 @@ export class Cluster {
   }
 
   private writeConfigs(): void {
-    const issues = this.o.items.map((id) => ({ id, title: `Title of ${id}`, description: `DESCRIPTION-${id}`, acceptance_criteria: `ACCEPTANCE-${id}`, status: "open", priority: 2, issue_type: "task", labels: [], dependencies: [] }));
+    const issues = this.o.items.map((id) => ({
+      id,
+      title: `Title of ${id}`,
+      description: `DESCRIPTION-${id}`,
+      acceptance_criteria: `ACCEPTANCE-${id}`,
+      status: "open",
+      priority: 2,
+      issue_type: "task",
+      labels: [],
+      dependencies: [],
+    }));
     const issuesPath = path.join(this.root, "issues.jsonl");
     writeFileSync(issuesPath, issues.map((i) => JSON.stringify(i)).join("\n") + "\n");
     writeFileSync(this.workerConfigPath, JSON.stringify({ providers: this.providerConfig(), runner_log_dir: path.join(this.root, "unused-runner") }, null, 2));
@@ -222,15 +250,24 @@ export class Cluster {
     const argv = [
       this.bin,
       "worker",
-      "--redis", this.redis.url,
-      "--config", this.workerConfigPath,
-      "--repo", clone,
-      "--workspace-root", workspace,
-      "--runner-log-dir", runnerDir,
-      "--providers", (o.providers ?? this.providers).join(","),
-      "--concurrency", String(o.concurrency ?? 2),
-      "--host-id", name,
-      "--queue-prefix", this.prefix,
+      "--redis",
+      this.redis.url,
+      "--config",
+      this.workerConfigPath,
+      "--repo",
+      clone,
+      "--workspace-root",
+      workspace,
+      "--runner-log-dir",
+      runnerDir,
+      "--providers",
+      (o.providers ?? this.providers).join(","),
+      "--concurrency",
+      String(o.concurrency ?? 2),
+      "--host-id",
+      name,
+      "--queue-prefix",
+      this.prefix,
     ];
     const proc = spawnProc(`worker ${name}`, argv, { cwd: dir, env: this.env, logDir: this.logDir });
     host = { name, dir, clone, workspace, runnerDir, proc };
@@ -240,7 +277,10 @@ export class Cluster {
 
   /** Wait until the worker has registered (its heartbeat is in Redis). */
   async workerReady(h: WorkerHost): Promise<void> {
-    await waitFor(() => h.proc.err().includes(`worker ${h.name}-`) || h.proc.child.exitCode !== null, { what: `worker ${h.name} to register`, timeoutMs: 30_000 });
+    await waitFor(() => h.proc.err().includes(`worker ${h.name}-`) || h.proc.child.exitCode !== null, {
+      what: `worker ${h.name} to register`,
+      timeoutMs: 30_000,
+    });
     if (h.proc.child.exitCode !== null) throw new Error(`worker ${h.name} exited: ${h.proc.err()}`);
   }
 
@@ -271,15 +311,13 @@ export class Cluster {
 
   /** Which worker host ran an agent: its cwd is under that host's workspace. */
   hostOf(run: AgentRun): string | null {
-    for (const [name, h] of this.workers) if (run.cwd?.startsWith(h.workspace) === true || run.cwd?.startsWith(path.join(this.root, "hosts", name)) === true) return name;
+    for (const [name, h] of this.workers)
+      if (run.cwd?.startsWith(h.workspace) === true || run.cwd?.startsWith(path.join(this.root, "hosts", name)) === true) return name;
     return null;
   }
 
   remoteBranches(): string[] {
-    return git(this.remote, "for-each-ref", "--format=%(refname:short)", "refs/heads")
-      .split("\n")
-      .filter(Boolean)
-      .sort();
+    return git(this.remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split("\n").filter(Boolean).sort();
   }
 
   ledger(waveId: string): Record<string, unknown>[] {

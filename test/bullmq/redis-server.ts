@@ -55,15 +55,24 @@ export async function startRedis(root: string, o: { appendonly?: boolean } = {})
   const port = await freePort();
   let child: ChildProcess | null = null;
   const args = [
-    "--port", String(port),
-    "--bind", "127.0.0.1",
-    "--dir", dir,
-    "--save", "",
-    "--appendonly", o.appendonly === true ? "yes" : "no",
-    "--appendfsync", "always",
-    "--maxmemory-policy", "noeviction",
-    "--daemonize", "no",
-    "--logfile", path.join(dir, "redis.log"),
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    o.appendonly === true ? "yes" : "no",
+    "--appendfsync",
+    "always",
+    "--maxmemory-policy",
+    "noeviction",
+    "--daemonize",
+    "no",
+    "--logfile",
+    path.join(dir, "redis.log"),
   ];
   const start = async (): Promise<void> => {
     const c = spawn("redis-server", args, { stdio: "ignore", detached: true });
