@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { ProviderConfig } from "../config/types.js";
@@ -127,19 +126,16 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   });
 
   // Heartbeat and spool upkeep: published results are re-sent until acknowledged, then dropped.
-  let beatOk = performance.now();
   const beat = async (): Promise<void> => {
     try {
       await withTimeout(flushSpool(ctx), o.lock_ms / 2, "spool");
       await withTimeout(writeHeartbeat(redis, o.prefix, record(), o.lock_ms), o.lock_ms / 4, "heartbeat");
-      beatOk = performance.now();
     } catch {
       // Redis unreachable: jobs watch their own locks; the heartbeat simply expires.
     }
   };
   await beat();
   const beatTimer = setInterval(() => void beat(), Math.max(200, Math.floor(o.lock_ms / 4)));
-  void beatOk;
 
   o.log(`worker ${workerId} on ${o.host_id}: queues ${passed.map((p) => `${o.prefix}:${p}`).join(", ")}, concurrency ${o.concurrency}, lock ${o.lock_ms} ms`);
 

@@ -143,12 +143,11 @@ async function execute(
           !lockOk(),
         );
       } else {
-        result = await runAgent(ctx, job, d, ref, prepared.worktree, prepared.remote_had_branch ? prepared.start_sha : null, {
+        result = await runAgent(ctx, d, ref, prepared.worktree, prepared.remote_had_branch ? prepared.start_sha : null, {
           lockOk,
           stopReason,
           setWake,
           publishHealth,
-          isLost: () => lockLost,
         });
       }
     }
@@ -169,21 +168,12 @@ async function execute(
 
 interface Watch {
   lockOk(): boolean;
-  isLost(): boolean;
   stopReason(): string | null;
   setWake(w: () => void): void;
   publishHealth(h: JobHealth | null, extra?: Record<string, string>): Promise<unknown>;
 }
 
-async function runAgent(
-  ctx: JobRunContext,
-  job: Job,
-  d: QueueJobData,
-  ref: JobRef,
-  worktree: string,
-  remoteSha: string | null,
-  w: Watch,
-): Promise<QueueResult> {
+async function runAgent(ctx: JobRunContext, d: QueueJobData, ref: JobRef, worktree: string, remoteSha: string | null, w: Watch): Promise<QueueResult> {
   const k = keys(ctx.prefix);
   const rk = k.run(d.run_instance);
   const dir = path.join(ctx.state_dir, "jobs");
@@ -310,7 +300,6 @@ async function runAgent(
       } else if (gitError === null) lockLost = true;
       if (gitError !== null) h = { ...h, state: "exited_err", reason_code: "git_push_failed" };
     }
-    void job;
     return resultOf(ctx, d, h, contract, started.log_path, logTail(started.log_path), pushed, gitError, lockLost);
   } finally {
     unsub();
