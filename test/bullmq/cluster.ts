@@ -156,7 +156,7 @@ export class Cluster {
     this.workerConfigPath = path.join(this.root, "worker.config.json");
     this.artifactDir = path.join(this.root, "artifacts");
     this.providers = o.providers ?? ["agent-a"];
-    this.lockMs = o.lockMs ?? 3_000;
+    this.lockMs = o.lockMs ?? 5_000;
     this.prefix = "dxt";
     this.logDir = path.join(this.root, "logs");
     mkdirSync(path.join(this.recordDir, "gates"), { recursive: true });
