@@ -59,6 +59,10 @@ export const ERRORS = {
   artifact_dir_unwritable: entry(F, "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory"),
   filesystem_error: entry(F, "check that {path} exists, is a directory where one is expected, and is writable (artifact_dir, runner_log_dir and workspace_root in the config)"),
   orchestrator_exception: entry(F, "this is a bug in dx-batch; rerun with DX_BATCH_DEBUG=1 for a stack trace and report it"),
+  // a state directory that is yours, and a disk that fills (issue #10)
+  artifact_dir_insecure: entry(F, "make the directory yours alone (chmod 700, owned by you), or choose another root with DX_BATCH_HOME"),
+  permission_denied: entry(F, "check the owner and mode of the path and of its parent directories"),
+  disk_full: entry(ExitCode.paused_or_usage, "free space on the disk of the artifact directory, then dx-batch resume"),
   // store
   ledger_corrupt: entry(F),
   ledger_seq_invalid: entry(F),
@@ -131,6 +135,17 @@ export class DxError extends Error {
 }
 
 export const isDxError = (e: unknown): e is DxError => e instanceof DxError;
+
+/** ENOSPC/EDQUOT, or a DxError `disk_full`, anywhere in the cause chain (issue #10: a full disk pauses the wave). */
+export function isDiskFull(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
+    if (cur instanceof DxError && cur.code === "disk_full") return true;
+    const code = cur instanceof Error && "code" in cur ? cur.code : undefined;
+    if (code === "ENOSPC" || code === "EDQUOT") return true;
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return false;
+}
 
 /** The table's entry for a code (a code nobody named fails with exit 1 and no remedy). */
 export function errorEntry(code: string): ErrorEntry {

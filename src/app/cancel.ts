@@ -1,6 +1,8 @@
 import { Controller } from "../controller/controller.js";
 import { isTerminalWave } from "../core/status.js";
-import { DxError, waveNotFound } from "../errors.js";
+import { DxError, isDxError, waveNotFound } from "../errors.js";
+import { killMarked } from "../runner/marked-procs.js";
+import { isJobAlive, listJobPids } from "../store/pids.js";
 import { createLayout } from "../store/layout.js";
 import { isAlive } from "../store/proc.js";
 import { controllerLiveness } from "../store/controller-lock.js";
@@ -28,8 +30,38 @@ export interface CancelResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Stop every process of the wave without reading its ledger: the groups of its pid files, then
+ * every process carrying the wave's marker (escapees included). For a wave too damaged to load.
+ */
+export async function stopWaveProcesses(c: AppContext, waveId: string, log: (l: string) => void): Promise<number> {
+  let n = 0;
+  for (const { record } of listJobPids(c.layout, { wave: waveId }).records) {
+    // Only a pid whose start time still matches the record (SPEC §15.4: never a reused pid).
+    if (record.pgid > 1 && isJobAlive(record)) {
+      await killGroup(record.pgid, 10_000);
+      n += 1;
+    }
+  }
+  const marked = await killMarked((m) => m.wave_id === waveId, 10_000);
+  n += marked.found.length;
+  if (marked.found.length > 0) log(`stopped ${marked.found.length} process(es) carrying the wave's marker: ${marked.found.join(", ")}`);
+  return n;
+}
+
 export async function cancelWave(c: AppContext, waveId: string, log: (l: string) => void): Promise<CancelResult> {
-  const w = await readWave(c.layout, waveId);
+  let w;
+  try {
+    w = await readWave(c.layout, waveId);
+  } catch (e) {
+    // cancel always works (issue #10): a wave whose ledger cannot be read still has its agents stopped.
+    if (!isDxError(e) || e.code !== "ledger_corrupt") throw e;
+    const n = await stopWaveProcesses(c, waveId, log);
+    throw new DxError(e.code, `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files and markers; the ledger was not changed)`, {
+      remedy: e.remedy,
+      cause: e,
+    });
+  }
   if (!w) throw waveNotFound(waveId);
   if (isTerminalWave(w.state.status)) {
     throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { params: { wave_id: waveId } });
@@ -47,6 +79,8 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     }
     const after = await readWave(c.layout, waveId);
     if (after && after.state.status === "cancelled") {
+      // Processes that left a finished job's group are the wave's too.
+      await killMarked((m) => m.wave_id === waveId, 10_000);
       return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
     }
     if (isAlive(lock.pid)) {
@@ -79,6 +113,9 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
         files.removePid(p.pid);
       }),
     );
+    // And every process that carries the wave's marker: escapees of setsid or a double fork.
+    const marked = await killMarked((m) => m.wave_id === waveId, 10_000);
+    if (marked.found.length > 0) log(`stopped ${marked.found.length} escaped process(es) of the wave: ${marked.found.join(", ")}`);
     const s = controller.state;
     return { wave_id: waveId, status: s.status, reason_code: s.reason_code, by: "cancel_command" };
   } finally {

@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, closeSync } from "node:fs";
+import { openSync, closeSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureDir } from "../store/fsx.js";
 import type { AppContext } from "./context.js";
 
 // `start --detach`: the wave is created in the foreground (so input errors still reach the user),
@@ -11,7 +12,7 @@ const BIN = fileURLToPath(new URL("../../bin/dx-batch.js", import.meta.url));
 
 export function spawnDetached(c: AppContext, waveId: string): string {
   const logsDir = c.layout.logsDir(waveId);
-  mkdirSync(logsDir, { recursive: true, mode: 0o700 });
+  ensureDir(logsDir);
   const logPath = path.join(logsDir, "controller.log");
   const fd = openSync(logPath, "a", 0o600);
   try {

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { jobIdFor } from "../core/ids.js";
 import { WaveReason } from "../core/reasons.js";
@@ -6,12 +7,13 @@ import { isActiveItem } from "../core/status.js";
 import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
 import { isLeaseStale, readLease, removeStaleLease } from "../store/lease.js";
-import { repairTornTails } from "../store/ledger.js";
+import { killMarked, scanMarked } from "../runner/marked-procs.js";
+import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
-import { controllerView, readWave, replayWave, type LoadedWave } from "./read-wave.js";
+import { controllerView, readWave, replayWave, waveDirExists, type LoadedWave } from "./read-wave.js";
 import type { ControllerView } from "./views.js";
 
 // Doctor (SPEC §12): diagnose one wave; with --fix, repair what is safe to repair while no
@@ -61,11 +63,14 @@ class Findings {
 
 export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean }): Promise<DoctorReport> {
   const f = new Findings(waveId, o.fix);
+  checkRoots(c, f);
   const loaded = await loadWave(c, f);
   if (loaded === null) return f.report();
   const controller = controllerView(c.layout, waveId);
   await checkSnapshot(c, f, loaded, controller);
   checkTornTails(c, f, loaded, controller);
+  checkForeignBytes(c, f, loaded, controller);
+  await checkEscaped(c, f);
   const s = loaded.state;
   if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
     f.issue(WaveReason.controller_dead, "warning", `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`);
@@ -81,7 +86,7 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
 /** The wave as the store has it, or null (with the critical issue) when there is nothing to check. */
 async function loadWave(c: AppContext, f: Findings): Promise<LoadedWave | null> {
   const { layout } = c;
-  if (!existsSync(layout.waveDir(f.waveId))) {
+  if (!waveDirExists(layout, f.waveId)) {
     // Nothing to diagnose or repair: the id or the artifact directory is wrong, not the wave.
     f.issue(WaveReason.wave_not_found, "critical", `no wave directory ${layout.waveDir(f.waveId)}`);
     f.recs.add("check --wave-id and artifact_dir");
@@ -125,6 +130,57 @@ function checkTornTails(c: AppContext, f: Findings, loaded: LoadedWave, controll
   } else f.recommendFix();
 }
 
+const underTmp = (dir: string): boolean => {
+  const abs = path.resolve(dir);
+  return [path.resolve(os.tmpdir()), "/tmp", "/var/tmp"].some((t) => abs === t || abs.startsWith(`${t}${path.sep}`));
+};
+
+/** A root in /tmp is lost at reboot, with every wave in it (issue #10): a note that never changes the exit code. */
+function checkRoots(c: AppContext, f: Findings): void {
+  const roots = [
+    ["artifact_dir", c.config.artifact_dir],
+    ["runner_log_dir", c.config.runner_log_dir],
+    ["workspace_root", c.config.workspace_root],
+  ] as const;
+  for (const [key, dir] of roots) {
+    if (underTmp(dir)) f.issue("state_root_in_tmp", "info", `${key} ${dir} is under /tmp: a reboot loses what is there (set DX_BATCH_HOME, or ${key} in the config, to keep it)`);
+  }
+}
+
+/**
+ * Bytes nobody of the wave wrote (issue #10): a tail still in a ledger is moved aside by --fix (or
+ * by the next controller before its next append); files already moved aside are noted.
+ */
+function checkForeignBytes(c: AppContext, f: Findings, loaded: LoadedWave, controller: ControllerView): void {
+  for (const file of loaded.foreignFiles) {
+    f.issue("ledger_foreign_file", "info", `${file} holds bytes found in a ledger that dx-batch did not write (moved aside; read it, then delete it)`);
+  }
+  if (controller.alive || loaded.foreignTails.length === 0) return;
+  for (const t of loaded.foreignTails) {
+    f.issue("ledger_foreign_bytes", "warning", `${t.file}:${t.line}: ${t.lines} line(s) at the end were not written by dx-batch; they are ignored`);
+  }
+  if (f.fix) {
+    for (const m of moveForeignTails(c.layout, f.waveId)) f.fixed.push(`moved ${m.bytes} foreign bytes of ${m.file} to ${m.moved_to}`);
+  } else f.recommendFix();
+}
+
+/** Processes of the wave's jobs outside every live job group: escaped with setsid or a double fork. */
+async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
+  const groups = new Set(
+    listJobPids(c.layout, { wave: f.waveId })
+      .records.filter((r) => isJobAlive(r.record))
+      .map((r) => r.record.pgid),
+  );
+  const escaped = scanMarked().filter((m) => m.wave_id === f.waveId && !groups.has(m.pgid));
+  if (escaped.length === 0) return;
+  for (const m of escaped) f.issue("escaped_process", "warning", `pid ${m.pid} (run ${m.run_instance}) carries the wave's job marker outside any live job group`, m.item_id ?? undefined);
+  if (f.fix) {
+    const pids = new Set(escaped.map((m) => m.pid));
+    const r = await killMarked((m) => pids.has(m.pid), 10_000);
+    if (r.found.length > 0) f.fixed.push(`stopped escaped process(es) ${r.found.join(", ")}`);
+  } else f.recommendFix();
+}
+
 /** Tracker binary policy (beads: `bd --version` at least the minimum). */
 async function checkTracker(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
   const tracker = loaded.state.config.tracker;
@@ -160,7 +216,8 @@ async function checkActiveJobs(c: AppContext, f: Findings, loaded: LoadedWave): 
     if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
     const h = await runner.check(
       { job_id: jobIdFor(it.beads_id, it.phase), provider: it.provider, run_instance: it.run_instance },
-      { stall_minutes: s.config.stall_minutes, max_runtime_minutes: s.config.max_runtime_minutes },
+      // Without --fix doctor never writes (issue #10): the check only observes.
+      { stall_minutes: s.config.stall_minutes, max_runtime_minutes: s.config.max_runtime_minutes, read_only: !f.fix },
     );
     if (h.state === "missing") {
       f.issue("active_item_without_job", "warning", `${it.status} but the runner has no job for run ${it.run_instance}`, it.beads_id);

@@ -1,10 +1,11 @@
-import { existsSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import type { WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
 import { fold, step } from "../core/step.js";
 import { controllerLiveness, readControllerLock, type ControllerLock } from "../store/controller-lock.js";
 import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
+import { ensureSecureDir, permissionOr } from "../store/secure-dir.js";
 import { readSnapshot } from "../store/snapshot.js";
 import type { ControllerView } from "./views.js";
 
@@ -16,6 +17,9 @@ export interface LoadedWave {
   /** Wave-level events, for the report's timeline. */
   waveEvents: WaveEvent[];
   tornTails: { file: string; line: number }[];
+  /** Lines at the end of a ledger nobody of the wave wrote, and files the writer moved aside (issue #10). */
+  foreignTails: { file: string; line: number; lines: number }[];
+  foreignFiles: string[];
   snapshot: "ok" | "missing" | "corrupt" | "stale";
   /**
    * run_instance -> why that attempt failed, from the ledger (the state keeps only the item's last
@@ -30,18 +34,37 @@ function attemptErrors(events: readonly WaveEvent[]): Record<string, string> {
     if (e.event === "job_finished") {
       // A clean exit's runner reason (`no_op`) is a remark, not why anything failed.
       const clean = e.state === "exited_ok" || e.state === "no_op_success";
-      const why = e.contract_error ?? (clean ? null : (e.runner_reason ?? `job ended ${e.state}`));
+      // When the runner classified the exit (quota, budget, stall, crash) the CLI's own last error
+      // line says why; a contract error only explains a run that itself went fine (issue #11).
+      const classified = !clean || e.runner_reason === "provider_quota_exhausted" || e.runner_reason === "budget_exhausted";
+      const why = classified ? (e.cli_error ?? e.runner_reason ?? e.contract_error ?? `job ended ${e.state}`) : e.contract_error;
       if (why !== null) out[e.run_instance] = why;
     } else if (e.event === "attempt_failed") out[e.run_instance] = e.error;
   }
   return out;
 }
 
+/**
+ * Whether the wave's directory exists; a directory that cannot be looked at is `permission_denied`
+ * (not `wave_not_found`), and one not owned by the user is `artifact_dir_insecure`. Never writes.
+ */
+export function waveDirExists(layout: Layout, waveId: string): boolean {
+  const dir = layout.waveDir(waveId);
+  try {
+    lstatSync(dir);
+  } catch (e) {
+    if (e instanceof Error && "code" in e && (e.code === "ENOENT" || e.code === "ENOTDIR")) return false;
+    throw permissionOr(e, dir);
+  }
+  ensureSecureDir(dir, { create: false });
+  return true;
+}
+
 export async function readWave(layout: Layout, waveId: string, o: { allEvents?: boolean } = {}): Promise<LoadedWave | null> {
-  if (!existsSync(layout.waveDir(waveId))) return null;
+  if (!waveDirExists(layout, waveId)) return null;
   const snap = readSnapshot(layout.waveState(waveId));
   const base = snap.kind === "ok" ? snap.state : null;
-  const { events, tornTails } = await readLedgerEvents(layout, waveId, { afterSeq: o.allEvents || !base ? 0 : base.seq });
+  const { events, tornTails, foreignTails, foreignFiles } = await readLedgerEvents(layout, waveId, { afterSeq: o.allEvents || !base ? 0 : base.seq });
   if (!base && events.length === 0) return null;
   let state: WaveState;
   let snapshot: LoadedWave["snapshot"];
@@ -57,6 +80,8 @@ export async function readWave(layout: Layout, waveId: string, o: { allEvents?: 
     state,
     waveEvents: events.filter((e) => !("item_id" in e)),
     tornTails: tornTails.map((t) => ({ file: t.file, line: t.line })),
+    foreignTails,
+    foreignFiles,
     snapshot,
     attemptErrors: attemptErrors(events),
   };

@@ -1,8 +1,11 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Outcome } from "../core/effects.js";
 import { fold } from "../core/step.js";
-import { writeFileDurable } from "../store/fsx.js";
+import { isActiveItem } from "../core/status.js";
+import { releaseClaim } from "../store/claim.js";
+import { ensureDir, writeFileDurable } from "../store/fsx.js";
+import { removeStaleLease } from "../store/lease.js";
 import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
 
@@ -20,9 +23,42 @@ export async function repairOutcomes(layout: Layout, waveId: string): Promise<st
   const written: string[] = [];
   for (const [file, outcome] of wanted) {
     if (existsSync(file)) continue;
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    ensureDir(path.dirname(file));
     writeFileDurable(file, `${JSON.stringify(outcome, null, 2)}\n`);
     written.push(file);
   }
   return written;
+}
+
+/**
+ * The other effects a controller may have died (or hit a full disk) before performing: leases of
+ * attempts that ended and claims of items that are terminal (issue #10). Redone on resume, from the
+ * fold of the ledger: a lease is removed only when its holder is stale (the old controller is gone),
+ * a claim only when it is this wave's.
+ */
+export async function redoReleases(layout: Layout, waveId: string, nowMs: number): Promise<string[]> {
+  const { events } = await readLedgerEvents(layout, waveId, { afterSeq: 0 });
+  if (events[0]?.event !== "wave_created") return [];
+  const leases = new Map<string, { item: string; attempt: number }>();
+  const claims = new Set<string>();
+  const state = fold(events, (effects) => {
+    for (const ef of effects) {
+      if (ef.type === "release_lease") leases.set(`${ef.item_id}+${ef.attempt}`, { item: ef.item_id, attempt: ef.attempt });
+      if (ef.type === "release_claim") claims.add(ef.item_id);
+    }
+  });
+  const done: string[] = [];
+  for (const { item, attempt } of leases.values()) {
+    const it = state.items.find((i) => i.beads_id === item);
+    // The item's current attempt still holds its lease while it is active.
+    if (it !== undefined && isActiveItem(it.status) && it.attempt === attempt) continue;
+    const file = layout.leasePath(waveId, item, attempt);
+    if (existsSync(file) && removeStaleLease(file, nowMs).removed) done.push(`released the lease of ${item} attempt ${attempt}`);
+  }
+  for (const item of claims) {
+    const it = state.items.find((i) => i.beads_id === item);
+    if (it !== undefined && isActiveItem(it.status)) continue;
+    if (existsSync(layout.claimPath(item)) && releaseClaim(layout, item, waveId)) done.push(`released the claim on ${item}`);
+  }
+  return done;
 }

@@ -5,7 +5,7 @@ import { createLayout } from "../store/layout.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { readWave } from "./read-wave.js";
-import { repairOutcomes } from "./repair-outcomes.js";
+import { redoReleases, repairOutcomes } from "./repair-outcomes.js";
 import { runWave } from "./run-wave.js";
 import { openRuntime } from "./wire.js";
 import { createWaveFiles, takeControllerLock } from "./wave-files.js";
@@ -43,6 +43,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
     progress.waveId(waveId);
     for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote the outcome a crashed controller had not written: ${f}`);
+    for (const r of await redoReleases(c2.layout, waveId, Date.now())) progress.log(`${r} (its event was recorded, its effect was not)`);
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
     return await runWave(c2, openRuntime(c2, waveId, { files }), w.state, "resume", progress);
   } catch (e) {

@@ -4,6 +4,7 @@ import { WaveReason, doctorCritical } from "../core/reasons.js";
 import { chainProviders, reviewCandidates } from "../core/retry.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
+import { diskFullError, isDiskFull } from "../store/disk-reserve.js";
 import { buildDeps, type WaveRuntime } from "./wire.js";
 
 // Shared by start and resume once the controller lock is held: preflight, prune, the
@@ -70,6 +71,7 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
     const end = await controller.run();
     return finish(controller, progress, end);
   } catch (err) {
+    if (isDiskFull(err)) return pauseDiskFull(controller, rt, progress, err);
     const detail = err instanceof Error ? err.message : String(err);
     try {
       if (controller.state.status === "running" || controller.state.status === "pending") {
@@ -88,6 +90,27 @@ export async function runWave(c: AppContext, rt: WaveRuntime, state: WaveState, 
     rt.files.releaseControllerLock();
     await rt.runner.close?.();
   }
+}
+
+/**
+ * ENOSPC/EDQUOT anywhere (issue #10): not a bug. The reserve is freed so the pause can be recorded;
+ * events already in the ledger keep their effects for resume to redo (outcomes, leases, claims).
+ */
+function pauseDiskFull(controller: Controller, rt: WaveRuntime, progress: Progress, err: unknown): number {
+  rt.files.releaseDiskReserve?.();
+  const detail = err instanceof Error ? err.message : String(err);
+  progress.log(`disk full: ${detail}; the wave is paused (agents keep running). Free space, then dx-batch resume`);
+  try {
+    if (controller.state.status === "running" || controller.state.status === "pending") {
+      controller.session.apply({ event: "wave_paused", reason_code: WaveReason.disk_full });
+    }
+    controller.session.flush(true);
+  } catch (e) {
+    // Even the reserve did not make room: the wave shows controller_dead, and resume still works.
+    throw diskFullError(rt.files.waveDir, e);
+  }
+  progress.end(controller.state, { kind: "paused" });
+  return exitCodeOf({ kind: "paused" });
 }
 
 function finish(controller: Controller, progress: Progress, end: RunEnd): number {

@@ -1,6 +1,7 @@
 import type { WaveEvent } from "../core/events.js";
 import { WaveReason, waveNextAction, NextAction } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
+import { itemSpend, waveSpend } from "../core/budget.js";
 import { secondsBetween } from "../core/time.js";
 
 // Read models for status, check and report: pure functions of a loaded wave and what is known
@@ -42,8 +43,12 @@ export function itemView(it: ItemState) {
     worktree: it.worktree,
     depends_on: it.depends_on,
     tracker_error: it.tracker_error,
+    usage: spendView(itemSpend(it)),
   };
 }
+
+/** Tokens and dollars as the CLIs reported them (cost null when none of them said). */
+export const spendView = (x: { tokens: number; usd: number }) => ({ tokens: x.tokens, cost_usd: x.usd > 0 ? Math.round(x.usd * 1e6) / 1e6 : null });
 
 export function statusView(s: WaveState, c: ControllerView) {
   const r = effectiveReason(s, c);
@@ -60,6 +65,7 @@ export function statusView(s: WaveState, c: ControllerView) {
     config: s.config,
     preflight: s.preflight,
     stats: s.stats,
+    usage: spendView(waveSpend(s)),
     controller: c,
     items: s.items.map(itemView),
   };
@@ -107,6 +113,7 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attem
     completed_at: s.completed_at,
     duration_sec: s.started_at ? secondsBetween(s.started_at, s.completed_at ?? s.updated_at) : null,
     stats: s.stats,
+    usage: spendView(waveSpend(s)),
     preflight: s.preflight,
     items: s.items.map((it) => ({
       beads_id: it.beads_id,
@@ -116,6 +123,7 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attem
       next_action: it.next_action,
       error: it.error,
       worktree: it.worktree,
+      usage: spendView(itemSpend(it)),
       attempts: it.history.map((h) => ({
         attempt: h.attempt,
         phase: h.phase,
@@ -135,6 +143,10 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attem
         completed_at: h.completed_at,
         duration_sec: h.started_at && h.completed_at ? secondsBetween(h.started_at, h.completed_at) : null,
         outcome_path: h.outcome_path,
+        log_path: h.log_path ?? null,
+        range: h.range ?? null,
+        auto_commit: h.auto_commit ?? null,
+        usage: h.usage ?? null,
       })),
     })),
     timeline: waveEvents
@@ -144,6 +156,8 @@ export function reportView(s: WaveState, waveEvents: readonly WaveEvent[], attem
 }
 
 export type Report = ReturnType<typeof reportView>;
+
+const spendText = (u: { tokens: number; cost_usd: number | null }): string => `${u.tokens} tokens${u.cost_usd === null ? "" : `, $${u.cost_usd}`}`;
 
 const cell = (v: string | number | null | undefined): string => String(v ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
 
@@ -155,14 +169,15 @@ export function reportMarkdown(r: Report): string {
   const st = r.stats;
   lines.push(
     `- items: ${st.total} total, ${st.approved} approved, ${st.blocked} blocked, ${st.failed} failed, ${st.cancelled} cancelled, ${st.pending + st.implementing + st.reviewing + st.revision_required} open`,
+    `- usage: ${spendText(r.usage)}`,
     "",
   );
-  lines.push("| item | status | reason | attempts | providers | last verdict |", "|---|---|---|---|---|---|");
+  lines.push("| item | status | reason | attempts | providers | last verdict | usage |", "|---|---|---|---|---|---|---|");
   for (const it of r.items) {
     const impl = it.attempts.filter((a) => a.phase === "implement");
     const verdicts = it.attempts.filter((a) => a.verdict !== null).map((a) => a.verdict);
     lines.push(
-      `| ${cell(it.beads_id)} | ${cell(it.status)} | ${cell(it.reason_code)} | ${impl.length} | ${cell([...new Set(it.attempts.map((a) => a.provider))].join(", "))} | ${cell(verdicts[verdicts.length - 1] ?? "-")} |`,
+      `| ${cell(it.beads_id)} | ${cell(it.status)} | ${cell(it.reason_code)} | ${impl.length} | ${cell([...new Set(it.attempts.map((a) => a.provider))].join(", "))} | ${cell(verdicts[verdicts.length - 1] ?? "-")} | ${cell(spendText(it.usage))} |`,
     );
   }
   for (const it of r.items) {
@@ -173,6 +188,9 @@ export function reportMarkdown(r: Report): string {
       const dur = a.duration_sec === null ? "" : `, ${a.duration_sec.toFixed(1)} s`;
       lines.push(`- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : " [not counted: quota]"}`);
       if (a.error) lines.push(`  - error: ${cell(a.error)}`);
+      if (a.usage && (a.usage.input_tokens !== null || a.usage.output_tokens !== null)) lines.push(`  - usage: ${a.usage.input_tokens ?? "?"} in, ${a.usage.output_tokens ?? "?"} out, ${a.usage.cache_read_tokens ?? "?"} cache-read tokens${a.usage.cost_usd === null ? "" : `, $${a.usage.cost_usd}`}`);
+      if (a.range) lines.push(`  - ${a.phase === "review" ? "reviewed" : "commits"}: ${a.range.from ?? "(root)"}..${a.range.to ?? "(none)"}${a.auto_commit ? ` (dx-batch committed ${a.auto_commit.slice(0, 12)})` : ""}`);
+      if (a.log_path) lines.push(`  - log: \`${a.log_path}\``);
       for (const f of a.findings) lines.push(`  - ${f.type}: ${cell(f.message)}${f.file ? ` (${f.file}${f.line ? `:${f.line}` : ""})` : ""}`);
       if (a.outcome_path) lines.push(`  - outcome: \`${a.outcome_path}\``);
     }

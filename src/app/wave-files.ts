@@ -1,14 +1,18 @@
+import { contractFileIn } from "../workspace/attempt-commit.js";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock, type WaveFiles } from "../controller/ports.js";
 import { isTerminalItem, isTerminalWave } from "../core/status.js";
-import { DxError } from "../errors.js";
+import { DxError, isDxError } from "../errors.js";
 import { claimItem, releaseClaim, type ItemClaim } from "../store/claim.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
-import { errno, writeFileDurable } from "../store/fsx.js";
+import { ensureDir, errno, writeFileDurable } from "../store/fsx.js";
+import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
+import { scanMarkedCached } from "../runner/marked-procs.js";
+import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
 import { listJobPids, liveJobPids, registerJobPid, removeJobPid } from "../store/pids.js";
 import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
 import { readSnapshot, writeSnapshot } from "../store/snapshot.js";
@@ -29,7 +33,7 @@ export interface LockHandle {
 }
 
 const unwritable = (layout: Layout, e: unknown): DxError =>
-  new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
+  isDxError(e) ? e : new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
     remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory",
   });
 
@@ -40,7 +44,7 @@ const unwritable = (layout: Layout, e: unknown): DxError =>
  */
 export function createWaveDir(layout: Layout, waveId: string): void {
   try {
-    mkdirSync(layout.wavesDir(), { recursive: true, mode: 0o700 });
+    ensureSecureDir(layout.wavesDir());
   } catch (e) {
     throw unwritable(layout, e);
   }
@@ -57,6 +61,7 @@ export function createWaveDir(layout: Layout, waveId: string): void {
   } catch (e) {
     // Nothing of the wave is written yet: take back what was just made so no half wave remains.
     rmSync(layout.waveDir(waveId), { recursive: true, force: true });
+    forgetSecureDir(layout.waveDir(waveId));
     throw unwritable(layout, e);
   }
 
@@ -100,10 +105,17 @@ export function isClaimStale(layout: Layout, claim: ItemClaim): boolean {
 }
 
 /** WaveFiles plus the hook that lets the runner's own pid files count toward the exec cap. */
-export type WaveFilesHandle = WaveFiles & { setRunnerPids(f: () => Promise<number[]>): void };
+export type WaveFilesHandle = WaveFiles & {
+  setRunnerPids(f: () => Promise<number[]>): void;
+  /** Free the wave's disk reserve (disk-reserve.ts): on a full disk, to record the pause. */
+  releaseDiskReserve(): void;
+};
 
 export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle, lastSeq: number, clock: Clock = systemClock): WaveFilesHandle {
   const { layout, config } = c;
+  // A little space kept back so that a full disk can still be recorded as a pause (disk-reserve.ts).
+  const reserve = path.join(layout.waveDir(waveId), RESERVE_NAME);
+  ensureReserve(reserve);
   const writer = new LedgerWriter(layout, waveId, { lastSeq });
   const ttlMs = config.lease_ttl_minutes * 60_000;
   const who = { ...lock.self, wave_id: waveId };
@@ -119,6 +131,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
     append: (e) => void writer.append(e),
+    takeForeignMoves: () =>
+      writer.takeForeignMoves().map((m) => ({ file: path.relative(layout.root, m.file), moved_to: path.relative(layout.root, m.moved_to), bytes: m.bytes })),
     writeSnapshot: (s) => writeSnapshot(layout.waveState(waveId), s),
     acquireLease: (item, attempt) => {
       const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: clock.nowMs() });
@@ -132,18 +146,19 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     releaseClaim: (item) => void releaseClaim(layout, item, waveId),
     writePrompt: (item, phase, attempt, text) => {
       const p = layout.promptPath(waveId, item, phase, attempt);
-      mkdirSync(layout.promptsDir(waveId), { recursive: true, mode: 0o700 });
+      ensureDir(layout.promptsDir(waveId));
       writeFileDurable(p, text);
       return p;
     },
     promptPath: (item, phase, attempt) => layout.promptPath(waveId, item, phase, attempt),
-    contractPath: (item, phase, attempt) => `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
+    contractPath: (item, phase, attempt, worktree) =>
+      worktree !== undefined && worktree !== null ? contractFileIn(worktree, phase, attempt) : `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
     outcomePath: (item, phase, attempt) => layout.outcomePath(waveId, item, phase, attempt),
     writeOutcome: (path, outcome) => {
       // Fault injection for test/e2e/nothing-lost.test.ts, the one place it is read: the controller
       // dies as a SIGKILL would, after job_finished is in the ledger and before its outcome file.
       if (process.env.DX_BATCH_TEST_KILL_BEFORE_OUTCOME === "1") process.kill(process.pid, "SIGKILL");
-      mkdirSync(layout.outcomesDir(waveId), { recursive: true, mode: 0o700 });
+      ensureDir(layout.outcomesDir(waveId));
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },
     registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: clock.nowIso() }),
@@ -152,14 +167,21 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     heartbeat: () => lock.heartbeat(),
     releaseControllerLock: () => {
       writer.close();
+      releaseReserve(reserve);
       lock.release();
     },
-    liveExecPids: async () => new Set([...liveJobPids(layout), ...(await runnerPids())]).size,
+    liveExecPids: async () => {
+      const registered = new Set([...liveJobPids(layout), ...(await runnerPids())]);
+      // Agent processes that left their job's group (setsid, double fork) count too (issue #10),
+      // from a /proc scan of the job marker done at most every few seconds.
+      for (const m of scanMarkedCached(Date.now())) if (!registered.has(m.pgid)) registered.add(m.pid);
+      return registered.size;
+    },
     withExecLock: async (fn) => {
       // A lease like any other, so a holder that dies releases it at once (same host) or within
       // the TTL; held only for one count-and-dispatch, a few hundred milliseconds.
       const file = path.join(layout.leasesRoot(), EXEC_LOCK_NAME);
-      mkdirSync(layout.leasesRoot(), { recursive: true, mode: 0o700 });
+      ensureDir(layout.leasesRoot());
       const deadline = clock.nowMs() + EXEC_LOCK_WAIT_MS;
       while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: clock.nowMs(), waitMs: 100 }).acquired) {
         if (clock.nowMs() > deadline) break; // a wedged holder must not stop this wave forever
@@ -174,7 +196,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     setRunnerPids: (f) => {
       extraPids = f;
     },
+    releaseDiskReserve: () => releaseReserve(reserve),
   };
-  mkdirSync(`${layout.waveDir(waveId)}/contracts`, { recursive: true, mode: 0o700 });
+  ensureDir(`${layout.waveDir(waveId)}/contracts`);
   return files;
 }

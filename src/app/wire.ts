@@ -31,13 +31,16 @@ export interface WaveRuntime {
   host: string;
 }
 
-const SECRET_KEY = /token|key|secret|password|auth/i;
-
-/** The config as recorded in the ledger: provider env values that look secret are redacted (SPEC §13). */
+/**
+ * The config as recorded in the ledger: every provider `env` value is redacted unless its key is
+ * listed in that provider's `public_env` (issue #10: a name that does not look secret, such as
+ * GLM_EXTRA_CREDS, may still hold a secret). `resume` takes redacted values from the current config.
+ */
 export function recordedConfig(config: ResolvedConfig): ResolvedConfig {
   const providers: ResolvedConfig["providers"] = {};
   for (const [name, p] of Object.entries(config.providers)) {
-    const env = p.env ? Object.fromEntries(Object.entries(p.env).map(([k, v]) => [k, SECRET_KEY.test(k) ? "<redacted>" : v])) : undefined;
+    const pub = new Set(p.public_env ?? []);
+    const env = p.env ? Object.fromEntries(Object.entries(p.env).map(([k, v]) => [k, pub.has(k) ? v : "<redacted>"])) : undefined;
     providers[name] = env === undefined ? { ...p } : { ...p, env };
   }
   return { ...config, providers };

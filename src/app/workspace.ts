@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from "../config/types.js";
 import type { Workspace } from "../controller/ports.js";
+import { commitLeftovers, prepareDxDir, rangeDiff } from "../workspace/attempt-commit.js";
 import { worktreeHead } from "../workspace/head.js";
 import { resolveWorktree } from "../workspace/worktree.js";
 
@@ -12,5 +13,8 @@ export function createWorkspace(cfg: ResolvedConfig): Workspace {
       return r.ok ? { ok: true, path: r.path, base_commit: r.base_commit } : { ok: false, status: r.status, reason_code: r.reason_code, detail: r.detail };
     },
     head: (worktree) => worktreeHead(worktree),
+    prepare: (worktree) => prepareDxDir(worktree),
+    commitLeftovers: (o) => commitLeftovers(o),
+    diff: (worktree, from, to) => rangeDiff(worktree, from, to),
   };
 }

@@ -20,6 +20,8 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
       return `${e.item_id} ${e.phase} attempt ${e.attempt} on ${e.provider}${e.quota ? ` (quota ${e.quota})` : ""}${e.skipped.length ? ` (skipped ${e.skipped.join(",")})` : ""}`;
     case "job_started":
       return null;
+    case "auto_commit":
+      return `${e.item_id}: dx-batch committed ${e.files.length} file(s) left uncommitted by attempt ${e.attempt} (${e.sha.slice(0, 12)})`;
     case "job_finished":
     case "attempt_failed":
     case "item_settled": {
@@ -28,5 +30,7 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
     }
     case "tracker_error":
       return `${e.item_id}: tracker ${e.op} failed (${e.reason_code})`;
+    case "ledger_foreign_bytes":
+      return `ledger_foreign_bytes: ${e.bytes} bytes dx-batch did not write moved from ${e.file} to ${e.moved_to}`;
   }
 }

@@ -9,9 +9,46 @@ export interface Io {
   readonly stdoutIsTty: boolean;
 }
 
+// A closed or broken stdout/stderr (`dx-batch start … | head -1`, a vanished terminal) must never
+// stop the controller (issue #10): EPIPE and EIO are caught on the stream, later output to it is
+// dropped, and the fact is said once on the other stream if that one still works.
+const OUTPUT_ERRORS = new Set(["EPIPE", "EIO", "ECONNRESET", "ERR_STREAM_DESTROYED"]);
+const broken = { out: false, err: false };
+let guarded = false;
+
+export function guardOutputStreams(): void {
+  if (guarded) return;
+  guarded = true;
+  const watch = (stream: NodeJS.WriteStream, which: "out" | "err"): void => {
+    stream.on("error", (e: unknown) => {
+      const code = e instanceof Error && "code" in e ? String(e.code) : "";
+      if (!OUTPUT_ERRORS.has(code)) throw e;
+      if (broken[which]) return;
+      broken[which] = true;
+      const other = which === "out" ? "err" : "out";
+      if (!broken[other]) write(other, `warning: output_dropped: std${which} failed (${code}); its output is dropped, the wave goes on\n`);
+    });
+  };
+  watch(process.stdout, "out");
+  watch(process.stderr, "err");
+}
+
+function write(which: "out" | "err", text: string): void {
+  if (broken[which]) return;
+  const stream = which === "out" ? process.stdout : process.stderr;
+  try {
+    stream.write(text);
+  } catch (e) {
+    // A synchronous write (a file or a TTY) throws instead of emitting.
+    const code = e instanceof Error && "code" in e ? String(e.code) : "";
+    if (!OUTPUT_ERRORS.has(code)) throw e;
+    broken[which] = true;
+  }
+}
+
 export const processIo: Io = {
-  out: (t) => void process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),
-  err: (t) => void process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
+  out: (t) => write("out", t.endsWith("\n") ? t : `${t}\n`),
+  err: (t) => write("err", t.endsWith("\n") ? t : `${t}\n`),
   stdoutIsTty: process.stdout.isTTY === true,
 };
 

@@ -1,12 +1,14 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
 import { registerRunnerCommand } from "./runner.js";
-import { processIo, reportError, type Io } from "./io.js";
+import { guardOutputStreams, processIo, reportError, type Io } from "./io.js";
 import { registerReadCommands } from "./read-commands.js";
 import { registerWaveCommands } from "./wave-commands.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerWorkerCommand } from "./worker.js";
 import { registerWorkersCommand } from "./workers.js";
+import { registerListCommand } from "./list.js";
+import { registerServeCommand } from "./serve.js";
 
 // The command line. Every action returns an exit code instead of exiting, so main() is testable
 // in-process and the process exits in exactly one place (bin/dx-batch.js).
@@ -37,6 +39,7 @@ export function positiveNumber(name: string) {
 
 export async function main(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let exit = 0;
+  if (io === processIo) guardOutputStreams();
   const ctx: CommandContext = { io, env, cwd: process.cwd(), setExit: (c) => (exit = c) };
   const program = new Command("dx-batch")
     .description("Run waves of tracker items through coding agents: implement, review, retry with the next provider, never twice.")
@@ -54,6 +57,8 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   registerDemoCommand(program, ctx);
   registerWorkerCommand(program, ctx);
   registerWorkersCommand(program, ctx);
+  registerListCommand(program, ctx);
+  registerServeCommand(program, ctx);
   // SPEC §2: a usage error is `error: usage: …` then one `remedy:` line naming the command's help.
   const remedies = (cmd: Command, name: string): void => {
     for (const sub of cmd.commands) {

@@ -8,6 +8,7 @@ import { DxError, ExitCode, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 import { watchWave } from "./watch.js";
+import { waveIdOrLatest } from "./list.js";
 
 // status, check, report, doctor: they only read what the store wrote, and never take a lock.
 
@@ -36,7 +37,7 @@ function registerStatus(program: Command, ctx: CommandContext): void {
     .option("--watch", "live view until the wave stops")
     .action(async (o: ReadOpts & { watch?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       if (o.watch) {
         ctx.setExit(await watchWave(ctx, c, waveId, { json: o.json === true }));
         return;
@@ -73,7 +74,7 @@ function registerCheck(program: Command, ctx: CommandContext): void {
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, notFoundCheck(waveId));
@@ -98,7 +99,7 @@ function registerReport(program: Command, ctx: CommandContext): void {
     .action(async (o: ReadOpts & { format: string }) => {
       if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`);
       const c = openContext(ctx, { config: o.config });
-      const waveId = requireWaveId(o.waveId);
+      const waveId = waveIdOrLatest(ctx, c, o.waveId);
       const w = await readWave(c.layout, waveId, { allEvents: true });
       if (!w) {
         if (o.format === "json") printJson(ctx.io, missingWaveDoc(waveId));
@@ -126,13 +127,18 @@ function registerDoctor(program: Command, ctx: CommandContext): void {
         if (o.json) printJson(ctx.io, r);
         throw waveNotFound(waveId);
       }
+      // A note about where the roots are is not an issue of the wave: it never changes the exit code.
+      const counted = r.issues.filter((i) => !NOTE_TYPES.has(i.type));
       if (o.json) printJson(ctx.io, r);
       else {
-        if (r.issues.length === 0) ctx.io.out(`wave ${waveId}: no issues`);
-        for (const i of r.issues) ctx.io.out(`${i.severity}: ${i.type}${i.item ? ` [${i.item}]` : ""}: ${i.message}`);
+        for (const i of r.issues) if (NOTE_TYPES.has(i.type)) ctx.io.err(`note: ${i.type}: ${i.message}`);
+        if (counted.length === 0) ctx.io.out(`wave ${waveId}: no issues`);
+        for (const i of counted) ctx.io.out(`${i.severity}: ${i.type}${i.item ? ` [${i.item}]` : ""}: ${i.message}`);
         for (const f of r.fixed) ctx.io.out(`fixed: ${f}`);
         for (const rec of r.recommendations) ctx.io.out(`recommend: ${rec}`);
       }
-      ctx.setExit(r.issues.length === 0 ? 0 : 1);
+      ctx.setExit(counted.length === 0 ? 0 : 1);
     });
 }
+
+const NOTE_TYPES: ReadonlySet<string> = new Set(["state_root_in_tmp"]);

@@ -1,3 +1,4 @@
+import { ROOT_DEFAULT_DOCS } from "./defaults.js";
 import { configDocument } from "./schema.js";
 
 // The README's configuration reference, generated from the schema so the two cannot disagree.
@@ -5,6 +6,7 @@ import { configDocument } from "./schema.js";
 /** Defaults that depend on the machine and so cannot be a `default` annotation in the schema. */
 const MACHINE_DEFAULTS: Record<string, string> = {
   tracker: '`{"type":"beads"}` if `bd` is on PATH, else `{"type":"none"}`',
+  ...ROOT_DEFAULT_DOCS,
 };
 
 interface Row {

@@ -4,7 +4,7 @@ import type { ValidateFunction } from "ajv";
 import { BLOCKED_ENTRY } from "../core/policy.js";
 import { DxError } from "../errors.js";
 import { compileDocument, describeAjvError } from "../schema/kit.js";
-import { CONFIG_DEFAULTS, CONFIG_ENV, defaultTracker } from "./defaults.js";
+import { CONFIG_DEFAULTS, CONFIG_ENV, defaultRoots, defaultTracker } from "./defaults.js";
 import { configDocument, type ConfigFile } from "./schema.js";
 import type { ProviderConfig, ResolvedConfig, RunnerConfig, TrackerConfig } from "./types.js";
 
@@ -54,6 +54,7 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   const merged: Layer = { ...envLayer, ...fileLayer, ...flagLayer };
   const config: ResolvedConfig = {
     ...structuredClone(CONFIG_DEFAULTS),
+    ...defaultRoots(env),
     tracker: merged.tracker ?? defaultTracker(executableOnPath("bd", env.PATH)),
     ...merged,
   };

@@ -17,5 +17,7 @@ export function toPolicy(config: ResolvedConfig): WavePolicy {
     review_must_differ: config.review_must_differ,
     provider_cooldown_minutes: config.provider_cooldown_minutes,
     provider_max_parallel,
+    ...(config.max_quota_waits !== undefined ? { max_quota_waits: config.max_quota_waits } : {}),
+    ...(config.budget !== undefined ? { budget: config.budget } : {}),
   };
 }

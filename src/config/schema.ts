@@ -34,6 +34,16 @@ export const ProviderSchema = Type.Object(
         description: "extra environment variables for this provider's agents only",
       }),
     ),
+    pass_env: Type.Optional(
+      Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), {
+        description: "variables of dx-batch's own environment this provider's agents may see even though another provider claims them (its credentials)",
+      }),
+    ),
+    public_env: Type.Optional(
+      Type.Array(Type.String({ pattern: ENV_NAME_PATTERN }), {
+        description: "keys of `env` whose values are recorded in the wave's ledger as they are; every other `env` value is recorded as <redacted>",
+      }),
+    ),
     preflight: Type.Optional(Argv("argv that must exit 0 for the provider to be available (offline, must not spend money); default: argv[0] of command resolves to an executable")),
     model: Type.Optional(Type.String({ minLength: 1, description: "model name, substituted for {model}" })),
     max_parallel: Type.Optional(Type.Integer({ minimum: 1, description: "at most this many jobs of this provider at once" })),
@@ -94,9 +104,9 @@ export const TrackerSchema = TaggedUnion(
 export const ConfigFileSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: "ignored; lets an editor find this schema" })),
-    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR)", D.artifact_dir)),
-    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)", D.runner_log_dir)),
-    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)", D.workspace_root)),
+    artifact_dir: Type.Optional(PathKey("root of the wave state, ledgers, leases, prompts and outcomes (env DX_BATCH_ARTIFACT_DIR); `<home>` is $DX_BATCH_HOME, else $XDG_STATE_HOME/dx-batch, else ~/.local/state/dx-batch")),
+    runner_log_dir: Type.Optional(PathKey("where the built-in runner keeps its job files (env DX_RUNNER_LOG_BASE)")),
+    workspace_root: Type.Optional(PathKey("item worktrees live at `<workspace_root>/<item>/<repo>` (env DX_BATCH_WORKSPACE_ROOT)")),
     allowed_prefixes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "extra roots where worktrees may live", default: D.allowed_prefixes })),
     protected_paths: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), { description: "checkouts no agent may run in (the repo source is always protected)", default: D.protected_paths }),
@@ -117,6 +127,21 @@ export const ConfigFileSchema = Type.Object(
       Type.Number({ minimum: 0, description: "how long a provider that reported quota exhaustion is skipped (minutes)", default: D.provider_cooldown_minutes }),
     ),
     max_log_mb: Type.Optional(Count("an agent log beyond this many MiB is cut (reason log_size_capped)", D.max_log_mb)),
+    quota_retries_before_stop: Type.Optional(
+      Count("rate-limit retries seen in an agent's live stream before dx-batch stops the job and cools its provider down", D.quota_retries_before_stop ?? 2),
+    ),
+    max_quota_waits: Type.Optional(Count("quota errors in a row, across an item's chain, after which it ends blocked provider_quota_exhausted", D.max_quota_waits ?? 3)),
+    budget: Type.Optional(
+      Type.Object(
+        {
+          max_tokens_per_item: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "tokens (input, output, cache reads) an item may spend across its attempts" })),
+          max_usd_per_item: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "dollars an item may spend, as the CLIs report cost" })),
+          max_tokens_per_wave: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "tokens the whole wave may spend" })),
+          max_usd_per_wave: Type.Optional(Nullable(Type.Number({ minimum: 0 }), { description: "dollars the whole wave may spend" })),
+        },
+        { additionalProperties: false, description: "spend limits; an item over its budget ends blocked budget_exhausted, a wave over its budget dispatches nothing new" },
+      ),
+    ),
     retry_chain: Type.Optional(
       Type.Array(Type.String({ pattern: PROVIDER_NAME_PATTERN }), {
         minItems: 1,

@@ -1,3 +1,4 @@
+import type { Budget } from "../core/policy.js";
 // The resolved configuration (SPEC §3) after defaults, env, file and flags are merged and
 // validated. src/config/schema.ts is the single source of the JSON Schema; its type test keeps it
 // equal to this interface.
@@ -7,6 +8,10 @@ export interface ProviderConfig {
   command?: string[];
   stdin?: "prompt" | "none";
   env?: Record<string, string>;
+  /** Inherited variables this provider may see although they are some provider's credentials. */
+  pass_env?: string[];
+  /** Keys of `env` recorded in plain text; every other value is redacted in the ledger. */
+  public_env?: string[];
   preflight?: string[];
   model?: string;
   max_parallel?: number;
@@ -45,6 +50,11 @@ export interface ResolvedConfig {
   tracker: TrackerConfig;
   providers: Record<string, ProviderConfig>;
   prompts: { implement?: string; review?: string };
+  /** Rate-limit retries seen in a live stream before the job is stopped and its provider cooled down (default 2). */
+  quota_retries_before_stop?: number;
+  /** Quota hits in a row, across an item's chain, before it ends blocked provider_quota_exhausted (default 3). */
+  max_quota_waits?: number;
+  budget?: Budget;
 }
 
 /** The subset of config that decides where a worktree may be (SPEC §11). */

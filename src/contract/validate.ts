@@ -45,7 +45,7 @@ export function validateContract(text: string, expect: ContractExpectation): Con
   try {
     data = JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch (e) {
-    return refuse(`not JSON: ${e instanceof Error ? e.message : String(e)}`);
+    return refuse(notJsonDetail(e));
   }
 
   // A contract of the other phase would otherwise be reported as a pile of unknown keys.
@@ -69,15 +69,32 @@ export function validateContract(text: string, expect: ContractExpectation): Con
 
   if (contract.beads_id !== expect.item_id) {
     const hint = contract.beads_id === `${expect.item_id}${REVIEW_JOB_SUFFIX}` ? " (beads_id is the item id, not the review job id)" : "";
-    return refuse(`beads_id mismatch: contract says ${JSON.stringify(contract.beads_id)}, the item is ${JSON.stringify(expect.item_id)}${hint}`);
+    return refuse(`beads_id mismatch: the contract's beads_id is not the item id ${JSON.stringify(expect.item_id)}${hint}`);
   }
   return { ok: true, contract };
 }
 
+/**
+ * Where the JSON broke, never what is there: V8's messages quote the text ("Unexpected token 'r',
+ * "root:*:19"... is not valid JSON"), and the text may be a secret an agent linked to.
+ */
+function notJsonDetail(e: unknown): string {
+  const msg = e instanceof Error ? e.message : "";
+  if (/Unexpected end of JSON input/.test(msg)) return "not JSON: the text ends before the JSON value does";
+  const at = /at position (\d+)/.exec(msg);
+  if (at?.[1] !== undefined) {
+    const why = /^Unterminated string/.test(msg) ? "an unterminated string" : /^Bad control character/.test(msg) ? "a control character inside a string" : "invalid JSON";
+    return `not JSON: ${why} at byte ${at[1]}`;
+  }
+  return "not JSON: invalid JSON at the start of the text";
+}
+
 function schemaDetail(errors: ValidateFunction["errors"], data?: unknown): string {
-  const d = describeAjvError(errors);
+  const d = describeAjvError(errors, { quoteData: false });
   if (d.path === "/findings" && d.problem.includes("fewer than 1")) {
-    const verdict = typeof data === "object" && data !== null && "verdict" in data ? JSON.stringify(data.verdict) : "not APPROVED";
+    const v = typeof data === "object" && data !== null && "verdict" in data ? data.verdict : null;
+    // Only a known verdict is named: anything else from the file is not quoted.
+    const verdict = v === "REVISION_REQUIRED" || v === "BLOCKED" ? JSON.stringify(v) : "not APPROVED";
     return `/findings: must not be empty when verdict is ${verdict} (only APPROVED may have no findings)`;
   }
   return `${d.path}: ${d.problem}`;

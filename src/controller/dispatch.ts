@@ -2,8 +2,9 @@ import type { DispatchIntent } from "../core/plan.js";
 import { ItemReason, WaveReason, claimedByOtherWave } from "../core/reasons.js";
 import { isDxError } from "../errors.js";
 import type { ItemState } from "../core/state.js";
+import { isDiskFull } from "../errors.js";
 import type { WorktreeResult } from "./ports.js";
-import { attemptPrompt } from "./prompts.js";
+import { attemptPrompt, type ReviewMaterial } from "./prompts.js";
 import { jobRefOf, nextCheckMs, type Shell } from "./shell.js";
 
 // Dispatch: lease and claim first, then the worktree and the prompt, then the durable
@@ -44,9 +45,13 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
     base = w.base_commit;
   }
   const issue = await sh.issue(intent.item_id);
-  const head = intent.phase === "review" ? await sh.deps.workspace.head(worktree) : null;
-  const contract_file = files.contractPath(intent.item_id, intent.phase, intent.attempt);
-  const text = attemptPrompt({ item, phase: intent.phase, attempt: intent.attempt, worktree, base_commit: base, head, contract_file }, issue, sh.deps.templates);
+  const ws = sh.deps.workspace;
+  // HEAD now: an implement attempt's own range starts here; a review is shown base..HEAD.
+  const head = await ws.head(worktree).catch(() => null);
+  if (ws.prepare !== undefined) await ws.prepare(worktree).catch((e: unknown) => sh.deps.log(`${intent.item_id}: cannot prepare ${worktree}/.dx-batch: ${String(e)}`));
+  const contract_file = files.contractPath(intent.item_id, intent.phase, intent.attempt, ws.prepare !== undefined ? worktree : null);
+  const review = intent.phase === "review" ? await reviewMaterial(sh, item, worktree, base, head) : null;
+  const text = attemptPrompt({ item, phase: intent.phase, attempt: intent.attempt, worktree, base_commit: base, head, contract_file, review }, issue, sh.deps.templates);
   files.writePrompt(intent.item_id, intent.phase, intent.attempt, text);
   await sh.apply({
     event: "item_dispatched",
@@ -61,7 +66,22 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
     base_commit: base,
     quota: intent.quota,
     skipped: intent.skipped,
+    ...(intent.phase === "implement" ? { head_at_dispatch: head } : { review_range: { from: base, to: head } }),
   });
+}
+
+/** What a reviewer is shown: the item's whole change base..HEAD as a diff, and the last attempt's own range. */
+async function reviewMaterial(sh: Shell, item: ItemState, worktree: string, base: string | null, head: string | null): Promise<ReviewMaterial | null> {
+  const ws = sh.deps.workspace;
+  if (ws.diff === undefined || head === null) return null;
+  const lastImpl = [...item.history].reverse().find((r) => r.phase === "implement");
+  try {
+    const d = await ws.diff(worktree, base, head);
+    return { stat: d.stat, patch: d.patch, bytes: d.bytes, truncated: d.truncated, attempt_range: lastImpl?.range ?? null };
+  } catch (e) {
+    sh.deps.log(`${item.beads_id}: cannot diff ${base ?? "(root)"}..${head}: ${String(e)}`);
+    return null;
+  }
 }
 
 /** Start the job of a dispatched attempt; a spawn failure fails the item (SPEC §6). */
@@ -69,7 +89,7 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
   if (it.run_instance === null || it.phase === null || it.provider === null || it.worktree === null) return;
   const files = sh.deps.files;
   const key = { item_id: it.beads_id, phase: it.phase, attempt: it.attempt, provider: it.provider, run_instance: it.run_instance };
-  const ref = jobRefOf(sh.deps, key);
+  const ref = jobRefOf(sh.deps, key, sh.deps.workspace.prepare !== undefined ? it.worktree : null);
   // Track before starting, so an exit reported during start() is not missed.
   sh.jobs.add({ ref, item_id: key.item_id, phase: key.phase, attempt: key.attempt, provider: key.provider, started_at: null, pid: null, own: true, next_check_ms: nextCheckMs(sh.deps, true) });
   try {
@@ -83,7 +103,7 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
       run_instance: key.run_instance,
       worktree: it.worktree,
       prompt_file: files.promptPath(key.item_id, key.phase, key.attempt),
-      contract_file: files.contractPath(key.item_id, key.phase, key.attempt),
+      contract_file: ref.contract_file ?? files.contractPath(key.item_id, key.phase, key.attempt),
     });
     // A remote job's pid belongs to another host: never recorded here, never signalled (SPEC §15.4).
     const remote = started.remote === true;
@@ -96,6 +116,8 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
     await sh.apply({ event: "job_started", ...key, pid: started.pid, pgid: started.pgid, started_at: started.started_at, log_path: started.log_path });
   } catch (err) {
     sh.jobs.remove(key.run_instance);
+    // A full disk is the machine's state, not this item's failure: the wave pauses (run-wave.ts).
+    if (isDiskFull(err)) throw err;
     // Not the item's fault: it stays dispatched and not started; the wave pauses (the runner says
     // why) and resume starts it under the same run_instance.
     if (isDxError(err) && err.code === WaveReason.queue_unavailable) return;

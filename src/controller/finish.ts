@@ -1,9 +1,13 @@
 import { ItemReason } from "../core/reasons.js";
 import type { Contract } from "../core/contract.js";
+import type { AttemptUsage, CommitRange } from "../core/events.js";
+import { DEFAULT_QUOTA_RETRIES_BEFORE_STOP } from "../core/policy.js";
+import type { ItemState } from "../core/state.js";
+import { itemSpend, waveSpend } from "../core/budget.js";
 import { isFinishedJobState } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth } from "../runner/port.js";
-import { FINISH_STATES, checkOptions, type Shell } from "./shell.js";
+import { FINISH_STATES, SIGNAL_POLL_MS, checkOptions, type Shell } from "./shell.js";
 import type { TrackedJob } from "./tracked-jobs.js";
 
 // Finishing: the runner's final state plus the validated contract become one `job_finished`.
@@ -13,6 +17,13 @@ export async function checkHealth(sh: Shell): Promise<void> {
   const { deps } = sh;
   const now = deps.clock.nowMs();
   for (const job of sh.jobs.dueForCheck(now)) {
+    if (deps.runner.signals !== undefined) {
+      if (await stopOnSignals(sh, job)) continue;
+      if (now < (job.next_health_ms ?? 0)) {
+        job.next_check_ms = Math.min(job.next_health_ms ?? now, now + SIGNAL_POLL_MS);
+        continue;
+      }
+    }
     let h: JobHealth;
     try {
       h = await deps.runner.check(job.ref, checkOptions(deps));
@@ -22,8 +33,55 @@ export async function checkHealth(sh: Shell): Promise<void> {
       continue;
     }
     if (isFinishedJobState(h.state) || FINISH_STATES.has(h.state)) await finishJob(sh, job, h);
-    else job.next_check_ms = deps.clock.nowMs() + (job.own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
+    else {
+      const t = deps.clock.nowMs();
+      job.next_health_ms = t + (job.own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
+      job.next_check_ms = deps.runner.signals !== undefined ? Math.min(job.next_health_ms, t + SIGNAL_POLL_MS) : job.next_health_ms;
+    }
   }
+}
+
+/**
+ * Stop a running job its own stream condemns: more rate-limit retries than
+ * `quota_retries_before_stop` (the CLI would retry for minutes; issue #11), or spending past the
+ * item's or the wave's budget. True when the job was stopped and finished.
+ */
+async function stopOnSignals(sh: Shell, job: TrackedJob): Promise<boolean> {
+  const { deps } = sh;
+  const sig = deps.runner.signals?.(job.ref) ?? null;
+  if (sig === null) return false;
+  const cfg = sh.session.state.config;
+  const maxRetries = cfg.quota_retries_before_stop ?? DEFAULT_QUOTA_RETRIES_BEFORE_STOP;
+  if (sig.quota_retries >= maxRetries) {
+    job.stop_reason = ItemReason.provider_quota_exhausted;
+    job.stop_detail = `${sig.quota_retries} rate-limit retries in the live stream (quota_retries_before_stop ${maxRetries}): ${sig.last_error ?? "rate limited"}`;
+  } else {
+    const over = budgetCrossed(sh, job, sig.usage);
+    if (over === null) return false;
+    job.stop_reason = ItemReason.budget_exhausted;
+    job.stop_detail = over;
+  }
+  deps.log(`${job.item_id}: stopping ${job.phase} attempt ${job.attempt}: ${job.stop_detail}`);
+  await deps.runner.stop(job.ref);
+  await finishJob(sh, job, null);
+  return true;
+}
+
+/** The item's or wave's budget crossed with this running attempt's usage so far, or null. */
+function budgetCrossed(sh: Shell, job: TrackedJob, usage: AttemptUsage): string | null {
+  const s = sh.session.state;
+  const b = s.policy.budget;
+  if (b === undefined) return null;
+  const it = sh.item(job.item_id);
+  const live = (usage.input_tokens ?? 0) + (usage.output_tokens ?? 0) + (usage.cache_read_tokens ?? 0);
+  const liveUsd = usage.cost_usd ?? 0;
+  const mine = itemSpend(it);
+  if (b.max_tokens_per_item != null && mine.tokens + live > b.max_tokens_per_item) return `item at ${mine.tokens + live} tokens, over budget.max_tokens_per_item ${b.max_tokens_per_item}`;
+  if (b.max_usd_per_item != null && mine.usd + liveUsd > b.max_usd_per_item) return `item at $${(mine.usd + liveUsd).toFixed(4)}, over budget.max_usd_per_item $${b.max_usd_per_item}`;
+  const all = waveSpend(s);
+  if (b.max_tokens_per_wave != null && all.tokens + live > b.max_tokens_per_wave) return `wave at ${all.tokens + live} tokens, over budget.max_tokens_per_wave ${b.max_tokens_per_wave}`;
+  if (b.max_usd_per_wave != null && all.usd + liveUsd > b.max_usd_per_wave) return `wave at $${(all.usd + liveUsd).toFixed(4)}, over budget.max_usd_per_wave $${b.max_usd_per_wave}`;
+  return null;
 }
 
 export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | null): Promise<void> {
@@ -70,22 +128,55 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
     return;
   }
   const { contract, contractError } = await readContract(sh, job);
+  // The wrapper could not record an exit code (a full disk, issue #10) but the agent delivered a
+  // valid contract: the contract judges the attempt, as for a clean exit, instead of "lost".
+  const rcLost = h.state === "exited_err" && h.reason_code === ItemReason.runner_job_lost && h.exit_code === null && contract !== null;
+  if (rcLost) deps.log(`${job.item_id}: no exit code was recorded (rc file missing); judged by its valid contract`);
   const startedAt = h.started_at ?? job.started_at ?? item.job?.started_at ?? null;
   const finishedAt = h.finished_at ?? deps.clock.nowIso();
+  const sig = deps.runner.signals?.(job.ref, { final: true }) ?? null;
+  const runnerReason = job.stop_reason ?? h.reason_code;
+  const ranOk = job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
+  const range = ranOk ? await commitAttempt(sh, job, item, contract) : undefined;
   await sh.apply({
     event: "job_finished",
     ...attempt,
     started_at: startedAt,
-    state: h.state,
+    state: rcLost ? "exited_ok" : h.state,
     exit_code: h.exit_code,
-    runner_reason: h.reason_code,
+    runner_reason: rcLost ? null : runnerReason,
     contract,
     contract_error: contractError,
     outcome_path: outcomePath,
     duration_sec: startedAt ? Math.max(0, secondsBetween(startedAt, finishedAt)) : null,
+    ...(range !== undefined ? { range } : {}),
+    ...(sig !== null ? { usage: sig.usage, log_path: sig.log_path } : {}),
+    ...(job.stop_detail !== undefined || sig?.last_error ? { cli_error: job.stop_detail ?? sig?.last_error ?? null } : {}),
   });
   // Recorded: a queue runner's worker may now drop its copy of the result.
   await deps.runner.ack?.(job.ref);
+}
+
+/**
+ * A completed implement attempt: commit what the agent left uncommitted (auto_commit), and return
+ * the attempt's own range, HEAD at dispatch..HEAD now. Undefined when the workspace cannot say.
+ */
+async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contract: Contract | null): Promise<CommitRange | undefined> {
+  const ws = sh.deps.workspace;
+  if (job.phase !== "implement" || contract?.phase !== "implement" || (contract.status !== "completed" && contract.status !== "partial")) return undefined;
+  const rec = item.history.at(-1);
+  if (ws.commitLeftovers === undefined || item.worktree === null || rec === undefined || rec.head_at_dispatch === undefined) return undefined;
+  try {
+    const c = await ws.commitLeftovers({ worktree: item.worktree, item_id: job.item_id, attempt: job.attempt, provider: job.provider, summary: contract.summary ?? null });
+    if (c.auto_commit !== null) {
+      await sh.apply({ event: "auto_commit", item_id: job.item_id, phase: job.phase, attempt: job.attempt, provider: job.provider, run_instance: job.ref.run_instance, sha: c.auto_commit, files: c.files });
+    }
+    return { from: rec.head_at_dispatch, to: c.head };
+  } catch (e) {
+    sh.deps.log(`${job.item_id}: auto-commit failed: ${e instanceof Error ? e.message : String(e)}`);
+    const head = await ws.head(item.worktree).catch(() => null);
+    return { from: rec.head_at_dispatch, to: head };
+  }
 }
 
 /** The job's contract, validated; or why there is none. */

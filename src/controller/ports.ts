@@ -1,3 +1,4 @@
+import type { AttemptCommit, ReviewDiff } from "../workspace/attempt-commit.js";
 import type { Outcome } from "../core/effects.js";
 import type { DraftEvent, WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
@@ -34,6 +35,10 @@ export const systemClock: Clock = {
 /** The durable record: the ledger (write-ahead) and the snapshot. All `WaveSession` needs. */
 export interface WaveLog {
   append(e: WaveEvent): void;
+  /** Bytes nobody of this wave wrote, moved aside from the ledgers since the last call (issue #10). */
+  takeForeignMoves?(): { file: string; moved_to: string; bytes: number }[];
+  /** Free the space kept back for recording a pause on a full disk (issue #10). */
+  releaseDiskReserve?(): void;
   writeSnapshot(s: WaveState): void;
 }
 
@@ -50,7 +55,8 @@ export interface AttemptFiles {
   /** Writes the prompt (mode 0600) and returns its path. */
   writePrompt(itemId: string, phase: Phase, attempt: number, text: string): string;
   promptPath(itemId: string, phase: Phase, attempt: number): string;
-  contractPath(itemId: string, phase: Phase, attempt: number): string;
+  /** With a worktree: `<worktree>/.dx-batch/<phase>.attempt<n>.contract.json` (SPEC §15.6). */
+  contractPath(itemId: string, phase: Phase, attempt: number, worktree?: string | null): string;
   outcomePath(itemId: string, phase: Phase, attempt: number): string;
   writeOutcome(path: string, outcome: Outcome): void;
 }
@@ -96,6 +102,13 @@ export type WorktreeResult =
 export interface Workspace {
   resolve(itemId: string): Promise<WorktreeResult>;
   head(worktree: string): Promise<string | null>;
+  /**
+   * The worktree as the unit of work (issue #11). Optional, so a test fake can leave them out:
+   * then no `.dx-batch/` is prepared, nothing is auto-committed and no range is recorded.
+   */
+  prepare?(worktree: string): Promise<void>;
+  commitLeftovers?(o: { worktree: string; item_id: string; attempt: number; provider: string; summary: string | null }): Promise<AttemptCommit>;
+  diff?(worktree: string, from: string | null, to: string): Promise<ReviewDiff>;
 }
 
 export interface ContractCheck {

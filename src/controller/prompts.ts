@@ -27,6 +27,17 @@ export interface ReviewPromptInput {
   implement_summary: string | null;
   diff_range: string;
   contract_file: string;
+  review?: ReviewMaterial | null;
+}
+
+/** The change a reviewer is shown (issue #11): no git permission is needed to see the work. */
+export interface ReviewMaterial {
+  stat: string;
+  patch: string;
+  bytes: number;
+  truncated: boolean;
+  /** The last implement attempt's own commits. */
+  attempt_range: { from: string | null; to: string | null } | null;
 }
 
 export const DEFAULT_IMPLEMENT_TEMPLATE = `You are implementing tracker item {{item_id}}: {{title}}
@@ -41,8 +52,11 @@ export const DEFAULT_IMPLEMENT_TEMPLATE = `You are implementing tracker item {{i
 Work only in the git worktree {{worktree}} (base commit {{base_commit}}). This is attempt {{attempt}}.
 {{previous}}
 ## Rules
-- Commit your work in the worktree. Every commit message ends with the trailer line:
+- Run every command from the worktree itself (it is your working directory).
+- Commit your work on the current branch (git add, then git commit). Every commit message ends
+  with the trailer line:
   Feature-Key: {{item_id}}
+  Whatever you leave uncommitted when you report "completed" is committed for you.
 - When you are done, deliver a JSON contract. Write it to the file {{contract_file}}
   (the path is also in $DX_BATCH_CONTRACT_FILE). If you cannot write files, print one line instead:
   CONTRACT:JSON:{...}
@@ -66,8 +80,15 @@ export const DEFAULT_REVIEW_TEMPLATE = `You are reviewing the work done for trac
 {{implement_summary}}
 
 ## What to review
-The commits {{diff_range}} in the git worktree {{worktree}} (attempt {{attempt}}).
-Run \`git -C {{worktree}} log -p {{diff_range}}\` to see them. Do not change any file.
+The item's whole change is {{diff_range}} in the git worktree {{worktree}} (attempt {{attempt}}).
+The last implement attempt's own commits are {{attempt_range}}. The diff is below, so you need
+no git command to see it; you may read files in the worktree. Do not change any file.
+
+### git diff --stat
+{{diff_stat}}
+
+### The diff{{diff_note}}
+{{diff}}
 
 ## Verdict rules
 - APPROVED: the acceptance criteria are met and nothing critical or major is wrong.
@@ -111,6 +132,7 @@ export function implementPrompt(input: ImplementPromptInput, template = DEFAULT_
 }
 
 export function reviewPrompt(input: ReviewPromptInput, template = DEFAULT_REVIEW_TEMPLATE): string {
+  const r = input.review ?? null;
   return render(template, {
     item_id: input.item_id,
     title: input.title,
@@ -121,12 +143,16 @@ export function reviewPrompt(input: ReviewPromptInput, template = DEFAULT_REVIEW
     worktree: input.worktree,
     attempt: String(input.attempt),
     contract_file: input.contract_file,
+    attempt_range: r?.attempt_range ? `${r.attempt_range.from ?? "(root)"}..${r.attempt_range.to ?? "(none)"}` : "(not recorded)",
+    diff_stat: r ? r.stat || "(no changes)" : "(not available: read the worktree's history)",
+    diff_note: r?.truncated ? ` (cut at ${r.patch.length} of ${r.bytes} bytes; the rest is in ${input.diff_range})` : "",
+    diff: r ? "```diff\n" + r.patch + (r.patch.endsWith("\n") ? "" : "\n") + "```" : "(not available)",
   });
 }
 
 /** The prompt of one dispatch, from the tracker's text and what the wave carried from earlier attempts. */
 export function attemptPrompt(
-  a: { item: ItemCarry; phase: "implement" | "review"; attempt: number; worktree: string; base_commit: string | null; head: string | null; contract_file: string },
+  a: { item: ItemCarry; phase: "implement" | "review"; attempt: number; worktree: string; base_commit: string | null; head: string | null; contract_file: string; review?: ReviewMaterial | null },
   issue: { title: string; description: string; acceptance_criteria: string },
   templates: { implement?: string; review?: string },
 ): string {
@@ -135,7 +161,7 @@ export function attemptPrompt(
     return implementPrompt({ ...common, base_commit: a.base_commit, previous_findings: a.item.carry.findings, previous_failure: a.item.carry.failure }, templates.implement);
   }
   const diff_range = a.base_commit === null ? `${a.head ?? "HEAD"} (every commit of the branch)` : `${a.base_commit}..${a.head ?? "HEAD"}`;
-  return reviewPrompt({ ...common, implement_summary: a.item.carry.summary, diff_range }, templates.review);
+  return reviewPrompt({ ...common, implement_summary: a.item.carry.summary, diff_range, review: a.review ?? null }, templates.review);
 }
 
 /** What a prompt needs of the item's record. */

@@ -11,7 +11,7 @@ export async function reattach(sh: Shell): Promise<void> {
   for (const it of sh.session.state.items) {
     if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
     const key = { item_id: it.beads_id, phase: it.phase, attempt: it.attempt, provider: it.provider, run_instance: it.run_instance };
-    const ref = jobRefOf(deps, key);
+    const ref = jobRefOf(deps, key, deps.workspace.prepare !== undefined ? it.worktree : null);
     // Leases belong to a process: take over the dead predecessor's so this controller can release it.
     deps.files.acquireLease(it.beads_id, it.attempt);
     const job: TrackedJob = { ref, item_id: key.item_id, phase: key.phase, attempt: key.attempt, provider: key.provider, started_at: it.job?.started_at ?? null, pid: it.job?.pid ?? null, own: false, next_check_ms: 0 };

@@ -42,6 +42,9 @@ export class WaveSession {
     this.dirty = true;
     this.flush(false);
     this.onEvent?.(e, r.state);
+    // Foreign bytes found (and moved aside) while appending are recorded right after (SPEC §15.3).
+    const moves = this.files.takeForeignMoves?.() ?? [];
+    for (const m of moves) r.effects.push(...this.apply({ event: "ledger_foreign_bytes", ...m }));
     return r.effects;
   }
 

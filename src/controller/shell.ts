@@ -46,16 +46,21 @@ export interface AttemptKey {
 }
 
 /** The runner's handle on an attempt's job. */
-export function jobRefOf(deps: ControllerDeps, a: AttemptKey): JobRef {
+export function jobRefOf(deps: ControllerDeps, a: AttemptKey, worktree: string | null = null): JobRef {
   return {
     job_id: jobIdFor(a.item_id, a.phase),
     provider: a.provider,
     run_instance: a.run_instance,
-    contract_file: deps.files.contractPath(a.item_id, a.phase, a.attempt),
+    contract_file: deps.files.contractPath(a.item_id, a.phase, a.attempt, worktree),
   };
 }
 
 /** When the next health check of a job falls due: own jobs report exits, re-attached ones are polled. */
 export function nextCheckMs(deps: ControllerDeps, own: boolean): number {
-  return deps.clock.nowMs() + (own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
+  const at = deps.clock.nowMs() + (own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
+  // A runner that reads the agent's stream is asked about it every second (quota retries, budget).
+  return deps.runner.signals !== undefined ? Math.min(at, deps.clock.nowMs() + SIGNAL_POLL_MS) : at;
 }
+
+/** How often a running job's stream is read for quota retries and usage (cheap: new bytes only). */
+export const SIGNAL_POLL_MS = 1_000;

@@ -14,6 +14,11 @@ export interface TrackedJob {
   pid: number | null;
   own: boolean;
   next_check_ms: number;
+  /** When the runner's full health check is next due (the stream is read more often). */
+  next_health_ms?: number;
+  /** Why the controller stopped the job itself (quota retries, budget): the finish records it. */
+  stop_reason?: string;
+  stop_detail?: string;
 }
 
 export class TrackedJobs {

@@ -1,3 +1,4 @@
+import type { AttemptUsage, CommitRange } from "./events.js";
 import type { Phase } from "./status.js";
 
 // Effects are what the reducer asks the shell to do after the event is on disk and the snapshot
@@ -29,8 +30,13 @@ export interface Outcome {
   started_at: string | null;
   completed_at: string;
   duration_sec: number | null;
-  /** Why the attempt failed, in words (contract error, runner reason); null on success. */
+  /** Why the attempt failed, in words (the CLI's own error, contract error, runner reason); null on success. */
   error: string | null;
+  /** Implement: the attempt's own commits. Review: the range it reviewed. */
+  range?: CommitRange;
+  usage?: AttemptUsage;
+  /** This attempt's own log (kept while its wave exists). */
+  log_path?: string;
 }
 
 export type Effect =

@@ -85,6 +85,36 @@ export interface ItemDispatched extends Base {
   quota: QuotaHandling;
   /** Providers passed over because preflight failed, recorded per SPEC §6. */
   skipped: string[];
+  /** HEAD of the worktree at dispatch: an implement attempt's own range starts here (issue #11). */
+  head_at_dispatch?: string | null;
+  /** A review's range: the item's whole change base..head, as shown in its prompt. */
+  review_range?: CommitRange;
+}
+
+/** A span of commits, `from..to`; `from` null means from the branch's first commit. */
+export interface CommitRange {
+  from: string | null;
+  to: string | null;
+}
+
+/** Token usage and cost of one attempt, as its CLI reported them (null where it did not say). */
+export interface AttemptUsage {
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cost_usd: number | null;
+}
+
+/** dx-batch committed what a completed implement attempt left uncommitted (issue #11). */
+export interface AutoCommit extends Base {
+  event: "auto_commit";
+  item_id: string;
+  phase: Phase;
+  attempt: number;
+  provider: string;
+  run_instance: string;
+  sha: string;
+  files: string[];
 }
 
 export interface JobStarted extends Base {
@@ -117,6 +147,12 @@ export interface JobFinished extends Base {
   contract_error: string | null;
   outcome_path: string;
   duration_sec: number | null;
+  /** The attempt's own commits, HEAD at dispatch..HEAD after the auto-commit (implement). */
+  range?: CommitRange;
+  /** The CLI's own last error line, when the runner classified the exit (quota, stall, crash). */
+  cli_error?: string | null;
+  usage?: AttemptUsage;
+  log_path?: string | null;
 }
 
 /** An attempt ended without a job result: lease lost, job vanished while no controller ran… */
@@ -150,6 +186,18 @@ export interface TrackerError extends Base {
   detail: string;
 }
 
+/**
+ * Bytes the ledger writer did not write (an agent's append, a torn line of someone else) were
+ * found at the end of a ledger and moved aside to `moved_to` before the next append (SPEC §15.3).
+ * Paths are relative to the artifact directory. Changes nothing in the state.
+ */
+export interface LedgerForeignBytes extends Base {
+  event: "ledger_foreign_bytes";
+  file: string;
+  moved_to: string;
+  bytes: number;
+}
+
 export type WaveEvent =
   | WaveCreated
   | PreflightRecorded
@@ -160,10 +208,12 @@ export type WaveEvent =
   | WaveCancelled
   | ItemDispatched
   | JobStarted
+  | AutoCommit
   | JobFinished
   | AttemptFailed
   | ItemSettled
-  | TrackerError;
+  | TrackerError
+  | LedgerForeignBytes;
 
 export type EventName = WaveEvent["event"];
 

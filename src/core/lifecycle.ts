@@ -10,7 +10,9 @@ import type { Tx } from "./tx.js";
 // What every handler does to an item: fail an attempt, settle it, cascade to its dependents.
 
 /** A counted attempt failed: carry the reason to the next attempt or end the item blocked. */
-export function failAttempt(tx: Tx, it: ItemState, reason: ItemReason, error: string): void {
+export function failAttempt(tx: Tx, it: ItemState, reason: ItemReason, errorText: string): void {
+  // One reason, not two: an error that already starts with the reason code does not repeat it.
+  const error = errorText.startsWith(`${reason}: `) ? errorText.slice(reason.length + 2) : errorText;
   // Review findings stay: an attempt that failed never acted on them, so the next prompt still needs them.
   it.carry = { findings: it.carry.findings, failure: `${reason}: ${error}`, summary: it.carry.summary };
   it.error = error;

@@ -1,5 +1,6 @@
 import type { Contract } from "./contract.js";
 import type { Outcome } from "./effects.js";
+import type { AttemptUsage, CommitRange } from "./events.js";
 import type { ItemReason } from "./reasons.js";
 import type { ItemState } from "./state.js";
 import type { Phase } from "./status.js";
@@ -21,6 +22,9 @@ export interface OutcomeFacts {
   started_at: string | null;
   duration_sec: number | null;
   error: string | null;
+  range?: CommitRange | undefined;
+  usage?: AttemptUsage | undefined;
+  log_path?: string | null | undefined;
 }
 
 /** The attempt being reported on. */
@@ -51,6 +55,9 @@ export function outcome(ctx: OutcomeContext, it: ItemState, a: AttemptRef, r: Ou
     completed_at: ctx.at,
     duration_sec: r.duration_sec,
     error: r.error,
+    ...(r.range !== undefined ? { range: r.range } : {}),
+    ...(r.usage !== undefined ? { usage: r.usage } : {}),
+    ...(r.log_path !== undefined && r.log_path !== null ? { log_path: r.log_path } : {}),
   };
 }
 

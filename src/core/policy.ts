@@ -14,4 +14,18 @@ export interface WavePolicy {
   provider_cooldown_minutes: number;
   /** Per-provider concurrency caps from config `providers.<name>.max_parallel`. */
   provider_max_parallel: Readonly<Record<string, number>>;
+  /** Quota hits in a row, across the chain, after which an item ends blocked (default 3). */
+  max_quota_waits?: number;
+  budget?: Budget;
 }
+
+/** Spend limits (issue #11); an absent or null limit is no limit. */
+export interface Budget {
+  max_tokens_per_item?: number | null;
+  max_usd_per_item?: number | null;
+  max_tokens_per_wave?: number | null;
+  max_usd_per_wave?: number | null;
+}
+
+export const DEFAULT_MAX_QUOTA_WAITS = 3;
+export const DEFAULT_QUOTA_RETRIES_BEFORE_STOP = 2;

@@ -21,6 +21,8 @@ export const WaveReason = {
   controller_dead: "controller_dead",
   /** The queue runner's Redis stayed unreachable past runner.unavailable_minutes. */
   queue_unavailable: "queue_unavailable",
+  /** ENOSPC or EDQUOT while writing the wave's files: paused until space is freed (issue #10). */
+  disk_full: "disk_full",
 } as const;
 
 /** Why a wave is where it is: a named reason, or a doctor check that failed critically. */
@@ -54,6 +56,10 @@ export const ItemReason = {
   exited_err: "exited_err",
   runner_job_lost: "runner_job_lost",
   provider_quota_exhausted: "provider_quota_exhausted",
+  /** A completed implement attempt whose own range holds no commit, even after the auto-commit. */
+  no_changes: "no_changes",
+  /** An item or wave over its `budget` of tokens or dollars. */
+  budget_exhausted: "budget_exhausted",
   log_size_capped: "log_size_capped",
   item_not_found: "item_not_found",
   canonical_worktree_forbidden: "canonical_worktree_forbidden",
@@ -140,6 +146,7 @@ export const NextAction = {
   review_outcomes_before_restart: "review_outcomes_before_restart",
   review_report_and_close_items: "review_report_and_close_items",
   start_or_resume_wave: "start_or_resume_wave",
+  free_disk_space_then_resume: "free_disk_space_then_resume",
 } as const;
 export type NextAction = (typeof NextAction)[keyof typeof NextAction];
 
@@ -149,7 +156,7 @@ export function waveNextAction(status: WaveStatus, reasonCode: string | null): N
     case "running":
       return NextAction.monitor_wave_until_terminal;
     case "paused":
-      return NextAction.run_dx_batch_resume;
+      return reasonCode === WaveReason.disk_full ? NextAction.free_disk_space_then_resume : NextAction.run_dx_batch_resume;
     case "failed":
       if (reasonCode?.startsWith(WaveReason.exec_saturation)) return NextAction.run_dx_runner_prune_then_dx_batch_doctor;
       if (reasonCode?.startsWith(DOCTOR_CRITICAL)) return NextAction.run_dx_batch_doctor_and_resolve_critical;

@@ -3,7 +3,7 @@ import type { Finding, ReviewVerdict } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
 import type { ItemNextAction, ItemReason, NextAction, RunnerReason, WaveReason } from "./reasons.js";
 import type { ItemStatus, JobState, Phase, WaveStatus } from "./status.js";
-import type { QuotaHandling } from "./events.js";
+import type { AttemptUsage, CommitRange, QuotaHandling } from "./events.js";
 
 /** One dispatch of one phase: the run record the report and the chaos invariants read. */
 export interface AttemptRecord {
@@ -24,6 +24,13 @@ export interface AttemptRecord {
   skipped: string[];
   /** false when the attempt ended in a provider quota error and so was not counted. */
   charged: boolean;
+  /** Implement: the attempt's own range. Review: the range it was shown. */
+  range?: CommitRange;
+  /** The commit dx-batch made of what the agent left uncommitted. */
+  auto_commit?: string;
+  usage?: AttemptUsage;
+  log_path?: string;
+  head_at_dispatch?: string | null;
 }
 
 export interface RunningJob {

@@ -1,8 +1,10 @@
 import path from "node:path";
+import { registerStateRoot } from "../store/secure-dir.js";
 import type { ProviderConfig, WorkspacePolicy } from "../config/types.js";
-import type { JobMeta } from "./meta.js";
+import { LogFollower } from "./log-signals.js";
+import { readJobMeta, type JobMeta } from "./meta.js";
 import { jobPaths, type JobPaths } from "./paths.js";
-import type { ContractSource, JobHealth, JobRef, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
+import type { ContractSource, JobHealth, JobRef, JobSignals, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
 import { DEFAULT_PREFLIGHT_TIMEOUT_MS } from "./providers/common.js";
 import { createProviderRegistry, type ProviderRegistry } from "./providers/index.js";
 import { checkJob, type BuiltinCheckOptions } from "./builtin/check.js";
@@ -51,7 +53,7 @@ type ExitListener = (ref: JobRef, exitCode: number | null) => void;
 
 function builtinContext(opts: BuiltinRunnerOptions, listeners: Set<ExitListener>): BuiltinContext {
   return {
-    logDir: path.resolve(opts.log_dir),
+    logDir: registerStateRoot(path.resolve(opts.log_dir)),
     clock: opts.clock ?? Date.now,
     graceMs: opts.stop_grace_ms ?? 10_000,
     preflightTimeoutMs: opts.preflight_timeout_ms ?? DEFAULT_PREFLIGHT_TIMEOUT_MS,
@@ -77,9 +79,27 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
   const ctx = builtinContext(opts, listeners);
   const pathsOf = (ref: JobRef): JobPaths => jobPaths(ctx.logDir, ref.provider, ref.job_id);
 
+  // One follower per run: each reads only what its log gained since the last look.
+  const followers = new Map<string, LogFollower>();
+
   return {
     log_dir: ctx.logDir,
     providers: ctx.registry,
+
+    signals(ref: JobRef, so: { final?: boolean } = {}): JobSignals | null {
+      const meta = readJobMeta(pathsOf(ref).meta);
+      if (meta === null || meta.run_instance !== ref.run_instance) return null;
+      let f = followers.get(ref.run_instance);
+      if (f === undefined) {
+        f = new LogFollower(meta.log_path);
+        followers.set(ref.run_instance, f);
+      }
+      if (so.final === true) {
+        f.finish();
+        followers.delete(ref.run_instance);
+      } else f.poll();
+      return { quota_retries: f.signals.quota_retries, usage: f.signals.usage, last_error: f.signals.last_error, log_path: meta.log_path };
+    },
 
     async preflight(name: string): Promise<ProviderAvailability> {
       const provider = ctx.registry.get(name);

@@ -48,6 +48,8 @@ export interface StartedJob {
 export interface CheckOptions {
   stall_minutes: number;
   max_runtime_minutes: number;
+  /** Observe only: no progress or verdict file written, no signal sent (`doctor` without --fix). */
+  read_only?: boolean;
 }
 
 export interface JobHealth {
@@ -97,6 +99,18 @@ export interface RunnerPort {
   close?(): Promise<void>;
   /** Why new work cannot be handed out at all (a queue runner's Redis gone past its limit), or null. */
   unavailable?(): string | null;
+  /**
+   * What the job's own output says so far: rate-limit retries, usage, the CLI's last error line
+   * (log-signals.ts). Optional: a runner that cannot read the agent's stream (dx-runner) has none.
+   */
+  signals?(ref: JobRef, o?: { final?: boolean }): JobSignals | null;
+}
+
+export interface JobSignals {
+  quota_retries: number;
+  usage: { input_tokens: number | null; output_tokens: number | null; cache_read_tokens: number | null; cost_usd: number | null };
+  last_error: string | null;
+  log_path: string;
 }
 
 /** The health of a job the runner knows nothing (more) about: the base every runner reports from. */

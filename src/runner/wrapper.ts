@@ -2,7 +2,7 @@
 // `sh -c SCRIPT sh <args…> <agent argv…>` (arguments are never interpolated into shell text),
 // started as the leader of a new process group, so that:
 //
-// - the agent's exit code lands in `<job>.rc` (tmp + rename) even when dx-batch has died: the
+// - the agent's exit code lands in `<job>.rc` (mode 0600, tmp + rename) even when dx-batch has died: the
 //   wrapper does not depend on its parent, and its stdio are files, not pipes to dx-batch;
 // - SIGTERM sent to the whole group (stop) kills the agent but not the wrapper, which traps TERM
 //   and still records the agent's status (143); the agent itself gets the default disposition
@@ -31,7 +31,7 @@ pump_done=
 trap 'pump_done=1' USR1
 fifo="$rc.fifo"
 rm -f "$fifo"
-mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; echo 125 > "$rc.tmp" && mv -f "$rc.tmp" "$rc"; exit 125; }
+mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (umask 077; echo 125 > "$rc.tmp") && mv -f "$rc.tmp" "$rc"; exit 125; }
 (
   if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head -c "$cap"; else head -c "$cap"; fi
   if [ "$(head -c 1 | wc -c)" -gt 0 ]; then
@@ -52,7 +52,7 @@ if [ -z "$pump_done" ]; then
   [ -z "$pump_done" ] && wait "$timer"
   kill -KILL "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
 fi
-echo "$code" > "$rc.tmp" && mv -f "$rc.tmp" "$rc"
+(umask 077; echo "$code" > "$rc.tmp") && mv -f "$rc.tmp" "$rc"
 exit "$code"
 `;
 

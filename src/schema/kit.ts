@@ -77,8 +77,9 @@ export interface DescribedError {
   description: string | null;
 }
 
-export function describeAjvError(errors: readonly ErrorObject[] | null | undefined): DescribedError {
+export function describeAjvError(errors: readonly ErrorObject[] | null | undefined, opts: { quoteData?: boolean } = {}): DescribedError {
   const e = pickError(errors ?? []);
+  if (e !== undefined && opts.quoteData === false) return describeBlind(e);
   if (e === undefined) return { path: "/", problem: "is invalid", unknownKey: false, parentKeys: null, description: null };
   const at = e.instancePath;
   const here = at || "/";
@@ -117,6 +118,41 @@ export function describeAjvError(errors: readonly ErrorObject[] | null | undefin
       return result(here, `key ${JSON.stringify(p.propertyName)} is not a valid name`);
     case "pattern":
       return result(here, `${JSON.stringify(e.data)} must match ${String(p.pattern)}`);
+    case "type":
+      return result(here, `must be ${String(p.type).replace(/,/g, " or ")}, got ${jsonTypeOf(e.data)}`);
+    default:
+      return result(here, e.message ?? "is invalid");
+  }
+}
+
+/**
+ * The same description without a byte of the value: for input that may be hostile (an agent's
+ * contract file can be a link to a secret), say where and why, never what (issue #10). An
+ * unknown key is reported at its object, with the keys allowed there, not by its own name.
+ */
+function describeBlind(e: ErrorObject): DescribedError {
+  const at = e.instancePath;
+  const here = at || "/";
+  const parentKeys = keysOf(e.parentSchema);
+  const p = e.params as Record<string, unknown>;
+  const result = (path: string, problem: string, unknownKey = false): DescribedError => ({ path, problem, unknownKey, parentKeys, description: descriptionOf(e.parentSchema) });
+  switch (e.keyword) {
+    case "additionalProperties":
+      return result(here, `unknown key${parentKeys === null ? "" : ` (allowed: ${parentKeys.join(", ")})`}`, true);
+    case "required": {
+      const key = String(p.missingProperty);
+      return result(`${at}/${pointerSegment(key)}`, "required key is missing");
+    }
+    case "enum":
+      return result(here, `is not one of ${Array.isArray(p.allowedValues) ? p.allowedValues.map((v) => JSON.stringify(v)).join(", ") : "the allowed values"}`);
+    case "const":
+      return result(here, `must be ${JSON.stringify(p.allowedValue)}`);
+    case "discriminator":
+      return result(`${at}/${pointerSegment(String(p.tag))}`, `is missing or not one of ${discriminatorValues(e.parentSchema)}`);
+    case "propertyNames":
+      return result(here, "has a key that is not a valid name");
+    case "pattern":
+      return result(here, `must match ${String(p.pattern)}`);
     case "type":
       return result(here, `must be ${String(p.type).replace(/,/g, " or ")}, got ${jsonTypeOf(e.data)}`);
     default:

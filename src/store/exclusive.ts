@@ -4,7 +4,7 @@ import path from "node:path";
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
-import { createExclusive, errno, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeAll, writeTempFile } from "./fsx.js";
+import { createExclusive, errno, OPEN_FLAGS, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeAll, writeTempFile } from "./fsx.js";
 import { isSameProcess, sameIdentity, selfIdentity, type ProcessIdentity } from "./proc.js";
 
 // An exclusive file naming its holder: the base of leases, item claims and the controller lock.
@@ -106,7 +106,7 @@ function removeTickets(file: string, gen: string): void {
 function withdrawTicket(ticket: string): void {
   let fd: number;
   try {
-    fd = openSync(ticket, "r+");
+    fd = openSync(ticket, OPEN_FLAGS.readWrite);
   } catch {
     return; // removed with its generation already
   }

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { DxError } from "../errors.js";
 import path from "node:path";
-import { DIR_MODE, FILE_MODE } from "./layout.js";
+import { FILE_MODE } from "./layout.js";
+import { ensureSecureDir, insecure, permissionOr } from "./secure-dir.js";
 
 // The few durable file operations the store is built from. Every one of them is synchronous: the
 // controller appends, writes a snapshot or takes a lease between two awaits and must not interleave
@@ -21,8 +23,36 @@ export function randomToken(): string {
   return randomBytes(12).toString("hex");
 }
 
+/** `mkdir -p` (0700); under a registered state root every directory on the way is checked (secure-dir.ts). */
+/**
+ * Open flags of the store: the final component is never followed (SPEC §15.5). The directories
+ * above it were checked by ensureSecureDir, so no path under a root passes through a symlink.
+ */
+export const OPEN_FLAGS = {
+  read: constants.O_RDONLY | constants.O_NOFOLLOW,
+  readWrite: constants.O_RDWR | constants.O_NOFOLLOW,
+  append: constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
+} as const;
+
+/** What an open error of the store means: a symlink where a file should be, or no permission. */
+export function openFailure(e: unknown, file: string): unknown {
+  if (errno(e) === "ELOOP") return insecure(file, "is a symbolic link", `remove ${file} (dx-batch never writes or reads through a link under its roots)`);
+  return permissionOr(e, file);
+}
+
+/** openSync with O_NOFOLLOW, its errors told apart (openFailure). */
+export function openNoFollow(file: string, flags: keyof typeof OPEN_FLAGS, mode = FILE_MODE): number {
+  try {
+    return openSync(file, OPEN_FLAGS[flags], mode);
+  } catch (e) {
+    throw openFailure(e, file);
+  }
+}
+
+export const isDxErrorCode = (e: unknown, code: string): boolean => e instanceof DxError && e.code === code;
+
 export function ensureDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+  ensureSecureDir(dir);
 }
 
 /** Make a rename, link or unlink in `dir` durable. Some platforms refuse fsync on a directory. */
@@ -108,10 +138,15 @@ export function createExclusive(target: string, data: string): boolean {
 /** The file's text, or null when it does not exist. */
 export function readTextIfExists(file: string): string | null {
   try {
-    return readFileSync(file, "utf8");
+    const fd = openSync(file, OPEN_FLAGS.read);
+    try {
+      return readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     if (errno(e) === "ENOENT" || errno(e) === "ENOTDIR") return null;
-    throw e;
+    throw openFailure(e, file);
   }
 }
 

@@ -1,8 +1,9 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
 import { isValidItemId, isValidWaveId } from "../core/ids.js";
 import type { Phase } from "../core/status.js";
 import { DxError } from "../errors.js";
+import { ensureSecureDir, forgetSecureDir, registerStateRoot } from "./secure-dir.js";
 
 // Every path of the SPEC §5 layout, computed in one place. The functions are pure apart from
 // refusing ids that do not match SPEC §4: an id reaches this file from the command line, a ledger
@@ -75,7 +76,7 @@ function checkPositive(what: string, n: number): number {
 }
 
 export function createLayout(artifactDir: string): Layout {
-  const root = path.resolve(artifactDir);
+  const root = registerStateRoot(artifactDir);
   const wavesDir = () => path.join(root, "waves");
   const waveDir = (wave: string) => path.join(wavesDir(), checkWaveId(wave));
   const runName = (item: string, phase: Phase, attempt: number) =>
@@ -112,17 +113,22 @@ export function createLayout(artifactDir: string): Layout {
   };
 }
 
-/** Create every directory a wave writes into (mode 0700; existing ones are left as they are). */
-/** Create every directory a wave writes; on failure, remove the ones this call created. */
+/**
+ * Create every directory a wave writes (0700, each one on the way checked as ours: secure-dir.ts);
+ * on failure, remove the ones this call created.
+ */
 export function ensureWaveDirs(layout: Layout, wave: string): void {
   const created: string[] = [];
   try {
     for (const dir of wavesDirs(layout, wave)) {
-      const first = mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-      if (first !== undefined) created.push(first);
+      if (!existsSync(dir)) created.push(dir);
+      ensureSecureDir(dir);
     }
   } catch (e) {
-    for (const dir of created.reverse()) rmSync(dir, { recursive: true, force: true });
+    for (const dir of created.reverse()) {
+      rmSync(dir, { recursive: true, force: true });
+      forgetSecureDir(dir);
+    }
     throw e;
   }
 }

@@ -1,10 +1,10 @@
-import { closeSync, createReadStream, existsSync, fsyncSync, ftruncateSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, constants, createReadStream, existsSync, fsyncSync, ftruncateSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import path from "node:path";
 import { isValidItemId } from "../core/ids.js";
 import { eventItemId, type WaveEvent } from "../core/events.js";
 import { DxError } from "../errors.js";
-import { ensureDir, errno, fsyncDir, shorten, writeAll } from "./fsx.js";
-import { FILE_MODE, LEDGER_SUFFIX, type Layout } from "./layout.js";
+import { ensureDir, errno, fsyncDir, OPEN_FLAGS, openFailure, openNoFollow, shorten, writeAll } from "./fsx.js";
+import { LEDGER_SUFFIX, type Layout } from "./layout.js";
 import { parseWaveEvent } from "./schema.js";
 
 // The ledgers are the truth of a wave (SPEC §5): one wave ledger for wave events and one per item
@@ -32,10 +32,21 @@ export interface TornTailRepair extends TornTail {
   removedBytes: number;
 }
 
+/** Lines at the end of a ledger that no writer of the wave appended (issue #10): ignored and reported. */
+export interface ForeignTail {
+  file: string;
+  /** 1-based number of the first foreign line. */
+  line: number;
+  lines: number;
+}
+
 export interface LedgerRead {
   /** Every event of the wave (after `afterSeq`), merged across the ledger files, in seq order. */
   events: WaveEvent[];
   tornTails: TornTail[];
+  foreignTails: ForeignTail[];
+  /** `<ledger>.foreign.<n>` files: bytes the writer moved aside (ledger_foreign_bytes). */
+  foreignFiles: string[];
 }
 
 const corrupt = (file: string, line: number, detail: string): DxError =>
@@ -113,10 +124,10 @@ function countLines(fd: number, end: number): number {
 export function repairTornTail(file: string): TornTailRepair | null {
   let fd: number;
   try {
-    fd = openSync(file, "r+");
+    fd = openSync(file, OPEN_FLAGS.readWrite);
   } catch (e) {
     if (errno(e) === "ENOENT") return null;
-    throw e;
+    throw openFailure(e, file);
   }
   try {
     const torn = tornTailStart(fd);
@@ -166,7 +177,7 @@ export function repairTornTails(layout: Layout, wave: string): TornTailRepair[] 
 export function lastLedgerSeq(layout: Layout, wave: string): number {
   let max = 0;
   for (const { file } of ledgerFiles(layout, wave)) {
-    const fd = openSync(file, "r");
+    const fd = openNoFollow(file, "read");
     try {
       const torn = tornTailStart(fd);
       const end = torn === null ? fstatSync(fd).size : torn.start;
@@ -188,6 +199,110 @@ export function lastLedgerSeq(layout: Layout, wave: string): number {
   return max;
 }
 
+// ---- foreign bytes (issue #10, SPEC §15.3) -----------------------------------------------------
+// An agent runs as the same user and can append to a ledger. The writer knows the size it last
+// wrote; whatever is beyond it is moved aside to `<ledger>.foreign.<n>` and cut off before the
+// next append, so the ledger never holds a line nobody numbered in its middle.
+
+export const FOREIGN_INFIX = ".foreign.";
+/** A line longer than this is never an event of ours: judged foreign without being parsed. */
+const MAX_EVENT_LINE = 1024 * 1024;
+
+export interface ForeignMove {
+  file: string;
+  moved_to: string;
+  bytes: number;
+}
+
+/** `<ledger>.foreign.<n>` files of a wave. */
+export function foreignLedgerFiles(layout: Layout, wave: string): string[] {
+  const out: string[] = [];
+  for (const dir of [layout.waveDir(wave), layout.itemLedgersDir(wave)]) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.sort()) if (name.includes(`${LEDGER_SUFFIX}${FOREIGN_INFIX}`)) out.push(path.join(dir, name));
+  }
+  return out;
+}
+
+/**
+ * The end of the last line, scanning back from the end, that is an event belonging in this file:
+ * everything after it is foreign. Lines over MAX_EVENT_LINE are not parsed.
+ */
+export function validPrefixEnd(fd: number, item: string | null): number {
+  let end = fstatSync(fd).size;
+  while (end > 0) {
+    const terminated = readRange(fd, end - 1, end)[0] === NL;
+    const start = lineStartBefore(fd, terminated ? end - 1 : end);
+    const len = (terminated ? end - 1 : end) - start;
+    if (terminated && len <= MAX_EVENT_LINE) {
+      let value: unknown = null;
+      try {
+        value = JSON.parse(readRange(fd, start, end - 1).toString("utf8"));
+      } catch {
+        value = null;
+      }
+      const parsed = value === null ? null : parseWaveEvent(value);
+      if (parsed?.ok && eventItemId(parsed.value) === item) return end;
+    }
+    end = start;
+  }
+  return 0;
+}
+
+/** Copy the bytes of `fd` from `from` to its end into a new `<file>.foreign.<n>` (0600), then cut them off. */
+export function moveForeignTail(fd: number, file: string, from: number): ForeignMove | null {
+  const size = fstatSync(fd).size;
+  if (size <= from) return null;
+  let n = 1;
+  let out: number;
+  for (;;) {
+    try {
+      out = openSync(`${file}${FOREIGN_INFIX}${n}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      break;
+    } catch (e) {
+      if (errno(e) !== "EEXIST") throw e;
+      n += 1;
+    }
+  }
+  const movedTo = `${file}${FOREIGN_INFIX}${n}`;
+  try {
+    const buf = Buffer.alloc(TAIL_CHUNK);
+    for (let pos = from; pos < size; ) {
+      const len = Math.min(TAIL_CHUNK, size - pos);
+      readExactly(fd, buf, len, pos);
+      writeAll(out, buf.subarray(0, len));
+      pos += len;
+    }
+    fsyncSync(out);
+  } finally {
+    closeSync(out);
+  }
+  ftruncateSync(fd, from);
+  fsyncSync(fd);
+  fsyncDir(path.dirname(file));
+  return { file, moved_to: movedTo, bytes: size - from };
+}
+
+/** doctor --fix: move every foreign tail of a wave aside (only while no controller writes it). */
+export function moveForeignTails(layout: Layout, wave: string): ForeignMove[] {
+  const out: ForeignMove[] = [];
+  for (const { file, item } of ledgerFiles(layout, wave)) {
+    const fd = openNoFollow(file, "readWrite");
+    try {
+      const m = moveForeignTail(fd, file, validPrefixEnd(fd, item));
+      if (m !== null) out.push(m);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return out;
+}
+
 // ---- writing ---------------------------------------------------------------------------------
 
 export interface LedgerWriterOptions {
@@ -206,6 +321,9 @@ export class LedgerWriter {
   private readonly maxOpen: number;
   /** Open append descriptors, in least-recently-used order. */
   private readonly fds = new Map<string, { fd: number; syncDir: boolean }>();
+  /** The size of each file after this writer's last append to it: anything beyond is foreign. */
+  private readonly sizes = new Map<string, number>();
+  private readonly foreign: ForeignMove[] = [];
   /** Files whose tail this writer has checked (and repaired) since it last failed to write them. */
   private readonly checked = new Set<string>();
   private readonly dirs = new Set<string>();
@@ -233,6 +351,11 @@ export class LedgerWriter {
     return this.repaired;
   }
 
+  /** Foreign bytes moved aside since the last call; the session records each as ledger_foreign_bytes. */
+  takeForeignMoves(): ForeignMove[] {
+    return this.foreign.splice(0);
+  }
+
   /** Append one event durably; returns the ledger file it went to. */
   append(event: WaveEvent): string {
     const parsed = parseWaveEvent(event);
@@ -249,24 +372,26 @@ export class LedgerWriter {
     }
     const item = eventItemId(event);
     const file = item === null ? this.layout.waveLedger(this.wave) : this.layout.itemLedger(this.wave, item);
-    const handle = this.open(file);
+    const handle = this.open(file, item);
+    const line = Buffer.from(`${JSON.stringify(event)}\n`, "utf8");
+    const known = this.checkForeign(file, handle.fd);
     try {
-      writeAll(handle.fd, Buffer.from(`${JSON.stringify(event)}\n`, "utf8"));
+      writeAll(handle.fd, line);
       fsyncSync(handle.fd);
       if (handle.syncDir) {
         fsyncDir(path.dirname(file));
         handle.syncDir = false;
       }
     } catch (e) {
-      // The file may now end in part of this line: forget the descriptor and check the tail again
-      // (and cut it) before the next append to this file.
+      // The file may now end in part of this line: cut it back to the last size written (a full
+      // disk must not leave a torn line that a later append would glue onto), forget the
+      // descriptor, and check the tail again before the next append to this file.
+      truncateBack(handle.fd, known);
       this.drop(file);
       this.checked.delete(file);
-      throw new DxError("ledger_write_failed", `could not append seq ${event.seq} to ${file}: ${e instanceof Error ? e.message : String(e)}`, {
-        remedy: "check free space and permissions of the artifact directory, then dx-batch resume",
-        cause: e,
-      });
+      throw appendError(e, event.seq, file);
     }
+    this.sizes.set(file, known + line.length);
     this.last = event.seq;
     return file;
   }
@@ -275,7 +400,27 @@ export class LedgerWriter {
     for (const file of [...this.fds.keys()]) this.drop(file);
   }
 
-  private open(file: string): { fd: number; syncDir: boolean } {
+  /** Move bytes beyond the size this writer last wrote aside; returns the size to append at. */
+  private checkForeign(file: string, fd: number): number {
+    const size = fstatSync(fd).size;
+    const known = this.sizes.get(file) ?? size;
+    if (size > known) {
+      // The append descriptor is write-only: the move reads through a descriptor of its own.
+      const rfd = openNoFollow(file, "readWrite");
+      try {
+        const m = moveForeignTail(rfd, file, known);
+        if (m !== null) this.foreign.push(m);
+      } finally {
+        closeSync(rfd);
+      }
+    }
+    // Shorter than written: someone cut the file; append after what is there.
+    const now = Math.min(size, known);
+    this.sizes.set(file, now);
+    return now;
+  }
+
+  private open(file: string, item: string | null): { fd: number; syncDir: boolean } {
     const cached = this.fds.get(file);
     if (cached !== undefined) {
       this.fds.delete(file);
@@ -293,7 +438,18 @@ export class LedgerWriter {
       this.checked.add(file);
     }
     const existed = existsSync(file);
-    const handle = { fd: openSync(file, "a", FILE_MODE), syncDir: !existed };
+    const handle = { fd: openNoFollow(file, "append"), syncDir: !existed };
+    if (!this.sizes.has(file)) {
+      // First open by this writer: what follows the last event that belongs here is foreign.
+      const rfd = openNoFollow(file, "readWrite");
+      try {
+        const m = moveForeignTail(rfd, file, validPrefixEnd(rfd, item));
+        if (m !== null) this.foreign.push(m);
+      } finally {
+        closeSync(rfd);
+      }
+      this.sizes.set(file, fstatSync(handle.fd).size);
+    }
     this.fds.set(file, handle);
     while (this.fds.size > this.maxOpen) {
       const oldest = this.fds.keys().next().value;
@@ -315,6 +471,33 @@ export class LedgerWriter {
   }
 }
 
+/** Cut a failed append back to the last size written; best effort (the disk may be gone too). */
+function truncateBack(fd: number, size: number): void {
+  try {
+    ftruncateSync(fd, size);
+    fsyncSync(fd);
+  } catch {
+    // the next open checks the tail again (repairTornTail, validPrefixEnd)
+  }
+}
+
+const DISK_FULL = new Set(["ENOSPC", "EDQUOT"]);
+
+/** A failed append as a DxError: `disk_full` for ENOSPC/EDQUOT (the wave pauses), else ledger_write_failed. */
+function appendError(e: unknown, seq: number, file: string): DxError {
+  const code = errno(e);
+  if (code !== undefined && DISK_FULL.has(code)) {
+    return new DxError("disk_full", `no space left to append seq ${seq} to ${file} (${code})`, {
+      remedy: "free space on the artifact directory's disk, then dx-batch resume",
+      cause: e,
+    });
+  }
+  return new DxError("ledger_write_failed", `could not append seq ${seq} to ${file}: ${e instanceof Error ? e.message : String(e)}`, {
+    remedy: "check free space and permissions of the artifact directory, then dx-batch resume",
+    cause: e,
+  });
+}
+
 // ---- reading ---------------------------------------------------------------------------------
 
 interface Located {
@@ -326,7 +509,9 @@ interface Located {
 /** Yield the lines of a file as it streams in, and whether each ended with a newline. */
 async function* lines(file: string): AsyncGenerator<{ text: string; terminated: boolean }> {
   let parts: Buffer[] = [];
-  for await (const chunk of createReadStream(file)) {
+  // Opened here with O_NOFOLLOW; the stream owns and closes the descriptor.
+  const fd = openSync(file, OPEN_FLAGS.read);
+  for await (const chunk of createReadStream(file, { fd })) {
     if (!Buffer.isBuffer(chunk)) throw new Error("expected a byte stream");
     let from = 0;
     for (let i = chunk.indexOf(NL); i >= 0; i = chunk.indexOf(NL, from)) {
@@ -340,54 +525,62 @@ async function* lines(file: string): AsyncGenerator<{ text: string; terminated: 
   if (parts.length > 0) yield { text: Buffer.concat(parts).toString("utf8"), terminated: false };
 }
 
-/** The events of one ledger file, checked line by line; its torn tail, if any. */
-async function readFile(file: string, item: string | null): Promise<{ events: Located[]; torn: TornTail | null }> {
-  const events: Located[] = [];
-  let torn: TornTail | null = null;
-  // Lines are judged one behind, so that only the last one may be torn.
-  let pending: { text: string; terminated: boolean; line: number } | null = null;
-  let prevSeq = 0;
+/** One ledger line judged: an event that belongs here and follows `prevSeq`, or why not. */
+function judgeLine(text: string, item: string | null, prevSeq: number): { ok: true; event: WaveEvent } | { ok: false; detail: string; json: boolean } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // Never quote the line: it may be anything an agent wrote (say where and why, never what).
+    return { ok: false, detail: "not JSON", json: false };
+  }
+  const parsed = parseWaveEvent(value);
+  if (!parsed.ok) return { ok: false, detail: parsed.detail, json: true };
+  const e = parsed.value;
+  const owner = eventItemId(e);
+  if (owner !== item) {
+    return { ok: false, detail: owner === null ? `${e.event} belongs in the wave ledger` : `event of item ${owner} in the ledger of ${item ?? "the wave"}`, json: true };
+  }
+  if (e.seq <= prevSeq) return { ok: false, detail: `seq ${e.seq} does not follow seq ${prevSeq}`, json: true };
+  return { ok: true, event: e };
+}
 
-  const judge = (p: { text: string; terminated: boolean; line: number }, isLast: boolean): void => {
-    if (isLast && !p.terminated) {
-      torn = { file, line: p.line, text: shorten(p.text) };
-      return;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(p.text);
-    } catch {
-      if (isLast) {
-        torn = { file, line: p.line, text: shorten(p.text) };
-        return;
-      }
-      throw corrupt(file, p.line, `not JSON: ${JSON.stringify(shorten(p.text, 80))}`);
-    }
-    const parsed = parseWaveEvent(value);
-    if (!parsed.ok) throw corrupt(file, p.line, parsed.detail);
-    const e = parsed.value;
-    const owner = eventItemId(e);
-    if (owner !== item) {
-      throw corrupt(file, p.line, owner === null ? `${e.event} belongs in the wave ledger` : `event of item ${owner} in the ledger of ${item ?? "the wave"}`);
-    }
-    if (e.seq <= prevSeq) throw corrupt(file, p.line, `seq ${e.seq} does not follow seq ${prevSeq}`);
-    prevSeq = e.seq;
-    events.push({ event: e, file, line: p.line });
-  };
+/**
+ * The events of one ledger file, checked line by line. Bad lines are judged by what follows them:
+ * a bad line with a good event after it is corruption (`ledger_corrupt`, never skipped); bad lines
+ * that only run to the end of the file were appended by nobody who numbers events (a crash's torn
+ * line, or an agent's write into the artifacts) and are left out and reported: one unterminated
+ * or non-JSON last line as a torn tail, anything more as a foreign tail.
+ */
+async function readFile(file: string, item: string | null): Promise<{ events: Located[]; torn: TornTail | null; foreign: ForeignTail | null }> {
+  const events: Located[] = [];
+  let prevSeq = 0;
+  // The run of bad lines since the last good one: its first line and why, and the last line seen.
+  let bad: { line: number; detail: string; text: string; count: number; lastTerminated: boolean; json: boolean } | null = null;
 
   let n = 0;
   try {
     for await (const l of lines(file)) {
       n += 1;
-      if (pending !== null) judge(pending, false);
-      pending = { ...l, line: n };
+      const j = judgeLine(l.text, item, prevSeq);
+      if (j.ok && l.terminated) {
+        if (bad !== null) throw corrupt(file, bad.line, bad.detail);
+        prevSeq = j.event.seq;
+        events.push({ event: j.event, file, line: n });
+        continue;
+      }
+      const detail = j.ok ? "no final newline" : j.detail;
+      if (bad === null) bad = { line: n, detail, text: l.text, count: 0, lastTerminated: l.terminated, json: !j.ok && j.json };
+      bad.count += 1;
+      bad.lastTerminated = l.terminated;
     }
   } catch (e) {
-    if (errno(e) === "ENOENT") return { events: [], torn: null };
-    throw e;
+    if (errno(e) === "ENOENT") return { events: [], torn: null, foreign: null };
+    throw openFailure(e, file);
   }
-  if (pending !== null) judge(pending, true);
-  return { events, torn };
+  if (bad === null) return { events, torn: null, foreign: null };
+  if (bad.count === 1 && (!bad.lastTerminated || !bad.json)) return { events, torn: { file, line: bad.line, text: shorten(bad.text) }, foreign: null };
+  return { events, torn: null, foreign: { file, line: bad.line, lines: bad.count } };
 }
 
 /**
@@ -398,10 +591,12 @@ async function readFile(file: string, item: string | null): Promise<{ events: Lo
 export async function readLedgerEvents(layout: Layout, wave: string, opts: { afterSeq?: number } = {}): Promise<LedgerRead> {
   const all: Located[] = [];
   const tornTails: TornTail[] = [];
+  const foreignTails: ForeignTail[] = [];
   for (const { file, item } of ledgerFiles(layout, wave)) {
     const r = await readFile(file, item);
     for (const e of r.events) all.push(e);
     if (r.torn !== null) tornTails.push(r.torn);
+    if (r.foreign !== null) foreignTails.push(r.foreign);
   }
   all.sort((a, b) => a.event.seq - b.event.seq);
   for (let i = 1; i < all.length; i++) {
@@ -412,5 +607,5 @@ export async function readLedgerEvents(layout: Layout, wave: string, opts: { aft
     }
   }
   const after = opts.afterSeq ?? 0;
-  return { events: all.filter((l) => l.event.seq > after).map((l) => l.event), tornTails };
+  return { events: all.filter((l) => l.event.seq > after).map((l) => l.event), tornTails, foreignTails, foreignFiles: foreignLedgerFiles(layout, wave) };
 }

@@ -66,6 +66,15 @@ const ReviewContractS = Type.Object({
 
 const ContractS = Type.Union([ImplementContractS, ReviewContractS]);
 
+const BudgetS = Type.Object({
+  max_tokens_per_item: Type.Optional(OrNull(Num)),
+  max_usd_per_item: Type.Optional(OrNull(Num)),
+  max_tokens_per_wave: Type.Optional(OrNull(Num)),
+  max_usd_per_wave: Type.Optional(OrNull(Num)),
+});
+const RangeS = Type.Object({ from: OrNull(Str), to: OrNull(Str) });
+const UsageS = Type.Object({ input_tokens: OrNull(Num), output_tokens: OrNull(Num), cache_read_tokens: OrNull(Num), cost_usd: OrNull(Num) });
+
 const PolicyS = Type.Object({
   max_parallel: Int,
   max_attempts: Int,
@@ -75,6 +84,8 @@ const PolicyS = Type.Object({
   review_must_differ: Bool,
   provider_cooldown_minutes: Num,
   provider_max_parallel: Type.Record(Str, Num),
+  max_quota_waits: Type.Optional(Num),
+  budget: Type.Optional(BudgetS),
 });
 
 // The resolved configuration recorded in wave_created (src/config/types.ts). Checked without the
@@ -125,6 +136,9 @@ const Config = Type.Object({
   ]),
   providers: Type.Record(Str, ProviderConfigS),
   prompts: Type.Object({ implement: Type.Optional(Str), review: Type.Optional(Str) }),
+  quota_retries_before_stop: Type.Optional(Num),
+  max_quota_waits: Type.Optional(Num),
+  budget: Type.Optional(BudgetS),
 });
 const Base = { seq: Int, at: Str };
 
@@ -161,6 +175,19 @@ const ItemDispatchedS = Type.Object({
   base_commit: OrNull(Str),
   quota: QuotaS,
   skipped: Type.Array(Str),
+  head_at_dispatch: Type.Optional(OrNull(Str)),
+  review_range: Type.Optional(RangeS),
+});
+const AutoCommitS = Type.Object({
+  ...Base,
+  event: Type.Literal("auto_commit"),
+  item_id: Str,
+  phase: PhaseS,
+  attempt: Int,
+  provider: Str,
+  run_instance: Str,
+  sha: Str,
+  files: Type.Array(Str),
 });
 const JobStartedS = Type.Object({
   ...Base,
@@ -191,6 +218,10 @@ const JobFinishedS = Type.Object({
   contract_error: OrNull(Str),
   outcome_path: Str,
   duration_sec: OrNull(Num),
+  range: Type.Optional(RangeS),
+  cli_error: Type.Optional(OrNull(Str)),
+  usage: Type.Optional(UsageS),
+  log_path: Type.Optional(OrNull(Str)),
 });
 const AttemptFailedS = Type.Object({
   ...Base,
@@ -221,6 +252,14 @@ const TrackerErrorS = Type.Object({
   detail: Str,
 });
 
+const LedgerForeignBytesS = Type.Object({
+  ...Base,
+  event: Type.Literal("ledger_foreign_bytes"),
+  file: Str,
+  moved_to: Str,
+  bytes: Int,
+});
+
 const AttemptRecordS = Type.Object({
   attempt: Int,
   phase: PhaseS,
@@ -238,6 +277,11 @@ const AttemptRecordS = Type.Object({
   quota: QuotaS,
   skipped: Type.Array(Str),
   charged: Bool,
+  range: Type.Optional(RangeS),
+  auto_commit: Type.Optional(Str),
+  usage: Type.Optional(UsageS),
+  log_path: Type.Optional(Str),
+  head_at_dispatch: Type.Optional(OrNull(Str)),
 });
 
 const ItemStateS = Type.Object({
@@ -311,10 +355,12 @@ const EVENT_SCHEMAS = {
   wave_cancelled: WaveCancelledS,
   item_dispatched: ItemDispatchedS,
   job_started: JobStartedS,
+  auto_commit: AutoCommitS,
   job_finished: JobFinishedS,
   attempt_failed: AttemptFailedS,
   item_settled: ItemSettledS,
   tracker_error: TrackerErrorS,
+  ledger_foreign_bytes: LedgerForeignBytesS,
 } as const;
 
 // ---- checkers -------------------------------------------------------------------------------
@@ -348,10 +394,12 @@ const eventCheckers: EventCheckers = {
   wave_cancelled: checker(WaveCancelledS),
   item_dispatched: checker(ItemDispatchedS),
   job_started: checker(JobStartedS),
+  auto_commit: checker(AutoCommitS),
   job_finished: checker(JobFinishedS),
   attempt_failed: checker(AttemptFailedS),
   item_settled: checker(ItemSettledS),
   tracker_error: checker(TrackerErrorS),
+  ledger_foreign_bytes: checker(LedgerForeignBytesS),
 };
 
 export const EVENT_NAMES: readonly EventName[] = Object.keys(EVENT_SCHEMAS).filter(isEventName);
@@ -394,6 +442,8 @@ function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
       return eventCheckers.item_dispatched.parse(v);
     case "job_started":
       return eventCheckers.job_started.parse(v);
+    case "auto_commit":
+      return eventCheckers.auto_commit.parse(v);
     case "job_finished":
       return eventCheckers.job_finished.parse(v);
     case "attempt_failed":
@@ -402,6 +452,8 @@ function dispatch(name: EventName, v: unknown): Parsed<WaveEvent> {
       return eventCheckers.item_settled.parse(v);
     case "tracker_error":
       return eventCheckers.tracker_error.parse(v);
+    case "ledger_foreign_bytes":
+      return eventCheckers.ledger_foreign_bytes.parse(v);
   }
 }
 

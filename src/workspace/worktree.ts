@@ -5,6 +5,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { WorkspacePolicy } from "../config/types.js";
 import { worktreeReason } from "../core/reasons.js";
 import { isValidItemId } from "../core/ids.js";
+import { isDxError } from "../errors.js";
+import { ensureSecureDir, registerStateRoot } from "../store/secure-dir.js";
 import { git } from "./git.js";
 import { worktreeHead } from "./head.js";
 import { checkWorktreePolicy } from "./policy.js";
@@ -169,6 +171,14 @@ function forbiddenRemedy(policy: WorkspacePolicy): string {
 export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptions): Promise<WorktreeResolution> {
   if (!isValidItemId(itemId)) return fail("invalid_item_id", `not a valid item id: ${JSON.stringify(itemId)}`, null);
   const itemDir = path.resolve(opts.workspace_root, itemId);
+  // workspace_root and the item's directory must be ours (issue #10); the worktree's insides are the agent's.
+  try {
+    registerStateRoot(opts.workspace_root);
+    ensureSecureDir(itemDir, { create: opts.repo !== null });
+  } catch (e) {
+    if (isDxError(e)) return fail(e.code, e.message, e.remedy);
+    throw e;
+  }
   const policy: WorkspacePolicy = {
     ...opts.policy,
     protected_paths: opts.repo === null ? [...opts.policy.protected_paths] : [...opts.policy.protected_paths, opts.repo],

@@ -74,6 +74,6 @@ describe("--help and --version", () => {
   it("an unknown command or option is a one-line usage error with a remedy, exit 1", async () => {
     expectRefusal(await runCli(bin, ["nosuch"], { cwd }), "usage");
     expectRefusal(await runCli(bin, ["status", "--wave-id", "w1", "--bogus"], { cwd }), "usage");
-    expectRefusal(await runCli(bin, ["status"], { cwd }), "usage");
+    expectRefusal(await runCli(bin, ["status"], { cwd, env: { DX_BATCH_ARTIFACT_DIR: path.join(cwd, "no-waves") } }), "wave_not_found"); // §15.2: the newest wave by default
   });
 });

@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import os, { tmpdir } from "node:os";
+import path, { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig, type LoadConfigInput } from "../../src/config/load.js";
 import { DxError } from "../../src/errors.js";
@@ -48,9 +48,9 @@ describe("defaults", () => {
     expect(config).toEqual({
       repo: null,
       base: "HEAD",
-      artifact_dir: "/tmp/dx-batch",
-      runner_log_dir: "/tmp/dx-runner",
-      workspace_root: "/tmp/agents",
+      artifact_dir: path.join(os.homedir(), ".local/state/dx-batch/artifacts"),
+      runner_log_dir: path.join(os.homedir(), ".local/state/dx-batch/runner"),
+      workspace_root: path.join(os.homedir(), ".local/state/dx-batch/worktrees"),
       allowed_prefixes: [],
       protected_paths: [],
       max_parallel: 3,
@@ -63,6 +63,8 @@ describe("defaults", () => {
       review_must_differ: false,
       provider_cooldown_minutes: 15,
       max_log_mb: 50,
+      quota_retries_before_stop: 2,
+      max_quota_waits: 3,
       retry_chain: ["opencode", "cc-glm", "blocked"],
       review_provider: null,
       runner: { type: "builtin" },
@@ -70,6 +72,19 @@ describe("defaults", () => {
       providers: {},
       prompts: {},
     });
+  });
+
+  it("puts the default roots under DX_BATCH_HOME, else XDG_STATE_HOME/dx-batch, else ~/.local/state/dx-batch; a specific variable wins", () => {
+    const roots = (env: Record<string, string>) => {
+      const c = load({ env: { PATH: emptyPath, ...env } }).config;
+      return [c.artifact_dir, c.runner_log_dir, c.workspace_root];
+    };
+    expect(roots({ HOME: "/home/u" })).toEqual(["/home/u/.local/state/dx-batch/artifacts", "/home/u/.local/state/dx-batch/runner", "/home/u/.local/state/dx-batch/worktrees"]);
+    expect(roots({ HOME: "/home/u", XDG_STATE_HOME: "/x/state" })).toEqual(["/x/state/dx-batch/artifacts", "/x/state/dx-batch/runner", "/x/state/dx-batch/worktrees"]);
+    expect(roots({ XDG_STATE_HOME: "/x/state", DX_BATCH_HOME: "/d" })).toEqual(["/d/artifacts", "/d/runner", "/d/worktrees"]);
+    expect(roots({ DX_BATCH_HOME: "/d", DX_BATCH_ARTIFACT_DIR: "/a", DX_RUNNER_LOG_BASE: "/r", DX_BATCH_WORKSPACE_ROOT: "/w" })).toEqual(["/a", "/r", "/w"]);
+    // The seed's /tmp/dx-batch stays a valid configured value.
+    expect(roots({ DX_BATCH_ARTIFACT_DIR: "/tmp/dx-batch" })[0]).toBe("/tmp/dx-batch");
   });
 
   it("defaults the tracker to beads when an executable bd is on PATH", () => {
@@ -245,7 +260,7 @@ describe("refusals name the file and the key's JSON path", () => {
     const e = refuse({ providers: { foo: { comand: ["x"] } } });
     expect(e.code).toBe("config_unknown_key");
     expect(e.message).toBe(`${join(dir, "dx.json")}: /providers/foo/comand: unknown key`);
-    expect(e.remedy).toBe("remove or rename it; allowed here: command, stdin, env, preflight, model, max_parallel");
+    expect(e.remedy).toBe("remove or rename it; allowed here: command, stdin, env, pass_env, public_env, preflight, model, max_parallel");
   });
 
   it("unknown keys in runner, tracker and prompts", () => {

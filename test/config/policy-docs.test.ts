@@ -18,6 +18,7 @@ describe("toPolicy", () => {
       review_must_differ: false,
       provider_cooldown_minutes: 15,
       provider_max_parallel: { opencode: 2 },
+      max_quota_waits: 3,
     });
   });
 });

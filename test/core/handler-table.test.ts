@@ -22,6 +22,7 @@ describe("the handler table", () => {
       "attempt_failed",
       "item_settled",
       "tracker_error",
+      "ledger_foreign_bytes",
     ];
     expect(Object.keys(handlers).sort()).toEqual([...names].sort());
   });

@@ -67,7 +67,8 @@ describe("a wave from start to completed, against real processes", { timeout: E2
     expect(p).toContain("ACCEPTANCE-hp-3");
     expect(p).toContain(path.join(w.workspaceRoot, "hp-3", "repo"));
     expect(p).toContain("Feature-Key: hp-3");
-    expect(p).toContain(L.waveDir("w-happy"));
+    // The contract file lives in the worktree, out of git (SPEC §15.6).
+    expect(p).toContain(path.join(w.workspaceRoot, "hp-3", "repo", ".dx-batch", "implement.attempt1.contract.json"));
     expect(p).toContain("CONTRACT:JSON:");
     const rp = readFileSync(L.promptPath("w-happy", "hp-3", "review", 1), "utf8");
     expect(rp).toContain("SUMMARY-hp-3-attempt1-agent-a");

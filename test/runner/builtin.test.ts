@@ -292,7 +292,7 @@ describe("the wrapper", () => {
     const wt = ws.worktree("bd-env1");
     const s = spec(ws, "bd-env1", "envy", { attempt: 3 });
     await (await startTracked(runner, s)).exited;
-    const log = readFileSync(path.join(ws.logDir, "envy", "bd-env1.log"), "utf8");
+    const log = readFileSync(path.join(ws.logDir, "envy", "bd-env1.attempt3.log") /* attempt 3 keeps its own log (issue #11) */, "utf8");
     expect(log).toContain(`DX_BATCH_WAVE_ID=wave-test\n`);
     expect(log).toContain(`DX_BATCH_ITEM_ID=bd-env1\n`);
     expect(log).toContain(`DX_BATCH_PHASE=implement\n`);

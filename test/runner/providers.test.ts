@@ -54,7 +54,8 @@ describe("offline preflight of the built-in providers", () => {
   });
 
   it("passes with an auth signal, for every kind of signal REFERENCE §3 names", async () => {
-    const ok = async (p: string, env: NodeJS.ProcessEnv, note: string) => expect(await preflight(p, env), `${p} via ${note}`).toMatchObject({ ok: true, reason_code: null });
+    const ok = async (p: string, env: NodeJS.ProcessEnv, note: string, providers: Record<string, ProviderConfig> = {}) =>
+      expect(await preflight(p, env, providers), `${p} via ${note}`).toMatchObject({ ok: true, reason_code: null });
     await ok("claude-code", isolatedEnv({ ANTHROPIC_API_KEY: "sk-test" }), "ANTHROPIC_API_KEY");
     await ok("claude-code", isolatedEnv({ CLAUDE_CODE_OAUTH_TOKEN: "tok" }), "CLAUDE_CODE_OAUTH_TOKEN");
     await ok("claude-code", isolatedEnv({ FAKE_CLAUDE_LOGGED_IN: "1" }), "claude auth status");
@@ -63,10 +64,11 @@ describe("offline preflight of the built-in providers", () => {
     const tokenFile = path.join(tempDir(), "glm.token");
     writeFileSync(tokenFile, "from-file\n");
     await ok("cc-glm", isolatedEnv({ CC_GLM_TOKEN_FILE: tokenFile }), "CC_GLM_TOKEN_FILE");
-    await ok("opencode", isolatedEnv({ OPENROUTER_API_KEY: "k" }), "a provider key");
+    await ok("opencode", isolatedEnv({ ZAI_API_KEY: "k" }), "the default model's provider key");
+    await ok("opencode", isolatedEnv({ OPENROUTER_API_KEY: "k" }), "a provider key", { opencode: { model: "openrouter/some-model" } });
     const home = tempDir("dx-home-");
     mkdirSync(path.join(home, ".local", "share", "opencode"), { recursive: true });
-    writeFileSync(path.join(home, ".local", "share", "opencode", "auth.json"), '{"anthropic":{"type":"api","key":"k"}}');
+    writeFileSync(path.join(home, ".local", "share", "opencode", "auth.json"), '{"zai-coding-plan":{"type":"api","key":"k"}}');
     await ok("opencode", { PATH: FIXTURES, HOME: home }, "auth.json");
     await ok("codex", isolatedEnv({ CODEX_API_KEY: "k" }), "CODEX_API_KEY");
     await ok("codex", isolatedEnv({ FAKE_CODEX_LOGGED_IN: "1" }), "codex login status");
@@ -74,8 +76,9 @@ describe("offline preflight of the built-in providers", () => {
     await ok("gemini", isolatedEnv({ GOOGLE_GENAI_USE_VERTEXAI: "true" }), "GOOGLE_GENAI_USE_VERTEXAI");
     const ghome = tempDir("dx-home-");
     mkdirSync(path.join(ghome, ".gemini"));
-    writeFileSync(path.join(ghome, ".gemini", "settings.json"), "{}");
-    await ok("gemini", { PATH: FIXTURES, HOME: ghome }, "~/.gemini/settings.json");
+    writeFileSync(path.join(ghome, ".gemini", "settings.json"), '{"security":{"auth":{"selectedType":"oauth-personal"}}}');
+    writeFileSync(path.join(ghome, ".gemini", "oauth_creds.json"), "{}");
+    await ok("gemini", { PATH: FIXTURES, HOME: ghome }, "~/.gemini/settings.json with cached oauth credentials");
   });
 
   it("an unknown provider is unknown_provider", async () => {

@@ -89,7 +89,7 @@ describe("ledger read", () => {
 
   it("reads a wave with no ledger as empty", async () => {
     const layout = createLayout(tmp.make());
-    expect(await readLedgerEvents(layout, WAVE_ID)).toEqual({ events: [], tornTails: [] });
+    expect(await readLedgerEvents(layout, WAVE_ID)).toEqual({ events: [], tornTails: [], foreignTails: [], foreignFiles: [] });
   });
 
   it("ignores and reports a torn last line without a newline", async () => {
@@ -132,17 +132,25 @@ describe("ledger read", () => {
     expect(err.message).toContain(`${file}:2:`);
   });
 
-  it("stops on a well-formed JSON line that is not a valid event, even as the last line", async () => {
-    const { layout } = written();
+  it("stops on a line that is not a valid event when a good event follows it", async () => {
+    const { layout, events } = written();
     const file = layout.waveLedger(WAVE_ID);
     appendFileSync(file, `${JSON.stringify({ seq: 50, at: "x", event: "wave_paused" })}\n`);
+    appendFileSync(file, `${JSON.stringify({ ...events.find((e) => e.event === "wave_paused")!, seq: 60 })}\n`);
     const err = await corruptCode(readLedgerEvents(layout, WAVE_ID));
     expect(err.code).toBe("ledger_corrupt");
     expect(err.message).toContain("reason_code");
+  });
 
-    const unknown = written();
-    appendFileSync(unknown.layout.waveLedger(WAVE_ID), `${JSON.stringify({ seq: 50, at: "x", event: "wave_exploded" })}\n{}\n`);
-    expect((await corruptCode(readLedgerEvents(unknown.layout, WAVE_ID))).message).toContain("unknown event");
+  it("leaves out and reports lines that only run to the end of a file as a foreign tail (an agent's append)", async () => {
+    const { layout, events } = written();
+    const file = layout.waveLedger(WAVE_ID);
+    const lines = readFileSync(file, "utf8").split("\n").length;
+    appendFileSync(file, `${JSON.stringify({ seq: 50, at: "x", event: "wave_exploded" })}\n{}\ngarbage\n{"seq":`);
+    const r = await readLedgerEvents(layout, WAVE_ID);
+    expect(r.events).toEqual(events);
+    expect(r.tornTails).toEqual([]);
+    expect(r.foreignTails).toEqual([{ file, line: lines, lines: 4 }]);
   });
 
   it("stops on a seq used twice across files, on an event in the wrong file, and on seq going back", async () => {
@@ -152,7 +160,9 @@ describe("ledger read", () => {
     expect((await corruptCode(readLedgerEvents(dup.layout, WAVE_ID))).message).toMatch(/seq 3 is also used/);
 
     const misrouted = written();
-    appendFileSync(misrouted.layout.itemLedger(WAVE_ID, "bd-b2"), `${JSON.stringify({ ...started, seq: 100 })}\n`);
+    const b2 = misrouted.layout.itemLedger(WAVE_ID, "bd-b2");
+    const b2Lines = readFileSync(b2, "utf8").trimEnd().split("\n");
+    writeFileSync(b2, `${[b2Lines[0], JSON.stringify({ ...started, seq: 100 }), ...b2Lines.slice(1)].join("\n")}\n`);
     expect((await corruptCode(readLedgerEvents(misrouted.layout, WAVE_ID))).message).toMatch(/belongs in the wave ledger/);
 
     const back = written();
@@ -212,5 +222,47 @@ describe("torn tail repair", () => {
     writeFileSync(file, '{"seq":1');
     expect(repairTornTail(file)).toMatchObject({ line: 1, removedBytes: 8 });
     expect(readFileSync(file, "utf8")).toBe("");
+  });
+});
+
+describe("foreign bytes", () => {
+  it("the writer moves bytes it did not write aside before its next append, and reports them", async () => {
+    const all = story();
+    const head = all.slice(0, -1);
+    const last = all[all.length - 1]!; // wave_paused: the wave ledger
+    const layout = createLayout(path.join(tmp.make(), "art"));
+    const w = new LedgerWriter(layout, WAVE_ID, { lastSeq: 0 });
+    for (const e of head) w.append(e);
+    const file = layout.waveLedger(WAVE_ID);
+    const before = readFileSync(file, "utf8");
+    const garbage = 'hello from the agent\n{"seq":999,"at":"x","event":"wave_started"}\n{"torn":';
+    appendFileSync(file, garbage);
+    w.append(last);
+    w.close();
+    expect(readFileSync(file, "utf8")).toBe(`${before}${JSON.stringify(last)}\n`);
+    const moves = w.takeForeignMoves();
+    expect(moves).toEqual([{ file, moved_to: `${file}.foreign.1`, bytes: Buffer.byteLength(garbage) }]);
+    expect(readFileSync(`${file}.foreign.1`, "utf8")).toBe(garbage);
+    expect(statSync(`${file}.foreign.1`).mode & 0o777).toBe(0o600);
+    const r = await readLedgerEvents(layout, WAVE_ID);
+    expect(r.events).toEqual(all);
+    expect(r.foreignFiles).toEqual([`${file}.foreign.1`]);
+  });
+
+  it("a writer re-opening a wave moves a foreign tail aside before appending (valid-looking events of another file included)", async () => {
+    const all = story();
+    const head = all.slice(0, -1);
+    const last = all[all.length - 1]!;
+    const { layout } = written(head);
+    const file = layout.waveLedger(WAVE_ID);
+    const before = readFileSync(file, "utf8");
+    const itemEvent = head.find((e) => e.event === "item_dispatched")!;
+    appendFileSync(file, `junk\n${JSON.stringify(itemEvent)}\n`);
+    const w = new LedgerWriter(layout, WAVE_ID, { lastSeq: head.length });
+    w.append(last);
+    w.close();
+    expect(readFileSync(file, "utf8")).toBe(`${before}${JSON.stringify(last)}\n`);
+    expect(w.takeForeignMoves()).toHaveLength(1);
+    expect((await readLedgerEvents(layout, WAVE_ID)).events).toEqual(all);
   });
 });

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { DxError } from "../../errors.js";
-import { readContractSource } from "../../runner/contract-source.js";
 import { readTail } from "../../runner/fs-util.js";
 import { printJson } from "../io.js";
 import { checkJson, round } from "./check-json.js";
@@ -22,7 +21,7 @@ async function runReport(ctx: RunnerCommandContext, o: ReportOpts): Promise<numb
   const ref = findOrFail(r, beads, o.provider);
   const h = await r.check(ref, { stall_minutes: cfg.stall_minutes, max_runtime_minutes: cfg.max_runtime_minutes });
   const meta = r.meta(ref);
-  const contract = meta === null ? null : await readContractSource(meta.contract_file, meta.log_path);
+  const contract = meta === null ? null : await r.readContract(ref);
   const report = {
     ...checkJson(r, h),
     wave_id: meta?.wave_id ?? null,

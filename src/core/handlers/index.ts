@@ -1,4 +1,4 @@
-import { onAttemptFailed, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
+import { onAttemptFailed, onAutoCommit, onDispatched, onJobStarted, onSettled, onTrackerError } from "./item.js";
 import { onJobFinished } from "./job-finished.js";
 import type { HandlerTable } from "./types.js";
 import { onCancelled, onCreated, onFailed, onPaused, onPreflight, onRunning } from "./wave.js";
@@ -16,8 +16,11 @@ export const handlers: HandlerTable = {
   wave_cancelled: onCancelled,
   item_dispatched: onDispatched,
   job_started: onJobStarted,
+  auto_commit: onAutoCommit,
   job_finished: onJobFinished,
   attempt_failed: onAttemptFailed,
   item_settled: onSettled,
   tracker_error: onTrackerError,
+  // A record for doctor and the report (issue #10): bytes moved aside, the wave goes on unchanged.
+  ledger_foreign_bytes: () => undefined,
 };

@@ -49,7 +49,15 @@ const newRecord = (e: ItemDispatched): AttemptRecord => ({
   quota: e.quota,
   skipped: e.skipped,
   charged: true,
+  ...(e.head_at_dispatch !== undefined ? { head_at_dispatch: e.head_at_dispatch } : {}),
+  ...(e.review_range !== undefined ? { range: e.review_range } : {}),
 });
+
+/** dx-batch committed what a completed attempt left uncommitted: the attempt record names the commit. */
+export const onAutoCommit: Handler<"auto_commit"> = (tx, e) => {
+  const it = tx.item(e.item_id);
+  if (it.run_instance === e.run_instance) lastRecord(it).auto_commit = e.sha;
+};
 
 export const onJobStarted: Handler<"job_started"> = (tx, e) => {
   const it = tx.item(e.item_id);

@@ -1,12 +1,14 @@
 import type { Contract, ImplementContract, ReviewContract } from "../contract.js";
 import type { Outcome } from "../effects.js";
+import { overBudget, quotaHitsInARow, waveOverBudget } from "../budget.js";
 import type { JobFinished } from "../events.js";
+import { DEFAULT_MAX_QUOTA_WAITS } from "../policy.js";
 import { endAttempt, failAttempt, hasReviewer, releaseJob, settle, writeOutcome } from "../lifecycle.js";
 import { firstMessage } from "../outcome.js";
 import { ItemReason } from "../reasons.js";
 import { nextAttempt } from "../retry.js";
 import type { AttemptRecord, ItemState } from "../state.js";
-import { isFinishedJobState, type JobState } from "../status.js";
+import { isFinishedJobState, isTerminalItem, type JobState } from "../status.js";
 import { addMinutes } from "../time.js";
 import type { Tx } from "../tx.js";
 import type { Handler } from "./types.js";
@@ -23,23 +25,55 @@ interface Finish {
 }
 
 export const onJobFinished: Handler<"job_finished"> = (tx, e) => {
+  decide(tx, e);
+  enforceWaveBudget(tx);
+};
+
+/** A wave over its budget dispatches nothing new: every item not running ends budget_exhausted. */
+function enforceWaveBudget(tx: Tx): void {
+  const why = waveOverBudget(tx.s);
+  if (why === null) return;
+  for (let i = 0; i < tx.s.items.length; i += 1) {
+    const cur = tx.s.items[i];
+    if (!cur || isTerminalItem(cur.status) || cur.run_instance !== null) continue;
+    settle(tx, tx.itemAt(i), "blocked", ItemReason.budget_exhausted, why);
+  }
+}
+
+function decide(tx: Tx, e: JobFinished): void {
   const ended = endAttempt(tx, e, e.state);
   if (ended === null) return;
   const { it, rec } = ended;
+  if (e.range !== undefined) rec.range = e.range;
+  if (e.usage !== undefined) rec.usage = e.usage;
+  if (e.log_path !== undefined && e.log_path !== null) rec.log_path = e.log_path;
   // A stalled or timed-out job may still be alive: stop its group before another attempt starts.
   releaseJob(tx, it, e.phase, e.attempt, !isFinishedJobState(e.state));
   const f: Finish = { tx, it, rec, e };
 
   if (e.runner_reason === ItemReason.provider_quota_exhausted) return onQuota(f);
   it.charged_attempts += e.phase === "implement" ? 1 : 0;
+  if (e.runner_reason === ItemReason.budget_exhausted) {
+    write(f, "failed", ItemReason.budget_exhausted, e.contract);
+    return settle(tx, it, "blocked", ItemReason.budget_exhausted, e.cli_error ?? "the item's budget was used up");
+  }
   const failure = runnerFailure(e.state, e.exit_code, e.runner_reason);
   if (failure !== null) {
     write(f, e.state === "timed_out" ? "timeout" : "failed", failure, e.contract);
-    return failAttempt(tx, it, failure, e.contract_error ?? `job ended ${e.state}${e.exit_code === null ? "" : ` (exit ${e.exit_code})`}`);
+    return failAttempt(tx, it, failure, e.cli_error ?? e.contract_error ?? `job ended ${e.state}${e.exit_code === null ? "" : ` (exit ${e.exit_code})`}`);
+  }
+  const over = overBudget(tx.s, it);
+  if (over !== null) {
+    write(f, "failed", ItemReason.budget_exhausted, e.contract);
+    return settle(tx, it, "blocked", ItemReason.budget_exhausted, over);
   }
   if (e.phase === "implement") return onImplementContract(f, e.contract?.phase === "implement" ? e.contract : null);
   onReviewVerdict(f, e.contract?.phase === "review" ? e.contract : null);
-};
+}
+
+/** Did the runner itself classify the exit (quota, budget, stall, crash)? Then the CLI's words explain it. */
+const runnerClassified = (e: JobFinished): boolean =>
+  e.runner_reason === ItemReason.provider_quota_exhausted || e.runner_reason === ItemReason.budget_exhausted || runnerFailure(e.state, e.exit_code, e.runner_reason) !== null;
 
 /** Record the attempt's reason and ask for its outcome record. */
 function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: ItemReason, contract: Contract | null): void {
@@ -52,8 +86,12 @@ function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: It
     contract,
     started_at: e.started_at,
     duration_sec: e.duration_sec,
-    // Why the attempt did not succeed: the contract's problem, else the runner's reason.
-    error: result === "success" ? null : (e.contract_error ?? e.runner_reason),
+    // Why the attempt did not succeed: when the runner classified the exit (quota, stall, crash)
+    // the CLI's own last error line; the contract's problem only for a run that itself worked.
+    error: result === "success" ? null : runnerClassified(e) ? (e.cli_error ?? e.runner_reason ?? e.contract_error) : (e.contract_error ?? e.runner_reason),
+    range: rec.range,
+    usage: e.usage,
+    log_path: e.log_path ?? null,
   });
 }
 
@@ -63,6 +101,11 @@ function onQuota(f: Finish): void {
   rec.charged = false;
   write(f, "quota", ItemReason.provider_quota_exhausted, null);
   tx.s.cooldowns = { ...tx.s.cooldowns, [e.provider]: addMinutes(e.at, tx.s.policy.provider_cooldown_minutes) };
+  // ...but not forever: after max_quota_waits quota hits in a row the item ends blocked (issue #11).
+  const hits = quotaHitsInARow(it);
+  if (hits >= (tx.s.policy.max_quota_waits ?? DEFAULT_MAX_QUOTA_WAITS)) {
+    return settle(tx, it, "blocked", ItemReason.provider_quota_exhausted, `${hits} quota errors in a row: ${e.cli_error ?? "the provider refused for quota"}`);
+  }
   if (e.phase === "implement") tx.setStatus(it, "pending", ItemReason.provider_quota_exhausted);
   else tx.setStatus(it, "reviewing", ItemReason.provider_quota_exhausted);
 }
@@ -96,6 +139,12 @@ function onImplementContract(f: Finish, c: ImplementContract | null): void {
   switch (c.status) {
     case "completed":
     case "partial":
+      // The worktree is the unit of work: an attempt whose own range is empty changed nothing,
+      // whatever its contract says, and an item is never approved without a commit (issue #11).
+      if (e.range !== undefined && (e.range.to === null || e.range.to === e.range.from)) {
+        write(f, "failed", ItemReason.no_changes, c);
+        return failAttempt(tx, it, ItemReason.no_changes, `the attempt's range ${e.range.from ?? "(root)"}..${e.range.to ?? "(none)"} holds no commit, and nothing was left to commit`);
+      }
       write(f, "success", tx.s.policy.require_review ? ItemReason.implement_completed_pending_review : ItemReason.approved_no_review, c);
       it.carry = { ...it.carry, summary: c.summary ?? null };
       if (!tx.s.policy.require_review) return settle(tx, it, "approved", ItemReason.approved_no_review, null);

@@ -31,9 +31,9 @@ export async function checkJob(ctx: BuiltinContext, ref: JobRef, o: BuiltinCheck
 
   const observed = await observe(ctx, ref, meta, p);
   const stage = stageOf(observed, o.max_runtime_minutes);
-  const probed = await probe(stage, observed, o.probe_worktree === "always", p);
+  const probed = await probe(stage, observed, o.probe_worktree === "always");
   const verdict = classifyCheck(stage, observed, probed, { stall_minutes: o.stall_minutes, max_runtime_minutes: o.max_runtime_minutes, grace_ms: ctx.graceMs });
-  await carryOut(ctx, verdict, observed, p);
+  await carryOut(ctx, verdict, observed, p, o.read_only === true);
   return verdict.health;
 }
 
@@ -49,7 +49,7 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
     // It may have exited between reading rc and looking at the process.
     if (!alive) rc = readIntFile(p.rc);
   }
-  const logSt = statQuiet(p.log);
+  const logSt = statQuiet(meta.log_path);
   return {
     ref,
     now_ms: now,
@@ -65,10 +65,10 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
   };
 }
 
-async function probe(stage: CheckStage, o: Observed, always: boolean, p: JobPaths): Promise<Probed> {
+async function probe(stage: CheckStage, o: Observed, always: boolean): Promise<Probed> {
   const cpu = stage === "running" && o.pgid !== null ? await groupCpuSeconds(o.pgid) : null;
   const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta) : null;
-  return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(p.log) };
+  return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(o.meta.log_path) };
 }
 
 async function worktreeFacts(meta: JobMeta): Promise<WorktreeFacts> {
@@ -82,7 +82,8 @@ export async function mutationCount(meta: JobMeta, probe: WorktreeProbe): Promis
   return probe.dirty + commits;
 }
 
-async function carryOut(ctx: BuiltinContext, v: CheckVerdict, o: Observed, p: JobPaths): Promise<void> {
+async function carryOut(ctx: BuiltinContext, v: CheckVerdict, o: Observed, p: JobPaths, readOnly = false): Promise<void> {
+  if (readOnly) return;
   if (v.progress !== null) writeJobProgress(p.progress, v.progress);
   if (v.memoize) writeOutcome(p, v.health);
   if (v.signal === "none" || o.pgid === null) return;

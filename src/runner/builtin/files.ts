@@ -51,7 +51,7 @@ export async function readJobContract(logDir: string, ref: JobRef): Promise<Cont
   if (meta.run_instance !== ref.run_instance) {
     return { found: false, reason_code: "run_instance_mismatch", detail: `job files belong to run ${meta.run_instance}, not ${ref.run_instance}` };
   }
-  return readContractSource(meta.contract_file, p.log);
+  return readContractSource(meta.contract_file, meta.log_path, { copyTo: p.contract });
 }
 
 /** Every job with files under log_dir (its current run_instance). */

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
+import { closeSync, existsSync, openSync, renameSync } from "node:fs";
 import path from "node:path";
 import { isValidItemId } from "../../core/ids.js";
 import { DxError } from "../../errors.js";
+import { ensureSecureDir } from "../../store/secure-dir.js";
 import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
 import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtomic } from "../fs-util.js";
@@ -30,9 +31,19 @@ interface Launch {
   dxEnv: Record<string, string>;
 }
 
+/**
+ * Every attempt keeps its own log (issue #11): attempt 1 writes `<job>.log` as dx-runner does,
+ * attempt n `<job>.attempt<n>.log`. Only a restart of the same attempt rotates its log aside.
+ */
+export function attemptLog(p: JobPaths, attempt: number): JobPaths {
+  if (!(attempt > 1)) return p;
+  const base = p.log.slice(0, -".log".length);
+  return { ...p, log: `${base}.attempt${attempt}.log`, rotated_log: `${base}.attempt${attempt}.log.1` };
+}
+
 export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<StartedJob> {
   const { provider, worktree } = await admit(ctx, spec);
-  const p = jobPaths(ctx.logDir, spec.provider, spec.job_id);
+  const p = attemptLog(jobPaths(ctx.logDir, spec.provider, spec.job_id), spec.attempt);
   const launch = await planLaunch(ctx, spec, provider, worktree);
   const meta = await recordStart(ctx, spec, launch, worktree, p);
   const pid = await spawnWrapper(ctx, spec, launch, p, worktree);
@@ -98,6 +109,8 @@ async function planLaunch(ctx: BuiltinContext, spec: JobSpec, provider: Provider
     env: ctx.env,
   });
   const env: NodeJS.ProcessEnv = { ...ctx.env };
+  // Other providers' credentials never reach this agent; its own plan env is added after.
+  for (const k of ctx.registry.foreignCredentials(spec.provider)) delete env[k];
   for (const k of plan.unset_env) delete env[k];
   const dxEnv = agentEnv(spec, waveId);
   Object.assign(env, plan.env, dxEnv);
@@ -117,7 +130,7 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
   const toplevel = await worktreeToplevel(worktree);
   const probe = await probeWorktree(worktree, toplevel);
 
-  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  ensureSecureDir(p.dir);
   for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, p.outcome, p.progress, p.contract, spec.contract_file, p.pid]) removeQuiet(f);
   if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
 

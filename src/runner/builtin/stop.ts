@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { readIntFile } from "../fs-util.js";
 import { killProcessGroup, type GroupKillResult } from "../kill-group.js";
+import { killMarked } from "../marked-procs.js";
 import { readJobMeta, readJobProgress, writeJobProgress } from "../meta.js";
 import { jobPaths } from "../paths.js";
 import type { JobRef } from "../port.js";
@@ -16,6 +17,8 @@ export interface StopResult {
   stopped: boolean;
   /** The group killer's record; absent when there was nothing of ours to stop. */
   kill?: GroupKillResult;
+  /** Processes of the job found outside its group (setsid, double fork) by their marker, and stopped. */
+  escaped?: number[];
 }
 
 export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number = ctx.graceMs): Promise<StopResult> {
@@ -23,12 +26,17 @@ export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number 
   const meta = readJobMeta(p.meta);
   if (meta === null || meta.run_instance !== ref.run_instance) return { stopped: false };
   const pgid = meta.pgid ?? readIntFile(p.pid);
-  if (pgid === null || !(await groupIsOurs(meta, pgid))) return { stopped: false };
-  if ((await groupMembers(pgid)).length === 0) return { stopped: false };
+  // Whatever else happens, the job's processes that left its group are stopped too.
+  const escapees = async (): Promise<number[]> => (await killMarked((m) => m.run_instance === ref.run_instance, graceMs)).found;
+  if (pgid === null || !(await groupIsOurs(meta, pgid)) || (await groupMembers(pgid)).length === 0) {
+    const escaped = await escapees();
+    return escaped.length > 0 ? { stopped: true, escaped } : { stopped: false };
+  }
   const prog = readJobProgress(p.progress);
   const base = prog !== null && prog.run_instance === meta.run_instance ? prog : initialProgress(meta);
   // An agent that already exited keeps its exit as the verdict; only its leftovers are killed.
   const exited = existsSync(p.rc);
   if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null) writeJobProgress(p.progress, { ...base, stop_requested_at_ms: ctx.clock() });
-  return { stopped: true, kill: await killProcessGroup(pgid, { grace_ms: graceMs }) };
+  const kill = await killProcessGroup(pgid, { grace_ms: graceMs });
+  return { stopped: true, kill, escaped: await escapees() };
 }

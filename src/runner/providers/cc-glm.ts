@@ -49,18 +49,19 @@ export function createCcGlm(cfg: ProviderConfig | undefined): Provider {
       const token = resolveGlmToken({ ...ctx.env, ...cfg?.env });
       if (token === null) return Promise.reject(new DxError(`${name}_auth_missing`, AUTH_MISSING, { exitCode: 21 }));
       const model = pickModel(ctx, cfg, GLM_DEFAULT_MODEL);
-      const argv = claudeArgv(model);
+      const argv = claudeArgv(model, ctx);
       return Promise.resolve({
         argv,
         stdin: "prompt",
+        // The config's env wins over these defaults (a proxy's base URL, a longer timeout).
         env: {
-          ...cfg?.env,
           ANTHROPIC_BASE_URL: GLM_BASE_URL,
           ANTHROPIC_AUTH_TOKEN: token.token,
           ANTHROPIC_DEFAULT_OPUS_MODEL: model,
           ANTHROPIC_DEFAULT_SONNET_MODEL: model,
           ANTHROPIC_DEFAULT_HAIKU_MODEL: model,
           API_TIMEOUT_MS: "3000000",
+          ...cfg?.env,
         },
         // An inherited Anthropic credential would be sent to Z.ai instead of the GLM token.
         unset_env: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],

@@ -3,6 +3,7 @@ import { createCcGlm } from "./cc-glm.js";
 import { createClaudeCode } from "./claude-code.js";
 import { createCodex } from "./codex.js";
 import { createCommandProvider } from "./command.js";
+import { foreignCredentials } from "./credentials.js";
 import { createGemini } from "./gemini.js";
 import { createOpencode } from "./opencode.js";
 import type { Provider } from "./types.js";
@@ -28,6 +29,8 @@ export interface ProviderRegistry {
   /** null for a name that is neither built in nor defined with a command (`unknown_provider`). */
   get(name: string): Provider | null;
   names(): string[];
+  /** Inherited variables `name`'s agents must not see: other providers' credentials (credentials.ts). */
+  foreignCredentials(name: string): string[];
 }
 
 export function createProviderRegistry(config: Record<string, ProviderConfig> = {}): ProviderRegistry {
@@ -42,6 +45,7 @@ export function createProviderRegistry(config: Record<string, ProviderConfig> = 
       if (!cache.has(name)) cache.set(name, build(name));
       return cache.get(name) ?? null;
     },
+    foreignCredentials: (name) => foreignCredentials(name, config),
     names() {
       const extra = Object.keys(config).filter((n) => !isBuiltin(n) && build(n) !== null);
       return [...BUILTIN_PROVIDERS, ...extra];

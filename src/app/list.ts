@@ -1,0 +1,64 @@
+import { isDxError } from "../errors.js";
+import type { Layout } from "../store/layout.js";
+import { wavesNewestFirst } from "./latest-wave.js";
+import { controllerView, readWave } from "./read-wave.js";
+import { checkView, type ControllerView } from "./views.js";
+
+// `dx-batch list` (issue #13): every wave of the artifact dir, newest first, each as `check --json`
+// sees it plus when it was created. A wave that cannot be read is listed with the reason, never
+// dropped: an operator looking for a broken wave must find it here.
+
+export const LIST_HIDE_COMPLETED_AFTER_MS = 30 * 24 * 60 * 60_000;
+
+export type ListEntry = ReturnType<typeof checkView> & { created_at: string | null; completed_at: string | null };
+
+export interface UnreadableEntry {
+  wave_id: string;
+  state: "unreadable";
+  reason_code: string;
+  next_action: "run_dx_batch_doctor";
+  stats: null;
+  controller: ControllerView;
+  created_at: string | null;
+  completed_at: null;
+  error: string;
+}
+
+export type ListRow = ListEntry | UnreadableEntry;
+
+export interface ListOptions {
+  /** Also completed waves older than 30 days. */
+  all?: boolean;
+  nowMs?: number;
+}
+
+export async function listWaves(layout: Layout, o: ListOptions = {}): Promise<ListRow[]> {
+  const nowMs = o.nowMs ?? Date.now();
+  const rows: ListRow[] = [];
+  for (const { wave_id, created_at } of wavesNewestFirst(layout.root)) {
+    const cv = controllerView(layout, wave_id, nowMs);
+    let w;
+    try {
+      w = await readWave(layout, wave_id);
+    } catch (e) {
+      if (!isDxError(e)) throw e;
+      rows.push({
+        wave_id,
+        state: "unreadable",
+        reason_code: e.code,
+        next_action: "run_dx_batch_doctor",
+        stats: null,
+        controller: cv,
+        created_at,
+        completed_at: null,
+        error: e.message,
+      });
+      continue;
+    }
+    if (w === null) continue; // a directory with no snapshot and no events yet: being created
+    const s = w.state;
+    if (!o.all && s.status === "completed" && nowMs - Date.parse(s.completed_at ?? s.updated_at) > LIST_HIDE_COMPLETED_AFTER_MS) continue;
+    rows.push({ ...checkView(s, cv), created_at: s.created_at, completed_at: s.completed_at });
+  }
+  return rows;
+}

@@ -1,0 +1,62 @@
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { openContext } from "../app/context.js";
+import { DxError } from "../errors.js";
+import { startServer } from "../serve/server.js";
+import type { CommandContext } from "./main.js";
+
+// `dx-batch serve`: the read-only dashboard, JSON/SSE API and /metrics (SPEC §15.2, issue #15).
+// Runs until SIGINT or SIGTERM, then closes its connections and exits 0.
+
+export const DEFAULT_SERVE_PORT = 7317;
+
+const port = (v: string): number => {
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new InvalidArgumentError("--port must be 0..65535");
+  return Number(v);
+};
+
+export function registerServeCommand(program: Command, ctx: CommandContext): void {
+  program
+    .command("serve")
+    .description("Serve a read-only dashboard, a JSON/SSE API and /metrics over the artifact dir (loopback unless given a token)")
+    .option("--config <file>", "config file")
+    .option("--port <n>", `TCP port (0: any free one)`, port, DEFAULT_SERVE_PORT)
+    .option("--host <addr>", "address to bind; beyond loopback a token is required", "127.0.0.1")
+    .option("--token <secret>", "require this bearer token on every request (default: $DX_BATCH_SERVE_TOKEN)")
+    .option("--otel-endpoint <url>", "export one OpenTelemetry span per attempt over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
+    .action(async (o: { config?: string; port: number; host: string; token?: string; otelEndpoint?: string }) => {
+      const c = openContext(ctx, { config: o.config });
+      const token = o.token ?? ctx.env.DX_BATCH_SERVE_TOKEN ?? null;
+      const otelEndpoint = o.otelEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
+      if (otelEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otelEndpoint))
+        throw new DxError("usage", `--otel-endpoint must be an http(s) URL, not ${JSON.stringify(otelEndpoint)}`);
+      let running;
+      try {
+        running = await startServer({
+          config: c.config,
+          host: o.host,
+          port: o.port,
+          token: token === "" ? null : token,
+          otel: otelEndpoint ? { endpoint: otelEndpoint } : null,
+        });
+      } catch (e) {
+        if (e instanceof Error && "code" in e && (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL")) {
+          throw new DxError("serve_listen_failed", `cannot listen on ${o.host}:${o.port}: ${e.message}`, { remedy: "choose another --port or --host" });
+        }
+        throw e;
+      }
+      ctx.io.out(
+        `dx-batch serve: ${running.url}/ (artifact dir ${c.layout.root}${token ? ", token required" : ""}${otelEndpoint ? `, spans to ${otelEndpoint}` : ""}); Ctrl-C stops it`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          resolve();
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+      await running.close();
+    });
+}

@@ -1,0 +1,58 @@
+import { listWaves, type ListRow } from "../app/list.js";
+import { controllerView, readWave } from "../app/read-wave.js";
+import { reportView, statusView } from "../app/views.js";
+import { isValidItemId, isValidWaveId } from "../core/ids.js";
+import type { Layout } from "../store/layout.js";
+import { badRequest, notFound } from "./http-error.js";
+import { usageOf, type Usage } from "./metrics.js";
+
+// The API's documents are the CLI's --json documents, built by the same functions in the same
+// order as src/cli: list --json, status --json, report --format json.
+
+export function checkWave(id: string): string {
+  if (!isValidWaveId(id)) throw badRequest("invalid_wave_id", `wave id ${JSON.stringify(id.slice(0, 80))} does not match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`);
+  return id;
+}
+
+export function checkItem(id: string): string {
+  if (!isValidItemId(id)) throw badRequest("invalid_item_id", `item id ${JSON.stringify(id.slice(0, 80))} is not a valid item id`);
+  return id;
+}
+
+const waveNotFound = (id: string) => notFound("wave_not_found", `no wave ${id} in the artifact directory`);
+
+export const wavesDoc = (layout: Layout, o: { all?: boolean } = {}): Promise<ListRow[]> => listWaves(layout, o);
+
+export async function statusDoc(layout: Layout, waveId: string) {
+  const w = await readWave(layout, checkWave(waveId));
+  if (!w) throw waveNotFound(waveId);
+  return statusView(w.state, controllerView(layout, waveId));
+}
+
+export async function reportDoc(layout: Layout, waveId: string) {
+  const w = await readWave(layout, checkWave(waveId), { allEvents: true });
+  if (!w) throw waveNotFound(waveId);
+  return reportView(w.state, w.waveEvents, w.attemptErrors);
+}
+
+export interface UsageRow {
+  item: string;
+  phase: string;
+  attempt: number;
+  provider: string;
+  usage: Usage | null;
+}
+
+/**
+ * Usage and cost per attempt (SPEC §15.6) for the dashboard: the one document with no CLI
+ * counterpart, because `report --format json` does not carry usage. null where an attempt
+ * reported none.
+ */
+export async function usageDoc(layout: Layout, waveId: string): Promise<{ wave_id: string; attempts: UsageRow[] }> {
+  const w = await readWave(layout, checkWave(waveId));
+  if (!w) throw waveNotFound(waveId);
+  const attempts = w.state.items.flatMap((it) =>
+    it.history.map((h) => ({ item: it.beads_id, phase: h.phase, attempt: h.attempt, provider: h.provider, usage: usageOf(h) })),
+  );
+  return { wave_id: waveId, attempts };
+}

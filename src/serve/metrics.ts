@@ -1,0 +1,173 @@
+import { Gauge, Histogram, Registry } from "prom-client";
+import { wavesNewestFirst } from "../app/latest-wave.js";
+import { LIST_HIDE_COMPLETED_AFTER_MS } from "../app/list.js";
+import { readWave } from "../app/read-wave.js";
+import type { AttemptRecord, WaveState } from "../core/state.js";
+import { isDxError } from "../errors.js";
+import type { Layout } from "../store/layout.js";
+import { LedgerTail } from "./ledger-tail.js";
+
+// GET /metrics, Prometheus text format through prom-client. Gauges are recomputed from the waves
+// at each scrape (the waves `list` shows by default); the dispatch-latency histogram is fed once
+// per attempt from the ledgers (item_dispatched.at -> job_started.at of the same run_instance),
+// read incrementally so a scrape costs only the new lines. The histogram has no labels: one
+// series keeps it cheap and readable by every exposition parser.
+
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** `dependency_blocked:demo-3` -> `dependency_blocked`: label values stay a small set. */
+const code = (s: string | null | undefined): string => (s ?? "none").split(":")[0] ?? "none";
+
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cost_usd: number;
+}
+
+/** The attempt's usage (SPEC §15.6) when the record carries one; older records have none. */
+export function usageOf(rec: AttemptRecord): Usage | null {
+  const u: unknown = "usage" in rec ? (rec as { usage?: unknown }).usage : undefined;
+  if (typeof u !== "object" || u === null) return null;
+  const num = (k: string): number => {
+    const v: unknown = (u as Record<string, unknown>)[k];
+    return typeof v === "number" && Number.isFinite(v) ? v : 0;
+  };
+  return { input_tokens: num("input_tokens"), output_tokens: num("output_tokens"), cache_read_tokens: num("cache_read_tokens"), cost_usd: num("cost_usd") };
+}
+
+export const attemptOutcome = (h: AttemptRecord): string => code(h.verdict ?? h.reason_code ?? (h.completed_at === null ? "running" : h.state));
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly waves = new Gauge({ name: "dx_batch_waves", help: "Waves by state", labelNames: ["state"], registers: [this.registry] });
+  private readonly items = new Gauge({
+    name: "dx_batch_items",
+    help: "Items by wave, status and reason code (the code before any ':')",
+    labelNames: ["wave", "status", "reason"],
+    registers: [this.registry],
+  });
+  private readonly attempts = new Gauge({
+    name: "dx_batch_attempts",
+    help: "Attempts (implement and review runs) by wave, provider, phase and outcome (verdict, else reason code, else runner state)",
+    labelNames: ["wave", "provider", "phase", "outcome"],
+    registers: [this.registry],
+  });
+  private readonly tokens = new Gauge({
+    name: "dx_batch_tokens",
+    help: "Tokens used by provider and kind (0 until attempts report usage)",
+    labelNames: ["provider", "kind"],
+    registers: [this.registry],
+  });
+  private readonly cost = new Gauge({
+    name: "dx_batch_cost_usd",
+    help: "Cost in USD by provider (0 until attempts report usage)",
+    labelNames: ["provider"],
+    registers: [this.registry],
+  });
+  private readonly quotaErrors = new Gauge({
+    name: "dx_batch_quota_errors",
+    help: "Attempts that ended in a provider quota error (not counted against max_attempts)",
+    labelNames: ["provider"],
+    registers: [this.registry],
+  });
+  private readonly cooldown = new Gauge({
+    name: "dx_batch_provider_cooldown_seconds",
+    help: "Seconds left of a provider's quota cool-down, per wave",
+    labelNames: ["wave", "provider"],
+    registers: [this.registry],
+  });
+  private readonly liveJobs = new Gauge({
+    name: "dx_batch_live_jobs",
+    help: "Jobs running now, by wave, provider and worker (`local`: this host's runner)",
+    labelNames: ["wave", "provider", "worker"],
+    registers: [this.registry],
+  });
+  private readonly latency = new Histogram({
+    name: "dx_batch_dispatch_latency_seconds",
+    help: "From item_dispatched to job_started of the same run_instance, from ledger timestamps",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly tails = new Map<string, { tail: LedgerTail; dispatched: Map<string, number> }>();
+
+  constructor(
+    private readonly layout: Layout,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private inFlight: Promise<string> | null = null;
+
+  /** The exposition text. Scrapes that arrive during one share its answer (the gauges are reset and refilled in place). */
+  render(): Promise<string> {
+    this.inFlight ??= this.collect().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  private async collect(): Promise<string> {
+    for (const g of [this.waves, this.items, this.attempts, this.tokens, this.cost, this.quotaErrors, this.cooldown, this.liveJobs]) g.reset();
+    const nowMs = this.now();
+    for (const { wave_id } of wavesNewestFirst(this.layout.root)) {
+      let state: WaveState;
+      try {
+        const w = await readWave(this.layout, wave_id);
+        if (w === null) continue;
+        state = w.state;
+      } catch (e) {
+        if (!isDxError(e)) throw e;
+        this.waves.inc({ state: "unreadable" });
+        continue;
+      }
+      if (state.status === "completed" && nowMs - Date.parse(state.completed_at ?? state.updated_at) > LIST_HIDE_COMPLETED_AFTER_MS) continue;
+      this.wave(state, nowMs);
+      this.feedLatency(wave_id);
+    }
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private wave(s: WaveState, nowMs: number): void {
+    const wave = s.wave_id;
+    this.waves.inc({ state: s.status });
+    for (const it of s.items) {
+      this.items.inc({ wave, status: it.status, reason: code(it.reason_code) });
+      if (it.job !== null && it.provider !== null) this.liveJobs.inc({ wave, provider: it.provider, worker: "local" });
+      for (const h of it.history) {
+        this.attempts.inc({ wave, provider: h.provider, phase: h.phase, outcome: attemptOutcome(h) });
+        if (!h.charged) this.quotaErrors.inc({ provider: h.provider });
+        const u = usageOf(h);
+        // Every provider that ran gets its series, at 0 until usage is reported.
+        this.tokens.inc({ provider: h.provider, kind: "input" }, u?.input_tokens ?? 0);
+        this.tokens.inc({ provider: h.provider, kind: "output" }, u?.output_tokens ?? 0);
+        this.tokens.inc({ provider: h.provider, kind: "cache_read" }, u?.cache_read_tokens ?? 0);
+        this.cost.inc({ provider: h.provider }, u?.cost_usd ?? 0);
+      }
+    }
+    for (const [provider, until] of Object.entries(s.cooldowns)) {
+      this.cooldown.set({ wave, provider }, Math.max(0, (Date.parse(until) - nowMs) / 1000));
+    }
+  }
+
+  private feedLatency(wave: string): void {
+    let t = this.tails.get(wave);
+    if (t === undefined) {
+      t = { tail: new LedgerTail(this.layout, wave, { gapGraceMs: 0 }), dispatched: new Map() };
+      this.tails.set(wave, t);
+    }
+    for (const e of t.tail.read()) {
+      const v = e.value;
+      if (typeof v.run_instance !== "string" || e.at === null) continue;
+      if (e.event === "item_dispatched") {
+        t.dispatched.set(v.run_instance, Date.parse(e.at));
+      } else if (e.event === "job_started") {
+        const d = t.dispatched.get(v.run_instance);
+        if (d === undefined) continue;
+        t.dispatched.delete(v.run_instance);
+        this.latency.observe(Math.max(0, (Date.parse(e.at) - d) / 1000));
+      }
+    }
+  }
+}

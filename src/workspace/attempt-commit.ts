@@ -1,0 +1,90 @@
+import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { git } from "./git.js";
+
+// The worktree is the unit of work (issue #11): dx-batch keeps its own files in `.dx-batch/`
+// (excluded from git through the repository's info/exclude), commits what a completed implement
+// attempt left uncommitted, and shows the reviewer the real change as a diff.
+
+export const DX_DIR = ".dx-batch";
+/** Git's empty tree: the base to diff from when a branch had no commit yet. */
+const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+export const contractFileIn = (worktree: string, phase: string, attempt: number): string => path.join(worktree, DX_DIR, `${phase}.attempt${attempt}.contract.json`);
+
+/** Create `<worktree>/.dx-batch/` and make sure the repository's info/exclude hides it. */
+export async function prepareDxDir(worktree: string): Promise<void> {
+  mkdirSync(path.join(worktree, DX_DIR), { recursive: true, mode: 0o700 });
+  const r = await git(["rev-parse", "--git-common-dir"], { cwd: worktree });
+  if (!r.ok) return;
+  const infoDir = path.join(path.resolve(worktree, r.stdout.trim()), "info");
+  const exclude = path.join(infoDir, "exclude");
+  let text = "";
+  try {
+    text = readFileSync(exclude, "utf8");
+  } catch {
+    mkdirSync(infoDir, { recursive: true });
+  }
+  if (!text.split("\n").some((l) => l.trim() === `/${DX_DIR}/`)) appendFileSync(exclude, `${text === "" || text.endsWith("\n") ? "" : "\n"}/${DX_DIR}/\n`);
+}
+
+export interface AttemptCommit {
+  /** The commit dx-batch made of what the agent left uncommitted; null when nothing was left. */
+  auto_commit: string | null;
+  files: string[];
+  /** HEAD after the auto-commit. */
+  head: string | null;
+}
+
+/**
+ * Commit everything the agent left uncommitted (tracked or untracked, git-ignored files and
+ * `.dx-batch/` aside) on the worktree's branch, with the trailers that tie it to the attempt.
+ */
+export async function commitLeftovers(o: { worktree: string; item_id: string; attempt: number; provider: string; summary: string | null }): Promise<AttemptCommit> {
+  const status = await git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], { cwd: o.worktree });
+  if (!status.ok) throw new Error(`git status in ${o.worktree} failed: ${status.error ?? status.stderr.trim()}`);
+  const files = status.stdout
+    .split("\0")
+    .filter((e) => e.length > 3)
+    .map((e) => e.slice(3))
+    .filter((f) => f !== DX_DIR && !f.startsWith(`${DX_DIR}/`));
+  if (files.length === 0) return { auto_commit: null, files: [], head: await headOf(o.worktree) };
+  const add = await git(["add", "-A"], { cwd: o.worktree });
+  if (!add.ok) throw new Error(`git add in ${o.worktree} failed: ${add.error ?? add.stderr.trim()}`);
+  // info/exclude keeps .dx-batch/ out; should it be missing, the contract files are unstaged here.
+  await git(["reset", "-q", "--", DX_DIR], { cwd: o.worktree });
+  const subject = `${o.item_id}: ${(o.summary ?? "work of attempt " + String(o.attempt)).split("\n")[0]?.slice(0, 120) ?? ""}`;
+  const message = `${subject}\n\nFeature-Key: ${o.item_id}\nDx-Batch-Attempt: ${o.attempt}\nDx-Batch-Provider: ${o.provider}\n`;
+  // The agent's environment may carry no identity; dx-batch's commits then say who made them.
+  const ident = (await git(["var", "GIT_COMMITTER_IDENT"], { cwd: o.worktree })).ok ? [] : ["-c", "user.name=dx-batch", "-c", "user.email=dx-batch@localhost"];
+  const commit = await git([...ident, "commit", "-q", "--no-verify", "-F", "-"], { cwd: o.worktree, input: message });
+  if (!commit.ok) throw new Error(`git commit in ${o.worktree} failed: ${commit.error ?? commit.stderr.trim()}`);
+  const head = await headOf(o.worktree);
+  return { auto_commit: head, files, head };
+}
+
+async function headOf(worktree: string): Promise<string | null> {
+  const r = await git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], { cwd: worktree });
+  return r.ok ? r.stdout.trim() : null;
+}
+
+export interface ReviewDiff {
+  stat: string;
+  patch: string;
+  /** Bytes of the whole patch; over the cap, `patch` holds its first cap bytes. */
+  bytes: number;
+  truncated: boolean;
+}
+
+export const REVIEW_DIFF_CAP_BYTES = 200 * 1024;
+
+/** `git diff --stat` and the patch of from..to (from null: everything up to `to`). */
+export async function rangeDiff(worktree: string, from: string | null, to: string, capBytes = REVIEW_DIFF_CAP_BYTES): Promise<ReviewDiff> {
+  const base = from ?? EMPTY_TREE;
+  const stat = await git(["diff", "--stat", "--no-color", base, to], { cwd: worktree });
+  const patch = await git(["diff", "--no-color", "--no-ext-diff", base, to], { cwd: worktree });
+  const full = patch.ok ? patch.stdout : `(git diff failed: ${patch.error ?? patch.stderr.trim()})`;
+  const bytes = Buffer.byteLength(full);
+  const truncated = bytes > capBytes;
+  return { stat: stat.ok ? stat.stdout.trimEnd() : "", patch: truncated ? Buffer.from(full).subarray(0, capBytes).toString("utf8") : full, bytes, truncated };
+}

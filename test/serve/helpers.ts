@@ -1,0 +1,153 @@
+import { request, type IncomingHttpHeaders } from "node:http";
+import { cpSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { loadConfig } from "../../src/config/load.js";
+import { startServer, type RunningServer, type ServeOptions } from "../../src/serve/server.js";
+import { buildCli, REPO } from "../helpers/build.js";
+import { spawnNode, type CliProc } from "../helpers/procs.js";
+import type { TempDirs } from "../helpers/tmp.js";
+import { agentSandbox, cleanEnv, type Sandbox } from "../helpers/world.js";
+
+// Serve tests: a real wave run by the real CLI, the server started in-process on a free port (or
+// as the real `dx-batch serve`), and plain HTTP clients: no library between the test and the wire.
+
+/**
+ * A stand-in agent that takes its time (DX_TEST_AGENT_MS per run), prints a few log lines, then
+ * writes its contract. Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
+ */
+export const SLOW_AGENT = `
+import { writeFileSync } from "node:fs";
+const e = process.env;
+const item = e.DX_BATCH_ITEM_ID, attempt = Number(e.DX_BATCH_ATTEMPT), phase = e.DX_BATCH_PHASE;
+console.log("agent " + process.argv[2] + ": " + phase + " " + item + " attempt " + attempt + " begins");
+await new Promise((r) => setTimeout(r, Number(e.DX_TEST_AGENT_MS ?? "0")));
+console.log("agent " + process.argv[2] + ": " + phase + " " + item + " attempt " + attempt + " ends");
+const at = new Date().toISOString();
+let c;
+if (phase === "review") {
+  const revise = item.startsWith("rev-") && attempt === 1;
+  c = { phase: "review", beads_id: item, verdict: revise ? "REVISION_REQUIRED" : "APPROVED",
+        findings: revise ? [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] : [], timestamp: at, reviewer: process.argv[2] };
+} else {
+  c = { phase: "implement", beads_id: item, status: item.startsWith("blk-") ? "blocked" : "completed",
+        artifacts: { files_changed: [], commits: [] }, summary: "attempt " + attempt + " by " + process.argv[2], timestamp: at };
+}
+writeFileSync(e.DX_BATCH_CONTRACT_FILE, JSON.stringify(c));
+`;
+
+/** A sandbox whose two providers run SLOW_AGENT (a git repo, worktrees created by --repo). */
+export function slowSandbox(tmp: TempDirs, agentMs: number): Sandbox & { repo: string } {
+  const sb = agentSandbox(tmp);
+  const agent = path.join(sb.root, "slow-agent.mjs");
+  writeFileSync(agent, SLOW_AGENT);
+  const provider = (name: string) => ({ command: [process.execPath, agent, name], stdin: "none", env: { DX_TEST_AGENT_MS: String(agentMs) } });
+  const file = {
+    artifact_dir: sb.art,
+    runner_log_dir: path.join(sb.root, "runner"),
+    workspace_root: path.join(sb.root, "agents"),
+    tracker: { type: "none" },
+    repo: sb.repo,
+    base: "main",
+    stall_minutes: 2,
+    max_runtime_minutes: 2,
+    retry_chain: ["agent-a", "agent-b", "blocked"],
+    providers: { "agent-a": provider("agent-a"), "agent-b": provider("agent-b") },
+  };
+  writeFileSync(sb.configPath, `${JSON.stringify(file, null, 2)}\n`);
+  const { config } = loadConfig({ flags: { config: sb.configPath }, cwd: sb.root, env: {} });
+  return { ...sb, config };
+}
+
+export async function serve(sb: Sandbox, o: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  return startServer({ config: sb.config, host: "127.0.0.1", port: 0, token: null, sse: { fallbackMs: 2000 }, ...o });
+}
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One GET with the request target sent exactly as given (no URL normalisation). */
+export function get(base: string, target: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: target, method: "GET", headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export const getJson = async (base: string, target: string, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> => {
+  const r = await get(base, target, headers);
+  return { status: r.status, json: JSON.parse(r.body) };
+};
+
+export interface SseEvent {
+  id: string | null;
+  data: string;
+}
+
+/**
+ * A minimal EventSource: connects, parses `id:`/`data:` fields, hands each event to `onEvent`;
+ * `close()` drops the connection (as a client that goes away mid-stream).
+ */
+export function sse(base: string, target: string, headers: Record<string, string>, onEvent: (e: SseEvent) => void): { close(): void; status: Promise<number> } {
+  const u = new URL(base);
+  let buf = "";
+  let id: string | null = null;
+  let data: string[] = [];
+  let resolveStatus: (n: number) => void = () => undefined;
+  const status = new Promise<number>((r) => (resolveStatus = r));
+  const req = request({ host: u.hostname, port: u.port, path: target, method: "GET", headers: { accept: "text/event-stream", ...headers } }, (res) => {
+    resolveStatus(res.statusCode ?? 0);
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line === "") {
+          if (data.length > 0) onEvent({ id, data: data.join("\n") });
+          data = [];
+        } else if (line.startsWith("id: ")) id = line.slice(4);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+        nl = buf.indexOf("\n");
+      }
+    });
+    res.on("error", () => undefined);
+  });
+  req.on("error", () => undefined);
+  req.end();
+  return { close: () => req.destroy(), status };
+}
+
+/**
+ * The compiled CLI of test/cli/helpers.ts, with the dashboard's files next to it as in the
+ * package (its build copies bin/, dist/ and package.json only).
+ */
+export function buildServeCli(): string {
+  const bin = buildCli();
+  cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
+  return bin;
+}
+
+/** Wait until `fn` gives a value (sync or async), checking every 25 ms. */
+export async function until<T>(fn: () => T | null | undefined | Promise<T | null | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null && v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** `dx-batch …args` in the background (its own process group, killed by killAllChildren). */
+export const startCli = (bin: string, args: readonly string[], cwd: string): CliProc => spawnNode(bin, args, { cwd, env: cleanEnv() });
