@@ -10,6 +10,7 @@ import {
   type ContractSource,
   type JobHealth,
   type JobRef,
+  type JobSignals,
   type JobSpec,
   type ProviderAvailability,
   type RunnerPort,
@@ -146,8 +147,14 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     }
   };
 
+  /** The last signals seen per attempt (usage for budgets), served synchronously by signals(). */
+  const lastSignals = new Map<string, JobSignals>();
+
   async function readRun(runInstance: string): Promise<RunRecord | null> {
-    return parseRunRecord(await redis.hgetall(k.run(runInstance)));
+    const rec = parseRunRecord(await redis.hgetall(k.run(runInstance)));
+    const sig = rec?.result?.signals ?? rec?.signals ?? null;
+    if (sig != null) lastSignals.set(runInstance, sig);
+    return rec;
   }
 
   async function workerAlive(id: string | null): Promise<{ at: number } | null> {
@@ -369,8 +376,13 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     // Remote agents count against their own host's exec cap, not this one's.
     livePids: () => Promise.resolve([]),
 
+    signals(ref: JobRef): JobSignals | null {
+      return lastSignals.get(ref.run_instance) ?? null;
+    },
+
     async ack(ref: JobRef): Promise<void> {
       watched.delete(ref.run_instance);
+      lastSignals.delete(ref.run_instance);
       const rk = k.run(ref.run_instance);
       await guard("ack", () => redis.multi().hset(rk, "acked", new Date().toISOString()).expire(rk, RUN_TTL_SEC).exec()).catch(() => undefined);
     },

@@ -1,5 +1,5 @@
 import type { Phase } from "../core/status.js";
-import type { ContractSource, JobHealth } from "../runner/port.js";
+import type { ContractSource, JobHealth, JobSignals } from "../runner/port.js";
 
 // What the controller and the `dx-batch worker` daemons say to each other through Redis
 // (docs/multi-host.md). BullMQ carries the work: one queue per provider, named `<prefix>:<provider>`
@@ -72,6 +72,8 @@ export interface QueueResult {
   git_error: string | null;
   /** The worker lost its lock before the agent ended: the attempt is void, whatever it produced. */
   lock_lost: boolean;
+  /** Usage, rate-limit retries and the CLI's last error, from the agent's own output; log path as `<host>:<path>`. */
+  signals?: JobSignals | null;
   finished_at: string;
 }
 
@@ -157,6 +159,8 @@ export interface RunRecord {
   log_path: string | null;
   health: JobHealth | null;
   result: QueueResult | null;
+  /** The running agent's signals so far (usage for budgets), as the worker last wrote them. */
+  signals: JobSignals | null;
   stop_requested: boolean;
   acked: boolean;
 }
@@ -173,7 +177,13 @@ export function parseRunRecord(h: Record<string, string>): RunRecord | null {
     log_path: h.log_path ?? null,
     health: isObj(health) && typeof health.state === "string" ? (health as unknown as JobHealth) : null,
     result: parseResult(parseJson(h.result)),
+    signals: parseSignals(parseJson(h.signals)),
     stop_requested: h.stop_requested !== undefined,
     acked: h.acked !== undefined,
   };
+}
+
+export function parseSignals(v: unknown): JobSignals | null {
+  if (!isObj(v) || typeof v.quota_retries !== "number" || !isObj(v.usage) || typeof v.log_path !== "string") return null;
+  return v as unknown as JobSignals;
 }

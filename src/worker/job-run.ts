@@ -6,7 +6,7 @@ import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { isDxError } from "../errors.js";
 import type { BuiltinRunner } from "../runner/builtin.js";
-import { missingHealth, type ContractSource, type JobHealth, type JobRef } from "../runner/port.js";
+import { missingHealth, type ContractSource, type JobHealth, type JobRef, type JobSignals } from "../runner/port.js";
 import { keys, LOG_TAIL_BYTES, RUN_TTL_SEC, EVENTS_MAXLEN, type QueueJobData, type QueueResult } from "../queue/protocol.js";
 import { retrying, sleep, withTimeout } from "../queue/redis.js";
 import type { GitSync } from "./git-sync.js";
@@ -268,7 +268,8 @@ async function runAgent(ctx: JobRunContext, d: QueueJobData, ref: JobRef, worktr
             "xadd",
           ).catch(() => undefined);
         }
-        await w.publishHealth(h);
+        const sig = signalsOf(ctx, ref, false);
+        await w.publishHealth(h, sig === null ? {} : { signals: JSON.stringify(sig) });
         if (h.state === "missing") break;
       }
       await new Promise<void>((resolve) => {
@@ -300,7 +301,8 @@ async function runAgent(ctx: JobRunContext, d: QueueJobData, ref: JobRef, worktr
       } else if (gitError === null) lockLost = true;
       if (gitError !== null) h = { ...h, state: "exited_err", reason_code: "git_push_failed" };
     }
-    return resultOf(ctx, d, h, contract, started.log_path, logTail(started.log_path), pushed, gitError, lockLost);
+    const r = resultOf(ctx, d, h, contract, started.log_path, logTail(started.log_path), pushed, gitError, lockLost);
+    return { ...r, signals: signalsOf(ctx, ref, true) };
   } finally {
     unsub();
   }
@@ -386,4 +388,10 @@ export async function publishResult(ctx: Pick<JobRunContext, "redis" | "prefix" 
       },
     },
   );
+}
+
+/** The built-in runner's reading of the agent's output, with the log path naming this host. */
+function signalsOf(ctx: JobRunContext, ref: JobRef, final: boolean): JobSignals | null {
+  const sig = ctx.runner.signals?.(ref, { final }) ?? null;
+  return sig === null ? null : { ...sig, log_path: `${ctx.host}:${sig.log_path}` };
 }

@@ -3,7 +3,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createBullmqRunner, type QueueRunner } from "../../src/queue/bullmq-runner.js";
 import type { JobRef } from "../../src/runner/port.js";
-import { Cluster, cleanupClusters, waitFor } from "./cluster.js";
+import { Cluster, cleanupClusters, groupAlive, waitFor } from "./cluster.js";
 
 // The controller's queue runner against one real worker process: enqueue, exit event, result,
 // contract, the branch pushed to the shared remote; and a provider nobody offers.
@@ -110,6 +110,6 @@ describe("queue runner and one worker", () => {
     expect(done2.code).toBe(0);
     expect((await r.check({ job_id: "dr-3", provider: "agent-a", run_instance: "run-dr-3" }, opts)).state).toBe("stopped");
     expect(agent?.pgid).toBeTypeOf("number");
-    expect(() => process.kill(-(agent?.pgid ?? 0), 0)).toThrow();
+    await waitFor(() => !groupAlive(agent?.pgid ?? 0), { what: "the agent's process group to be gone", timeoutMs: 15_000 });
   }, 120_000);
 });

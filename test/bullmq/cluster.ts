@@ -382,3 +382,18 @@ export async function cleanupClusters(): Promise<void> {
     if (process.env.DX_KEEP_TMP === undefined) rmSync(c.root, { recursive: true, force: true });
   }
 }
+
+export /** A live (non-zombie) member of the process group is left. */
+function groupAlive(pgid: number): boolean {
+  for (const name of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const st = readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      if (Number(f[2]) === pgid && f[0] !== "Z" && f[0] !== "X") return true;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return false;
+}

@@ -1,8 +1,7 @@
-import { readdirSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { openRedis } from "../../src/queue/redis.js";
 import { keys, parseRunRecord } from "../../src/queue/protocol.js";
-import { Cluster, cleanupClusters, waitFor, type AgentRun } from "./cluster.js";
+import { Cluster, cleanupClusters, groupAlive, waitFor, type AgentRun } from "./cluster.js";
 
 // Issue #12, "must show": every worker is its own process with its own clone, workspace and runner
 // directory (a host); a local bare repository is the shared remote; Redis is a throw-away
@@ -13,21 +12,6 @@ afterEach(cleanupClusters);
 
 type Ev = Record<string, unknown>;
 const of = (evs: Ev[], name: string, pred: (e: Ev) => boolean = () => true): Ev[] => evs.filter((e) => e.event === name && pred(e));
-
-/** A live (non-zombie) member of the process group is left. */
-function groupAlive(pgid: number): boolean {
-  for (const name of readdirSync("/proc")) {
-    if (!/^[0-9]+$/.test(name)) continue;
-    try {
-      const st = readFileSync(`/proc/${name}/stat`, "utf8");
-      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[2]) === pgid && f[0] !== "Z" && f[0] !== "X") return true;
-    } catch {
-      // exited while we looked
-    }
-  }
-  return false;
-}
 
 function statusOf(c: Cluster, waveId: string): Promise<Record<string, string>> {
   return c.run("status", ["--wave-id", waveId, "--json"]).then((r) => {
@@ -69,6 +53,10 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       const hosts = new Set(startsOf(c).map((s) => c.hostOf(s)));
       expect(hosts).toEqual(new Set(["h1", "h2"]));
       expectNothingTwice(c, c.ledger("w-two"));
+      // The full logs stay on the worker hosts: each attempt's log path names its host.
+      const finished = of(c.ledger("w-two"), "job_finished");
+      expect(finished).toHaveLength(12);
+      for (const e of finished) expect(String(e.log_path)).toMatch(/^h[12]:\//);
       // Reviews ran on the pushed history: every review's worktree has the implement commit.
       const ws = await c.run("workers", ["--json"]);
       expect((JSON.parse(ws.out) as { workers: unknown[] }).workers).toHaveLength(2);
