@@ -89,6 +89,7 @@ export const ERRORS = {
   dx_runner_timeout: entry(F),
   dx_runner_failed: entry(F),
   dx_runner_bad_output: entry(F),
+  queue_unavailable: entry(F, "start Redis again (or fix the network to it), then dx-batch resume"),
   // workspace and tracker
   worktree_git_failed: entry(F),
   tracker_file_missing: entry(F),

@@ -137,7 +137,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     const controller = new Controller(deps, cur.state);
     controller.session.apply({ event: "controller_acquired", epoch: handle.epoch, pid: process.pid, host: rt.host });
     controller.request("cancel");
-    await controller.run();
+    await controller.run().finally(() => rt.runner.close?.());
     await notifyWaveEnd(c2, controller.session, { log });
     // Anything still registered for this wave (a job whose start was never recorded) goes too:
     // pid files are this host's (jobs/ is written by the controller that started the job), and

@@ -115,6 +115,7 @@ export async function runWave(
     // Claims last until the wave is terminal (SPEC §15.4); only the holder of the wave lets go.
     if (isTerminalWave(controller.state.status) && (rt.lock?.holds() ?? true)) releaseWaveClaims(c.layout, rt.waveId);
     rt.files.releaseControllerLock();
+    await rt.runner.close?.();
   }
 }
 

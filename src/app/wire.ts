@@ -16,6 +16,7 @@ import { hostName } from "../store/proc.js";
 import { createTracker } from "../tracker/create.js";
 import type { TrackerPort } from "../tracker/port.js";
 import { createWorkspace } from "./workspace.js";
+import { createQueueWorkspace } from "./queue-workspace.js";
 import type { AppContext } from "./context.js";
 import { deliveryPort } from "./delivery.js";
 import type { Progress } from "./progress-port.js";
@@ -123,7 +124,7 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
     files: rt.files,
     runner: rt.runner,
     tracker: rt.tracker,
-    workspace: createWorkspace(cfg),
+    workspace: cfg.runner.type === "bullmq" ? createQueueWorkspace(cfg.workspace_root) : createWorkspace(cfg),
     contracts: { validate: validateContract },
     clock: monotonicClock(),
     newRunInstance: () => randomUUID(),

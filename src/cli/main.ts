@@ -6,6 +6,8 @@ import { registerReadCommands } from "./read-commands.js";
 import { registerWaveCommands } from "./wave-commands.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerLogsCommand } from "./logs.js";
+import { registerWorkerCommand } from "./worker.js";
+import { registerWorkersCommand } from "./workers.js";
 import { registerListCommand } from "./list.js";
 import { registerServeCommand } from "./serve.js";
 
@@ -55,6 +57,8 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
   registerLogsCommand(program, ctx);
   registerRunnerCommand(program, ctx);
   registerDemoCommand(program, ctx);
+  registerWorkerCommand(program, ctx);
+  registerWorkersCommand(program, ctx);
   registerListCommand(program, ctx);
   registerServeCommand(program, ctx);
   // SPEC §2: a usage error is `error: usage: …` then one `remedy:` line naming the command's help.

@@ -61,8 +61,21 @@ export const RunnerSchema = TaggedUnion(
       },
       { additionalProperties: false },
     ),
+    Type.Object(
+      {
+        type: Type.Literal("bullmq", { description: "jobs go to `dx-batch worker` daemons on other hosts through BullMQ on Redis (docs/multi-host.md)" }),
+        redis_url: Type.String({ minLength: 1, description: "the Redis every worker uses, redis://host:port" }),
+        queue_prefix: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{1,32}$", description: "queues are `<prefix>:<provider>` (default dxb)" })),
+        lock_seconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "the workers' job lock window; a lost lock fails the attempt as runner_job_lost (default 30)" })),
+        unavailable_minutes: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Redis unreachable this long pauses the wave queue_unavailable (default 5)" })),
+      },
+      { additionalProperties: false },
+    ),
   ],
-  { description: "which runner launches the agents: `{\"type\":\"builtin\"}` or `{\"type\":\"dx-runner\",\"command\":\"dx-runner\"}`", default: D.runner },
+  {
+    description: "which runner launches the agents: `{\"type\":\"builtin\"}`, `{\"type\":\"dx-runner\",\"command\":\"dx-runner\"}` or `{\"type\":\"bullmq\",\"redis_url\":\"redis://…\"}`",
+    default: D.runner,
+  },
 );
 
 export const TrackerSchema = TaggedUnion(

@@ -131,6 +131,15 @@ export class Controller {
     await checkHealth(this.shell);
 
     if (this.signal !== null) return this.handleSignal(this.signal);
+    const down = this.deps.runner.unavailable?.() ?? null;
+    if (down !== null) {
+      // Jobs keep running on their workers; resume re-attaches them once the queue is back.
+      this.deps.log(`queue unavailable: ${down}; pausing the wave`);
+      if (this.state.status === "running" || this.state.status === "pending") {
+        await this.shell.apply({ event: "wave_paused", reason_code: WaveReason.queue_unavailable });
+      }
+      return { kind: "paused" };
+    }
 
     const now = this.deps.clock.nowMs();
     if (now >= this.nextHeartbeatMs) {

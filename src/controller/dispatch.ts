@@ -1,5 +1,6 @@
 import type { DispatchIntent } from "../core/plan.js";
-import { ItemReason, alreadyApproved, claimedByOtherWave } from "../core/reasons.js";
+import { ItemReason, WaveReason, alreadyApproved, claimedByOtherWave } from "../core/reasons.js";
+import { isDxError } from "../errors.js";
 import type { ItemState } from "../core/state.js";
 import { isDiskFull } from "../errors.js";
 import type { WorktreeResult } from "./ports.js";
@@ -119,10 +120,12 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
       prompt_file: files.promptPath(key.item_id, key.phase, key.attempt),
       contract_file: ref.contract_file ?? files.contractPath(key.item_id, key.phase, key.attempt),
     });
-    files.registerPid({ pid: started.pid, pgid: started.pgid, item_id: key.item_id, phase: key.phase, attempt: key.attempt, run_instance: key.run_instance });
+    // A remote job's pid belongs to another host: never recorded here, never signalled (SPEC §15.4).
+    const remote = started.remote === true;
+    if (!remote) files.registerPid({ pid: started.pid, pgid: started.pgid, item_id: key.item_id, phase: key.phase, attempt: key.attempt, run_instance: key.run_instance });
     const tracked = sh.jobs.get(key.run_instance);
     if (tracked) {
-      tracked.pid = started.pid;
+      tracked.pid = remote ? null : started.pid;
       tracked.started_at = started.started_at;
     }
     await sh.apply({ event: "job_started", ...key, pid: started.pid, pgid: started.pgid, started_at: started.started_at, log_path: started.log_path });
@@ -130,6 +133,9 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
     sh.jobs.remove(key.run_instance);
     // A full disk is the machine's state, not this item's failure: the wave pauses (run-wave.ts).
     if (isDiskFull(err)) throw err;
+    // Not the item's fault: it stays dispatched and not started; the wave pauses (the runner says
+    // why) and resume starts it under the same run_instance.
+    if (isDxError(err) && err.code === WaveReason.queue_unavailable) return;
     await sh.apply({
       event: "item_settled",
       item_id: key.item_id,

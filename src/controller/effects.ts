@@ -39,8 +39,9 @@ export function performEffects(sh: Shell, effects: readonly Effect[]): Promise<v
         const pid = sh.jobs.get(ef.job.run_instance)?.pid ?? null;
         sh.jobs.remove(ef.job.run_instance);
         chain = chain.then(() =>
-          sh.deps.runner.stop(ref).then(() => {
-            if (pid !== null) files.removePid(pid);
+          sh.deps.runner.stop(ref).then(async () => {
+            if (pid !== null && pid > 0) files.removePid(pid);
+            await sh.deps.runner.ack?.(ref);
           }),
         );
         break;

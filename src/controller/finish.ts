@@ -87,7 +87,15 @@ function budgetCrossed(sh: Shell, job: TrackedJob, usage: AttemptUsage): string 
 export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | null): Promise<void> {
   const { deps } = sh;
   if (!sh.jobs.get(job.ref.run_instance)) return;
-  let h = health ?? (await deps.runner.check(job.ref, checkOptions(deps)));
+  let h: JobHealth;
+  try {
+    h = health ?? (await deps.runner.check(job.ref, checkOptions(deps)));
+  } catch (err) {
+    // A runner that cannot answer now (a queue runner's Redis away): look again later.
+    deps.log(`${job.item_id}: health check failed: ${err instanceof Error ? err.message : String(err)}`);
+    job.next_check_ms = deps.clock.nowMs() + deps.timing.health_interval_ms;
+    return;
+  }
   if (h.state === "stalled" || h.state === "timed_out") {
     // Kill before retrying: a stalled agent left running would race its own retry (REFERENCE §1).
     await deps.runner.stop(job.ref);
@@ -97,7 +105,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
     if (!isFinishedJobState(h.state) && h.state !== "missing") return;
   }
   sh.jobs.remove(job.ref.run_instance);
-  if (job.pid !== null) deps.files.removePid(job.pid);
+  if (job.pid !== null && job.pid > 0) deps.files.removePid(job.pid);
   const item = sh.item(job.item_id);
   if (item.run_instance !== job.ref.run_instance) return;
   const outcomePath = deps.files.outcomePath(job.item_id, job.phase, job.attempt);
@@ -116,6 +124,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
       error: "the runner has no trace of the job (it vanished while no controller watched it)",
       outcome_path: outcomePath,
     });
+    await deps.runner.ack?.(job.ref);
     return;
   }
   const { contract, contractError } = await readContract(sh, job);
@@ -144,6 +153,8 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
     ...(sig !== null ? { usage: sig.usage, log_path: sig.log_path } : {}),
     ...(job.stop_detail !== undefined || sig?.last_error ? { cli_error: job.stop_detail ?? sig?.last_error ?? null } : {}),
   });
+  // Recorded: a queue runner's worker may now drop its copy of the result.
+  await deps.runner.ack?.(job.ref);
 }
 
 /**

@@ -19,6 +19,8 @@ export const WaveReason = {
   exec_saturation: "exec_saturation",
   orchestrator_exception: "orchestrator_exception",
   controller_dead: "controller_dead",
+  /** The queue runner's Redis stayed unreachable past runner.unavailable_minutes. */
+  queue_unavailable: "queue_unavailable",
   /** ENOSPC or EDQUOT while writing the wave's files: paused until space is freed (issue #10). */
   disk_full: "disk_full",
 } as const;

@@ -41,6 +41,8 @@ export interface StartedJob {
   pgid: number;
   started_at: string;
   log_path: string;
+  /** The job runs on another host (a queue runner): its pid means nothing here and is never signalled. */
+  remote?: boolean;
 }
 
 export interface CheckOptions {
@@ -91,6 +93,12 @@ export interface RunnerPort {
   onExit(listener: (ref: JobRef, exitCode: number | null) => void): () => void;
   /** Live pids of this runner's jobs, for the exec-saturation guard. */
   livePids(): Promise<number[]>;
+  /** The controller recorded this attempt's end (queue runners: the worker may drop its result). */
+  ack?(ref: JobRef): Promise<void>;
+  /** Release connections (queue runners), so the process can exit. */
+  close?(): Promise<void>;
+  /** Why new work cannot be handed out at all (a queue runner's Redis gone past its limit), or null. */
+  unavailable?(): string | null;
   /**
    * What the job's own output says so far: rate-limit retries, usage, the CLI's last error line
    * (log-signals.ts). Optional: a runner that cannot read the agent's stream (dx-runner) has none.

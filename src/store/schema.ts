@@ -119,7 +119,17 @@ const Config = Type.Object({
   max_log_mb: Num,
   retry_chain: Type.Array(Str),
   review_provider: OrNull(Str),
-  runner: Type.Union([Type.Object({ type: Type.Literal("builtin") }), Type.Object({ type: Type.Literal("dx-runner"), command: Str })]),
+  runner: Type.Union([
+    Type.Object({ type: Type.Literal("builtin") }),
+    Type.Object({ type: Type.Literal("dx-runner"), command: Str }),
+    Type.Object({
+      type: Type.Literal("bullmq"),
+      redis_url: Str,
+      queue_prefix: Type.Optional(Str),
+      lock_seconds: Type.Optional(Type.Number()),
+      unavailable_minutes: Type.Optional(Type.Number()),
+    }),
+  ]),
   tracker: Type.Union([
     Type.Object({ type: Type.Literal("beads"), command: Type.Optional(Str), close_on_approve: Type.Optional(Bool) }),
     Type.Object({ type: Type.Literal("file"), path: Str }),
