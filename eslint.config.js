@@ -3,7 +3,22 @@ import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "test/fixtures/**", "bin/**", "scripts/**", "bench/**/*.mjs", "test/fixtures/**/*.mjs", "examples/**", "web/**", "eslint.config.js", "vitest.config.ts"] },
+  {
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "coverage/**",
+      "test/fixtures/**",
+      "bin/**",
+      "scripts/**",
+      "bench/**/*.mjs",
+      "test/fixtures/**/*.mjs",
+      "examples/**",
+      "web/**",
+      "eslint.config.js",
+      "vitest.config.ts",
+    ],
+  },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

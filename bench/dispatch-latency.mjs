@@ -92,14 +92,35 @@ async function runOne(scenario) {
   }
   const stat = (k) => {
     const v = pairs.map((p) => p[k]).filter((x) => x !== null);
-    return { n: v.length, p50: L.round(L.percentile(v, 50), 1), p90: L.round(L.percentile(v, 90), 1), p99: L.round(L.percentile(v, 99), 1), max: L.round(Math.max(...v), 1) };
+    return {
+      n: v.length,
+      p50: L.round(L.percentile(v, 50), 1),
+      p90: L.round(L.percentile(v, 90), 1),
+      p99: L.round(L.percentile(v, 99), 1),
+      max: L.round(Math.max(...v), 1),
+    };
   };
   const segments = ["exit_to_dispatch", "exit_to_rc", "rc_to_finished", "finished_to_dispatch", "dispatch_to_started", "exit_to_next_started"];
   const stats = Object.fromEntries(segments.map((k) => [k, stat(k)]));
   process.stderr.write(`p50 ${stats.exit_to_dispatch.p50} ms, p99 ${stats.exit_to_dispatch.p99} ms\n`);
   const snap = L.readSnapshot(config.artifact_dir, "lat");
   L.cleanup(root, flags.keep === true);
-  return { scenario, mode, agent_seconds: agentSec, items: n, max_parallel: maxParallel, exit_code: r.code, status: snap.status, wall_s: L.round(r.wall_ms / 1000, 1), controller_cpu_s: L.round(r.cpu_sec, 2), load1_before: loadBefore, load1_after: loadAfter, pairs: pairs.length, stats, slowest: [...pairs].sort((a, b) => (b.exit_to_dispatch ?? 0) - (a.exit_to_dispatch ?? 0)).slice(0, 5) };
+  return {
+    scenario,
+    mode,
+    agent_seconds: agentSec,
+    items: n,
+    max_parallel: maxParallel,
+    exit_code: r.code,
+    status: snap.status,
+    wall_s: L.round(r.wall_ms / 1000, 1),
+    controller_cpu_s: L.round(r.cpu_sec, 2),
+    load1_before: loadBefore,
+    load1_after: loadAfter,
+    pairs: pairs.length,
+    stats,
+    slowest: [...pairs].sort((a, b) => (b.exit_to_dispatch ?? 0) - (a.exit_to_dispatch ?? 0)).slice(0, 5),
+  };
 }
 
 // The machine is shared and its load swings; each scenario may be run several times, and the
@@ -113,17 +134,27 @@ for (const sc of scenarios) {
   allRuns.push(...tries);
   const sorted = [...tries].sort((a, b) => (a.stats.exit_to_dispatch.p99 ?? Infinity) - (b.stats.exit_to_dispatch.p99 ?? Infinity));
   const median = sorted[Math.floor((sorted.length - 1) / 2)];
-  runs.push({ ...median, of_runs: tries.length, p99_of_each_run: tries.map((t) => t.stats.exit_to_dispatch.p99), p50_of_each_run: tries.map((t) => t.stats.exit_to_dispatch.p50), load1_of_each_run: tries.map((t) => [t.load1_before, t.load1_after]) });
+  runs.push({
+    ...median,
+    of_runs: tries.length,
+    p99_of_each_run: tries.map((t) => t.stats.exit_to_dispatch.p99),
+    p50_of_each_run: tries.map((t) => t.stats.exit_to_dispatch.p50),
+    load1_of_each_run: tries.map((t) => [t.load1_before, t.load1_after]),
+  });
 }
 
 const rows = [];
-for (const r of runs) for (const [seg, s] of Object.entries(r.stats)) rows.push({ scenario: r.scenario, segment: seg.replaceAll("_", " "), n: s.n, p50_ms: s.p50, p90_ms: s.p90, p99_ms: s.p99, max_ms: s.max });
+for (const r of runs)
+  for (const [seg, s] of Object.entries(r.stats))
+    rows.push({ scenario: r.scenario, segment: seg.replaceAll("_", " "), n: s.n, p50_ms: s.p50, p90_ms: s.p90, p99_ms: s.p99, max_ms: s.max });
 console.log(L.table(rows));
 for (const r of runs) r.target_met = r.stats.exit_to_dispatch.p99 !== null && r.stats.exit_to_dispatch.p99 < 100;
 const met = runs.every((r) => r.target_met);
 for (const r of runs) {
   const each = r.of_runs > 1 ? ` (median of ${r.of_runs} runs; p99 of each: ${r.p99_of_each_run.join(", ")} ms)` : "";
-  console.log(`${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms${each}, wall ${r.wall_s} s for ${r.items} items: target p99 < 100 ms ${r.target_met ? "met" : "MISSED"}`);
+  console.log(
+    `${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms${each}, wall ${r.wall_s} s for ${r.items} items: target p99 < 100 ms ${r.target_met ? "met" : "MISSED"}`,
+  );
 }
 const out = L.writeResult(String(flags.out ?? "dispatch-latency"), {
   benchmark: "dispatch-latency",

@@ -179,7 +179,8 @@ export function runCli(args, o) {
     const cpu = procCpuSec(child.pid);
     const mem = procRssKb(child.pid);
     // A process on its way out has no VmRSS line any more: such a sample is dropped.
-    if (cpu !== null && mem !== null && Number.isFinite(mem.rss)) samples.push({ t_ms: performance.now() - t0, epoch_ms: Date.now(), cpu_sec: cpu, rss_kb: mem.rss, hwm_kb: mem.hwm, vcsw: mem.vcsw });
+    if (cpu !== null && mem !== null && Number.isFinite(mem.rss))
+      samples.push({ t_ms: performance.now() - t0, epoch_ms: Date.now(), cpu_sec: cpu, rss_kb: mem.rss, hwm_kb: mem.hwm, vcsw: mem.vcsw });
   };
   const timer = setInterval(sample, sampleMs);
   sample();
@@ -288,7 +289,11 @@ export function table(rows, columns) {
   const cell = (v) => (v === null || v === undefined ? "-" : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals) => vals.map((v, i) => (typeof v === "number" ? v.toString().padStart(widths[i]) : cell(v).padEnd(widths[i]))).join("  ");
-  return [line(cols), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map((r) => line(cols.map((c) => (r[c] === null || r[c] === undefined ? "-" : r[c]))))].join("\n");
+  return [
+    line(cols),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...rows.map((r) => line(cols.map((c) => (r[c] === null || r[c] === undefined ? "-" : r[c])))),
+  ].join("\n");
 }
 
 export function writeResult(name, data) {

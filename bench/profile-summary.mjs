@@ -21,8 +21,14 @@ for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id
 const CATEGORIES = [
   ["fsync (loop blocked on disk)", (f) => f.functionName === "fsync" || f.functionName === "fdatasync"],
   ["idle", (f) => f.functionName === "(idle)"],
-  ["exec-cap guard: runner livePids/listJobs over every job in runner_log_dir", (f) => /runner\/builtin\.js/.test(f.url) && (f.functionName === "livePids" || f.functionName === "listJobs")],
-  ["spawning git and the agent wrapper (execa, child_process)", (f) => /execa\//.test(f.url) || f.functionName === "ChildProcess.spawn" || (f.functionName === "spawn" && /child_process/.test(f.url))],
+  [
+    "exec-cap guard: runner livePids/listJobs over every job in runner_log_dir",
+    (f) => /runner\/builtin\.js/.test(f.url) && (f.functionName === "livePids" || f.functionName === "listJobs"),
+  ],
+  [
+    "spawning git and the agent wrapper (execa, child_process)",
+    (f) => /execa\//.test(f.url) || f.functionName === "ChildProcess.spawn" || (f.functionName === "spawn" && /child_process/.test(f.url)),
+  ],
   ["snapshot serialize + write", (f) => /store\/snapshot\.js/.test(f.url)],
   ["ledger append", (f) => /store\/ledger\.js/.test(f.url)],
   ["leases and claims (exclusive files, tickets)", (f) => /store\/(exclusive|lease|claim)\.js/.test(f.url)],
@@ -52,6 +58,11 @@ const busy = all - [...totals].filter(([k]) => blocked(k)).reduce((s, [, v]) => 
 const rows = [...totals]
   .sort((a, b) => b[1] - a[1])
   .map(([k, v]) => ({ category: k, ms_per_item: L.round(v / 1000 / items, 2), pct_of_busy: blocked(k) ? null : L.round((100 * v) / busy, 1) }));
-console.log(`${path.basename(file)}: ${L.round(all / 1e6, 1)} s sampled, ${L.round(busy / 1e6, 1)} s busy (${L.round(busy / 1000 / items, 2)} ms per item over ${items} items)`);
+console.log(
+  `${path.basename(file)}: ${L.round(all / 1e6, 1)} s sampled, ${L.round(busy / 1e6, 1)} s busy (${L.round(busy / 1000 / items, 2)} ms per item over ${items} items)`,
+);
 console.log(L.table(rows));
-if (flags.out) console.log(`wrote ${L.writeResult(String(flags.out), { profile: path.basename(file), items, sampled_s: L.round(all / 1e6, 1), busy_s: L.round(busy / 1e6, 1), rows })}`);
+if (flags.out)
+  console.log(
+    `wrote ${L.writeResult(String(flags.out), { profile: path.basename(file), items, sampled_s: L.round(all / 1e6, 1), busy_s: L.round(busy / 1e6, 1), rows })}`,
+  );

@@ -62,7 +62,13 @@ const providers = {
   waiting: { command: ["/bin/sh", "-c", "echo waiting; exec sleep 600"] },
   ticking: { command: ["/bin/sh", "-c", "while :; do echo tick; sleep 0.005; done"] },
 };
-const options = { log_dir: logDir, providers, workspace: { workspace_root: root, allowed_prefixes: [], protected_paths: [] }, max_log_mb: 50, env: process.env };
+const options = {
+  log_dir: logDir,
+  providers,
+  workspace: { workspace_root: root, allowed_prefixes: [], protected_paths: [] },
+  max_log_mb: 50,
+  env: process.env,
+};
 const launcher = createBuiltinRunner(options);
 
 let n = 0;

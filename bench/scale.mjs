@@ -99,11 +99,32 @@ async function runOne(n, mode) {
   };
   process.stderr.write(`${row.wall_s} s, ${row.cpu_ms_per_item} ms CPU/item, peak RSS ${row.peak_rss_mb} MB\n`);
   L.cleanup(root, flags.keep === true || flags.profile === true);
-  const perItem = (o, f) => (o ? Object.fromEntries(Object.entries(o).sort((a, b) => f(b[1]) - f(a[1])).map(([k, v]) => [k, L.round(f(v) / n, 2)])) : undefined);
+  const perItem = (o, f) =>
+    o
+      ? Object.fromEntries(
+          Object.entries(o)
+            .sort((a, b) => f(b[1]) - f(a[1]))
+            .map(([k, v]) => [k, L.round(f(v) / n, 2)]),
+        )
+      : undefined;
   const callers = flags.callers
-    ? { fsyncs_per_item_by_caller: perItem(u.fsync_callers, (v) => v.count), fsync_wait_ms_per_item_by_caller: perItem(u.fsync_callers, (v) => v.wall_ms), spawns_per_item_by_caller: perItem(u.spawn_callers, (v) => v) }
+    ? {
+        fsyncs_per_item_by_caller: perItem(u.fsync_callers, (v) => v.count),
+        fsync_wait_ms_per_item_by_caller: perItem(u.fsync_callers, (v) => v.wall_ms),
+        spawns_per_item_by_caller: perItem(u.spawn_callers, (v) => v),
+      }
     : {};
-  return { ...row, ...callers, spawns: u.spawns ?? null, fsyncs_per_item: u.fsync_count !== undefined ? L.round(u.fsync_count / n, 1) : null, fsync_wait_ms_per_item: u.fsync_wall_ms !== undefined ? L.round(u.fsync_wall_ms / n, 1) : null, thread_cpu_sec: u.thread_cpu_sec ?? null, memory_timeline: thin(u.memory_timeline ?? []), events: counts, rss_samples_mb: thin(s).map((x) => [Math.round(x.t_ms), L.round(x.rss_kb / 1024, 1)]) };
+  return {
+    ...row,
+    ...callers,
+    spawns: u.spawns ?? null,
+    fsyncs_per_item: u.fsync_count !== undefined ? L.round(u.fsync_count / n, 1) : null,
+    fsync_wait_ms_per_item: u.fsync_wall_ms !== undefined ? L.round(u.fsync_wall_ms / n, 1) : null,
+    thread_cpu_sec: u.thread_cpu_sec ?? null,
+    memory_timeline: thin(u.memory_timeline ?? []),
+    events: counts,
+    rss_samples_mb: thin(s).map((x) => [Math.round(x.t_ms), L.round(x.rss_kb / 1024, 1)]),
+  };
 }
 
 function thin(samples, max = 60) {
@@ -118,7 +139,23 @@ for (const n of sizes) {
   for (const mode of modes) runs.push(await runOne(n, mode));
 }
 
-const cols = ["items", "mode", "review", "wall_s", "items_per_s", "setup_ms", "cpu_ms_per_item", "main_thread_cpu_ms_per_item", "children_cpu_ms_per_item", "peak_rss_mb", "rss_first_fifth_mb", "rss_last_fifth_mb", "spawns_per_item", "fsyncs_per_item", "status"];
+const cols = [
+  "items",
+  "mode",
+  "review",
+  "wall_s",
+  "items_per_s",
+  "setup_ms",
+  "cpu_ms_per_item",
+  "main_thread_cpu_ms_per_item",
+  "children_cpu_ms_per_item",
+  "peak_rss_mb",
+  "rss_first_fifth_mb",
+  "rss_last_fifth_mb",
+  "spawns_per_item",
+  "fsyncs_per_item",
+  "status",
+];
 console.log(L.table(runs, cols));
 
 const targets = {
@@ -133,7 +170,12 @@ if (bySize.size >= 2) {
   // "Does not grow with the ledger": within 25% while the ledger grows 10x.
   targets.rss_flat_met = b[1] / a[1] < 1.25;
 }
-console.log(`targets: CPU/item < 5 ms: ${targets.cpu_per_item_met ? "met" : "MISSED"}` + (targets.rss_growth ? `; peak RSS ${targets.rss_growth.small.items} -> ${targets.rss_growth.large.items}: ${targets.rss_growth.small.peak_rss_mb} -> ${targets.rss_growth.large.peak_rss_mb} MB (${targets.rss_flat_met ? "flat" : "GROWS"})` : ""));
+console.log(
+  `targets: CPU/item < 5 ms: ${targets.cpu_per_item_met ? "met" : "MISSED"}` +
+    (targets.rss_growth
+      ? `; peak RSS ${targets.rss_growth.small.items} -> ${targets.rss_growth.large.items}: ${targets.rss_growth.small.peak_rss_mb} -> ${targets.rss_growth.large.peak_rss_mb} MB (${targets.rss_flat_met ? "flat" : "GROWS"})`
+      : ""),
+);
 const out = L.writeResult(String(flags.out ?? "scale"), {
   benchmark: "scale",
   command: `node bench/scale.mjs ${process.argv.slice(2).join(" ")}`.trim(),

@@ -41,7 +41,10 @@ if (AGENT_KIND !== "sh" && AGENT_KIND !== "node") throw new Error("--agent must 
 
 if (!args.includes("--no-build")) {
   process.stderr.write("building dist/ (npm run build)…\n");
-  execFileSync(process.execPath, [path.join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(REPO, "tsconfig.build.json")], { cwd: REPO, stdio: "inherit" });
+  execFileSync(process.execPath, [path.join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(REPO, "tsconfig.build.json")], {
+    cwd: REPO,
+    stdio: "inherit",
+  });
 }
 
 const git = (cwd, ...a) => execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", ...a], { cwd, stdio: "pipe" });
@@ -56,7 +59,11 @@ function setUp(review) {
   git(repo, "commit", "-q", "-m", "init");
   const items = Array.from({ length: N }, (_, i) => `bench-${i + 1}`);
   const issues = path.join(root, "issues.jsonl");
-  writeFileSync(issues, items.map((id) => JSON.stringify({ id, title: `Bench item ${id}`, description: "a 1 s job", status: "open", labels: [], dependencies: [] })).join("\n") + "\n");
+  writeFileSync(
+    issues,
+    items.map((id) => JSON.stringify({ id, title: `Bench item ${id}`, description: "a 1 s job", status: "open", labels: [], dependencies: [] })).join("\n") +
+      "\n",
+  );
   const records = path.join(root, "records");
   mkdirSync(records);
   const scenarioPath = path.join(root, "scenario.json");
@@ -122,7 +129,9 @@ function waveFacts(s, waveId) {
   // Job time as the runner measured it (process start to exit, includes node start-up of the agent).
   const jobDurations = [];
   for (const f of readdirSync(path.join(s.config.artifact_dir, "ledgers", waveId))) {
-    for (const l of readFileSync(path.join(s.config.artifact_dir, "ledgers", waveId, f), "utf8").split("\n").filter(Boolean)) {
+    for (const l of readFileSync(path.join(s.config.artifact_dir, "ledgers", waveId, f), "utf8")
+      .split("\n")
+      .filter(Boolean)) {
       const e = JSON.parse(l);
       if (e.event === "job_finished" && typeof e.duration_sec === "number") jobDurations.push(e.duration_sec);
     }
@@ -153,7 +162,13 @@ async function bench(review) {
       if (r.code !== 0) throw new Error(`dx-batch start exited ${r.code}\n${r.stdout}\n${r.stderr}`);
       const f = waveFacts(s, waveId);
       if (f.status !== "completed" || f.approved !== N) throw new Error(`wave ended ${f.status} with ${f.approved}/${N} approved`);
-      samples.push({ wall_sec: round(r.wall_sec), ...f, wave_sec: round(f.wave_sec), agent_mean_sec: round(f.agent_mean_sec), job_mean_sec: round(f.job_mean_sec) });
+      samples.push({
+        wall_sec: round(r.wall_sec),
+        ...f,
+        wave_sec: round(f.wave_sec),
+        agent_mean_sec: round(f.agent_mean_sec),
+        job_mean_sec: round(f.job_mean_sec),
+      });
     } finally {
       if (args.includes("--keep")) process.stderr.write(`kept ${s.root}\n`);
       else rmSync(s.root, { recursive: true, force: true });

@@ -62,7 +62,10 @@ export const ERRORS = {
   no_provider_available: entry(F, "fix one provider of retry_chain, or pass --keep-failed to record the failed wave anyway"),
   log_not_found: entry(F),
   artifact_dir_unwritable: entry(F, "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory"),
-  filesystem_error: entry(F, "check that {path} exists, is a directory where one is expected, and is writable (artifact_dir, runner_log_dir and workspace_root in the config)"),
+  filesystem_error: entry(
+    F,
+    "check that {path} exists, is a directory where one is expected, and is writable (artifact_dir, runner_log_dir and workspace_root in the config)",
+  ),
   orchestrator_exception: entry(F, "this is a bug in dx-batch; rerun with DX_BATCH_DEBUG=1 for a stack trace and report it"),
   // a state directory that is yours, and a disk that fills (issue #10)
   artifact_dir_insecure: entry(F, "make the directory yours alone (chmod 700, owned by you), or choose another root with DX_BATCH_HOME"),
@@ -106,7 +109,10 @@ export type NamedErrorCode = keyof typeof ERRORS;
 /** Parametrised codes and their table entries, tried in order when a code is not named above. */
 const FAMILIES: readonly (readonly [RegExp, ErrorEntry])[] = [
   [/^worktree_(missing|ambiguous):/, entry(ExitCode.worktree_refused, "create the worktree first (dx-batch creates it when `repo` is configured)")],
-  [/^canonical_worktree_forbidden:/, entry(ExitCode.worktree_refused, "run agents only in worktrees under workspace_root or allowed_prefixes, never in a protected checkout")],
+  [
+    /^canonical_worktree_forbidden:/,
+    entry(ExitCode.worktree_refused, "run agents only in worktrees under workspace_root or allowed_prefixes, never in a protected checkout"),
+  ],
   [/_(binary_missing|auth_missing|preflight_failed)$/, entry(ExitCode.provider_unavailable)],
   [/^invalid_/, entry(F)],
 ];

@@ -71,10 +71,14 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     // cancel always works (issue #10): a wave whose ledger cannot be read still has its agents stopped.
     if (!isDxError(e) || e.code !== "ledger_corrupt") throw e;
     const n = await stopWaveProcesses(c, waveId, log);
-    throw new DxError(e.code, `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files and markers; the ledger was not changed)`, {
-      remedy: e.remedy,
-      cause: e,
-    });
+    throw new DxError(
+      e.code,
+      `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files and markers; the ledger was not changed)`,
+      {
+        remedy: e.remedy,
+        cause: e,
+      },
+    );
   }
   if (!w) throw waveNotFound(waveId);
   if (isTerminalWave(w.state.status)) {
@@ -118,7 +122,8 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
   } catch (e) {
     // Stale by its heartbeat, yet it holds the OS lock: alive (frozen) on a host sharing this
     // filesystem. It reads the request when it wakes.
-    if (isDxError(e) && e.code === "wave_already_running") return requestCancel(c, waveId, currentLock(c.layout, waveId), "holds the OS lock (alive, possibly frozen)", log);
+    if (isDxError(e) && e.code === "wave_already_running")
+      return requestCancel(c, waveId, currentLock(c.layout, waveId), "holds the OS lock (alive, possibly frozen)", log);
     throw e;
   }
   try {

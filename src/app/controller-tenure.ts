@@ -33,8 +33,10 @@ export const controllerLockLost = (waveId: string): DxError =>
 
 /** The runner, with every call that can act on a job behind the fence. */
 export function fencedRunner(runner: RunnerPort, holds: () => boolean, waveId: string): RunnerPort {
-  const guard = <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
-    (...a: A): Promise<R> => (holds() ? f(...a) : Promise.reject(controllerLockLost(waveId)));
+  const guard =
+    <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
+    (...a: A): Promise<R> =>
+      holds() ? f(...a) : Promise.reject(controllerLockLost(waveId));
   return {
     preflight: (p) => runner.preflight(p),
     prune: () => runner.prune(),

@@ -10,7 +10,15 @@ export function deliveryPort(pr: PrConfig, waveId: string, env: NodeJS.ProcessEn
     async deliver(item) {
       if (item.worktree === null) {
         const remote = pr.remote ?? "origin";
-        return { remote, branch: itemBranch(item.beads_id), head: null, pushed: false, pr_url: null, reason_code: "pr_push_failed", error: "the item has no worktree" };
+        return {
+          remote,
+          branch: itemBranch(item.beads_id),
+          head: null,
+          pushed: false,
+          pr_url: null,
+          reason_code: "pr_push_failed",
+          error: "the item has no worktree",
+        };
       }
       return deliverApproved(pr, deliveryInput(item, waveId, item.worktree), env);
     },

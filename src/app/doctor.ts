@@ -59,7 +59,13 @@ class Findings {
   }
 
   report(): DoctorReport {
-    return { wave_id: this.waveId, ok: !this.issues.some((i) => i.severity !== "info"), issues: this.issues, fixed: this.fixed, recommendations: [...this.recs] };
+    return {
+      wave_id: this.waveId,
+      ok: !this.issues.some((i) => i.severity !== "info"),
+      issues: this.issues,
+      fixed: this.fixed,
+      recommendations: [...this.recs],
+    };
   }
 }
 
@@ -76,7 +82,11 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   checkSuperseded(f, loaded);
   const s = loaded.state;
   if ((s.status === "running" || s.status === "pending") && s.started_at !== null && !controller.alive) {
-    f.issue(WaveReason.controller_dead, "warning", `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`);
+    f.issue(
+      WaveReason.controller_dead,
+      "warning",
+      `the wave is ${s.status} but its controller${controller.pid ? ` (pid ${controller.pid})` : ""} is not alive`,
+    );
     f.recs.add(`dx-batch resume --wave-id ${waveId}`);
   }
   await checkTracker(c, f, loaded);
@@ -146,7 +156,12 @@ function checkRoots(c: AppContext, f: Findings): void {
     ["workspace_root", c.config.workspace_root],
   ] as const;
   for (const [key, dir] of roots) {
-    if (underTmp(dir)) f.issue("state_root_in_tmp", "info", `${key} ${dir} is under /tmp: a reboot loses what is there (set DX_BATCH_HOME, or ${key} in the config, to keep it)`);
+    if (underTmp(dir))
+      f.issue(
+        "state_root_in_tmp",
+        "info",
+        `${key} ${dir} is under /tmp: a reboot loses what is there (set DX_BATCH_HOME, or ${key} in the config, to keep it)`,
+      );
   }
 }
 
@@ -176,7 +191,13 @@ async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
   );
   const escaped = scanMarked().filter((m) => m.wave_id === f.waveId && !groups.has(m.pgid));
   if (escaped.length === 0) return;
-  for (const m of escaped) f.issue("escaped_process", "warning", `pid ${m.pid} (run ${m.run_instance}) carries the wave's job marker outside any live job group`, m.item_id ?? undefined);
+  for (const m of escaped)
+    f.issue(
+      "escaped_process",
+      "warning",
+      `pid ${m.pid} (run ${m.run_instance}) carries the wave's job marker outside any live job group`,
+      m.item_id ?? undefined,
+    );
   if (f.fix) {
     const pids = new Set(escaped.map((m) => m.pid));
     const r = await killMarked((m) => pids.has(m.pid), 10_000);
@@ -187,7 +208,11 @@ async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
 /** Lines a controller wrote after it had lost the wave (SPEC §15.3): voided by every reader. */
 function checkSuperseded(f: Findings, loaded: LoadedWave): void {
   for (const d of loaded.superseded) {
-    f.issue("ledger_superseded_line", "info", `${d.file}:${d.line}: seq ${d.seq} (${d.event}) written at epoch ${d.epoch} after epoch ${d.by_epoch} took the wave over; ignored`);
+    f.issue(
+      "ledger_superseded_line",
+      "info",
+      `${d.file}:${d.line}: seq ${d.seq} (${d.event}) written at epoch ${d.epoch} after epoch ${d.by_epoch} took the wave over; ignored`,
+    );
   }
 }
 

@@ -54,7 +54,8 @@ export function pickRun(s: WaveState, q: LogsQuery): AttemptRecord {
 
 export async function findAttemptLog(c: AppContext, waveId: string, q: LogsQuery): Promise<AttemptLog> {
   const w = await readWave(c.layout, waveId);
-  if (!w) throw new DxError("wave_not_found", `no wave ${waveId} in ${c.layout.wavesDir()}`, { remedy: "check --wave-id, or leave it out for the newest wave" });
+  if (!w)
+    throw new DxError("wave_not_found", `no wave ${waveId} in ${c.layout.wavesDir()}`, { remedy: "check --wave-id, or leave it out for the newest wave" });
   const rec = pickRun(w.state, q);
   const { events } = await readLedgerEvents(c.layout, waveId, { afterSeq: 0 });
   const it = itemById(w.state, q.item);
@@ -84,13 +85,7 @@ export async function printLog(file: string, write: (chunk: string) => void): Pr
  * Tail a running attempt's log until the attempt ends: fs.watch on the log and on the item's
  * ledger (which records the end), with a slow safety re-check in case a watch event is missed.
  */
-export async function followLog(
-  c: AppContext,
-  waveId: string,
-  log: AttemptLog,
-  write: (chunk: string) => void,
-  o: { recheckMs?: number } = {},
-): Promise<void> {
+export async function followLog(c: AppContext, waveId: string, log: AttemptLog, write: (chunk: string) => void, o: { recheckMs?: number } = {}): Promise<void> {
   const file = log.path;
   if (file === null) return;
   let pos = 0;

@@ -31,7 +31,12 @@ export interface NotifyTiming {
 
 export const NOTIFY_TIMING: NotifyTiming = { command_timeout_ms: 60_000, webhook_timeout_ms: 15_000, webhook_backoff_ms: [1_000, 3_000, 9_000] };
 
-export async function notifyTerminal(cfg: NotifyConfig | undefined, input: NotifyInput, env: NodeJS.ProcessEnv, timing: NotifyTiming = NOTIFY_TIMING): Promise<NotifyOutcome[]> {
+export async function notifyTerminal(
+  cfg: NotifyConfig | undefined,
+  input: NotifyInput,
+  env: NodeJS.ProcessEnv,
+  timing: NotifyTiming = NOTIFY_TIMING,
+): Promise<NotifyOutcome[]> {
   if (!cfg) return [];
   const out: NotifyOutcome[] = [];
   if (cfg.command !== undefined && cfg.command.length > 0) out.push(await runCommand(cfg.command, input, env, timing));

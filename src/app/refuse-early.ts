@@ -29,10 +29,14 @@ export async function refuseBadRepo(repo: string | null | undefined): Promise<vo
 /** Items the tracker does not know, all named at once; `--allow-missing` drops them instead. */
 export function refuseUnknownItems(unknown: readonly { id: string; detail: string }[], allowMissing: boolean): void {
   if (unknown.length === 0 || allowMissing) return;
-  throw new DxError("item_not_found", `the tracker does not know ${unknown.length === 1 ? "item" : `${unknown.length} items`}: ${unknown.map((u) => u.id).join(", ")}`, {
-    detail: unknown.map((u) => `${u.id}: ${u.detail}`).join("\n"),
-    remedy: "check the ids (and the tracker in the config), or pass --allow-missing to run the rest",
-  });
+  throw new DxError(
+    "item_not_found",
+    `the tracker does not know ${unknown.length === 1 ? "item" : `${unknown.length} items`}: ${unknown.map((u) => u.id).join(", ")}`,
+    {
+      detail: unknown.map((u) => `${u.id}: ${u.detail}`).join("\n"),
+      remedy: "check the ids (and the tracker in the config), or pass --allow-missing to run the rest",
+    },
+  );
 }
 
 /** Every name in retry_chain (and review_provider) must be a built-in provider or one defined in config. */

@@ -58,7 +58,13 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote the outcome a crashed controller had not written: ${f}`);
     for (const r of await redoReleases(c2.layout, waveId, Date.now())) progress.log(`${r} (its event was recorded, its effect was not)`);
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
-    return await runWave(c2, openRuntime(c2, waveId, { files, lock }), w.state, o.asStart === true && w.state.started_at === null ? "start" : "resume", progress);
+    return await runWave(
+      c2,
+      openRuntime(c2, waveId, { files, lock }),
+      w.state,
+      o.asStart === true && w.state.started_at === null ? "start" : "resume",
+      progress,
+    );
   } catch (e) {
     lock.release();
     throw e;

@@ -67,7 +67,8 @@ export function retryConfig(recorded: ResolvedConfig, current: ResolvedConfig, f
 
 export async function retryWave(c: AppContext, sourceId: string, input: RetryInput, progress: Progress): Promise<number> {
   const w = await readWave(c.layout, sourceId);
-  if (!w) throw new DxError("wave_not_found", `no wave ${sourceId} in ${c.layout.wavesDir()}`, { remedy: "check --wave-id, or leave it out for the newest wave" });
+  if (!w)
+    throw new DxError("wave_not_found", `no wave ${sourceId} in ${c.layout.wavesDir()}`, { remedy: "check --wave-id, or leave it out for the newest wave" });
   const picked = retryItems(w.state.items, input);
   const kinds = input.failed === input.blocked ? "blocked or failed" : input.failed ? "failed" : "blocked";
   if (picked.length === 0) {
@@ -81,5 +82,11 @@ export async function retryWave(c: AppContext, sourceId: string, input: RetryInp
   await refuseExistingWave(c2, waveId);
   const ids = new Set(picked.map((it) => it.beads_id));
   progress.log(`retry: new wave ${waveId} with ${picked.length} ${kinds} item(s) of ${sourceId}: ${[...ids].join(", ")}`);
-  return launchWave(c2, waveId, picked.map((it) => retrySeed(it, ids)), { detach: input.detach, keepFailed: input.keepFailed }, progress);
+  return launchWave(
+    c2,
+    waveId,
+    picked.map((it) => retrySeed(it, ids)),
+    { detach: input.detach, keepFailed: input.keepFailed },
+    progress,
+  );
 }

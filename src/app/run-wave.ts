@@ -87,7 +87,11 @@ export async function runWave(
       return finish(c, controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
     }
 
-    apply(mode === "start" ? { event: "wave_started", controller_pid: process.pid, host: rt.host } : { event: "wave_resumed", controller_pid: process.pid, host: rt.host });
+    apply(
+      mode === "start"
+        ? { event: "wave_started", controller_pid: process.pid, host: rt.host }
+        : { event: "wave_resumed", controller_pid: process.pid, host: rt.host },
+    );
     const end = await controller.run();
     if (end.kind === "lost_lock") throw controllerLockLost(rt.waveId);
     if (isTerminalWave(controller.state.status)) clearCancelRequest(rt.files.waveDir);

@@ -49,7 +49,11 @@ export async function collectItemIds(c: AppContext, input: StartInput, tracker: 
     throw new DxError("usage", "give exactly one of --items, --items-file or --ready", { remedy: "e.g. dx-batch start --items bd-a1b2,bd-c3d4" });
   }
   let raw: string[];
-  if (input.items !== undefined) raw = input.items.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (input.items !== undefined)
+    raw = input.items
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
   else if (input.itemsFile !== undefined) {
     const file = path.resolve(c.cwd, input.itemsFile);
     let text: string;
@@ -125,7 +129,13 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
  * Preflight (refusing `no_provider_available` unless keepFailed), then create the wave and run it,
  * or hand it to a background controller. Shared by start and retry.
  */
-export async function launchWave(c: AppContext, waveId: string, seeds: ItemSeed[], o: { detach: boolean; keepFailed: boolean; redo?: boolean }, progress: Progress): Promise<number> {
+export async function launchWave(
+  c: AppContext,
+  waveId: string,
+  seeds: ItemSeed[],
+  o: { detach: boolean; keepFailed: boolean; redo?: boolean },
+  progress: Progress,
+): Promise<number> {
   // --redo: run items an earlier wave approved anyway (SPEC §15.4).
   const policy = o.redo === true ? { ...toPolicy(c.config), redo: true } : toPolicy(c.config);
   const runner = createRunner(c.config, c.env);

@@ -171,13 +171,18 @@ export type Report = ReturnType<typeof reportView>;
 
 const spendText = (u: { tokens: number; cost_usd: number | null }): string => `${u.tokens} tokens${u.cost_usd === null ? "" : `, $${u.cost_usd}`}`;
 
-const cell = (v: string | number | null | undefined): string => String(v ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
+const cell = (v: string | number | null | undefined): string =>
+  String(v ?? "")
+    .replace(/\|/g, "\\|")
+    .replace(/\n/g, " ");
 
 export function reportMarkdown(r: Report): string {
   const lines: string[] = [];
   lines.push(`# dx-batch wave ${r.wave_id}`, "");
   lines.push(`- status: **${r.status}** (${r.reason_code}); next action: \`${r.next_action}\``);
-  lines.push(`- created ${r.created_at}; started ${r.started_at ?? "-"}; completed ${r.completed_at ?? "-"}${r.duration_sec === null ? "" : ` (${r.duration_sec.toFixed(1)} s)`}`);
+  lines.push(
+    `- created ${r.created_at}; started ${r.started_at ?? "-"}; completed ${r.completed_at ?? "-"}${r.duration_sec === null ? "" : ` (${r.duration_sec.toFixed(1)} s)`}`,
+  );
   const st = r.stats;
   lines.push(
     `- items: ${st.total} total, ${st.approved} approved, ${st.blocked} blocked, ${st.failed} failed, ${st.cancelled} cancelled, ${st.pending + st.implementing + st.reviewing + st.revision_required} open`,
@@ -199,15 +204,25 @@ export function reportMarkdown(r: Report): string {
     if (it.worktree) lines.push(`- worktree: \`${it.worktree}\``, `- branch: \`${it.branch ?? "-"}\` at \`${it.head_commit ?? "-"}\``);
     if (it.delivery) {
       const d = it.delivery;
-      lines.push(`- delivery: ${d.reason_code}${d.pr_url ? ` ${d.pr_url}` : d.pushed ? ` (${d.remote}/${d.branch})` : ""}${d.error ? `: ${cell(d.error)}` : ""}`);
+      lines.push(
+        `- delivery: ${d.reason_code}${d.pr_url ? ` ${d.pr_url}` : d.pushed ? ` (${d.remote}/${d.branch})` : ""}${d.error ? `: ${cell(d.error)}` : ""}`,
+      );
     }
     if (it.worktree || it.delivery) lines.push("");
     for (const a of it.attempts) {
       const dur = a.duration_sec === null ? "" : `, ${a.duration_sec.toFixed(1)} s`;
-      lines.push(`- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : ` [not counted: ${a.reason_code ?? "quota"}]`}`);
+      lines.push(
+        `- attempt ${a.attempt} ${a.phase} on ${a.provider}: ${a.state ?? "-"} → ${a.reason_code ?? "-"}${a.verdict ? ` (${a.verdict})` : ""}${dur}${a.charged ? "" : ` [not counted: ${a.reason_code ?? "quota"}]`}`,
+      );
       if (a.error) lines.push(`  - error: ${cell(a.error)}`);
-      if (a.usage && (a.usage.input_tokens !== null || a.usage.output_tokens !== null)) lines.push(`  - usage: ${a.usage.input_tokens ?? "?"} in, ${a.usage.output_tokens ?? "?"} out, ${a.usage.cache_read_tokens ?? "?"} cache-read tokens${a.usage.cost_usd === null ? "" : `, $${a.usage.cost_usd}`}`);
-      if (a.range) lines.push(`  - ${a.phase === "review" ? "reviewed" : "commits"}: ${a.range.from ?? "(root)"}..${a.range.to ?? "(none)"}${a.auto_commit ? ` (dx-batch committed ${a.auto_commit.slice(0, 12)})` : ""}`);
+      if (a.usage && (a.usage.input_tokens !== null || a.usage.output_tokens !== null))
+        lines.push(
+          `  - usage: ${a.usage.input_tokens ?? "?"} in, ${a.usage.output_tokens ?? "?"} out, ${a.usage.cache_read_tokens ?? "?"} cache-read tokens${a.usage.cost_usd === null ? "" : `, $${a.usage.cost_usd}`}`,
+        );
+      if (a.range)
+        lines.push(
+          `  - ${a.phase === "review" ? "reviewed" : "commits"}: ${a.range.from ?? "(root)"}..${a.range.to ?? "(none)"}${a.auto_commit ? ` (dx-batch committed ${a.auto_commit.slice(0, 12)})` : ""}`,
+        );
       if (a.log_path) lines.push(`  - log: \`${a.log_path}\``);
       for (const f of a.findings) lines.push(`  - ${f.type}: ${cell(f.message)}${f.file ? ` (${f.file}${f.line ? `:${f.line}` : ""})` : ""}`);
       if (a.outcome_path) lines.push(`  - outcome: \`${a.outcome_path}\``);

@@ -39,9 +39,11 @@ export interface LockHandle {
 }
 
 const unwritable = (layout: Layout, e: unknown): DxError =>
-  isDxError(e) ? e : new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
-    remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory",
-  });
+  isDxError(e)
+    ? e
+    : new DxError("artifact_dir_unwritable", `cannot create the wave's directories under ${layout.root}: ${e instanceof Error ? e.message : String(e)}`, {
+        remedy: "check artifact_dir in the config (or $DX_BATCH_ARTIFACT_DIR) is a writable directory",
+      });
 
 /**
  * Create the wave directory; an existing one is refused with `wave_exists` (SPEC §2). Every other
@@ -70,7 +72,6 @@ export function createWaveDir(layout: Layout, waveId: string): void {
     forgetSecureDir(layout.waveDir(waveId));
     throw unwritable(layout, e);
   }
-
 }
 
 /** One live controller per wave: take the lock, taking over a stale one (SPEC §8). */
@@ -126,7 +127,9 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   // Before any file effect: a controller that lost its epoch touches nothing more (SPEC §15.3).
   const fence = (): void => {
     if (!lock.holds()) {
-      throw new DxError("controller_lock_lost", `this controller no longer holds wave ${waveId}: another controller took it over`, { params: { wave_id: waveId } });
+      throw new DxError("controller_lock_lost", `this controller no longer holds wave ${waveId}: another controller took it over`, {
+        params: { wave_id: waveId },
+      });
     }
   };
   let extraPids = (): Promise<number[]> => Promise.resolve([]);
@@ -168,7 +171,9 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     },
     promptPath: (item, phase, attempt) => layout.promptPath(waveId, item, phase, attempt),
     contractPath: (item, phase, attempt, worktree) =>
-      worktree !== undefined && worktree !== null ? contractFileIn(worktree, phase, attempt) : `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
+      worktree !== undefined && worktree !== null
+        ? contractFileIn(worktree, phase, attempt)
+        : `${layout.waveDir(waveId)}/contracts/${item}.${phase}.attempt${attempt}.contract.json`,
     outcomePath: (item, phase, attempt) => layout.outcomePath(waveId, item, phase, attempt),
     writeOutcome: (path, outcome) => {
       // Fault injection for test/e2e/nothing-lost.test.ts, the one place it is read: the controller
@@ -181,7 +186,10 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: clock.nowIso() }),
     removePid: (pid) => void removeJobPid(layout, waveId, pid),
     // Only processes this host may signal (SPEC §15.4): its own, with a verified start time.
-    wavePids: () => listJobPids(layout, { wave: waveId }).records.filter((r) => maySignalJob(r.record)).map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
+    wavePids: () =>
+      listJobPids(layout, { wave: waveId })
+        .records.filter((r) => maySignalJob(r.record))
+        .map((r) => ({ pid: r.record.pid, pgid: r.record.pgid })),
     heartbeat: () => lock.heartbeat(),
     releaseControllerLock: () => {
       writer.close();

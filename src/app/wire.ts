@@ -150,7 +150,6 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
   };
 }
 
-
 /** An item this wave approved is recorded for later waves (store/approvals.ts, SPEC §15.4). */
 function noteApproval(c: AppContext, e: WaveEvent, s: WaveState): void {
   if (!("item_id" in e)) return;

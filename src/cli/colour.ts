@@ -12,7 +12,10 @@ export function colourEnabled(env: NodeJS.ProcessEnv, isTty: boolean): boolean {
   return isTty && env.TERM !== "dumb";
 }
 
-const sgr = (open: number, close: number) => (s: string): string => `\u001b[${open}m${s}\u001b[${close}m`;
+const sgr =
+  (open: number, close: number) =>
+  (s: string): string =>
+    `\u001b[${open}m${s}\u001b[${close}m`;
 export const paint = {
   green: sgr(32, 39),
   red: sgr(31, 39),

@@ -9,7 +9,9 @@ export function describeEvent(e: WaveEvent, s: WaveState): string | null {
     case "wave_created":
       return `wave ${e.wave_id} created with ${e.items.length} item(s)`;
     case "preflight_recorded":
-      return `preflight: ${Object.entries(e.providers).map(([p, r]) => `${p} ${r.ok ? "ok" : r.reason_code ?? "unavailable"}`).join(", ")}`;
+      return `preflight: ${Object.entries(e.providers)
+        .map(([p, r]) => `${p} ${r.ok ? "ok" : (r.reason_code ?? "unavailable")}`)
+        .join(", ")}`;
     case "wave_started":
     case "wave_resumed":
       return `wave ${s.wave_id} ${e.event === "wave_started" ? "started" : "resumed"} (controller pid ${e.controller_pid})`;

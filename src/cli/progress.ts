@@ -54,7 +54,9 @@ export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: 
       io.out(renderEndLine(s, end.kind, null));
       const skipped = alreadyApprovedOf(s);
       if (skipped.length > 0) {
-        io.out(`${skipped.length} item(s) not run, already approved by an earlier wave (start --redo runs them): ${skipped.map((i) => `${i.beads_id} (${i.by_wave})`).join(", ")}`);
+        io.out(
+          `${skipped.length} item(s) not run, already approved by an earlier wave (start --redo runs them): ${skipped.map((i) => `${i.beads_id} (${i.by_wave})`).join(", ")}`,
+        );
       }
       io.out(`artifacts: ${s.wave_dir}`);
     },

@@ -20,8 +20,6 @@ interface ReadOpts {
   json?: boolean;
 }
 
-
-
 export function registerReadCommands(program: Command, ctx: CommandContext): void {
   registerStatus(program, ctx);
   registerCheck(program, ctx);
@@ -59,7 +57,9 @@ function registerStatus(program: Command, ctx: CommandContext): void {
 function printStatus(ctx: CommandContext, view: ReturnType<typeof statusView> & { next_command: string }): void {
   ctx.io.out(`wave ${view.wave_id}: ${view.status} (${view.reason_code}); next action: ${view.next_action}`);
   ctx.io.out(`next: ${view.next_command}`);
-  ctx.io.out(`controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`);
+  ctx.io.out(
+    `controller: ${view.controller.pid === null ? "none" : `pid ${view.controller.pid} on ${view.controller.host} (${view.controller.alive ? "alive" : "dead"})`}`,
+  );
   const st = view.stats;
   ctx.io.out(
     `items: ${st.total} total | pending ${st.pending} | implementing ${st.implementing} | reviewing ${st.reviewing} | approved ${st.approved} | revision_required ${st.revision_required} | blocked ${st.blocked} | failed ${st.failed} | cancelled ${st.cancelled}`,

@@ -203,11 +203,7 @@ export function renderWaveTable(state: WaveState, nowMs: number, opts: RenderOpt
 
 /** The closing lines of a finished run or watch: the outcome in one line, then where the artifacts are. */
 export function renderEndLines(s: WaveState, nowMs: number, endKind: string): string[] {
-  return [
-    renderEndLine(s, endKind, waveElapsedMs(s, nowMs)),
-    ...(s.error ? [`detail: ${s.error.replace(/\s*\n\s*/g, " ")}`] : []),
-    `artifacts: ${s.wave_dir}`,
-  ];
+  return [renderEndLine(s, endKind, waveElapsedMs(s, nowMs)), ...(s.error ? [`detail: ${s.error.replace(/\s*\n\s*/g, " ")}`] : []), `artifacts: ${s.wave_dir}`];
 }
 
 /** The outcome of a run in one line: every output mode ends with it (elapsed: null leaves it out). */

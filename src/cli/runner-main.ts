@@ -13,13 +13,11 @@ export async function runnerMain(
   loadRunnerConfig?: RunnerCommandContext["loadRunnerConfig"],
 ): Promise<number> {
   let exit = 0;
-  const program = new Command("dx-batch")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.out(s),
-      writeErr: (s) => io.err(s),
-      outputError: (s, write) => write(`error: usage: ${s.replace(/^error: /, "").trim()}\n`),
-    });
+  const program = new Command("dx-batch").exitOverride().configureOutput({
+    writeOut: (s) => io.out(s),
+    writeErr: (s) => io.err(s),
+    outputError: (s, write) => write(`error: usage: ${s.replace(/^error: /, "").trim()}\n`),
+  });
   registerRunnerCommand(program, { io, env, cwd: process.cwd(), setExit: (c) => (exit = c), ...(loadRunnerConfig ? { loadRunnerConfig } : {}) });
   try {
     await program.parseAsync(argv);

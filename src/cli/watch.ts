@@ -123,7 +123,8 @@ function jsonSink(ctx: CommandContext): Sink {
       );
     },
     finish(s, ctl, end) {
-      const r = end.kind === "controller_dead" ? { reason_code: WaveReason.controller_dead, next_action: NextAction.run_dx_batch_resume } : effectiveReason(s, ctl);
+      const r =
+        end.kind === "controller_dead" ? { reason_code: WaveReason.controller_dead, next_action: NextAction.run_dx_batch_resume } : effectiveReason(s, ctl);
       ctx.io.out(
         JSON.stringify({
           summary: true,

@@ -115,7 +115,8 @@ function validateLayer(data: unknown, label: string, isFlags: boolean): Layer {
     if (d.unknownKey) {
       const allowed = d.parentKeys?.filter((k) => k !== "$schema");
       throw new DxError(ConfigErrorCode.unknown_key, `${label}: ${at}: unknown key`, {
-        remedy: allowed === undefined ? `remove the key; the keys are listed in ${CONFIG_SCHEMA_PATH}` : `remove or rename it; allowed here: ${allowed.join(", ")}`,
+        remedy:
+          allowed === undefined ? `remove the key; the keys are listed in ${CONFIG_SCHEMA_PATH}` : `remove or rename it; allowed here: ${allowed.join(", ")}`,
       });
     }
     throw new DxError(ConfigErrorCode.invalid, `${label}: ${at}: ${d.problem}`, {

@@ -21,10 +21,7 @@ export type RunnerConfig =
   | { type: "builtin" }
   | { type: "dx-runner"; command: string }
   | { type: "bullmq"; redis_url: string; queue_prefix?: string; lock_seconds?: number; unavailable_minutes?: number };
-export type TrackerConfig =
-  | { type: "beads"; command?: string; close_on_approve?: boolean }
-  | { type: "file"; path: string }
-  | { type: "none" };
+export type TrackerConfig = { type: "beads"; command?: string; close_on_approve?: boolean } | { type: "file"; path: string } | { type: "none" };
 
 export interface ResolvedConfig {
   artifact_dir: string;

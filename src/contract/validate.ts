@@ -14,9 +14,7 @@ export type ContractPhase = "implement" | "review";
 /** SPEC §13: a contract over 1 MiB is refused before it is parsed. */
 export const MAX_CONTRACT_BYTES = 1024 * 1024;
 
-export type ContractValidation =
-  | { ok: true; contract: Contract }
-  | { ok: false; reason_code: string; detail: string };
+export type ContractValidation = { ok: true; contract: Contract } | { ok: false; reason_code: string; detail: string };
 
 export interface ContractExpectation {
   /** The tracker item id (not the runner job id: a review job `<item>-review` still expects `<item>`). */
@@ -83,7 +81,11 @@ function notJsonDetail(e: unknown): string {
   if (/Unexpected end of JSON input/.test(msg)) return "not JSON: the text ends before the JSON value does";
   const at = /at position (\d+)/.exec(msg);
   if (at?.[1] !== undefined) {
-    const why = /^Unterminated string/.test(msg) ? "an unterminated string" : /^Bad control character/.test(msg) ? "a control character inside a string" : "invalid JSON";
+    const why = /^Unterminated string/.test(msg)
+      ? "an unterminated string"
+      : /^Bad control character/.test(msg)
+        ? "a control character inside a string"
+        : "invalid JSON";
     return `not JSON: ${why} at byte ${at[1]}`;
   }
   return "not JSON: invalid JSON at the start of the text";

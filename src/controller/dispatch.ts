@@ -63,10 +63,15 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
   const ws = sh.deps.workspace;
   // HEAD now: an implement attempt's own range starts here; a review is shown base..HEAD.
   const head = await ws.head(worktree).catch(() => null);
-  if (ws.prepare !== undefined) await ws.prepare(worktree).catch((e: unknown) => sh.deps.log(`${intent.item_id}: cannot prepare ${worktree}/.dx-batch: ${String(e)}`));
+  if (ws.prepare !== undefined)
+    await ws.prepare(worktree).catch((e: unknown) => sh.deps.log(`${intent.item_id}: cannot prepare ${worktree}/.dx-batch: ${String(e)}`));
   const contract_file = files.contractPath(intent.item_id, intent.phase, intent.attempt, ws.prepare !== undefined ? worktree : null);
   const review = intent.phase === "review" ? await reviewMaterial(sh, item, worktree, base, head) : null;
-  const text = attemptPrompt({ item, phase: intent.phase, attempt: intent.attempt, worktree, base_commit: base, head, contract_file, review }, issue, sh.deps.templates);
+  const text = attemptPrompt(
+    { item, phase: intent.phase, attempt: intent.attempt, worktree, base_commit: base, head, contract_file, review },
+    issue,
+    sh.deps.templates,
+  );
   files.writePrompt(intent.item_id, intent.phase, intent.attempt, text);
   await sh.apply({
     event: "item_dispatched",
@@ -106,7 +111,17 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
   const key = { item_id: it.beads_id, phase: it.phase, attempt: it.attempt, provider: it.provider, run_instance: it.run_instance };
   const ref = jobRefOf(sh.deps, key, sh.deps.workspace.prepare !== undefined ? it.worktree : null);
   // Track before starting, so an exit reported during start() is not missed.
-  sh.jobs.add({ ref, item_id: key.item_id, phase: key.phase, attempt: key.attempt, provider: key.provider, started_at: null, pid: null, own: true, next_check_ms: nextCheckMs(sh.deps, true) });
+  sh.jobs.add({
+    ref,
+    item_id: key.item_id,
+    phase: key.phase,
+    attempt: key.attempt,
+    provider: key.provider,
+    started_at: null,
+    pid: null,
+    own: true,
+    next_check_ms: nextCheckMs(sh.deps, true),
+  });
   try {
     const started = await sh.deps.runner.start({
       job_id: ref.job_id,
@@ -122,7 +137,8 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
     });
     // A remote job's pid belongs to another host: never recorded here, never signalled (SPEC §15.4).
     const remote = started.remote === true;
-    if (!remote) files.registerPid({ pid: started.pid, pgid: started.pgid, item_id: key.item_id, phase: key.phase, attempt: key.attempt, run_instance: key.run_instance });
+    if (!remote)
+      files.registerPid({ pid: started.pid, pgid: started.pgid, item_id: key.item_id, phase: key.phase, attempt: key.attempt, run_instance: key.run_instance });
     const tracked = sh.jobs.get(key.run_instance);
     if (tracked) {
       tracked.pid = remote ? null : started.pid;

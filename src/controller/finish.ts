@@ -76,11 +76,15 @@ function budgetCrossed(sh: Shell, job: TrackedJob, usage: AttemptUsage): string 
   const live = (usage.input_tokens ?? 0) + (usage.output_tokens ?? 0) + (usage.cache_read_tokens ?? 0);
   const liveUsd = usage.cost_usd ?? 0;
   const mine = itemSpend(it);
-  if (b.max_tokens_per_item != null && mine.tokens + live > b.max_tokens_per_item) return `item at ${mine.tokens + live} tokens, over budget.max_tokens_per_item ${b.max_tokens_per_item}`;
-  if (b.max_usd_per_item != null && mine.usd + liveUsd > b.max_usd_per_item) return `item at $${(mine.usd + liveUsd).toFixed(4)}, over budget.max_usd_per_item $${b.max_usd_per_item}`;
+  if (b.max_tokens_per_item != null && mine.tokens + live > b.max_tokens_per_item)
+    return `item at ${mine.tokens + live} tokens, over budget.max_tokens_per_item ${b.max_tokens_per_item}`;
+  if (b.max_usd_per_item != null && mine.usd + liveUsd > b.max_usd_per_item)
+    return `item at $${(mine.usd + liveUsd).toFixed(4)}, over budget.max_usd_per_item $${b.max_usd_per_item}`;
   const all = waveSpend(s);
-  if (b.max_tokens_per_wave != null && all.tokens + live > b.max_tokens_per_wave) return `wave at ${all.tokens + live} tokens, over budget.max_tokens_per_wave ${b.max_tokens_per_wave}`;
-  if (b.max_usd_per_wave != null && all.usd + liveUsd > b.max_usd_per_wave) return `wave at $${(all.usd + liveUsd).toFixed(4)}, over budget.max_usd_per_wave $${b.max_usd_per_wave}`;
+  if (b.max_tokens_per_wave != null && all.tokens + live > b.max_tokens_per_wave)
+    return `wave at ${all.tokens + live} tokens, over budget.max_tokens_per_wave ${b.max_tokens_per_wave}`;
+  if (b.max_usd_per_wave != null && all.usd + liveUsd > b.max_usd_per_wave)
+    return `wave at $${(all.usd + liveUsd).toFixed(4)}, over budget.max_usd_per_wave $${b.max_usd_per_wave}`;
   return null;
 }
 
@@ -136,7 +140,8 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   const finishedAt = h.finished_at ?? deps.clock.nowIso();
   const sig = deps.runner.signals?.(job.ref, { final: true }) ?? null;
   const runnerReason = job.stop_reason ?? h.reason_code;
-  const ranOk = job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
+  const ranOk =
+    job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
   const range = ranOk ? await commitAttempt(sh, job, item, contract) : undefined;
   await sh.apply({
     event: "job_finished",
@@ -167,9 +172,24 @@ async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contra
   const rec = item.history.at(-1);
   if (ws.commitLeftovers === undefined || item.worktree === null || rec === undefined || rec.head_at_dispatch === undefined) return undefined;
   try {
-    const c = await ws.commitLeftovers({ worktree: item.worktree, item_id: job.item_id, attempt: job.attempt, provider: job.provider, summary: contract.summary ?? null });
+    const c = await ws.commitLeftovers({
+      worktree: item.worktree,
+      item_id: job.item_id,
+      attempt: job.attempt,
+      provider: job.provider,
+      summary: contract.summary ?? null,
+    });
     if (c.auto_commit !== null) {
-      await sh.apply({ event: "auto_commit", item_id: job.item_id, phase: job.phase, attempt: job.attempt, provider: job.provider, run_instance: job.ref.run_instance, sha: c.auto_commit, files: c.files });
+      await sh.apply({
+        event: "auto_commit",
+        item_id: job.item_id,
+        phase: job.phase,
+        attempt: job.attempt,
+        provider: job.provider,
+        run_instance: job.ref.run_instance,
+        sha: c.auto_commit,
+        files: c.files,
+      });
     }
     return { from: rec.head_at_dispatch, to: c.head };
   } catch (e) {

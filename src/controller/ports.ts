@@ -97,11 +97,15 @@ export interface WaveFiles extends WaveLog, WaveLeases, AttemptFiles, PidFiles, 
 }
 
 /** What the controller loop itself uses of the wave's files (the lock's release and the pid listing are the app's). */
-export type ControllerFiles = WaveLog & WaveLeases & AttemptFiles & Pick<PidFiles, "registerPid" | "removePid"> & Pick<ControllerLockPort, "heartbeat"> & ExecGuard;
+export type ControllerFiles = WaveLog &
+  WaveLeases &
+  AttemptFiles &
+  Pick<PidFiles, "registerPid" | "removePid"> &
+  Pick<ControllerLockPort, "heartbeat"> &
+  ExecGuard;
 
 export type WorktreeResult =
-  | { ok: true; path: string; base_commit: string | null }
-  | { ok: false; status: "failed" | "blocked"; reason_code: string; detail: string };
+  { ok: true; path: string; base_commit: string | null } | { ok: false; status: "failed" | "blocked"; reason_code: string; detail: string };
 
 export interface Workspace {
   resolve(itemId: string): Promise<WorktreeResult>;
@@ -116,9 +120,10 @@ export interface Workspace {
 }
 
 export interface ContractCheck {
-  validate(text: string, expect: { item_id: string; phase: Phase }):
-    | { ok: true; contract: import("../core/contract.js").Contract }
-    | { ok: false; reason_code: string; detail: string };
+  validate(
+    text: string,
+    expect: { item_id: string; phase: Phase },
+  ): { ok: true; contract: import("../core/contract.js").Contract } | { ok: false; reason_code: string; detail: string };
 }
 
 export interface Templates {

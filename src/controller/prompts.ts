@@ -152,13 +152,33 @@ export function reviewPrompt(input: ReviewPromptInput, template = DEFAULT_REVIEW
 
 /** The prompt of one dispatch, from the tracker's text and what the wave carried from earlier attempts. */
 export function attemptPrompt(
-  a: { item: ItemCarry; phase: "implement" | "review"; attempt: number; worktree: string; base_commit: string | null; head: string | null; contract_file: string; review?: ReviewMaterial | null },
+  a: {
+    item: ItemCarry;
+    phase: "implement" | "review";
+    attempt: number;
+    worktree: string;
+    base_commit: string | null;
+    head: string | null;
+    contract_file: string;
+    review?: ReviewMaterial | null;
+  },
   issue: { title: string; description: string; acceptance_criteria: string },
   templates: { implement?: string; review?: string },
 ): string {
-  const common = { item_id: a.item.beads_id, title: issue.title, description: issue.description, acceptance_criteria: issue.acceptance_criteria, worktree: a.worktree, attempt: a.attempt, contract_file: a.contract_file };
+  const common = {
+    item_id: a.item.beads_id,
+    title: issue.title,
+    description: issue.description,
+    acceptance_criteria: issue.acceptance_criteria,
+    worktree: a.worktree,
+    attempt: a.attempt,
+    contract_file: a.contract_file,
+  };
   if (a.phase === "implement") {
-    return implementPrompt({ ...common, base_commit: a.base_commit, previous_findings: a.item.carry.findings, previous_failure: a.item.carry.failure }, templates.implement);
+    return implementPrompt(
+      { ...common, base_commit: a.base_commit, previous_findings: a.item.carry.findings, previous_failure: a.item.carry.failure },
+      templates.implement,
+    );
   }
   const diff_range = a.base_commit === null ? `${a.head ?? "HEAD"} (every commit of the branch)` : `${a.base_commit}..${a.head ?? "HEAD"}`;
   return reviewPrompt({ ...common, implement_summary: a.item.carry.summary, diff_range, review: a.review ?? null }, templates.review);

@@ -14,7 +14,17 @@ export async function reattach(sh: Shell): Promise<void> {
     const ref = jobRefOf(deps, key, deps.workspace.prepare !== undefined ? it.worktree : null);
     // Leases belong to a process: take over the dead predecessor's so this controller can release it.
     deps.files.acquireLease(it.beads_id, it.attempt);
-    const job: TrackedJob = { ref, item_id: key.item_id, phase: key.phase, attempt: key.attempt, provider: key.provider, started_at: it.job?.started_at ?? null, pid: it.job?.pid ?? null, own: false, next_check_ms: 0 };
+    const job: TrackedJob = {
+      ref,
+      item_id: key.item_id,
+      phase: key.phase,
+      attempt: key.attempt,
+      provider: key.provider,
+      started_at: it.job?.started_at ?? null,
+      pid: it.job?.pid ?? null,
+      own: false,
+      next_check_ms: 0,
+    };
     sh.jobs.add(job);
     const h = await deps.runner.check(ref, checkOptions(deps));
     if (h.state === "missing" && it.job === null) {

@@ -9,12 +9,10 @@ export const isValidItemId = (id: string): boolean => id.length <= MAX_ITEM_ID_L
 export const isValidWaveId = (id: string): boolean => WAVE_ID.test(id);
 
 /** Runner job id: the item id for implement, `<item>-review` for review. */
-export const jobIdFor = (itemId: string, phase: "implement" | "review"): string =>
-  phase === "review" ? `${itemId}${REVIEW_JOB_SUFFIX}` : itemId;
+export const jobIdFor = (itemId: string, phase: "implement" | "review"): string => (phase === "review" ? `${itemId}${REVIEW_JOB_SUFFIX}` : itemId);
 
 /** The phase a bare job id implies (SPEC §9: a `-review` suffix means review). */
-export const phaseOfJobId = (jobId: string): "implement" | "review" =>
-  jobId.endsWith(REVIEW_JOB_SUFFIX) ? "review" : "implement";
+export const phaseOfJobId = (jobId: string): "implement" | "review" => (jobId.endsWith(REVIEW_JOB_SUFFIX) ? "review" : "implement");
 
 /** Default wave id `wave-YYYYMMDD-HHMMSS-xxxx`; time and entropy come from the caller. */
 export function defaultWaveId(nowIso: string, entropyHex: string): string {

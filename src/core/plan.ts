@@ -136,9 +136,7 @@ function planImplements(ctx: PlanContext): void {
 }
 
 type Pick =
-  | { kind: "go"; provider: string; index: number; skipped: string[]; cooledFrom: string | null }
-  | { kind: "wait"; cooling: string[] }
-  | { kind: "none" };
+  { kind: "go"; provider: string; index: number; skipped: string[]; cooledFrom: string | null } | { kind: "wait"; cooling: string[] } | { kind: "none" };
 
 function pickImplementer(
   chain: readonly string[],

@@ -103,11 +103,7 @@ export type ForeignReason = string & Record<never, never>;
 
 /** A runner reason, or a provider's own (`<provider>_binary_missing`, `…_preflight_failed`). */
 export type RunnerReason =
-  | (typeof RunnerReason)[keyof typeof RunnerReason]
-  | `${string}_binary_missing`
-  | `${string}_auth_missing`
-  | `${string}_preflight_failed`
-  | ForeignReason;
+  (typeof RunnerReason)[keyof typeof RunnerReason] | `${string}_binary_missing` | `${string}_auth_missing` | `${string}_preflight_failed` | ForeignReason;
 
 /** What a tracker call answers when it fails (the tracker port's reason_code). */
 export const TrackerReason = {
@@ -132,12 +128,7 @@ export type AlreadyApproved = `already_approved:${string}`;
 
 /** Why an item is where it is. A runner's reason can end an attempt, so it is one too. */
 export type ItemReason =
-  | (typeof ItemReason)[keyof typeof ItemReason]
-  | RunnerReason
-  | WorktreeReason
-  | DependencyBlocked
-  | ClaimedByOtherWave
-  | AlreadyApproved;
+  (typeof ItemReason)[keyof typeof ItemReason] | RunnerReason | WorktreeReason | DependencyBlocked | ClaimedByOtherWave | AlreadyApproved;
 
 export const worktreeReason = {
   missing: (path: string): WorktreeReason => `worktree_missing:${path}`,

@@ -6,15 +6,10 @@ import type { ProviderPreflight } from "./state.js";
 // preflight; the `blocked` entry (or the end of the chain) ends the item `retry_chain_exhausted`,
 // and more than max_attempts counted attempts ends it `max_attempts_exceeded`.
 
-export const isPreflightFailed = (preflight: Readonly<Record<string, ProviderPreflight>>, p: string): boolean =>
-  preflight[p]?.ok === false;
+export const isPreflightFailed = (preflight: Readonly<Record<string, ProviderPreflight>>, p: string): boolean => preflight[p]?.ok === false;
 
 /** First chain index at or after `from` whose provider may be dispatched to; null when the chain is used up. */
-export function usableChainIndex(
-  chain: readonly string[],
-  from: number,
-  preflight: Readonly<Record<string, ProviderPreflight>>,
-): number | null {
+export function usableChainIndex(chain: readonly string[], from: number, preflight: Readonly<Record<string, ProviderPreflight>>): number | null {
   for (let i = from; i < chain.length; i += 1) {
     const entry = chain[i];
     if (entry === undefined || entry === BLOCKED_ENTRY) return null;

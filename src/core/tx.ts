@@ -96,5 +96,4 @@ export function itemById(s: WaveState, id: string): ItemState | undefined {
   return i === undefined ? undefined : s.items[i];
 }
 
-const allTerminal = (s: WaveState): boolean =>
-  s.stats.approved + s.stats.blocked + s.stats.failed + s.stats.cancelled === s.stats.total;
+const allTerminal = (s: WaveState): boolean => s.stats.approved + s.stats.blocked + s.stats.failed + s.stats.cancelled === s.stats.total;

@@ -129,13 +129,30 @@ function scanComplete(text: string, seq: number): Candidate | null {
 /** Event types of the four agent stream formats; for these only the agent's own text is searched. */
 const KNOWN_EVENT_TYPES = new Set([
   // Claude Code stream-json
-  "system", "assistant", "user", "result", "stream_event",
+  "system",
+  "assistant",
+  "user",
+  "result",
+  "stream_event",
   // OpenCode --format json
-  "step_start", "step_finish", "text", "tool_use", "reasoning", "error",
+  "step_start",
+  "step_finish",
+  "text",
+  "tool_use",
+  "reasoning",
+  "error",
   // Codex --json
-  "thread.started", "turn.started", "turn.completed", "turn.failed", "item.started", "item.updated", "item.completed",
+  "thread.started",
+  "turn.started",
+  "turn.completed",
+  "turn.failed",
+  "item.started",
+  "item.updated",
+  "item.completed",
   // Gemini stream-json
-  "init", "message", "tool_result",
+  "init",
+  "message",
+  "tool_result",
 ]);
 
 interface EventText {

@@ -13,7 +13,12 @@ export function createRunner(config: ResolvedConfig, env: NodeJS.ProcessEnv, wav
   if (config.runner.type === "bullmq") {
     // The events-stream cursor lives with the wave, so a resumed controller reads on from it.
     const waveDir = waveId === undefined ? undefined : path.join(config.artifact_dir, "waves", waveId);
-    return createQueueRunner(config.runner, { base: config.base, stall_minutes: config.stall_minutes, max_runtime_minutes: config.max_runtime_minutes, ...(waveDir === undefined ? {} : { wave_dir: waveDir }) });
+    return createQueueRunner(config.runner, {
+      base: config.base,
+      stall_minutes: config.stall_minutes,
+      max_runtime_minutes: config.max_runtime_minutes,
+      ...(waveDir === undefined ? {} : { wave_dir: waveDir }),
+    });
   }
   if (config.runner.type === "dx-runner") {
     return createDxRunnerAdapter({ command: config.runner.command, env, log_dir: config.runner_log_dir, workspace });

@@ -118,5 +118,10 @@ export async function killMarked(match: (p: MarkedProcess) => boolean, graceMs: 
     if (signal("SIGKILL").length === 0) break;
     await sleep(50);
   }
-  return { found: [...found], survivors: scanMarked().filter(match).map((p) => p.pid) };
+  return {
+    found: [...found],
+    survivors: scanMarked()
+      .filter(match)
+      .map((p) => p.pid),
+  };
 }

@@ -153,7 +153,6 @@ export const readJobProgress = (p: string): JobProgress | null => parseJobProgre
 // verdict by one check, so it skips fsync.
 export const writeJobProgress = (p: string, v: JobProgress): void => writeJsonAtomic(p, v, { fsync: false });
 
-
 const JOB_STATES: ReadonlySet<string> = new Set(Object.values(JobStateNames));
 export const isJobState = (v: unknown): v is JobState => typeof v === "string" && JOB_STATES.has(v);
 

@@ -27,7 +27,8 @@ export function isValidJobId(jobId: string): boolean {
 }
 
 export function assertJobId(jobId: string): void {
-  if (!isValidJobId(jobId)) throw new DxError("invalid_item_id", `invalid job id ${JSON.stringify(jobId)}`, { remedy: "use a tracker id such as bd-a1b2 (or bd-a1b2-review)" });
+  if (!isValidJobId(jobId))
+    throw new DxError("invalid_item_id", `invalid job id ${JSON.stringify(jobId)}`, { remedy: "use a tracker id such as bd-a1b2 (or bd-a1b2-review)" });
 }
 
 export function jobPaths(logDir: string, provider: string, jobId: string): JobPaths {

@@ -72,9 +72,7 @@ export interface JobHealth {
 }
 
 /** The raw contract text the job delivered, before schema validation (src/contract does that). */
-export type ContractSource =
-  | { found: true; source: "file" | "log"; text: string }
-  | { found: false; reason_code: RunnerReason; detail: string };
+export type ContractSource = { found: true; source: "file" | "log"; text: string } | { found: false; reason_code: RunnerReason; detail: string };
 
 export interface RunnerPort {
   preflight(provider: string): Promise<ProviderAvailability>;

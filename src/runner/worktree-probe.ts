@@ -74,7 +74,9 @@ export async function probeWorktree(dir: string, toplevel: string | null): Promi
   const r = await git(dir, ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"]);
   if (!r.ok) return { ok: false, head: null, dirty: 0, signature: null };
   const { head, paths } = parsePorcelainV2(r.stdout);
-  const h = createHash("sha1").update(head ?? "(initial)").update("\0");
+  const h = createHash("sha1")
+    .update(head ?? "(initial)")
+    .update("\0");
   // Branch header lines are left out: ahead/behind counts are not a worktree change.
   h.update(
     r.stdout

@@ -135,7 +135,13 @@ function describeBlind(e: ErrorObject): DescribedError {
   const here = at || "/";
   const parentKeys = keysOf(e.parentSchema);
   const p = e.params as Record<string, unknown>;
-  const result = (path: string, problem: string, unknownKey = false): DescribedError => ({ path, problem, unknownKey, parentKeys, description: descriptionOf(e.parentSchema) });
+  const result = (path: string, problem: string, unknownKey = false): DescribedError => ({
+    path,
+    problem,
+    unknownKey,
+    parentKeys,
+    description: descriptionOf(e.parentSchema),
+  });
   switch (e.keyword) {
     case "additionalProperties":
       return result(here, `unknown key${parentKeys === null ? "" : ` (allowed: ${parentKeys.join(", ")})`}`, true);

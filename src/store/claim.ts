@@ -90,7 +90,12 @@ export function readClaim(layout: Layout, item: string): HolderRead<ItemClaim> {
 }
 
 /** Remove a claim that `isClaimStale` calls stale, or an unreadable one (doctor --fix). */
-export function removeStaleClaim(layout: Layout, item: string, isClaimStale: (claim: ItemClaim) => boolean, opts: WaitOptions = {}): { removed: boolean; holder: ItemClaim | null } {
+export function removeStaleClaim(
+  layout: Layout,
+  item: string,
+  isClaimStale: (claim: ItemClaim) => boolean,
+  opts: WaitOptions = {},
+): { removed: boolean; holder: ItemClaim | null } {
   return removeStaleExclusive(layout.claimPath(item), { parse: parseClaim, isStale: isClaimStale }, opts);
 }
 

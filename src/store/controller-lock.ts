@@ -2,7 +2,16 @@ import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
 import { randomToken, readTextIfExists } from "./fsx.js";
-import { acquireExclusive, parseJson, readHolder, releaseExclusive, rewriteExclusive, type AcquireResult, type HolderRead, type WaitOptions } from "./exclusive.js";
+import {
+  acquireExclusive,
+  parseJson,
+  readHolder,
+  releaseExclusive,
+  rewriteExclusive,
+  type AcquireResult,
+  type HolderRead,
+  type WaitOptions,
+} from "./exclusive.js";
 import { hostId, sameIdentity, type ProcessIdentity } from "./identity.js";
 import { isSameProcess } from "./proc.js";
 

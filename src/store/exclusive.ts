@@ -173,9 +173,7 @@ export interface HolderSpec<H> {
   isStale(h: H): boolean;
 }
 
-export type AcquireResult<H> =
-  | { acquired: true; tookOverFrom?: H; replacedCorrupt?: string }
-  | { acquired: false; holder: H };
+export type AcquireResult<H> = { acquired: true; tookOverFrom?: H; replacedCorrupt?: string } | { acquired: false; holder: H };
 
 export interface WaitOptions {
   /** How long to wait while another process is changing the same file (default 5 s). */
@@ -188,7 +186,12 @@ const pause = (): void => sleepSync(5 + Math.floor(Math.random() * 20));
  * Take `file` with `content` (or the content made from the holder it replaces): create it when absent; when present, it is ours (re-entrant), held
  * by someone live (refused), or stale or unreadable (taken over, race-safe).
  */
-export function acquireExclusive<H>(file: string, content: string | ((prev: H | null) => string), spec: HolderSpec<H>, opts: WaitOptions = {}): AcquireResult<H> {
+export function acquireExclusive<H>(
+  file: string,
+  content: string | ((prev: H | null) => string),
+  spec: HolderSpec<H>,
+  opts: WaitOptions = {},
+): AcquireResult<H> {
   const deadline = Date.now() + (opts.waitMs ?? DEFAULT_WAIT_MS);
   const text = typeof content === "string" ? () => content : content;
   let seen: H | null = null;
@@ -215,14 +218,22 @@ export function acquireExclusive<H>(file: string, content: string | ((prev: H | 
     }
     if (Date.now() > deadline) {
       if (seen !== null) return { acquired: false, holder: seen };
-      throw new DxError("lock_contention", `${file} kept changing while it was being taken`, { remedy: "retry; if it persists, look for a process looping on it" });
+      throw new DxError("lock_contention", `${file} kept changing while it was being taken`, {
+        remedy: "retry; if it persists, look for a process looping on it",
+      });
     }
   }
 }
 
 /** Remove `file` if its holder is ours. False when it is absent, not ours, or not readable. */
 export function releaseExclusive<H>(file: string, spec: Pick<HolderSpec<H>, "parse" | "isMine">, opts: WaitOptions = {}): boolean {
-  return changeExclusive(file, spec.parse, (h) => spec.isMine(h), () => unlinkSync(file), opts);
+  return changeExclusive(
+    file,
+    spec.parse,
+    (h) => spec.isMine(h),
+    () => unlinkSync(file),
+    opts,
+  );
 }
 
 /** Replace `file` with `next(holder)` if its holder is ours. */
@@ -245,7 +256,11 @@ export function rewriteExclusive<H>(file: string, spec: Pick<HolderSpec<H>, "par
 }
 
 /** Remove `file` if its holder is stale or unreadable (doctor --fix). */
-export function removeStaleExclusive<H>(file: string, spec: Pick<HolderSpec<H>, "parse" | "isStale">, opts: WaitOptions = {}): { removed: boolean; holder: H | null } {
+export function removeStaleExclusive<H>(
+  file: string,
+  spec: Pick<HolderSpec<H>, "parse" | "isStale">,
+  opts: WaitOptions = {},
+): { removed: boolean; holder: H | null } {
   let holder: H | null = null;
   const removed = changeExclusive(
     file,

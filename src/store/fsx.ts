@@ -9,8 +9,7 @@ import { ensureSecureDir, insecure, permissionOr } from "./secure-dir.js";
 // controller appends, writes a snapshot or takes a lease between two awaits and must not interleave
 // with itself, and a sync call cannot be half done when another part of the loop runs.
 
-export const errno = (e: unknown): string | undefined =>
-  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined;
+export const errno = (e: unknown): string | undefined => (e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined);
 
 let counter = 0;
 /** Unique within this host: pid, a counter and randomness (pids alone repeat across containers). */

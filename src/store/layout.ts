@@ -79,8 +79,7 @@ export function createLayout(artifactDir: string): Layout {
   const root = registerStateRoot(artifactDir);
   const wavesDir = () => path.join(root, "waves");
   const waveDir = (wave: string) => path.join(wavesDir(), checkWaveId(wave));
-  const runName = (item: string, phase: Phase, attempt: number) =>
-    `${checkItemId(item)}.${checkPhase(phase)}.attempt${checkPositive("attempt", attempt)}`;
+  const runName = (item: string, phase: Phase, attempt: number) => `${checkItemId(item)}.${checkPhase(phase)}.attempt${checkPositive("attempt", attempt)}`;
   const leaseName = (item: string, attempt: number) => `${checkItemId(item)}+attempt${checkPositive("attempt", attempt)}`;
   const leasesRoot = () => path.join(root, "leases");
   const ledgersRoot = () => path.join(root, "ledgers");

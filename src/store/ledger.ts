@@ -59,9 +59,13 @@ const corrupt = (file: string, line: number, detail: string): DxError =>
   });
 
 const lockLost = (wave: string, e: WaveEvent): DxError =>
-  new DxError("controller_lock_lost", `this controller no longer holds wave ${wave} (another controller took it over); seq ${e.seq} (${e.event}) was not written`, {
-    remedy: `nothing to do here: the controller that holds it now carries on; see dx-batch status --wave-id ${wave}`,
-  });
+  new DxError(
+    "controller_lock_lost",
+    `this controller no longer holds wave ${wave} (another controller took it over); seq ${e.seq} (${e.event}) was not written`,
+    {
+      remedy: `nothing to do here: the controller that holds it now carries on; see dx-batch status --wave-id ${wave}`,
+    },
+  );
 
 // ---- the tail of a file ----------------------------------------------------------------------
 
@@ -116,7 +120,7 @@ function tornTailStart(fd: number): { start: number; size: number } | null {
 function countLines(fd: number, end: number): number {
   const buf = Buffer.alloc(TAIL_CHUNK);
   let lines = 0;
-  for (let pos = 0; pos < end; ) {
+  for (let pos = 0; pos < end;) {
     const n = Math.min(TAIL_CHUNK, end - pos);
     readExactly(fd, buf, n, pos);
     for (let i = buf.indexOf(NL, 0); i >= 0 && i < n; i = buf.indexOf(NL, i + 1)) lines += 1;
@@ -281,7 +285,7 @@ export function moveForeignTail(fd: number, file: string, from: number): Foreign
   const movedTo = `${file}${FOREIGN_INFIX}${n}`;
   try {
     const buf = Buffer.alloc(TAIL_CHUNK);
-    for (let pos = from; pos < size; ) {
+    for (let pos = from; pos < size;) {
       const len = Math.min(TAIL_CHUNK, size - pos);
       readExactly(fd, buf, len, pos);
       writeAll(out, buf.subarray(0, len));
@@ -568,7 +572,11 @@ function judgeLine(text: string, item: string | null): { ok: true; event: WaveEv
   const e = parsed.value;
   const owner = eventItemId(e);
   if (owner !== item) {
-    return { ok: false, detail: owner === null ? `${e.event} belongs in the wave ledger` : `event of item ${owner} in the ledger of ${item ?? "the wave"}`, json: true };
+    return {
+      ok: false,
+      detail: owner === null ? `${e.event} belongs in the wave ledger` : `event of item ${owner} in the ledger of ${item ?? "the wave"}`,
+      json: true,
+    };
   }
   return { ok: true, event: e };
 }

@@ -51,7 +51,10 @@ export function probeOsLock(file: string, env: NodeJS.ProcessEnv = process.env):
   } catch {
     return "unavailable";
   }
-  const r = spawnSync("flock", ["--nonblock", "--exclusive", "--conflict-exit-code", String(CONFLICT), file, "true"], { stdio: "ignore", timeout: START_TIMEOUT_MS });
+  const r = spawnSync("flock", ["--nonblock", "--exclusive", "--conflict-exit-code", String(CONFLICT), file, "true"], {
+    stdio: "ignore",
+    timeout: START_TIMEOUT_MS,
+  });
   if (r.error !== undefined) return "unavailable";
   if (r.status === 0) return "free";
   return r.status === CONFLICT ? "held" : "unavailable";
@@ -66,11 +69,7 @@ export interface OsLockHold {
   release(): void;
 }
 
-export type OsLockResult =
-  | { kind: "held"; hold: OsLockHold }
-  | { kind: "busy" }
-  | { kind: "unavailable"; detail: string }
-  | { kind: "disabled" };
+export type OsLockResult = { kind: "held"; hold: OsLockHold } | { kind: "busy" } | { kind: "unavailable"; detail: string } | { kind: "disabled" };
 
 /** Take the OS lock for this process's life, without waiting: "busy" when someone else holds it. */
 export function holdOsLock(file: string, env: NodeJS.ProcessEnv = process.env): Promise<OsLockResult> {

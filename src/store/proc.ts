@@ -9,7 +9,6 @@ export { sameIdentity, type ProcessIdentity };
 // now point at an unrelated process. The start time tells the two apart. Linux reads it from
 // /proc; elsewhere (macOS) `ps -o lstart=` gives it, to the second (SPEC §14).
 
-
 const isPid = (pid: number): boolean => Number.isSafeInteger(pid) && pid > 0;
 
 let procfs: boolean | undefined;

@@ -274,9 +274,7 @@ const WaveNotifiedS = Type.Object({
   ...Base,
   event: Type.Literal("wave_notified"),
   state: Str,
-  results: Type.Array(
-    Type.Object({ channel: Type.Union([Type.Literal("command"), Type.Literal("webhook")]), ok: Bool, error: OrNull(Str), attempts: Int }),
-  ),
+  results: Type.Array(Type.Object({ channel: Type.Union([Type.Literal("command"), Type.Literal("webhook")]), ok: Bool, error: OrNull(Str), attempts: Int })),
 });
 const DeliveryReasonS = Type.Union([Type.Literal("pr_pushed"), Type.Literal("pr_opened"), Type.Literal("pr_push_failed"), Type.Literal("pr_open_failed")]);
 const DeliveryFields = { remote: Str, branch: Str, head: OrNull(Str), pushed: Bool, pr_url: OrNull(Str), error: OrNull(Str) };
@@ -517,7 +515,9 @@ export function parseWaveState(v: unknown): Parsed<WaveState> {
 type Mutual<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
 /** The schema's arrays are mutable; the core's readonly ones are the same data. */
-type Mutable<T> = { -readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? U[] : T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K] };
+type Mutable<T> = {
+  -readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? U[] : T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K];
+};
 type SchemaOf<K extends EventName> = Static<(typeof EVENT_SCHEMAS)[K]>;
 type EventOf<K extends EventName> = Extract<WaveEvent, { event: K }>;
 

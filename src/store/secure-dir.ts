@@ -50,7 +50,13 @@ export function checkOwnedDir(p: string, st: Stats, opts: { isRoot: boolean }): 
   if (!st.isDirectory()) throw insecure(p, "is not a directory", `move ${p} away and run again`);
   const me = uid();
   if (me !== null && st.uid !== me) {
-    throw insecure(p, `is owned by uid ${st.uid}, not by you (uid ${me})`, opts.isRoot ? `choose a root of your own (DX_BATCH_HOME, or artifact_dir / runner_log_dir / workspace_root in the config), or have ${p} removed` : `have ${p} removed (another user created it), then run again`);
+    throw insecure(
+      p,
+      `is owned by uid ${st.uid}, not by you (uid ${me})`,
+      opts.isRoot
+        ? `choose a root of your own (DX_BATCH_HOME, or artifact_dir / runner_log_dir / workspace_root in the config), or have ${p} removed`
+        : `have ${p} removed (another user created it), then run again`,
+    );
   }
   if ((st.mode & 0o022) !== 0) {
     throw insecure(p, `is group- or world-writable (mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")})`, `chmod 700 ${p}`);
@@ -115,7 +121,10 @@ export function ensureSecureDir(dir: string, opts: { create?: boolean } = {}): v
   }
   if (!checkRoot(root, create)) return;
   let cur = root;
-  for (const part of path.relative(root, abs).split(path.sep).filter((s) => s !== "")) {
+  for (const part of path
+    .relative(root, abs)
+    .split(path.sep)
+    .filter((s) => s !== "")) {
     cur = path.join(cur, part);
     if (trusted.has(cur)) continue;
     let st = lstatOrNull(cur);

@@ -24,9 +24,7 @@ export interface BdExecOptions {
   lockStaleMs: number;
 }
 
-export type BdCall =
-  | { ok: true; stdout: string; stderr: string; attempts: number }
-  | { ok: false; reason_code: string; detail: string; attempts: number };
+export type BdCall = { ok: true; stdout: string; stderr: string; attempts: number } | { ok: false; reason_code: string; detail: string; attempts: number };
 
 const DETAIL_MAX = 500;
 const clip = (s: string): string => (s.length > DETAIL_MAX ? `${s.slice(0, DETAIL_MAX)}…` : s);

@@ -42,8 +42,7 @@ async function load(file: string): Promise<FileEntry[]> {
     const line = rawLine.trim();
     if (line === "") continue;
     const where = `${file}:${lineNo}`;
-    const invalid = (why: string): DxError =>
-      new DxError("tracker_file_invalid", `${where}: ${why}`, { remedy: `fix line ${lineNo} of ${file}` });
+    const invalid = (why: string): DxError => new DxError("tracker_file_invalid", `${where}: ${why}`, { remedy: `fix line ${lineNo} of ${file}` });
     let value: unknown;
     try {
       value = JSON.parse(line);

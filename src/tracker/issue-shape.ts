@@ -44,9 +44,7 @@ export interface NormalDependency {
 export type IssueParse = { ok: true; issue: BeadsIssue; deps: NormalDependency[] } | { ok: false; detail: string };
 
 const withoutNulls = (value: unknown): unknown =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-    ? Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null))
-    : value;
+  typeof value === "object" && value !== null && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) : value;
 
 export function parseBeadsIssue(raw: unknown): IssueParse {
   const value = withoutNulls(raw);

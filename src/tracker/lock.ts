@@ -26,8 +26,7 @@ export interface FileLockOptions {
   staleMs: number;
 }
 
-const errno = (e: unknown): string | undefined =>
-  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined;
+const errno = (e: unknown): string | undefined => (e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined);
 
 const pidAlive = (pid: number): boolean => {
   try {
@@ -37,7 +36,6 @@ const pidAlive = (pid: number): boolean => {
     return errno(e) === "EPERM";
   }
 };
-
 
 // A file that exists but does not parse yet is being written by its creator: only stale once old.
 const UNWRITTEN_GRACE_MS = 5_000;
@@ -81,9 +79,10 @@ async function breakStale(file: string, staleMs: number): Promise<void> {
     return;
   }
   try {
-    if (await isStale(file, staleMs)) await unlink(file).catch((e: unknown) => {
-      if (errno(e) !== "ENOENT") throw e;
-    });
+    if (await isStale(file, staleMs))
+      await unlink(file).catch((e: unknown) => {
+        if (errno(e) !== "ENOENT") throw e;
+      });
   } finally {
     await unlink(breaker).catch(() => undefined);
   }

@@ -8,7 +8,6 @@ import { git } from "./git.js";
 // with `open: "gh"`, open a pull request. Every outcome is a record; nothing here throws, so a
 // failure can be recorded on the item without touching its approval.
 
-
 export interface DeliveryInput {
   item_id: string;
   title: string;

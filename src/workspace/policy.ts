@@ -6,9 +6,7 @@ import type { WorkspacePolicy } from "../config/types.js";
 // prefix, and never inside a protected checkout. Paths are compared after resolving symlinks so a
 // link cannot smuggle an agent into the canonical repo.
 
-export type PolicyVerdict =
-  | { ok: true; path: string }
-  | { ok: false; reason_code: string; detail: string };
+export type PolicyVerdict = { ok: true; path: string } | { ok: false; reason_code: string; detail: string };
 
 function real(p: string): string {
   try {

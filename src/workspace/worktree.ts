@@ -46,8 +46,7 @@ const fail = (reason_code: string, detail: string, remedy: string | null): Failu
   remedy,
 });
 
-const errnoOf = (e: unknown): string | undefined =>
-  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined;
+const errnoOf = (e: unknown): string | undefined => (e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined);
 
 async function isDir(p: string): Promise<boolean> {
   try {
@@ -115,54 +114,56 @@ async function createWorktree(
   const info = await repoInfo(repo);
   if ("ok" in info) return info;
   // In-process queue per repository, then the cross-process lock (store/repo-lock.ts).
-  return serialize(info.commonDir, () => withRepoLock(info.commonDir, async (): Promise<Created | Failure> => {
-    // Another call may have made it while this one waited its turn.
-    const already = await findItemWorktrees(itemDir);
-    if (already.length > 0) return { ok: true, found: already, created: false };
+  return serialize(info.commonDir, () =>
+    withRepoLock(info.commonDir, async (): Promise<Created | Failure> => {
+      // Another call may have made it while this one waited its turn.
+      const already = await findItemWorktrees(itemDir);
+      if (already.length > 0) return { ok: true, found: already, created: false };
 
-    try {
-      await mkdir(itemDir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      return fail(worktreeReason.missing(itemDir), `cannot create ${itemDir}: ${e instanceof Error ? e.message : String(e)}`, null);
-    }
-    const target = path.join(await realpath(itemDir), path.basename(info.top));
-    const verdict = checkWorktreePolicy(target, policy);
-    if (!verdict.ok) return fail(verdict.reason_code, verdict.detail, forbiddenRemedy(policy));
-
-    const branch = branchOf(itemId);
-    let lastErr = "";
-    for (let attempt = 1; attempt <= retry.attempts; attempt++) {
-      const has = await git(["show-ref", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: info.top });
-      let args: string[];
-      if (has.ok) {
-        args = ["worktree", "add", target, branch];
-      } else {
-        if (base === "" || base.startsWith("-")) return fail(`base_ref_invalid:${base}`, `not a usable base ref: ${JSON.stringify(base)}`, null);
-        const baseOk = await git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], { cwd: info.top });
-        if (!baseOk.ok) {
-          return fail(
-            `base_ref_invalid:${base}`,
-            `base ${base} names no commit in ${info.top}`,
-            `set "base" (--base) to a commit of ${info.top}, or make a first commit there`,
-          );
-        }
-        args = ["worktree", "add", "-b", branch, target, base];
+      try {
+        await mkdir(itemDir, { recursive: true, mode: 0o700 });
+      } catch (e) {
+        return fail(worktreeReason.missing(itemDir), `cannot create ${itemDir}: ${e instanceof Error ? e.message : String(e)}`, null);
       }
-      const r = await git(args, { cwd: info.top });
-      if (r.ok) return { ok: true, found: [target], created: true };
-      lastErr = r.error ?? r.stderr.trim();
-      const now = await findItemWorktrees(itemDir);
-      if (now.length > 0) return { ok: true, found: now, created: false };
-      if (!TRANSIENT.test(lastErr) || attempt === retry.attempts) break;
-      await sleep(retry.baseMs * 2 ** (attempt - 1));
-    }
-    return fail(
-      `worktree_create_failed:${target}`,
-      `git worktree add for ${itemId} failed: ${lastErr}`,
-      `run \`git -C ${info.top} worktree add -b ${branch} ${target} ${base}\` by hand to see why` +
-        ` (if ${branch} is checked out in a worktree that no longer exists: \`git -C ${info.top} worktree prune\`)`,
-    );
-  }));
+      const target = path.join(await realpath(itemDir), path.basename(info.top));
+      const verdict = checkWorktreePolicy(target, policy);
+      if (!verdict.ok) return fail(verdict.reason_code, verdict.detail, forbiddenRemedy(policy));
+
+      const branch = branchOf(itemId);
+      let lastErr = "";
+      for (let attempt = 1; attempt <= retry.attempts; attempt++) {
+        const has = await git(["show-ref", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: info.top });
+        let args: string[];
+        if (has.ok) {
+          args = ["worktree", "add", target, branch];
+        } else {
+          if (base === "" || base.startsWith("-")) return fail(`base_ref_invalid:${base}`, `not a usable base ref: ${JSON.stringify(base)}`, null);
+          const baseOk = await git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], { cwd: info.top });
+          if (!baseOk.ok) {
+            return fail(
+              `base_ref_invalid:${base}`,
+              `base ${base} names no commit in ${info.top}`,
+              `set "base" (--base) to a commit of ${info.top}, or make a first commit there`,
+            );
+          }
+          args = ["worktree", "add", "-b", branch, target, base];
+        }
+        const r = await git(args, { cwd: info.top });
+        if (r.ok) return { ok: true, found: [target], created: true };
+        lastErr = r.error ?? r.stderr.trim();
+        const now = await findItemWorktrees(itemDir);
+        if (now.length > 0) return { ok: true, found: now, created: false };
+        if (!TRANSIENT.test(lastErr) || attempt === retry.attempts) break;
+        await sleep(retry.baseMs * 2 ** (attempt - 1));
+      }
+      return fail(
+        `worktree_create_failed:${target}`,
+        `git worktree add for ${itemId} failed: ${lastErr}`,
+        `run \`git -C ${info.top} worktree add -b ${branch} ${target} ${base}\` by hand to see why` +
+          ` (if ${branch} is checked out in a worktree that no longer exists: \`git -C ${info.top} worktree prune\`)`,
+      );
+    }),
+  );
 }
 
 function forbiddenRemedy(policy: WorkspacePolicy): string {
@@ -206,7 +207,11 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
   }
   const [only, ...more] = found;
   if (only === undefined || more.length > 0) {
-    return fail(worktreeReason.ambiguous(found), `${found.length} git checkouts under ${itemDir}: ${found.join(", ")}`, `keep exactly one git worktree under ${itemDir}`);
+    return fail(
+      worktreeReason.ambiguous(found),
+      `${found.length} git checkouts under ${itemDir}: ${found.join(", ")}`,
+      `keep exactly one git worktree under ${itemDir}`,
+    );
   }
 
   const verdict = checkWorktreePolicy(only, policy);
@@ -217,7 +222,9 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
   if (topReal !== verdict.path) {
     return fail(
       `worktree_invalid:${verdict.path}`,
-      top.ok ? `${verdict.path} is not the top of its checkout (${topReal})` : `${verdict.path} is not a usable git checkout: ${top.error ?? top.stderr.trim()}`,
+      top.ok
+        ? `${verdict.path} is not the top of its checkout (${topReal})`
+        : `${verdict.path} is not a usable git checkout: ${top.error ?? top.stderr.trim()}`,
       `repair or replace the checkout at ${verdict.path} (\`git worktree repair\` from its repository)`,
     );
   }

@@ -80,7 +80,12 @@ describe("live view", () => {
     expect(frames.length).toBeLessThan(states.length);
     for (let i = 1; i < frames.length; i += 1) expect(at(frames, i).at - at(frames, i - 1).at).toBeGreaterThanOrEqual(100);
     // log-update repaints only the lines that changed; the last write brings the final counts.
-    const last = plain(t.chunks.filter((c) => c.to === "tty").map((c) => c.text).join(""));
+    const last = plain(
+      t.chunks
+        .filter((c) => c.to === "tty")
+        .map((c) => c.text)
+        .join(""),
+    );
     expect(last).toContain("2 approved");
     view.finish(null, []);
   });
@@ -126,7 +131,12 @@ describe("live view", () => {
     const view = createLiveView(t.ctx, { stream: t.stream, now: () => Date.now() });
     view.update(at(states, states.length - 1));
     view.finish(null, []);
-    const drawn = plain(t.chunks.filter((c) => c.to === "tty").map((c) => c.text).join(""));
+    const drawn = plain(
+      t.chunks
+        .filter((c) => c.to === "tty")
+        .map((c) => c.text)
+        .join(""),
+    );
     for (const l of drawn.split("\n")) expect(l.length).toBeLessThanOrEqual(50);
   });
 
@@ -157,7 +167,9 @@ describe("createLiveTable as Progress", () => {
     const outs = t.chunks.slice(lastTty + 1);
     expect(outs.every((c) => c.to === "out")).toBe(true);
     expect(outs.map((c) => c.text)).toEqual([
-      expect.stringMatching(/^wave wave-test completed \(wave_completed\) \[completed\]: 2 approved, 1 blocked, 0 failed, 0 cancelled of 3 in \d+s; next action: /),
+      expect.stringMatching(
+        /^wave wave-test completed \(wave_completed\) \[completed\]: 2 approved, 1 blocked, 0 failed, 0 cancelled of 3 in \d+s; next action: /,
+      ),
       `artifacts: ${WAVE_DIR}`,
     ]);
     // The final frame shows the terminal state of every item.

@@ -139,15 +139,15 @@ describe("ETA", () => {
     expect(estimateRemainingMs(fresh)).toBeNull();
     expect(renderSummaryLine(fresh, at(100))).toMatch(/ \| ETA - \| /);
 
-    const { s: paused } = stateOf({ items: [A, B], policy: { require_review: false } }, (l) =>
-      l.start().implement(A, "opencode", "completed").pause(),
-    );
+    const { s: paused } = stateOf({ items: [A, B], policy: { require_review: false } }, (l) => l.start().implement(A, "opencode", "completed").pause());
     expect(paused.status).toBe("paused");
     expect(estimateRemainingMs(paused)).toBeNull();
   });
 
   test("items settled without running and cancelled items do not count as finished", () => {
-    const { s } = stateOf({ items: [A, B, C] }, (l) => l.start().settled(A, "failed", "worktree_missing:/x").settled(B, "blocked", "item_claimed_by_other_wave:w2"));
+    const { s } = stateOf({ items: [A, B, C] }, (l) =>
+      l.start().settled(A, "failed", "worktree_missing:/x").settled(B, "blocked", "item_claimed_by_other_wave:w2"),
+    );
     expect(s.stats.failed + s.stats.blocked).toBe(2);
     expect(estimateRemainingMs(s)).toBeNull();
   });
@@ -162,7 +162,15 @@ describe("rows", () => {
     expect(lines(text)).toHaveLength(2 + 5);
 
     // Terminal: the item's whole time, from its first dispatch to its verdict.
-    expect(rowOf(text, A)).toEqual([A, "approved", "review", "1", "opencode", formatDuration(ms(l.atOf("job_finished", A)) - ms(firstAt(l, "item_dispatched", A))), "approved"]);
+    expect(rowOf(text, A)).toEqual([
+      A,
+      "approved",
+      "review",
+      "1",
+      "opencode",
+      formatDuration(ms(l.atOf("job_finished", A)) - ms(firstAt(l, "item_dispatched", A))),
+      "approved",
+    ]);
     // Active: elapsed since the current run's dispatch.
     expect(rowOf(text, B)).toEqual([B, "implementing", "implement", "1", "opencode", formatDuration(now - ms(l.atOf("item_dispatched", B))), "implementing"]);
     expect(rowOf(text, C)).toEqual([C, "reviewing", "review", "1", "cc-glm", formatDuration(now - ms(l.atOf("item_dispatched", C))), "reviewing"]);
@@ -265,7 +273,9 @@ describe("end lines", () => {
     );
     const out = renderEndLines(s, at(3600), "completed");
     expect(out[0]).toMatch(
-      new RegExp(`^wave ${s.wave_id} completed \\(wave_completed\\) \\[completed\\]: 1 approved, 1 blocked, 0 failed, 0 cancelled of 2 in \\d+s; next action: review_report_and_close_items$`),
+      new RegExp(
+        `^wave ${s.wave_id} completed \\(wave_completed\\) \\[completed\\]: 1 approved, 1 blocked, 0 failed, 0 cancelled of 2 in \\d+s; next action: review_report_and_close_items$`,
+      ),
     );
     expect(out[out.length - 1]).toBe(`artifacts: ${WAVE_DIR}`);
   });

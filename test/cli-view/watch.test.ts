@@ -116,7 +116,14 @@ describe("watchVerdict", () => {
   });
 
   test("a never started wave without a controller past the grace is dead", () => {
-    expect(watchVerdict(state(() => undefined), dead, 30_000, 30_000)).toEqual({ kind: "controller_dead", exitCode: 2 });
+    expect(
+      watchVerdict(
+        state(() => undefined),
+        dead,
+        30_000,
+        30_000,
+      ),
+    ).toEqual({ kind: "controller_dead", exitCode: 2 });
   });
 });
 
@@ -133,7 +140,9 @@ describe("watchWave", () => {
     w.l.dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1");
     w.flush({ snapshot: false }); // the ledger ahead of the snapshot: the watch replays it
     await until("the dispatch line", () => cap.out.some((l) => l.includes("bd-a1 pending -> implementing")));
-    w.l.finished("bd-a1", { contract: { phase: "implement", beads_id: "bd-a1", status: "completed", artifacts: { files_changed: [], commits: [] }, timestamp: now() } });
+    w.l.finished("bd-a1", {
+      contract: { phase: "implement", beads_id: "bd-a1", status: "completed", artifacts: { files_changed: [], commits: [] }, timestamp: now() },
+    });
     w.l.implement("bd-b2", "opencode", "blocked");
     w.flush();
     expect(await run).toBe(0);
@@ -161,7 +170,13 @@ describe("watchWave", () => {
     expect(await run).toBe(0);
 
     const docs = cap.out.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(docs[0]).toMatchObject({ watch: true, wave_id: WAVE_ID, status: "running", controller: { alive: true }, changes: [{ beads_id: "bd-a1", status: "pending" }] });
+    expect(docs[0]).toMatchObject({
+      watch: true,
+      wave_id: WAVE_ID,
+      status: "running",
+      controller: { alive: true },
+      changes: [{ beads_id: "bd-a1", status: "pending" }],
+    });
     expect(docs[docs.length - 1]).toMatchObject({
       summary: true,
       wave_id: WAVE_ID,
@@ -270,7 +285,12 @@ describe("watchWave", () => {
     const cap = capture();
     const err = await watchWave(cap.ctx, app, "wave-nope", { json: true, ...fast }).catch((e: unknown) => e);
     expect(isDxError(err) && err.code).toBe("wave_not_found");
-    expect(JSON.parse(cap.out[0] ?? "null")).toEqual({ wave_id: "wave-nope", status: "missing", reason_code: "wave_not_found", next_action: "start_or_resume_wave" });
+    expect(JSON.parse(cap.out[0] ?? "null")).toEqual({
+      wave_id: "wave-nope",
+      status: "missing",
+      reason_code: "wave_not_found",
+      next_action: "start_or_resume_wave",
+    });
   });
 });
 

@@ -12,7 +12,6 @@ import { holdControllerLock, parseJson, sandbox, writeWave, type Sandbox } from 
 
 const bin = buildCli();
 
-
 const W = "wave-1";
 const cli = (sb: Sandbox, ...args: string[]) => runCli(bin, [...args, "--config", sb.configPath, "--wave-id", W], { cwd: sb.root });
 
@@ -42,11 +41,30 @@ interface CheckCase {
 }
 
 const CASES: CheckCase[] = [
-  { name: "running with a live controller", events: running, controller: "live", exit: 0, state: "running", reason_code: "wave_running", next_action: "monitor_wave_until_terminal", next: "status --wave-id wave-1 --watch" },
-  { name: "pending (created, never started)", events: twoItems, controller: "none", exit: 0, state: "pending", reason_code: "wave_pending", next_action: "start_or_resume_wave", next: "resume --wave-id wave-1" },
+  {
+    name: "running with a live controller",
+    events: running,
+    controller: "live",
+    exit: 0,
+    state: "running",
+    reason_code: "wave_running",
+    next_action: "monitor_wave_until_terminal",
+    next: "status --wave-id wave-1 --watch",
+  },
+  {
+    name: "pending (created, never started)",
+    events: twoItems,
+    controller: "none",
+    exit: 0,
+    state: "pending",
+    reason_code: "wave_pending",
+    next_action: "start_or_resume_wave",
+    next: "resume --wave-id wave-1",
+  },
   {
     name: "completed",
-    events: () => twoItems().start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED").implement("bd-b2", "opencode", "blocked"),
+    events: () =>
+      twoItems().start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED").implement("bd-b2", "opencode", "blocked"),
     controller: "none",
     exit: 0,
     state: "completed",
@@ -54,9 +72,36 @@ const CASES: CheckCase[] = [
     next_action: "review_report_and_close_items",
     next: "retry --wave-id wave-1",
   },
-  { name: "paused", events: () => running().pause(), controller: "none", exit: 2, state: "paused", reason_code: "wave_paused_signal", next_action: "run_dx_batch_resume", next: "resume --wave-id wave-1" },
-  { name: "running with a dead controller", events: running, controller: "dead", exit: 2, state: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume", next: "resume --wave-id wave-1" },
-  { name: "running with no controller lock at all", events: running, controller: "none", exit: 2, state: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume", next: "resume --wave-id wave-1" },
+  {
+    name: "paused",
+    events: () => running().pause(),
+    controller: "none",
+    exit: 2,
+    state: "paused",
+    reason_code: "wave_paused_signal",
+    next_action: "run_dx_batch_resume",
+    next: "resume --wave-id wave-1",
+  },
+  {
+    name: "running with a dead controller",
+    events: running,
+    controller: "dead",
+    exit: 2,
+    state: "running",
+    reason_code: "controller_dead",
+    next_action: "run_dx_batch_resume",
+    next: "resume --wave-id wave-1",
+  },
+  {
+    name: "running with no controller lock at all",
+    events: running,
+    controller: "none",
+    exit: 2,
+    state: "running",
+    reason_code: "controller_dead",
+    next_action: "run_dx_batch_resume",
+    next: "resume --wave-id wave-1",
+  },
   {
     name: "failed",
     events: () => running().fail("exec_saturation"),
@@ -67,7 +112,16 @@ const CASES: CheckCase[] = [
     next_action: "run_dx_runner_prune_then_dx_batch_doctor",
     next: "runner prune --config CONFIG && dx-batch doctor --wave-id wave-1",
   },
-  { name: "cancelled", events: () => running().cancel(), controller: "none", exit: 3, state: "cancelled", reason_code: "wave_cancelled", next_action: "review_outcomes_before_restart", next: "report --wave-id wave-1" },
+  {
+    name: "cancelled",
+    events: () => running().cancel(),
+    controller: "none",
+    exit: 3,
+    state: "cancelled",
+    reason_code: "wave_cancelled",
+    next_action: "review_outcomes_before_restart",
+    next: "report --wave-id wave-1",
+  },
 ];
 
 describe("check", () => {
@@ -93,7 +147,14 @@ describe("check", () => {
     const sb = sandbox(tmp);
     const j = await cli(sb, "check", "--json");
     expect(j.code).toBe(3);
-    expect(parseJson(j.stdout)).toEqual({ wave_id: W, state: "missing", reason_code: "wave_not_found", next_action: "start_or_resume_wave", stats: null, controller: null });
+    expect(parseJson(j.stdout)).toEqual({
+      wave_id: W,
+      state: "missing",
+      reason_code: "wave_not_found",
+      next_action: "start_or_resume_wave",
+      stats: null,
+      controller: null,
+    });
     const h = await cli(sb, "check");
     expectRefusal(h, "wave_not_found", 3);
     expect(h.stdout).toBe("");
@@ -122,7 +183,21 @@ describe("status --json", () => {
       controller: Record<string, unknown>;
       [k: string]: unknown;
     };
-    for (const k of ["wave_id", "status", "reason_code", "next_action", "config", "created_at", "updated_at", "started_at", "completed_at", "stats", "error", "items", "controller"]) {
+    for (const k of [
+      "wave_id",
+      "status",
+      "reason_code",
+      "next_action",
+      "config",
+      "created_at",
+      "updated_at",
+      "started_at",
+      "completed_at",
+      "stats",
+      "error",
+      "items",
+      "controller",
+    ]) {
       expect(doc, k).toHaveProperty(k);
     }
     expect(doc).toMatchObject({ wave_id: W, status: "running", reason_code: "wave_running", next_action: "monitor_wave_until_terminal" });
@@ -135,7 +210,21 @@ describe("status --json", () => {
       ["bd-b2", "blocked", "implement_reported_blocked", expect.any(String)],
       ["bd-c3", "implementing", "implementing", "wait_for_wave"],
     ]);
-    const seedItemFields = ["beads_id", "status", "attempt", "provider", "run_instance", "lease_key", "phase", "started_at", "completed_at", "verdict", "outcome_path", "error", "reason_code"];
+    const seedItemFields = [
+      "beads_id",
+      "status",
+      "attempt",
+      "provider",
+      "run_instance",
+      "lease_key",
+      "phase",
+      "started_at",
+      "completed_at",
+      "verdict",
+      "outcome_path",
+      "error",
+      "reason_code",
+    ];
     for (const it of doc.items) for (const k of seedItemFields) expect(it, `item field ${k}`).toHaveProperty(k);
     const c3 = doc.items[2];
     const s3 = state.items[2];
@@ -147,7 +236,12 @@ describe("status --json", () => {
     const r = await cli(sb, "status", "--json");
     expect(r.code).toBe(0);
     const doc = parseJson(r.stdout) as Record<string, unknown>;
-    expect(doc).toMatchObject({ status: "running", reason_code: "controller_dead", next_action: "run_dx_batch_resume", controller: { alive: false, pid: expect.any(Number) } });
+    expect(doc).toMatchObject({
+      status: "running",
+      reason_code: "controller_dead",
+      next_action: "run_dx_batch_resume",
+      controller: { alive: false, pid: expect.any(Number) },
+    });
 
     const h = await cli(sb, "status");
     expect(h.code).toBe(0);

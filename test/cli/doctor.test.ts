@@ -15,7 +15,6 @@ import { holdControllerLock, parseJson, sandbox, writeWave, type Sandbox } from 
 
 const bin = buildCli();
 
-
 const W = "wave-d";
 const doctor = (sb: Sandbox, ...flags: string[]) => runCli(bin, ["doctor", "--config", sb.configPath, "--wave-id", W, ...flags], { cwd: sb.root });
 
@@ -32,7 +31,12 @@ const doc = (stdout: string): DoctorDoc => {
   return { ...d, issues: d.issues.filter((i) => i.type !== "state_root_in_tmp") };
 };
 
-const completed = () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED").implement("bd-b2", "opencode", "blocked");
+const completed = () =>
+  new Ledger({ items: ["bd-a1", "bd-b2"] })
+    .start()
+    .implement("bd-a1", "opencode", "completed")
+    .review("bd-a1", "cc-glm", "APPROVED")
+    .implement("bd-b2", "opencode", "blocked");
 /** Paused before any dispatch: nothing active, so only what a test plants is an issue. */
 const pausedIdle = () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().pause();
 

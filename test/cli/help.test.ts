@@ -49,7 +49,8 @@ describe("--help and --version", () => {
   it("dx-batch --help lists every command", async () => {
     const r = await runCli(bin, ["--help"], { cwd });
     expect(r.code).toBe(0);
-    for (const c of ["start", "resume", "cancel", "status", "check", "report", "doctor", "runner", "demo"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, "m"));
+    for (const c of ["start", "resume", "cancel", "status", "check", "report", "doctor", "runner", "demo"])
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, "m"));
   });
 
   it.each(COMMANDS.map((c) => [c.join(" "), c]))("%s --help exits 0 with usage on stdout", async (_name, cmd) => {

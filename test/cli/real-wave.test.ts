@@ -57,7 +57,11 @@ describe("a real wave", () => {
   it("records why an invalid contract failed, precisely, in the report", async () => {
     const r = await cli("report", "--format", "json");
     const doc = parseJson(r.stdout) as {
-      items: { beads_id: string; error: string | null; attempts: { phase: string; provider: string; reason_code: string | null; error: string | null; outcome_path: string | null }[] }[];
+      items: {
+        beads_id: string;
+        error: string | null;
+        attempts: { phase: string; provider: string; reason_code: string | null; error: string | null; outcome_path: string | null }[];
+      }[];
     };
     const bad = doc.items.find((i) => i.beads_id === "bad-1");
     expect(bad?.attempts.map((a) => [a.phase, a.provider, a.reason_code, a.error])).toEqual([
@@ -68,7 +72,12 @@ describe("a real wave", () => {
     expect(bad?.error).toMatch(/^last attempt: implement_contract_missing_or_invalid: .*\/: unknown key \(allowed: /);
     const outcome = bad?.attempts[0]?.outcome_path;
     expect(outcome).toBe(sb.layout.outcomePath(W, "bad-1", "implement", 1));
-    expect(parseJson(readFileSync(String(outcome), "utf8"))).toMatchObject({ beads_id: "bad-1", attempt: 1, provider: "agent-a", reason_code: "implement_contract_missing_or_invalid" });
+    expect(parseJson(readFileSync(String(outcome), "utf8"))).toMatchObject({
+      beads_id: "bad-1",
+      attempt: 1,
+      provider: "agent-a",
+      reason_code: "implement_contract_missing_or_invalid",
+    });
     const md = await cli("report", "--format", "markdown");
     expect(md.stdout).toMatch(/- attempt 1 implement on agent-a: \S+ → implement_contract_missing_or_invalid.*\n {2}- error: .*unknown key \(allowed: /);
     // A successful attempt has no error.
@@ -90,6 +99,12 @@ describe("a real wave", () => {
     expect(d.code, d.stdout).toBe(0);
     const doc = parseJson(d.stdout) as { issues: { type: string }[] };
     // Every test root is under /tmp: the info note about that is all doctor may say.
-    expect({ ...doc, issues: doc.issues.filter((i) => i.type !== "state_root_in_tmp") }).toEqual({ wave_id: W, ok: true, issues: [], fixed: [], recommendations: [] });
+    expect({ ...doc, issues: doc.issues.filter((i) => i.type !== "state_root_in_tmp") }).toEqual({
+      wave_id: W,
+      ok: true,
+      issues: [],
+      fixed: [],
+      recommendations: [],
+    });
   });
 });

@@ -10,7 +10,6 @@ import { parseJson, sandbox, writeWave, type Sandbox } from "../helpers/world.js
 
 const bin = buildCli();
 
-
 const W = "wave-r";
 const major = { type: "major" as const, message: "no test for the | rounding rule", file: "src/price.ts", line: 12 };
 

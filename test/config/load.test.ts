@@ -79,8 +79,16 @@ describe("defaults", () => {
       const c = load({ env: { PATH: emptyPath, ...env } }).config;
       return [c.artifact_dir, c.runner_log_dir, c.workspace_root];
     };
-    expect(roots({ HOME: "/home/u" })).toEqual(["/home/u/.local/state/dx-batch/artifacts", "/home/u/.local/state/dx-batch/runner", "/home/u/.local/state/dx-batch/worktrees"]);
-    expect(roots({ HOME: "/home/u", XDG_STATE_HOME: "/x/state" })).toEqual(["/x/state/dx-batch/artifacts", "/x/state/dx-batch/runner", "/x/state/dx-batch/worktrees"]);
+    expect(roots({ HOME: "/home/u" })).toEqual([
+      "/home/u/.local/state/dx-batch/artifacts",
+      "/home/u/.local/state/dx-batch/runner",
+      "/home/u/.local/state/dx-batch/worktrees",
+    ]);
+    expect(roots({ HOME: "/home/u", XDG_STATE_HOME: "/x/state" })).toEqual([
+      "/x/state/dx-batch/artifacts",
+      "/x/state/dx-batch/runner",
+      "/x/state/dx-batch/worktrees",
+    ]);
     expect(roots({ XDG_STATE_HOME: "/x/state", DX_BATCH_HOME: "/d" })).toEqual(["/d/artifacts", "/d/runner", "/d/worktrees"]);
     expect(roots({ DX_BATCH_HOME: "/d", DX_BATCH_ARTIFACT_DIR: "/a", DX_RUNNER_LOG_BASE: "/r", DX_BATCH_WORKSPACE_ROOT: "/w" })).toEqual(["/a", "/r", "/w"]);
     // The seed's /tmp/dx-batch stays a valid configured value.

@@ -51,10 +51,10 @@ describe("config schema documentation", () => {
     }
     expect(md).toContain("| `max_parallel` | integer >= 1 | `3` |");
     expect(md).toContain('| `retry_chain` | string[] (non-empty) | `["opencode","cc-glm","blocked"]` |');
-    expect(md).toContain("| `providers.<name>.stdin` | \"prompt\" \\| \"none\" |");
+    expect(md).toContain('| `providers.<name>.stdin` | "prompt" \\| "none" |');
     expect(md).toContain("| `runner.command` |");
     expect(md).toContain("| `tracker.path` |");
-    expect(md).toContain("`{\"type\":\"beads\"}` if `bd` is on PATH");
+    expect(md).toContain('`{"type":"beads"}` if `bd` is on PATH');
     // Every row has exactly four cells (escaped pipes do not count).
     for (const line of lines) expect(line.replace(/\\\|/g, "").split("|").length).toBe(6);
   });

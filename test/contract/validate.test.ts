@@ -43,7 +43,10 @@ describe("validateContract: accepted", () => {
   });
 
   it("accepts a minimal implement contract", () => {
-    const r = check({ phase: "implement", beads_id: "bd-a1b2", status: "no_op", artifacts: { files_changed: [], commits: [] }, timestamp: "2025-01-02" }, "implement");
+    const r = check(
+      { phase: "implement", beads_id: "bd-a1b2", status: "no_op", artifacts: { files_changed: [], commits: [] }, timestamp: "2025-01-02" },
+      "implement",
+    );
     expect(r.ok).toBe(true);
   });
 
@@ -182,7 +185,13 @@ describe("validateContract: refused with the phase's reason code and a precise d
 
   it("never quotes the text of a refused contract (say where and why, never what)", () => {
     const secret = "root:*:20000:0:99999:7:::";
-    for (const text of [secret, `{"phase":"implement","x":"${secret}"}`, `{"${secret}":1}`, `{"phase":"implement","beads_id":"${secret}"}`, `{"status":"${secret}"}`]) {
+    for (const text of [
+      secret,
+      `{"phase":"implement","x":"${secret}"}`,
+      `{"${secret}":1}`,
+      `{"phase":"implement","beads_id":"${secret}"}`,
+      `{"status":"${secret}"}`,
+    ]) {
       for (const phase of ["implement", "review"] as const) {
         const r = refused(check(text, phase));
         expect(r.detail).not.toContain("root");

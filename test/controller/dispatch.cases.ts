@@ -47,7 +47,12 @@ describe("controller: dispatch order and caps", () => {
     w.runner.exit(w.runner.jobOf("a", "review"));
     await w.clock.advance(0);
     expect(w.item("a").status).toBe("approved");
-    expect(w.eventsOf("item_dispatched").map((e) => `${e.item_id}:${e.phase}`).slice(3)).toEqual(["c:implement"]);
+    expect(
+      w
+        .eventsOf("item_dispatched")
+        .map((e) => `${e.item_id}:${e.phase}`)
+        .slice(3),
+    ).toEqual(["c:implement"]);
     expect(w.state.items.filter((i) => i.run_instance !== null)).toHaveLength(2);
   });
 
@@ -58,8 +63,16 @@ describe("controller: dispatch order and caps", () => {
     for (const id of ["a", "b", "c"]) w.runner.exit(w.runner.jobOf(id));
     await w.clock.advance(0);
     const after = w.story(before);
-    expect(after.filter((l) => l.startsWith("job_finished")).sort()).toEqual(["job_finished a implement 1", "job_finished b implement 1", "job_finished c implement 1"]);
-    expect(after.filter((l) => l.startsWith("item_dispatched")).sort()).toEqual(["item_dispatched a review 1", "item_dispatched b review 1", "item_dispatched c review 1"]);
+    expect(after.filter((l) => l.startsWith("job_finished")).sort()).toEqual([
+      "job_finished a implement 1",
+      "job_finished b implement 1",
+      "job_finished c implement 1",
+    ]);
+    expect(after.filter((l) => l.startsWith("item_dispatched")).sort()).toEqual([
+      "item_dispatched a review 1",
+      "item_dispatched b review 1",
+      "item_dispatched c review 1",
+    ]);
     expect(w.files.events.map((e) => e.seq)).toEqual(w.files.events.map((_, i) => i + 1));
     // Exactly one job_finished per run_instance, however many exit notices came in.
     expect(new Set(w.eventsOf("job_finished").map((e) => e.run_instance)).size).toBe(3);

@@ -37,7 +37,13 @@ describe("controller: re-attach after a restart (SPEC §8)", () => {
     const r = w.restart();
     r.runner.exit(r.runner.adopt(before.ref, { started_at: before.started_at }), {}, false);
     await r.start("resume");
-    expect(r.story(started)).toEqual(["preflight_recorded", "wave_resumed", "job_finished a implement 1", "item_dispatched a review 1", "job_started a review 1"]);
+    expect(r.story(started)).toEqual([
+      "preflight_recorded",
+      "wave_resumed",
+      "job_finished a implement 1",
+      "item_dispatched a review 1",
+      "job_started a review 1",
+    ]);
     expect(r.eventsOf("job_finished")[0]).toMatchObject({ run_instance: before.ref.run_instance, contract: { phase: "implement", status: "completed" } });
   });
 

@@ -22,7 +22,13 @@ describe("controller: pause, resume, cancel, lock loss", () => {
     expect(r.runner.starts).toEqual([]);
     r.runner.exit(adopted, {}, false);
     await r.clock.advance(500);
-    expect(r.story(paused)).toEqual(["preflight_recorded", "wave_resumed", "job_finished a implement 1", "item_dispatched a review 1", "job_started a review 1"]);
+    expect(r.story(paused)).toEqual([
+      "preflight_recorded",
+      "wave_resumed",
+      "job_finished a implement 1",
+      "item_dispatched a review 1",
+      "job_started a review 1",
+    ]);
     r.runner.exit(r.runner.jobOf("a", "review"));
     await r.clock.advance(0);
     expect(r.end).toEqual({ kind: "completed" });

@@ -346,7 +346,11 @@ export class World {
     let state: WaveState;
     if (prev) state = fold(this.files.events);
     else {
-      const l = new Ledger({ items: opts.items ?? ["it-1"], policy: { retry_chain: ["prov-a", "prov-b", "blocked"], ...opts.policy }, start: this.clock.nowIso() });
+      const l = new Ledger({
+        items: opts.items ?? ["it-1"],
+        policy: { retry_chain: ["prov-a", "prov-b", "blocked"], ...opts.policy },
+        start: this.clock.nowIso(),
+      });
       const [created] = l.events;
       if (created?.event !== "wave_created") throw new Error("unreachable");
       this.files.append(created);
@@ -382,7 +386,9 @@ export class World {
   async start(mode: "start" | "resume" = "start"): Promise<void> {
     const providers = Object.fromEntries(this.state.policy.retry_chain.filter((p) => p !== "blocked").map((p) => [p, { ok: true, reason_code: null }]));
     this.controller.session.apply({ event: "preflight_recorded", providers });
-    this.controller.session.apply(mode === "start" ? { event: "wave_started", controller_pid: 1, host: "h" } : { event: "wave_resumed", controller_pid: 2, host: "h" });
+    this.controller.session.apply(
+      mode === "start" ? { event: "wave_started", controller_pid: 1, host: "h" } : { event: "wave_resumed", controller_pid: 2, host: "h" },
+    );
     this.running = this.controller.run();
     void this.running.then(
       (end) => void (this.ended = end),

@@ -7,7 +7,15 @@ import { Ledger, seed } from "../helpers/events.js";
 describe("dependency cycles", () => {
   it("blocks the items of a cycle and the items waiting on it, and nothing else", () => {
     const l = new Ledger({
-      items: [seed("cy-a", ["cy-b"]), seed("cy-b", ["cy-c"]), seed("cy-c", ["cy-a"]), seed("cy-d", ["cy-a"]), seed("cy-e", ["cy-d"]), seed("ok-1"), seed("ok-2", ["ok-1"])],
+      items: [
+        seed("cy-a", ["cy-b"]),
+        seed("cy-b", ["cy-c"]),
+        seed("cy-c", ["cy-a"]),
+        seed("cy-d", ["cy-a"]),
+        seed("cy-e", ["cy-d"]),
+        seed("ok-1"),
+        seed("ok-2", ["ok-1"]),
+      ],
     });
     const s = fold(l.events);
     const by = Object.fromEntries(s.items.map((i) => [i.beads_id, `${i.status}:${i.reason_code}`]));

@@ -23,12 +23,20 @@ const preflight: Row[] = [
   },
   {
     name: "the skipped provider is recorded on the attempt",
-    build: (l) => l.preflight({ opencode: "opencode_auth_missing", "cc-glm": true }).start().dispatch(A, "implement", "cc-glm", { skipped: ["opencode"] }),
+    build: (l) =>
+      l
+        .preflight({ opencode: "opencode_auth_missing", "cc-glm": true })
+        .start()
+        .dispatch(A, "implement", "cc-glm", { skipped: ["opencode"] }),
     expect: { items: { [A]: { chain_index: 1, history: [{ provider: "cc-glm", skipped: ["opencode"] }] } } },
   },
   {
     name: "a degraded wave that finishes is completed, not degraded",
-    build: (l) => l.preflight({ opencode: "opencode_auth_missing", "cc-glm": true }).start().implement(A, "cc-glm", "blocked", { skipped: ["opencode"] }),
+    build: (l) =>
+      l
+        .preflight({ opencode: "opencode_auth_missing", "cc-glm": true })
+        .start()
+        .implement(A, "cc-glm", "blocked", { skipped: ["opencode"] }),
     expect: { wave: { status: "completed", reason_code: "wave_completed" } },
   },
   {
@@ -112,7 +120,12 @@ const dependencies: Row[] = [
       wave: { status: "running" },
       items: {
         [A]: { status: "blocked", reason_code: "implement_reported_blocked" },
-        [B]: { status: "blocked", reason_code: `dependency_blocked:${A}`, next_action: "resolve_dependency_then_start_new_wave", error: `dependency ${A} was not approved` },
+        [B]: {
+          status: "blocked",
+          reason_code: `dependency_blocked:${A}`,
+          next_action: "resolve_dependency_then_start_new_wave",
+          error: `dependency ${A} was not approved`,
+        },
         [C]: { status: "blocked", reason_code: `dependency_blocked:${B}` },
         [D]: { status: "pending" },
       },
@@ -146,9 +159,25 @@ const quota: Row[] = [
     build: (l) => l.start().implement(A, "opencode", QUOTA),
     expect: (l) => ({
       wave: { status: "running", cooldowns: { opencode: addMinutes(l.atOf("job_finished"), 15) } },
-      items: { [A]: { status: "pending", reason_code: "provider_quota_exhausted", attempt: 1, chain_index: 0, charged_attempts: 0, history: [{ charged: false, reason_code: "provider_quota_exhausted" }] } },
-      effects: [{ type: "release_lease", item_id: A, attempt: 1 }, { type: "write_outcome", outcome: { result: "quota", reason_code: "provider_quota_exhausted" } }],
-      plan: { in_minutes: 1, intents: [{ item_id: A, phase: "implement", attempt: 2, provider: "cc-glm", chain_index: 1, quota: "fallback", skipped: [] }], wake_at: null },
+      items: {
+        [A]: {
+          status: "pending",
+          reason_code: "provider_quota_exhausted",
+          attempt: 1,
+          chain_index: 0,
+          charged_attempts: 0,
+          history: [{ charged: false, reason_code: "provider_quota_exhausted" }],
+        },
+      },
+      effects: [
+        { type: "release_lease", item_id: A, attempt: 1 },
+        { type: "write_outcome", outcome: { result: "quota", reason_code: "provider_quota_exhausted" } },
+      ],
+      plan: {
+        in_minutes: 1,
+        intents: [{ item_id: A, phase: "implement", attempt: 2, provider: "cc-glm", chain_index: 1, quota: "fallback", skipped: [] }],
+        wake_at: null,
+      },
     }),
   },
   {
@@ -172,7 +201,20 @@ const quota: Row[] = [
   {
     name: "the fallback attempt is recorded with quota: fallback",
     build: (l) => l.start().implement(A, "opencode", QUOTA).advance(1).dispatch(A, "implement", "cc-glm", { quota: "fallback" }),
-    expect: { items: { [A]: { status: "implementing", attempt: 2, provider: "cc-glm", chain_index: 1, history: [{ provider: "opencode", charged: false }, { provider: "cc-glm", quota: "fallback" }] } } },
+    expect: {
+      items: {
+        [A]: {
+          status: "implementing",
+          attempt: 2,
+          provider: "cc-glm",
+          chain_index: 1,
+          history: [
+            { provider: "opencode", charged: false },
+            { provider: "cc-glm", quota: "fallback" },
+          ],
+        },
+      },
+    },
   },
   {
     name: "quota errors do not count against max_attempts",
@@ -285,7 +327,8 @@ const capacity: Row[] = [
   {
     name: "per-provider cap on the first reviewer: the review goes to the next candidate",
     ledger: { items: [A, B], policy: { provider_max_parallel: { opencode: 1 } } },
-    build: (l) => l.start().implement(A, "opencode", { state: "stalled", exit_code: null }).dispatch(B, "implement", "opencode").implement(A, "cc-glm", "completed"),
+    build: (l) =>
+      l.start().implement(A, "opencode", { state: "stalled", exit_code: null }).dispatch(B, "implement", "opencode").implement(A, "cc-glm", "completed"),
     expect: { plan: { intents: [{ item_id: A, phase: "review", attempt: 2, provider: "cc-glm", quota: null }] } },
   },
   {
@@ -300,7 +343,15 @@ const capacity: Row[] = [
     name: "reviews first, then implements in item order, up to max_parallel",
     ledger: { items: [C, B, A], policy: { max_parallel: 3 } },
     build: (l) => l.start().implement(A, "opencode", "completed"),
-    expect: { plan: { intents: [{ item_id: A, phase: "review" }, { item_id: C, phase: "implement" }, { item_id: B, phase: "implement" }] } },
+    expect: {
+      plan: {
+        intents: [
+          { item_id: A, phase: "review" },
+          { item_id: C, phase: "implement" },
+          { item_id: B, phase: "implement" },
+        ],
+      },
+    },
   },
 ];
 

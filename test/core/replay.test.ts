@@ -1,16 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, test } from "vitest";
-import {
-  CoreInvariantError,
-  fold,
-  initialState,
-  planDispatch,
-  step,
-  type Effect,
-  type Phase,
-  type WaveEvent,
-  type WaveState,
-} from "../../src/core/index.js";
+import { CoreInvariantError, fold, initialState, planDispatch, step, type Effect, type Phase, type WaveEvent, type WaveState } from "../../src/core/index.js";
 import { Ledger, deepFreeze, implContract, reviewContract, seed, type FinishOpts, type LedgerOpts } from "../helpers/events.js";
 import { checkInvariants } from "./table.js";
 
@@ -127,7 +117,17 @@ describe("a whole wave driven by planDispatch", () => {
       "bd-g7": ["blocked", "retry_chain_exhausted"],
       "bd-h8": ["blocked", "review_blocked"],
     });
-    expect(sim.state.stats).toEqual({ total: 8, pending: 0, implementing: 0, reviewing: 0, approved: 4, revision_required: 0, blocked: 4, failed: 0, cancelled: 0 });
+    expect(sim.state.stats).toEqual({
+      total: 8,
+      pending: 0,
+      implementing: 0,
+      reviewing: 0,
+      approved: 4,
+      revision_required: 0,
+      blocked: 4,
+      failed: 0,
+      cancelled: 0,
+    });
     expect(byId("bd-b2")?.history.map((h) => [h.phase, h.attempt, h.provider, h.quota, h.reason_code])).toEqual([
       ["implement", 1, "cc-glm", "fallback", "implement_completed_pending_review"],
       ["review", 1, "cc-glm", "fallback", "revision_required"],
@@ -140,7 +140,10 @@ describe("a whole wave driven by planDispatch", () => {
       ["implement", 2, "cc-glm", "implement_completed_pending_review"],
       ["review", 2, expect.any(String), "approved"],
     ]);
-    expect(byId("bd-f6")).toMatchObject({ charged_attempts: 1, history: [{ charged: false, provider: "opencode" }, { quota: "fallback", provider: "cc-glm" }, { phase: "review" }] });
+    expect(byId("bd-f6")).toMatchObject({
+      charged_attempts: 1,
+      history: [{ charged: false, provider: "opencode" }, { quota: "fallback", provider: "cc-glm" }, { phase: "review" }],
+    });
     expect(byId("bd-e5")?.history).toEqual([]);
   });
 
@@ -158,7 +161,9 @@ describe("a whole wave driven by planDispatch", () => {
     expect(count("tracker_close")).toBe(4);
     expect(count("tracker_in_progress")).toBe(7);
     // Only bd-c3's stalled attempt was still alive when it ended.
-    expect(sim.effects.filter((e) => e.type === "stop_job").map((e) => (e.type === "stop_job" ? [e.job.item_id, e.job.attempt] : null))).toEqual([["bd-c3", 1]]);
+    expect(sim.effects.filter((e) => e.type === "stop_job").map((e) => (e.type === "stop_job" ? [e.job.item_id, e.job.attempt] : null))).toEqual([
+      ["bd-c3", 1],
+    ]);
     expect(count("write_outcome")).toBe(dispatches);
   });
 

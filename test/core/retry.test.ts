@@ -29,10 +29,42 @@ describe("nextAttempt", () => {
   const policy = (max_attempts: number, retry_chain: string[]) => ({ ...DEFAULT_POLICY, max_attempts, retry_chain });
   test.each<{ name: string; max: number; chain: string[]; charged: number; index: number; pre: Pre; want: unknown }>([
     { name: "next provider", max: 3, chain: CHAIN4, charged: 1, index: 0, pre: {}, want: { kind: "retry", chain_index: 1 } },
-    { name: "skips a provider that failed preflight", max: 3, chain: CHAIN4, charged: 1, index: 0, pre: { "cc-glm": bad }, want: { kind: "retry", chain_index: 2 } },
-    { name: "the blocked entry ends the chain", max: 9, chain: CHAIN4, charged: 3, index: 2, pre: {}, want: { kind: "exhausted", reason_code: "retry_chain_exhausted" } },
-    { name: "the end of a chain without blocked", max: 9, chain: ["opencode"], charged: 1, index: 0, pre: {}, want: { kind: "exhausted", reason_code: "retry_chain_exhausted" } },
-    { name: "charged == max_attempts", max: 2, chain: CHAIN4, charged: 2, index: 1, pre: {}, want: { kind: "exhausted", reason_code: "max_attempts_exceeded" } },
+    {
+      name: "skips a provider that failed preflight",
+      max: 3,
+      chain: CHAIN4,
+      charged: 1,
+      index: 0,
+      pre: { "cc-glm": bad },
+      want: { kind: "retry", chain_index: 2 },
+    },
+    {
+      name: "the blocked entry ends the chain",
+      max: 9,
+      chain: CHAIN4,
+      charged: 3,
+      index: 2,
+      pre: {},
+      want: { kind: "exhausted", reason_code: "retry_chain_exhausted" },
+    },
+    {
+      name: "the end of a chain without blocked",
+      max: 9,
+      chain: ["opencode"],
+      charged: 1,
+      index: 0,
+      pre: {},
+      want: { kind: "exhausted", reason_code: "retry_chain_exhausted" },
+    },
+    {
+      name: "charged == max_attempts",
+      max: 2,
+      chain: CHAIN4,
+      charged: 2,
+      index: 1,
+      pre: {},
+      want: { kind: "exhausted", reason_code: "max_attempts_exceeded" },
+    },
     { name: "below max_attempts", max: 2, chain: CHAIN4, charged: 1, index: 1, pre: {}, want: { kind: "retry", chain_index: 2 } },
   ])("$name", ({ max, chain, charged, index, pre, want }) => {
     expect(nextAttempt(policy(max, chain), charged, index, pre)).toEqual(want);
@@ -44,7 +76,13 @@ describe("reviewCandidates", () => {
     { name: "the chain in order", review_provider: null, differ: false, implementer: "opencode", want: ["opencode", "cc-glm"] },
     { name: "must differ drops the implementer", review_provider: null, differ: true, implementer: "opencode", want: ["cc-glm"] },
     { name: "explicit reviewer first, no duplicates", review_provider: "cc-glm", differ: false, implementer: "opencode", want: ["cc-glm", "opencode"] },
-    { name: "explicit reviewer equal to the implementer with must differ", review_provider: "opencode", differ: true, implementer: "opencode", want: ["cc-glm"] },
+    {
+      name: "explicit reviewer equal to the implementer with must differ",
+      review_provider: "opencode",
+      differ: true,
+      implementer: "opencode",
+      want: ["cc-glm"],
+    },
   ])("$name", ({ review_provider, differ, implementer, want }) => {
     expect(reviewCandidates({ ...DEFAULT_POLICY, review_provider, review_must_differ: differ }, implementer)).toEqual(want);
   });

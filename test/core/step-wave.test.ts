@@ -62,7 +62,12 @@ const lifecycle: Row[] = [
   },
   {
     name: "a job that finishes while the wave is paused is still recorded",
-    build: (l) => l.start().dispatch(A, "implement", "opencode").pause().finished(A, { contract: implContract(A, "completed") }),
+    build: (l) =>
+      l
+        .start()
+        .dispatch(A, "implement", "opencode")
+        .pause()
+        .finished(A, { contract: implContract(A, "completed") }),
     expect: { wave: { status: "paused" }, items: { [A]: { status: "reviewing" } } },
   },
   {
@@ -74,7 +79,15 @@ const lifecycle: Row[] = [
   {
     name: "failed exec_saturation -> run_dx_runner_prune_then_dx_batch_doctor, no dispatch",
     build: (l) => l.start().fail("exec_saturation", "412 live agent processes, cap 60"),
-    expect: { wave: { status: "failed", reason_code: "exec_saturation", next_action: "run_dx_runner_prune_then_dx_batch_doctor", error: "412 live agent processes, cap 60" }, plan: { intents: [] } },
+    expect: {
+      wave: {
+        status: "failed",
+        reason_code: "exec_saturation",
+        next_action: "run_dx_runner_prune_then_dx_batch_doctor",
+        error: "412 live agent processes, cap 60",
+      },
+      plan: { intents: [] },
+    },
   },
   {
     name: "failed doctor_critical_x -> run_dx_batch_doctor_and_resolve_critical",
@@ -123,7 +136,15 @@ const cancel: Row[] = [
         wave: { status: "cancelled", reason_code: "wave_cancelled", next_action: "review_outcomes_before_restart", completed_at: at },
         items: {
           [A]: { status: "approved", reason_code: "approved" },
-          [B]: { status: "cancelled", reason_code: "cancelled", next_action: "inspect_findings_then_start_new_wave", run_instance: null, job: null, completed_at: at, history: [{ state: "stopped", reason_code: "cancelled", completed_at: at }] },
+          [B]: {
+            status: "cancelled",
+            reason_code: "cancelled",
+            next_action: "inspect_findings_then_start_new_wave",
+            run_instance: null,
+            job: null,
+            completed_at: at,
+            history: [{ state: "stopped", reason_code: "cancelled", completed_at: at }],
+          },
           [C]: { status: "cancelled", reason_code: "cancelled", outcome_path: outcomePath(C, "review", 1) },
           [D]: { status: "cancelled", reason_code: "cancelled", history: [] },
         },
@@ -131,12 +152,20 @@ const cancel: Row[] = [
         effects: [
           { type: "stop_job", job: { item_id: B, phase: "implement", attempt: 1, provider: "opencode" } },
           { type: "release_lease", item_id: B, attempt: 1, lease_key: `${B}+attempt1` },
-          { type: "write_outcome", path: outcomePath(B, "implement", 1), outcome: { beads_id: B, result: "cancelled", state: "stopped", reason_code: "cancelled", started_at: l.atOf("job_started", B), completed_at: at } },
+          {
+            type: "write_outcome",
+            path: outcomePath(B, "implement", 1),
+            outcome: { beads_id: B, result: "cancelled", state: "stopped", reason_code: "cancelled", started_at: l.atOf("job_started", B), completed_at: at },
+          },
           { type: "release_claim", item_id: B },
           { type: "tracker_comment", item_id: B },
           { type: "stop_job", job: { item_id: C, phase: "review", attempt: 1 } },
           { type: "release_lease", item_id: C },
-          { type: "write_outcome", path: `${WAVE_DIR}/outcomes/${C}.review.attempt1.outcome.json`, outcome: { beads_id: C, phase: "review", result: "cancelled" } },
+          {
+            type: "write_outcome",
+            path: `${WAVE_DIR}/outcomes/${C}.review.attempt1.outcome.json`,
+            outcome: { beads_id: C, phase: "review", result: "cancelled" },
+          },
           { type: "release_claim", item_id: C },
           { type: "tracker_comment", item_id: C },
           // D was never dispatched: no job, no lease, no claim of ours.
@@ -150,7 +179,14 @@ const cancel: Row[] = [
     name: "cancel of a paused wave cancels items between attempts too",
     ledger: { items: [A] },
     build: (l) => l.start().implement(A, "opencode", "failed").pause().cancel(),
-    expect: { wave: { status: "cancelled" }, items: { [A]: { status: "cancelled" } }, effects: [{ type: "release_claim", item_id: A }, { type: "tracker_comment", item_id: A }] },
+    expect: {
+      wave: { status: "cancelled" },
+      items: { [A]: { status: "cancelled" } },
+      effects: [
+        { type: "release_claim", item_id: A },
+        { type: "tracker_comment", item_id: A },
+      ],
+    },
   },
   {
     name: "cancel of a completed wave is ignored",
@@ -171,9 +207,19 @@ const settled: Row[] = [
     build: (l) => l.start().settled(A, "failed", "worktree_missing:/tmp/agents/bd-a1", "no worktree under /tmp/agents/bd-a1 and no repo configured"),
     expect: {
       wave: { status: "running" },
-      items: { [A]: { status: "failed", reason_code: "worktree_missing:/tmp/agents/bd-a1", next_action: "fix_worktree_then_start_new_wave", error: "no worktree under /tmp/agents/bd-a1 and no repo configured" } },
+      items: {
+        [A]: {
+          status: "failed",
+          reason_code: "worktree_missing:/tmp/agents/bd-a1",
+          next_action: "fix_worktree_then_start_new_wave",
+          error: "no worktree under /tmp/agents/bd-a1 and no repo configured",
+        },
+      },
       stats: { failed: 1, pending: 1 },
-      effects: [{ type: "release_claim", item_id: A }, { type: "tracker_comment", item_id: A }],
+      effects: [
+        { type: "release_claim", item_id: A },
+        { type: "tracker_comment", item_id: A },
+      ],
       plan: { intents: [{ item_id: B }] },
     },
   },
@@ -182,7 +228,10 @@ const settled: Row[] = [
     ledger: { items: [A, B] },
     build: (l) => l.start().settled(A, "blocked", "item_claimed_by_other_wave:wave-other"),
     expect: {
-      items: { [A]: { status: "blocked", reason_code: "item_claimed_by_other_wave:wave-other", next_action: "wait_for_other_wave_or_cancel_it" }, [B]: { status: "pending" } },
+      items: {
+        [A]: { status: "blocked", reason_code: "item_claimed_by_other_wave:wave-other", next_action: "wait_for_other_wave_or_cancel_it" },
+        [B]: { status: "pending" },
+      },
       plan: { intents: [{ item_id: B, attempt: 1 }] },
     },
   },
@@ -191,7 +240,16 @@ const settled: Row[] = [
     build: (l) => l.start().dispatch(A, "implement", "opencode").jobStarted(A).settled(A, "failed", "canonical_worktree_forbidden:/work/main"),
     expect: (l) => ({
       wave: { status: "completed" },
-      items: { [A]: { status: "failed", reason_code: "canonical_worktree_forbidden:/work/main", next_action: "fix_worktree_then_start_new_wave", run_instance: null, job: null, history: [{ reason_code: "canonical_worktree_forbidden:/work/main", completed_at: l.atOf("item_settled") }] } },
+      items: {
+        [A]: {
+          status: "failed",
+          reason_code: "canonical_worktree_forbidden:/work/main",
+          next_action: "fix_worktree_then_start_new_wave",
+          run_instance: null,
+          job: null,
+          history: [{ reason_code: "canonical_worktree_forbidden:/work/main", completed_at: l.atOf("item_settled") }],
+        },
+      },
       effects: [
         { type: "stop_job", job: { item_id: A, run_instance: l.runInstance(A) } },
         { type: "release_lease", item_id: A, attempt: 1 },
@@ -216,7 +274,10 @@ const stale: Row[] = [
   {
     name: "job_finished with a stale run_instance is ignored",
     build: (l) => l.start().dispatch(A, "implement", "opencode").finished(A, { state: "exited_err", exit_code: 1 }, "ri-from-an-older-controller"),
-    expect: (l) => ({ items: { [A]: { status: "implementing", run_instance: l.runInstance(A), charged_attempts: 0, history: [{ completed_at: null }] } }, effects: [] }),
+    expect: (l) => ({
+      items: { [A]: { status: "implementing", run_instance: l.runInstance(A), charged_attempts: 0, history: [{ completed_at: null }] } },
+      effects: [],
+    }),
   },
   {
     name: "job_started with a stale run_instance is ignored",

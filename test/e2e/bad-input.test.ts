@@ -9,7 +9,6 @@ import { E2E, E2E_TIMEOUT_MS, git, isObj, parseObj } from "../helpers/world.js";
 // Bad input: each case ends with its own reason code, and the rest of the wave runs as if nothing
 // happened.
 
-
 describe("bad input gets its reason code and disturbs nothing else", { timeout: E2E_TIMEOUT_MS }, () => {
   it("missing, ambiguous and forbidden worktrees fail; a contract with the wrong beads_id is retried; the healthy items are approved without delay", async () => {
     const items = ["bi-miss", "bi-amb", "bi-forbid", "bi-wrongid", "bi-ok1", "bi-ok2"];
@@ -76,7 +75,10 @@ describe("bad input gets its reason code and disturbs nothing else", { timeout: 
   it("bd failing or printing garbage: the wave still runs, tracker failures are recorded, never fatal", async () => {
     const garbage = new E2E({ items: ["bd-g1", "bd-g2"], tracker: { bd: { mode: "garbage" } } });
     const failing = new E2E({ items: ["bd-f1", "bd-f2"], tracker: { bd: { mode: "exit1" } } });
-    const [g, f] = await Promise.all([garbage.run("start", ["--items", "bd-g1,bd-g2", "--wave-id", "w-bdg"]), failing.run("start", ["--items", "bd-f1,bd-f2", "--wave-id", "w-bdf"])]);
+    const [g, f] = await Promise.all([
+      garbage.run("start", ["--items", "bd-g1,bd-g2", "--wave-id", "w-bdg"]),
+      failing.run("start", ["--items", "bd-f1,bd-f2", "--wave-id", "w-bdf"]),
+    ]);
     expect(g.code, g.stderr).toBe(0);
     expect(f.code, f.stderr).toBe(0);
     expect(g.stderr).toContain("tracker_output_invalid");
@@ -93,7 +95,10 @@ describe("bad input gets its reason code and disturbs nothing else", { timeout: 
       expect(errs.length).toBeGreaterThan(0);
       expect(s?.items.every((i) => i.tracker_error !== null)).toBe(true);
       // bd was really asked (show, update, comments) through the fake.
-      const calls = readFileSync(w.bdLog, "utf8").trim().split("\n").map((l) => parseObj(l));
+      const calls = readFileSync(w.bdLog, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => parseObj(l));
       const cmds = new Set(calls.map((c) => (Array.isArray(c.argv) && typeof c.argv[0] === "string" ? c.argv[0] : "")));
       expect([...cmds]).toEqual(expect.arrayContaining(["--version", "show", "update", "comments"]));
     }

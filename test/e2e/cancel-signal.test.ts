@@ -9,7 +9,6 @@ import { type AgentRun, E2E, E2E_TIMEOUT_MS, listDir, parseObj } from "../helper
 // Cancel and signals against agents that fight back: they ignore SIGTERM and leave a grandchild
 // that ignores it too. Nothing of any job may survive a cancel.
 
-
 const STUBBORN = { implement: { grandchild: true, ignore_term: true, hang: true } };
 
 interface Procs {

@@ -12,7 +12,6 @@ import { E2E, E2E_TIMEOUT_MS, listDir } from "../helpers/world.js";
 // `resume` completes the wave, no (item, phase, attempt) is dispatched twice and no finished
 // attempt is run again (by the ledger and by the agents' own records).
 
-
 /** Raw scan of the item ledgers, fast enough to catch the controller in the middle of a cycle. */
 function ledgerText(w: E2E, wave: string): string {
   const dir = w.layout.itemLedgersDir(wave);
@@ -172,13 +171,23 @@ describe("the controller killed with SIGKILL, then resumed", { timeout: E2E_TIME
     const items = ["kb-1", "kb-2", "kb-3"];
     const w = new E2E({ items, scenario: { default: { implement: { sleep_ms: 200 }, review: { sleep_ms: 200 } } } });
     const proc = w.cli("start", ["--items", items.join(","), "--wave-id", "w-kb"]);
-    await killWhen(w, proc, "w-kb", (t) => /"event":"job_finished"[^\n]*"phase":"implement"|"phase":"implement"[^\n]*"event":"job_finished"/.test(t), "an implement job_finished");
+    await killWhen(
+      w,
+      proc,
+      "w-kb",
+      (t) => /"event":"job_finished"[^\n]*"phase":"implement"|"phase":"implement"[^\n]*"event":"job_finished"/.test(t),
+      "an implement job_finished",
+    );
 
     const events = await expectDeadControllerThenResume(w, "w-kb");
     expect(w.state("w-kb")?.stats).toMatchObject({ total: 3, approved: 3 });
     // Exactly one implement and one review per item: the finished implement was not redone.
     for (const id of items) {
-      expect(dispatches(events).filter((d) => d.item_id === id).map((d) => `${d.phase}:${d.attempt}`)).toEqual(["implement:1", "review:1"]);
+      expect(
+        dispatches(events)
+          .filter((d) => d.item_id === id)
+          .map((d) => `${d.phase}:${d.attempt}`),
+      ).toEqual(["implement:1", "review:1"]);
       expect(w.starts((r) => r.item === id).map((r) => `${r.phase}:${r.attempt}`)).toEqual(["implement:1", "review:1"]);
     }
   });

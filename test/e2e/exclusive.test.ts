@@ -6,7 +6,6 @@ import { E2E, E2E_TIMEOUT_MS, type Scenario } from "../helpers/world.js";
 
 // One controller per wave, one wave per item: racing copies of dx-batch never both run.
 
-
 const refusedAsRunning = /^error: (wave_exists|wave_already_running): /m;
 
 describe("single controller", { timeout: E2E_TIMEOUT_MS }, () => {

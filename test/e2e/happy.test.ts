@@ -7,7 +7,6 @@ import { it } from "../helpers/fixtures.js";
 import { dispatches, duplicateDispatches, duplicateRuns, finishes, racingRuns } from "../helpers/checks.js";
 import { E2E, E2E_TIMEOUT_MS, fileMode, listDir, parseObj } from "../helpers/world.js";
 
-
 const ids = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
 
 describe("a wave from start to completed, against real processes", { timeout: E2E_TIMEOUT_MS }, () => {
@@ -147,7 +146,11 @@ describe("a wave from start to completed, against real processes", { timeout: E2
 
     // A missing contract and a non-zero exit fail the attempt; the next provider gets the failure.
     expect(item("nc-1")?.status).toBe("approved");
-    expect(item("nc-1")?.history.map((h) => h.reason_code)).toEqual(["implement_contract_missing_or_invalid", "implement_completed_pending_review", "approved"]);
+    expect(item("nc-1")?.history.map((h) => h.reason_code)).toEqual([
+      "implement_contract_missing_or_invalid",
+      "implement_completed_pending_review",
+      "approved",
+    ]);
     expect(w.prompt("nc-1", "implement", 2, "agent-b")).toContain("The previous attempt failed");
     expect(item("nz-1")?.status).toBe("approved");
     expect(item("nz-1")?.history[0]).toMatchObject({ attempt: 1, provider: "agent-a", reason_code: "exited_err" });

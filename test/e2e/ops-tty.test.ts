@@ -47,10 +47,14 @@ describe.skipIf(!hasTmux)("the live table on a TTY (tmux)", { timeout: E2E_TIMEO
     const cfg = ["--config", w.configPath];
     try {
       startInTmux(w, "colour", ["start", ...cfg, "--items", "tt-1,tt-2", "--wave-id", "w-tty"], {});
-      const coloured = await waitFor(() => {
-        const p = pane("colour");
-        return p.includes("waiting on tt-1") && p.includes("implementing") ? p : null;
-      }, "the live table with tt-2 waiting on tt-1", { timeoutMs: 60_000 });
+      const coloured = await waitFor(
+        () => {
+          const p = pane("colour");
+          return p.includes("waiting on tt-1") && p.includes("implementing") ? p : null;
+        },
+        "the live table with tt-2 waiting on tt-1",
+        { timeoutMs: 60_000 },
+      );
       // implementing in cyan (SGR 36), the header in bold (SGR 1).
       expect(coloured).toMatch(/\u001b\[36mimplementing/);
       expect(coloured).toMatch(/\u001b\[1mITEM/);

@@ -29,7 +29,10 @@ function dxShim(w: E2E): string {
 
 describe("operating waves", { timeout: E2E_TIMEOUT_MS }, () => {
   it("latest wave by default for status, check, report, resume and cancel; next_command runs as printed; terminal events in the timeline", async () => {
-    const w = new E2E({ items: ["lw-1", "lw-2", "lw-3"], scenario: { items: { "lw-1": { implement: { gate: "a" } }, "lw-2": { implement: { gate: "b" } }, "lw-3": { implement: { gate: "c" } } } } });
+    const w = new E2E({
+      items: ["lw-1", "lw-2", "lw-3"],
+      scenario: { items: { "lw-1": { implement: { gate: "a" } }, "lw-2": { implement: { gate: "b" } }, "lw-3": { implement: { gate: "c" } } } },
+    });
 
     // Wave A: paused by a signal, then continued by running its next_command exactly as printed.
     const a = w.cli("start", ["--items", "lw-1", "--wave-id", "w-a"]);
@@ -42,10 +45,19 @@ describe("operating waves", { timeout: E2E_TIMEOUT_MS }, () => {
     const ck = await w.run("check", ["--json"]);
     expect(ck.code).toBe(2);
     const doc = parseObj(ck.stdout);
-    expect(doc).toMatchObject({ wave_id: "w-a", state: "paused", next_action: "run_dx_batch_resume", next_command: `dx-batch resume --wave-id w-a --config ${w.configPath}` });
+    expect(doc).toMatchObject({
+      wave_id: "w-a",
+      state: "paused",
+      next_action: "run_dx_batch_resume",
+      next_command: `dx-batch resume --wave-id w-a --config ${w.configPath}`,
+    });
     w.openGate("a");
     const next = typeof doc.next_command === "string" ? doc.next_command : "";
-    const ran = execFileSync("sh", ["-c", `${next} >/dev/null 2>&1; echo "exit=$?"`], { cwd: w.root, env: { ...w.env, PATH: `${dxShim(w)}:${w.env.PATH ?? ""}` }, encoding: "utf8" });
+    const ran = execFileSync("sh", ["-c", `${next} >/dev/null 2>&1; echo "exit=$?"`], {
+      cwd: w.root,
+      env: { ...w.env, PATH: `${dxShim(w)}:${w.env.PATH ?? ""}` },
+      encoding: "utf8",
+    });
     expect(ran.trim()).toBe("exit=0");
     expect(w.state("w-a")?.status).toBe("completed");
 
@@ -160,7 +172,13 @@ describe("operating waves", { timeout: E2E_TIMEOUT_MS }, () => {
       expect(got[0]?.body).toMatchObject({ wave_id: "w-nt", status: "completed" });
       expect(got[0]?.headers["x-dx-batch-wave-state"]).toBe("completed");
       const notified = (await w.events("w-nt")).find((e) => e.event === "wave_notified");
-      expect(notified).toMatchObject({ state: "completed", results: [{ channel: "command", ok: true }, { channel: "webhook", ok: true, attempts: 2 }] });
+      expect(notified).toMatchObject({
+        state: "completed",
+        results: [
+          { channel: "command", ok: true },
+          { channel: "webhook", ok: true, attempts: 2 },
+        ],
+      });
       // The webhook's secret path is not in the ledger.
       expect(readFileSync(w.layout.waveLedger("w-nt"), "utf8")).not.toContain("SECRET");
     } finally {
@@ -177,7 +195,10 @@ describe("operating waves", { timeout: E2E_TIMEOUT_MS }, () => {
     const bin = path.join(w.root, "gh-bin");
     mkdirSync(bin);
     const argvLog = path.join(w.root, "gh-argv.json");
-    writeFileSync(path.join(bin, "gh"), `#!/bin/sh\n${JSON.stringify(process.execPath)} -e 'require("fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))' ${JSON.stringify(argvLog)} "$@"\necho "https://github.example/acme/shop/pull/7"\n`);
+    writeFileSync(
+      path.join(bin, "gh"),
+      `#!/bin/sh\n${JSON.stringify(process.execPath)} -e 'require("fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))' ${JSON.stringify(argvLog)} "$@"\necho "https://github.example/acme/shop/pull/7"\n`,
+    );
     chmodSync(path.join(bin, "gh"), 0o755);
     const cfg = parseObj(readFileSync(w.configPath, "utf8"));
     writeFileSync(w.configPath, JSON.stringify({ ...cfg, pr: { open: "gh" } }));
@@ -196,7 +217,10 @@ describe("operating waves", { timeout: E2E_TIMEOUT_MS }, () => {
     expect(body).toContain("SUMMARY-pr-1-attempt1-agent-a");
     expect(body).toContain("Verdict: **APPROVED**");
     const item = w.state("w-pr2")?.items[0];
-    expect(item).toMatchObject({ status: "approved", delivery: { reason_code: "pr_opened", pushed: true, pr_url: "https://github.example/acme/shop/pull/7", head } });
+    expect(item).toMatchObject({
+      status: "approved",
+      delivery: { reason_code: "pr_opened", pushed: true, pr_url: "https://github.example/acme/shop/pull/7", head },
+    });
     const rep = parseObj((await w.expectExit("report", ["--wave-id", "w-pr2", "--format", "json"], 0)).stdout);
     expect((rep.items as JsonObject[])[0]?.delivery).toMatchObject({ pr_url: "https://github.example/acme/shop/pull/7" });
 

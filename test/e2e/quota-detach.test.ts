@@ -5,7 +5,6 @@ import { finishes } from "../helpers/checks.js";
 import { waitFor } from "../helpers/wait.js";
 import { E2E, E2E_TIMEOUT_MS, parseObj } from "../helpers/world.js";
 
-
 describe("provider quota errors", { timeout: E2E_TIMEOUT_MS }, () => {
   it("do not use up the item's attempts: the item falls back to the next provider, or waits out the cooldown", async () => {
     // max_attempts 1: if the quota error were counted, the item would end max_attempts_exceeded.
@@ -20,7 +19,10 @@ describe("provider quota errors", { timeout: E2E_TIMEOUT_MS }, () => {
       scenario: { items: { "qw-1": { implement: [{ quota: true }, {}] } } },
       config: { max_attempts: 1, provider_cooldown_minutes: 0.05, review_must_differ: false },
     });
-    const [rf, rw] = await Promise.all([fallback.run("start", ["--items", "qf-1,qf-ok", "--wave-id", "w-qf"]), waited.run("start", ["--items", "qw-1", "--wave-id", "w-qw"])]);
+    const [rf, rw] = await Promise.all([
+      fallback.run("start", ["--items", "qf-1,qf-ok", "--wave-id", "w-qf"]),
+      waited.run("start", ["--items", "qw-1", "--wave-id", "w-qw"]),
+    ]);
     expect(rf.code, rf.stderr).toBe(0);
     expect(rw.code, rw.stderr).toBe(0);
 

@@ -8,7 +8,6 @@ import { E2E, E2E_TIMEOUT_MS, parseObj } from "../helpers/world.js";
 
 // Stalled and over-time jobs are stopped (the whole group) before their item is retried.
 
-
 describe("stalled and over-time jobs", { timeout: E2E_TIMEOUT_MS }, () => {
   it("a silent agent is stalled and a chatty one hits max runtime: both are killed before the retry on the next provider", async () => {
     const items = ["st-1", "mr-1", "st-ok"];
@@ -35,7 +34,10 @@ describe("stalled and over-time jobs", { timeout: E2E_TIMEOUT_MS }, () => {
 
     expect(item("mr-1")?.status).toBe("approved");
     expect(item("mr-1")?.history[0]).toMatchObject({ attempt: 1, state: "timed_out", reason_code: "max_runtime_exceeded" });
-    expect(parseObj(readFileSync(w.layout.outcomePath("w-stall", "mr-1", "implement", 1), "utf8"))).toMatchObject({ result: "timeout", reason_code: "max_runtime_exceeded" });
+    expect(parseObj(readFileSync(w.layout.outcomePath("w-stall", "mr-1", "implement", 1), "utf8"))).toMatchObject({
+      result: "timeout",
+      reason_code: "max_runtime_exceeded",
+    });
 
     // Stopped before the retry: the old job finished (stopped) before attempt 2 was dispatched, and
     // when attempt 2's agent started no earlier agent of the item was alive.

@@ -45,7 +45,12 @@ describe("another host's controller", { timeout: E2E_TIMEOUT_MS }, () => {
     const events = await w.events("w-ch");
     expect(events.find((e) => e.event === "controller_acquired")).toMatchObject({ epoch: 2 });
     // The reviews (same item+attempt lease as the dead controller's implement) were dispatched.
-    expect(dispatches(events).filter((d) => d.phase === "review").map((d) => d.item_id).sort()).toEqual(items);
+    expect(
+      dispatches(events)
+        .filter((d) => d.phase === "review")
+        .map((d) => d.item_id)
+        .sort(),
+    ).toEqual(items);
     expect(duplicateDispatches(events)).toEqual([]);
     expect(duplicateRuns(w.runs(), "w-ch")).toEqual([]);
     expect(listDir(w.layout.leasesDir("w-ch")).filter((f) => f.endsWith(".lock"))).toEqual([]);

@@ -49,7 +49,8 @@ describe("overlapping waves", { timeout: 900_000 }, () => {
     const r = await a.expectExit("start", ["--items", again.join(","), "--wave-id", "ov-later"], 0);
     expect(r.stdout).toContain("already approved by an earlier wave");
     expect(a.runs().length).toBe(before);
-    for (const it of a.state("ov-later")?.items ?? []) expect(it).toMatchObject({ status: "approved", reason_code: expect.stringMatching(/^already_approved:ov0-[ab]$/) });
+    for (const it of a.state("ov-later")?.items ?? [])
+      expect(it).toMatchObject({ status: "approved", reason_code: expect.stringMatching(/^already_approved:ov0-[ab]$/) });
     expect(dispatches(await a.events("ov-later"))).toEqual([]);
 
     // --redo runs them anyway.

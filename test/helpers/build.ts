@@ -67,11 +67,15 @@ export function buildCli(): string {
     rmSync(tmp, { recursive: true, force: true });
     const tsc = path.join(REPO, "node_modules", "typescript", "bin", "tsc");
     try {
-      execFileSync(process.execPath, [tsc, "-p", path.join(REPO, "tsconfig.build.json"), "--outDir", path.join(tmp, "dist"), "--declaration", "false", "--sourceMap", "false"], {
-        cwd: REPO,
-        stdio: "pipe",
-        encoding: "utf8",
-      });
+      execFileSync(
+        process.execPath,
+        [tsc, "-p", path.join(REPO, "tsconfig.build.json"), "--outDir", path.join(tmp, "dist"), "--declaration", "false", "--sourceMap", "false"],
+        {
+          cwd: REPO,
+          stdio: "pipe",
+          encoding: "utf8",
+        },
+      );
     } catch (e) {
       const out = e instanceof Error && "stdout" in e ? String(e.stdout) : "";
       throw new Error(`the test build of src/ failed (tsc -p tsconfig.build.json):\n${out}`);

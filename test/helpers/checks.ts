@@ -43,4 +43,3 @@ export function racingRuns(runs: readonly AgentRun[]): string[] {
     .filter((r) => r.event === "start" && (r.alive_peers?.length ?? 0) > 0)
     .map((r) => `${r.item}/${r.phase}/${r.attempt} started while pid(s) ${(r.alive_peers ?? []).join(",")} of the same item were alive`);
 }
-

@@ -310,8 +310,7 @@ export class Ledger {
   }
 }
 
-export const outcomePath = (item: string, phase: Phase, attempt: number): string =>
-  `${WAVE_DIR}/outcomes/${item}.${phase}.attempt${attempt}.outcome.json`;
+export const outcomePath = (item: string, phase: Phase, attempt: number): string => `${WAVE_DIR}/outcomes/${item}.${phase}.attempt${attempt}.outcome.json`;
 
 /** Freeze a value and everything it holds, so a mutation throws in strict-mode code. */
 export function deepFreeze<T>(v: T): T {

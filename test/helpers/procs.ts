@@ -80,7 +80,11 @@ export function taggedProcesses(tag: string, opts: { includeZombies?: boolean } 
 
 /** Process groups of running agent jobs carrying `tag`: a job's processes have DX_BATCH_RUN_INSTANCE, controllers do not. */
 export function liveJobGroups(tag: string): Set<number> {
-  return new Set(taggedProcesses(tag).filter((p) => environHas(p.pid, "DX_BATCH_RUN_INSTANCE=")).map((p) => p.pgid));
+  return new Set(
+    taggedProcesses(tag)
+      .filter((p) => environHas(p.pid, "DX_BATCH_RUN_INSTANCE="))
+      .map((p) => p.pgid),
+  );
 }
 
 /** SIGKILL every process group holding a tagged process (cleanup); returns how many. */
@@ -155,7 +159,14 @@ export interface SpawnOptions {
 
 /** `node <script> …args` in its own process group, so a fixture can kill what it leaves behind in one go. */
 export function spawnNode(script: string, args: readonly string[], o: SpawnOptions): CliProc {
-  const child = spawn(process.execPath, [script, ...args], { cwd: o.cwd, env: o.env, uid: o.uid, gid: o.gid, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [script, ...args], {
+    cwd: o.cwd,
+    env: o.env,
+    uid: o.uid,
+    gid: o.gid,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`cannot spawn ${script} ${args.join(" ")}`);
   let out = "";

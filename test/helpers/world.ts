@@ -74,17 +74,19 @@ export const parseJson = (text: string): unknown => JSON.parse(text);
 
 /** A Beads-shaped issues.jsonl (the file tracker reads it; the fake bd is seeded from it). */
 export function writeIssues(file: string, items: readonly (string | Issue)[]): Record<string, unknown>[] {
-  const issues = items.map((i) => (typeof i === "string" ? { id: i } : i)).map((i) => ({
-    id: i.id,
-    title: i.title ?? `Title of ${i.id}`,
-    description: i.description ?? `DESCRIPTION-${i.id}: change notes/${i.id}.md.`,
-    acceptance_criteria: i.acceptance_criteria ?? `ACCEPTANCE-${i.id}: the note exists and is committed.`,
-    status: "open",
-    priority: 2,
-    issue_type: "task",
-    labels: ["test"],
-    dependencies: (i.depends_on ?? []).map((d) => ({ id: d, dependency_type: "blocks" })),
-  }));
+  const issues = items
+    .map((i) => (typeof i === "string" ? { id: i } : i))
+    .map((i) => ({
+      id: i.id,
+      title: i.title ?? `Title of ${i.id}`,
+      description: i.description ?? `DESCRIPTION-${i.id}: change notes/${i.id}.md.`,
+      acceptance_criteria: i.acceptance_criteria ?? `ACCEPTANCE-${i.id}: the note exists and is committed.`,
+      status: "open",
+      priority: 2,
+      issue_type: "task",
+      labels: ["test"],
+      dependencies: (i.depends_on ?? []).map((d) => ({ id: d, dependency_type: "blocks" })),
+    }));
   writeFileSync(file, issues.map((i) => JSON.stringify(i)).join("\n") + "\n");
   return issues;
 }
@@ -173,7 +175,6 @@ export function parseRun(line: string): AgentRun | null {
   return run;
 }
 
-
 /** Every run the scripted agents recorded in <recordDir>/runs.jsonl. */
 export function readRuns(recordDir: string): AgentRun[] {
   const f = path.join(recordDir, "runs.jsonl");
@@ -183,7 +184,6 @@ export function readRuns(recordDir: string): AgentRun[] {
     .map(parseRun)
     .filter((r): r is AgentRun => r !== null);
 }
-
 
 // ---- a config and a store for the read commands (and small real waves) ----------------------------
 
@@ -224,7 +224,13 @@ export function agentSandbox(tmp: TempDirs, extra: Record<string, unknown> = {})
   writeScenarioFile(scenarioPath, path.join(base, "records"), {
     default: { implement: {}, review: { verdict: "APPROVED" } },
     prefixes: {
-      "rev-": { implement: {}, review: review([{ verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] }, { verdict: "APPROVED" }]) },
+      "rev-": {
+        implement: {},
+        review: review([
+          { verdict: "REVISION_REQUIRED", findings: [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] },
+          { verdict: "APPROVED" },
+        ]),
+      },
       "blk-": { implement: { edit: false, status: "blocked" } },
       "bad-": { implement: { edit: false, surprise: true } },
     },
@@ -302,7 +308,6 @@ export interface E2EOptions {
   shareStoreWith?: E2E;
   env?: Record<string, string>;
 }
-
 
 export class E2E {
   readonly root: string;
@@ -405,7 +410,10 @@ export class E2E {
   /** Runs a command to its end and fails the test with its output when the exit code differs. */
   async expectExit(command: string, args: readonly string[], code: number): Promise<CliResult> {
     const r = await this.run(command, args);
-    if (r.code !== code) throw new Error(`dx-batch ${command} ${args.join(" ")} exited ${String(r.code)} (${String(r.signal)}), expected ${code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+    if (r.code !== code)
+      throw new Error(
+        `dx-batch ${command} ${args.join(" ")} exited ${String(r.code)} (${String(r.signal)}), expected ${code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
+      );
     return r;
   }
 
@@ -517,7 +525,6 @@ export function listDir(d: string): string[] {
   }
 }
 
-
 export function fileMode(p: string): number {
   return statSync(p).mode & 0o777;
 }
@@ -526,6 +533,8 @@ export async function cleanupAll(): Promise<void> {
   await killAllChildren();
   for (const e of roots) e.cleanup();
   // Give the kills a moment to land before the directories (and the agents' cwd) go away.
-  await waitFor(() => roots.every((e) => e.jobGroups().every((g) => livePids(g).length === 0)), "every agent group to be gone", { timeoutMs: 10_000 }).catch(() => undefined);
+  await waitFor(() => roots.every((e) => e.jobGroups().every((g) => livePids(g).length === 0)), "every agent group to be gone", { timeoutMs: 10_000 }).catch(
+    () => undefined,
+  );
   for (const e of roots.splice(0)) rmSync(e.root, { recursive: true, force: true });
 }

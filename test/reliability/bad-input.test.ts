@@ -1,5 +1,18 @@
 import { execFileSync } from "node:child_process";
-import { appendFileSync, chmodSync, copyFileSync, existsSync, lchownSync, linkSync, lstatSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -25,7 +38,6 @@ import { agentSandbox, parseJson, REPO, sandbox, writeWave, type Sandbox } from 
 
 const FIX = path.join(REPO, "test/fixtures/bad-input");
 const bin = buildCli();
-
 
 function load<T extends TSchema>(file: string, schema: T): Static<T> {
   const v: unknown = JSON.parse(readFileSync(path.join(FIX, file), "utf8"));
@@ -87,7 +99,16 @@ describe("bad ids: refused before anything is written", () => {
   it.each(ids.wave_ids.map((w, i) => ({ ...w, every: i < 2 })))("wave id '$id' ($why) -> invalid_wave_id (every command: $every)", async ({ id, every }) => {
     const sb = populated();
     const c = ["--config", sb.configPath, "--wave-id", id];
-    const all = [["start", ...c, "--items", "bd-a1"], ["status", ...c, "--json"], ["status", ...c], ["check", ...c], ["report", ...c], ["doctor", ...c, "--fix"], ["resume", ...c], ["cancel", ...c]];
+    const all = [
+      ["start", ...c, "--items", "bd-a1"],
+      ["status", ...c, "--json"],
+      ["status", ...c],
+      ["check", ...c],
+      ["report", ...c],
+      ["doctor", ...c, "--fix"],
+      ["resume", ...c],
+      ["cancel", ...c],
+    ];
     const msgs = await refusedUnchanged(
       sb,
       (every ? all : all.slice(0, 2)).map((args) => ({ args })),
@@ -114,8 +135,18 @@ describe("bad config files: refused naming the file and the key path, nothing wr
     const bad = path.join(sb.root, "bad.json");
     copyFileSync(path.join(FIX, "config", file), bad);
     const c = ["--config", "bad.json"];
-    const lines = [["start", ...c, "--items", "bd-a1", "--wave-id", NEW], ["doctor", ...c, "--wave-id", OLD, "--fix"]];
-    if (readers) lines.push(["status", ...c, "--wave-id", OLD, "--json"], ["check", ...c, "--wave-id", OLD], ["report", ...c, "--wave-id", OLD], ["resume", ...c, "--wave-id", OLD], ["cancel", ...c, "--wave-id", OLD]);
+    const lines = [
+      ["start", ...c, "--items", "bd-a1", "--wave-id", NEW],
+      ["doctor", ...c, "--wave-id", OLD, "--fix"],
+    ];
+    if (readers)
+      lines.push(
+        ["status", ...c, "--wave-id", OLD, "--json"],
+        ["check", ...c, "--wave-id", OLD],
+        ["report", ...c, "--wave-id", OLD],
+        ["resume", ...c, "--wave-id", OLD],
+        ["cancel", ...c, "--wave-id", OLD],
+      );
     const msgs = await refusedUnchanged(
       sb,
       lines.map((args) => ({ args })),
@@ -143,9 +174,17 @@ describe("bad config files: refused naming the file and the key path, nothing wr
     const sb = populated();
     const [a] = await refusedUnchanged(sb, [{ args: ["status", "--config", "nope.json", "--wave-id", OLD] }], "config_not_found");
     expect(a).toContain(path.join(sb.root, "nope.json"));
-    const [b] = await refusedUnchanged(sb, [{ args: ["status", "--wave-id", OLD], env: { DX_BATCH_CONFIG: path.join(sb.root, "gone.json") } }], "config_not_found");
+    const [b] = await refusedUnchanged(
+      sb,
+      [{ args: ["status", "--wave-id", OLD], env: { DX_BATCH_CONFIG: path.join(sb.root, "gone.json") } }],
+      "config_not_found",
+    );
     expect(b).toContain("$DX_BATCH_CONFIG");
-    const [c] = await refusedUnchanged(sb, [{ args: ["start", "--config", sb.configPath, "--items", "bd-a1"], env: { DX_BATCH_EXEC_PROCESS_CAP: "lots" } }], "config_invalid");
+    const [c] = await refusedUnchanged(
+      sb,
+      [{ args: ["start", "--config", sb.configPath, "--items", "bd-a1"], env: { DX_BATCH_EXEC_PROCESS_CAP: "lots" } }],
+      "config_invalid",
+    );
     expect(c).toContain("DX_BATCH_EXEC_PROCESS_CAP");
     const [d] = await refusedUnchanged(sb, [{ args: ["start", "--config", sb.configPath, "--items", "bd-a1", "--max-parallel", "0"] }], "usage");
     expect(d).toContain("--max-parallel must be a positive integer");
@@ -200,7 +239,11 @@ describe("contracts: the runner-free validator refuses with the phase's reason c
       detail: `contract too large: over ${MAX_CONTRACT_BYTES} bytes (1 MiB)`,
     });
     // Over the limit and not JSON either: the size is what is reported.
-    expect(validateContract(`${"{".repeat(2 * 1024 * 1024)}`, { item_id: "bd-a1", phase: "review" })).toMatchObject({ ok: false, reason_code: "review_contract_missing_or_invalid", detail: expect.stringContaining("too large") });
+    expect(validateContract(`${"{".repeat(2 * 1024 * 1024)}`, { item_id: "bd-a1", phase: "review" })).toMatchObject({
+      ok: false,
+      reason_code: "review_contract_missing_or_invalid",
+      detail: expect.stringContaining("too large"),
+    });
   });
 
   it("the limit is 1 MiB of UTF-8 bytes: exactly 1 MiB passes, one byte more and multi-byte text over it do not", () => {
@@ -208,7 +251,10 @@ describe("contracts: the runner-free validator refuses with the phase's reason c
     const atLimit = exact + " ".repeat(MAX_CONTRACT_BYTES - Buffer.byteLength(exact));
     expect(Buffer.byteLength(atLimit)).toBe(MAX_CONTRACT_BYTES);
     expect(validateContract(atLimit, { item_id: "bd-a1", phase: "implement" }).ok).toBe(true);
-    expect(validateContract(`${atLimit} `, { item_id: "bd-a1", phase: "implement" })).toMatchObject({ ok: false, detail: expect.stringContaining("too large") });
+    expect(validateContract(`${atLimit} `, { item_id: "bd-a1", phase: "implement" })).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining("too large"),
+    });
     const wide = padded(MAX_CONTRACT_BYTES + 64, "é");
     expect(wide.length).toBeLessThan(MAX_CONTRACT_BYTES);
     expect(validateContract(wide, { item_id: "bd-a1", phase: "implement" })).toMatchObject({ ok: false, detail: expect.stringContaining("too large") });
@@ -240,7 +286,11 @@ const bdFile = (c: string, ext: string): string => {
 
 describe("bd output: garbage, errors and the enveloped form", () => {
   it("every recorded answer has a case", () => {
-    const names = new Set(readdirSync(BD_DIR).filter((f) => /\.(out|err|exit)$/.test(f)).map((f) => f.replace(/\.(out|err|exit)$/, "")));
+    const names = new Set(
+      readdirSync(BD_DIR)
+        .filter((f) => /\.(out|err|exit)$/.test(f))
+        .map((f) => f.replace(/\.(out|err|exit)$/, "")),
+    );
     expect([...names].sort()).toEqual(bdCases.map((c) => c.case).sort());
   });
 
@@ -316,7 +366,10 @@ const doctorDoc = async (sb: Sandbox, ...flags: string[]): Promise<{ code: numbe
 describe("a truncated ledger (torn last line)", () => {
   it.each([
     ["a half-written event", `{"seq":99,"at":"2026-01-01T00:10:00.000Z","event":"tracker_err`],
-    ["a whole event without its newline", `{"seq":99,"at":"2026-01-01T00:10:00.000Z","event":"tracker_error","item_id":"bd-a1","op":"comment","reason_code":"x","detail":"y"}`],
+    [
+      "a whole event without its newline",
+      `{"seq":99,"at":"2026-01-01T00:10:00.000Z","event":"tracker_error","item_id":"bd-a1","op":"comment","reason_code":"x","detail":"y"}`,
+    ],
   ])("%s: status, check and report still work; doctor reports ledger_torn_tail; --fix cuts it", async (_name, tail) => {
     const sb = damagedCandidate();
     const status = await statusDoc(sb);
@@ -353,7 +406,7 @@ describe("a corrupt ledger line in the middle", () => {
   };
 
   it.each([
-    ["not JSON", () => "garbage", 'not JSON'],
+    ["not JSON", () => "garbage", "not JSON"],
     ["JSON that is not an event", () => `{"hello":"world"}`, "/event: missing or not a string"],
     ["a seq out of order", (f: string) => readFileSync(f, "utf8").split("\n")[0] ?? "", "seq 3 does not follow seq 4"],
   ])("%s: status/check/report refuse with ledger_corrupt naming file:line; doctor reports it critical and --fix writes nothing", async (_n, line, detail) => {
@@ -363,7 +416,12 @@ describe("a corrupt ledger line in the middle", () => {
 
     const msgs = await refusedUnchanged(
       sb,
-      [{ args: ["status", ...readArgs(sb)] }, { args: ["status", ...readArgs(sb), "--json"] }, { args: ["check", ...readArgs(sb)] }, { args: ["report", ...readArgs(sb)] }],
+      [
+        { args: ["status", ...readArgs(sb)] },
+        { args: ["status", ...readArgs(sb), "--json"] },
+        { args: ["check", ...readArgs(sb)] },
+        { args: ["report", ...readArgs(sb)] },
+      ],
       "ledger_corrupt",
     );
     for (const m of msgs) expect(m).toContain(`${ledger}:3: ${detail}`);
@@ -416,7 +474,15 @@ describe("a corrupt or missing snapshot", () => {
     const sb = damagedCandidate();
     const seq = fold((await readLedgerEvents(sb.layout, OLD)).events).seq;
     const w = new LedgerWriter(sb.layout, OLD, { lastSeq: seq });
-    w.append({ seq: seq + 1, at: "2026-01-01T01:00:00.000Z", event: "item_settled", item_id: "bd-b2", status: "blocked", reason_code: "item_claimed_by_other_wave:w9", error: "claimed" });
+    w.append({
+      seq: seq + 1,
+      at: "2026-01-01T01:00:00.000Z",
+      event: "item_settled",
+      item_id: "bd-b2",
+      status: "blocked",
+      reason_code: "item_claimed_by_other_wave:w9",
+      error: "claimed",
+    });
     w.close();
     const s = (await statusDoc(sb)) as { items: { beads_id: string; status: string; reason_code: string }[] };
     expect(s.items.find((i) => i.beads_id === "bd-b2")).toMatchObject({ status: "blocked", reason_code: "item_claimed_by_other_wave:w9" });
@@ -433,7 +499,13 @@ describe("a missing artifact directory", () => {
     const a = readArgs(sb);
     await refusedUnchanged(
       sb,
-      [{ args: ["status", ...a] }, { args: ["check", ...a], exit: 3 }, { args: ["report", ...a] }, { args: ["doctor", ...a] }, { args: ["doctor", ...a, "--fix"] }],
+      [
+        { args: ["status", ...a] },
+        { args: ["check", ...a], exit: 3 },
+        { args: ["report", ...a] },
+        { args: ["doctor", ...a] },
+        { args: ["doctor", ...a, "--fix"] },
+      ],
       "wave_not_found",
     );
     expect(existsSync(sb.art)).toBe(false);
@@ -481,7 +553,12 @@ describe("an unwritable artifact directory", () => {
       try {
         const before = treeState(sb.root);
         const a = readArgs(sb);
-        for (const args of [["status", ...a, "--json"], ["check", ...a], ["report", ...a], ["doctor", ...a, "--json"]]) {
+        for (const args of [
+          ["status", ...a, "--json"],
+          ["check", ...a],
+          ["report", ...a],
+          ["doctor", ...a, "--json"],
+        ]) {
           const r = await run(sb, args);
           expect(r.code, `${args[0]}: ${r.stderr}`).toBe(0);
         }

@@ -75,7 +75,8 @@ function makePlan(rng: () => number, ms: readonly [number, number]): ItemPlan[] 
       const r = rng();
       const implement = r < 0.07 ? "failed" : r < 0.1 && n === 1 ? "blocked" : "completed";
       const v = rng();
-      const verdict = n === 1 ? (v < 0.55 ? "APPROVED" : v < 0.88 ? "REVISION_REQUIRED" : "BLOCKED") : v < 0.7 ? "APPROVED" : v < 0.95 ? "REVISION_REQUIRED" : "BLOCKED";
+      const verdict =
+        n === 1 ? (v < 0.55 ? "APPROVED" : v < 0.88 ? "REVISION_REQUIRED" : "BLOCKED") : v < 0.7 ? "APPROVED" : v < 0.95 ? "REVISION_REQUIRED" : "BLOCKED";
       attempts.push({ implement, verdict, implement_ms: between(rng, ms[0], ms[1]), review_ms: between(rng, ms[0], ms[1]) });
     }
     // Two dependency edges, so the cascade and the wait for an approval are crashed into too.
@@ -124,7 +125,9 @@ interface RunCtx {
 function cli(c: RunCtx, ...args: string[]): CliProc {
   const p = spawnNode(bin, [...args, "--config", c.fx.configPath, "--wave-id", c.waveId], { env: c.fx.env, cwd: c.fx.root });
   debug(`${c.waveId}: ${args[0] ?? ""} pid ${p.pid}`);
-  void p.exited.then((e) => debug(`${c.waveId}: ${args[0] ?? ""} pid ${p.pid} exited ${String(e.code ?? e.signal)}${e.code ? `\n${tail(p.stderr(), 600)}` : ""}`));
+  void p.exited.then((e) =>
+    debug(`${c.waveId}: ${args[0] ?? ""} pid ${p.pid} exited ${String(e.code ?? e.signal)}${e.code ? `\n${tail(p.stderr(), 600)}` : ""}`),
+  );
   return p;
 }
 
@@ -179,7 +182,9 @@ async function freeze(c: RunCtx, p: CliProc): Promise<void> {
     const r = cli(c, "resume");
     const exit = await waitExit(r, RESUME_CEILING_MS, `${c.waveId} resume against a frozen controller`);
     if (exit.code !== 1 || !r.stderr().includes("wave_already_running")) {
-      c.violations.push(`${c.waveId}: resume against a frozen controller exited ${String(exit.code ?? exit.signal)}, not 1 wave_already_running\n${tail(r.stderr())}`);
+      c.violations.push(
+        `${c.waveId}: resume against a frozen controller exited ${String(exit.code ?? exit.signal)}, not 1 wave_already_running\n${tail(r.stderr())}`,
+      );
     }
   } finally {
     p.kill("SIGCONT");
@@ -213,7 +218,9 @@ async function startAndMaybeKill(c: RunCtx, t: Trigger): Promise<"killed" | "com
       await kill(c, p);
       if (existsSync(layout.waveState(c.waveId)) || existsSync(layout.waveLedger(c.waveId))) return "killed";
       if (existsSync(layout.waveDir(c.waveId))) {
-        c.violations.push(`${c.waveId}: start killed at ${describeTrigger(trigger)} left a wave directory with neither snapshot nor ledger (resume: wave_not_found; start: wave_exists)`);
+        c.violations.push(
+          `${c.waveId}: start killed at ${describeTrigger(trigger)} left a wave directory with neither snapshot nor ledger (resume: wave_not_found; start: wave_exists)`,
+        );
         return "killed";
       }
       continue;
@@ -265,7 +272,20 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
   const tag = `chaos-${BASE_SEED}-${i}-${process.pid}`;
   tags.push(tag);
   const fx = makeFixture({ root: path.join(tmp.make(`dx-chaos-${i}-`), "w"), tag, items: plan });
-  const c: RunCtx = { fx, waveId: `chaos-${i}`, ids: plan.map((p) => p.id).join(","), violations: [], kills: 0, freezesLeft: freezes, freezes: 0, starts: 0, resumes: 0, cancelled: false, startedAtCancel: 0, killPoints: [] };
+  const c: RunCtx = {
+    fx,
+    waveId: `chaos-${i}`,
+    ids: plan.map((p) => p.id).join(","),
+    violations: [],
+    kills: 0,
+    freezesLeft: freezes,
+    freezes: 0,
+    starts: 0,
+    resumes: 0,
+    cancelled: false,
+    startedAtCancel: 0,
+    killPoints: [],
+  };
   const t0 = Date.now();
 
   if (kind === "cancel-live") {
@@ -305,7 +325,19 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
   } catch (e) {
     // A wave whose ledgers cannot be read or folded is the worst violation: say so with the run.
     const why = `${c.waveId}: the wave's ledgers cannot be read back (${e instanceof Error ? e.message : String(e)}); kills after: ${c.killPoints.join(", ")}`;
-    const none = { run: i, seed, kind, kills: c.kills, freezes: c.freezes, starts: c.starts, resumes: c.resumes, ms, dispatches: 0, groups: 0, zombieGroups: 0 };
+    const none = {
+      run: i,
+      seed,
+      kind,
+      kills: c.kills,
+      freezes: c.freezes,
+      starts: c.starts,
+      resumes: c.resumes,
+      ms,
+      dispatches: 0,
+      groups: 0,
+      zombieGroups: 0,
+    };
     return { ...none, lateExits: strayAtEnd.length, strayAtEnd, killPoints: c.killPoints, violations: [...c.violations, why] };
   }
   const groups = groupViolations(jobGroups(fx.artifactDir, fx.runnerLogDir, w), tag);
@@ -355,7 +387,12 @@ function summarize(results: readonly RunResult[]): string {
   );
   const points = new Map<string, number>();
   for (const p of results.flatMap((r) => r.killPoints)) points.set(p, (points.get(p) ?? 0) + 1);
-  lines.push(`kills landed after: ${[...points].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ×${n}`).join(", ")}`);
+  lines.push(
+    `kills landed after: ${[...points]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k} ×${n}`)
+      .join(", ")}`,
+  );
   const late = results.flatMap((r) => r.strayAtEnd.map((s) => `run ${r.run}: ${s}`));
   if (late.length > 0) lines.push(`alive when the wave ended (a violation unless gone within ${EXIT_GRACE_MS} ms):\n  ${late.join("\n  ")}`);
   return lines.join("\n");
@@ -382,7 +419,9 @@ describe("chaos: the controller is SIGKILLed at random moments", () => {
     );
     const kills = results.reduce((s, r) => s + r.kills, 0);
     const freezes = results.reduce((s, r) => s + r.freezes, 0);
-    console.log(`${summarize(results)}\nchaos: ${RUNS} runs, ${kills} SIGKILLs, ${freezes} SIGSTOP/SIGCONT, ${((Date.now() - t0) / 1000).toFixed(1)} s (seed ${BASE_SEED})`);
+    console.log(
+      `${summarize(results)}\nchaos: ${RUNS} runs, ${kills} SIGKILLs, ${freezes} SIGSTOP/SIGCONT, ${((Date.now() - t0) / 1000).toFixed(1)} s (seed ${BASE_SEED})`,
+    );
     expect(kills, "every run must have been killed at least once").toBeGreaterThanOrEqual(RUNS);
     if (RUNS >= 10) expect(freezes, "some runs must have frozen their controller").toBeGreaterThan(0);
     const violations = results.flatMap((r) => r.violations.map((v) => `[run ${r.run} seed ${r.seed}] ${v}`));
@@ -413,7 +452,13 @@ describe("the chaos checks can fail", () => {
     const journal = readJournal(fx.journalPath);
     const expected = expectedOutcomes(plan, MAX_ATTEMPTS);
     // Clean: no check complains.
-    expect([...dispatchViolations(w), ...executionViolations(w, journal), ...snapshotViolations(w), ...terminalViolations(w, "completed"), ...outcomeViolations(w, expected)]).toEqual([]);
+    expect([
+      ...dispatchViolations(w),
+      ...executionViolations(w, journal),
+      ...snapshotViolations(w),
+      ...terminalViolations(w, "completed"),
+      ...outcomeViolations(w, expected),
+    ]).toEqual([]);
 
     const last = w.events[w.events.length - 1]?.seq ?? 0;
     const dispatch = w.events.find((e) => e.event === "item_dispatched" && e.phase === "implement");
@@ -454,7 +499,9 @@ describe("the chaos checks can fail", () => {
     if (pid === undefined) throw new Error("sleep did not start");
     try {
       await waitFor(() => strayProcesses(tag).some((l) => l.includes(`process ${pid} `)), "the stray sleep to carry the tag");
-      expect(groupViolations([...jobGroups(fx.artifactDir, fx.runnerLogDir, w), pid], tag).violations.join("\n")).toMatch(new RegExp(`process group ${pid} is alive`));
+      expect(groupViolations([...jobGroups(fx.artifactDir, fx.runnerLogDir, w), pid], tag).violations.join("\n")).toMatch(
+        new RegExp(`process group ${pid} is alive`),
+      );
     } finally {
       process.kill(-pid, "SIGKILL");
       await new Promise((r) => stray.once("close", r));

@@ -129,11 +129,15 @@ describe("a hostile agent", () => {
       expect(start.code, start.stderr).toBe(0);
       const wave = () => scanMarked().filter((m) => m.wave_id === "w-esc");
       // The agent and its two escapees, the escapees in process groups of their own.
-      await waitFor(() => {
-        const ms = wave();
-        const groups = new Set(ms.map((m) => m.pgid));
-        return ms.length >= 3 && groups.size >= 3 ? ms : null;
-      }, "the agent and its escapees", { timeoutMs: 60_000 });
+      await waitFor(
+        () => {
+          const ms = wave();
+          const groups = new Set(ms.map((m) => m.pgid));
+          return ms.length >= 3 && groups.size >= 3 ? ms : null;
+        },
+        "the agent and its escapees",
+        { timeoutMs: 60_000 },
+      );
       const c = await runCli(bin, args(w, "cancel", "--wave-id", "w-esc"), { cwd: w.root, timeoutMs: T });
       expect(c.code, c.stderr).toBe(0);
       expect(wave()).toEqual([]);
@@ -193,7 +197,12 @@ describe("output errors", () => {
     async ({ bin, tmp }) => {
       const w = world(tmp);
       const cmd = `"${process.execPath}" "${bin}" start --config "${w.configPath}" --items ok-a1,ok-b2,ok-c3 --wave-id w-pipe --json | head -1`;
-      const r = spawnSync("sh", ["-c", cmd], { cwd: w.root, encoding: "utf8", timeout: T, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" } });
+      const r = spawnSync("sh", ["-c", cmd], {
+        cwd: w.root,
+        encoding: "utf8",
+        timeout: T,
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
+      });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout.split("\n").filter((l) => l !== "")).toHaveLength(1);
       const check = await runCli(bin, args(w, "check", "--wave-id", "w-pipe", "--json"), { cwd: w.root });
@@ -241,7 +250,10 @@ describe.skipIf(who === null)("another local user", () => {
       chmodSync(targetDir, 0o755);
       const before = readFileSync(target, "utf8");
       const art = path.join(shared, "dx-batch");
-      execFileSync("sh", ["-c", `mkdir -p "${art}/ledgers/w-sq" && ln -s "${target}" "${art}/ledgers/w-sq/ok-a1.ledger.jsonl" && chmod -R 777 "${art}"`], { uid: who.uid, gid: who.gid });
+      execFileSync("sh", ["-c", `mkdir -p "${art}/ledgers/w-sq" && ln -s "${target}" "${art}/ledgers/w-sq/ok-a1.ledger.jsonl" && chmod -R 777 "${art}"`], {
+        uid: who.uid,
+        gid: who.gid,
+      });
       const w = world(tmp, {}, { artifact_dir: art });
       const r = await runCli(bin, args(w, "start", "--items", "ok-a1", "--wave-id", "w-sq"), { cwd: w.root, timeoutMs: T });
       const msg = expectRefusal(r, "artifact_dir_insecure");

@@ -40,7 +40,9 @@ export function snapshotViolations(w: WaveRecord): string[] {
   const a = replayed.split("\n");
   const b = w.snapshotText.split("\n");
   const i = a.findIndex((l, k) => l !== b[k]);
-  return [`${w.waveId}: wave_state.json differs from the replay of the ledgers at line ${i + 1}: replay ${JSON.stringify(a[i])} vs snapshot ${JSON.stringify(b[i])}`];
+  return [
+    `${w.waveId}: wave_state.json differs from the replay of the ledgers at line ${i + 1}: replay ${JSON.stringify(a[i])} vs snapshot ${JSON.stringify(b[i])}`,
+  ];
 }
 
 /** Every item terminal, and the wave in the expected terminal status. */
@@ -69,7 +71,8 @@ export function dispatchViolations(w: WaveRecord): string[] {
       const k = triple(e);
       const prev = dispatched.get(k) ?? [];
       const quotaRetry = prev.length > 0 && prev.every((p) => p.event === "item_dispatched" && quotaEnded(w.events, p.run_instance));
-      if (prev.length > 0 && !quotaRetry) out.push(`${w.waveId}: ${k} dispatched ${prev.length + 1} times (seq ${[...prev.map((p) => p.seq), e.seq].join(", ")})`);
+      if (prev.length > 0 && !quotaRetry)
+        out.push(`${w.waveId}: ${k} dispatched ${prev.length + 1} times (seq ${[...prev.map((p) => p.seq), e.seq].join(", ")})`);
       dispatched.set(k, [...prev, e]);
       const done = finished.get(k);
       if (done && !(done.event === "job_finished" && done.runner_reason === "provider_quota_exhausted")) {
@@ -108,8 +111,13 @@ export function executionViolations(w: WaveRecord, journal: readonly JournalEntr
   }
   const runs = new Set(w.events.flatMap((e) => (e.event === "item_dispatched" ? [e.run_instance] : [])));
   for (const [k, list] of byTriple) {
-    if (list.length > 1) out.push(`${w.waveId}: ${k} was executed by ${list.length} agent processes (pids ${list.map((j) => j.pid).join(", ")}; runs ${list.map((j) => j.run_instance).join(", ")})`);
-    for (const j of list) if (j.run_instance === null || !runs.has(j.run_instance)) out.push(`${w.waveId}: ${k} ran under run ${String(j.run_instance)} that no item_dispatched names`);
+    if (list.length > 1)
+      out.push(
+        `${w.waveId}: ${k} was executed by ${list.length} agent processes (pids ${list.map((j) => j.pid).join(", ")}; runs ${list.map((j) => j.run_instance).join(", ")})`,
+      );
+    for (const j of list)
+      if (j.run_instance === null || !runs.has(j.run_instance))
+        out.push(`${w.waveId}: ${k} ran under run ${String(j.run_instance)} that no item_dispatched names`);
   }
   return out;
 }
@@ -121,7 +129,9 @@ export function outcomeViolations(w: WaveRecord, expected: ReadonlyMap<string, E
     const e = expected.get(it.beads_id);
     if (!e) continue;
     if (it.status !== e.status || it.reason_code !== e.reason || it.attempt !== e.attempts) {
-      out.push(`${w.waveId}: ${it.beads_id} ended ${it.status} (${it.reason_code}) after ${it.attempt} attempt(s); the script makes it ${e.status} (${e.reason}) after ${e.attempts}`);
+      out.push(
+        `${w.waveId}: ${it.beads_id} ended ${it.status} (${it.reason_code}) after ${it.attempt} attempt(s); the script makes it ${e.status} (${e.reason}) after ${e.attempts}`,
+      );
     }
   }
   return out;
@@ -164,7 +174,8 @@ export async function writeAheadViolations(artifactDir: string, waveId: string, 
   const last = events[events.length - 1]?.seq ?? 0;
   if (!(seq <= last)) return [`${waveId}: at a kill after ${where}, the snapshot's seq ${seq} is ahead of the last ledger seq ${last}`];
   const prefix = events.filter((e) => e.seq <= seq);
-  if (serializeState(fold(prefix)) !== text) return [`${waveId}: at a kill after ${where}, wave_state.json (seq ${seq}) is not the fold of the ledger up to seq ${seq}`];
+  if (serializeState(fold(prefix)) !== text)
+    return [`${waveId}: at a kill after ${where}, wave_state.json (seq ${seq}) is not the fold of the ledger up to seq ${seq}`];
   return [];
 }
 

@@ -143,7 +143,8 @@ function newEvents(run: WaveRun, after: number): string[] {
   for (const line of readFileSync(file, "utf8").split("\n")) {
     if (line.trim() === "") continue;
     const v: unknown = JSON.parse(line);
-    if (typeof v === "object" && v !== null && "seq" in v && typeof v.seq === "number" && v.seq > after && "event" in v && typeof v.event === "string") out.push(v.event);
+    if (typeof v === "object" && v !== null && "seq" in v && typeof v.seq === "number" && v.seq > after && "event" in v && typeof v.event === "string")
+      out.push(v.event);
   }
   return out;
 }
@@ -233,7 +234,15 @@ async function runLoad(): Promise<void> {
       const groups = liveJobGroups(TAG);
       const sample: Sample = { at: Date.now(), groups: groups.size, pidFiles: pidFileCount(shared.artifactDir, shared.runnerLogDir) };
       // Over the cap: keep what was running, so the report can say which job it was.
-      if (groups.size > CAP) sample.detail = [...groups].map((g) => `${g}: ${groupMembers(g).running.map((p) => p.cmd).join(" ")}`).join("; ");
+      if (groups.size > CAP)
+        sample.detail = [...groups]
+          .map(
+            (g) =>
+              `${g}: ${groupMembers(g)
+                .running.map((p) => p.cmd)
+                .join(" ")}`,
+          )
+          .join("; ");
       samples.push(sample);
       await new Promise((r) => setTimeout(r, SAMPLE_MS));
     }
@@ -242,15 +251,7 @@ async function runLoad(): Promise<void> {
   const t0 = Date.now();
   const stopAt = t0 + DEADLINE_MS;
   try {
-    await Promise.all(
-      runs.map((r, i) =>
-        driveWave(
-          r,
-          (itemPlans[i] ?? []).map((p) => p.id).join(","),
-          stopAt,
-        ),
-      ),
-    );
+    await Promise.all(runs.map((r, i) => driveWave(r, (itemPlans[i] ?? []).map((p) => p.id).join(","), stopAt)));
   } finally {
     sampling = false;
     await sampler;
@@ -275,7 +276,10 @@ async function runLoad(): Promise<void> {
   console.log(
     [
       `load: seed ${SEED}, ${WAVES.length} waves × ${OWN_ITEMS + SHARED.length} items (${SHARED.length} shared), max_parallel ${MAX_PARALLEL} each, exec_process_cap ${CAP}`,
-      ...runs.map((r) => `  ${r.waveId}: ${r.done ? "completed" : "NOT completed"} in ${(r.ms / 1000).toFixed(1)} s; exits ${r.exits.join(" → ")}; exec_saturation failures ${r.saturationFailures}, resumes ${r.resumes}`),
+      ...runs.map(
+        (r) =>
+          `  ${r.waveId}: ${r.done ? "completed" : "NOT completed"} in ${(r.ms / 1000).toFixed(1)} s; exits ${r.exits.join(" → ")}; exec_saturation failures ${r.saturationFailures}, resumes ${r.resumes}`,
+      ),
       `  ${samples.length} samples every ${SAMPLE_MS} ms over ${(ms / 1000).toFixed(1)} s: max live job groups ${maxGroups}, max live pids (pid files) ${maxPids}, cap ${CAP}; samples over the cap: ${over.length}`,
       ...over.slice(0, 10).map((s) => `    +${((s.at - t0) / 1000).toFixed(2)} s: ${s.groups} groups, ${s.pidFiles} pids${s.detail ? ` [${s.detail}]` : ""}`),
     ].join("\n"),
@@ -361,7 +365,10 @@ describe("load: three waves at once on one artifact_dir", () => {
   it("no job process outlives the waves", () => {
     const r = need();
     // A wave given up on (see the first test) leaves its running jobs behind by design.
-    expect(r.runs.filter((w) => !w.done).map((w) => w.waveId), "waves that did not complete").toEqual([]);
+    expect(
+      r.runs.filter((w) => !w.done).map((w) => w.waveId),
+      "waves that did not complete",
+    ).toEqual([]);
     expect([...r.stray, ...r.groupReport.violations]).toEqual([]);
     expect(r.groupReport.checked).toBeGreaterThan(0);
   });
@@ -372,7 +379,9 @@ describe("load: three waves at once on one artifact_dir", () => {
   it("a wave held at the cap dispatches again soon after a slot frees (no idle gap over 15 s)", () => {
     const r = need();
     const gaps = [...r.records.values()].map((w) => ({ wave: w.waveId, ...longestGap(w.events) }));
-    console.log(`load: longest gap between two events of a wave: ${gaps.map((g) => `${g.wave} ${(g.ms / 1000).toFixed(1)} s after seq ${g.afterSeq}`).join(", ")}`);
+    console.log(
+      `load: longest gap between two events of a wave: ${gaps.map((g) => `${g.wave} ${(g.ms / 1000).toFixed(1)} s after seq ${g.afterSeq}`).join(", ")}`,
+    );
     expect(gaps.filter((g) => g.ms > MAX_IDLE_MS)).toEqual([]);
   });
 
@@ -405,7 +414,16 @@ describe("exec saturation is resumable", () => {
     for (const s of sleepers) {
       const pid = s.pid;
       if (pid === undefined) throw new Error("sleeper did not start");
-      registerJobPid(layout, { pid, pgid: pid, wave_id: "other-wave", item_id: "other-1", phase: "implement", attempt: 1, run_instance: `other-${pid}`, registered_at: new Date().toISOString() });
+      registerJobPid(layout, {
+        pid,
+        pgid: pid,
+        wave_id: "other-wave",
+        item_id: "other-1",
+        phase: "implement",
+        attempt: 1,
+        run_instance: `other-${pid}`,
+        registered_at: new Date().toISOString(),
+      });
     }
     const args = ["--config", fx.configPath, "--wave-id", "sat"];
     const start = spawnNode(bin, ["start", "--items", "sat-1,sat-2", ...args], { env: fx.env, cwd: fx.root });

@@ -144,7 +144,10 @@ export function makeFixture(o: FixtureOptions): Fixture {
     review: it.attempts.map((a): Step => ({ verdict: a.verdict, sleep_ms: a.review_ms, sleep_in_child: true })),
   });
   const fallback: Step = { sleep_ms: 200, sleep_in_child: true };
-  writeScenarioFile(scenarioPath, recordDir, { default: { implement: fallback, review: fallback }, items: Object.fromEntries(o.items.map((it) => [it.id, steps(it)])) });
+  writeScenarioFile(scenarioPath, recordDir, {
+    default: { implement: fallback, review: fallback },
+    items: Object.fromEntries(o.items.map((it) => [it.id, steps(it)])),
+  });
   const journalPath = path.join(recordDir, "runs.jsonl");
   writeFileSync(journalPath, "");
 
@@ -254,4 +257,3 @@ export function lastEvent(artifactDir: string, waveId: string): string | null {
   }
   return best?.event ?? null;
 }
-

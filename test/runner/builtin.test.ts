@@ -185,11 +185,15 @@ describe("exit, quota and no-op detection", () => {
     });
     ws.worktree("bd-no1", { unborn: true });
     const s1 = spec(ws, "bd-no1", "idle");
-    await (await startTracked(runner, s1)).exited;
+    await (
+      await startTracked(runner, s1)
+    ).exited;
     expect(runner.meta(refOf(s1))?.head_at_start).toBeNull();
     expect(await runner.check(refOf(s1), OPTS)).toMatchObject({ state: "no_op_success", exit_code: 0, mutation_count: 0 });
     const s2 = spec(ws, "bd-no1", "busy");
-    await (await startTracked(runner, s2)).exited;
+    await (
+      await startTracked(runner, s2)
+    ).exited;
     expect(await runner.check(refOf(s2), OPTS)).toMatchObject({ state: "exited_ok", exit_code: 0, mutation_count: 1 });
   });
 });
@@ -199,7 +203,9 @@ describe("job identity", () => {
     const { ws, runner } = setup({ providers: { s: { command: [fixture("fake-sleep"), "0", "0", "touch"] } } });
     ws.worktree("bd-id1");
     const a = spec(ws, "bd-id1", "s");
-    await (await startTracked(runner, a)).exited;
+    await (
+      await startTracked(runner, a)
+    ).exited;
     expect((await runner.check(refOf(a), OPTS)).state).toBe("exited_ok");
     writeFileSync(a.contract_file, "{}");
     const b = spec(ws, "bd-id1", "s", { contract_file: a.contract_file, prompt_file: a.prompt_file });
@@ -291,7 +297,9 @@ describe("the wrapper", () => {
     const { ws, runner } = setup({ providers: { envy: { command: ["/bin/sh", "-c", 'env | grep "^DX_BATCH_" | sort; pwd -P'] } } });
     const wt = ws.worktree("bd-env1");
     const s = spec(ws, "bd-env1", "envy", { attempt: 3 });
-    await (await startTracked(runner, s)).exited;
+    await (
+      await startTracked(runner, s)
+    ).exited;
     const log = readFileSync(path.join(ws.logDir, "envy", "bd-env1.attempt3.log") /* attempt 3 keeps its own log (issue #11) */, "utf8");
     expect(log).toContain(`DX_BATCH_WAVE_ID=wave-test\n`);
     expect(log).toContain(`DX_BATCH_ITEM_ID=bd-env1\n`);
@@ -312,12 +320,22 @@ describe("stalls, max runtime, stop and log size", () => {
     const opts = { stall_minutes: 0.02, max_runtime_minutes: 120 };
     const first = await runner.check(refOf(s), opts);
     expect(["launching", "healthy"]).toContain(first.state);
-    const h = await waitFor(async () => {
-      const x = await runner.check(refOf(s), opts);
-      return x.state === "stalled" ? x : null;
-    }, "stalled", 30_000, 200);
+    const h = await waitFor(
+      async () => {
+        const x = await runner.check(refOf(s), opts);
+        return x.state === "stalled" ? x : null;
+      },
+      "stalled",
+      30_000,
+      200,
+    );
     expect(h.reason_code).toBe("stalled");
-    const again = createBuiltinRunner({ log_dir: ws.logDir, workspace: { workspace_root: ws.root, allowed_prefixes: [], protected_paths: [] }, max_log_mb: 50, env: fixtureEnv() });
+    const again = createBuiltinRunner({
+      log_dir: ws.logDir,
+      workspace: { workspace_root: ws.root, allowed_prefixes: [], protected_paths: [] },
+      max_log_mb: 50,
+      env: fixtureEnv(),
+    });
     expect((await again.check(refOf(s), opts)).state).toBe("stalled");
     expect(["launching", "healthy"]).toContain((await again.check(refOf(s), { stall_minutes: 60, max_runtime_minutes: 120 })).state);
   });
@@ -343,10 +361,15 @@ describe("stalls, max runtime, stop and log size", () => {
     const { pid } = await startTracked(runner, s);
     await waitFor(() => existsSync(path.join(pidsDir, "grandchild.pid")), "grandchild");
     const opts = { stall_minutes: 15, max_runtime_minutes: 0.01 };
-    const h = await waitFor(async () => {
-      const x = await runner.check(refOf(s), opts);
-      return x.state === "timed_out" ? x : null;
-    }, "timed_out", 30_000, 100);
+    const h = await waitFor(
+      async () => {
+        const x = await runner.check(refOf(s), opts);
+        return x.state === "timed_out" ? x : null;
+      },
+      "timed_out",
+      30_000,
+      100,
+    );
     expect(h.reason_code).toBe("max_runtime_exceeded");
     await waitFor(() => groupPids(pid).length === 0, "group gone", 30_000);
     const grandchild = Number(readFileSync(path.join(pidsDir, "grandchild.pid"), "utf8"));

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { classifyCheck, stageOf, wantsQuotaScan, wantsWorktree, type CheckStage, type GroupSignal, type Observed, type Probed } from "../../src/runner/builtin/classify.js";
+import {
+  classifyCheck,
+  stageOf,
+  wantsQuotaScan,
+  wantsWorktree,
+  type CheckStage,
+  type GroupSignal,
+  type Observed,
+  type Probed,
+} from "../../src/runner/builtin/classify.js";
 import type { JobMeta, JobProgress } from "../../src/runner/meta.js";
 import type { JobState } from "../../src/core/status.js";
 
@@ -84,33 +93,135 @@ interface Row {
   writes?: boolean;
 }
 
-const exited = (rc: number | null, more: Parameters<typeof observed>[0] = {}): Observed => observed({ alive: false, rc, rc_mtime_ms: rc === null ? null : T0 + 30_000, ...more });
+const exited = (rc: number | null, more: Parameters<typeof observed>[0] = {}): Observed =>
+  observed({ alive: false, rc, rc_mtime_ms: rc === null ? null : T0 + 30_000, ...more });
 const changed = { worktree: { ok: true as const, signature: "s1", mutation_count: 2 } };
 const unchanged = { worktree: { ok: true as const, signature: "s0", mutation_count: 0 } };
 
 const ROWS: Row[] = [
-  { name: "no pid yet, within the launch grace", o: observed({ alive: false, pid: null, pgid: null, now_ms: T0 + 5_000 }), stage: "launching", state: "launching", reason: null, writes: false },
-  { name: "no pid after the launch grace: lost, not memoized", o: observed({ alive: false, pid: null, pgid: null, now_ms: T0 + 31_000 }), stage: "finished", state: "exited_err", reason: "runner_job_lost", memoize: false },
+  {
+    name: "no pid yet, within the launch grace",
+    o: observed({ alive: false, pid: null, pgid: null, now_ms: T0 + 5_000 }),
+    stage: "launching",
+    state: "launching",
+    reason: null,
+    writes: false,
+  },
+  {
+    name: "no pid after the launch grace: lost, not memoized",
+    o: observed({ alive: false, pid: null, pgid: null, now_ms: T0 + 31_000 }),
+    stage: "finished",
+    state: "exited_err",
+    reason: "runner_job_lost",
+    memoize: false,
+  },
   { name: "gone without an rc file: lost", o: exited(null), stage: "finished", state: "exited_err", reason: "runner_job_lost", memoize: false },
   { name: "exit 0 with changes", o: exited(0), p: changed, stage: "finished", state: "exited_ok", reason: null, memoize: true },
   { name: "exit 0 without changes", o: exited(0), p: unchanged, stage: "finished", state: "no_op_success", reason: "no_op", memoize: true },
-  { name: "exit 0, worktree unreadable: not a provable no-op", o: exited(0), p: { worktree: { ok: false } }, stage: "finished", state: "exited_ok", reason: null, memoize: true },
+  {
+    name: "exit 0, worktree unreadable: not a provable no-op",
+    o: exited(0),
+    p: { worktree: { ok: false } },
+    stage: "finished",
+    state: "exited_ok",
+    reason: null,
+    memoize: true,
+  },
   { name: "exit 0 with a capped log", o: exited(0, { log_bytes: 1_000 }), p: changed, stage: "finished", state: "exited_ok", reason: "log_size_capped" },
   { name: "exit 3", o: exited(3), stage: "finished", state: "exited_err", reason: "exited_err", memoize: true },
-  { name: "exit 1 with a quota error in the log", o: exited(1), p: { quota_in_log: true }, stage: "finished", state: "exited_err", reason: "provider_quota_exhausted" },
+  {
+    name: "exit 1 with a quota error in the log",
+    o: exited(1),
+    p: { quota_in_log: true },
+    stage: "finished",
+    state: "exited_err",
+    reason: "provider_quota_exhausted",
+  },
   { name: "exit 1 with a capped log", o: exited(1, { log_bytes: 2_000 }), stage: "finished", state: "exited_err", reason: "log_size_capped" },
-  { name: "ended after a stop request", o: exited(143, { progress: { stop_requested_at_ms: T0 + 1 } }), stage: "finished", state: "stopped", reason: "stopped", memoize: true },
-  { name: "ended after a timeout", o: exited(137, { progress: { timed_out_at_ms: T0 + 1 } }), stage: "finished", state: "timed_out", reason: "max_runtime_exceeded", memoize: true },
-  { name: "over max runtime now: TERM, then KILL later", o: observed({ now_ms: T0 + 11 * MIN }), r: { max_runtime_minutes: 10 }, stage: "over_runtime", state: "timed_out", reason: "max_runtime_exceeded", signal: "term_then_kill", writes: true },
-  { name: "over max runtime, no group known: checked as running", o: observed({ pgid: null, pid: null, now_ms: T0 + 11 * MIN, log_bytes: 20 }), r: { max_runtime_minutes: 10 }, stage: "running", state: "healthy", reason: null },
-  { name: "timed out earlier, within the grace", o: observed({ progress: { timed_out_at_ms: T0 + MIN - 5_000 } }), stage: "timed_out", state: "timed_out", reason: "max_runtime_exceeded", signal: "none", writes: false },
-  { name: "timed out earlier, past the grace: KILL", o: observed({ progress: { timed_out_at_ms: T0 + MIN - 11_000 } }), stage: "timed_out", state: "timed_out", reason: "max_runtime_exceeded", signal: "kill", writes: false },
+  {
+    name: "ended after a stop request",
+    o: exited(143, { progress: { stop_requested_at_ms: T0 + 1 } }),
+    stage: "finished",
+    state: "stopped",
+    reason: "stopped",
+    memoize: true,
+  },
+  {
+    name: "ended after a timeout",
+    o: exited(137, { progress: { timed_out_at_ms: T0 + 1 } }),
+    stage: "finished",
+    state: "timed_out",
+    reason: "max_runtime_exceeded",
+    memoize: true,
+  },
+  {
+    name: "over max runtime now: TERM, then KILL later",
+    o: observed({ now_ms: T0 + 11 * MIN }),
+    r: { max_runtime_minutes: 10 },
+    stage: "over_runtime",
+    state: "timed_out",
+    reason: "max_runtime_exceeded",
+    signal: "term_then_kill",
+    writes: true,
+  },
+  {
+    name: "over max runtime, no group known: checked as running",
+    o: observed({ pgid: null, pid: null, now_ms: T0 + 11 * MIN, log_bytes: 20 }),
+    r: { max_runtime_minutes: 10 },
+    stage: "running",
+    state: "healthy",
+    reason: null,
+  },
+  {
+    name: "timed out earlier, within the grace",
+    o: observed({ progress: { timed_out_at_ms: T0 + MIN - 5_000 } }),
+    stage: "timed_out",
+    state: "timed_out",
+    reason: "max_runtime_exceeded",
+    signal: "none",
+    writes: false,
+  },
+  {
+    name: "timed out earlier, past the grace: KILL",
+    o: observed({ progress: { timed_out_at_ms: T0 + MIN - 11_000 } }),
+    stage: "timed_out",
+    state: "timed_out",
+    reason: "max_runtime_exceeded",
+    signal: "kill",
+    writes: false,
+  },
   { name: "log grew", o: observed({ log_bytes: 50 }), stage: "running", state: "healthy", reason: null, writes: true },
   { name: "no output yet, first seconds", o: observed({ log_bytes: 0, now_ms: T0 + 5_000 }), stage: "running", state: "launching", reason: null },
-  { name: "no progress for the stall threshold", o: observed({ now_ms: T0 + 16 * MIN, progress: { log_bytes: 10, observed_at_ms: T0 + 15 * MIN } }), stage: "running", state: "stalled", reason: "stalled" },
-  { name: "CPU busy: not stalled", o: observed({ now_ms: T0 + 16 * MIN, progress: { log_bytes: 10, observed_at_ms: T0 + 15 * MIN } }), p: { cpu_sec: 5 }, stage: "running", state: "healthy", reason: null },
-  { name: "silent worktree change: not stalled", o: observed({ now_ms: T0 + 16 * MIN, progress: { log_bytes: 10, observed_at_ms: T0 + 15 * MIN } }), p: changed, stage: "running", state: "healthy", reason: null },
-  { name: "running after a stop request", o: observed({ log_bytes: 50, progress: { stop_requested_at_ms: T0 } }), stage: "running", state: "healthy", reason: "stop_requested" },
+  {
+    name: "no progress for the stall threshold",
+    o: observed({ now_ms: T0 + 16 * MIN, progress: { log_bytes: 10, observed_at_ms: T0 + 15 * MIN } }),
+    stage: "running",
+    state: "stalled",
+    reason: "stalled",
+  },
+  {
+    name: "CPU busy: not stalled",
+    o: observed({ now_ms: T0 + 16 * MIN, progress: { log_bytes: 10, observed_at_ms: T0 + 15 * MIN } }),
+    p: { cpu_sec: 5 },
+    stage: "running",
+    state: "healthy",
+    reason: null,
+  },
+  {
+    name: "silent worktree change: not stalled",
+    o: observed({ now_ms: T0 + 16 * MIN, progress: { log_bytes: 10, observed_at_ms: T0 + 15 * MIN } }),
+    p: changed,
+    stage: "running",
+    state: "healthy",
+    reason: null,
+  },
+  {
+    name: "running after a stop request",
+    o: observed({ log_bytes: 50, progress: { stop_requested_at_ms: T0 } }),
+    stage: "running",
+    state: "healthy",
+    reason: "stop_requested",
+  },
   { name: "running with a capped log", o: observed({ log_bytes: 1_500 }), stage: "running", state: "healthy", reason: "log_size_capped" },
 ];
 

@@ -29,7 +29,13 @@ function cli(o: { providers?: Record<string, ProviderConfig>; protected_paths?: 
   const cwd = tempDir("dx-cli-cwd-");
   writeFileSync(
     path.join(cwd, "dx-batch.config.json"),
-    JSON.stringify({ workspace_root: ws.root, runner_log_dir: ws.logDir, protected_paths: o.protected_paths ?? [], providers: o.providers ?? {}, tracker: { type: "none" } }),
+    JSON.stringify({
+      workspace_root: ws.root,
+      runner_log_dir: ws.logDir,
+      protected_paths: o.protected_paths ?? [],
+      providers: o.providers ?? {},
+      tracker: { type: "none" },
+    }),
   );
   const run: Cli["run"] = (args, extraEnv = {}) => {
     const r = spawnSync(process.execPath, [fixture("dx-batch-runner.mjs"), ...args], {
@@ -67,16 +73,41 @@ describe("dx-batch runner: dx-runner's command line", () => {
     const { pid, log } = c.start(["--beads", "bd-cli1", "--provider", "claude-code", "--prompt-file", prompt, "--worktree", wt]);
     expect(log).toBe(path.join(c.ws.logDir, "claude-code", "bd-cli1.log"));
     expect(readFileSync(path.join(c.ws.logDir, "claude-code", "bd-cli1.pid"), "utf8").trim()).toBe(String(pid));
-    const done = await waitFor(() => {
-      const r = c.run(["check", "--beads", "bd-cli1", "--json"]);
-      const j = json(r.stdout);
-      return j.state === "exited_ok" ? { r, j } : null;
-    }, "exited_ok", 30_000, 100);
+    const done = await waitFor(
+      () => {
+        const r = c.run(["check", "--beads", "bd-cli1", "--json"]);
+        const j = json(r.stdout);
+        return j.state === "exited_ok" ? { r, j } : null;
+      },
+      "exited_ok",
+      30_000,
+      100,
+    );
     expect(done.r.code).toBe(0);
     expect(Object.keys(done.j)).toEqual(
-      expect.arrayContaining(["beads", "provider", "state", "reason_code", "next_action", "worktree", "run_instance", "mutation_count", "log_bytes", "cpu_time_sec", "pid_age_sec", "log_age_sec"]),
+      expect.arrayContaining([
+        "beads",
+        "provider",
+        "state",
+        "reason_code",
+        "next_action",
+        "worktree",
+        "run_instance",
+        "mutation_count",
+        "log_bytes",
+        "cpu_time_sec",
+        "pid_age_sec",
+        "log_age_sec",
+      ]),
     );
-    expect(done.j).toMatchObject({ beads: "bd-cli1", provider: "claude-code", worktree: wt, next_action: "collect_contract", exit_code: 0, phase: "implement" });
+    expect(done.j).toMatchObject({
+      beads: "bd-cli1",
+      provider: "claude-code",
+      worktree: wt,
+      next_action: "collect_contract",
+      exit_code: 0,
+      phase: "implement",
+    });
     expect(readFileSync(path.join(c.ws.logDir, "claude-code", "bd-cli1.rc"), "utf8").trim()).toBe("0");
 
     const st = c.run(["status", "--json"]);
@@ -143,31 +174,50 @@ describe("dx-batch runner: dx-runner's command line", () => {
 
   it("exit codes of check: 1 missing, 2 stalled, 3 exited_err, 0 no_op_success; the phase comes from the job id unless --phase", async () => {
     const c = cli({
-      providers: { q: { command: [fixture("fake-quiet"), "60"] }, fail: { command: [fixture("fake-sleep"), "0", "3"] }, idle: { command: [fixture("fake-sleep"), "0"] } },
+      providers: {
+        q: { command: [fixture("fake-quiet"), "60"] },
+        fail: { command: [fixture("fake-sleep"), "0", "3"] },
+        idle: { command: [fixture("fake-sleep"), "0"] },
+      },
     });
     const prompt = c.ws.prompt("x");
     const miss = c.run(["check", "--beads", "bd-none", "--json"]);
     expect([miss.code, json(miss.stdout).state]).toEqual([1, "missing"]);
 
     c.start(["--beads", "bd-ck1", "--provider", "q", "--prompt-file", prompt, "--worktree", c.ws.worktree("bd-ck1")]);
-    const stalled = await waitFor(() => {
-      const r = c.run(["check", "--beads", "bd-ck1", "--stall-minutes", "0.02", "--json"]);
-      return r.code === 2 ? r : null;
-    }, "stalled", 30_000, 200);
+    const stalled = await waitFor(
+      () => {
+        const r = c.run(["check", "--beads", "bd-ck1", "--stall-minutes", "0.02", "--json"]);
+        return r.code === 2 ? r : null;
+      },
+      "stalled",
+      30_000,
+      200,
+    );
     expect(json(stalled.stdout)).toMatchObject({ state: "stalled", reason_code: "stalled", next_action: "stop_and_restart" });
 
     c.start(["--beads", "bd-ck2-review", "--provider", "fail", "--prompt-file", prompt, "--worktree", c.ws.worktree("bd-ck2")]);
-    const err = await waitFor(() => {
-      const r = c.run(["check", "--beads", "bd-ck2-review", "--json"]);
-      return r.code === 3 ? r : null;
-    }, "exited_err", 30_000, 100);
+    const err = await waitFor(
+      () => {
+        const r = c.run(["check", "--beads", "bd-ck2-review", "--json"]);
+        return r.code === 3 ? r : null;
+      },
+      "exited_err",
+      30_000,
+      100,
+    );
     expect(json(err.stdout)).toMatchObject({ state: "exited_err", exit_code: 3, phase: "review", next_action: "inspect_log" });
 
     c.start(["--beads", "bd-ck3-review", "--phase", "implement", "--provider", "idle", "--prompt-file", prompt, "--worktree", c.ws.worktree("bd-ck3")]);
-    const noop = await waitFor(() => {
-      const r = c.run(["check", "--beads", "bd-ck3-review", "--json"]);
-      return r.code === 0 && json(r.stdout).state === "no_op_success" ? r : null;
-    }, "no_op_success", 30_000, 100);
+    const noop = await waitFor(
+      () => {
+        const r = c.run(["check", "--beads", "bd-ck3-review", "--json"]);
+        return r.code === 0 && json(r.stdout).state === "no_op_success" ? r : null;
+      },
+      "no_op_success",
+      30_000,
+      100,
+    );
     expect(json(noop.stdout)).toMatchObject({ state: "no_op_success", phase: "implement" });
     const meta = JSON.parse(readFileSync(path.join(c.ws.logDir, "idle", "bd-ck3-review.meta.json"), "utf8")) as Record<string, unknown>;
     expect(meta).toMatchObject({ item_id: "bd-ck3-review", phase: "implement" });

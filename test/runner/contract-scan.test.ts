@@ -129,7 +129,16 @@ describe("limits", () => {
 
 describe("quota detection", () => {
   it("recognises 429, rate limits, quotas and exhausted capacity, not ordinary failures", () => {
-    for (const t of ["HTTP 429", "Rate limit reached", "rate_limit_error", "quota exceeded", "capacity exhausted", "RESOURCE_EXHAUSTED", "Claude usage limit reached"]) expect(mentionsQuota(t), t).toBe(true);
+    for (const t of [
+      "HTTP 429",
+      "Rate limit reached",
+      "rate_limit_error",
+      "quota exceeded",
+      "capacity exhausted",
+      "RESOURCE_EXHAUSTED",
+      "Claude usage limit reached",
+    ])
+      expect(mentionsQuota(t), t).toBe(true);
     for (const t of ["TypeError: x is undefined", "exit status 1", "port 4290 in use"]) expect(mentionsQuota(t), t).toBe(false);
   });
 });

@@ -57,7 +57,10 @@ describe("dx-runner adapter", () => {
     expect(await a.livePids()).toEqual([started.pid]);
     expect(await a.stop({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance })).toEqual({ stopped: true });
     await waitFor(() => !pidAlive(started.pid), "daemon stopped");
-    expect(await a.check({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance }, OPTS)).toMatchObject({ state: "exited_err", exit_code: 143 });
+    expect(await a.check({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance }, OPTS)).toMatchObject({
+      state: "exited_err",
+      exit_code: 143,
+    });
     expect(await a.stop({ job_id: "bd-dx1", provider: "claude-code", run_instance: s.run_instance })).toEqual({ stopped: false });
     expect(a.onExit(() => undefined)).toBeTypeOf("function");
   });
@@ -106,7 +109,12 @@ describe("dx-runner adapter", () => {
   });
 
   it("parses the started line and reason codes", () => {
-    expect(parseStartedLine("x\nstarted beads=bd-1 provider=cc-glm pid=42 log=/tmp/a b\n")).toEqual({ beads: "bd-1", provider: "cc-glm", pid: 42, log: "/tmp/a" });
+    expect(parseStartedLine("x\nstarted beads=bd-1 provider=cc-glm pid=42 log=/tmp/a b\n")).toEqual({
+      beads: "bd-1",
+      provider: "cc-glm",
+      pid: 42,
+      log: "/tmp/a",
+    });
     expect(parseStartedLine("started beads=bd-1")).toBeNull();
     expect(reasonCodeIn("status=unavailable\nreason_code=opencode_rate_limited\n")).toBe("opencode_rate_limited");
     expect(reasonCodeIn("error: canonical_worktree_forbidden:/tmp/x: worktree is outside\n")).toBe("canonical_worktree_forbidden:/tmp/x");

@@ -223,11 +223,14 @@ describe("jobs that cannot escape", () => {
     const bin = tempDir("dx-escape-bin-");
     const agent = path.join(bin, "escaper");
     // One child leaves the group with setsid; one is double-forked through a new session (orphaned, reparented to init).
-    writeFileSync(agent, `#!/bin/sh
+    writeFileSync(
+      agent,
+      `#!/bin/sh
 setsid sleep 300 </dev/null >/dev/null 2>&1 &
 ( setsid sh -c 'sleep 301 </dev/null >/dev/null 2>&1 &' & )
 exec sleep 302
-`);
+`,
+    );
     chmodSync(agent, 0o755);
     const runner = createBuiltinRunner({
       log_dir: ws.logDir,

@@ -115,16 +115,54 @@ describe("command providers from config", () => {
 
   it("fills every placeholder inside argv elements, never through a shell", async () => {
     const reg = createProviderRegistry({
-      mine: { command: ["my-agent", "--in={prompt_file}", "{worktree}", "{item_id}/{job_id}", "{phase}#{attempt}", "-m", "{model}", "{contract_file}", "{unknown}", "$(rm -rf /)"], model: "m1", stdin: "none", env: { A: "1" } },
+      mine: {
+        command: [
+          "my-agent",
+          "--in={prompt_file}",
+          "{worktree}",
+          "{item_id}/{job_id}",
+          "{phase}#{attempt}",
+          "-m",
+          "{model}",
+          "{contract_file}",
+          "{unknown}",
+          "$(rm -rf /)",
+        ],
+        model: "m1",
+        stdin: "none",
+        env: { A: "1" },
+      },
     });
     const p = reg.get("mine");
     expect(p?.kind).toBe("command");
     const plan = await p?.plan(ctx());
-    expect(plan?.argv).toEqual(["my-agent", "--in=/p/prompt", "/w/t", "bd-1/bd-1-review", "review#2", "-m", "m1", "/c/contract.json", "{unknown}", "$(rm -rf /)"]);
+    expect(plan?.argv).toEqual([
+      "my-agent",
+      "--in=/p/prompt",
+      "/w/t",
+      "bd-1/bd-1-review",
+      "review#2",
+      "-m",
+      "m1",
+      "/c/contract.json",
+      "{unknown}",
+      "$(rm -rf /)",
+    ]);
     expect(plan?.stdin).toBe("none");
     expect(plan?.env).toEqual({ A: "1" });
     expect((await p?.plan(ctx({ model: "override" })))?.argv[6]).toBe("override");
-    expect(fillPlaceholders(["{attempt}{attempt}"], { prompt_file: "", worktree: "", item_id: "", job_id: "", phase: "", attempt: "3", model: "", contract_file: "" })).toEqual(["33"]);
+    expect(
+      fillPlaceholders(["{attempt}{attempt}"], {
+        prompt_file: "",
+        worktree: "",
+        item_id: "",
+        job_id: "",
+        phase: "",
+        attempt: "3",
+        model: "",
+        contract_file: "",
+      }),
+    ).toEqual(["33"]);
   });
 
   it("is available when its preflight argv exits 0, or without one when argv[0] resolves", async () => {

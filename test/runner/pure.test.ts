@@ -14,7 +14,10 @@ describe("health rules", () => {
     expect(classifyExit({ ...base, exit_code: 0, worktree_changed: false })).toEqual({ state: "no_op_success", reason_code: "no_op" });
     expect(classifyExit({ ...base, exit_code: 0, worktree_changed: null })).toEqual({ state: "exited_ok", reason_code: null });
     expect(classifyExit({ ...base, exit_code: 0, log_capped: true })).toEqual({ state: "exited_ok", reason_code: "log_size_capped" });
-    expect(classifyExit({ ...base, exit_code: 1, quota_in_log: true, log_capped: true })).toEqual({ state: "exited_err", reason_code: "provider_quota_exhausted" });
+    expect(classifyExit({ ...base, exit_code: 1, quota_in_log: true, log_capped: true })).toEqual({
+      state: "exited_err",
+      reason_code: "provider_quota_exhausted",
+    });
     expect(classifyExit({ ...base, exit_code: 137 })).toEqual({ state: "exited_err", reason_code: "exited_err" });
   });
 
@@ -59,7 +62,15 @@ describe("guards and parsers", () => {
     expect(parsePsTime("00:01:02")).toBe(62);
     expect(parsePsTime("1-00:00:01")).toBe(86_401);
     expect(parsePsTime("0:00.50")).toBeCloseTo(0.5);
-    const out = ["# branch.oid (initial)", "# branch.head main", "1 .M N... 100644 100644 100644 a b src/x y.ts", "2 R. N... 100644 100644 100644 a b R100 new.ts", "old.ts", "? untracked dir/", ""].join("\0");
+    const out = [
+      "# branch.oid (initial)",
+      "# branch.head main",
+      "1 .M N... 100644 100644 100644 a b src/x y.ts",
+      "2 R. N... 100644 100644 100644 a b R100 new.ts",
+      "old.ts",
+      "? untracked dir/",
+      "",
+    ].join("\0");
     expect(parsePorcelainV2(out)).toEqual({ head: null, paths: ["src/x y.ts", "new.ts", "untracked dir/"] });
     expect(parsePorcelainV2("# branch.oid abc123\0").head).toBe("abc123");
   });

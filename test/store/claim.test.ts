@@ -6,7 +6,6 @@ import { createLayout } from "../../src/store/layout.js";
 import { selfIdentity } from "../../src/store/proc.js";
 import { it, tmp } from "../helpers/fixtures.js";
 
-
 const layout = () => createLayout(path.join(tmp.make(), "art"));
 const never = () => false;
 

@@ -13,7 +13,6 @@ import { hostName, selfIdentity } from "../../src/store/proc.js";
 import { it, tmp } from "../helpers/fixtures.js";
 import { sleeper } from "../helpers/procs.js";
 
-
 const T = Date.parse("2026-01-01T00:00:00.000Z");
 const iso = (ms: number) => new Date(ms).toISOString();
 const self = () => ({ ...selfIdentity(), started_at: iso(T), heartbeat_at: iso(T) });

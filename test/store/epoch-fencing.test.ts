@@ -13,7 +13,6 @@ import { it, tmp } from "../helpers/fixtures.js";
 // a superseded writer slipped in anyway (between its fence check and its write) is voided by every
 // reader instead of making the wave unreadable.
 
-
 const base = () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1").events;
 
 describe("ledger fencing", () => {
@@ -68,7 +67,10 @@ describe("ledger fencing", () => {
       epoch: 1,
     };
     old.append(finished);
-    appendFileSync(layout.waveLedger(WAVE_ID), `${JSON.stringify({ event: "wave_paused", reason_code: "wave_paused_signal", seq: n + 2, at: "2026-01-01T00:01:01.000Z", epoch: 1 })}\n`);
+    appendFileSync(
+      layout.waveLedger(WAVE_ID),
+      `${JSON.stringify({ event: "wave_paused", reason_code: "wave_paused_signal", seq: n + 2, at: "2026-01-01T00:01:01.000Z", epoch: 1 })}\n`,
+    );
     neu.append({ event: "wave_resumed", controller_pid: 2, host: "b", seq: n + 2, at: "2026-01-01T00:01:02.000Z" });
     old.close();
     neu.close();
@@ -79,7 +81,10 @@ describe("ledger fencing", () => {
       [n + 2, "wave_paused", 1, 2],
     ]);
     expect(r.events.map((e) => e.event).slice(-2)).toEqual(["controller_acquired", "wave_resumed"]);
-    expect(r.tenures).toEqual([{ seq: 1, epoch: 1 }, { seq: n + 1, epoch: 2 }]);
+    expect(r.tenures).toEqual([
+      { seq: 1, epoch: 1 },
+      { seq: n + 1, epoch: 2 },
+    ]);
     expect(epochAt(r.tenures, n)).toBe(1);
     expect(epochAt(r.tenures, n + 5)).toBe(2);
     const s = fold(r.events);

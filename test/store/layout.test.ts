@@ -4,7 +4,6 @@ import { describe, expect } from "vitest";
 import { createLayout, ensureWaveDirs } from "../../src/store/layout.js";
 import { it, tmp } from "../helpers/fixtures.js";
 
-
 describe("layout", () => {
   const l = createLayout("/art");
 
@@ -46,7 +45,16 @@ describe("layout", () => {
   it("creates the wave's directories with mode 0700", () => {
     const layout = createLayout(path.join(tmp.make(), "art"));
     ensureWaveDirs(layout, "w1");
-    for (const d of [layout.waveDir("w1"), layout.outcomesDir("w1"), layout.promptsDir("w1"), layout.leasesDir("w1"), layout.claimsDir(), layout.itemLedgersDir("w1"), layout.jobsDir("w1"), layout.root]) {
+    for (const d of [
+      layout.waveDir("w1"),
+      layout.outcomesDir("w1"),
+      layout.promptsDir("w1"),
+      layout.leasesDir("w1"),
+      layout.claimsDir(),
+      layout.itemLedgersDir("w1"),
+      layout.jobsDir("w1"),
+      layout.root,
+    ]) {
       expect(statSync(d).mode & 0o777, d).toBe(0o700);
     }
   });

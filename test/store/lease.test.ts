@@ -7,7 +7,6 @@ import { hostName, selfIdentity } from "../../src/store/proc.js";
 import { it, tmp } from "../helpers/fixtures.js";
 import { sleeper } from "../helpers/procs.js";
 
-
 const T = Date.parse("2026-01-01T00:00:00.000Z");
 const TTL = 60_000;
 const me = () => ({ ...selfIdentity(), wave_id: "w1", item_id: "bd-a1", attempt: 1 });
@@ -125,7 +124,10 @@ describe("lease", () => {
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
     // What a taker killed between its ticket and its rename leaves behind.
     const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
-    writeFileSync(`${file}.gen-${gen}.0`, JSON.stringify({ pid: dead.pid, start_time: dead.start_time, host: hostName(), at_ms: Date.now(), withdrawn: false }));
+    writeFileSync(
+      `${file}.gen-${gen}.0`,
+      JSON.stringify({ pid: dead.pid, start_time: dead.start_time, host: hostName(), at_ms: Date.now(), withdrawn: false }),
+    );
     expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T })).toMatchObject({ acquired: true, tookOverFrom: { pid: dead.pid } });
     expect(readdirSync(path.dirname(file))).toEqual(["bd-a1+attempt1.lock"]);
   });
@@ -137,7 +139,10 @@ describe("lease", () => {
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
     const loser = await sleeper();
     const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
-    writeFileSync(`${file}.gen-${gen}.0`, JSON.stringify({ pid: loser.pid, start_time: loser.start_time, host: hostName(), at_ms: Date.now(), withdrawn: true }));
+    writeFileSync(
+      `${file}.gen-${gen}.0`,
+      JSON.stringify({ pid: loser.pid, start_time: loser.start_time, host: hostName(), at_ms: Date.now(), withdrawn: true }),
+    );
     expect(acquireLease(file, me(), { ttlMs: TTL, nowMs: T, waitMs: 200 })).toMatchObject({ acquired: true, tookOverFrom: { pid: dead.pid } });
     expect(readdirSync(path.dirname(file))).toEqual(["bd-a1+attempt1.lock"]);
   });
@@ -149,7 +154,10 @@ describe("lease", () => {
     holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
     const busy = await sleeper();
     const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
-    writeFileSync(`${file}.gen-${gen}.0`, JSON.stringify({ pid: busy.pid, start_time: busy.start_time, host: hostName(), at_ms: Date.now(), withdrawn: false }));
+    writeFileSync(
+      `${file}.gen-${gen}.0`,
+      JSON.stringify({ pid: busy.pid, start_time: busy.start_time, host: hostName(), at_ms: Date.now(), withdrawn: false }),
+    );
     const r = acquireLease(file, me(), { ttlMs: TTL, nowMs: T, waitMs: 200 });
     expect(r).toMatchObject({ acquired: false, holder: { pid: dead.pid } });
     expect(readFileSync(file, "utf8")).toContain(`"pid":${dead.pid}`);

@@ -8,7 +8,6 @@ import { LedgerWriter, lastLedgerSeq, readLedgerEvents, repairTornTail, repairTo
 import { Ledger, WAVE_ID } from "../helpers/events.js";
 import { it, tmp } from "../helpers/fixtures.js";
 
-
 const story = () =>
   new Ledger({ items: ["bd-a1", "bd-b2"] })
     .start()
@@ -39,9 +38,15 @@ async function corruptCode(p: Promise<unknown>): Promise<{ code: string; message
 describe("ledger append", () => {
   it("routes item events to item ledgers and the rest to the wave ledger, one fsynced line each", async () => {
     const { layout, events } = written();
-    const waveLines = readFileSync(layout.waveLedger(WAVE_ID), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    const waveLines = readFileSync(layout.waveLedger(WAVE_ID), "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(waveLines.map((e) => e.event)).toEqual(["wave_created", "wave_started", "wave_paused"]);
-    const a1 = readFileSync(layout.itemLedger(WAVE_ID, "bd-a1"), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    const a1 = readFileSync(layout.itemLedger(WAVE_ID, "bd-a1"), "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(a1.every((e) => e.item_id === "bd-a1")).toBe(true);
     expect(statSync(layout.itemLedger(WAVE_ID, "bd-a1")).mode & 0o777).toBe(0o600);
     expect(statSync(layout.itemLedgersDir(WAVE_ID)).mode & 0o777).toBe(0o700);
@@ -174,7 +179,10 @@ describe("ledger read", () => {
 
   it("streams lines longer than a read chunk", async () => {
     const l = new Ledger({ items: ["bd-a1"] }).start();
-    for (let i = 0; i < 40; i++) l.dispatch("bd-a1", "implement", "opencode").jobStarted("bd-a1").attemptFailed("bd-a1", "stalled", "x".repeat(10_000 + i * 997));
+    for (let i = 0; i < 40; i++)
+      l.dispatch("bd-a1", "implement", "opencode")
+        .jobStarted("bd-a1")
+        .attemptFailed("bd-a1", "stalled", "x".repeat(10_000 + i * 997));
     const { layout, events } = written(l.events);
     expect(statSync(layout.itemLedger(WAVE_ID, "bd-a1")).size).toBeGreaterThan(256 * 1024);
     expect((await readLedgerEvents(layout, WAVE_ID)).events).toEqual(events);
@@ -213,7 +221,11 @@ describe("torn tail repair", () => {
 
     appendFileSync(layout.waveLedger(WAVE_ID), "{");
     appendFileSync(file, '{"se');
-    expect(repairTornTails(layout, WAVE_ID).map((r) => r.file).sort()).toEqual([layout.waveLedger(WAVE_ID), file].sort());
+    expect(
+      repairTornTails(layout, WAVE_ID)
+        .map((r) => r.file)
+        .sort(),
+    ).toEqual([layout.waveLedger(WAVE_ID), file].sort());
     expect(readFileSync(file, "utf8")).toBe(clean);
   });
 

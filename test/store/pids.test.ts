@@ -7,7 +7,6 @@ import { it, tmp } from "../helpers/fixtures.js";
 import { hostName } from "../../src/store/proc.js";
 import { sleeper } from "../helpers/procs.js";
 
-
 const rec = (pid: number, wave = "w1", item = "bd-a1"): JobPidInput => ({
   pid,
   pgid: pid,

@@ -7,7 +7,6 @@ import { it, tmp } from "../helpers/fixtures.js";
 import { sleeper, track } from "../helpers/procs.js";
 import { waitFor } from "../helpers/wait.js";
 
-
 describe("process identity", () => {
   it("reads a stable start time for this process", () => {
     const a = processStartTime(process.pid);

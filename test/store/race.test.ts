@@ -41,7 +41,13 @@ beforeAll(async () => {
     tsconfig,
     JSON.stringify({
       extends: path.join(ROOT, "tsconfig.json"),
-      compilerOptions: { outDir: path.join(dir, "dist"), rootDir: path.join(ROOT, "src"), declaration: false, sourceMap: false, typeRoots: [path.join(ROOT, "node_modules/@types")] },
+      compilerOptions: {
+        outDir: path.join(dir, "dist"),
+        rootDir: path.join(ROOT, "src"),
+        declaration: false,
+        sourceMap: false,
+        typeRoots: [path.join(ROOT, "node_modules/@types")],
+      },
       files,
       include: [],
     }),
@@ -93,7 +99,8 @@ async function round(cs: Contender[], cmd: Record<string, unknown>): Promise<num
 }
 
 const iso = new Date().toISOString();
-const deadLease = () => JSON.stringify({ ...dead, host: hostName(), wave_id: "w1", acquired_at: iso, expires_at: new Date(Date.now() + 600_000).toISOString(), token: "dead" });
+const deadLease = () =>
+  JSON.stringify({ ...dead, host: hostName(), wave_id: "w1", acquired_at: iso, expires_at: new Date(Date.now() + 600_000).toISOString(), token: "dead" });
 const deadLock = () => JSON.stringify({ ...dead, host: hostName(), started_at: iso, heartbeat_at: iso, token: "dead" });
 
 describe("real processes racing", () => {
@@ -137,7 +144,10 @@ describe("real processes racing", () => {
         const item = `bd-r${r}${stale ? "s" : "f"}`;
         if (stale) {
           mkdirSync(layout.claimsDir(), { recursive: true });
-          writeFileSync(layout.claimPath(item), JSON.stringify({ ...dead, host: hostName(), wave_id: "w-dead", item_id: item, claimed_at: iso, token: "dead" }));
+          writeFileSync(
+            layout.claimPath(item),
+            JSON.stringify({ ...dead, host: hostName(), wave_id: "w-dead", item_id: item, claimed_at: iso, token: "dead" }),
+          );
         }
         const winners = await round(cs, { kind: "claim", round: r, root, item, staleWave: "w-dead" });
         expect(winners, `round ${r} stale=${stale}`).toHaveLength(1);

@@ -6,8 +6,8 @@ import { readSnapshot, serializeState, writeSnapshot } from "../../src/store/sna
 import { Ledger } from "../helpers/events.js";
 import { it, tmp } from "../helpers/fixtures.js";
 
-
-const state = () => fold(new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "opencode", "APPROVED").events);
+const state = () =>
+  fold(new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "opencode", "APPROVED").events);
 
 describe("snapshot", () => {
   it("writes atomically: whole content, mode 0600, no temp file left", () => {

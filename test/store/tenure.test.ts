@@ -16,7 +16,6 @@ import { sleeper } from "../helpers/procs.js";
 // and the fence. Plus the ownership rules of issue 9 at the store level: leases belong to the wave
 // and its epoch, a pid is signalled only when this host can verify it, the host id can be set.
 
-
 const lockFile = () => {
   const dir = path.join(tmp.make(), "waves", "w1");
   mkdirSync(dir, { recursive: true });
@@ -51,8 +50,22 @@ describe("controller tenure", () => {
     const holder = spawn("flock", ["--exclusive", osLockPath(file), "sleep", "30"], { stdio: "ignore", detached: true });
     try {
       await new Promise((r) => setTimeout(r, 300));
-      writeFileSync(file, JSON.stringify({ pid: 4242, start_time: "x", host: "far-away", started_at: "2020-01-01T00:00:00.000Z", heartbeat_at: "2020-01-01T00:00:00.000Z", epoch: 3, token: "t" }));
-      await expect(acquireTenure(file, "w1", { env: {} })).rejects.toMatchObject({ code: "wave_already_running", message: expect.stringContaining("far-away") });
+      writeFileSync(
+        file,
+        JSON.stringify({
+          pid: 4242,
+          start_time: "x",
+          host: "far-away",
+          started_at: "2020-01-01T00:00:00.000Z",
+          heartbeat_at: "2020-01-01T00:00:00.000Z",
+          epoch: 3,
+          token: "t",
+        }),
+      );
+      await expect(acquireTenure(file, "w1", { env: {} })).rejects.toMatchObject({
+        code: "wave_already_running",
+        message: expect.stringContaining("far-away"),
+      });
       // With the OS lock disabled (a filesystem without flock) the heartbeat decides: taken over at epoch 4.
       const t = await acquireTenure(file, "w1", { env: { DX_BATCH_NO_OS_LOCK: "1" } });
       expect(t.os).toBe("disabled");
@@ -74,7 +87,10 @@ describe("ownership", () => {
     // Another wave: TTL and holder rules (far-away cannot be judged: held).
     expect(acquireLease(file, { ...selfIdentity(), wave_id: "w2", epoch: 1 }, t).acquired).toBe(false);
     // The same wave's next controller, on this host: taken over at once.
-    expect(acquireLease(file, { ...selfIdentity(), wave_id: "w1", epoch: 2 }, t)).toMatchObject({ acquired: true, tookOverFrom: { host: "far-away", epoch: 1 } });
+    expect(acquireLease(file, { ...selfIdentity(), wave_id: "w1", epoch: 2 }, t)).toMatchObject({
+      acquired: true,
+      tookOverFrom: { host: "far-away", epoch: 1 },
+    });
     expect(acquireLease(file, { ...far, wave_id: "w1", epoch: 1 }, t).acquired).toBe(false);
     expect(releaseLease(file, { ...far, wave_id: "w1", epoch: 1 })).toBe(false);
     expect(releaseLease(file, { ...selfIdentity(), wave_id: "w1", epoch: 2 })).toBe(true);

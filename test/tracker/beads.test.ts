@@ -242,12 +242,7 @@ describe("beads tracker: locking", () => {
     const extra = { FAKE_BD_MARKER: marker, FAKE_BD_SLEEP_MS: "300" };
     const t1 = tracker(extra);
     const t2 = tracker(extra);
-    const results = await Promise.all([
-      t1.comment("bd-a1", "one"),
-      t1.comment("bd-a1", "two"),
-      t2.comment("bd-a1", "three"),
-      t2.markInProgress("bd-b2"),
-    ]);
+    const results = await Promise.all([t1.comment("bd-a1", "one"), t1.comment("bd-a1", "two"), t2.comment("bd-a1", "three"), t2.markInProgress("bd-b2")]);
     expect(results.every((r) => r.ok)).toBe(true);
     expect(existsSync(`${marker}.overlap`)).toBe(false);
     expect((await state()).comments?.["bd-a1"]?.sort()).toEqual(["one", "three", "two"]);

@@ -25,7 +25,11 @@ async function runCheck(ctx: RunnerCommandContext, o: CheckOpts): Promise<number
     else ctx.io.out(`beads=${beads} state=missing reason_code=job_not_found next_action=start_job`);
     return 1;
   }
-  const h = await r.check(ref, { stall_minutes: stall ?? cfg.stall_minutes, max_runtime_minutes: maxRuntime ?? cfg.max_runtime_minutes, probe_worktree: "always" });
+  const h = await r.check(ref, {
+    stall_minutes: stall ?? cfg.stall_minutes,
+    max_runtime_minutes: maxRuntime ?? cfg.max_runtime_minutes,
+    probe_worktree: "always",
+  });
   const j = checkJson(r, h);
   if (o.json) printJson(ctx.io, j);
   else ctx.io.out(`beads=${beads} provider=${h.provider} state=${h.state} reason_code=${h.reason_code ?? "-"} next_action=${j.next_action}`);

@@ -4,7 +4,12 @@ import { action, openRunner, resolveConfig, usage, withCommonOptions, type Commo
 // `dx-batch runner preflight`: exit 0 available, else 1 with a `reason_code=` line (dx-runner's).
 
 export function registerPreflight(runner: Command, ctx: RunnerCommandContext): void {
-  withCommonOptions(runner.command("preflight").description("Offline provider check: exit 0 available, else 1 with a reason_code= line").option("--provider <name>", "provider to check")).action(
+  withCommonOptions(
+    runner
+      .command("preflight")
+      .description("Offline provider check: exit 0 available, else 1 with a reason_code= line")
+      .option("--provider <name>", "provider to check"),
+  ).action(
     action(ctx)(async (o: CommonOpts & { provider?: string }) => {
       if (o.provider === undefined || o.provider === "") throw usage("--provider is required");
       const res = await openRunner(ctx, resolveConfig(ctx, o)).preflight(o.provider);

@@ -5,7 +5,9 @@ import { action, openRunner, resolveConfig, withCommonOptions, type CommonOpts, 
 // `dx-batch runner prune`: remove the pid files of dead processes, `{checked, pruned}`.
 
 export function registerPrune(runner: Command, ctx: RunnerCommandContext): void {
-  withCommonOptions(runner.command("prune").description("Remove pid files of dead processes: {checked, pruned}").option("--json", "one JSON document on stdout")).action(
+  withCommonOptions(
+    runner.command("prune").description("Remove pid files of dead processes: {checked, pruned}").option("--json", "one JSON document on stdout"),
+  ).action(
     action(ctx)(async (o: CommonOpts & { json?: boolean }) => {
       const res = await openRunner(ctx, resolveConfig(ctx, o)).prune();
       if (o.json) printJson(ctx.io, res);

@@ -31,7 +31,12 @@ async function runReport(ctx: RunnerCommandContext, o: ReportOpts): Promise<numb
     duration_sec: h.finished_at !== null && h.started_at !== null ? round((Date.parse(h.finished_at) - Date.parse(h.started_at)) / 1000) : null,
     head_at_start: meta?.head_at_start ?? null,
     dirty_at_start: meta?.dirty_at_start ?? null,
-    contract: contract === null ? null : contract.found ? { found: true, source: contract.source, bytes: Buffer.byteLength(contract.text) } : { found: false, reason_code: contract.reason_code },
+    contract:
+      contract === null
+        ? null
+        : contract.found
+          ? { found: true, source: contract.source, bytes: Buffer.byteLength(contract.text) }
+          : { found: false, reason_code: contract.reason_code },
     log_tail: meta === null ? "" : readTail(meta.log_path, 2048),
   };
   if (o.format === "json") printJson(ctx.io, report);
@@ -41,7 +46,26 @@ async function runReport(ctx: RunnerCommandContext, o: ReportOpts): Promise<numb
 
 function reportMarkdown(r: Record<string, unknown>): string {
   const cell = (v: unknown): string => (v === null || v === undefined ? "-" : typeof v === "string" ? v : JSON.stringify(v)).replace(/\|/g, "\\|");
-  const rows = ["provider", "state", "reason_code", "next_action", "exit_code", "phase", "attempt", "model", "started_at", "finished_at", "duration_sec", "worktree", "run_instance", "mutation_count", "log_bytes", "cpu_time_sec", "log", "contract"];
+  const rows = [
+    "provider",
+    "state",
+    "reason_code",
+    "next_action",
+    "exit_code",
+    "phase",
+    "attempt",
+    "model",
+    "started_at",
+    "finished_at",
+    "duration_sec",
+    "worktree",
+    "run_instance",
+    "mutation_count",
+    "log_bytes",
+    "cpu_time_sec",
+    "log",
+    "contract",
+  ];
   const lines = [`# Runner job ${cell(r.beads)}`, "", "| field | value |", "|---|---|", ...rows.map((k) => `| ${k} | ${cell(r[k])} |`)];
   const tail = typeof r.log_tail === "string" ? r.log_tail.trimEnd() : "";
   if (tail !== "") lines.push("", "## Log tail", "", "```", tail.replace(/```/g, "'''"), "```");

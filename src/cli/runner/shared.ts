@@ -62,7 +62,8 @@ export function nonNegative(name: string, v: string | undefined): number | undef
 
 export function resolveConfig(ctx: RunnerCommandContext, o: CommonOpts): RunnerCliConfig {
   const logDir = o.logDir === undefined ? undefined : path.resolve(ctx.cwd, o.logDir);
-  if (ctx.loadRunnerConfig) return ctx.loadRunnerConfig({ ...(o.config === undefined ? {} : { config: o.config }), ...(logDir === undefined ? {} : { runner_log_dir: logDir }) });
+  if (ctx.loadRunnerConfig)
+    return ctx.loadRunnerConfig({ ...(o.config === undefined ? {} : { config: o.config }), ...(logDir === undefined ? {} : { runner_log_dir: logDir }) });
   const flags: Record<string, unknown> = {};
   if (o.config !== undefined) flags.config = o.config;
   if (logDir !== undefined) flags.runner_log_dir = logDir;

@@ -21,7 +21,10 @@ interface StartOpts extends CommonOpts {
 }
 
 /** The arguments checked before any config is read: each refusal exits 2 (or names its id). */
-function parseStartArgs(ctx: RunnerCommandContext, o: StartOpts): { beads: string; provider: string; promptFile: string; phase: Phase; attempt: number; itemId: string; waveId: string } {
+function parseStartArgs(
+  ctx: RunnerCommandContext,
+  o: StartOpts,
+): { beads: string; provider: string; promptFile: string; phase: Phase; attempt: number; itemId: string; waveId: string } {
   const beads = requireBeads(o.beads);
   if (o.provider === undefined || o.provider === "") throw usage("--provider is required");
   if (o.promptFile === undefined || o.promptFile === "") throw usage("--prompt-file is required");
@@ -71,7 +74,9 @@ export function registerStart(runner: Command, ctx: RunnerCommandContext): void 
   withCommonOptions(
     runner
       .command("start")
-      .description("Launch an agent job detached: prints `started beads=ID provider=P pid=N log=PATH`; exit 2 missing argument, 1 already running, 20 no such provider, 21 preflight failed, 22 worktree missing/forbidden, 26 provider at its cap")
+      .description(
+        "Launch an agent job detached: prints `started beads=ID provider=P pid=N log=PATH`; exit 2 missing argument, 1 already running, 20 no such provider, 21 preflight failed, 22 worktree missing/forbidden, 26 provider at its cap",
+      )
       .option("--beads <id>", "job id: the item id, or <item>-review")
       .option("--provider <name>", "provider to run")
       .option("--prompt-file <file>", "the prompt")

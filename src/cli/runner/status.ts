@@ -23,7 +23,9 @@ async function runStatus(ctx: RunnerCommandContext, o: StatusOpts): Promise<numb
   }
   if (o.json) printJson(ctx.io, { generated_at: new Date().toISOString(), jobs });
   else if (jobs.length === 0) ctx.io.out("no jobs");
-  else for (const j of jobs) ctx.io.out(`${j.beads.padEnd(24)} ${(j.provider ?? "-").padEnd(12)} ${j.state.padEnd(14)} pid=${j.pid ?? "-"} reason_code=${j.reason_code ?? "-"}`);
+  else
+    for (const j of jobs)
+      ctx.io.out(`${j.beads.padEnd(24)} ${(j.provider ?? "-").padEnd(12)} ${j.state.padEnd(14)} pid=${j.pid ?? "-"} reason_code=${j.reason_code ?? "-"}`);
   return 0;
 }
 

@@ -1,6 +1,16 @@
 import type { Command } from "commander";
 import { DxError } from "../../errors.js";
-import { action, findOrFail, nonNegative, openRunner, requireBeads, resolveConfig, withCommonOptions, type CommonOpts, type RunnerCommandContext } from "./shared.js";
+import {
+  action,
+  findOrFail,
+  nonNegative,
+  openRunner,
+  requireBeads,
+  resolveConfig,
+  withCommonOptions,
+  type CommonOpts,
+  type RunnerCommandContext,
+} from "./shared.js";
 
 // `dx-batch runner stop`: SIGTERM to the job's group, grace, SIGKILL; exit 1 if nothing runs.
 

@@ -107,5 +107,13 @@ export const onTrackerError: Handler<"tracker_error"> = (tx, e) => {
 
 /** Recorded on the item; its status stays approved whatever happened to the push (issue #13). */
 export const onDelivered: Handler<"item_delivered"> = (tx, e) => {
-  tx.item(e.item_id).delivery = { remote: e.remote, branch: e.branch, head: e.head, pushed: e.pushed, pr_url: e.pr_url, reason_code: e.reason_code, error: e.error };
+  tx.item(e.item_id).delivery = {
+    remote: e.remote,
+    branch: e.branch,
+    head: e.head,
+    pushed: e.pushed,
+    pr_url: e.pr_url,
+    reason_code: e.reason_code,
+    error: e.error,
+  };
 };

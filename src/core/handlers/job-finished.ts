@@ -74,7 +74,9 @@ function decide(tx: Tx, e: JobFinished): void {
 
 /** Did the runner itself classify the exit (quota, budget, stall, crash)? Then the CLI's words explain it. */
 const runnerClassified = (e: JobFinished): boolean =>
-  e.runner_reason === ItemReason.provider_quota_exhausted || e.runner_reason === ItemReason.budget_exhausted || runnerFailure(e.state, e.exit_code, e.runner_reason) !== null;
+  e.runner_reason === ItemReason.provider_quota_exhausted ||
+  e.runner_reason === ItemReason.budget_exhausted ||
+  runnerFailure(e.state, e.exit_code, e.runner_reason) !== null;
 
 /** Record the attempt's reason and ask for its outcome record. */
 function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: ItemReason, contract: Contract | null, why?: string): void {
@@ -89,7 +91,14 @@ function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: It
     duration_sec: e.duration_sec,
     // Why the attempt did not succeed: when the runner classified the exit (quota, stall, crash)
     // the CLI's own last error line; the contract's problem only for a run that itself worked.
-    error: result === "success" ? null : why !== undefined ? why : runnerClassified(e) ? (e.cli_error ?? e.runner_reason ?? e.contract_error) : (e.contract_error ?? e.runner_reason),
+    error:
+      result === "success"
+        ? null
+        : why !== undefined
+          ? why
+          : runnerClassified(e)
+            ? (e.cli_error ?? e.runner_reason ?? e.contract_error)
+            : (e.contract_error ?? e.runner_reason),
     range: rec.range,
     usage: e.usage,
     log_path: e.log_path ?? null,
@@ -153,7 +162,12 @@ function onImplementContract(f: Finish, c: ImplementContract | null): void {
       // whatever its contract says, and an item is never approved without a commit (issue #11).
       if (e.range !== undefined && (e.range.to === null || e.range.to === e.range.from)) {
         write(f, "failed", ItemReason.no_changes, c);
-        return failAttempt(tx, it, ItemReason.no_changes, `the attempt's range ${e.range.from ?? "(root)"}..${e.range.to ?? "(none)"} holds no commit, and nothing was left to commit`);
+        return failAttempt(
+          tx,
+          it,
+          ItemReason.no_changes,
+          `the attempt's range ${e.range.from ?? "(root)"}..${e.range.to ?? "(none)"} holds no commit, and nothing was left to commit`,
+        );
       }
       write(f, "success", tx.s.policy.require_review ? ItemReason.implement_completed_pending_review : ItemReason.approved_no_review, c);
       it.carry = { ...it.carry, summary: c.summary ?? null };

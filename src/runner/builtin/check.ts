@@ -6,7 +6,17 @@ import { jobPaths, type JobPaths } from "../paths.js";
 import { missingHealth, type CheckOptions, type JobHealth, type JobRef } from "../port.js";
 import { groupCpuSeconds, signalGroup } from "../proc.js";
 import { commitsSince, probeWorktree, type WorktreeProbe } from "../worktree-probe.js";
-import { classifyCheck, stageOf, wantsQuotaScan, wantsWorktree, type CheckStage, type CheckVerdict, type Observed, type Probed, type WorktreeFacts } from "./classify.js";
+import {
+  classifyCheck,
+  stageOf,
+  wantsQuotaScan,
+  wantsWorktree,
+  type CheckStage,
+  type CheckVerdict,
+  type Observed,
+  type Probed,
+  type WorktreeFacts,
+} from "./classify.js";
 import type { BuiltinContext } from "./context.js";
 import { initialProgress, readOutcome, writeOutcome } from "./files.js";
 import { groupIsOurs, jobAlive } from "./liveness.js";

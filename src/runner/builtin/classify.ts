@@ -74,7 +74,10 @@ export function stageOf(o: Observed, maxRuntimeMinutes: number): CheckStage {
 /** Did log or CPU move since the last look? */
 export function logOrCpuMoved(o: Observed, cpuSec: number): boolean {
   const prev = o.progress;
-  const moved = madeProgress({ at_ms: prev.observed_at_ms, log_bytes: prev.log_bytes, cpu_sec: prev.cpu_sec }, { at_ms: o.now_ms, log_bytes: o.log_bytes, cpu_sec: cpuSec });
+  const moved = madeProgress(
+    { at_ms: prev.observed_at_ms, log_bytes: prev.log_bytes, cpu_sec: prev.cpu_sec },
+    { at_ms: o.now_ms, log_bytes: o.log_bytes, cpu_sec: cpuSec },
+  );
   return moved.log || moved.cpu;
 }
 
@@ -124,7 +127,12 @@ function finished(o: Observed, p: Probed): CheckVerdict {
     const wt = o.rc === 0 ? (p.worktree ?? { ok: false }) : null;
     const changed = wt === null || !wt.ok ? null : wt.signature !== o.meta.signature_at_start;
     const mutations = wt === null ? prog.mutation_count : wt.ok && wt.signature !== o.meta.signature_at_start ? wt.mutation_count : 0;
-    const verdict = classifyExit({ exit_code: o.rc, worktree_changed: changed, quota_in_log: o.rc !== 0 && p.quota_in_log, log_capped: o.log_bytes >= o.meta.max_log_bytes });
+    const verdict = classifyExit({
+      exit_code: o.rc,
+      worktree_changed: changed,
+      quota_in_log: o.rc !== 0 && p.quota_in_log,
+      log_capped: o.log_bytes >= o.meta.max_log_bytes,
+    });
     h = { ...base, ...verdict, mutation_count: mutations };
   }
   h = { ...h, finished_at: finishedAt, pid_age_sec: Math.max(0, (Date.parse(finishedAt) - o.meta.started_at_ms) / 1000) };

@@ -71,11 +71,17 @@ async function admit(ctx: BuiltinContext, spec: JobSpec): Promise<{ provider: Pr
   const p = jobPaths(ctx.logDir, spec.provider, spec.job_id);
   const worktree = path.resolve(spec.worktree);
   if (!statQuiet(worktree)?.isDirectory()) {
-    throw new DxError(`worktree_missing:${worktree}`, `worktree ${worktree} does not exist`, { exitCode: 22, remedy: "create the worktree first (dx-batch creates it when `repo` is configured)" });
+    throw new DxError(`worktree_missing:${worktree}`, `worktree ${worktree} does not exist`, {
+      exitCode: 22,
+      remedy: "create the worktree first (dx-batch creates it when `repo` is configured)",
+    });
   }
   const verdict = checkWorktreePolicy(worktree, ctx.workspace);
   if (!verdict.ok) {
-    throw new DxError(verdict.reason_code, verdict.detail, { exitCode: 22, remedy: "run agents only in worktrees under workspace_root or allowed_prefixes, never in a protected checkout" });
+    throw new DxError(verdict.reason_code, verdict.detail, {
+      exitCode: 22,
+      remedy: "run agents only in worktrees under workspace_root or allowed_prefixes, never in a protected checkout",
+    });
   }
   if (!statQuiet(spec.prompt_file)?.isFile()) throw new DxError("prompt_file_missing", `prompt file ${spec.prompt_file} does not exist`, { exitCode: 2 });
 
@@ -89,7 +95,9 @@ async function admit(ctx: BuiltinContext, spec: JobSpec): Promise<{ provider: Pr
   if (provider.max_parallel !== null) {
     const live = await liveJobCount(ctx.logDir, spec.provider, spec.job_id, ctx.clock());
     if (live >= provider.max_parallel) {
-      throw new DxError("provider_concurrency_cap", `${spec.provider} already runs ${live} job(s), its max_parallel is ${provider.max_parallel}`, { exitCode: 26 });
+      throw new DxError("provider_concurrency_cap", `${spec.provider} already runs ${live} job(s), its max_parallel is ${provider.max_parallel}`, {
+        exitCode: 26,
+      });
     }
   }
   return { provider, worktree };

@@ -36,7 +36,8 @@ export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number 
   const base = prog !== null && prog.run_instance === meta.run_instance ? prog : initialProgress(meta, ctx.clock());
   // An agent that already exited keeps its exit as the verdict; only its leftovers are killed.
   const exited = existsSync(p.rc);
-  if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null) writeJobProgress(p.progress, { ...base, stop_requested_at_ms: ctx.clock() });
+  if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null)
+    writeJobProgress(p.progress, { ...base, stop_requested_at_ms: ctx.clock() });
   const kill = await killProcessGroup(pgid, { grace_ms: graceMs });
   return { stopped: true, kill, escaped: await escapees() };
 }

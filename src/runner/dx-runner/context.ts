@@ -67,7 +67,8 @@ export function adapterContext(opts: DxRunnerAdapterOptions): AdapterContext {
 /** The error for a dx-runner call that could not run, timed out, or exited unexpectedly. */
 export function failed(ctx: AdapterContext, what: string, r: BoundedResult): DxError {
   const cmd = ctx.prefix.join(" ");
-  if (r.spawnError !== null) return new DxError("dx_runner_missing", `cannot run ${cmd}: ${r.spawnError}`, { remedy: "install dx-runner or set runner.command in the config" });
+  if (r.spawnError !== null)
+    return new DxError("dx_runner_missing", `cannot run ${cmd}: ${r.spawnError}`, { remedy: "install dx-runner or set runner.command in the config" });
   if (r.timedOut) return new DxError("dx_runner_timeout", `${cmd} ${what} did not finish in ${ctx.timeoutMs} ms`);
   const detail = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-1)[0] ?? "";
   return new DxError("dx_runner_failed", `${cmd} ${what} exited ${r.exitCode ?? r.signal ?? "abnormally"}${detail ? `: ${detail}` : ""}`);

@@ -24,7 +24,8 @@ export async function startViaDxRunner(ctx: AdapterContext, spec: JobSpec): Prom
   if (r.spawnError !== null || r.timedOut) throw failed(ctx, "start", r);
   if (r.exitCode !== 0) throw startRefusal(ctx, spec, worktree, r);
   const started = parseStartedLine(r.stdout);
-  if (started === null) throw new DxError("dx_runner_bad_output", `dx-runner start printed no "started beads=… pid=… log=…" line: ${r.stdout.trim().slice(0, 200)}`);
+  if (started === null)
+    throw new DxError("dx_runner_bad_output", `dx-runner start printed no "started beads=… pid=… log=…" line: ${r.stdout.trim().slice(0, 200)}`);
   const now = ctx.clock();
   ctx.known.set(knownKey(spec.provider, spec.job_id), {
     run_instance: spec.run_instance,

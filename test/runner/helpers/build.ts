@@ -16,7 +16,14 @@ export function buildRunnerDist(): string {
   mkdirSync(dir, { recursive: true });
   const tsconfig = {
     extends: path.join(REPO, "tsconfig.json"),
-    compilerOptions: { outDir: path.join(dir, "dist"), rootDir: path.join(REPO, "src"), noEmit: false, declaration: false, sourceMap: false, incremental: false },
+    compilerOptions: {
+      outDir: path.join(dir, "dist"),
+      rootDir: path.join(REPO, "src"),
+      noEmit: false,
+      declaration: false,
+      sourceMap: false,
+      incremental: false,
+    },
     files: ENTRIES.map((e) => path.join(REPO, e)),
     include: [],
   };
