@@ -1,14 +1,16 @@
 import { contractFileIn } from "../workspace/attempt-commit.js";
-import { mkdirSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock, type WaveFiles } from "../controller/ports.js";
+import type { WaveCreated } from "../core/events.js";
 import { isTerminalWave, type WaveStatus } from "../core/status.js";
 import { DxError, isDxError } from "../errors.js";
 import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js";
 import { monoStamp } from "../store/mono.js";
 import { readApproval } from "../store/approvals.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
-import { ensureDir, errno, writeFileDurable } from "../store/fsx.js";
+import { ensureDir, errno, fsyncDir, writeFileDurable } from "../store/fsx.js";
 import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
@@ -50,16 +52,38 @@ const unwritable = (layout: Layout, e: unknown): DxError =>
  * directory the wave will write is created now too, so a layout that cannot be written is refused
  * before the wave exists, instead of failing halfway through a run.
  */
-export function createWaveDir(layout: Layout, waveId: string): void {
+export function createWaveDir(layout: Layout, waveId: string, first: WaveCreated): void {
   try {
     ensureSecureDir(layout.wavesDir());
   } catch (e) {
     throw unwritable(layout, e);
   }
+  // The wave directory appears already holding its first ledger line: it is made under a name no
+  // wave id can take (a leading dot), the line written and synced there, then renamed into place.
+  // A start killed at any point leaves either no wave or a wave `resume` can continue, never a
+  // directory that blocks both (resume: wave_not_found; start: wave_exists).
+  const staging = path.join(layout.wavesDir(), `.creating-${waveId}-${process.pid}-${randomBytes(3).toString("hex")}`);
   try {
-    mkdirSync(layout.waveDir(waveId), { mode: 0o700 });
+    mkdirSync(staging, { mode: 0o700 });
+    const ledger = new LedgerWriter({ ...layout, waveLedger: () => path.join(staging, path.basename(layout.waveLedger(waveId))) }, waveId, { lastSeq: 0, epoch: 1 });
+    try {
+      ledger.append(first);
+    } finally {
+      ledger.close();
+    }
   } catch (e) {
-    if (errno(e) === "EEXIST") {
+    rmSync(staging, { recursive: true, force: true });
+    if (isDxError(e)) throw e;
+    throw unwritable(layout, e);
+  }
+  try {
+    // Replaces only a missing or empty directory (an abandoned creation of an older version).
+    renameSync(staging, layout.waveDir(waveId));
+    fsyncDir(layout.wavesDir());
+  } catch (e) {
+    rmSync(staging, { recursive: true, force: true });
+    const code = errno(e);
+    if (code === "EEXIST" || code === "ENOTEMPTY") {
       throw new DxError("wave_exists", `wave ${waveId} already exists`, { remedy: `continue it with dx-batch resume --wave-id ${waveId}` });
     }
     throw unwritable(layout, e);
@@ -67,8 +91,7 @@ export function createWaveDir(layout: Layout, waveId: string): void {
   try {
     ensureWaveDirs(layout, waveId);
   } catch (e) {
-    // Nothing of the wave is written yet: take back what was just made so no half wave remains.
-    rmSync(layout.waveDir(waveId), { recursive: true, force: true });
+    // The wave exists (its first line is written): resume creates what is missing or says why.
     forgetSecureDir(layout.waveDir(waveId));
     throw unwritable(layout, e);
   }

@@ -21,7 +21,6 @@ import type { AppContext } from "./context.js";
 import { deliveryPort } from "./delivery.js";
 import type { Progress } from "./progress-port.js";
 import { createWaveFiles, createWaveDir, type WaveFilesHandle } from "./wave-files.js";
-import { LedgerWriter } from "../store/ledger.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { fencedRunner, fencedTracker, takeTenure, type TenureHandle } from "./controller-tenure.js";
 import { heartbeatStaleMs } from "../store/controller-lock.js";
@@ -78,10 +77,9 @@ export async function createWave(
   waveId: string,
   seed: { policy: WavePolicy; items: ItemSeed[] },
 ): Promise<{ session: WaveSession; files: WaveFilesHandle; lock: TenureHandle; created: WaveCreated }> {
-  createWaveDir(c.layout, waveId);
-  // wave_created first, at epoch 1: the mkdir above made the wave ours alone, and a start killed
-  // from here on leaves a wave that `resume` can take over (no half-made wave). Taking the OS lock
-  // spawns a process, so it comes after, not in that window.
+  // wave_created at epoch 1 is the wave's first line, and the wave directory appears already
+  // holding it (createWaveDir), so a start killed at any point leaves no half-made wave. Taking the
+  // OS lock spawns a process, so it comes after.
   const e = stamp(
     { event: "wave_created", wave_id: waveId, wave_dir: c.layout.waveDir(waveId), config: recordedConfig(c.config), policy: seed.policy, items: seed.items },
     1,
@@ -89,12 +87,7 @@ export async function createWave(
   );
   if (e.event !== "wave_created") throw new Error("unreachable");
   e.epoch = 1;
-  const first = new LedgerWriter(c.layout, waveId, { lastSeq: 0, epoch: 1 });
-  try {
-    first.append(e);
-  } finally {
-    first.close();
-  }
+  createWaveDir(c.layout, waveId, e);
   const state = initialState(e);
   writeSnapshot(c.layout.waveState(waveId), state);
   const lock = await takeTenure(c.layout, waveId);
