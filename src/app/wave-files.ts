@@ -65,7 +65,10 @@ export function createWaveDir(layout: Layout, waveId: string, first: WaveCreated
   const staging = path.join(layout.wavesDir(), `.creating-${waveId}-${process.pid}-${randomBytes(3).toString("hex")}`);
   try {
     mkdirSync(staging, { mode: 0o700 });
-    const ledger = new LedgerWriter({ ...layout, waveLedger: () => path.join(staging, path.basename(layout.waveLedger(waveId))) }, waveId, { lastSeq: 0, epoch: 1 });
+    const ledger = new LedgerWriter({ ...layout, waveLedger: () => path.join(staging, path.basename(layout.waveLedger(waveId))) }, waveId, {
+      lastSeq: 0,
+      epoch: 1,
+    });
     try {
       ledger.append(first);
     } finally {

@@ -1,4 +1,5 @@
-import { mkdir, realpath, stat } from "node:fs/promises";
+import { mkdir, realpath } from "node:fs/promises";
+import { exists } from "../workspace/worktree.js";
 import path from "node:path";
 import { git } from "../workspace/git.js";
 import { findItemWorktrees } from "../workspace/worktree.js";
@@ -20,15 +21,6 @@ export type Prepared = { ok: true; worktree: string; start_sha: string; remote_h
 
 const fail = (reason_code: string, detail: string): Prepared => ({ ok: false, reason_code, detail });
 const errText = (r: { error: string | null; stderr: string }): string => r.error ?? r.stderr.trim();
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function createGitSync(opts: GitSyncOptions) {
   const repo = path.resolve(opts.repo);

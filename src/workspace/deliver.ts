@@ -1,6 +1,7 @@
 import { execa } from "execa";
 import type { PrConfig } from "../config/types.js";
 import type { Finding } from "../core/contract.js";
+import type { ItemDelivered } from "../core/events.js";
 import { DeliveryReason } from "../core/reasons.js";
 import { git } from "./git.js";
 
@@ -20,16 +21,8 @@ export interface DeliveryInput {
   usage: readonly string[];
 }
 
-export interface DeliveryResult {
-  remote: string;
-  branch: string;
-  head: string | null;
-  pushed: boolean;
-  pr_url: string | null;
-  reason_code: DeliveryReason;
-  /** The failing command's own words, whole. */
-  error: string | null;
-}
+/** What delivering an approved item did: the `item_delivered` event without its envelope. */
+export type DeliveryResult = Omit<ItemDelivered, "event" | "item_id" | "seq" | "at" | "epoch">;
 
 export const itemBranch = (itemId: string): string => `dx/${itemId}`;
 

@@ -56,7 +56,8 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
+/** True when `p` can be stat()ed. */
+export async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;

@@ -28,8 +28,14 @@ describe("overlapping waves", { timeout: 900_000 }, () => {
       const pa = a.cli("start", ["--items", la.join(","), "--wave-id", `ov${run}-a`]);
       const pb = b.cli("start", ["--items", lb.join(","), "--wave-id", `ov${run}-b`]);
       const [ra, rb] = await Promise.all([pa.exited, pb.exited]);
-      expect(ra.code, ra.stderr).toBe(0);
-      expect(rb.code, rb.stderr).toBe(0);
+      // Exit 0 when every item of the wave was approved, 4 when the other wave held one (SPEC §15.1).
+      for (const [wave, r] of [
+        [`ov${run}-a`, ra],
+        [`ov${run}-b`, rb],
+      ] as const) {
+        const s = a.state(wave);
+        expect(r.code, r.stderr).toBe(s !== null && s !== undefined && s.stats.approved === s.stats.total ? 0 : 4);
+      }
       for (const item of shared(run)) {
         const implementedBy = a.starts((r) => r.item === item && r.phase === "implement").map((r) => r.wave);
         expect(implementedBy, `${item} in run ${run}`).toHaveLength(1);

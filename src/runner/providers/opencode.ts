@@ -5,6 +5,7 @@ import { isObject, parseJsonObject, readTextQuiet, type JsonObject } from "../fs
 import type { ProviderAvailability } from "../port.js";
 import { available, checkBinary, hasEnv, homeDir, maxParallel, pickModel, unavailable } from "./common.js";
 import type { LaunchContext, LaunchPlan, PreflightOptions, Provider } from "./types.js";
+import { BUILTIN_CREDENTIALS } from "./credentials.js";
 
 // OpenCode headless (REFERENCE §3, §6). Measured with OpenCode 1.18.33 against a mock Chat
 // Completions API configured as a custom provider (test/real-agents):
@@ -26,20 +27,8 @@ export const OPENCODE_DEFAULT_MODEL = "zai-coding-plan/glm-4.6";
 /** One argv string may not exceed 128 KiB on Linux; a longer prompt is pointed to instead. */
 const MAX_PROMPT_ARG_BYTES = 100 * 1024;
 const PERMISSIONS = JSON.stringify({ permission: { "*": "allow", external_directory: "deny" } });
-const PROVIDER_KEYS = [
-  "ANTHROPIC_API_KEY",
-  "OPENAI_API_KEY",
-  "OPENROUTER_API_KEY",
-  "GEMINI_API_KEY",
-  "GOOGLE_GENERATIVE_AI_API_KEY",
-  "ZAI_API_KEY",
-  "ZHIPU_API_KEY",
-  "GROQ_API_KEY",
-  "DEEPSEEK_API_KEY",
-  "XAI_API_KEY",
-  "MISTRAL_API_KEY",
-  "OPENCODE_API_KEY",
-];
+// The provider keys opencode can use are its credentials (one list, credentials.ts).
+const PROVIDER_KEYS = BUILTIN_CREDENTIALS["opencode"] ?? [];
 
 export const opencodeArgv = (model: string, worktree: string, message: string): string[] => [
   OPENCODE_BIN,
