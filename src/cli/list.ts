@@ -54,7 +54,7 @@ export function registerListCommand(program: Command, ctx: CommandContext): void
     .action(async (o: { config?: string; json?: boolean; all?: boolean }) => {
       const c = openContext(ctx, { config: o.config });
       const nowMs = Date.now();
-      const rows = await listWaves(c.layout, { all: o.all === true, nowMs });
+      const rows = await listWaves(c.layout, { all: o.all === true, nowMs, configSource: c.configSource });
       if (o.json) {
         printJson(ctx.io, rows);
         return;

@@ -34,6 +34,7 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
       try {
         running = await startServer({
           config: c.config,
+          configSource: c.configSource,
           host: o.host,
           port: o.port,
           token: token === "" ? null : token,

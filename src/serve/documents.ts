@@ -1,6 +1,8 @@
-import { listWaves, type ListRow } from "../app/list.js";
+import { listWaves, type ListOptions, type ListRow } from "../app/list.js";
+import { nextCommand, withNextCommand } from "../app/next-command.js";
 import { controllerView, readWave } from "../app/read-wave.js";
 import { reportView, statusView } from "../app/views.js";
+import { worktreeHeads } from "../app/worktree-heads.js";
 import { isValidItemId, isValidWaveId } from "../core/ids.js";
 import type { Layout } from "../store/layout.js";
 import { badRequest, notFound } from "./http-error.js";
@@ -21,18 +23,19 @@ export function checkItem(id: string): string {
 
 const waveNotFound = (id: string) => notFound("wave_not_found", `no wave ${id} in the artifact directory`);
 
-export const wavesDoc = (layout: Layout, o: { all?: boolean } = {}): Promise<ListRow[]> => listWaves(layout, o);
+export const wavesDoc = (layout: Layout, o: Pick<ListOptions, "all" | "configSource"> = {}): Promise<ListRow[]> => listWaves(layout, o);
 
-export async function statusDoc(layout: Layout, waveId: string) {
+export async function statusDoc(layout: Layout, waveId: string, configSource: string | null = null) {
   const w = await readWave(layout, checkWave(waveId));
   if (!w) throw waveNotFound(waveId);
-  return statusView(w.state, controllerView(layout, waveId));
+  const cv = controllerView(layout, waveId);
+  return withNextCommand(statusView(w.state, cv), nextCommand(w.state, cv, configSource));
 }
 
 export async function reportDoc(layout: Layout, waveId: string) {
   const w = await readWave(layout, checkWave(waveId), { allEvents: true });
   if (!w) throw waveNotFound(waveId);
-  return reportView(w.state, w.waveEvents, w.attemptErrors);
+  return reportView(w.state, w.waveEvents, w.attemptErrors, w.attemptLogs, await worktreeHeads(w.state));
 }
 
 export interface UsageRow {

@@ -15,11 +15,14 @@ import { staticFile, WEB_DIR } from "./static.js";
 import { workersDoc, type WorkerSource } from "./workers.js";
 
 // `dx-batch serve`: a read-only HTTP server over the artifact dir. It only reads: no lock is
-// taken, nothing is written, no git or provider runs. Every document is the CLI's own --json
-// document, built by the same functions.
+// taken, nothing is written, no provider runs (git only reads each worktree's HEAD, for report as
+// the CLI's report does). Every document is the CLI's own --json document, built by the same
+// functions.
 
 export interface ServeOptions {
   config: ResolvedConfig;
+  /** The config file `serve` was given, named in next_command as the CLI's documents name it. */
+  configSource?: string | null;
   host: string;
   /** 0: any free port. */
   port: number;
@@ -101,9 +104,10 @@ export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metri
     const [, coll, id, sub, item, leaf, ...rest] = seg;
     if (coll === "workers" && id === undefined) return sendJson(res, 200, await workersDoc(o.config, o.workers ?? null));
     if (coll !== "waves" || rest.length > 0) throw notFound("not_found", `no such endpoint: ${url.pathname}`);
-    if (id === undefined || id === "") return sendJson(res, 200, await wavesDoc(o.layout, { all: q.get("all") === "1" || q.get("all") === "true" }));
+    if (id === undefined || id === "")
+      return sendJson(res, 200, await wavesDoc(o.layout, { all: q.get("all") === "1" || q.get("all") === "true", configSource: o.configSource ?? null }));
     checkWave(id);
-    if (sub === undefined) return sendJson(res, 200, await statusDoc(o.layout, id));
+    if (sub === undefined) return sendJson(res, 200, await statusDoc(o.layout, id, o.configSource ?? null));
     if (sub === "report" && item === undefined) return sendJson(res, 200, await reportDoc(o.layout, id));
     if (sub === "usage" && item === undefined) return sendJson(res, 200, await usageDoc(o.layout, id));
     if (sub === "events" && item === undefined) {

@@ -121,7 +121,9 @@ describe("read commands default to the newest wave (SPEC §15.2)", () => {
     const explicit = await cli(...args, "--wave-id", "live");
     expect(implied.code, implied.stderr).toBe(explicit.code);
     expect(implied.stdout).toBe(explicit.stdout);
-    expect(implied.stderr).toMatch(/^wave: live \(the newest/);
+    // The note names the wave it chose (app/wave-arg.ts); with --wave-id there is none.
+    expect(implied.stderr).toMatch(/^using the newest wave: live \(pass --wave-id to choose another\)$/m);
+    expect(explicit.stderr).not.toMatch(/newest wave/);
   });
 
   it("with no wave at all: wave_not_found", async () => {

@@ -35,7 +35,8 @@ beforeAll(async () => {
   const r = await cli("start", "--items", "ok-1,rev-2,blk-3", "--wave-id", W, "--repo", (sb as Sandbox & { repo: string }).repo);
   expect([0, 4], r.stderr).toContain(r.code);
   before = treeState(sb.art);
-  srv = await serve(sb);
+  // The config file serve was given, as the CLI's next_command names it.
+  srv = await serve(sb, { configSource: sb.configPath });
 }, 180_000);
 
 afterAll(async () => {

@@ -13,10 +13,12 @@ import { agentSandbox, cleanEnv, type Sandbox } from "../helpers/world.js";
 
 /**
  * A stand-in agent that takes its time (DX_TEST_AGENT_MS per run), prints a few log lines, then
- * writes its contract. Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
+ * writes its contract; a completed implement commits one line of notes/<item>.md in its worktree.
+ * Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
  */
 export const SLOW_AGENT = `
-import { writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 const e = process.env;
 const item = e.DX_BATCH_ITEM_ID, attempt = Number(e.DX_BATCH_ATTEMPT), phase = e.DX_BATCH_PHASE;
 console.log("agent " + process.argv[2] + ": " + phase + " " + item + " attempt " + attempt + " begins");
@@ -29,8 +31,19 @@ if (phase === "review") {
   c = { phase: "review", beads_id: item, verdict: revise ? "REVISION_REQUIRED" : "APPROVED",
         findings: revise ? [{ type: "major", message: "add a test", file: "a.txt", line: 1 }] : [], timestamp: at, reviewer: process.argv[2] };
 } else {
-  c = { phase: "implement", beads_id: item, status: item.startsWith("blk-") ? "blocked" : "completed",
-        artifacts: { files_changed: [], commits: [] }, summary: "attempt " + attempt + " by " + process.argv[2], timestamp: at };
+  // A completed attempt commits a change in its worktree (the cwd): an empty one is no_changes (issue #11).
+  const done = !item.startsWith("blk-"), files = [], commits = [];
+  if (done) {
+    const git = (...a) => execFileSync("git", ["-c", "user.name=slow-agent", "-c", "user.email=agent@example.invalid", ...a], { encoding: "utf8" }).trim();
+    mkdirSync("notes", { recursive: true });
+    appendFileSync("notes/" + item + ".md", "- " + item + " attempt " + attempt + " by " + process.argv[2] + "\\n");
+    git("add", "notes/" + item + ".md");
+    git("commit", "-q", "-m", item + ": attempt " + attempt + " by " + process.argv[2]);
+    files.push("notes/" + item + ".md");
+    commits.push({ sha: git("rev-parse", "HEAD"), message: item + ": attempt " + attempt + " by " + process.argv[2] });
+  }
+  c = { phase: "implement", beads_id: item, status: done ? "completed" : "blocked",
+        artifacts: { files_changed: files, commits }, summary: "attempt " + attempt + " by " + process.argv[2], timestamp: at };
 }
 writeFileSync(e.DX_BATCH_CONTRACT_FILE, JSON.stringify(c));
 `;
