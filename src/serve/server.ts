@@ -15,8 +15,8 @@ import { staticFile, WEB_DIR } from "./static.js";
 import { workersDoc, type WorkerSource } from "./workers.js";
 
 // `dx-batch serve`: a read-only HTTP server over the artifact dir. It only reads: no lock is
-// taken, nothing is written, no provider runs (git only reads each worktree's HEAD, for report as
-// the CLI's report does). Every document is the CLI's own --json document, built by the same
+// taken, nothing is written, neither git nor a provider runs (a report's branch and head come
+// from git's files, app/worktree-heads.ts). Every document is the CLI's own --json document, built by the same
 // functions.
 
 export interface ServeOptions {
