@@ -419,7 +419,8 @@ describe("a corrupt ledger line in the middle", () => {
       [
         { args: ["status", ...readArgs(sb)] },
         { args: ["status", ...readArgs(sb), "--json"] },
-        { args: ["check", ...readArgs(sb)] },
+        // check answers an unusable wave with exit 3, like a failed one (issue #9).
+        { args: ["check", ...readArgs(sb)], exit: 3 },
         { args: ["report", ...readArgs(sb)] },
       ],
       "ledger_corrupt",
@@ -529,7 +530,15 @@ describe("an unwritable artifact directory", () => {
     writeFileSync(blocker, "not a directory\n");
     const cfg = path.join(sb.root, "blocked.json");
     writeFileSync(cfg, JSON.stringify({ artifact_dir: "blocker/art", runner_log_dir: "runner", workspace_root: "agents", tracker: { type: "none" } }));
-    const [msg] = await refusedUnchanged(sb, [{ args: ["start", "--config", cfg, "--items", "bd-a1", "--wave-id", NEW] }], "artifact_dir_unwritable");
+    // --keep-failed: no provider of this sandbox passes preflight, and that early refusal (issue #13)
+    // would otherwise come before the wave directory is ever made.
+    const before = treeState(sb.root);
+    const r = await run(sb, ["start", "--config", cfg, "--items", "bd-a1", "--wave-id", NEW, "--keep-failed"]);
+    // A first run (no wave under the artifact dir yet) names its config, tracker and artifact dir first.
+    const [firstRun, ...rest] = r.stderr.split("\n");
+    expect(firstRun).toBe(`config: ${cfg}; tracker: none (the item ids alone); artifacts: ${path.join(blocker, "art")}`);
+    const msg = expectRefusal({ ...r, stderr: rest.join("\n") }, "artifact_dir_unwritable");
+    expect(treeState(sb.root)).toEqual(before);
     expect(msg).toContain(path.join(blocker, "art"));
     expect(msg).toContain("ENOTDIR");
     await refusedUnchanged(sb, [{ args: ["status", "--config", cfg, "--wave-id", NEW] }], "wave_not_found");
@@ -575,10 +584,14 @@ describe("an unwritable artifact directory", () => {
         // (uid 65534), who is given the sandbox: the store insists its directories are the user's own.
         const user = process.getuid?.() === 0 ? asNobody(sb) : {};
         const before = treeState(sb.root);
-        // waves/ exists, so it is the wave's own directory that cannot be made.
-        const r = await runCli(bin, ["start", "--config", sb.configPath, "--items", "bd-a1", "--wave-id", NEW], { cwd: sb.root, ...user });
+        // waves/ exists, so it is the wave's own directory that cannot be made: it is first made under a
+        // staging name in waves/ (then renamed into place with its first ledger line), which the
+        // message names.
+        // --keep-failed: no provider of this sandbox passes preflight, an earlier refusal (issue #13).
+        const r = await runCli(bin, ["start", "--config", sb.configPath, "--items", "bd-a1", "--wave-id", NEW, "--keep-failed"], { cwd: sb.root, ...user });
         const msg = expectRefusal(r, "artifact_dir_unwritable");
-        expect(msg).toContain(sb.layout.waveDir(NEW));
+        expect(msg).toContain(`${sb.layout.wavesDir()}${path.sep}`);
+        expect(msg).toContain(NEW);
         expect(msg).toContain("EACCES");
         expect(treeState(sb.root)).toEqual(before);
       } finally {
@@ -601,16 +614,18 @@ function asNobody(sb: Sandbox): { uid: number; gid: number; env: Record<string, 
 }
 
 describe("start on an existing wave id", () => {
+  // The remedy fits the wave's state (issue #13): a paused wave is resumed, a completed one reported.
   it.each([
-    ["paused", () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").pause()],
-    ["completed", () => new Ledger({ items: ["bd-a1"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED")],
-  ])("%s: refused with wave_exists and a resume remedy; the wave is untouched", async (_n, events) => {
+    ["paused", () => new Ledger({ items: ["bd-a1", "bd-b2"] }).start().implement("bd-a1", "opencode", "completed").pause(), "resume"],
+    ["completed", () => new Ledger({ items: ["bd-a1"] }).start().implement("bd-a1", "opencode", "completed").review("bd-a1", "cc-glm", "APPROVED"), "report"],
+  ])("%s: refused with wave_exists and a remedy fitting its state; the wave is untouched", async (state, events, next) => {
     const sb = sandbox(tmp);
     writeWave(sb, OLD, events().events);
     const before = treeState(sb.root);
     const r = await run(sb, ["start", "--config", sb.configPath, "--items", "bd-a1,bd-c3", "--wave-id", OLD]);
     expectRefusal(r, "wave_exists");
-    expect(r.stderr).toContain(`remedy: continue it with dx-batch resume --wave-id ${OLD}`);
+    expect(r.stderr).toContain(`error: wave_exists: wave ${OLD} already exists (${state})`);
+    expect(r.stderr).toContain(`remedy: dx-batch ${next} --wave-id ${OLD} --config ${sb.configPath}; or pick another --wave-id`);
     expect(treeState(sb.root)).toEqual(before);
   });
 });
