@@ -65,7 +65,7 @@ export async function runWave(
     if (!chainProviders(state.policy).some((p) => results[p]?.ok === true)) {
       // The fold already failed the wave; the ledger gets its terminal event too (SPEC §15.3).
       apply({ event: "wave_failed", reason_code: WaveReason.no_provider_available, error: controller.state.error ?? "no provider passed preflight" });
-      return finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+      return await finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
     }
 
     // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them.
@@ -74,7 +74,7 @@ export async function runWave(
     const version = await rt.tracker.versionCheck();
     if (!version.ok) {
       apply({ event: "wave_failed", reason_code: doctorCritical("tracker_version"), error: version.detail });
-      return finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
+      return await finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
     }
 
     const live = await rt.files.liveExecPids();
@@ -84,7 +84,7 @@ export async function runWave(
         reason_code: WaveReason.exec_saturation,
         error: `${live} live agent processes exceed exec_process_cap ${c.config.exec_process_cap}; nothing was dispatched`,
       });
-      return finish(c, controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
+      return await finish(c, controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
     }
 
     apply(
@@ -95,7 +95,9 @@ export async function runWave(
     const end = await controller.run();
     if (end.kind === "lost_lock") throw controllerLockLost(rt.waveId);
     if (isTerminalWave(controller.state.status)) clearCancelRequest(rt.files.waveDir);
-    return finish(c, controller, progress, end);
+    // Awaited inside the try: the finally below lets the controller lock go, and finish still
+    // appends (wave_completed, then wave_notified after the notify channels have answered).
+    return await finish(c, controller, progress, end);
   } catch (err) {
     // Taken over: touch nothing more, not even to record why (the ledger is someone else's now).
     if (isDxError(err) && err.code === "controller_lock_lost") throw err;

@@ -403,7 +403,7 @@ export class LedgerWriter {
     const handle = this.open(file, item);
     if (this.fence !== undefined && !this.fence()) throw lockLost(this.wave, event);
     const line = Buffer.from(`${JSON.stringify(event)}\n`, "utf8");
-    const known = this.checkForeign(file, handle.fd);
+    const known = this.checkForeign(file, item, handle.fd);
     try {
       writeAll(handle.fd, line);
       fsyncSync(handle.fd);
@@ -430,21 +430,25 @@ export class LedgerWriter {
   }
 
   /** Move bytes beyond the size this writer last wrote aside; returns the size to append at. */
-  private checkForeign(file: string, fd: number): number {
+  private checkForeign(file: string, item: string | null, fd: number): number {
     const size = fstatSync(fd).size;
     const known = this.sizes.get(file) ?? size;
     if (size > known) {
       // The append descriptor is write-only: the move reads through a descriptor of its own.
+      // A complete event line that belongs here is no foreign byte: it is a superseded
+      // controller's line (written between its fence check and its write), which every reader
+      // must still see to void and report it (SPEC §15.3). Only what follows the last such line moves.
       const rfd = openNoFollow(file, "readWrite");
       try {
-        const m = moveForeignTail(rfd, file, known);
+        const m = moveForeignTail(rfd, file, Math.max(known, validPrefixEnd(rfd, item)));
         if (m !== null) this.foreign.push(m);
       } finally {
         closeSync(rfd);
       }
     }
-    // Shorter than written: someone cut the file; append after what is there.
-    const now = Math.min(size, known);
+    // Shorter than written: someone cut the file; append after what is there (and after any
+    // superseded line kept above).
+    const now = size > known ? fstatSync(fd).size : size;
     this.sizes.set(file, now);
     return now;
   }

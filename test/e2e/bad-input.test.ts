@@ -59,7 +59,11 @@ describe("bad input gets its reason code and disturbs nothing else", { timeout: 
     const events = await w.events("w-bad");
     const f1 = finishes(events).find((e) => e.item_id === "bi-wrongid" && e.attempt === 1);
     expect(f1?.contract).toBeNull();
-    expect(f1?.contract_error).toContain("bi-someone-else");
+    // Say where and why, never what: the reason and the field (beads_id, against the item's id),
+    // but not the contract's own bytes (the wrong id it holds).
+    expect(f1?.contract_error).toContain("beads_id mismatch");
+    expect(f1?.contract_error).toContain('"bi-wrongid"');
+    expect(f1?.contract_error).not.toContain("bi-someone-else");
     expect(w.prompt("bi-wrongid", "implement", 2, "agent-b")).toContain("implement_contract_missing_or_invalid");
 
     for (const id of ["bi-ok1", "bi-ok2"]) expect(item(id)?.status).toBe("approved");
