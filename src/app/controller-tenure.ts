@@ -47,6 +47,12 @@ export function fencedRunner(runner: RunnerPort, holds: () => boolean, waveId: s
     stop: guard((r: Parameters<RunnerPort["stop"]>[0]) => runner.stop(r)),
     // A check may act too: it stops a job over its runtime.
     check: guard((r: Parameters<RunnerPort["check"]>[0], o: Parameters<RunnerPort["check"]>[1]) => runner.check(r, o)),
+    // The optional members pass through too: without signals() no budget or live quota count is
+    // seen; ack (a queue result taken) is fenced like stop, since it acts on the queue.
+    ...(runner.signals === undefined ? {} : { signals: runner.signals.bind(runner) }),
+    ...(runner.unavailable === undefined ? {} : { unavailable: runner.unavailable.bind(runner) }),
+    ...(runner.close === undefined ? {} : { close: runner.close.bind(runner) }),
+    ...(runner.ack === undefined ? {} : { ack: guard(runner.ack.bind(runner)) }),
   };
 }
 

@@ -98,9 +98,8 @@ export function mustShow(cli: CliName, prefix: string): void {
         // The CLI's own words (or the live-stream count that stopped it), never a contract error.
         expect(String(o.error)).not.toMatch(/contract/);
       }
-      // Three attempts, each stopped at its second retry or by the CLI's own exit: far below the
-      // minutes Claude Code (10 retries) and Gemini (about 4 min) would spend on their own.
-      expect(r.ms).toBeLessThan(120_000);
+      // Three attempts, each stopped at its second retry or by the CLI's own exit. How long that
+      // takes is a figure, not an assertion (tests never time things): it is printed below.
       process.stderr.write(`[real-agents] ${cli}: 429 storm -> provider_quota_exhausted in ${r.ms} ms\n`);
     },
     T,
