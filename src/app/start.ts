@@ -139,7 +139,8 @@ export async function launchWave(
   // --redo: run items an earlier wave approved anyway (SPEC §15.4).
   const policy = o.redo === true ? { ...toPolicy(c.config), redo: true } : toPolicy(c.config);
   const runner = createRunner(c.config, c.env);
-  const pre = await preflightAll(runner, preflightProviders(policy));
+  // This runner only preflights: a queue runner's Redis connection would keep the process alive.
+  const pre = await preflightAll(runner, preflightProviders(policy)).finally(() => runner.close?.());
   if (!o.keepFailed) refuseNoProvider(policy, pre.raw);
 
   const rt = await createWave(c, waveId, { policy, items: seeds });
