@@ -121,7 +121,7 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
       firstFailure = null;
       return v;
     } catch (e) {
-      const now = Date.now();
+      const now = performance.now(); // an outage is a duration on this host: monotonic
       firstFailure ??= now;
       if (now - firstFailure >= unavailableMs) {
         throw new DxError(
@@ -390,8 +390,8 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     unavailableSince: () => firstFailure,
 
     unavailable(): string | null {
-      if (firstFailure === null || Date.now() - firstFailure < unavailableMs) return null;
-      return `redis at ${o.redis_url} unreachable for ${Math.round((Date.now() - firstFailure) / 1000)} s`;
+      if (firstFailure === null || performance.now() - firstFailure < unavailableMs) return null;
+      return `redis at ${o.redis_url} unreachable for ${Math.round((performance.now() - firstFailure) / 1000)} s`;
     },
 
     async close(): Promise<void> {
