@@ -17,6 +17,9 @@ import type { Spool } from "./spool.js";
 // a stop, and hand back the result. The lock is the fence: a worker that cannot renew it stops the
 // agent at once and marks whatever comes out as `lock_lost`, which the controller never accepts.
 
+/** How soon a failed lock renewal is tried again. */
+const RENEW_RETRY_MS = 250;
+
 export interface JobRunContext {
   redis: Redis;
   prefix: string;
@@ -90,16 +93,30 @@ async function execute(
   let lockLost = false;
   const margin = Math.min(ctx.lock_ms / 4, 2_000);
   const lockOk = (): boolean => !lockLost && performance.now() - lastRenewed < ctx.lock_ms - margin;
+  // After a failed attempt (Redis restarting, a blip) the next one comes after RENEW_RETRY_MS, not a
+  // third of the window later: a short outage then costs only its own length, not a lost lock.
+  const every = Math.max(100, Math.floor(ctx.lock_ms / 3));
+  let lastAttempt = performance.now();
+  let failing = false;
+  let inFlight = false;
   const renew = async (): Promise<void> => {
+    const now = performance.now();
+    if (inFlight || now - lastAttempt < (failing ? Math.min(RENEW_RETRY_MS, every) : every)) return;
+    inFlight = true;
+    lastAttempt = now;
     try {
       const r = await withTimeout(job.extendLock(token, ctx.lock_ms), ctx.lock_ms / 3, "extendLock");
+      failing = false;
       if (r === 1) lastRenewed = performance.now();
       else lockLost = true;
     } catch {
       // Redis unreachable: the window runs on; lockOk() turns false when it is spent.
+      failing = true;
+    } finally {
+      inFlight = false;
     }
   };
-  const renewTimer = setInterval(() => void renew(), Math.max(100, Math.floor(ctx.lock_ms / 3)));
+  const renewTimer = setInterval(() => void renew(), Math.min(RENEW_RETRY_MS, every));
 
   const publishHealth = (h: JobHealth | null, extra: Record<string, string> = {}): Promise<unknown> =>
     withTimeout(
