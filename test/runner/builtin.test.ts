@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ProviderConfig } from "../../src/config/types.js";
@@ -408,5 +409,43 @@ describe("stalls, max runtime, stop and log size", () => {
     const src = await runner.readContract(refOf(s));
     expect(src.found && JSON.parse(src.text)).toMatchObject({ beads_id: "bd-fl1" });
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(40 * 1024 * 1024);
+  });
+});
+
+describe("a launch its launcher did not finish (the controller killed inside start)", () => {
+  const deadPid = (): number => spawnSync("true").pid ?? 999_999;
+  const orphan = (file: string, launcher: number): void => {
+    const meta = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...meta, pid: null, pgid: null, pid_start: null, launcher_pid: launcher }));
+  };
+
+  it("no wrapper was spawned: check says missing (start it under its run_instance), not lost after the launch grace", async () => {
+    const { ws, runner } = setup({ providers: { sleeper: { command: [fixture("fake-sleep"), "0", "0"] } } });
+    ws.worktree("bd-or1");
+    const s = spec(ws, "bd-or1", "sleeper");
+    const { exited } = await startTracked(runner, s);
+    await exited;
+    // As if the launcher died after writing the meta, before the spawn: no pid, no rc, no outcome.
+    const base = path.join(ws.logDir, "sleeper", "bd-or1");
+    for (const f of [".rc", ".pid", ".outcome.json"]) rmSync(base + f, { force: true });
+    orphan(`${base}.meta.json`, deadPid());
+    expect(await runner.check(refOf(s), OPTS)).toMatchObject({ state: "missing", reason_code: "job_not_found", run_instance: s.run_instance });
+    // And it can be started under the same run_instance.
+    const again = await startTracked(runner, s);
+    expect(await again.exited).toBe(0);
+  });
+
+  it("the wrapper was spawned but its pid never recorded: check finds it by its argv and adopts it", async () => {
+    const { ws, runner } = setup({ providers: { sleeper: { command: [fixture("fake-sleep"), "30", "0"] } } });
+    ws.worktree("bd-or2");
+    const s = spec(ws, "bd-or2", "sleeper");
+    const { pid } = await startTracked(runner, s);
+    const base = path.join(ws.logDir, "sleeper", "bd-or2");
+    rmSync(`${base}.pid`);
+    orphan(`${base}.meta.json`, deadPid());
+    const h = await runner.check(refOf(s), OPTS);
+    expect(h.state).not.toBe("missing");
+    expect(readFileSync(`${base}.pid`, "utf8").trim()).toBe(String(pid));
+    await runner.stop(refOf(s), { grace_ms: 500 });
   });
 });

@@ -19,7 +19,7 @@ import {
 } from "./classify.js";
 import type { BuiltinContext } from "./context.js";
 import { initialProgress, readOutcome, writeOutcome } from "./files.js";
-import { groupIsOurs, jobAlive } from "./liveness.js";
+import { groupIsOurs, jobAlive, resolveOrphanedLaunch } from "./liveness.js";
 
 // The built-in runner's `check`: probe the job (files, /proc, git), hand the facts to the pure
 // classifier (classify.ts), then carry out its verdict: progress and outcome files, signals.
@@ -39,6 +39,7 @@ export async function checkJob(ctx: BuiltinContext, ref: JobRef, o: BuiltinCheck
   if (meta.run_instance !== ref.run_instance) return missingHealth(ref, "run_instance_mismatch", meta.run_instance);
   const memo = readOutcome(p, meta.run_instance);
   if (memo !== null) return memo;
+  if ((await resolveOrphanedLaunch(meta, p, { adopt: o.read_only !== true })) === "never_started") return missingHealth(ref, "job_not_found");
 
   const observed = await observe(ctx, ref, meta, p);
   const stage = stageOf(observed, o.max_runtime_minutes);

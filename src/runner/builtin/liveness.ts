@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { writeFileAtomicSync } from "../fs-util.js";
 import path from "node:path";
 import { readIntFile } from "../fs-util.js";
 import { readJobMeta, type JobMeta } from "../meta.js";
@@ -13,7 +14,12 @@ import { hostId } from "../../store/identity.js";
 
 export async function jobAlive(meta: JobMeta, p: JobPaths, nowMs: number): Promise<boolean> {
   const pid = meta.pid ?? readIntFile(p.pid);
-  if (pid === null) return meta.pid === null && nowMs - startedOnClock(meta, nowMs) < LAUNCH_GRACE_MS && !existsSync(p.rc);
+  if (pid === null) {
+    if (existsSync(p.rc)) return false;
+    // Its launcher died inside start: alive only if the wrapper got spawned (found by its argv).
+    if (await launcherGone(meta)) return findWrapper(meta) !== null;
+    return nowMs - startedOnClock(meta, nowMs) < LAUNCH_GRACE_MS;
+  }
   if (await processAlive(pid, meta.pid_start)) return true;
   // The wrapper is gone; its group lives on only if the wrapper itself was killed alone.
   return !existsSync(p.rc) && meta.pgid !== null && (await groupMembers(meta.pgid)).length > 0;
@@ -62,4 +68,38 @@ function wrapperOf(pid: number, meta: JobMeta): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A job whose meta was written but whose pid never was, and whose launcher (the controller that
+ * was starting it) is gone: it died between the meta and the spawn, or between the spawn and the
+ * pid file. Find the wrapper by its argv and record its pid; "never_started" when there is none,
+ * so the caller starts it under its run_instance instead of waiting out the launch grace and
+ * calling it lost (SPEC §8). null: not such a job (or not decidable here).
+ */
+export async function resolveOrphanedLaunch(meta: JobMeta, p: JobPaths, o: { adopt: boolean }): Promise<"adopted" | "never_started" | null> {
+  if (meta.pid !== null || readIntFile(p.pid) !== null || existsSync(p.rc) || !(await launcherGone(meta))) return null;
+  const wrapper = findWrapper(meta);
+  if (wrapper === null) return existsSync(p.rc) ? null : "never_started";
+  if (!o.adopt) return null;
+  writeFileAtomicSync(p.pid, `${wrapper}\n`);
+  return "adopted";
+}
+
+/** Did the process that was starting this job (on this host) die before recording its pid? */
+async function launcherGone(meta: JobMeta): Promise<boolean> {
+  if ((meta.host !== undefined && meta.host !== hostId()) || meta.launcher_pid === process.pid) return false;
+  return !(await processAlive(meta.launcher_pid, null));
+}
+
+/** The live wrapper of this job, by a scan of /proc (only for a launch its launcher did not finish). */
+function findWrapper(meta: JobMeta): number | null {
+  let pids: string[] = [];
+  try {
+    pids = readdirSync("/proc").filter((n) => /^\d+$/.test(n));
+  } catch {
+    return null;
+  }
+  for (const n of pids) if (wrapperOf(Number(n), meta)) return Number(n);
+  return null;
 }
