@@ -15,12 +15,15 @@
 //   dies of SIGPIPE because of the cap. head's stdout is stdio-buffered; where coreutils' stdbuf
 //   exists it is made unbuffered, so log growth (a progress signal) is seen as it happens;
 // - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
-//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends).
+//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends);
+// - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks anything
+//   (cgroup.ts), and the agent does not see the variable.
 //
 // Positional parameters: $1 tools PATH (for head, fold, grep, …), $2 rc path, $3 cap in bytes,
 // then the agent argv. The agent runs with the PATH it was given in its environment.
 export const WRAPPER_SCRIPT = `
 trap '' TERM INT HUP
+if [ -n "\${DX_BATCH_CGROUP_DIR:-}" ]; then { echo $$ > "$DX_BATCH_CGROUP_DIR/cgroup.procs"; } 2>/dev/null; unset DX_BATCH_CGROUP_DIR; fi
 agent_path=$PATH
 PATH=$1
 rc=$2
