@@ -51,7 +51,7 @@ export async function stopWaveProcesses(c: AppContext, waveId: string, log: (l: 
       n += 1;
     }
   }
-  const left = await killWaveLeftovers(waveId, 10_000, c.env);
+  const left = await killWaveLeftovers(c.config.runner_log_dir, waveId, 10_000, c.env);
   n += left.length;
   if (left.length > 0) log(`stopped ${left.length} process(es) in the wave's cgroups or carrying its marker: ${left.join(", ")}`);
   return n;
@@ -106,7 +106,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
       const after = await readWave(c.layout, waveId);
       if (after && after.state.status === "cancelled") {
         // Processes that left a finished job's group are the wave's too.
-        await killWaveLeftovers(waveId, 10_000, c.env);
+        await killWaveLeftovers(after.state.config.runner_log_dir, waveId, 10_000, c.env);
         return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
       }
       if (maySignal(lock).ok) {
@@ -155,7 +155,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
       }),
     );
     // And the wave's cgroups and every process that carries its marker: escapees of setsid or a double fork.
-    const left = await killWaveLeftovers(waveId, 10_000, c.env);
+    const left = await killWaveLeftovers(config.runner_log_dir, waveId, 10_000, c.env);
     if (left.length > 0) log(`stopped ${left.length} escaped process(es) of the wave: ${left.join(", ")}`);
     const s = controller.state;
     if (isTerminalWave(s.status)) {

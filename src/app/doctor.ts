@@ -8,7 +8,7 @@ import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
 import { isLeaseStale, readLease, removeStaleLease } from "../store/lease.js";
 import { killMarked, scanMarked } from "../runner/marked-procs.js";
-import { killCgroup, listJobCgroups } from "../runner/cgroup.js";
+import { killCgroup, waveCgroups } from "../runner/cgroup.js";
 import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
@@ -196,7 +196,7 @@ async function checkLeftoverCgroups(c: AppContext, f: Findings, loaded: LoadedWa
       .records.filter((r) => isJobAlive(r.record))
       .map((r) => r.record.run_instance),
   );
-  const left = listJobCgroups(c.env).filter((g) => g.wave_id === f.waveId && !live.has(g.run_instance) && !groups.has(g.run_instance));
+  const left = waveCgroups(loaded.state.config.runner_log_dir, f.waveId, c.env).filter((g) => !live.has(g.run_instance) && !groups.has(g.run_instance));
   if (left.length === 0) return;
   for (const g of left) {
     if (g.pids.length > 0) f.issue("leftover_cgroup", "warning", `${g.dir} (run ${g.run_instance}, not live) still holds pid(s) ${g.pids.join(", ")}`);

@@ -55,7 +55,7 @@ function stagingError(layout: Layout, waveId: string, e: unknown): DxError {
   const code = errno(e);
   if (code === "EACCES" || code === "EPERM" || (isDxError(e) && e.code === "permission_denied")) {
     const dir = layout.waveDir(waveId);
-    return new DxError("permission_denied", `permission denied: cannot create ${dir}`, {
+    return new DxError("permission_denied", `permission denied: cannot create ${dir} (${code ?? "EACCES"})`, {
       remedy: `check the owner and mode of ${layout.wavesDir()} and its parent directories`,
       cause: e,
     });

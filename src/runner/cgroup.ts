@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { killMarked, scanMarkedCached } from "./marked-procs.js";
@@ -7,7 +8,9 @@ import { killMarked, scanMarkedCached } from "./marked-procs.js";
 // cgroup (`cgroup.kill`, or freeze + SIGKILL on kernels before 5.14) and the exec cap counts its
 // members from cgroup.procs instead of scanning /proc.
 //
-// Layout: `<cgroup2 mount><this process's cgroup>/dx-batch/<wave or _>.<run_instance>`. Only leaves
+// Layout: `<cgroup2 mount><this process's cgroup>/dx-batch/<store>.<wave or _>.<run_instance>`, where
+// <store> is a hash of the runner's log directory: wave ids are unique only within one store, and a
+// cancel or doctor of one store's wave must never touch another's with the same id. Only leaves
 // hold processes ("no internal processes"): the wrapper moves itself into its leaf as its first
 // command, before it forks the pump or the agent (wrapper.ts), so nothing of the job starts outside.
 // Where cgroup2 is not mounted, not writable, or DX_BATCH_NO_CGROUP=1, every function here is a
@@ -24,6 +27,8 @@ const STALE_EMPTY_MS = 60_000;
 
 export interface JobCgroup {
   dir: string;
+  /** storeScope() of the runner log directory the job was started under. */
+  store: string;
   /** null for a job started without a wave (`dx-batch runner start`). */
   wave_id: string | null;
   run_instance: string;
@@ -121,20 +126,22 @@ function existingBase(env: NodeJS.ProcessEnv): string | null {
   return statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true ? dir : null;
 }
 
+/** The store a job belongs to, as a short name: a hash of its runner log directory. */
+export const storeScope = (runnerLogDir: string): string => createHash("sha256").update(path.resolve(runnerLogDir)).digest("hex").slice(0, 12);
+const STORE = /^[0-9a-f]{12}$/;
+
 /** The leaf's name; null when the ids cannot make a safe one (then the job has no cgroup). */
-export function leafName(waveId: string | null, runInstance: string): string | null {
+export function leafName(runnerLogDir: string, waveId: string | null, runInstance: string): string | null {
   if (!RUN_INSTANCE.test(runInstance)) return null;
-  if (waveId === null || waveId === "") return `_.${runInstance}`;
-  return WAVE.test(waveId) ? `${waveId}.${runInstance}` : null;
+  if (waveId !== null && waveId !== "" && !WAVE.test(waveId)) return null;
+  return `${storeScope(runnerLogDir)}.${waveId === null || waveId === "" ? "_" : waveId}.${runInstance}`;
 }
 
-function parseLeaf(name: string): { wave_id: string | null; run_instance: string } | null {
-  const dot = name.indexOf(".");
-  if (dot < 0) return null;
-  const wave = name.slice(0, dot);
-  const ri = name.slice(dot + 1);
-  if (!RUN_INSTANCE.test(ri) || (wave !== "_" && !WAVE.test(wave))) return null;
-  return { wave_id: wave === "_" ? null : wave, run_instance: ri };
+function parseLeaf(name: string): { store: string; wave_id: string | null; run_instance: string } | null {
+  const [store, wave, ri, ...rest] = name.split(".");
+  if (store === undefined || wave === undefined || ri === undefined || rest.length > 0) return null;
+  if (!STORE.test(store) || !RUN_INSTANCE.test(ri) || (wave !== "_" && !WAVE.test(wave))) return null;
+  return { store, wave_id: wave === "_" ? null : wave, run_instance: ri };
 }
 
 function readProcs(dir: string): number[] {
@@ -191,9 +198,14 @@ export function listJobCgroups(env: NodeJS.ProcessEnv = process.env): JobCgroup[
  * Create the job's leaf and answer the variable that tells the wrapper to move into it ({} where
  * there are no cgroups). Leftover empty leaves of earlier jobs are removed on the way.
  */
-export function prepareJobCgroup(waveId: string | null, runInstance: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function prepareJobCgroup(
+  runnerLogDir: string,
+  waveId: string | null,
+  runInstance: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   const b = cgroupBase(env);
-  const name = leafName(waveId, runInstance);
+  const name = leafName(runnerLogDir, waveId, runInstance);
   if (b === null || name === null) return {};
   sweepEmpty(b);
   const dir = path.join(b, name);
@@ -285,22 +297,34 @@ export async function killRunLeftovers(runInstance: string, graceMs: number, env
   return [...new Set([...inCgroup, ...marked.found])];
 }
 
-/** The same for a whole wave (cancel, a damaged wave): its cgroups, then its marker. */
-export async function killWaveLeftovers(waveId: string, graceMs: number, env: NodeJS.ProcessEnv = process.env): Promise<number[]> {
-  const inCgroup = await killWaveCgroups(waveId, env);
+/** The same for a whole wave of the store whose runner logs are in `runnerLogDir` (cancel, a damaged wave). */
+export async function killWaveLeftovers(runnerLogDir: string, waveId: string, graceMs: number, env: NodeJS.ProcessEnv = process.env): Promise<number[]> {
+  const inCgroup = await killWaveCgroups(runnerLogDir, waveId, env);
   const marked = await killMarked((m) => m.wave_id === waveId, graceMs);
   return [...new Set([...inCgroup, ...marked.found])];
 }
 
+/** The cgroups of one store's wave. */
+export function waveCgroups(runnerLogDir: string, waveId: string, env: NodeJS.ProcessEnv = process.env): JobCgroup[] {
+  const store = storeScope(runnerLogDir);
+  return listJobCgroups(env).filter((g) => g.store === store && g.wave_id === waveId);
+}
+
 /** Cancel: kill the cgroups of every run of a wave; the pids they held. */
-export async function killWaveCgroups(waveId: string, env: NodeJS.ProcessEnv = process.env): Promise<number[]> {
-  const mine = listJobCgroups(env).filter((g) => g.wave_id === waveId);
+export async function killWaveCgroups(runnerLogDir: string, waveId: string, env: NodeJS.ProcessEnv = process.env): Promise<number[]> {
+  const mine = waveCgroups(runnerLogDir, waveId, env);
   return (await Promise.all(mine.map((g) => killCgroup(g.dir)))).flat();
 }
 
-/** After the wrapper is reaped: remove the run's cgroup if nothing of it is left (escapees keep it). */
-export function releaseJobCgroup(runInstance: string, env: NodeJS.ProcessEnv = process.env): void {
-  for (const g of listJobCgroups(env)) if (g.run_instance === runInstance && g.pids.length === 0) rmdirQuiet(g.dir);
+/**
+ * After the wrapper is reaped: remove the run's cgroup once nothing of it is left. Its pump may
+ * outlive it by a moment, so this looks again for a second; escapees keep the cgroup (stop,
+ * cancel and doctor --fix deal with them).
+ */
+export function releaseJobCgroup(runInstance: string, env: NodeJS.ProcessEnv = process.env, tries = 10): void {
+  const g = listJobCgroups(env).find((x) => x.run_instance === runInstance);
+  if (g === undefined || (g.pids.length === 0 && rmdirQuiet(g.dir)) || tries <= 1) return;
+  setTimeout(() => releaseJobCgroup(runInstance, env, tries - 1), 100).unref();
 }
 
 function pgidOf(pid: number): number | null {

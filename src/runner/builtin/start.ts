@@ -49,7 +49,7 @@ export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<Star
   const p = attemptLog(jobPaths(ctx.logDir, spec.provider, spec.job_id), spec.attempt);
   const launch = await planLaunch(ctx, spec, provider, worktree);
   const meta = await recordStart(ctx, spec, launch, worktree, p);
-  Object.assign(launch.env, prepareJobCgroup(meta.wave_id, spec.run_instance, ctx.env));
+  Object.assign(launch.env, prepareJobCgroup(ctx.logDir, meta.wave_id, spec.run_instance, ctx.env));
   const pid = await spawnWrapper(ctx, spec, launch, p, worktree);
   // Until the wrapper's first line has run, a SIGTERM (an early stop) would kill it unarmed.
   await waitSignalsHandled(pid, 2_000);
