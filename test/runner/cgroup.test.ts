@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -17,6 +18,7 @@ import {
   storeScope,
 } from "../../src/runner/cgroup.js";
 import { scanMarked } from "../../src/runner/marked-procs.js";
+import { SHELL, wrapperArgs, wrapperToolsPath } from "../../src/runner/wrapper.js";
 import type { JobRef, JobSpec } from "../../src/runner/port.js";
 import { cleanup, fixtureEnv, makeWorkspace, pidAlive, tempDir, trackGroup, waitFor, type Workspace } from "./helpers/env.js";
 
@@ -186,6 +188,29 @@ describe.skipIf(NO_CGROUP !== null)("per-job cgroup v2", () => {
     for (const p of job.escapees) expect(killed).toContain(p);
     for (const p of job.escapees) expect(pidAlive(p), `escapee ${p}`).toBe(false);
     expect(existsSync(dir ?? "/nonexistent")).toBe(false);
+  });
+
+  it("the wrapper alone (its launcher gone) moves in, hides the variable from the agent, and removes its cgroup at the end", async () => {
+    const dir = tempDir("dx-cg-wrap-");
+    const ri = `ri-cgw-${randomBytes(4).toString("hex")}`;
+    const env = prepareJobCgroup(dir, "wave-cgw", ri);
+    const leaf = env[CGROUP_DIR_VAR];
+    expect(leaf).toBeDefined();
+    const rc = path.join(dir, "job.rc");
+    const out = path.join(dir, "agent.out");
+    const agent = ["/bin/sh", "-c", `cat /proc/self/cgroup > ${out}; env >> ${out}`];
+    const child = spawn(SHELL, wrapperArgs({ rcPath: rc, capBytes: 1 << 20, argv: agent, toolsPath: wrapperToolsPath() }), {
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: "ignore",
+    });
+    trackGroup(child.pid ?? 0);
+    await new Promise((r) => child.once("exit", r));
+    expect(readFileSync(rc, "utf8").trim()).toBe("0");
+    const seen = readFileSync(out, "utf8");
+    expect(seen).toContain(`0::${leaf?.slice(leaf.indexOf("/dx-batch/")) ?? "?"}`);
+    expect(seen).not.toContain(`${CGROUP_DIR_VAR}=`);
+    expect(existsSync(leaf ?? "/nonexistent")).toBe(false);
   });
 
   it("a job that exits on its own leaves no cgroup behind", async () => {
