@@ -1,7 +1,7 @@
 import { Controller } from "../controller/controller.js";
 import { isTerminalWave } from "../core/status.js";
 import { DxError, isDxError, waveNotFound } from "../errors.js";
-import { killMarked } from "../runner/marked-procs.js";
+import { killWaveLeftovers } from "../runner/cgroup.js";
 import { isJobAlive, listJobPids } from "../store/pids.js";
 import { createLayout } from "../store/layout.js";
 import { isSameProcess, maySignal, selfIdentity } from "../store/proc.js";
@@ -39,7 +39,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Stop every process of the wave without reading its ledger: the groups of its pid files, then
- * every process carrying the wave's marker (escapees included). For a wave too damaged to load.
+ * its job cgroups and every process carrying the wave's marker (escapees included). For a wave too
+ * damaged to load.
  */
 export async function stopWaveProcesses(c: AppContext, waveId: string, log: (l: string) => void): Promise<number> {
   let n = 0;
@@ -50,9 +51,9 @@ export async function stopWaveProcesses(c: AppContext, waveId: string, log: (l: 
       n += 1;
     }
   }
-  const marked = await killMarked((m) => m.wave_id === waveId, 10_000);
-  n += marked.found.length;
-  if (marked.found.length > 0) log(`stopped ${marked.found.length} process(es) carrying the wave's marker: ${marked.found.join(", ")}`);
+  const left = await killWaveLeftovers(c.config.runner_log_dir, waveId, 10_000, c.env);
+  n += left.length;
+  if (left.length > 0) log(`stopped ${left.length} process(es) in the wave's cgroups or carrying its marker: ${left.join(", ")}`);
   return n;
 }
 
@@ -73,7 +74,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     const n = await stopWaveProcesses(c, waveId, log);
     throw new DxError(
       e.code,
-      `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files and markers; the ledger was not changed)`,
+      `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files, cgroups and markers; the ledger was not changed)`,
       {
         remedy: e.remedy,
         cause: e,
@@ -105,7 +106,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
       const after = await readWave(c.layout, waveId);
       if (after && after.state.status === "cancelled") {
         // Processes that left a finished job's group are the wave's too.
-        await killMarked((m) => m.wave_id === waveId, 10_000);
+        await killWaveLeftovers(after.state.config.runner_log_dir, waveId, 10_000, c.env);
         return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
       }
       if (maySignal(lock).ok) {
@@ -153,9 +154,9 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
         files.removePid(p.pid);
       }),
     );
-    // And every process that carries the wave's marker: escapees of setsid or a double fork.
-    const marked = await killMarked((m) => m.wave_id === waveId, 10_000);
-    if (marked.found.length > 0) log(`stopped ${marked.found.length} escaped process(es) of the wave: ${marked.found.join(", ")}`);
+    // And the wave's cgroups and every process that carries its marker: escapees of setsid or a double fork.
+    const left = await killWaveLeftovers(config.runner_log_dir, waveId, 10_000, c.env);
+    if (left.length > 0) log(`stopped ${left.length} escaped process(es) of the wave: ${left.join(", ")}`);
     const s = controller.state;
     if (isTerminalWave(s.status)) {
       releaseWaveClaims(c2.layout, waveId);

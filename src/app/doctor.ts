@@ -8,6 +8,7 @@ import { isDxError } from "../errors.js";
 import { createRunner } from "../runner/create.js";
 import { isLeaseStale, readLease, removeStaleLease } from "../store/lease.js";
 import { killMarked, scanMarked } from "../runner/marked-procs.js";
+import { killCgroup, waveCgroups } from "../runner/cgroup.js";
 import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
@@ -78,6 +79,7 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   await checkSnapshot(c, f, loaded, controller);
   checkTornTails(c, f, loaded, controller);
   checkForeignBytes(c, f, loaded, controller);
+  await checkLeftoverCgroups(c, f, loaded);
   await checkEscaped(c, f);
   checkSuperseded(f, loaded);
   const s = loaded.state;
@@ -179,6 +181,32 @@ function checkForeignBytes(c: AppContext, f: Findings, loaded: LoadedWave, contr
   }
   if (f.fix) {
     for (const m of moveForeignTails(c.layout, f.waveId)) f.fixed.push(`moved ${m.bytes} foreign bytes of ${m.file} to ${m.moved_to}`);
+  } else f.recommendFix();
+}
+
+/**
+ * Job cgroups of the wave whose run is not live (issue #10): an item no longer runs it, and no live
+ * job group of the wave is in it. One still holding processes holds escapees of a finished job;
+ * an empty one is only litter. --fix kills what is in them and removes them.
+ */
+async function checkLeftoverCgroups(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
+  const live = new Set(loaded.state.items.filter((it) => isActiveItem(it.status) && it.run_instance !== null).map((it) => it.run_instance));
+  const groups = new Set(
+    listJobPids(c.layout, { wave: f.waveId })
+      .records.filter((r) => isJobAlive(r.record))
+      .map((r) => r.record.run_instance),
+  );
+  const left = waveCgroups(loaded.state.config.runner_log_dir, f.waveId, c.env).filter((g) => !live.has(g.run_instance) && !groups.has(g.run_instance));
+  if (left.length === 0) return;
+  for (const g of left) {
+    if (g.pids.length > 0) f.issue("leftover_cgroup", "warning", `${g.dir} (run ${g.run_instance}, not live) still holds pid(s) ${g.pids.join(", ")}`);
+    else f.issue("leftover_cgroup", "info", `${g.dir} (run ${g.run_instance}, not live) is empty`);
+  }
+  if (f.fix) {
+    for (const g of left) {
+      const killed = await killCgroup(g.dir);
+      f.fixed.push(killed.length > 0 ? `killed pid(s) ${killed.join(", ")} in ${g.dir} and removed it` : `removed ${g.dir}`);
+    }
   } else f.recommendFix();
 }
 

@@ -15,7 +15,7 @@ import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
-import { scanMarkedCached } from "../runner/marked-procs.js";
+import { escapedJobPids } from "../runner/cgroup.js";
 import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
 import { listJobPids, liveJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
 import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
@@ -48,6 +48,22 @@ const unwritable = (layout: Layout, e: unknown): DxError =>
       });
 
 /**
+ * A failure while making the wave directory under its staging name: the staging name is ours, not
+ * the operator's, so a permission error names the wave directory (and the directory it goes in).
+ */
+function stagingError(layout: Layout, waveId: string, e: unknown): DxError {
+  const code = errno(e);
+  if (code === "EACCES" || code === "EPERM" || (isDxError(e) && e.code === "permission_denied")) {
+    const dir = layout.waveDir(waveId);
+    return new DxError("permission_denied", `permission denied: cannot create ${dir} (${code ?? "EACCES"})`, {
+      remedy: `check the owner and mode of ${layout.wavesDir()} and its parent directories`,
+      cause: e,
+    });
+  }
+  return unwritable(layout, e);
+}
+
+/**
  * Create the wave directory; an existing one is refused with `wave_exists` (SPEC §2). Every other
  * directory the wave will write is created now too, so a layout that cannot be written is refused
  * before the wave exists, instead of failing halfway through a run.
@@ -76,8 +92,7 @@ export function createWaveDir(layout: Layout, waveId: string, first: WaveCreated
     }
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
-    if (isDxError(e)) throw e;
-    throw unwritable(layout, e);
+    throw stagingError(layout, waveId, e);
   }
   try {
     // Replaces only a missing or empty directory (an abandoned creation of an older version).
@@ -87,9 +102,14 @@ export function createWaveDir(layout: Layout, waveId: string, first: WaveCreated
     rmSync(staging, { recursive: true, force: true });
     const code = errno(e);
     if (code === "EEXIST" || code === "ENOTEMPTY") {
-      throw new DxError("wave_exists", `wave ${waveId} already exists`, { remedy: `continue it with dx-batch resume --wave-id ${waveId}` });
+      // Lost a race with another start of the same id a moment ago: that wave is new and very likely
+      // running, so resume would be wrong; its status names the right next command in any state.
+      throw new DxError("wave_exists", `wave ${waveId} already exists: another start created it at the same moment`, {
+        remedy: `see it with dx-batch status --wave-id ${waveId} (it names the next command), or pick another --wave-id`,
+        params: { wave_id: waveId },
+      });
     }
-    throw unwritable(layout, e);
+    throw stagingError(layout, waveId, e);
   }
   try {
     ensureWaveDirs(layout, waveId);
@@ -224,9 +244,9 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     },
     liveExecPids: async () => {
       const registered = new Set([...liveJobPids(layout), ...(await runnerPids())]);
-      // Agent processes that left their job's group (setsid, double fork) count too (issue #10),
-      // from a /proc scan of the job marker done at most every few seconds.
-      for (const m of scanMarkedCached(Date.now())) if (!registered.has(m.pgid)) registered.add(m.pid);
+      // Agent processes that left their job's group (setsid, double fork) count too (issue #10): from
+      // the job cgroups where they exist, else a /proc scan of the job marker every few seconds.
+      for (const pid of escapedJobPids(registered, Date.now(), c.env)) registered.add(pid);
       return registered.size;
     },
     withExecLock: async (fn) => {

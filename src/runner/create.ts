@@ -21,7 +21,7 @@ export function createRunner(config: ResolvedConfig, env: NodeJS.ProcessEnv, wav
     });
   }
   if (config.runner.type === "dx-runner") {
-    return createDxRunnerAdapter({ command: config.runner.command, env, log_dir: config.runner_log_dir, workspace });
+    return createDxRunnerAdapter({ command: config.runner.command, env, log_dir: config.runner_log_dir, workspace, providers: config.providers });
   }
   return createBuiltinRunner({
     log_dir: config.runner_log_dir,

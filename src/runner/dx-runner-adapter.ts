@@ -15,7 +15,7 @@ export { parseJsonDoc, parseStartedLine, reasonCodeIn } from "./dx-runner/parse.
 // and exit codes. It can only poll, so onExit is a no-op. The parts live in dx-runner/.
 
 async function preflightViaDxRunner(ctx: AdapterContext, provider: string): Promise<ProviderAvailability> {
-  const r = await ctx.run(["preflight", "--provider", provider]);
+  const r = await ctx.runFor(provider, ["preflight", "--provider", provider]);
   if (r.spawnError !== null || r.timedOut) {
     const e = failed(ctx, "preflight", r);
     return { provider, ok: false, reason_code: e.code, detail: e.message };

@@ -15,12 +15,18 @@
 //   dies of SIGPIPE because of the cap. head's stdout is stdio-buffered; where coreutils' stdbuf
 //   exists it is made unbuffered, so log growth (a progress signal) is seen as it happens;
 // - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
-//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends).
+//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends);
+// - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks anything
+//   (cgroup.ts), and the agent does not see the variable. At the end it steps back out to the
+//   cgroup it came from and removes the job's, which works only if nothing of the job is left in
+//   it: a job whose launcher died leaves no empty cgroup behind, one with escapees keeps it.
 //
 // Positional parameters: $1 tools PATH (for head, fold, grep, …), $2 rc path, $3 cap in bytes,
 // then the agent argv. The agent runs with the PATH it was given in its environment.
 export const WRAPPER_SCRIPT = `
 trap '' TERM INT HUP
+job_cgroup=\${DX_BATCH_CGROUP_DIR:-}
+if [ -n "$job_cgroup" ]; then { echo $$ > "$job_cgroup/cgroup.procs"; } 2>/dev/null || job_cgroup=; unset DX_BATCH_CGROUP_DIR; fi
 agent_path=$PATH
 PATH=$1
 rc=$2
@@ -53,6 +59,7 @@ if [ -z "$pump_done" ]; then
   kill -KILL "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
 fi
 (umask 077; echo "$code" > "$rc.tmp") && mv -f "$rc.tmp" "$rc"
+if [ -n "$job_cgroup" ]; then { echo $$ > "\${job_cgroup%/*/*}/cgroup.procs" && rmdir "$job_cgroup"; } 2>/dev/null; fi
 exit "$code"
 `;
 

@@ -21,6 +21,8 @@ import { MAX_CONTRACT_BYTES, validateContract } from "../../src/contract/validat
 import { readContractSource } from "../../src/runner/contract-source.js";
 import { fold } from "../../src/core/step.js";
 import { LedgerWriter, readLedgerEvents } from "../../src/store/ledger.js";
+import { createWaveDir } from "../../src/app/wave-files.js";
+import { isDxError } from "../../src/errors.js";
 import { serializeState } from "../../src/store/snapshot.js";
 import { parseBdOutput } from "../../src/tracker/bd-json.js";
 import { createBeadsTracker } from "../../src/tracker/beads.js";
@@ -584,15 +586,16 @@ describe("an unwritable artifact directory", () => {
         // (uid 65534), who is given the sandbox: the store insists its directories are the user's own.
         const user = process.getuid?.() === 0 ? asNobody(sb) : {};
         const before = treeState(sb.root);
-        // waves/ exists, so it is the wave's own directory that cannot be made: it is first made under a
-        // staging name in waves/ (then renamed into place with its first ledger line), which the
-        // message names.
+        // waves/ exists, so it is the wave's own directory that cannot be made. It is first made under a
+        // staging name in waves/ (then renamed into place with its first ledger line); the message
+        // names the wave directory, not that staging name, and the remedy the directory to fix.
         // --keep-failed: no provider of this sandbox passes preflight, an earlier refusal (issue #13).
         const r = await runCli(bin, ["start", "--config", sb.configPath, "--items", "bd-a1", "--wave-id", NEW, "--keep-failed"], { cwd: sb.root, ...user });
-        const msg = expectRefusal(r, "artifact_dir_unwritable");
-        expect(msg).toContain(`${sb.layout.wavesDir()}${path.sep}`);
-        expect(msg).toContain(NEW);
+        const msg = expectRefusal(r, "permission_denied");
+        expect(msg).toContain(sb.layout.waveDir(NEW));
+        expect(msg).not.toContain(".creating-");
         expect(msg).toContain("EACCES");
+        expect(r.stderr).toContain(`remedy: check the owner and mode of ${sb.layout.wavesDir()}`);
         expect(treeState(sb.root)).toEqual(before);
       } finally {
         unlock(sb);
@@ -627,6 +630,30 @@ describe("start on an existing wave id", () => {
     expect(r.stderr).toContain(`error: wave_exists: wave ${OLD} already exists (${state})`);
     expect(r.stderr).toContain(`remedy: dx-batch ${next} --wave-id ${OLD} --config ${sb.configPath}; or pick another --wave-id`);
     expect(treeState(sb.root)).toEqual(before);
+  });
+
+  it("a start that loses the race to create the wave does not advise resume: that wave is new and likely running", () => {
+    const sb = sandbox(tmp);
+    const first = new Ledger({ items: ["bd-a1"] }).start().events[0];
+    if (first?.event !== "wave_created") throw new Error("no wave_created");
+    const created = { ...first, wave_id: NEW, wave_dir: sb.layout.waveDir(NEW) };
+    createWaveDir(sb.layout, NEW, created);
+    const before = treeState(sb.root);
+    const err = (() => {
+      try {
+        createWaveDir(sb.layout, NEW, created);
+        return null;
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isDxError(err) && err.code).toBe("wave_exists");
+    if (!isDxError(err)) return;
+    expect(err.remedy).toBe(`see it with dx-batch status --wave-id ${NEW} (it names the next command), or pick another --wave-id`);
+    expect(err.remedy).not.toContain("resume");
+    // The loser's staging directory is gone and the winner's wave untouched (waves/ itself was written).
+    const without = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).filter(([k]) => k !== "art/waves"));
+    expect(without(treeState(sb.root))).toEqual(without(before));
   });
 });
 

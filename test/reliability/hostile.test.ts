@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import path from "node:path";
 import { describe, expect } from "vitest";
 import { scanMarked } from "../../src/runner/marked-procs.js";
+import { cgroupBase, waveCgroups } from "../../src/runner/cgroup.js";
 import { readLedgerEvents } from "../../src/store/ledger.js";
 import { expectRefusal, runCli } from "../helpers/cli.js";
 import type { CliResult } from "../helpers/procs.js";
@@ -146,9 +147,14 @@ describe("a hostile agent", () => {
         "the agent and its escapees",
         { timeoutMs: 60_000 },
       );
+      // Where cgroup v2 is writable the job runs in its own cgroup, escapees included (cgroup.ts).
+      const cgroups = cgroupBase() !== null;
+      if (cgroups) expect(waveCgroups(w.config.runner_log_dir, "w-esc").flatMap((g) => g.pids).length).toBeGreaterThanOrEqual(3);
       const c = await runCli(bin, args(w, "cancel", "--wave-id", "w-esc"), { cwd: w.root, timeoutMs: T });
       expect(c.code, c.stderr).toBe(0);
       expect(wave()).toEqual([]);
+      // And cancel leaves no cgroup of the wave behind.
+      expect(waveCgroups(w.config.runner_log_dir, "w-esc")).toEqual([]);
     },
     T,
   );

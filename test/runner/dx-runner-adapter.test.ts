@@ -1,10 +1,10 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isDxError } from "../../src/errors.js";
 import { createDxRunnerAdapter, parseStartedLine, reasonCodeIn } from "../../src/runner/dx-runner-adapter.js";
 import type { JobSpec } from "../../src/runner/port.js";
-import { cleanup, fixture, makeWorkspace, pidAlive, trackGroup, waitFor, type Workspace } from "./helpers/env.js";
+import { cleanup, fixture, makeWorkspace, pidAlive, tempDir, trackGroup, waitFor, type Workspace } from "./helpers/env.js";
 
 // The external adapter against a stand-in `dx-runner` (test/fixtures/bin/dx-runner) whose `start`
 // leaves a daemon holding stdout open for 30 s.
@@ -118,5 +118,56 @@ describe("dx-runner adapter", () => {
     expect(parseStartedLine("started beads=bd-1")).toBeNull();
     expect(reasonCodeIn("status=unavailable\nreason_code=opencode_rate_limited\n")).toBe("opencode_rate_limited");
     expect(reasonCodeIn("error: canonical_worktree_forbidden:/tmp/x: worktree is outside\n")).toBe("canonical_worktree_forbidden:/tmp/x");
+  });
+});
+
+describe("dx-runner adapter: credentials by provider (issue #10)", () => {
+  const GLM = "glm-token-SECRET-dxr-5c2e";
+
+  /** A stand-in dx-runner that dumps the environment of each call to <base>/<cmd>.<provider>.env. */
+  function envDumpingDxRunner(): string {
+    const bin = path.join(tempDir("dx-dxr-env-"), "dx-runner");
+    writeFileSync(
+      bin,
+      `#!/bin/sh
+cmd=$1; shift
+provider=
+while [ $# -gt 0 ]; do case "$1" in --provider) provider=$2; shift 2 ;; *) shift ;; esac; done
+mkdir -p "$DX_RUNNER_LOG_BASE"
+env > "$DX_RUNNER_LOG_BASE/$cmd.$provider.env"
+case "$cmd" in
+  start) echo "started beads=x provider=$provider pid=$$ log=$DX_RUNNER_LOG_BASE/x.log" ;;
+esac
+exit 0
+`,
+    );
+    chmodSync(bin, 0o755);
+    return bin;
+  }
+
+  it("a GLM token never reaches a codex job (start or preflight); cc-glm and a command provider's pass_env get theirs", async () => {
+    const ws = makeWorkspace();
+    const a = createDxRunnerAdapter({
+      command: envDumpingDxRunner(),
+      env: { ...process.env, CC_GLM_AUTH_TOKEN: GLM, ZAI_API_KEY: GLM, CODEX_API_KEY: "codex-own", MY_TOKEN: "mine" },
+      log_dir: ws.logDir,
+      providers: { "my-agent": { command: ["my-agent"], pass_env: ["MY_TOKEN"] } },
+    });
+    const dump = (cmd: string, provider: string): string => readFileSync(path.join(ws.logDir, `${cmd}.${provider}.env`), "utf8");
+    await a.start(spec(ws, "bd-cx1", "codex"));
+    await a.preflight("codex");
+    for (const text of [dump("start", "codex"), dump("preflight", "codex")]) {
+      expect(text).not.toContain(GLM);
+      expect(text).not.toContain("MY_TOKEN");
+      expect(text).toContain("CODEX_API_KEY=codex-own");
+    }
+    await a.start(spec(ws, "bd-gl1", "cc-glm"));
+    expect(dump("start", "cc-glm")).toContain(`CC_GLM_AUTH_TOKEN=${GLM}`);
+    expect(dump("start", "cc-glm")).not.toContain("codex-own");
+    await a.start(spec(ws, "bd-my1", "my-agent"));
+    const mine = dump("start", "my-agent");
+    expect(mine).toContain("MY_TOKEN=mine");
+    expect(mine).not.toContain(GLM);
+    expect(mine).not.toContain("codex-own");
   });
 });

@@ -6,6 +6,7 @@ import { DxError } from "../../errors.js";
 import { ensureSecureDir } from "../../store/secure-dir.js";
 import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
+import { prepareJobCgroup, releaseJobCgroup } from "../cgroup.js";
 import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtomic } from "../fs-util.js";
 import { readJobMeta, writeJobProgress, type JobMeta } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
@@ -48,6 +49,7 @@ export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<Star
   const p = attemptLog(jobPaths(ctx.logDir, spec.provider, spec.job_id), spec.attempt);
   const launch = await planLaunch(ctx, spec, provider, worktree);
   const meta = await recordStart(ctx, spec, launch, worktree, p);
+  Object.assign(launch.env, prepareJobCgroup(ctx.logDir, meta.wave_id, spec.run_instance, ctx.env));
   const pid = await spawnWrapper(ctx, spec, launch, p, worktree);
   // Until the wrapper's first line has run, a SIGTERM (an early stop) would kill it unarmed.
   await waitSignalsHandled(pid, 2_000);
@@ -201,6 +203,9 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
   }
   child.unref();
   const ref: JobRef = { job_id: spec.job_id, provider: spec.provider, run_instance: spec.run_instance };
-  child.once("exit", () => ctx.notifyExit(ref, readIntFile(p.rc)));
+  child.once("exit", () => {
+    releaseJobCgroup(spec.run_instance, ctx.env);
+    ctx.notifyExit(ref, readIntFile(p.rc));
+  });
   return pid;
 }

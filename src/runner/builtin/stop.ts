@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
+import { killRunLeftovers } from "../cgroup.js";
 import { readIntFile } from "../fs-util.js";
 import { killProcessGroup, type GroupKillResult } from "../kill-group.js";
-import { killMarked } from "../marked-procs.js";
 import { readJobMeta, readJobProgress, writeJobProgress } from "../meta.js";
 import { jobPaths } from "../paths.js";
 import type { JobRef } from "../port.js";
@@ -27,7 +27,7 @@ export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number 
   if (meta === null || meta.run_instance !== ref.run_instance) return { stopped: false };
   const pgid = meta.pgid ?? readIntFile(p.pid);
   // Whatever else happens, the job's processes that left its group are stopped too.
-  const escapees = async (): Promise<number[]> => (await killMarked((m) => m.run_instance === ref.run_instance, graceMs)).found;
+  const escapees = (): Promise<number[]> => killRunLeftovers(ref.run_instance, graceMs, ctx.env);
   if (pgid === null || !(await groupIsOurs(meta, pgid)) || (await groupMembers(pgid)).length === 0) {
     const escaped = await escapees();
     return escaped.length > 0 ? { stopped: true, escaped } : { stopped: false };

@@ -1,7 +1,8 @@
 import path from "node:path";
-import type { WorkspacePolicy } from "../../config/types.js";
+import type { ProviderConfig, WorkspacePolicy } from "../../config/types.js";
 import { DxError } from "../../errors.js";
 import { runBounded, type BoundedResult } from "../bounded-run.js";
+import { foreignCredentials } from "../providers/credentials.js";
 
 // What the dx-runner adapter's parts share: how to call dx-runner, where its files are, and what
 // this process launched (dx-runner keeps no run_instance of ours).
@@ -12,6 +13,8 @@ export interface DxRunnerAdapterOptions {
   env: NodeJS.ProcessEnv;
   /** dx-runner's file base (DX_RUNNER_LOG_BASE): where its logs, pid and rc files are. */
   log_dir?: string;
+  /** The config's providers: whose credentials are whose (pass_env), as for the built-in runner. */
+  providers?: Readonly<Record<string, ProviderConfig>>;
   /** When given, a worktree outside the policy is refused before dx-runner is asked. */
   workspace?: WorkspacePolicy;
   timeout_ms?: number;
@@ -41,6 +44,11 @@ export interface AdapterContext {
   /** Keyed by `knownKey(provider, job)`. */
   readonly known: Map<string, Known>;
   run(args: string[], extraEnv?: Record<string, string>, timeoutMs?: number): Promise<BoundedResult>;
+  /**
+   * A call made for one provider (start, preflight): dx-runner hands its environment on to that
+   * provider's agent, so every other provider's credentials are taken out first (issue #10).
+   */
+  runFor(provider: string, args: string[], extraEnv?: Record<string, string>): Promise<BoundedResult>;
 }
 
 export const knownKey = (provider: string, job: string): string => `${provider}/${job}`;
@@ -61,6 +69,11 @@ export function adapterContext(opts: DxRunnerAdapterOptions): AdapterContext {
     clock: opts.clock ?? Date.now,
     known: new Map(),
     run: (args, extraEnv = {}, t = timeoutMs) => runBounded([...prefix, ...args], { env: { ...env, ...extraEnv }, timeoutMs: t }),
+    runFor: (provider, args, extraEnv = {}) => {
+      const own: NodeJS.ProcessEnv = { ...env };
+      for (const k of foreignCredentials(provider, opts.providers ?? {})) delete own[k];
+      return runBounded([...prefix, ...args], { env: { ...own, ...extraEnv }, timeoutMs });
+    },
   };
 }
 

@@ -20,7 +20,7 @@ export async function startViaDxRunner(ctx: AdapterContext, spec: JobSpec): Prom
   }
   const args = ["start", "--beads", spec.job_id, "--provider", spec.provider, "--prompt-file", spec.prompt_file, "--worktree", worktree];
   if (spec.model) args.push("--model", spec.model);
-  const r = await ctx.run(args, agentEnv(spec, spec.wave_id));
+  const r = await ctx.runFor(spec.provider, args, agentEnv(spec, spec.wave_id));
   if (r.spawnError !== null || r.timedOut) throw failed(ctx, "start", r);
   if (r.exitCode !== 0) throw startRefusal(ctx, spec, worktree, r);
   const started = parseStartedLine(r.stdout);
