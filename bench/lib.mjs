@@ -103,10 +103,13 @@ export function itemIds(n, prefix = "bench") {
 
 /**
  * A config with the fake agent as two `command` providers (implementer and reviewer), the `none`
- * tracker and every directory under `root`.
+ * tracker and every directory under `root`. `agentCommits: false` makes the implement agent change
+ * nothing (a no-op success); by default it commits one file, as real agents do.
  */
 export function writeConfig(root, o = {}) {
   const sleep = String(o.agentSleepSec ?? 0);
+  // Agents commit their own work unless told otherwise (issue #14 measures with committing agents).
+  const work = o.agentCommits === false ? "none" : "commit";
   const config = {
     artifact_dir: path.join(root, "artifacts"),
     runner_log_dir: path.join(root, "runner"),
@@ -117,7 +120,7 @@ export function writeConfig(root, o = {}) {
     tracker: { type: "none" },
     providers: {
       // One script serves both phases (the phase is an argv placeholder), so it also reviews.
-      fake: { command: [FAKE_AGENT, "{phase}", sleep], stdin: "none" },
+      fake: { command: [FAKE_AGENT, "{phase}", sleep, work], stdin: "none" },
     },
     ...(o.extra ?? {}),
   };

@@ -16,6 +16,10 @@
 //
 // Usage: node bench/scale.mjs [--sizes 1000,10000] [--modes repo,precreated] [--review]
 //                             [--max-parallel 16] [--keep] [--profile] [--callers] [--out NAME]
+//                             [--no-agent-commits]
+// The implement agent commits one file (issue #14: measured with agents that commit their own
+// work, so dx-batch's post-implement checks run and no auto-commit does); --no-agent-commits makes
+// it change nothing (a no-op success, as in the figures before issue #14).
 // --callers: group the controller's fsyncs and spawns by the dist/ call path that made them.
 // Defaults: --sizes 1000,10000, modes: repo for sizes <= 1000, precreated for all sizes.
 import { writeFileSync } from "node:fs";
@@ -30,12 +34,14 @@ const sizes = String(flags.sizes ?? "1000,10000")
 const modesFlag = flags.modes ? String(flags.modes).split(",") : null;
 const maxParallel = Number(flags["max-parallel"] ?? 16);
 const review = flags.review === true;
+// Agents commit their own work by default (issue #14); --no-agent-commits: they change nothing.
+const agentCommits = flags["no-agent-commits"] !== true;
 
 L.requireBuild();
 
 async function runOne(n, mode) {
   const root = L.tempRoot(`scale-${n}-${mode}`);
-  const { file, config } = L.writeConfig(root, { maxParallel });
+  const { file, config } = L.writeConfig(root, { maxParallel, agentCommits });
   const ids = L.itemIds(n);
   writeFileSync(path.join(root, "items.txt"), ids.join("\n") + "\n");
   let setupMs = 0;
@@ -71,6 +77,7 @@ async function runOne(n, mode) {
     items: n,
     mode,
     review,
+    agent_commits: agentCommits,
     max_parallel: maxParallel,
     exit_code: r.code,
     status: snap.status,
@@ -181,7 +188,7 @@ const out = L.writeResult(String(flags.out ?? "scale"), {
   command: `node bench/scale.mjs ${process.argv.slice(2).join(" ")}`.trim(),
   at: new Date().toISOString(),
   machine: L.machine(),
-  agent: "bench/fixtures/fake-agent.sh (sh; writes the contract and exits 0 at once)",
+  agent: `bench/fixtures/fake-agent.sh (sh; ${agentCommits ? "implement commits one file, then " : ""}writes the contract and exits 0 at once)`,
   runs,
   targets,
 });
