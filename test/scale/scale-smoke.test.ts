@@ -116,7 +116,8 @@ it(
     // No job's process group is alive.
     const groups = groupViolations(jobGroups(fx.artifactDir, fx.runnerLogDir, w), tag);
     expect(groups.violations).toEqual([]);
-    expect(groups.checked).toBeGreaterThanOrEqual(ITEMS);
+    // (A pgid may repeat if the OS reused a pid, so only "some were checked" is certain.)
+    expect(groups.checked).toBeGreaterThan(0);
 
     // The figure is printed for whoever reads the log, never asserted.
     const first = w.events[0];
