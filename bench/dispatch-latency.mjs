@@ -7,7 +7,8 @@
 // From the ledgers (merged, seq order) each job_finished is paired, first in first out, with the
 // next item_dispatched after it. Times per pair:
 //
-//   agent_exit      mtime of the contract file: the fake agent's last act is writing it
+//   agent_exit      mtime of <root>/exits/<item>.<phase>.<attempt>: the fake agent's last act is
+//                   touching it (DX_BENCH_EXIT_DIR)
 //   rc_written      mtime of the runner's <job>.rc: the wrapper recorded the exit code
 //   job_finished    ledger `at` of job_finished: the controller has read and validated the contract
 //   item_dispatched ledger `at` of the next item_dispatched: lease, claim, worktree and prompt done
@@ -22,7 +23,7 @@
 // Usage: node bench/dispatch-latency.mjs [--items 200] [--max-parallel 4]
 //          [--scenarios saturated-precreated,saturated-repo,paced-precreated] [--repeat N] [--keep]
 // --repeat N runs each scenario N times and reports the run with the median p99.
-import { statSync, writeFileSync } from "node:fs";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as L from "./lib.mjs";
 
@@ -52,7 +53,9 @@ async function runOne(scenario) {
   const { mode, agentSec } = sc;
   const n = sc.items;
   const root = L.tempRoot(`latency-${scenario}`);
-  const { file, config } = L.writeConfig(root, { maxParallel, agentSleepSec: agentSec });
+  const exitDir = path.join(root, "exits");
+  mkdirSync(exitDir, { recursive: true });
+  const { file, config } = L.writeConfig(root, { maxParallel, agentSleepSec: agentSec, exitDir });
   const ids = L.itemIds(n, "lat");
   writeFileSync(path.join(root, "items.txt"), ids.join("\n") + "\n");
   const args = ["start", "--config", file, "--items-file", "items.txt", "--wave-id", "lat", "--max-parallel", String(maxParallel), "--no-review"];
@@ -74,9 +77,11 @@ async function runOne(scenario) {
     const d = dispatches[di];
     if (!d) break;
     di++;
-    // The contract lives in the worktree's .dx-batch/ (issue #11), or under the wave's contracts/.
+    // The agent's exit marker (its last act); older agents: the contract file, which dx-batch now
+    // moves away after reading it, so its mtime is no longer the exit.
     const wt = worktreeOf.get(f.run_instance);
     const contract = [
+      path.join(exitDir, `${f.item_id}.${f.phase}.${f.attempt}`),
       wt ? path.join(wt, ".dx-batch", `${f.phase}.attempt${f.attempt}.contract.json`) : null,
       path.join(config.artifact_dir, "waves", "lat", "contracts", `${f.item_id}.${f.phase}.attempt${f.attempt}.contract.json`),
     ].find((p) => p !== null && mtimeMs(p) !== null);

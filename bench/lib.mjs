@@ -114,7 +114,8 @@ export function itemIds(n, prefix = "bench") {
 /**
  * A config with the fake agent as two `command` providers (implementer and reviewer), the `none`
  * tracker and every directory under `root`. `agentCommits: false` makes the implement agent change
- * nothing (a no-op success); by default it commits one file, as real agents do.
+ * nothing (a no-op success); by default it commits one file, as real agents do. `exitDir`: the
+ * agent touches <exitDir>/<item>.<phase>.<attempt> as its last act (the moment it exited).
  */
 export function writeConfig(root, o = {}) {
   const sleep = String(o.agentSleepSec ?? 0);
@@ -130,7 +131,7 @@ export function writeConfig(root, o = {}) {
     tracker: { type: "none" },
     providers: {
       // One script serves both phases (the phase is an argv placeholder), so it also reviews.
-      fake: { command: [FAKE_AGENT, "{phase}", sleep, work], stdin: "none" },
+      fake: { command: [FAKE_AGENT, "{phase}", sleep, work], stdin: "none", ...(o.exitDir ? { env: { DX_BENCH_EXIT_DIR: o.exitDir } } : {}) },
     },
     ...(o.extra ?? {}),
   };
