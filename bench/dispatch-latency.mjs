@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Exit-to-next-dispatch latency (issue 5 §4): p50 and p99, target p99 < 100 ms.
+// Exit-to-next-dispatch latency (issues 5 and 14): p50 and p99; targets p99 < 50 ms paced, < 100 ms
+// saturated, with the files on disk (not tmpfs).
 //
 // A wave of 200 instant fake agents at --max-parallel 4, --no-review, run by the real CLI. Every
 // slot is busy while items wait, so each job's exit frees a slot that the next dispatch fills.
 // From the ledgers (merged, seq order) each job_finished is paired, first in first out, with the
 // next item_dispatched after it. Times per pair:
 //
-//   agent_exit      mtime of the contract file: the fake agent's last act is writing it
+//   agent_exit      mtime of <root>/exits/<item>.<phase>.<attempt>: the fake agent's last act is
+//                   touching it (DX_BENCH_EXIT_DIR)
 //   rc_written      mtime of the runner's <job>.rc: the wrapper recorded the exit code
 //   job_finished    ledger `at` of job_finished: the controller has read and validated the contract
 //   item_dispatched ledger `at` of the next item_dispatched: lease, claim, worktree and prompt done
@@ -21,7 +23,7 @@
 // Usage: node bench/dispatch-latency.mjs [--items 200] [--max-parallel 4]
 //          [--scenarios saturated-precreated,saturated-repo,paced-precreated] [--repeat N] [--keep]
 // --repeat N runs each scenario N times and reports the run with the median p99.
-import { statSync, writeFileSync } from "node:fs";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as L from "./lib.mjs";
 
@@ -51,7 +53,9 @@ async function runOne(scenario) {
   const { mode, agentSec } = sc;
   const n = sc.items;
   const root = L.tempRoot(`latency-${scenario}`);
-  const { file, config } = L.writeConfig(root, { maxParallel, agentSleepSec: agentSec });
+  const exitDir = path.join(root, "exits");
+  mkdirSync(exitDir, { recursive: true });
+  const { file, config } = L.writeConfig(root, { maxParallel, agentSleepSec: agentSec, exitDir });
   const ids = L.itemIds(n, "lat");
   writeFileSync(path.join(root, "items.txt"), ids.join("\n") + "\n");
   const args = ["start", "--config", file, "--items-file", "items.txt", "--wave-id", "lat", "--max-parallel", String(maxParallel), "--no-review"];
@@ -64,6 +68,7 @@ async function runOne(scenario) {
 
   const events = L.readLedgers(config.artifact_dir, "lat");
   const startedAt = new Map(events.filter((e) => e.event === "job_started").map((e) => [e.run_instance, Date.parse(e.at)]));
+  const worktreeOf = new Map(events.filter((e) => e.event === "item_dispatched").map((e) => [e.run_instance, e.worktree]));
   const dispatches = events.filter((e) => e.event === "item_dispatched");
   const pairs = [];
   let di = 0;
@@ -72,11 +77,18 @@ async function runOne(scenario) {
     const d = dispatches[di];
     if (!d) break;
     di++;
-    const contract = path.join(config.artifact_dir, "waves", "lat", "contracts", `${f.item_id}.${f.phase}.attempt${f.attempt}.contract.json`);
+    // The agent's exit marker (its last act); older agents: the contract file, which dx-batch now
+    // moves away after reading it, so its mtime is no longer the exit.
+    const wt = worktreeOf.get(f.run_instance);
+    const contract = [
+      path.join(exitDir, `${f.item_id}.${f.phase}.${f.attempt}`),
+      wt ? path.join(wt, ".dx-batch", `${f.phase}.attempt${f.attempt}.contract.json`) : null,
+      path.join(config.artifact_dir, "waves", "lat", "contracts", `${f.item_id}.${f.phase}.attempt${f.attempt}.contract.json`),
+    ].find((p) => p !== null && mtimeMs(p) !== null);
     const rc = path.join(config.runner_log_dir, f.provider, `${f.item_id}${f.phase === "review" ? "-review" : ""}.rc`);
     const fin = Date.parse(f.at);
     const dis = Date.parse(d.at);
-    const exit = mtimeMs(contract);
+    const exit = contract ? mtimeMs(contract) : null;
     const rcAt = mtimeMs(rc);
     const next = startedAt.get(d.run_instance) ?? null;
     pairs.push({
@@ -148,12 +160,31 @@ for (const r of runs)
   for (const [seg, s] of Object.entries(r.stats))
     rows.push({ scenario: r.scenario, segment: seg.replaceAll("_", " "), n: s.n, p50_ms: s.p50, p90_ms: s.p90, p99_ms: s.p99, max_ms: s.max });
 console.log(L.table(rows));
-for (const r of runs) r.target_met = r.stats.exit_to_dispatch.p99 !== null && r.stats.exit_to_dispatch.p99 < 100;
+// Issue #14: p99 < 50 ms paced, < 100 ms saturated, on disk: on tmpfs fsync costs nothing, so a
+// tmpfs figure is shown but judged "not valid".
+const fs = L.fsType(L.benchTmp());
+const onDisk = fs !== null && fs !== "tmpfs" && fs !== "ramfs";
+const limitOf = (r) => (r.agent_seconds > 0 ? 50 : 100);
+for (const r of runs) r.target_met = r.stats.exit_to_dispatch.p99 !== null && r.stats.exit_to_dispatch.p99 < limitOf(r);
 const met = runs.every((r) => r.target_met);
+const verdicts = runs.map((r) =>
+  L.verdict({
+    id: `exit_to_dispatch_p99_${r.scenario.replaceAll("-", "_")}`,
+    target: `exit -> next dispatch p99, ${r.agent_seconds > 0 ? `paced (${r.agent_seconds} s agents)` : "saturated (instant agents)"}, ${r.mode === "repo" ? "worktrees by --repo" : "precreated checkouts"}, at --max-parallel ${r.max_parallel}, on disk: < ${limitOf(r)} ms`,
+    figure: `p99 ${r.stats.exit_to_dispatch.p99} ms, p50 ${r.stats.exit_to_dispatch.p50} ms over ${r.stats.exit_to_dispatch.n} exits${r.of_runs > 1 ? `, median of ${r.of_runs} runs (p99 ${r.p99_of_each_run.join(", ")} ms)` : ", 1 run"}; files on ${fs ?? "?"}`,
+    value: r.stats.exit_to_dispatch.n > 0 ? r.stats.exit_to_dispatch.p99 : null,
+    limit: limitOf(r),
+    unit: "ms",
+    of_runs: r.of_runs,
+    reported: "the run with the median p99",
+    valid: onDisk,
+    note: onDisk ? undefined : `the run's files were on ${fs ?? "an unknown file system"}, not a disk`,
+  }),
+);
 for (const r of runs) {
   const each = r.of_runs > 1 ? ` (median of ${r.of_runs} runs; p99 of each: ${r.p99_of_each_run.join(", ")} ms)` : "";
   console.log(
-    `${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms${each}, wall ${r.wall_s} s for ${r.items} items: target p99 < 100 ms ${r.target_met ? "met" : "MISSED"}`,
+    `${r.scenario}: exit -> next dispatch p50 ${r.stats.exit_to_dispatch.p50} ms, p99 ${r.stats.exit_to_dispatch.p99} ms${each}, wall ${r.wall_s} s for ${r.items} items: target p99 < ${limitOf(r)} ms ${r.target_met ? "met" : "MISSED"}`,
   );
 }
 const out = L.writeResult(String(flags.out ?? "dispatch-latency"), {
@@ -163,6 +194,8 @@ const out = L.writeResult(String(flags.out ?? "dispatch-latency"), {
   machine: L.machine(),
   runs,
   all_runs: repeat > 1 ? allRuns : undefined,
-  target: { p99_ms_max: 100, met },
+  target: { p99_ms_max_saturated: 100, p99_ms_max_paced: 50, met, files_on: fs },
+  verdicts,
 });
+L.printVerdicts(verdicts);
 console.log(`wrote ${path.relative(process.cwd(), out)}`);

@@ -33,12 +33,20 @@ export function codeRevision() {
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
     const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim();
-    return { commit: head, src_uncommitted_files: dirty === "" ? 0 : dirty.split("\n").length };
+    // The last commit that changed the measured code: bench/ commits after it change no figure.
+    const src = execFileSync("git", ["log", "-1", "--format=%h", "--", "src", "bin", "package.json", "tsconfig.build.json"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }).trim();
+    return { commit: head, src_commit: src || null, src_uncommitted_files: dirty === "" ? 0 : dirty.split("\n").length };
   } catch {
-    return { commit: null, src_uncommitted_files: null };
+    return { commit: null, src_commit: null, src_uncommitted_files: null };
   }
 }
 
+const LOADAVG_AT_IMPORT = os.loadavg().map((x) => Math.round(x * 100) / 100);
+
+/** The machine, the load average (1, 5, 15 min) when the script started and now, and the code's commit. */
 export function machine() {
   const cpus = os.cpus();
   return {
@@ -47,9 +55,11 @@ export function machine() {
     cpus: cpus.length,
     cpu_model: cpus[0]?.model ?? "unknown",
     mem_gb: Math.round(os.totalmem() / 2 ** 30),
-    loadavg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    loadavg_at_start: LOADAVG_AT_IMPORT,
+    loadavg_at_end: os.loadavg().map((x) => Math.round(x * 100) / 100),
     git: execFileSync("git", ["--version"], { encoding: "utf8" }).trim(),
     bench_tmpdir: benchTmp(),
+    bench_tmpdir_fs: fsType(benchTmp()),
     ...codeRevision(),
   };
 }
@@ -103,10 +113,14 @@ export function itemIds(n, prefix = "bench") {
 
 /**
  * A config with the fake agent as two `command` providers (implementer and reviewer), the `none`
- * tracker and every directory under `root`.
+ * tracker and every directory under `root`. `agentCommits: false` makes the implement agent change
+ * nothing (a no-op success); by default it commits one file, as real agents do. `exitDir`: the
+ * agent touches <exitDir>/<item>.<phase>.<attempt> as its last act (the moment it exited).
  */
 export function writeConfig(root, o = {}) {
   const sleep = String(o.agentSleepSec ?? 0);
+  // Agents commit their own work unless told otherwise (issue #14 measures with committing agents).
+  const work = o.agentCommits === false ? "none" : "commit";
   const config = {
     artifact_dir: path.join(root, "artifacts"),
     runner_log_dir: path.join(root, "runner"),
@@ -117,7 +131,7 @@ export function writeConfig(root, o = {}) {
     tracker: { type: "none" },
     providers: {
       // One script serves both phases (the phase is an argv placeholder), so it also reviews.
-      fake: { command: [FAKE_AGENT, "{phase}", sleep], stdin: "none" },
+      fake: { command: [FAKE_AGENT, "{phase}", sleep, work], stdin: "none", ...(o.exitDir ? { env: { DX_BENCH_EXIT_DIR: o.exitDir } } : {}) },
     },
     ...(o.extra ?? {}),
   };
@@ -280,6 +294,43 @@ export function percentile(values, p) {
   const s = [...values].sort((a, b) => a - b);
   const idx = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
   return s[idx];
+}
+
+/** The median (the lower middle of an even count): figures are medians of N runs, never the best. */
+export function median(values) {
+  const s = values.filter((v) => v !== null && v !== undefined && !Number.isNaN(v)).sort((a, b) => a - b);
+  return s.length === 0 ? null : s[Math.floor((s.length - 1) / 2)];
+}
+
+/** The run whose `key` is the median of the runs (so its other figures come from one real run). */
+export function medianRun(runs, key) {
+  const s = runs.filter((r) => typeof key(r) === "number").sort((a, b) => key(a) - key(b));
+  return s.length === 0 ? (runs[0] ?? null) : s[Math.floor((s.length - 1) / 2)];
+}
+
+/** The file system type under `dir` ("tmpfs", "ext2/ext3", …), or null. */
+export function fsType(dir) {
+  try {
+    return execFileSync("stat", ["-f", "-c", "%T", dir], { encoding: "utf8" }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One target of issue #14 as a script reports it and run-all.mjs collects it (every results file
+ * may carry a `verdicts` array of these). `met` is computed here, from the figure the script
+ * measured: null when nothing was measured. `cmp` is "<" or "<=".
+ */
+export function verdict({ id, target, figure, value, limit, unit, cmp = "<", of_runs = 1, reported, valid = true, note }) {
+  const measured = typeof value === "number" && Number.isFinite(value);
+  const met = !measured || !valid ? null : cmp === "<=" ? value <= limit : value < limit;
+  const v = !measured ? "not measured" : !valid ? "not valid" : met ? "met" : "MISSED";
+  return { id, target, figure, value: measured ? value : null, unit, limit, cmp, of_runs, reported, met, verdict: v, ...(note ? { note } : {}) };
+}
+
+export function printVerdicts(verdicts) {
+  for (const v of verdicts) console.log(`TARGET ${v.id}: ${v.target} | figure: ${v.figure} | verdict: ${v.verdict}${v.note ? ` (${v.note})` : ""}`);
 }
 
 export const round = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
