@@ -1,6 +1,6 @@
 import { Controller, type RunEnd } from "../controller/controller.js";
 import type { WaveState } from "../core/state.js";
-import { WaveReason, doctorCritical } from "../core/reasons.js";
+import { WaveReason, doctorCritical, type RunnerReason } from "../core/reasons.js";
 import { chainProviders } from "../core/retry.js";
 import { preflightAll, preflightProviders, type PreflightResults } from "./refuse-early.js";
 import type { AppContext } from "./context.js";
@@ -54,7 +54,7 @@ export async function runWave(
     }
     // Preflight every provider the wave may use; the ones that fail are skipped and recorded.
     const all = preflighted ?? (await preflightAll(rt.runner, preflightProviders(state.policy))).results;
-    const results: Record<string, { ok: boolean; reason_code: string | null }> = {};
+    const results: Record<string, { ok: boolean; reason_code: RunnerReason | null }> = {};
     for (const [p, r] of Object.entries(all)) {
       results[p] = { ok: r.ok, reason_code: r.reason_code };
       if (!r.ok) progress.log(`preflight: ${p} unavailable (${r.reason_code ?? "unknown"}${r.detail ? `: ${r.detail}` : ""})`);

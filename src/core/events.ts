@@ -80,7 +80,7 @@ export interface WaveFailed extends Base {
 /** The wave ran to its end: every item terminal (SPEC §15.3's terminal event). */
 export interface WaveCompleted extends Base {
   event: "wave_completed";
-  reason_code: string;
+  reason_code: WaveReason;
   approved: number;
   not_approved: number;
 }

@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from "../config/types.js";
 import type { Finding, ReviewVerdict } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
-import type { ItemNextAction, ItemReason, NextAction, RunnerReason, WaveReason } from "./reasons.js";
+import type { DeliveryReason, ItemNextAction, ItemReason, NextAction, RunnerReason, WaveReason } from "./reasons.js";
 import type { ItemStatus, JobState, Phase, WaveStatus } from "./status.js";
 import type { AttemptUsage, CommitRange, QuotaHandling } from "./events.js";
 
@@ -83,7 +83,7 @@ export interface Delivery {
   head: string | null;
   pushed: boolean;
   pr_url: string | null;
-  reason_code: string;
+  reason_code: DeliveryReason;
   error: string | null;
 }
 
