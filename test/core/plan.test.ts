@@ -1,7 +1,6 @@
-import { describe, test } from "vitest";
 import { addMinutes } from "../../src/core/time.js";
 import { seed } from "../helpers/events.js";
-import { checkRow, type Row } from "./table.js";
+import { describeRows, type Row } from "./table.js";
 
 // planDispatch and the transitions that feed it: preflight skips, dependencies, provider quota,
 // reviewer choice, and the parallelism caps.
@@ -350,18 +349,4 @@ const capacity: Row[] = [
   },
 ];
 
-describe("preflight", () => {
-  test.each(preflight)("$name", (row) => void checkRow(row));
-});
-describe("dependencies", () => {
-  test.each(dependencies)("$name", (row) => void checkRow(row));
-});
-describe("provider quota", () => {
-  test.each(quota)("$name", (row) => void checkRow(row));
-});
-describe("reviewer choice", () => {
-  test.each(reviewer)("$name", (row) => void checkRow(row));
-});
-describe("parallelism", () => {
-  test.each(capacity)("$name", (row) => void checkRow(row));
-});
+describeRows({ preflight, dependencies, "provider quota": quota, "reviewer choice": reviewer, parallelism: capacity });
