@@ -102,6 +102,10 @@ export const ERRORS = {
   tracker_lock_timeout: entry(F),
   tracker_command_failed: entry(F),
   tracker_output_invalid: entry(F),
+  // serve
+  serve_listen_failed: entry(F, "choose another --port or --host"),
+  serve_token_required: entry(F, "pass --token <secret> or set DX_BATCH_SERVE_TOKEN, or bind to 127.0.0.1"),
+  serve_token_too_short: entry(F, "use a long random token, e.g. `openssl rand -hex 24`"),
 } as const satisfies Record<string, ErrorEntry>;
 
 export type NamedErrorCode = keyof typeof ERRORS;

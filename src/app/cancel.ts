@@ -65,56 +65,15 @@ function requestCancel(c: AppContext, waveId: string, holder: ControllerLock | n
 }
 
 export async function cancelWave(c: AppContext, waveId: string, log: (l: string) => void): Promise<CancelResult> {
-  let w;
-  try {
-    w = await readWave(c.layout, waveId);
-  } catch (e) {
-    // cancel always works (issue #10): a wave whose ledger cannot be read still has its agents stopped.
-    if (!isDxError(e) || e.code !== "ledger_corrupt") throw e;
-    const n = await stopWaveProcesses(c, waveId, log);
-    throw new DxError(
-      e.code,
-      `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files, cgroups and markers; the ledger was not changed)`,
-      {
-        remedy: e.remedy,
-        cause: e,
-      },
-    );
-  }
+  const w = await readOrStopProcesses(c, waveId, log);
   if (!w) throw waveNotFound(waveId);
   if (isTerminalWave(w.state.status)) {
     throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { params: { wave_id: waveId } });
   }
   const lock = currentLock(c.layout, waveId);
   if (lock && controllerLiveness(lock, Date.now()) === "alive") {
-    // Never signal a pid recorded by another host, nor one whose start time cannot be verified.
-    const may = maySignal(lock);
-    if (!may.ok) {
-      if (may.why === "other_host") return requestCancel(c, waveId, lock, "runs on another host", log);
-      if (may.why === "start_time_unknown") return requestCancel(c, waveId, lock, "cannot be verified (no start time)", log);
-      // not_running: it died since the liveness check; finish the cancel here.
-    } else {
-      log(`asking controller pid ${lock.pid} to cancel`);
-      process.kill(lock.pid, "SIGUSR1");
-      const deadline = monoNowMs() + CONTROLLER_GRACE_MS;
-      // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
-      while (monoNowMs() < deadline) {
-        const now = currentLock(c.layout, waveId);
-        if (!now || now.pid !== lock.pid || !isSameProcess(lock)) break;
-        await sleep(100);
-      }
-      const after = await readWave(c.layout, waveId);
-      if (after && after.state.status === "cancelled") {
-        // Processes that left a finished job's group are the wave's too.
-        await killWaveLeftovers(after.state.config.runner_log_dir, waveId, 10_000, c.env);
-        return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
-      }
-      if (maySignal(lock).ok) {
-        log(`controller pid ${lock.pid} did not finish the cancel in ${CONTROLLER_GRACE_MS / 1000} s; killing it`);
-        process.kill(lock.pid, "SIGKILL");
-        while (isSameProcess(lock)) await sleep(50);
-      }
-    }
+    const done = await askController(c, waveId, lock, log);
+    if (done !== null) return done;
   }
 
   let handle: TenureHandle;
@@ -128,42 +87,101 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
     throw e;
   }
   try {
-    const cur = await readWave(c.layout, waveId);
-    if (!cur) throw waveNotFound(waveId);
-    if (isTerminalWave(cur.state.status)) {
-      return { wave_id: waveId, status: cur.state.status, reason_code: cur.state.reason_code, by: "cancel_command" };
-    }
-    if (!handle.tenure.raiseAbove(cur.maxEpoch)) throw controllerLockLost(waveId);
-    const config = configForResume(cur.state.config, c.config);
-    const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
-    await repairOutcomes(c2.layout, waveId);
-    const files = createWaveFiles(c2, waveId, handle, cur.state.seq);
-    const rt = openRuntime(c2, waveId, { files, lock: handle });
-    const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
-    const controller = new Controller(deps, cur.state);
-    controller.session.apply({ event: "controller_acquired", epoch: handle.epoch, pid: process.pid, host: rt.host });
-    controller.request("cancel");
-    await controller.run().finally(() => rt.runner.close?.());
-    await notifyWaveEnd(c2, controller.session, { log });
-    // Anything still registered for this wave (a job whose start was never recorded) goes too:
-    // pid files are this host's (jobs/ is written by the controller that started the job), and
-    // killGroup checks the group is alive first.
-    await Promise.all(
-      files.wavePids().map(async (p) => {
-        await killGroup(p.pgid, 10_000);
-        files.removePid(p.pid);
-      }),
-    );
-    // And the wave's cgroups and every process that carries its marker: escapees of setsid or a double fork.
-    const left = await killWaveLeftovers(config.runner_log_dir, waveId, 10_000, c.env);
-    if (left.length > 0) log(`stopped ${left.length} escaped process(es) of the wave: ${left.join(", ")}`);
-    const s = controller.state;
-    if (isTerminalWave(s.status)) {
-      releaseWaveClaims(c2.layout, waveId);
-      clearCancelRequest(c2.layout.waveDir(waveId));
-    }
-    return { wave_id: waveId, status: s.status, reason_code: s.reason_code, by: "cancel_command" };
+    return await cancelUnderTenure(c, waveId, handle, log);
   } finally {
     handle.release();
   }
+}
+
+/** The wave, read; a ledger too damaged to read still has its agents stopped (issue #10: cancel always works). */
+async function readOrStopProcesses(c: AppContext, waveId: string, log: (l: string) => void): Promise<Awaited<ReturnType<typeof readWave>>> {
+  try {
+    return await readWave(c.layout, waveId);
+  } catch (e) {
+    if (!isDxError(e) || e.code !== "ledger_corrupt") throw e;
+    const n = await stopWaveProcesses(c, waveId, log);
+    throw new DxError(
+      e.code,
+      `${e.message} (cancel stopped ${n} job group(s) and process(es) of the wave from its pid files, cgroups and markers; the ledger was not changed)`,
+      {
+        remedy: e.remedy,
+        cause: e,
+      },
+    );
+  }
+}
+
+/**
+ * Ask the live controller to cancel (SIGUSR1) and wait for it; the result when the cancel is done
+ * (or left to it by file), null when it must be finished here (the controller died or was killed).
+ */
+async function askController(c: AppContext, waveId: string, lock: ControllerLock, log: (l: string) => void): Promise<CancelResult | null> {
+  // Never signal a pid recorded by another host, nor one whose start time cannot be verified.
+  const may = maySignal(lock);
+  if (!may.ok) {
+    if (may.why === "other_host") return requestCancel(c, waveId, lock, "runs on another host", log);
+    if (may.why === "start_time_unknown") return requestCancel(c, waveId, lock, "cannot be verified (no start time)", log);
+    // not_running: it died since the liveness check; finish the cancel here.
+    return null;
+  }
+  log(`asking controller pid ${lock.pid} to cancel`);
+  process.kill(lock.pid, "SIGUSR1");
+  const deadline = monoNowMs() + CONTROLLER_GRACE_MS;
+  // Waiting on another process: its lock file disappearing is the event, checked every 100 ms.
+  while (monoNowMs() < deadline) {
+    const now = currentLock(c.layout, waveId);
+    if (!now || now.pid !== lock.pid || !isSameProcess(lock)) break;
+    await sleep(100);
+  }
+  const after = await readWave(c.layout, waveId);
+  if (after && after.state.status === "cancelled") {
+    // Processes that left a finished job's group are the wave's too.
+    await killWaveLeftovers(after.state.config.runner_log_dir, waveId, 10_000, c.env);
+    return { wave_id: waveId, status: "cancelled", reason_code: after.state.reason_code, by: "controller" };
+  }
+  if (maySignal(lock).ok) {
+    log(`controller pid ${lock.pid} did not finish the cancel in ${CONTROLLER_GRACE_MS / 1000} s; killing it`);
+    process.kill(lock.pid, "SIGKILL");
+    while (isSameProcess(lock)) await sleep(50);
+  }
+  return null;
+}
+
+/** With the wave's tenure: run a controller that cancels it, then stop whatever of the wave still runs. */
+async function cancelUnderTenure(c: AppContext, waveId: string, handle: TenureHandle, log: (l: string) => void): Promise<CancelResult> {
+  const cur = await readWave(c.layout, waveId);
+  if (!cur) throw waveNotFound(waveId);
+  if (isTerminalWave(cur.state.status)) {
+    return { wave_id: waveId, status: cur.state.status, reason_code: cur.state.reason_code, by: "cancel_command" };
+  }
+  if (!handle.tenure.raiseAbove(cur.maxEpoch)) throw controllerLockLost(waveId);
+  const config = configForResume(cur.state.config, c.config);
+  const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
+  await repairOutcomes(c2.layout, waveId);
+  const files = createWaveFiles(c2, waveId, handle, cur.state.seq);
+  const rt = openRuntime(c2, waveId, { files, lock: handle });
+  const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
+  const controller = new Controller(deps, cur.state);
+  controller.session.apply({ event: "controller_acquired", epoch: handle.epoch, pid: process.pid, host: rt.host });
+  controller.request("cancel");
+  await controller.run().finally(() => rt.runner.close?.());
+  await notifyWaveEnd(c2, controller.session, { log });
+  // Anything still registered for this wave (a job whose start was never recorded) goes too:
+  // pid files are this host's (jobs/ is written by the controller that started the job), and
+  // killGroup checks the group is alive first.
+  await Promise.all(
+    files.wavePids().map(async (p) => {
+      await killGroup(p.pgid, 10_000);
+      files.removePid(p.pid);
+    }),
+  );
+  // And the wave's cgroups and every process that carries its marker: escapees of setsid or a double fork.
+  const left = await killWaveLeftovers(config.runner_log_dir, waveId, 10_000, c.env);
+  if (left.length > 0) log(`stopped ${left.length} escaped process(es) of the wave: ${left.join(", ")}`);
+  const s = controller.state;
+  if (isTerminalWave(s.status)) {
+    releaseWaveClaims(c2.layout, waveId);
+    clearCancelRequest(c2.layout.waveDir(waveId));
+  }
+  return { wave_id: waveId, status: s.status, reason_code: s.reason_code, by: "cancel_command" };
 }

@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import type { ResolvedConfig } from "../config/types.js";
 import { chainProviders, reviewCandidates } from "../core/retry.js";
 import type { WavePolicy } from "../core/policy.js";
+import type { RunnerReason } from "../core/reasons.js";
 import { DxError, ExitCode } from "../errors.js";
 import type { ProviderAvailability, RunnerPort } from "../runner/port.js";
 import { createProviderRegistry } from "../runner/providers/index.js";
@@ -54,7 +55,7 @@ export function refuseUnknownProviders(config: ResolvedConfig, policy: WavePolic
   });
 }
 
-export type PreflightResults = Record<string, { ok: boolean; reason_code: string | null; detail?: string | null }>;
+export type PreflightResults = Record<string, { ok: boolean; reason_code: RunnerReason | null; detail?: string | null }>;
 
 /** Preflight every provider the wave may use (offline, nothing spent). */
 export async function preflightAll(runner: RunnerPort, providers: readonly string[]): Promise<{ results: PreflightResults; raw: ProviderAvailability[] }> {

@@ -1,6 +1,6 @@
 import { Controller, type RunEnd } from "../controller/controller.js";
 import type { WaveState } from "../core/state.js";
-import { WaveReason, doctorCritical } from "../core/reasons.js";
+import { WaveReason, doctorCritical, type RunnerReason } from "../core/reasons.js";
 import { chainProviders } from "../core/retry.js";
 import { preflightAll, preflightProviders, type PreflightResults } from "./refuse-early.js";
 import type { AppContext } from "./context.js";
@@ -39,53 +39,14 @@ export async function runWave(
   const controller = new Controller(deps, state);
   const apply = (d: Parameters<typeof controller.session.apply>[0]) => controller.session.apply(d);
 
-  const onInt = () => controller.request("pause");
-  const onTerm = () => controller.request("pause");
-  const onUsr1 = () => controller.request("cancel");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
-  process.on("SIGUSR1", onUsr1);
-  // A cancel asked from a host that may not signal this process (store/cancel-request.ts).
-  const cancelWatch = watchCancelRequest(rt.files.waveDir, () => controller.request("cancel"));
+  const unwire = wireSignals(controller, rt.files.waveDir);
   try {
     // Every tenure after the first (which wave_created opens) is opened by controller_acquired.
     if (mode === "resume" && rt.lock !== undefined) {
       apply({ event: "controller_acquired", epoch: rt.lock.epoch, pid: process.pid, host: rt.host });
     }
-    // Preflight every provider the wave may use; the ones that fail are skipped and recorded.
-    const all = preflighted ?? (await preflightAll(rt.runner, preflightProviders(state.policy))).results;
-    const results: Record<string, { ok: boolean; reason_code: string | null }> = {};
-    for (const [p, r] of Object.entries(all)) {
-      results[p] = { ok: r.ok, reason_code: r.reason_code };
-      if (!r.ok) progress.log(`preflight: ${p} unavailable (${r.reason_code ?? "unknown"}${r.detail ? `: ${r.detail}` : ""})`);
-    }
-    apply({ event: "preflight_recorded", providers: results });
-    // Only this preflight can stop the wave here (no_provider_available): a resumed wave is still
-    // "failed" from its earlier stop until wave_resumed, which must not be mistaken for this.
-    if (!chainProviders(state.policy).some((p) => results[p]?.ok === true)) {
-      // The fold already failed the wave; the ledger gets its terminal event too (SPEC §15.3).
-      apply({ event: "wave_failed", reason_code: WaveReason.no_provider_available, error: controller.state.error ?? "no provider passed preflight" });
-      return await finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
-    }
-
-    // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them.
-    await rt.runner.prune();
-
-    const version = await rt.tracker.versionCheck();
-    if (!version.ok) {
-      apply({ event: "wave_failed", reason_code: doctorCritical("tracker_version"), error: version.detail });
-      return await finish(c, controller, progress, { kind: "failed", reason_code: controller.state.reason_code });
-    }
-
-    const live = await rt.files.liveExecPids();
-    if (live > c.config.exec_process_cap) {
-      apply({
-        event: "wave_failed",
-        reason_code: WaveReason.exec_saturation,
-        error: `${live} live agent processes exceed exec_process_cap ${c.config.exec_process_cap}; nothing was dispatched`,
-      });
-      return await finish(c, controller, progress, { kind: "failed", reason_code: WaveReason.exec_saturation });
-    }
+    const failed = await checksBeforeRun(c, rt, controller, progress, preflighted);
+    if (failed !== null) return await finish(c, controller, progress, failed);
 
     apply(
       mode === "start"
@@ -113,16 +74,81 @@ export async function runWave(
     }
     throw err;
   } finally {
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
-    process.off("SIGUSR1", onUsr1);
-    cancelWatch();
+    unwire();
     controller.session.flush(true);
     // Claims last until the wave is terminal (SPEC §15.4); only the holder of the wave lets go.
     if (isTerminalWave(controller.state.status) && (rt.lock?.holds() ?? true)) releaseWaveClaims(c.layout, rt.waveId);
     rt.files.releaseControllerLock();
     await rt.runner.close?.();
   }
+}
+
+/** SIGINT and SIGTERM pause, SIGUSR1 (or a cancel request file) cancels; returns the unwiring. */
+function wireSignals(controller: Controller, waveDir: string): () => void {
+  const onInt = () => controller.request("pause");
+  const onTerm = () => controller.request("pause");
+  const onUsr1 = () => controller.request("cancel");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  process.on("SIGUSR1", onUsr1);
+  // A cancel asked from a host that may not signal this process (store/cancel-request.ts).
+  const cancelWatch = watchCancelRequest(waveDir, () => controller.request("cancel"));
+  return () => {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+    process.off("SIGUSR1", onUsr1);
+    cancelWatch();
+  };
+}
+
+/**
+ * What is checked, and recorded, before the first dispatch: preflight, the runner's prune, the
+ * tracker's version and the exec-saturation guard. The end of a wave failed by one, else null.
+ */
+async function checksBeforeRun(
+  c: AppContext,
+  rt: WaveRuntime,
+  controller: Controller,
+  progress: Progress,
+  preflighted: PreflightResults | undefined,
+): Promise<RunEnd | null> {
+  const state = controller.state;
+  const apply = (d: Parameters<typeof controller.session.apply>[0]) => controller.session.apply(d);
+  // Preflight every provider the wave may use; the ones that fail are skipped and recorded.
+  const all = preflighted ?? (await preflightAll(rt.runner, preflightProviders(state.policy))).results;
+  const results: Record<string, { ok: boolean; reason_code: RunnerReason | null }> = {};
+  for (const [p, r] of Object.entries(all)) {
+    results[p] = { ok: r.ok, reason_code: r.reason_code };
+    if (!r.ok) progress.log(`preflight: ${p} unavailable (${r.reason_code ?? "unknown"}${r.detail ? `: ${r.detail}` : ""})`);
+  }
+  apply({ event: "preflight_recorded", providers: results });
+  // Only this preflight can stop the wave here (no_provider_available): a resumed wave is still
+  // "failed" from its earlier stop until wave_resumed, which must not be mistaken for this.
+  if (!chainProviders(state.policy).some((p) => results[p]?.ok === true)) {
+    // The fold already failed the wave; the ledger gets its terminal event too (SPEC §15.3).
+    apply({ event: "wave_failed", reason_code: WaveReason.no_provider_available, error: controller.state.error ?? "no provider passed preflight" });
+    return { kind: "failed", reason_code: controller.state.reason_code };
+  }
+
+  // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them.
+  await rt.runner.prune();
+
+  const version = await rt.tracker.versionCheck();
+  if (!version.ok) {
+    apply({ event: "wave_failed", reason_code: doctorCritical("tracker_version"), error: version.detail });
+    return { kind: "failed", reason_code: controller.state.reason_code };
+  }
+
+  const live = await rt.files.liveExecPids();
+  if (live > c.config.exec_process_cap) {
+    apply({
+      event: "wave_failed",
+      reason_code: WaveReason.exec_saturation,
+      error: `${live} live agent processes exceed exec_process_cap ${c.config.exec_process_cap}; nothing was dispatched`,
+    });
+    return { kind: "failed", reason_code: WaveReason.exec_saturation };
+  }
+  return null;
 }
 
 /**

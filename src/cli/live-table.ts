@@ -34,19 +34,57 @@ export interface LiveView {
 /** Rows the terminal keeps for the summary, the header, the "… and K more" line and the cursor line. */
 const CHROME_ROWS = 4;
 
+/** When to repaint: `now` at once, `soon` at most once per throttleMs, and every tickMs once asked. */
+interface Repaint {
+  now(): void;
+  soon(): void;
+  stop(): void;
+}
+
+function throttledRepaint(paint: () => void, clock: () => number, throttleMs: number, tickMs: number): Repaint {
+  let lastDraw = Number.NEGATIVE_INFINITY;
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  let ticker: ReturnType<typeof setInterval> | null = null;
+  const stopPending = (): void => {
+    if (pending !== null) clearTimeout(pending);
+    pending = null;
+  };
+  const r: Repaint = {
+    now() {
+      stopPending();
+      lastDraw = clock();
+      paint();
+    },
+    soon() {
+      if (ticker === null) {
+        // So elapsed times keep moving with no news; unref: it must not keep the process alive.
+        ticker = setInterval(() => r.soon(), tickMs);
+        ticker.unref();
+      }
+      if (pending !== null) return;
+      const wait = lastDraw + throttleMs - clock();
+      if (wait <= 0) return r.now();
+      // unref: a pending repaint must not keep the process alive; finish() paints the last frame.
+      pending = setTimeout(() => r.now(), wait);
+      pending.unref();
+    },
+    stop() {
+      stopPending();
+      if (ticker !== null) clearInterval(ticker);
+      ticker = null;
+    },
+  };
+  return r;
+}
+
 export function createLiveView(ctx: CommandContext, deps: LiveViewDeps = {}): LiveView {
   const stream = deps.stream ?? process.stdout;
   const now = deps.now ?? Date.now;
-  const throttleMs = deps.throttleMs ?? 100;
-  const tickMs = deps.tickMs ?? 1000;
   const draw = createLogUpdate(stream);
   const colour = colourEnabled(ctx.env, (stream as { isTTY?: boolean }).isTTY === true);
   let latest: WaveState | null = null;
   let shown = false;
   let closed = false;
-  let lastDraw = Number.NEGATIVE_INFINITY;
-  let pending: ReturnType<typeof setTimeout> | null = null;
-  let ticker: ReturnType<typeof setInterval> | null = null;
 
   const frame = (s: WaveState): string => {
     // One column spare: a line that fills the last column makes some terminals wrap early.
@@ -54,46 +92,22 @@ export function createLiveView(ctx: CommandContext, deps: LiveViewDeps = {}): Li
     const maxRows = Math.max(3, (stream.rows ?? 24) - CHROME_ROWS);
     return renderWaveTable(s, now(), { width, maxRows, colour });
   };
-
-  const redraw = (): void => {
-    if (pending !== null) {
-      clearTimeout(pending);
-      pending = null;
-    }
-    if (closed || latest === null) return;
-    lastDraw = now();
-    draw(frame(latest));
-    shown = true;
-  };
-
-  const schedule = (): void => {
-    if (closed || pending !== null) return;
-    const wait = lastDraw + throttleMs - now();
-    if (wait <= 0) {
-      redraw();
-      return;
-    }
-    // unref: a pending repaint must not keep the process alive; finish() paints the last frame.
-    pending = setTimeout(redraw, wait);
-    pending.unref();
-  };
-
-  const stopTimers = (): void => {
-    if (pending !== null) clearTimeout(pending);
-    if (ticker !== null) clearInterval(ticker);
-    pending = null;
-    ticker = null;
-  };
+  const repaint = throttledRepaint(
+    () => {
+      if (closed || latest === null) return;
+      draw(frame(latest));
+      shown = true;
+    },
+    now,
+    deps.throttleMs ?? 100,
+    deps.tickMs ?? 1000,
+  );
 
   return {
     update(s) {
       if (closed) return;
       latest = s;
-      if (ticker === null) {
-        ticker = setInterval(schedule, tickMs);
-        ticker.unref();
-      }
-      schedule();
+      repaint.soon();
     },
     line(text, to) {
       const print = (): void => (to === "out" ? ctx.io.out(text) : ctx.io.err(text));
@@ -103,12 +117,12 @@ export function createLiveView(ctx: CommandContext, deps: LiveViewDeps = {}): Li
       }
       draw.clear();
       print();
-      redraw();
+      repaint.now();
     },
     finish(s, trailer) {
       if (closed) return;
       if (s !== null) latest = s;
-      stopTimers();
+      repaint.stop();
       if (latest !== null) {
         draw(frame(latest));
         draw.done();

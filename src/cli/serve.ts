@@ -42,7 +42,7 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
         });
       } catch (e) {
         if (e instanceof Error && "code" in e && (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL")) {
-          throw new DxError("serve_listen_failed", `cannot listen on ${o.host}:${o.port}: ${e.message}`, { remedy: "choose another --port or --host" });
+          throw new DxError("serve_listen_failed", `cannot listen on ${o.host}:${o.port}: ${e.message}`);
         }
         throw e;
       }

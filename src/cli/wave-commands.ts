@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { openContext, requireWaveId } from "../app/context.js";
+import { openContext, requireWaveId, type ConfigFlags } from "../app/context.js";
 import { waveIdOrLatest } from "../app/wave-arg.js";
 import { startWave, type StartInput } from "../app/start.js";
 import { resumeWave } from "../app/resume.js";
@@ -13,7 +13,66 @@ import { WAVE_EXIT_HELP } from "../app/exit-codes.js";
 
 // start, resume, cancel: the commands that run or stop a controller.
 
-interface StartOpts {
+/** The policy flags start and retry share (retry's override the wave it retries). */
+interface PolicyOpts {
+  maxParallel?: number;
+  maxAttempts?: number;
+  stallMinutes?: number;
+  execProcessCap?: number;
+  review: boolean;
+  repo?: string;
+  base?: string;
+}
+
+/** Each policy flag once, with start's help (the default) and retry's (what it overrides). */
+const POLICY_OPTIONS: readonly { flags: string; start: string; retry: string; parse?: (v: string) => number }[] = [
+  { flags: "--max-parallel <n>", start: "agent jobs at once (default 3)", retry: "override the recorded max_parallel", parse: positiveInt("--max-parallel") },
+  {
+    flags: "--max-attempts <n>",
+    start: "counted attempts per item (default 3)",
+    retry: "override the recorded max_attempts",
+    parse: positiveInt("--max-attempts"),
+  },
+  {
+    flags: "--stall-minutes <n>",
+    start: "minutes without progress before a job is stalled (default 15)",
+    retry: "override the recorded stall_minutes",
+    parse: positiveNumber("--stall-minutes"),
+  },
+  {
+    flags: "--exec-process-cap <n>",
+    start: "refuse to dispatch above this many live agent processes (default 60)",
+    retry: "override the recorded exec_process_cap",
+    parse: positiveInt("--exec-process-cap"),
+  },
+  {
+    flags: "--no-review",
+    start: "approve on a completed implement contract without a review run",
+    retry: "approve on a completed implement contract without a review run",
+  },
+  { flags: "--repo <path>", start: "create missing worktrees from this checkout", retry: "override the recorded repo" },
+  { flags: "--base <ref>", start: "with --repo: the ref new worktrees start from (default HEAD)", retry: "override the recorded base" },
+];
+
+function addPolicyOptions(cmd: Command, help: "start" | "retry"): Command {
+  for (const o of POLICY_OPTIONS) {
+    if (o.parse === undefined) cmd.option(o.flags, o[help]);
+    else cmd.option(o.flags, o[help], o.parse);
+  }
+  return cmd;
+}
+
+const policyFlags = (o: PolicyOpts): ConfigFlags => ({
+  max_parallel: o.maxParallel,
+  max_attempts: o.maxAttempts,
+  stall_minutes: o.stallMinutes,
+  exec_process_cap: o.execProcessCap,
+  require_review: o.review === false ? false : undefined,
+  repo: o.repo,
+  base: o.base,
+});
+
+interface StartOpts extends PolicyOpts {
   config?: string;
   items?: string;
   itemsFile?: string;
@@ -21,13 +80,6 @@ interface StartOpts {
   limit?: number;
   label?: string;
   waveId?: string;
-  maxParallel?: number;
-  maxAttempts?: number;
-  stallMinutes?: number;
-  execProcessCap?: number;
-  review: boolean;
-  repo?: string;
-  base?: string;
   detach?: boolean;
   redo?: boolean;
   json?: boolean;
@@ -35,26 +87,19 @@ interface StartOpts {
   keepFailed?: boolean;
 }
 
-interface RetryOpts {
+interface RetryOpts extends PolicyOpts {
   config?: string;
   waveId?: string;
   failed?: boolean;
   blocked?: boolean;
   newWaveId?: string;
-  maxParallel?: number;
-  maxAttempts?: number;
-  stallMinutes?: number;
-  execProcessCap?: number;
-  review: boolean;
-  repo?: string;
-  base?: string;
   keepFailed?: boolean;
   detach?: boolean;
   json?: boolean;
 }
 
 export function registerWaveCommands(program: Command, ctx: CommandContext): void {
-  program
+  const start = program
     .command("start")
     .description(`Create a wave, preflight its providers and run it to a terminal state (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file (default: $DX_BATCH_CONFIG, then ./dx-batch.config.json)")
@@ -63,32 +108,15 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--ready", "take the items from the tracker's ready list")
     .option("--limit <n>", "with --ready: at most n items", positiveInt("--limit"))
     .option("--label <label>", "with --ready: only items with this label")
-    .option("--wave-id <id>", "wave id (default wave-YYYYMMDD-HHMMSS-xxxx)")
-    .option("--max-parallel <n>", "agent jobs at once (default 3)", positiveInt("--max-parallel"))
-    .option("--max-attempts <n>", "counted attempts per item (default 3)", positiveInt("--max-attempts"))
-    .option("--stall-minutes <n>", "minutes without progress before a job is stalled (default 15)", positiveNumber("--stall-minutes"))
-    .option("--exec-process-cap <n>", "refuse to dispatch above this many live agent processes (default 60)", positiveInt("--exec-process-cap"))
-    .option("--no-review", "approve on a completed implement contract without a review run")
-    .option("--repo <path>", "create missing worktrees from this checkout")
-    .option("--base <ref>", "with --repo: the ref new worktrees start from (default HEAD)")
+    .option("--wave-id <id>", "wave id (default wave-YYYYMMDD-HHMMSS-xxxx)");
+  addPolicyOptions(start, "start")
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
     .option("--redo", "run items an earlier wave approved anyway (default: they end approved, already_approved:<wave>)")
     .option("--allow-missing", "run the items the tracker knows and leave out the rest (default: refuse item_not_found)")
     .option("--keep-failed", "record the wave even when no provider passes preflight (default: refuse, writing nothing)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: StartOpts) => {
-      const c = openContext(ctx, {
-        config: o.config,
-        flags: {
-          max_parallel: o.maxParallel,
-          max_attempts: o.maxAttempts,
-          stall_minutes: o.stallMinutes,
-          exec_process_cap: o.execProcessCap,
-          require_review: o.review === false ? false : undefined,
-          repo: o.repo,
-          base: o.base,
-        },
-      });
+      const c = openContext(ctx, { config: o.config, flags: policyFlags(o) });
       const input: StartInput = {
         items: o.items,
         itemsFile: o.itemsFile,
@@ -119,21 +147,15 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
       ctx.setExit(await resumeWave(c, waveId, progress, { asStart: o.detachedChild === true }));
     });
 
-  program
+  const retry = program
     .command("retry")
     .description(`Start a new wave with the items a wave left blocked or failed, on its recorded config; prints the new id (${WAVE_EXIT_HELP})`)
     .option("--config <file>", "config file (secrets and artifact_dir come from it; the rest from the wave)")
     .option("--wave-id <id>", "the wave to retry from (default: the newest)")
     .option("--failed", "only the failed items")
     .option("--blocked", "only the blocked items")
-    .option("--new-wave-id <id>", "id of the new wave (default wave-YYYYMMDD-HHMMSS-xxxx)")
-    .option("--max-parallel <n>", "override the recorded max_parallel", positiveInt("--max-parallel"))
-    .option("--max-attempts <n>", "override the recorded max_attempts", positiveInt("--max-attempts"))
-    .option("--stall-minutes <n>", "override the recorded stall_minutes", positiveNumber("--stall-minutes"))
-    .option("--exec-process-cap <n>", "override the recorded exec_process_cap", positiveInt("--exec-process-cap"))
-    .option("--no-review", "approve on a completed implement contract without a review run")
-    .option("--repo <path>", "override the recorded repo")
-    .option("--base <ref>", "override the recorded base")
+    .option("--new-wave-id <id>", "id of the new wave (default wave-YYYYMMDD-HHMMSS-xxxx)");
+  addPolicyOptions(retry, "retry")
     .option("--keep-failed", "record the wave even when no provider passes preflight")
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
     .option("--json", "NDJSON events on stdout, then a summary object")
@@ -147,15 +169,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
         newWaveId: o.newWaveId === undefined ? undefined : requireWaveId(o.newWaveId),
         detach: o.detach === true,
         keepFailed: o.keepFailed === true,
-        flags: {
-          max_parallel: o.maxParallel,
-          max_attempts: o.maxAttempts,
-          stall_minutes: o.stallMinutes,
-          exec_process_cap: o.execProcessCap,
-          require_review: o.review === false ? false : undefined,
-          repo: o.repo,
-          base: o.base,
-        },
+        flags: policyFlags(o),
       };
       ctx.setExit(await retryWave(c, source, input, progress));
     });

@@ -14,7 +14,7 @@ export type ContractPhase = "implement" | "review";
 /** SPEC §13: a contract over 1 MiB is refused before it is parsed. */
 export const MAX_CONTRACT_BYTES = 1024 * 1024;
 
-export type ContractValidation = { ok: true; contract: Contract } | { ok: false; reason_code: string; detail: string };
+export type ContractValidation = { ok: true; contract: Contract } | { ok: false; reason_code: ItemReason; detail: string };
 
 export interface ContractExpectation {
   /** The tracker item id (not the runner job id: a review job `<item>-review` still expects `<item>`). */
@@ -22,7 +22,7 @@ export interface ContractExpectation {
   phase: ContractPhase;
 }
 
-const REASON: Record<ContractPhase, string> = {
+const REASON: Record<ContractPhase, ItemReason> = {
   implement: ItemReason.implement_contract_missing_or_invalid,
   review: ItemReason.review_contract_missing_or_invalid,
 };

@@ -140,6 +140,9 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   const finishedAt = h.finished_at ?? deps.clock.nowIso();
   const sig = deps.runner.signals?.(job.ref, { final: true }) ?? null;
   const runnerReason = job.stop_reason ?? h.reason_code;
+  // Why it ended in words: ours when we stopped it, else the CLI's last error, else the runner's own
+  // reason when our reason_code could not name it (runner_reason_unknown from dx-runner).
+  const cliError = job.stop_detail ?? (sig?.last_error || null) ?? h.reason_detail ?? null;
   const ranOk =
     job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
   const range = ranOk ? await commitAttempt(sh, job, item, contract) : undefined;
@@ -156,7 +159,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
     duration_sec: startedAt ? Math.max(0, secondsBetween(startedAt, finishedAt)) : null,
     ...(range !== undefined ? { range } : {}),
     ...(sig !== null ? { usage: sig.usage, log_path: sig.log_path } : {}),
-    ...(job.stop_detail !== undefined || sig?.last_error ? { cli_error: job.stop_detail ?? sig?.last_error ?? null } : {}),
+    ...(cliError !== null ? { cli_error: cliError } : {}),
   });
   // Recorded: a queue runner's worker may now drop its copy of the result.
   await deps.runner.ack?.(job.ref);

@@ -2,6 +2,7 @@ import type { AttemptCommit, ReviewDiff } from "../workspace/attempt-commit.js";
 import type { Outcome } from "../core/effects.js";
 import type { DraftEvent, ItemDelivered, WaveEvent } from "../core/events.js";
 import type { ItemState, WaveState } from "../core/state.js";
+import type { ItemReason } from "../core/reasons.js";
 import type { Phase } from "../core/status.js";
 import type { RunnerPort } from "../runner/port.js";
 import type { TrackerIssue, TrackerPort } from "../tracker/port.js";
@@ -105,7 +106,7 @@ export type ControllerFiles = WaveLog &
   ExecGuard;
 
 export type WorktreeResult =
-  { ok: true; path: string; base_commit: string | null } | { ok: false; status: "failed" | "blocked"; reason_code: string; detail: string };
+  { ok: true; path: string; base_commit: string | null } | { ok: false; status: "failed" | "blocked"; reason_code: ItemReason; detail: string };
 
 export interface Workspace {
   resolve(itemId: string): Promise<WorktreeResult>;
@@ -123,7 +124,7 @@ export interface ContractCheck {
   validate(
     text: string,
     expect: { item_id: string; phase: Phase },
-  ): { ok: true; contract: import("../core/contract.js").Contract } | { ok: false; reason_code: string; detail: string };
+  ): { ok: true; contract: import("../core/contract.js").Contract } | { ok: false; reason_code: ItemReason; detail: string };
 }
 
 export interface Templates {

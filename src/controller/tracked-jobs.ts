@@ -1,3 +1,4 @@
+import type { RunnerReason } from "../core/reasons.js";
 import type { Phase } from "../core/status.js";
 import type { JobRef } from "../runner/port.js";
 
@@ -17,7 +18,7 @@ export interface TrackedJob {
   /** When the runner's full health check is next due (the stream is read more often). */
   next_health_ms?: number;
   /** Why the controller stopped the job itself (quota retries, budget): the finish records it. */
-  stop_reason?: string;
+  stop_reason?: RunnerReason;
   stop_detail?: string;
 }
 

@@ -1,10 +1,11 @@
-import type { TrackerPort } from "../tracker/port.js";
+import type { TrackerReason } from "../core/reasons.js";
+import type { TrackerPort, TrackerWrite } from "../tracker/port.js";
 
 // Tracker calls run one at a time behind the loop, so a slow `bd` never delays a dispatch, and a
 // failure is reported back as a recorded event instead of failing the wave (SPEC §10).
 
 type Op = "in_progress" | "comment" | "close";
-type OnError = (itemId: string, op: Op, reasonCode: string, detail: string) => void;
+type OnError = (itemId: string, op: Op, reasonCode: TrackerReason, detail: string) => void;
 
 export class TrackerQueue {
   private tail: Promise<void> = Promise.resolve();
@@ -30,7 +31,7 @@ export class TrackerQueue {
     return this.tail;
   }
 
-  private enqueue(id: string, op: Op, call: () => Promise<{ ok: boolean; reason_code: string | null }>): void {
+  private enqueue(id: string, op: Op, call: () => Promise<TrackerWrite>): void {
     if (this.tracker.type === "none") return;
     this.tail = this.tail.then(async () => {
       try {

@@ -1,4 +1,5 @@
 import type { AttemptUsage, CommitRange } from "./events.js";
+import type { ItemReason } from "./reasons.js";
 import type { Phase } from "./status.js";
 
 // Effects are what the reducer asks the shell to do after the event is on disk and the snapshot
@@ -23,7 +24,7 @@ export interface Outcome {
   result: "success" | "failed" | "timeout" | "error" | "cancelled" | "quota";
   state: string | null;
   exit_code: number | null;
-  reason_code: string;
+  reason_code: ItemReason;
   verdict: string | null;
   summary: string | null;
   findings_count: number;

@@ -80,7 +80,7 @@ export interface WaveFailed extends Base {
 /** The wave ran to its end: every item terminal (SPEC §15.3's terminal event). */
 export interface WaveCompleted extends Base {
   event: "wave_completed";
-  reason_code: string;
+  reason_code: WaveReason;
   approved: number;
   not_approved: number;
 }
@@ -92,10 +92,8 @@ export interface WaveNotified extends Base {
   results: { channel: "command" | "webhook"; ok: boolean; error: string | null; attempts: number }[];
 }
 
-/** An approved item's branch was pushed (and a pull request opened), or why not (issue #13). */
-export interface ItemDelivered extends Base {
-  event: "item_delivered";
-  item_id: string;
+/** Where an approved item's branch went (issue #13): the event's fields, kept on the item too. */
+export interface Delivery {
   remote: string;
   branch: string;
   head: string | null;
@@ -103,6 +101,12 @@ export interface ItemDelivered extends Base {
   pr_url: string | null;
   reason_code: DeliveryReason;
   error: string | null;
+}
+
+/** An approved item's branch was pushed (and a pull request opened), or why not (issue #13). */
+export interface ItemDelivered extends Base, Delivery {
+  event: "item_delivered";
+  item_id: string;
 }
 
 export interface WaveCancelled extends Base {

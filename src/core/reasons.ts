@@ -63,6 +63,10 @@ export const ItemReason = {
   log_size_capped: "log_size_capped",
   item_not_found: "item_not_found",
   canonical_worktree_forbidden: "canonical_worktree_forbidden",
+  invalid_item_id: "invalid_item_id",
+  /** The item's directory under workspace_root is not safely ours (issue #10), or not ours to enter. */
+  artifact_dir_insecure: "artifact_dir_insecure",
+  permission_denied: "permission_denied",
   /** An operator's second Ctrl-C stopped the job: no attempt is counted, the same provider reruns it. */
   stopped_by_operator: "stopped_by_operator",
 } as const;
@@ -88,22 +92,49 @@ export const RunnerReason = {
   run_instance_mismatch: "run_instance_mismatch",
   contract_missing: "contract_missing",
   contract_too_large: "contract_too_large",
+  /** The contract file was a link, not a regular file, or not the agent's to write; it was not read. */
+  contract_file_unsafe: "contract_file_unsafe",
   unknown_provider: "unknown_provider",
   job_not_found: "job_not_found",
   stop_requested: "stop_requested",
+  /** Exit 0 with no change to the worktree. */
+  no_op: "no_op",
+  /** The job could not be launched (a queue worker's start failed); the error says why. */
+  spawn_failed: "spawn_failed",
+  gemini_auth_type_unset: "gemini_auth_type_unset",
+  // The controller stopped the job itself and records why as the job's runner reason.
+  budget_exhausted: "budget_exhausted",
+  stopped_by_operator: "stopped_by_operator",
+  // A queue runner: no worker offers the provider, or Redis is gone; a worker's git failed.
+  no_live_worker: "no_live_worker",
+  queue_unavailable: "queue_unavailable",
+  git_fetch_failed: "git_fetch_failed",
+  git_ref_missing: "git_ref_missing",
+  git_push_failed: "git_push_failed",
+  // The dx-runner adapter: dx-runner itself could not be run, timed out or failed.
+  dx_runner_missing: "dx_runner_missing",
+  dx_runner_timeout: "dx_runner_timeout",
+  dx_runner_failed: "dx_runner_failed",
+  /** Another runner (dx-runner) gave a reason of its own; its words are kept in the detail. */
+  runner_reason_unknown: "runner_reason_unknown",
 } as const;
 
-/**
- * A reason in another program's words, passed through unchanged (dx-runner's reasons, a tracker's).
- * It keeps the named members above visible to the editor while admitting any string; the runner and
- * tracker adapters still hand the port plain strings. Once they map their answers onto the named
- * reasons at their boundary, deleting this member makes every reason type closed.
- */
-export type ForeignReason = string & Record<never, never>;
+/** A provider's own preflight failure: `<provider>_binary_missing`, `…_version_failed`, `…_auth_missing`… */
+export type ProviderReason =
+  `${string}_binary_missing` | `${string}_version_failed` | `${string}_config_invalid` | `${string}_auth_missing` | `${string}_preflight_failed`;
 
-/** A runner reason, or a provider's own (`<provider>_binary_missing`, `…_preflight_failed`). */
-export type RunnerReason =
-  (typeof RunnerReason)[keyof typeof RunnerReason] | `${string}_binary_missing` | `${string}_auth_missing` | `${string}_preflight_failed` | ForeignReason;
+/** The parametrised workspace reasons: the path (or paths, or ref) follows the colon. */
+export type WorktreeReason = `worktree_missing:${string}` | `worktree_ambiguous:${string}` | `canonical_worktree_forbidden:${string}`;
+export type WorkspaceReason =
+  | WorktreeReason
+  | `worktree_invalid:${string}`
+  | `worktree_create_failed:${string}`
+  | `worktree_update_failed:${string}`
+  | `repo_invalid:${string}`
+  | `base_ref_invalid:${string}`;
+
+/** A runner reason, a provider's own, or a workspace reason (a queue worker prepares the worktree). */
+export type RunnerReason = (typeof RunnerReason)[keyof typeof RunnerReason] | ProviderReason | WorkspaceReason;
 
 /** What a tracker call answers when it fails (the tracker port's reason_code). */
 export const TrackerReason = {
@@ -114,21 +145,36 @@ export const TrackerReason = {
   tracker_command_timeout: "tracker_command_timeout",
   tracker_output_invalid: "tracker_output_invalid",
   tracker_locked: "tracker_locked",
+  tracker_lock_timeout: "tracker_lock_timeout",
   tracker_close_disabled: "tracker_close_disabled",
   tracker_version_unknown: "tracker_version_unknown",
   tracker_version_too_old: "tracker_version_too_old",
+  tracker_file_missing: "tracker_file_missing",
+  tracker_file_unreadable: "tracker_file_unreadable",
+  tracker_file_invalid: "tracker_file_invalid",
 } as const;
-export type TrackerReason = (typeof TrackerReason)[keyof typeof TrackerReason] | ForeignReason;
+export type TrackerReason = (typeof TrackerReason)[keyof typeof TrackerReason];
 
 /** The parametrised item reasons, each built by one helper below. */
-export type WorktreeReason = `worktree_missing:${string}` | `worktree_ambiguous:${string}` | `canonical_worktree_forbidden:${string}`;
 export type DependencyBlocked = `dependency_blocked:${string}`;
 export type ClaimedByOtherWave = `item_claimed_by_other_wave:${string}`;
 export type AlreadyApproved = `already_approved:${string}`;
 
 /** Why an item is where it is. A runner's reason can end an attempt, so it is one too. */
-export type ItemReason =
-  (typeof ItemReason)[keyof typeof ItemReason] | RunnerReason | WorktreeReason | DependencyBlocked | ClaimedByOtherWave | AlreadyApproved;
+export type ItemReason = (typeof ItemReason)[keyof typeof ItemReason] | RunnerReason | DependencyBlocked | ClaimedByOtherWave | AlreadyApproved;
+
+// Runtime checks for text from outside (another runner's reason, a DxError's code), so that an
+// adapter maps what it does not know onto a named reason instead of widening the type.
+const PROVIDER_REASON = /_(binary_missing|version_failed|config_invalid|auth_missing|preflight_failed)$/;
+const WORKSPACE_REASON =
+  /^(worktree_missing|worktree_ambiguous|canonical_worktree_forbidden|worktree_invalid|worktree_create_failed|worktree_update_failed|repo_invalid|base_ref_invalid):/;
+
+export const isRunnerReason = (s: string): s is RunnerReason => Object.hasOwn(RunnerReason, s) || PROVIDER_REASON.test(s) || WORKSPACE_REASON.test(s);
+export const isTrackerReason = (s: string): s is TrackerReason => Object.hasOwn(TrackerReason, s);
+
+/** Another program's reason as ours: a known one unchanged, any other runner_reason_unknown. */
+export const runnerReasonOf = (raw: string | null): RunnerReason | null =>
+  raw === null || raw === "" ? null : isRunnerReason(raw) ? raw : RunnerReason.runner_reason_unknown;
 
 export const worktreeReason = {
   missing: (path: string): WorktreeReason => `worktree_missing:${path}`,

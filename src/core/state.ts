@@ -3,7 +3,7 @@ import type { Finding, ReviewVerdict } from "./contract.js";
 import type { WavePolicy } from "./policy.js";
 import type { ItemNextAction, ItemReason, NextAction, RunnerReason, WaveReason } from "./reasons.js";
 import type { ItemStatus, JobState, Phase, WaveStatus } from "./status.js";
-import type { AttemptUsage, CommitRange, QuotaHandling } from "./events.js";
+import type { AttemptUsage, CommitRange, Delivery, QuotaHandling } from "./events.js";
 
 /** One dispatch of one phase: the run record the report and the chaos invariants read. */
 export interface AttemptRecord {
@@ -75,16 +75,6 @@ export interface ItemState {
   history: AttemptRecord[];
   /** Where the approved work went (issue #13); absent until an item_delivered event. */
   delivery?: Delivery;
-}
-
-export interface Delivery {
-  remote: string;
-  branch: string;
-  head: string | null;
-  pushed: boolean;
-  pr_url: string | null;
-  reason_code: string;
-  error: string | null;
 }
 
 export interface Stats {

@@ -3,6 +3,7 @@ import { Queue, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { DxError } from "../errors.js";
 import { REVIEW_JOB_SUFFIX } from "../core/ids.js";
+import type { RunnerReason } from "../core/reasons.js";
 import { writeFileAtomicSync } from "../runner/fs-util.js";
 import {
   missingHealth,
@@ -56,7 +57,7 @@ export interface QueueRunner extends RunnerPort {
 const WAITING = new Set(["waiting", "delayed", "prioritized", "waiting-children", "wait"]);
 const KEEP = { age: 7 * 24 * 3600 };
 
-const health = (ref: JobRef, state: JobHealth["state"], rec: RunRecord | null, reason: string | null = null): JobHealth => ({
+const health = (ref: JobRef, state: JobHealth["state"], rec: RunRecord | null, reason: RunnerReason | null = null): JobHealth => ({
   ...missingHealth(ref, reason),
   ...(rec?.health ?? {}),
   job_id: ref.job_id,

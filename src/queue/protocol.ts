@@ -1,3 +1,4 @@
+import type { RunnerReason } from "../core/reasons.js";
 import type { Phase } from "../core/status.js";
 import type { ContractSource, JobHealth, JobSignals } from "../runner/port.js";
 
@@ -82,7 +83,7 @@ export interface WorkerRecord {
   host: string;
   pid: number;
   providers: string[];
-  unavailable: { provider: string; reason_code: string | null }[];
+  unavailable: { provider: string; reason_code: RunnerReason | null }[];
   concurrency: number;
   jobs: { run_instance: string; job_id: string; provider: string }[];
   draining: boolean;

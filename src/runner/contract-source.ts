@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, unlinkSync } from "node:fs";
+import type { RunnerReason } from "../core/reasons.js";
 import type { ContractSource } from "./port.js";
 import { MAX_CONTRACT_BYTES, scanLogForContract } from "./contract-scan.js";
 import { statQuiet, writeFileAtomicSync } from "./fs-util.js";
@@ -18,7 +19,7 @@ export interface ContractSourceOptions {
   copyTo?: string | null;
 }
 
-type FileRead = { kind: "absent" } | { kind: "text"; text: string } | { kind: "refused"; reason_code: string; detail: string };
+type FileRead = { kind: "absent" } | { kind: "text"; text: string } | { kind: "refused"; reason_code: RunnerReason; detail: string };
 
 const O_READ_SAFE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 

@@ -1,3 +1,4 @@
+import { RunnerReason, isRunnerReason } from "../core/reasons.js";
 import type { CheckOptions, ContractSource, JobHealth, JobRef, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
 import { assertJobId } from "./paths.js";
 import { checkViaDxRunner } from "./dx-runner/check.js";
@@ -18,11 +19,16 @@ async function preflightViaDxRunner(ctx: AdapterContext, provider: string): Prom
   const r = await ctx.runFor(provider, ["preflight", "--provider", provider]);
   if (r.spawnError !== null || r.timedOut) {
     const e = failed(ctx, "preflight", r);
-    return { provider, ok: false, reason_code: e.code, detail: e.message };
+    return { provider, ok: false, reason_code: isRunnerReason(e.code) ? e.code : RunnerReason.dx_runner_failed, detail: e.message };
   }
   if (r.exitCode === 0) return { provider, ok: true, reason_code: null, detail: null };
   const text = `${r.stdout}\n${r.stderr}`;
-  return { provider, ok: false, reason_code: reasonCodeIn(text) ?? `${provider}_preflight_failed`, detail: text.trim().split("\n").slice(-1)[0] ?? null };
+  const last = text.trim().split("\n").slice(-1)[0] ?? null;
+  // dx-runner's own reason when we share it (`gemini_auth_missing`); any other stays in the detail.
+  const reason = reasonCodeIn(text);
+  if (reason !== null && isRunnerReason(reason)) return { provider, ok: false, reason_code: reason, detail: last };
+  const detail = reason !== null && !(last ?? "").includes(reason) ? `reason_code=${reason}; ${last ?? ""}` : last;
+  return { provider, ok: false, reason_code: `${provider}_preflight_failed`, detail };
 }
 
 export function createDxRunnerAdapter(opts: DxRunnerAdapterOptions): RunnerPort {

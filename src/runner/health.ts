@@ -1,3 +1,4 @@
+import type { RunnerReason } from "../core/reasons.js";
 import type { JobState } from "../core/status.js";
 
 // The pure part of `check`: given what was observed, is the job making progress, is it stalled,
@@ -39,7 +40,7 @@ export interface ExitFacts {
 }
 
 /** A finished job's state and reason from its exit code, worktree and log tail. */
-export function classifyExit(f: ExitFacts): { state: JobState; reason_code: string | null } {
+export function classifyExit(f: ExitFacts): { state: JobState; reason_code: RunnerReason | null } {
   if (f.exit_code === 0) {
     if (f.worktree_changed === false) return { state: "no_op_success", reason_code: f.log_capped ? "log_size_capped" : "no_op" };
     return { state: "exited_ok", reason_code: f.log_capped ? "log_size_capped" : null };

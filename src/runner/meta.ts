@@ -1,6 +1,6 @@
 import { JobState as JobStateNames, type JobState, type Phase } from "../core/status.js";
 import { isObject, parseJsonObject, readTextQuiet, writeJsonAtomic, type JsonObject } from "./fs-util.js";
-import type { JobHealth } from "./port.js";
+import { foreignReason, type JobHealth } from "./port.js";
 
 // What the runner records about a job at start (meta.json) and what it learns while watching it
 // (progress.json). Both are parsed with guards: a file that does not have the shape is treated as
@@ -180,7 +180,7 @@ export function parseStoredHealth(v: unknown): JobHealth | null {
       provider: reqStr(v, "provider"),
       run_instance: optStrOrNull(v, "run_instance"),
       state,
-      reason_code: optStrOrNull(v, "reason_code"),
+      ...foreignReason(optStrOrNull(v, "reason_code")),
       exit_code: optNumOrNull(v, "exit_code"),
       pid: optNumOrNull(v, "pid"),
       worktree: optStrOrNull(v, "worktree"),

@@ -1,5 +1,5 @@
 import type { JobRef as AttemptRef } from "../core/effects.js";
-import type { RunnerReason } from "../core/reasons.js";
+import { RunnerReason, runnerReasonOf } from "../core/reasons.js";
 import type { JobState, Phase } from "../core/status.js";
 
 // The runner port (SPEC §9). The controller depends on this interface only; the built-in runner
@@ -59,6 +59,8 @@ export interface JobHealth {
   state: JobState;
   /** Runner's reason: stalled, max_runtime_exceeded, provider_quota_exhausted, log_size_capped… */
   reason_code: RunnerReason | null;
+  /** Another program's own reason, when reason_code could not name it (runner_reason_unknown). */
+  reason_detail?: string | null;
   exit_code: number | null;
   pid: number | null;
   worktree: string | null;
@@ -130,4 +132,10 @@ export function missingHealth(ref: JobRef, reasonCode: RunnerReason | null, runI
     started_at: null,
     finished_at: null,
   };
+}
+
+/** A reason another program (dx-runner, an older dx-batch's files) wrote: a known one, or runner_reason_unknown with its words kept. */
+export function foreignReason(raw: string | null): Pick<JobHealth, "reason_code" | "reason_detail"> {
+  const reason_code = runnerReasonOf(raw);
+  return reason_code === RunnerReason.runner_reason_unknown ? { reason_code, reason_detail: raw } : { reason_code };
 }

@@ -44,12 +44,10 @@ export interface RunningServer {
 /** Refuse to listen beyond loopback without a token. */
 export function checkBind(host: string, token: string | null): void {
   if (!isLoopbackHost(host) && (token === null || token.length === 0)) {
-    throw new DxError("serve_token_required", `binding to ${host} (beyond loopback) needs a token`, {
-      remedy: "pass --token <secret> or set DX_BATCH_SERVE_TOKEN, or bind to 127.0.0.1",
-    });
+    throw new DxError("serve_token_required", `binding to ${host} (beyond loopback) needs a token`);
   }
   if (token !== null && token.length < 16) {
-    throw new DxError("serve_token_too_short", "the token must be at least 16 characters", { remedy: "use a long random token, e.g. `openssl rand -hex 24`" });
+    throw new DxError("serve_token_too_short", "the token must be at least 16 characters");
   }
 }
 

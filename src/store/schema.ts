@@ -4,7 +4,7 @@ import type { Contract, Finding } from "../core/contract.js";
 import type { EventName, WaveEvent } from "../core/events.js";
 import type { WavePolicy } from "../core/policy.js";
 import type { ResolvedConfig } from "../config/types.js";
-import { ItemNextAction, NextAction, type WaveReason } from "../core/reasons.js";
+import { DeliveryReason, ItemNextAction, NextAction, type ItemReason, type RunnerReason, type TrackerReason, type WaveReason } from "../core/reasons.js";
 import type { AttemptRecord, ItemState, WaveState } from "../core/state.js";
 import { ITEM_STATUSES, JobState, Phase, WaveStatus } from "../core/status.js";
 
@@ -27,8 +27,13 @@ const OrNull = <T extends TSchema>(t: T) => Type.Union([t, Null]);
 const PhaseS = literals(Object.values(Phase));
 const JobStateS = literals(Object.values(JobState));
 const QuotaS = Type.Union([Type.Literal("fallback"), Type.Literal("waited"), Null]);
-/** Typed as the core's WaveReason, checked as a string: a ledger from an older version still loads. */
+// Reasons are typed as the core's closed unions but checked as strings: a ledger written by an
+// older version, with a reason since renamed, still loads and replays exactly as it was recorded.
 const WaveReasonS = Type.Unsafe<WaveReason>(Str);
+const ItemReasonS = Type.Unsafe<ItemReason>(Str);
+const RunnerReasonS = Type.Unsafe<RunnerReason>(Str);
+const TrackerReasonS = Type.Unsafe<TrackerReason>(Str);
+const DeliveryReasonS = literals(Object.values(DeliveryReason));
 
 const FindingS = Type.Object({
   type: literals(["critical", "major", "minor", "suggestion", "positive"] as const),
@@ -171,7 +176,7 @@ const WaveCreatedS = Type.Object({
 const PreflightRecordedS = Type.Object({
   ...Base,
   event: Type.Literal("preflight_recorded"),
-  providers: Type.Record(Str, Type.Object({ ok: Bool, reason_code: OrNull(Str) })),
+  providers: Type.Record(Str, Type.Object({ ok: Bool, reason_code: OrNull(RunnerReasonS) })),
 });
 const WaveStartedS = Type.Object({ ...Base, event: Type.Literal("wave_started"), controller_pid: Int, host: Str });
 const WaveResumedS = Type.Object({ ...Base, event: Type.Literal("wave_resumed"), controller_pid: Int, host: Str });
@@ -231,7 +236,7 @@ const JobFinishedS = Type.Object({
   started_at: OrNull(Str),
   state: JobStateS,
   exit_code: OrNull(Int),
-  runner_reason: OrNull(Str),
+  runner_reason: OrNull(RunnerReasonS),
   contract: OrNull(ContractS),
   contract_error: OrNull(Str),
   outcome_path: Str,
@@ -249,7 +254,7 @@ const AttemptFailedS = Type.Object({
   attempt: Int,
   provider: Str,
   run_instance: Str,
-  reason_code: Str,
+  reason_code: ItemReasonS,
   error: Str,
   outcome_path: Str,
 });
@@ -258,7 +263,7 @@ const ItemSettledS = Type.Object({
   event: Type.Literal("item_settled"),
   item_id: Str,
   status: Type.Union([Type.Literal("blocked"), Type.Literal("failed"), Type.Literal("approved")]),
-  reason_code: Str,
+  reason_code: ItemReasonS,
   error: Str,
 });
 const TrackerErrorS = Type.Object({
@@ -266,17 +271,16 @@ const TrackerErrorS = Type.Object({
   event: Type.Literal("tracker_error"),
   item_id: Str,
   op: literals(["in_progress", "comment", "close"] as const),
-  reason_code: Str,
+  reason_code: TrackerReasonS,
   detail: Str,
 });
-const WaveCompletedS = Type.Object({ ...Base, event: Type.Literal("wave_completed"), reason_code: Str, approved: Int, not_approved: Int });
+const WaveCompletedS = Type.Object({ ...Base, event: Type.Literal("wave_completed"), reason_code: WaveReasonS, approved: Int, not_approved: Int });
 const WaveNotifiedS = Type.Object({
   ...Base,
   event: Type.Literal("wave_notified"),
   state: Str,
   results: Type.Array(Type.Object({ channel: Type.Union([Type.Literal("command"), Type.Literal("webhook")]), ok: Bool, error: OrNull(Str), attempts: Int })),
 });
-const DeliveryReasonS = Type.Union([Type.Literal("pr_pushed"), Type.Literal("pr_opened"), Type.Literal("pr_push_failed"), Type.Literal("pr_open_failed")]);
 const DeliveryFields = { remote: Str, branch: Str, head: OrNull(Str), pushed: Bool, pr_url: OrNull(Str), error: OrNull(Str) };
 const ItemDeliveredS = Type.Object({ ...Base, event: Type.Literal("item_delivered"), item_id: Str, ...DeliveryFields, reason_code: DeliveryReasonS });
 
@@ -297,7 +301,7 @@ const AttemptRecordS = Type.Object({
   started_at: OrNull(Str),
   completed_at: OrNull(Str),
   state: OrNull(JobStateS),
-  reason_code: OrNull(Str),
+  reason_code: OrNull(ItemReasonS),
   verdict: OrNull(literals(["APPROVED", "REVISION_REQUIRED", "BLOCKED"] as const)),
   findings: Type.Array(FindingS),
   summary: OrNull(Str),
@@ -327,7 +331,7 @@ const ItemStateS = Type.Object({
   verdict: OrNull(literals(["APPROVED", "REVISION_REQUIRED", "BLOCKED"] as const)),
   outcome_path: OrNull(Str),
   error: OrNull(Str),
-  reason_code: Str,
+  reason_code: ItemReasonS,
   next_action: literals(Object.values(ItemNextAction)),
   chain_index: Int,
   charged_attempts: Int,
@@ -338,7 +342,7 @@ const ItemStateS = Type.Object({
   job: OrNull(Type.Object({ pid: Int, pgid: Int, started_at: Str, log_path: Str })),
   carry: Type.Object({ findings: Type.Array(FindingS), failure: OrNull(Str), summary: OrNull(Str) }),
   history: Type.Array(AttemptRecordS),
-  delivery: Type.Optional(Type.Object({ ...DeliveryFields, reason_code: Str })),
+  delivery: Type.Optional(Type.Object({ ...DeliveryFields, reason_code: DeliveryReasonS })),
 });
 
 const StatsS = Type.Object({
@@ -369,7 +373,7 @@ const WaveStateS = Type.Object({
   completed_at: OrNull(Str),
   config: Config,
   policy: PolicyS,
-  preflight: Type.Record(Str, Type.Object({ ok: Bool, reason_code: OrNull(Str) })),
+  preflight: Type.Record(Str, Type.Object({ ok: Bool, reason_code: OrNull(RunnerReasonS) })),
   cooldowns: Type.Record(Str, Str),
   items: Type.Array(ItemStateS),
   stats: StatsS,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
+import { isTrackerReason, type TrackerReason } from "../core/reasons.js";
 import { isDxError } from "../errors.js";
 import { isLockError, isNotFoundError, parseBdOutput } from "./bd-json.js";
 import { withFileLock } from "./lock.js";
@@ -24,7 +25,8 @@ export interface BdExecOptions {
   lockStaleMs: number;
 }
 
-export type BdCall = { ok: true; stdout: string; stderr: string; attempts: number } | { ok: false; reason_code: string; detail: string; attempts: number };
+export type BdCall =
+  { ok: true; stdout: string; stderr: string; attempts: number } | { ok: false; reason_code: TrackerReason; detail: string; attempts: number };
 
 const DETAIL_MAX = 500;
 const clip = (s: string): string => (s.length > DETAIL_MAX ? `${s.slice(0, DETAIL_MAX)}…` : s);
@@ -57,7 +59,8 @@ export function defaultBdLockFile(cwd: string, env: NodeJS.ProcessEnv = process.
   return path.join(tmpdir(), `dx-batch-${user}`, "locks", `bd-${digest}.lock`);
 }
 
-type Attempt = { kind: "ok"; stdout: string; stderr: string } | { kind: "retry"; detail: string } | { kind: "fail"; reason_code: string; detail: string };
+type Attempt =
+  { kind: "ok"; stdout: string; stderr: string } | { kind: "retry"; detail: string } | { kind: "fail"; reason_code: TrackerReason; detail: string };
 
 async function attemptOnce(opts: BdExecOptions, args: readonly string[]): Promise<Attempt> {
   const r = await execa(opts.command, args, {
@@ -112,7 +115,8 @@ export async function runBd(opts: BdExecOptions, args: readonly string[]): Promi
       { timeoutMs: opts.lockTimeoutMs, staleMs: opts.lockStaleMs },
     );
   } catch (e) {
-    if (isDxError(e)) return { ok: false, reason_code: e.code, detail: e.message, attempts: 0 };
+    // tracker_lock_timeout from the lock; any other error is a failed command, in its own words.
+    if (isDxError(e) && isTrackerReason(e.code)) return { ok: false, reason_code: e.code, detail: e.message, attempts: 0 };
     return { ok: false, reason_code: "tracker_command_failed", detail: clip(e instanceof Error ? e.message : String(e)), attempts: 0 };
   }
 }

@@ -1,9 +1,10 @@
 import { isValidItemId } from "../core/ids.js";
+import type { TrackerReason } from "../core/reasons.js";
 import { DxError } from "../errors.js";
 import { defaultBdLockFile, runBd, type BdExecOptions } from "./bd-exec.js";
 import { isNotFoundError, parseBdOutput } from "./bd-json.js";
 import { parseBeadsIssue, toTrackerIssue } from "./issue-shape.js";
-import type { ShowResult, TrackerIssue, TrackerPort } from "./port.js";
+import type { ShowResult, TrackerIssue, TrackerPort, TrackerWrite } from "./port.js";
 
 // The Beads tracker (SPEC §10, REFERENCE §2), through the real bd command lines:
 //   bd show <id> --json                      bd ready --json -n N [-l label]
@@ -42,7 +43,7 @@ export interface BeadsTrackerOptions {
   lockTimeoutMs?: number;
 }
 
-type WriteResult = { ok: boolean; reason_code: string | null };
+type WriteResult = TrackerWrite;
 
 function parseVersion(text: string): [number, number, number] | null {
   const m = /(\d+)\.(\d+)\.(\d+)/.exec(text);
@@ -78,7 +79,7 @@ function beadsExec(options: BeadsTrackerOptions): BdExecOptions {
   };
 }
 
-const badId = (id: string): { reason_code: string; detail: string } | null =>
+const badId = (id: string): { reason_code: TrackerReason; detail: string } | null =>
   isValidItemId(id) ? null : { reason_code: "invalid_item_id", detail: `not a valid item id: ${JSON.stringify(id)}` };
 
 /** A write: success is exit 0 and, with --json, an answer that is not an error object. */
@@ -158,7 +159,7 @@ async function bdReady(exec: BdExecOptions, opts: { limit?: number; label?: stri
   return issues.slice(0, limit);
 }
 
-async function bdVersionCheck(exec: BdExecOptions): Promise<{ ok: boolean; reason_code: string | null; detail: string }> {
+async function bdVersionCheck(exec: BdExecOptions): Promise<TrackerWrite & { detail: string }> {
   const call = await runBd(exec, ["--version"]);
   if (!call.ok) return { ok: false, reason_code: call.reason_code, detail: call.detail };
   const text = `${call.stdout}\n${call.stderr}`.trim();

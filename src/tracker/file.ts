@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
+import { isTrackerReason } from "../core/reasons.js";
 import { DxError } from "../errors.js";
 import { parseBeadsIssue, toTrackerIssue, type NormalDependency } from "./issue-shape.js";
-import type { ShowResult, TrackerIssue, TrackerPort } from "./port.js";
+import type { ShowResult, TrackerIssue, TrackerPort, TrackerWrite } from "./port.js";
 
 // The file tracker (SPEC §10): a JSONL file of Beads-shaped issues, one per line
 // (`id, title, description, acceptance_criteria, status, labels, dependencies`; blank lines are
@@ -59,7 +60,7 @@ async function load(file: string): Promise<FileEntry[]> {
   return entries;
 }
 
-const ok = (): Promise<{ ok: boolean; reason_code: string | null }> => Promise.resolve({ ok: true, reason_code: null });
+const ok = (): Promise<TrackerWrite> => Promise.resolve({ ok: true, reason_code: null });
 
 export function createFileTracker(file: string): TrackerPort {
   return {
@@ -99,7 +100,7 @@ export function createFileTracker(file: string): TrackerPort {
         const n = (await load(file)).length;
         return { ok: true, reason_code: null, detail: `${file}: ${n} issues` };
       } catch (e) {
-        if (e instanceof DxError) return { ok: false, reason_code: e.code, detail: e.message };
+        if (e instanceof DxError && isTrackerReason(e.code)) return { ok: false, reason_code: e.code, detail: e.message };
         throw e;
       }
     },

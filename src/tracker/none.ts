@@ -1,10 +1,10 @@
 import { DxError } from "../errors.js";
-import type { ShowResult, TrackerIssue, TrackerPort } from "./port.js";
+import type { ShowResult, TrackerIssue, TrackerPort, TrackerWrite } from "./port.js";
 
 // No tracker (SPEC §10): an item is its id alone. Nothing can be listed, so `--ready` is refused
 // rather than answered with an empty wave.
 
-const ok = (): Promise<{ ok: boolean; reason_code: string | null }> => Promise.resolve({ ok: true, reason_code: null });
+const ok = (): Promise<TrackerWrite> => Promise.resolve({ ok: true, reason_code: null });
 
 export function createNoneTracker(): TrackerPort {
   return {

@@ -1,3 +1,5 @@
+import type { TrackerReason } from "../core/reasons.js";
+
 // The tracker port (SPEC §10): beads, file, none.
 
 export interface TrackerIssue {
@@ -11,16 +13,22 @@ export interface TrackerIssue {
   blocked_by: string[];
 }
 
-export type ShowResult = { found: true; issue: TrackerIssue } | { found: false; reason_code: string; detail: string };
+export type ShowResult = { found: true; issue: TrackerIssue } | { found: false; reason_code: TrackerReason; detail: string };
 
 export interface TrackerPort {
   readonly type: "beads" | "file" | "none";
   show(id: string): Promise<ShowResult>;
   ready(opts: { limit?: number; label?: string }): Promise<TrackerIssue[]>;
   /** Failures are reported, never thrown: a tracker failure never fails the wave (SPEC §10). */
-  markInProgress(id: string): Promise<{ ok: boolean; reason_code: string | null }>;
-  comment(id: string, text: string): Promise<{ ok: boolean; reason_code: string | null }>;
-  close(id: string, reason: string): Promise<{ ok: boolean; reason_code: string | null }>;
+  markInProgress(id: string): Promise<TrackerWrite>;
+  comment(id: string, text: string): Promise<TrackerWrite>;
+  close(id: string, reason: string): Promise<TrackerWrite>;
   /** Doctor: tracker binary in policy (beads: `bd --version` at least the minimum). */
-  versionCheck(): Promise<{ ok: boolean; reason_code: string | null; detail: string }>;
+  versionCheck(): Promise<TrackerWrite & { detail: string }>;
+}
+
+/** A tracker write's answer; reason_code is set on failure (and on a deliberate no-op such as tracker_close_disabled). */
+export interface TrackerWrite {
+  ok: boolean;
+  reason_code: TrackerReason | null;
 }

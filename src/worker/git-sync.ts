@@ -1,4 +1,5 @@
 import { mkdir, realpath } from "node:fs/promises";
+import type { RunnerReason } from "../core/reasons.js";
 import { exists } from "../workspace/worktree.js";
 import path from "node:path";
 import { git } from "../workspace/git.js";
@@ -17,9 +18,9 @@ export interface GitSyncOptions {
   workspace_root: string;
 }
 
-export type Prepared = { ok: true; worktree: string; start_sha: string; remote_had_branch: boolean } | { ok: false; reason_code: string; detail: string };
+export type Prepared = { ok: true; worktree: string; start_sha: string; remote_had_branch: boolean } | { ok: false; reason_code: RunnerReason; detail: string };
 
-const fail = (reason_code: string, detail: string): Prepared => ({ ok: false, reason_code, detail });
+const fail = (reason_code: RunnerReason, detail: string): Prepared => ({ ok: false, reason_code, detail });
 const errText = (r: { error: string | null; stderr: string }): string => r.error ?? r.stderr.trim();
 
 export function createGitSync(opts: GitSyncOptions) {

@@ -4,6 +4,7 @@ import { performance } from "node:perf_hooks";
 import writeFileAtomic from "write-file-atomic";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
+import { RunnerReason, isRunnerReason } from "../core/reasons.js";
 import { isDxError } from "../errors.js";
 import type { BuiltinRunner } from "../runner/builtin.js";
 import { missingHealth, type ContractSource, type JobHealth, type JobRef, type JobSignals } from "../runner/port.js";
@@ -232,7 +233,7 @@ async function runAgent(ctx: JobRunContext, d: QueueJobData, ref: JobRef, worktr
         model: d.model,
       });
     } catch (e) {
-      const code = isDxError(e) ? e.code : "spawn_failed";
+      const code = isDxError(e) && isRunnerReason(e.code) ? e.code : RunnerReason.spawn_failed;
       const detail = e instanceof Error ? e.message : String(e);
       return resultOf(ctx, d, { ...missingHealth(ref, code), state: "exited_err", worktree }, noContract(detail), "", "", null, detail, !w.lockOk());
     }

@@ -1,12 +1,13 @@
 import { realpathSync } from "node:fs";
 import path from "node:path";
 import type { WorkspacePolicy } from "../config/types.js";
+import type { WorktreeReason } from "../core/reasons.js";
 
 // The workspace gate of SPEC §11: an agent only ever runs inside workspace_root or an allowed
 // prefix, and never inside a protected checkout. Paths are compared after resolving symlinks so a
 // link cannot smuggle an agent into the canonical repo.
 
-export type PolicyVerdict = { ok: true; path: string } | { ok: false; reason_code: string; detail: string };
+export type PolicyVerdict = { ok: true; path: string } | { ok: false; reason_code: WorktreeReason; detail: string };
 
 function real(p: string): string {
   try {

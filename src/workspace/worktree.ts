@@ -4,7 +4,7 @@ import { mkdir, readdir, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { WorkspacePolicy } from "../config/types.js";
-import { worktreeReason } from "../core/reasons.js";
+import { ItemReason, worktreeReason } from "../core/reasons.js";
 import { isValidItemId } from "../core/ids.js";
 import { isDxError } from "../errors.js";
 import { ensureSecureDir, registerStateRoot } from "../store/secure-dir.js";
@@ -23,7 +23,7 @@ export { diffRange, type DiffRange } from "./diff.js";
 
 export type WorktreeResolution =
   | { ok: true; path: string; created: boolean; base_commit: string | null }
-  | { ok: false; status: "failed"; reason_code: string; detail: string; remedy: string | null };
+  | { ok: false; status: "failed"; reason_code: ItemReason; detail: string; remedy: string | null };
 
 type Failure = Extract<WorktreeResolution, { ok: false }>;
 
@@ -38,7 +38,7 @@ export interface ResolveWorktreeOptions {
   retry?: { attempts?: number; baseMs?: number };
 }
 
-const fail = (reason_code: string, detail: string, remedy: string | null): Failure => ({
+const fail = (reason_code: ItemReason, detail: string, remedy: string | null): Failure => ({
   ok: false,
   status: "failed",
   reason_code,
@@ -180,7 +180,8 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
     registerStateRoot(opts.workspace_root);
     ensureSecureDir(itemDir, { create: opts.repo !== null });
   } catch (e) {
-    if (isDxError(e)) return fail(e.code, e.message, e.remedy);
+    // ensureSecureDir refuses a directory that is not safely ours, or one we may not enter.
+    if (isDxError(e)) return fail(e.code === ItemReason.permission_denied ? e.code : ItemReason.artifact_dir_insecure, e.message, e.remedy);
     throw e;
   }
   const policy: WorkspacePolicy = {

@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, write
 import os, { tmpdir } from "node:os";
 import path, { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CONFIG_DEFAULTS } from "../../src/config/defaults.js";
 import { loadConfig, type LoadConfigInput } from "../../src/config/load.js";
 import { DxError } from "../../src/errors.js";
 
@@ -45,32 +46,14 @@ describe("defaults", () => {
   it("resolves every key when there is no file, no env and no flag", () => {
     const { config, source } = load();
     expect(source).toBeNull();
+    // The defaults' values are SPEC §3's, written once in CONFIG_DEFAULTS; the README publishes them
+    // from there (test/docs/readme.test.ts). Here: the loader adds the state roots and the tracker.
     expect(config).toEqual({
-      repo: null,
-      base: "HEAD",
+      ...CONFIG_DEFAULTS,
       artifact_dir: path.join(os.homedir(), ".local/state/dx-batch/artifacts"),
       runner_log_dir: path.join(os.homedir(), ".local/state/dx-batch/runner"),
       workspace_root: path.join(os.homedir(), ".local/state/dx-batch/worktrees"),
-      allowed_prefixes: [],
-      protected_paths: [],
-      max_parallel: 3,
-      max_attempts: 3,
-      stall_minutes: 15,
-      lease_ttl_minutes: 120,
-      exec_process_cap: 60,
-      require_review: true,
-      max_runtime_minutes: 120,
-      review_must_differ: false,
-      provider_cooldown_minutes: 15,
-      max_log_mb: 50,
-      quota_retries_before_stop: 2,
-      max_quota_waits: 3,
-      retry_chain: ["opencode", "cc-glm", "blocked"],
-      review_provider: null,
-      runner: { type: "builtin" },
       tracker: { type: "none" },
-      providers: {},
-      prompts: {},
     });
   });
 

@@ -3,7 +3,8 @@ import type { CancelTimer, Clock, ControllerDeps, ControllerFiles } from "../../
 import type { Contract, Outcome, Phase, WaveEvent, WavePolicy, WaveState } from "../../src/core/index.js";
 import { fold, initialState } from "../../src/core/index.js";
 import type { JobState } from "../../src/core/status.js";
-import type { JobHealth, JobRef, JobSpec, RunnerPort, StartedJob } from "../../src/runner/port.js";
+import type { RunnerReason } from "../../src/core/reasons.js";
+import type { ContractSource, JobHealth, JobRef, JobSpec, RunnerPort, StartedJob } from "../../src/runner/port.js";
 import { missingHealth } from "../../src/runner/port.js";
 import type { TrackerPort } from "../../src/tracker/port.js";
 import { Ledger, T0, implContract, reviewContract, type LedgerOpts } from "../helpers/events.js";
@@ -146,7 +147,7 @@ export interface FakeJob {
   started_at: string;
   state: JobState;
   exit_code: number | null;
-  reason_code: string | null;
+  reason_code: RunnerReason | null;
   contract: Contract | null;
   /** Seen writing output at this time (ms); a stall is measured from it. */
   last_output_ms: number;
@@ -156,7 +157,7 @@ export interface FakeJob {
 export interface ExitOpts {
   exit_code?: number;
   contract?: Contract | null;
-  reason_code?: string | null;
+  reason_code?: RunnerReason | null;
   state?: JobState;
 }
 
@@ -251,7 +252,7 @@ export class FakeRunner implements RunnerPort {
     return Promise.resolve({ checked: 0, pruned: 0 });
   }
 
-  readContract(ref: JobRef): Promise<{ found: true; source: "file"; text: string } | { found: false; reason_code: string; detail: string }> {
+  readContract(ref: JobRef): Promise<ContractSource> {
     const c = this.jobs.get(ref.run_instance)?.contract ?? null;
     if (c === null) return Promise.resolve({ found: false, reason_code: "contract_missing", detail: "no contract" });
     return Promise.resolve({ found: true, source: "file", text: JSON.stringify(c) });
@@ -296,7 +297,7 @@ function defaultContract(job: FakeJob): Contract {
 
 const noTracker: TrackerPort = {
   type: "none",
-  show: (id) => Promise.resolve({ found: false, reason_code: "tracker_none", detail: id }),
+  show: (id) => Promise.resolve({ found: false, reason_code: "item_not_found", detail: id }),
   ready: () => Promise.resolve([]),
   markInProgress: () => Promise.resolve({ ok: true, reason_code: null }),
   comment: () => Promise.resolve({ ok: true, reason_code: null }),

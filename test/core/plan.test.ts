@@ -1,7 +1,6 @@
-import { describe, test } from "vitest";
 import { addMinutes } from "../../src/core/time.js";
 import { seed } from "../helpers/events.js";
-import { checkRow, type Row } from "./table.js";
+import { describeRows, type Row } from "./table.js";
 
 // planDispatch and the transitions that feed it: preflight skips, dependencies, provider quota,
 // reviewer choice, and the parallelism caps.
@@ -41,13 +40,13 @@ const preflight: Row[] = [
   },
   {
     name: "every chain provider failed preflight -> wave failed no_provider_available",
-    build: (l) => l.preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc_glm_token_missing" }),
+    build: (l) => l.preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc-glm_auth_missing" }),
     expect: {
       wave: {
         status: "failed",
         reason_code: "no_provider_available",
         next_action: "inspect_wave_error_and_recover",
-        error: "no provider of the retry chain passed preflight (opencode: opencode_auth_missing, cc-glm: cc_glm_token_missing)",
+        error: "no provider of the retry chain passed preflight (opencode: opencode_auth_missing, cc-glm: cc-glm_auth_missing)",
       },
       items: { [A]: { status: "pending" } },
       plan: { intents: [] },
@@ -55,24 +54,19 @@ const preflight: Row[] = [
   },
   {
     name: "a late preflight with every provider failing leaves a cancelled wave cancelled",
-    build: (l) => l.start().dispatch(A, "implement", "opencode").cancel().preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc_glm_token_missing" }),
+    build: (l) => l.start().dispatch(A, "implement", "opencode").cancel().preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc-glm_auth_missing" }),
     expect: (l) => ({ wave: { status: "cancelled", reason_code: "wave_cancelled", error: null, completed_at: l.atOf("wave_cancelled") }, effects: [] }),
   },
   {
     name: "... and a completed wave completed",
-    build: (l) => l.start().implement(A, "opencode", "blocked").preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc_glm_token_missing" }),
+    build: (l) => l.start().implement(A, "opencode", "blocked").preflight({ opencode: "opencode_auth_missing", "cc-glm": "cc-glm_auth_missing" }),
     expect: (l) => ({ wave: { status: "completed", reason_code: "wave_completed", error: null, completed_at: l.atOf("job_finished") }, effects: [] }),
   },
   {
     name: "a preflight on resume ends items whose remaining chain has only failed providers",
     ledger: { items: [A, B] },
     build: (l) =>
-      l
-        .start()
-        .implement(A, "opencode", { state: "stalled", exit_code: null })
-        .pause()
-        .preflight({ opencode: true, "cc-glm": "cc_glm_token_missing" })
-        .resume(),
+      l.start().implement(A, "opencode", { state: "stalled", exit_code: null }).pause().preflight({ opencode: true, "cc-glm": "cc-glm_auth_missing" }).resume(),
     expect: (l) => ({
       wave: { status: "running", reason_code: "preflight_degraded" },
       items: { [A]: { status: "blocked", reason_code: "retry_chain_exhausted", completed_at: l.atOf("preflight_recorded") }, [B]: { status: "pending" } },
@@ -82,13 +76,13 @@ const preflight: Row[] = [
   {
     name: "a preflight that leaves no allowed reviewer ends a reviewing item no_review_provider",
     ledger: { policy: { review_must_differ: true } },
-    build: (l) => l.start().implement(A, "opencode", "completed").preflight({ opencode: true, "cc-glm": "cc_glm_token_missing" }),
+    build: (l) => l.start().implement(A, "opencode", "completed").preflight({ opencode: true, "cc-glm": "cc-glm_auth_missing" }),
     expect: { items: { [A]: { status: "blocked", reason_code: "no_review_provider" } }, wave: { status: "completed" } },
   },
   {
     name: "a failed reviewer is passed over for the review",
     ledger: { policy: { review_provider: "claude-code" } },
-    build: (l) => l.preflight({ "claude-code": "claude_not_logged_in", opencode: true, "cc-glm": true }).start().implement(A, "opencode", "completed"),
+    build: (l) => l.preflight({ "claude-code": "claude-code_auth_missing", opencode: true, "cc-glm": true }).start().implement(A, "opencode", "completed"),
     expect: { plan: { intents: [{ item_id: A, phase: "review", provider: "opencode" }] } },
   },
 ];
@@ -355,18 +349,4 @@ const capacity: Row[] = [
   },
 ];
 
-describe("preflight", () => {
-  test.each(preflight)("$name", (row) => void checkRow(row));
-});
-describe("dependencies", () => {
-  test.each(dependencies)("$name", (row) => void checkRow(row));
-});
-describe("provider quota", () => {
-  test.each(quota)("$name", (row) => void checkRow(row));
-});
-describe("reviewer choice", () => {
-  test.each(reviewer)("$name", (row) => void checkRow(row));
-});
-describe("parallelism", () => {
-  test.each(capacity)("$name", (row) => void checkRow(row));
-});
+describeRows({ preflight, dependencies, "provider quota": quota, "reviewer choice": reviewer, parallelism: capacity });

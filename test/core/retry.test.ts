@@ -5,7 +5,7 @@ import { DEFAULT_POLICY } from "../helpers/events.js";
 
 // The retry policy and the next_action maps on their own, as tables.
 
-const bad: ProviderPreflight = { ok: false, reason_code: "auth_missing" };
+const bad: ProviderPreflight = { ok: false, reason_code: "opencode_auth_missing" };
 const good: ProviderPreflight = { ok: true, reason_code: null };
 const CHAIN4 = ["opencode", "cc-glm", "claude-code", "blocked"];
 type Pre = Record<string, ProviderPreflight>;

@@ -1,7 +1,6 @@
-import { describe, test } from "vitest";
 import type { Finding } from "../../src/core/index.js";
 import { implContract, outcomePath, reviewContract } from "../helpers/events.js";
-import { checkRow, type Row } from "./table.js";
+import { describeRows, type Row } from "./table.js";
 
 // SPEC §6: an item through implement and review, and every way an attempt can end.
 
@@ -509,12 +508,4 @@ const failures: Row[] = [
   },
 ];
 
-describe("implement and review", () => {
-  test.each(happy)("$name", (row) => void checkRow(row));
-});
-describe("revisions", () => {
-  test.each(revisions)("$name", (row) => void checkRow(row));
-});
-describe("failed attempts", () => {
-  test.each(failures)("$name", (row) => void checkRow(row));
-});
+describeRows({ "implement and review": happy, revisions, "failed attempts": failures });

@@ -1,6 +1,5 @@
-import { describe, test } from "vitest";
 import { WAVE_DIR, implContract, outcomePath } from "../helpers/events.js";
-import { checkRow, type Row } from "./table.js";
+import { describeRows, type Row } from "./table.js";
 
 // SPEC §6 wave statuses and REFERENCE §1 next_action, cancel, shell-settled items, and events the
 // reducer must ignore.
@@ -300,15 +299,4 @@ const stale: Row[] = [
   },
 ];
 
-describe("wave lifecycle", () => {
-  test.each(lifecycle)("$name", (row) => void checkRow(row));
-});
-describe("cancel", () => {
-  test.each(cancel)("$name", (row) => void checkRow(row));
-});
-describe("items settled by the shell", () => {
-  test.each(settled)("$name", (row) => void checkRow(row));
-});
-describe("stale events", () => {
-  test.each(stale)("$name", (row) => void checkRow(row));
-});
+describeRows({ "wave lifecycle": lifecycle, cancel, "items settled by the shell": settled, "stale events": stale });

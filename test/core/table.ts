@@ -1,4 +1,4 @@
-import { expect } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   computeStats,
   fold,
@@ -118,4 +118,13 @@ export function checkRow(row: Row): RunResult {
     if (x.plan.wake_at !== undefined) expect(plan.wake_at).toBe(x.plan.wake_at);
   }
   return r;
+}
+
+/** One describe per group of rows, titled by its key, and one test per row, each checked by checkRow. */
+export function describeRows(groups: Readonly<Record<string, Row[]>>): void {
+  for (const [title, rows] of Object.entries(groups)) {
+    describe(title, () => {
+      test.each(rows)("$name", (row) => void checkRow(row));
+    });
+  }
 }

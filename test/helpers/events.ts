@@ -4,12 +4,15 @@ import type {
   Finding,
   ImplementContract,
   ImplementStatus,
+  ItemReason,
   ItemSeed,
   JobState,
   Phase,
   QuotaHandling,
   ReviewContract,
   ReviewVerdict,
+  RunnerReason,
+  TrackerReason,
   WaveEvent,
   WaveReason,
   WavePolicy,
@@ -61,7 +64,7 @@ export function reviewContract(item: string, verdict: ReviewVerdict, findings?: 
 export interface FinishOpts {
   state?: JobState;
   exit_code?: number | null;
-  runner_reason?: string | null;
+  runner_reason?: RunnerReason | null;
   /** undefined: no contract (contract_error defaults to a message). */
   contract?: Contract | null;
   contract_error?: string | null;
@@ -161,8 +164,8 @@ export class Ledger {
   }
 
   /** true: passed; a string: failed with that reason code. */
-  preflight(providers: Record<string, true | string>): this {
-    const out: Record<string, { ok: boolean; reason_code: string | null }> = {};
+  preflight(providers: Record<string, true | RunnerReason>): this {
+    const out: Record<string, { ok: boolean; reason_code: RunnerReason | null }> = {};
     for (const [p, v] of Object.entries(providers)) out[p] = v === true ? { ok: true, reason_code: null } : { ok: false, reason_code: v };
     return this.push({ event: "preflight_recorded", providers: out });
   }
@@ -255,7 +258,7 @@ export class Ledger {
     });
   }
 
-  attemptFailed(item: string, reason_code: string, error = `attempt failed: ${reason_code}`, run_instance?: string): this {
+  attemptFailed(item: string, reason_code: ItemReason, error = `attempt failed: ${reason_code}`, run_instance?: string): this {
     const c = this.cur(item);
     return this.push({
       event: "attempt_failed",
@@ -270,11 +273,11 @@ export class Ledger {
     });
   }
 
-  settled(item: string, status: "blocked" | "failed", reason_code: string, error = `settled: ${reason_code}`): this {
+  settled(item: string, status: "blocked" | "failed", reason_code: ItemReason, error = `settled: ${reason_code}`): this {
     return this.push({ event: "item_settled", item_id: item, status, reason_code, error });
   }
 
-  trackerError(item: string, op: "in_progress" | "comment" | "close", reason_code = "tracker_command_failed"): this {
+  trackerError(item: string, op: "in_progress" | "comment" | "close", reason_code: TrackerReason = "tracker_command_failed"): this {
     return this.push({ event: "tracker_error", item_id: item, op, reason_code, detail: "bd exited 1" });
   }
 

@@ -2,6 +2,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { it } from "vitest";
+import { claudeArgv } from "../../src/runner/providers/claude-code.js";
+import { codexArgv } from "../../src/runner/providers/codex.js";
+import { geminiArgv } from "../../src/runner/providers/gemini.js";
+import { opencodeArgv } from "../../src/runner/providers/opencode.js";
 import { REPO } from "../helpers/build.js";
 import { happyScript } from "../fixtures/mock-models/script.js";
 import { agentCliBinDir, agentSandbox, git, MODEL, type CliName } from "./harness.js";
@@ -12,29 +16,17 @@ import { agentCliBinDir, agentSandbox, git, MODEL, type CliName } from "./harnes
 
 const OUT = path.join(REPO, "test", "fixtures", "mock-models", "captured");
 
+/** The argv the built-in providers run, so the captured lines are the ones dx-batch reads. */
 const argv = (cli: CliName, wt: string, prompt: string): string[] => {
   switch (cli) {
     case "claude":
-      return [
-        "claude",
-        "-p",
-        "--model",
-        MODEL.claude,
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--permission-mode",
-        "acceptEdits",
-        "--allowedTools",
-        "Bash(git add:*),Bash(git commit:*),Write,Read",
-        "--no-session-persistence",
-      ];
+      return claudeArgv(MODEL.claude);
     case "codex":
-      return ["codex", "exec", "--json", "-m", MODEL.codex, "-C", wt, "-s", "workspace-write", "-"];
+      return codexArgv(MODEL.codex, wt);
     case "opencode":
-      return ["opencode", "run", "-m", MODEL.opencode, "--format", "json", "--dir", wt, prompt];
+      return opencodeArgv(MODEL.opencode, wt, prompt);
     case "gemini":
-      return ["gemini", "-p", "", "-m", MODEL.gemini, "-o", "stream-json", "--approval-mode", "yolo", "--skip-trust"];
+      return geminiArgv(MODEL.gemini);
   }
 };
 

@@ -318,6 +318,21 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
     }
     c.violations.push(...stray.map((s) => `${c.waveId}: ${s} ${EXIT_GRACE_MS} ms after the wave ended`));
   }
+  const result = (counts: Pick<RunResult, "dispatches" | "groups" | "zombieGroups">, violations: string[]): RunResult => ({
+    run: i,
+    seed,
+    kind,
+    kills: c.kills,
+    freezes: c.freezes,
+    starts: c.starts,
+    resumes: c.resumes,
+    ms,
+    ...counts,
+    lateExits: strayAtEnd.length,
+    strayAtEnd,
+    killPoints: c.killPoints,
+    violations,
+  });
 
   let w: WaveRecord;
   try {
@@ -325,20 +340,7 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
   } catch (e) {
     // A wave whose ledgers cannot be read or folded is the worst violation: say so with the run.
     const why = `${c.waveId}: the wave's ledgers cannot be read back (${e instanceof Error ? e.message : String(e)}); kills after: ${c.killPoints.join(", ")}`;
-    const none = {
-      run: i,
-      seed,
-      kind,
-      kills: c.kills,
-      freezes: c.freezes,
-      starts: c.starts,
-      resumes: c.resumes,
-      ms,
-      dispatches: 0,
-      groups: 0,
-      zombieGroups: 0,
-    };
-    return { ...none, lateExits: strayAtEnd.length, strayAtEnd, killPoints: c.killPoints, violations: [...c.violations, why] };
+    return result({ dispatches: 0, groups: 0, zombieGroups: 0 }, [...c.violations, why]);
   }
   const groups = groupViolations(jobGroups(fx.artifactDir, fx.runnerLogDir, w), tag);
   const journal = readJournal(fx.journalPath);
@@ -359,23 +361,8 @@ async function chaosRun(i: number, kind: RunResult["kind"]): Promise<RunResult> 
   }
   if (w.tornTails > 0) c.violations.push(`${c.waveId}: ${w.tornTails} torn ledger tail(s) left after a clean end`);
 
-  return {
-    run: i,
-    seed,
-    kind,
-    kills: c.kills,
-    freezes: c.freezes,
-    starts: c.starts,
-    resumes: c.resumes,
-    ms,
-    dispatches: w.events.filter((e) => e.event === "item_dispatched").length,
-    groups: groups.checked,
-    zombieGroups: groups.zombieOnly,
-    lateExits: strayAtEnd.length,
-    strayAtEnd,
-    killPoints: c.killPoints,
-    violations: c.violations,
-  };
+  const dispatches = w.events.filter((e) => e.event === "item_dispatched").length;
+  return result({ dispatches, groups: groups.checked, zombieGroups: groups.zombieOnly }, c.violations);
 }
 
 function summarize(results: readonly RunResult[]): string {

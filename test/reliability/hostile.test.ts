@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect } from "vitest";
 import { scanMarked } from "../../src/runner/marked-procs.js";
@@ -10,7 +10,7 @@ import type { CliResult } from "../helpers/procs.js";
 import { it } from "../helpers/fixtures.js";
 import { REPO, makeRepo, parseJson, sandbox, type Sandbox } from "../helpers/world.js";
 import { waitFor } from "../helpers/wait.js";
-import type { TempDirs } from "../helpers/tmp.js";
+import { filesUnder, type TempDirs } from "../helpers/tmp.js";
 
 // Issue #10's reproductions, end to end through the CLI: hostile agents (symlinked contracts,
 // writes into the ledgers, escapes from the process group), another local user squatting the
@@ -54,17 +54,6 @@ function afterFirstRunLine(r: CliResult, w: World, art: string): CliResult {
   const [first, ...rest] = r.stderr.split("\n");
   expect(first, r.stderr).toBe(`config: ${w.configPath}; tracker: none (the item ids alone); artifacts: ${art}`);
   return { ...r, stderr: rest.join("\n") };
-}
-
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
 }
 
 function roots(w: World): string[] {

@@ -76,6 +76,27 @@ describe("dx-runner adapter", () => {
     expect(await a.check({ job_id: "bd-none", provider: "x", run_instance: "r" }, OPTS)).toMatchObject({ state: "missing" });
   });
 
+  it("maps dx-runner's own reasons onto ours at the boundary, keeping the words it does not share", async () => {
+    const ws = makeWorkspace();
+    const s = spec(ws, "bd-dx5");
+    trackGroup((await adapter(ws).start(s)).pid);
+    const ref = { job_id: "bd-dx5", provider: "claude-code", run_instance: s.run_instance };
+    const check = (reason: string) => adapter(ws, { FAKE_DXR_STATE: "exited_err", FAKE_DXR_REASON: reason }).check(ref, OPTS);
+    expect(await check("opencode_rate_limited")).toMatchObject({ reason_code: "provider_quota_exhausted", reason_detail: "dx-runner: opencode_rate_limited" });
+    expect(await check("gemini_capacity_exhausted")).toMatchObject({ reason_code: "provider_quota_exhausted" });
+    expect(await check("stalled")).toMatchObject({ reason_code: "stalled" });
+    const odd = await check("secret_auth_resolution_failed_after_preflight");
+    expect(odd).toMatchObject({ reason_code: "runner_reason_unknown", reason_detail: "secret_auth_resolution_failed_after_preflight" });
+    // The missing job's own "no_job" is not one of ours either.
+    expect(await adapter(ws).check({ job_id: "bd-none", provider: "x", run_instance: "r" }, OPTS)).toMatchObject({
+      reason_code: "runner_reason_unknown",
+      reason_detail: "no_job",
+    });
+    // A preflight reason we do not share becomes <provider>_preflight_failed, dx-runner's name in the detail.
+    const pre = await adapter(ws, { FAKE_DXR_PREFLIGHT_REASON: "opencode_model_unavailable" }).preflight("opencode");
+    expect(pre).toMatchObject({ ok: false, reason_code: "opencode_preflight_failed", detail: "reason_code=opencode_model_unavailable" });
+  });
+
   it("reports stalled from dx-runner, enforces max runtime itself, and notices a foreign run_instance", async () => {
     const ws = makeWorkspace();
     const s = spec(ws, "bd-dx3");

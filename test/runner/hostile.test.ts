@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ProviderConfig } from "../../src/config/types.js";
@@ -9,6 +9,7 @@ import { foreignCredentials } from "../../src/runner/providers/credentials.js";
 import { scanMarked } from "../../src/runner/marked-procs.js";
 import { recordedConfig } from "../../src/app/wire.js";
 import { CONFIG_DEFAULTS, defaultRoots } from "../../src/config/defaults.js";
+import { filesUnder } from "../helpers/tmp.js";
 import { cleanup, fixtureEnv, makeWorkspace, tempDir, trackGroup, type Workspace } from "./helpers/env.js";
 
 // Issue #10 at the runner: an agent that swaps its contract file for a link to a secret, and
@@ -90,18 +91,6 @@ async function run(runner: BuiltinRunner, s: JobSpec): Promise<void> {
   const started = await runner.start(s);
   trackGroup(started.pgid);
   await done;
-}
-
-/** Every regular file under `dir`, recursively. */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
 }
 
 describe("secrets by provider", () => {

@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { attemptLogs } from "../../src/serve/logs.js";
 import { killAllChildren } from "../helpers/procs.js";
 import { TempDirs } from "../helpers/tmp.js";
-import { buildServeCli, serve, slowSandbox, startCli, until } from "./helpers.js";
+import { waitFor } from "../helpers/wait.js";
+import { buildServeCli, serve, slowSandbox, startCli } from "./helpers.js";
 
 // A real headless Chromium (Debian's, never a downloaded one) on the dashboard while a real wave
 // runs: the wave appears, item statuses change without a reload, and a log link opens the
@@ -53,7 +54,7 @@ it("shows a running wave live, and opens an attempt's log", async () => {
   void wave.exited.then(() => (waveDone = true));
   const srv = await serve(sb);
   try {
-    await until(() => existsSync(sb.layout.waveLedger(W)) || null, "the wave ledger");
+    await waitFor(() => existsSync(sb.layout.waveLedger(W)), "the wave ledger");
     profile = mkdtempSync(path.join(os.tmpdir(), "dx-chromium-"));
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,

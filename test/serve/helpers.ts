@@ -4,6 +4,7 @@ import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import { startServer, type RunningServer, type ServeOptions } from "../../src/serve/server.js";
 import { buildCli, REPO } from "../helpers/build.js";
+import { test } from "../helpers/fixtures.js";
 import { spawnNode, type CliProc } from "../helpers/procs.js";
 import type { TempDirs } from "../helpers/tmp.js";
 import { agentSandbox, cleanEnv, type Sandbox } from "../helpers/world.js";
@@ -146,21 +147,24 @@ export function sse(base: string, target: string, headers: Record<string, string
  * package (its build copies bin/, dist/ and package.json only).
  */
 export function buildServeCli(): string {
-  const bin = buildCli();
+  return withWeb(buildCli());
+}
+
+/** The compiled CLI with the dashboard's web/ beside it, as the package lays it out. */
+function withWeb(bin: string): string {
   cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
   return bin;
 }
 
-/** Wait until `fn` gives a value (sync or async), checking every 25 ms. */
-export async function until<T>(fn: () => T | null | undefined | Promise<T | null | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** The shared fixtures (bin, tmp, cleanup after each test) and `serveBin`: `bin` with web/ beside it. */
+export const it = test.extend<{ serveBin: string }>({
+  serveBin: [
+    async ({ bin }, use) => {
+      await use(withWeb(bin));
+    },
+    { scope: "worker" },
+  ],
+});
 
 /** `dx-batch …args` in the background (its own process group, killed by killAllChildren). */
 export const startCli = (bin: string, args: readonly string[], cwd: string): CliProc => spawnNode(bin, args, { cwd, env: cleanEnv() });

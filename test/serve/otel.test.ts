@@ -1,22 +1,11 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { expect } from "vitest";
 import { readWave } from "../../src/app/read-wave.js";
-import { killAllChildren } from "../helpers/procs.js";
-import { TempDirs } from "../helpers/tmp.js";
-import { buildServeCli, serve, slowSandbox, startCli } from "./helpers.js";
+import { it, serve, slowSandbox, startCli } from "./helpers.js";
 
 // OpenTelemetry: with an endpoint, the server sends one span per attempt through the official SDK
 // over OTLP/HTTP. The receiver is a plain HTTP server inside the test that keeps what it is sent.
-
-const tmp = new TempDirs();
-let bin = "";
-
-beforeAll(() => {
-  bin = buildServeCli();
-}, 180_000);
-afterEach(() => killAllChildren());
-afterAll(() => tmp.cleanup());
 
 interface OtlpValue {
   stringValue?: string;
@@ -53,7 +42,7 @@ const attr = (s: OtlpSpan, key: string): string | number | undefined => {
   return v?.stringValue ?? (v?.intValue === undefined ? undefined : Number(v.intValue));
 };
 
-it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP receiver", async () => {
+it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP receiver", async ({ serveBin: bin, tmp }) => {
   const rx = await receiver();
   const sb = slowSandbox(tmp, 100);
   const W = "wave-otel";

@@ -1,25 +1,14 @@
 import { existsSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { expect } from "vitest";
 import { readLedgerEvents } from "../../src/store/ledger.js";
-import { killAllChildren } from "../helpers/procs.js";
-import { TempDirs } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
-import { buildServeCli, serve, slowSandbox, sse, startCli, until, type SseEvent } from "./helpers.js";
+import { it, serve, slowSandbox, sse, startCli, type SseEvent } from "./helpers.js";
 
 // SSE of a running wave: a client that drops the connection several times and comes back with
 // Last-Event-ID sees every ledger event exactly once, in seq order. The rescan fallback is set to a
 // minute, so what arrives in time arrived through fs.watch.
 
-const tmp = new TempDirs();
-let bin = "";
-
-beforeAll(() => {
-  bin = buildServeCli();
-}, 180_000);
-afterEach(() => killAllChildren());
-afterAll(() => tmp.cleanup());
-
-it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async () => {
+it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async ({ serveBin: bin, tmp }) => {
   const sb = slowSandbox(tmp, 300);
   const W = "wave-sse";
   const wave = startCli(
@@ -43,13 +32,13 @@ it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async (
       const headers: Record<string, string> = last === null ? {} : { "last-event-id": last };
       const c = sse(srv.url, `/api/waves/${W}/events`, headers, (e) => got.push(e));
       expect(await c.status).toBe(200);
-      await until(
+      await waitFor(
         async () => {
           if (done && finalSeq === null) finalSeq = (await readLedgerEvents(sb.layout, W)).events.at(-1)?.seq ?? 0;
-          return got.length >= 4 || caughtUp(got) || null;
+          return got.length >= 4 || caughtUp(got);
         },
         "4 events, or the last one",
-        20_000,
+        { timeoutMs: 20_000 },
       );
       c.close();
       seen.push(...got);

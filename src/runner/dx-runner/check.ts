@@ -4,7 +4,7 @@ import { readIntFile, statQuiet } from "../fs-util.js";
 import { assertJobId } from "../paths.js";
 import { missingHealth, type CheckOptions, type JobHealth, type JobRef } from "../port.js";
 import { failed, jobFile, knownKey, type AdapterContext, type Known } from "./context.js";
-import { num, parseJsonDoc, stateOf, strOrNull } from "./parse.js";
+import { dxRunnerReason, num, parseJsonDoc, stateOf, strOrNull } from "./parse.js";
 
 // `dx-runner check --json`, read into our JobHealth. dx-runner has no runtime limit of its own,
 // so max_runtime_minutes is enforced here with `dx-runner stop`.
@@ -43,7 +43,7 @@ function healthFromJson(ctx: AdapterContext, ref: JobRef, base: JobHealth, k: Kn
   return {
     ...base,
     state,
-    reason_code: strOrNull(json.reason_code),
+    ...dxRunnerReason(strOrNull(json.reason_code)),
     exit_code: exitCode,
     pid: num(json.pid) ?? readIntFile(jobFile(ctx, ref.provider, ref.job_id, "pid")),
     worktree: strOrNull(json.worktree),

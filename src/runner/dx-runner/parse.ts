@@ -1,6 +1,8 @@
+import { RunnerReason } from "../../core/reasons.js";
 import type { JobState } from "../../core/status.js";
 import { isObject, type JsonObject } from "../fs-util.js";
 import { isJobState } from "../meta.js";
+import { foreignReason, type JobHealth } from "../port.js";
 
 // Reading dx-runner's output: its `started …` line, its refusal reasons, its JSON and exit codes.
 
@@ -59,4 +61,16 @@ export function stateOf(json: JsonObject | null, exitCode: number | null): JobSt
     default:
       return json === null ? "missing" : "healthy";
   }
+}
+
+/** dx-runner's own names for a provider that refused for quota (REFERENCE §1). */
+const DX_RUNNER_QUOTA: ReadonlySet<string> = new Set(["opencode_rate_limited", "gemini_capacity_exhausted"]);
+
+/**
+ * The reason_code of dx-runner's check JSON, as ours: its quota names as provider_quota_exhausted,
+ * a reason we share unchanged, any other (dx-runner has dozens) runner_reason_unknown, its words kept.
+ */
+export function dxRunnerReason(raw: string | null): Pick<JobHealth, "reason_code" | "reason_detail"> {
+  if (raw !== null && DX_RUNNER_QUOTA.has(raw)) return { reason_code: RunnerReason.provider_quota_exhausted, reason_detail: `dx-runner: ${raw}` };
+  return foreignReason(raw === "-" ? null : raw);
 }

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { isRunnerReason, worktreeReason, type RunnerReason, type WorktreeReason } from "../../core/reasons.js";
 import { DxError } from "../../errors.js";
 import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
@@ -39,6 +40,15 @@ export async function startViaDxRunner(ctx: AdapterContext, spec: JobSpec): Prom
   return { pid: started.pid, pgid: started.pid, started_at: new Date(now).toISOString(), log_path: started.log };
 }
 
+/** dx-runner names the refusal bare (`worktree_missing`); ours carry the path. Any other name is kept in the detail. */
+function worktreeRefusal(reason: string | null, worktree: string): WorktreeReason {
+  if (reason !== null && /^(worktree_missing|worktree_ambiguous|canonical_worktree_forbidden):/.test(reason)) return reason as WorktreeReason;
+  return reason === "worktree_missing" ? worktreeReason.missing(worktree) : worktreeReason.forbidden(worktree);
+}
+
+/** dx-runner's own reason, when the code we raise does not carry it. */
+const foreignWords = (reason: string | null, code: string): string | null => (reason === null || reason === code ? null : `dx-runner reason_code=${reason}`);
+
 /** dx-runner start's non-zero exit, as the error our own runner would raise. */
 function startRefusal(ctx: AdapterContext, spec: JobSpec, worktree: string, r: BoundedResult): DxError {
   const text = `${r.stdout}\n${r.stderr}`;
@@ -50,10 +60,14 @@ function startRefusal(ctx: AdapterContext, spec: JobSpec, worktree: string, r: B
       return new DxError("usage", `dx-runner start refused its arguments: ${text.trim()}`, { exitCode: 2 });
     case 20:
       return new DxError("unknown_provider", `dx-runner has no provider ${spec.provider}`, { exitCode: 20 });
-    case 21:
-      return new DxError(reason ?? `${spec.provider}_preflight_failed`, `dx-runner preflight failed for ${spec.provider}`, { exitCode: 21 });
-    case 22:
-      return new DxError(reason ?? `canonical_worktree_forbidden:${worktree}`, `dx-runner refused worktree ${worktree}`, { exitCode: 22 });
+    case 21: {
+      const code: RunnerReason = reason !== null && isRunnerReason(reason) ? reason : `${spec.provider}_preflight_failed`;
+      return new DxError(code, `dx-runner preflight failed for ${spec.provider}`, { exitCode: 21, detail: foreignWords(reason, code) });
+    }
+    case 22: {
+      const code = worktreeRefusal(reason, worktree);
+      return new DxError(code, `dx-runner refused worktree ${worktree}`, { exitCode: 22, detail: foreignWords(reason, code) });
+    }
     case 26:
       return new DxError("provider_concurrency_cap", `dx-runner: ${spec.provider} is at its concurrency cap`, { exitCode: 26 });
     default:

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import type { ProviderConfig } from "../../config/types.js";
+import type { RunnerReason } from "../../core/reasons.js";
 import type { ProviderAvailability } from "../port.js";
 
 // Offline checks shared by the providers: find a binary, run a short command with a timeout.
@@ -62,7 +63,12 @@ export async function runQuick(argv: readonly string[], env: NodeJS.ProcessEnv, 
 }
 
 export const available = (provider: string): ProviderAvailability => ({ provider, ok: true, reason_code: null, detail: null });
-export const unavailable = (provider: string, reason_code: string, detail: string): ProviderAvailability => ({ provider, ok: false, reason_code, detail });
+export const unavailable = (provider: string, reason_code: RunnerReason, detail: string): ProviderAvailability => ({
+  provider,
+  ok: false,
+  reason_code,
+  detail,
+});
 
 /** Binary found and `--version` exits 0 in time; the failure, or the binary's path. */
 export async function checkBinary(

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { isObject, parseJsonObject, readTextQuiet } from "../fs-util.js";
 import path from "node:path";
 import type { ProviderConfig } from "../../config/types.js";
+import type { RunnerReason } from "../../core/reasons.js";
 import type { ProviderAvailability } from "../port.js";
 import { available, checkBinary, envTruthy, hasEnv, homeDir, maxParallel, pickModel, unavailable } from "./common.js";
 import type { LaunchContext, LaunchPlan, PreflightOptions, Provider } from "./types.js";
@@ -59,7 +60,7 @@ export function geminiSelectedAuthType(env: NodeJS.ProcessEnv): string | null {
 }
 
 /** Why headless Gemini would exit 41 with this environment and settings, or null when it can run. */
-export function geminiAuthVerdict(env: NodeJS.ProcessEnv): { reason_code: string; detail: string } | null {
+export function geminiAuthVerdict(env: NodeJS.ProcessEnv): { reason_code: RunnerReason; detail: string } | null {
   const settings = geminiSettingsFile(env);
   const type = geminiSelectedAuthType(env);
   const key = hasEnv(env, "GEMINI_API_KEY");
