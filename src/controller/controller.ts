@@ -70,7 +70,19 @@ export class Controller {
       delivery: this.delivery,
       item: (id) => this.item(id),
       issue: (id) => this.issue(id),
-      apply: (draft) => performEffects(shell, this.session.apply(draft)),
+      // Write-ahead with group commit: the event is written and folded now, made durable with the
+      // others of its group, and only then are its effects performed.
+      apply: async (draft) => {
+        const effects = this.session.stage(draft);
+        await this.session.commit();
+        await performEffects(shell, effects);
+      },
+      record: async (draft) => {
+        const effects = this.session.stage(draft);
+        if (effects.length === 0) return;
+        await this.session.commit();
+        await performEffects(shell, effects);
+      },
       startJob: (it) => startJob(shell, it),
       cancelling: () => this.signal === "cancel",
     };
@@ -162,6 +174,8 @@ export class Controller {
       const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
       if (end) return end;
     }
+    // The cycle's commit point: whatever it staged without waiting (job_started, auto_commit) is
+    // made durable now, and the checkpoint written if it is due.
     this.session.flush(false);
     return null;
   }
@@ -227,7 +241,7 @@ export class Controller {
   private async sleep(): Promise<void> {
     if (this.kicked) return;
     const now = this.deps.clock.nowMs();
-    const candidates = [this.jobs.nextCheckMs(), this.wakeAtMs, this.nextHeartbeatMs, this.session.pendingFlush ? now + 1000 : null];
+    const candidates = [this.jobs.nextCheckMs(), this.wakeAtMs, this.nextHeartbeatMs, this.session.flushDueMs];
     const next = Math.min(...candidates.filter((x): x is number => x !== null));
     const delay = Math.max(0, Math.min(next - now, 60_000));
     await this.waitFor(delay);
