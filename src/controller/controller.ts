@@ -1,5 +1,6 @@
 import { planDispatch, type DispatchIntent } from "../core/plan.js";
 import { itemById } from "../core/step.js";
+import { openItems } from "../core/census.js";
 import { WaveReason } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
 import { isTerminalItem } from "../core/status.js";
@@ -220,7 +221,7 @@ export class Controller {
     for (const id of this.prefetched.keys()) if (itemById(s, id)?.status !== "pending") this.prefetched.delete(id);
     const approved = (id: string) => itemById(s, id)?.status === "approved";
     let budget = s.policy.max_parallel - this.prefetched.size;
-    for (const it of s.items) {
+    for (const it of openItems(s)) {
       if (budget <= 0) break;
       if (it.status !== "pending" || it.worktree !== null || this.prefetched.has(it.beads_id)) continue;
       if (!it.depends_on.every(approved)) continue;
