@@ -175,8 +175,9 @@ export class Controller {
       const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
       if (end) return end;
     }
-    // The cycle's commit point: whatever it staged without waiting (job_started, auto_commit) is
-    // made durable now, and the checkpoint written if it is due.
+    // Whatever the cycle staged without waiting (job_started, auto_commit) rides along with the
+    // next commit, at the latest a second from now (session.flushDueMs wakes the loop for it);
+    // the checkpoint is written if it is due.
     this.session.flush(false);
     return null;
   }

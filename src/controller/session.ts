@@ -21,6 +21,11 @@ const SMALL_WAVE_ITEMS = 200;
 const SNAPSHOT_EVERY_EVENTS = 1000;
 /** ... or this many milliseconds, whichever comes first; both grow with the wave (see spacing). */
 const SNAPSHOT_EVERY_MS = 1000;
+/**
+ * How long an event nothing waits on (job_started, auto_commit) may stay written but not synced
+ * when no commit comes along to take it: usually the commit of its own item's next event does.
+ */
+const COMMIT_WITHIN_MS = 1000;
 
 export function stamp(draft: DraftEvent, seq: number, at: string): WaveEvent {
   // DraftEvent is WaveEvent without seq/at, member by member, so adding them back is exact.
@@ -36,6 +41,8 @@ export class WaveSession {
   /** Callers waiting for the staged events to be durable, and whether a sync is scheduled for them. */
   private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private scheduled = false;
+  /** When the oldest staged event was staged. */
+  private stagedAtMs = 0;
   private snapshotSeq: number;
   private lastFlushMs: number;
   /** Since the last snapshot: the wave's status changed; an item reached a terminal status. */
@@ -74,8 +81,10 @@ export class WaveSession {
     this.current = r.state;
     if (r.state.status !== prev.status) this.waveChanged = true;
     if (terminalCount(r.state) > terminalCount(prev)) this.itemEnded = true;
-    if (this.files.write !== undefined) this.staged.push({ e, s: r.state });
-    else {
+    if (this.files.write !== undefined) {
+      if (this.staged.length === 0) this.stagedAtMs = this.clock.nowMs();
+      this.staged.push({ e, s: r.state });
+    } else {
       this.durable = r.state;
       this.onEvent?.(e, r.state);
     }
@@ -145,13 +154,15 @@ export class WaveSession {
   }
 
   /**
-   * Write the snapshot if it is due (or whenever it is behind, with force). Everything staged is
-   * synced first: a snapshot never runs ahead of the durable ledger.
+   * The end of a cycle (force: of the run). Syncs what is staged if it has waited long enough (or
+   * always, with force), and writes the snapshot if it is due (or whenever it is behind, with
+   * force). Everything staged is synced before a snapshot: it never runs ahead of the durable ledger.
    */
   flush(force: boolean): void {
-    this.sync();
-    if (this.durable.seq === this.snapshotSeq) return;
-    if (!force && !this.snapshotDue(this.clock.nowMs())) return;
+    const now = this.clock.nowMs();
+    const snapshot = this.current.seq !== this.snapshotSeq && (force || this.snapshotDue(now));
+    if (force || snapshot || (this.staged.length > 0 && now - this.stagedAtMs >= COMMIT_WITHIN_MS)) this.sync();
+    if (!snapshot || this.durable.seq === this.snapshotSeq) return;
     this.files.writeSnapshot(this.durable);
     this.snapshotSeq = this.durable.seq;
     this.lastFlushMs = this.clock.nowMs();
@@ -164,9 +175,11 @@ export class WaveSession {
     return this.current.seq !== this.snapshotSeq;
   }
 
-  /** When the snapshot falls due by time alone, or null when it is not behind. */
+  /** When `flush(false)` has something to do by time alone (a sync or a snapshot), or null. */
   get flushDueMs(): number | null {
-    return this.pendingFlush ? this.lastFlushMs + spacing(this.current.items.length).ms : null;
+    const sync = this.staged.length > 0 ? this.stagedAtMs + COMMIT_WITHIN_MS : null;
+    const snap = this.pendingFlush ? this.lastFlushMs + spacing(this.current.items.length).ms : null;
+    return sync === null ? snap : snap === null ? sync : Math.min(sync, snap);
   }
 
   private snapshotDue(now: number): boolean {
@@ -174,7 +187,7 @@ export class WaveSession {
     if (this.waveChanged) return true;
     if (this.itemEnded && n <= SMALL_WAVE_ITEMS) return true;
     const every = spacing(n);
-    return this.durable.seq - this.snapshotSeq >= every.events || now - this.lastFlushMs >= every.ms;
+    return this.current.seq - this.snapshotSeq >= every.events || now - this.lastFlushMs >= every.ms;
   }
 }
 
