@@ -175,6 +175,9 @@ export class Controller {
       const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
       if (end) return end;
     }
+    // An ended item needs its tracker text no more: the cache holds only what may be dispatched
+    // again, not every item the wave ever ran.
+    for (const id of this.issues.keys()) if (isTerminalItem(this.item(id).status)) this.issues.delete(id);
     // Whatever the cycle staged without waiting (job_started, auto_commit) rides along with the
     // next commit, at the latest a second from now (session.flushDueMs wakes the loop for it);
     // the checkpoint is written if it is due.
