@@ -467,9 +467,20 @@ export class LedgerWriter {
     try {
       for (const file of files) {
         const h = this.fds.get(file);
-        if (h === undefined) throw new Error(`no open descriptor for ${file}`);
-        fsyncSync(h.fd);
-        if (h.syncDir) dirs.add(path.dirname(file));
+        if (h !== undefined) {
+          fsyncSync(h.fd);
+          if (h.syncDir) dirs.add(path.dirname(file));
+        } else {
+          // Closed since it was written (close() before a sync): fsync the file through a
+          // descriptor of its own, and its directory, since whether it is new is not known now.
+          const fd = openNoFollow(file, "readWrite");
+          try {
+            fsyncSync(fd);
+          } finally {
+            closeSync(fd);
+          }
+          dirs.add(path.dirname(file));
+        }
       }
       for (const dir of dirs) fsyncDir(dir);
     } catch (e) {

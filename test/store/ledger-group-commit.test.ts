@@ -94,6 +94,16 @@ describe("ledger group commit", () => {
     w.close();
   });
 
+  it("a sync after close still makes the written lines durable", async () => {
+    const { layout, events, w } = setUp();
+    for (const e of events) w.write(e);
+    w.close();
+    w.sync();
+    expect(w.pending).toBe(false);
+    expect(fsyncs.count).toBeGreaterThanOrEqual(3);
+    expect((await readLedgerEvents(layout, WAVE_ID)).events).toEqual(events);
+  });
+
   it("append is write and sync: durable on return", () => {
     const { events, w } = setUp();
     const [first] = events;
