@@ -191,6 +191,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     waveDir: layout.waveDir(waveId),
     epoch: lock.epoch,
     append: (e) => void writer.append(e),
+    write: (e) => void writer.write(e),
+    sync: () => writer.sync(),
     takeForeignMoves: () =>
       writer.takeForeignMoves().map((m) => ({ file: path.relative(layout.root, m.file), moved_to: path.relative(layout.root, m.moved_to), bytes: m.bytes })),
     // A controller that lost the wave must not overwrite the new holder's snapshot either.

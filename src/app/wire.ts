@@ -8,7 +8,7 @@ import { WaveSession, stamp } from "../controller/session.js";
 import type { ItemSeed, WaveCreated, WaveEvent } from "../core/events.js";
 import type { WavePolicy } from "../core/policy.js";
 import type { WaveState } from "../core/state.js";
-import { initialState } from "../core/step.js";
+import { initialState, itemById } from "../core/step.js";
 import { validateContract } from "../contract/validate.js";
 import { createRunner } from "../runner/create.js";
 import type { RunnerPort } from "../runner/port.js";
@@ -146,7 +146,7 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
 /** An item this wave approved is recorded for later waves (store/approvals.ts, SPEC §15.4). */
 function noteApproval(c: AppContext, e: WaveEvent, s: WaveState): void {
   if (!("item_id" in e)) return;
-  const it = s.items.find((i) => i.beads_id === e.item_id);
+  const it = itemById(s, e.item_id);
   if (it?.status !== "approved" || it.reason_code.startsWith("already_approved:")) return;
   if (e.event !== "job_finished" && e.event !== "item_settled") return;
   recordApproval(c.layout, { item_id: it.beads_id, wave_id: s.wave_id, approved_at: e.at });

@@ -1,5 +1,6 @@
 import { planDispatch, type DispatchIntent } from "../core/plan.js";
 import { itemById } from "../core/step.js";
+import { openItems } from "../core/census.js";
 import { WaveReason } from "../core/reasons.js";
 import type { ItemState, WaveState } from "../core/state.js";
 import { isTerminalItem } from "../core/status.js";
@@ -70,7 +71,19 @@ export class Controller {
       delivery: this.delivery,
       item: (id) => this.item(id),
       issue: (id) => this.issue(id),
-      apply: (draft) => performEffects(shell, this.session.apply(draft)),
+      // Write-ahead with group commit: the event is written and folded now, made durable with the
+      // others of its group, and only then are its effects performed.
+      apply: async (draft) => {
+        const effects = this.session.stage(draft);
+        await this.session.commit();
+        await performEffects(shell, effects);
+      },
+      record: async (draft) => {
+        const effects = this.session.stage(draft);
+        if (effects.length === 0) return;
+        await this.session.commit();
+        await performEffects(shell, effects);
+      },
       startJob: (it) => startJob(shell, it),
       cancelling: () => this.signal === "cancel",
     };
@@ -162,6 +175,12 @@ export class Controller {
       const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
       if (end) return end;
     }
+    // An ended item needs its tracker text no more: the cache holds only what may be dispatched
+    // again, not every item the wave ever ran.
+    for (const id of this.issues.keys()) if (isTerminalItem(this.item(id).status)) this.issues.delete(id);
+    // Whatever the cycle staged without waiting (job_started, auto_commit) rides along with the
+    // next commit, at the latest a second from now (session.flushDueMs wakes the loop for it);
+    // the checkpoint is written if it is due.
     this.session.flush(false);
     return null;
   }
@@ -206,7 +225,7 @@ export class Controller {
     for (const id of this.prefetched.keys()) if (itemById(s, id)?.status !== "pending") this.prefetched.delete(id);
     const approved = (id: string) => itemById(s, id)?.status === "approved";
     let budget = s.policy.max_parallel - this.prefetched.size;
-    for (const it of s.items) {
+    for (const it of openItems(s)) {
       if (budget <= 0) break;
       if (it.status !== "pending" || it.worktree !== null || this.prefetched.has(it.beads_id)) continue;
       if (!it.depends_on.every(approved)) continue;
@@ -227,7 +246,7 @@ export class Controller {
   private async sleep(): Promise<void> {
     if (this.kicked) return;
     const now = this.deps.clock.nowMs();
-    const candidates = [this.jobs.nextCheckMs(), this.wakeAtMs, this.nextHeartbeatMs, this.session.pendingFlush ? now + 1000 : null];
+    const candidates = [this.jobs.nextCheckMs(), this.wakeAtMs, this.nextHeartbeatMs, this.session.flushDueMs];
     const next = Math.min(...candidates.filter((x): x is number => x !== null));
     const delay = Math.max(0, Math.min(next - now, 60_000));
     await this.waitFor(delay);

@@ -144,7 +144,8 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
       tracked.pid = remote ? null : started.pid;
       tracked.started_at = started.started_at;
     }
-    await sh.apply({ event: "job_started", ...key, pid: started.pid, pgid: started.pgid, started_at: started.started_at, log_path: started.log_path });
+    // Nothing waits on it: durable with the next commit (a crash before that re-attaches the job).
+    await sh.record({ event: "job_started", ...key, pid: started.pid, pgid: started.pgid, started_at: started.started_at, log_path: started.log_path });
   } catch (err) {
     sh.jobs.remove(key.run_instance);
     // A full disk is the machine's state, not this item's failure: the wave pauses (run-wave.ts).

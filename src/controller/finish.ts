@@ -183,7 +183,8 @@ async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contra
       summary: contract.summary ?? null,
     });
     if (c.auto_commit !== null) {
-      await sh.apply({
+      // Durable together with the job_finished that follows it (one group commit).
+      await sh.record({
         event: "auto_commit",
         item_id: job.item_id,
         phase: job.phase,

@@ -35,7 +35,15 @@ export const systemClock: Clock = {
 
 /** The durable record: the ledger (write-ahead) and the snapshot. All `WaveSession` needs. */
 export interface WaveLog {
+  /** Write the event and make it durable before returning. */
   append(e: WaveEvent): void;
+  /**
+   * Group commit (both or neither): `write` puts the event in its ledger without waiting for the
+   * disk, `sync` makes every event written since the last sync durable (one fsync per file). A
+   * log without them makes each append durable on its own.
+   */
+  write?(e: WaveEvent): void;
+  sync?(): void;
   /** Bytes nobody of this wave wrote, moved aside from the ledgers since the last call (issue #10). */
   takeForeignMoves?(): { file: string; moved_to: string; bytes: number }[];
   /** Free the space kept back for recording a pause on a full disk (issue #10). */

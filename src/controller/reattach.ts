@@ -37,7 +37,7 @@ export async function reattach(sh: Shell): Promise<void> {
     if (h.state !== "missing" && it.job === null && h.pid !== null) {
       // It started but the controller died before recording it: record it now.
       job.pid = h.pid;
-      await sh.apply({ event: "job_started", ...key, pid: h.pid, pgid: h.pid, started_at: h.started_at ?? deps.clock.nowIso(), log_path: "" });
+      await sh.record({ event: "job_started", ...key, pid: h.pid, pgid: h.pid, started_at: h.started_at ?? deps.clock.nowIso(), log_path: "" });
     }
     if (isFinishedJobState(h.state) || FINISH_STATES.has(h.state)) await finishJob(sh, job, h);
   }

@@ -24,8 +24,17 @@ export interface Shell {
   item(id: string): ItemState;
   /** The tracker's text of an item (cached; the wave's own title when the tracker has none). */
   issue(id: string): Promise<TrackerIssue>;
-  /** One transition: append, fold and snapshot (WaveSession.apply), then perform its effects in order. */
+  /**
+   * One transition: write and fold the event (WaveSession.stage), wait for the group commit that
+   * makes it durable, then perform its effects in order. Settles once all of that is done.
+   */
   apply(draft: DraftEvent): Promise<void>;
+  /**
+   * An event nothing waits on (job_started, auto_commit): written and folded now, made durable by
+   * the next commit (at the latest at the end of the cycle). Should it have effects after all, it
+   * is committed and they are performed, as by `apply`.
+   */
+  record(draft: DraftEvent): Promise<void>;
   /** Start the job of a dispatched attempt (dispatch.ts). */
   startJob(it: ItemState): Promise<void>;
   /** A cancel was asked for: a job that never started is not started now. */

@@ -1,13 +1,16 @@
 import type { QuotaHandling } from "./events.js";
 import { BLOCKED_ENTRY } from "./policy.js";
 import { isPreflightFailed, reviewCandidates } from "./retry.js";
+import { censusOf, openItems } from "./census.js";
 import type { ItemState, WaveState } from "./state.js";
-import { isActiveItem } from "./status.js";
+import { itemById } from "./tx.js";
 import { toMs } from "./time.js";
 
 // Which items to dispatch now. A query, not a transition: the shell takes the lease and claim for
 // each intent and only then appends `item_dispatched`, so a plan that is not carried out leaves
 // no trace. Reviews go first so that work already done reaches a verdict before new work starts.
+// It runs on every cycle, so it looks only at what is open: the running counts come from the
+// census (census.ts), and the scans start at the first item that is not terminal.
 
 export interface DispatchIntent {
   item_id: string;
@@ -48,14 +51,9 @@ interface PlanContext {
 
 function planContext(state: WaveState, now: number): PlanContext {
   const policy = state.policy;
-  const perProvider = new Map<string, number>();
-  let running = 0;
-  for (const it of state.items) {
-    if (isActiveItem(it.status) && it.run_instance !== null && it.provider !== null) {
-      running += 1;
-      perProvider.set(it.provider, (perProvider.get(it.provider) ?? 0) + 1);
-    }
-  }
+  const census = censusOf(state.items);
+  const perProvider = new Map(census.perProvider);
+  const running = census.running;
   const ctx: PlanContext = {
     state,
     intents: [],
@@ -87,7 +85,8 @@ function planContext(state: WaveState, now: number): PlanContext {
 /** Reviews first: an implemented item waiting for review is closest to done. */
 function planReviews(ctx: PlanContext): void {
   const { state } = ctx;
-  for (const it of state.items) {
+  if (censusOf(state.items).reviewWaiting === 0) return;
+  for (const it of openItems(state)) {
     if (ctx.capacity <= 0) break;
     if (it.status !== "reviewing" || it.run_instance !== null) continue;
     const candidates = reviewCandidates(state.policy, it.implementer).filter((p) => !isPreflightFailed(state.preflight, p));
@@ -111,12 +110,11 @@ function planReviews(ctx: PlanContext): void {
 
 function planImplements(ctx: PlanContext): void {
   const { state } = ctx;
-  const approved = new Set<string>();
-  for (const it of state.items) if (it.status === "approved") approved.add(it.beads_id);
-  for (const it of state.items) {
+  const approved = (id: string): boolean => itemById(state, id)?.status === "approved";
+  for (const it of openItems(state)) {
     if (ctx.capacity <= 0) break;
     if (it.status !== "pending" && it.status !== "revision_required") continue;
-    if (!it.depends_on.every((d) => approved.has(d))) continue;
+    if (!it.depends_on.every(approved)) continue;
     const pick = pickImplementer(state.policy.retry_chain, it.chain_index, (p) => isPreflightFailed(state.preflight, p), ctx.cooling, ctx.providerHasRoom);
     if (pick.kind === "wait") {
       pick.cooling.forEach(ctx.noteWake);

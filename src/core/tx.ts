@@ -5,6 +5,7 @@ import { itemNextAction } from "./item-next-action.js";
 import { WaveReason, waveNextAction, type ItemReason } from "./reasons.js";
 import type { ItemState, WaveState } from "./state.js";
 import { isTerminalWave, type ItemStatus } from "./status.js";
+import { carryCensus } from "./census.js";
 
 export interface StepResult {
   state: WaveState;
@@ -12,13 +13,17 @@ export interface StepResult {
 }
 
 // A transaction over one step: copies the wave shallowly, copies items on first write, keeps the
-// stats in step with status changes (O(1) per change, so 10,000-item waves stay cheap).
+// stats in step with status changes (O(1) per change, so 10,000-item waves stay cheap). The items
+// array is copied once, on the first item written (an event that writes none shares it), and the
+// id index and the planner's census (census.ts) are carried to the new array from the changed
+// items alone, never rebuilt.
 
 export class Tx {
   readonly s: WaveState;
   readonly effects: Effect[] = [];
   private readonly copied = new Set<number>();
   private readonly index: Map<string, number>;
+  private readonly prevItems: readonly ItemState[];
 
   constructor(
     prev: WaveState,
@@ -28,11 +33,12 @@ export class Tx {
       ...prev,
       seq: e.seq,
       updated_at: e.at,
-      items: prev.items.slice(),
+      items: prev.items,
       stats: { ...prev.stats },
       preflight: prev.preflight,
       cooldowns: prev.cooldowns,
     };
+    this.prevItems = prev.items;
     this.index = indexOf(prev.items);
   }
 
@@ -50,6 +56,8 @@ export class Tx {
     const cur = this.s.items[i];
     if (cur === undefined) throw new CoreInvariantError(`no item at ${i}`);
     if (this.copied.has(i)) return cur;
+    // The first write of the step copies the array (shared with the previous state until then).
+    if (this.s.items === this.prevItems) this.s.items = this.prevItems.slice();
     const copy: ItemState = { ...cur, history: cur.history.slice(), carry: { ...cur.carry } };
     this.s.items[i] = copy;
     this.copied.add(i);
@@ -76,6 +84,7 @@ export class Tx {
     }
     s.next_action = waveNextAction(s.status, s.reason_code);
     indexCache.set(s.items, this.index);
+    carryCensus(this.prevItems, s.items, this.copied);
     return { state: s, effects: this.effects };
   }
 }

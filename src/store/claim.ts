@@ -15,6 +15,12 @@ import type { ProcessIdentity } from "./identity.js";
 // on any host, finds the wave's claims and keeps them at once.
 // Whether another wave's claim is stale is the caller's call (that wave's state and controller),
 // so the rule comes in as a function; the takeover itself is race-safe (exclusive.ts).
+//
+// Taking a claim is fsynced (file and directory) before it returns, so before the item's first
+// item_dispatched can be durable: unlike a lease, a claim outlives its process (a crashed wave
+// keeps its items until it resumes), so a machine crash must not undo it or leave it unreadable,
+// which another wave would take as free. Releasing is not fsynced: the waves that release are
+// terminal, and a claim that comes back after a crash is stale for the same reason.
 
 export interface ClaimRequest extends ProcessIdentity {
   wave_id: string;
@@ -82,7 +88,7 @@ export function claimItem(
 
 /** Give up the claim if `waveId` holds it; false when it is absent or another wave's. */
 export function releaseClaim(layout: Layout, item: string, waveId: string, opts: WaitOptions = {}): boolean {
-  return releaseExclusive(layout.claimPath(item), { parse: parseClaim, isMine: (c) => c.wave_id === waveId }, opts);
+  return releaseExclusive(layout.claimPath(item), { parse: parseClaim, isMine: (c) => c.wave_id === waveId }, { ...opts, sync: false });
 }
 
 export function readClaim(layout: Layout, item: string): HolderRead<ItemClaim> {
@@ -123,7 +129,8 @@ export function releaseWaveClaims(layout: Layout, waveId: string, opts: WaitOpti
   for (const n of names) {
     if (!n.endsWith(LEASE_SUFFIX) || n.startsWith(".") || n.includes(".gen-")) continue;
     const file = path.join(layout.claimsDir(), n);
-    if (releaseExclusive(file, { parse: parseClaim, isMine: (c) => c.wave_id === waveId }, opts)) out.push(n.slice(0, -LEASE_SUFFIX.length));
+    if (releaseExclusive(file, { parse: parseClaim, isMine: (c) => c.wave_id === waveId }, { ...opts, sync: false }))
+      out.push(n.slice(0, -LEASE_SUFFIX.length));
   }
   return out;
 }

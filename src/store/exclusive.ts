@@ -4,7 +4,19 @@ import path from "node:path";
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
-import { createExclusive, errno, OPEN_FLAGS, fsyncDir, readTextIfExists, shorten, sleepSync, unlinkQuiet, writeAll, writeTempFile } from "./fsx.js";
+import {
+  createExclusive,
+  errno,
+  OPEN_FLAGS,
+  fsyncDir,
+  readTextIfExists,
+  shorten,
+  sleepSync,
+  unlinkQuiet,
+  writeAll,
+  writeTempFile,
+  type SyncOption,
+} from "./fsx.js";
 import { sameIdentity, type ProcessIdentity } from "./identity.js";
 import { isSameProcess, selfIdentity } from "./proc.js";
 
@@ -36,6 +48,12 @@ import { isSameProcess, selfIdentity } from "./proc.js";
 // the next process takes the next ticket and sees the dead one as not held. Tickets of another
 // host cannot be checked for life; they count as held for RIGHT_STALE_MS, far longer than a change
 // takes.
+//
+// Durability (docs/architecture.md, "Durability and group commit"): tickets are never fsynced. A
+// ticket only means something while its creator lives, and a machine crash that could undo its
+// creation kills its creator too, after which it counts as not held whether it survived or not.
+// The holder files themselves are fsynced unless the caller says `sync: false` (leases: a crash
+// that loses one also ends its holder, and the next controller takes the wave's leases anyway).
 
 const RIGHT_STALE_MS = 60_000;
 const MAX_TICKETS = 10_000;
@@ -130,13 +148,13 @@ export type TransitionResult = "done" | "lost" | "moved";
  * generation `expected` and the file still is that generation. "lost": another live process is
  * changing it; "moved": it is no longer that generation.
  */
-export function transition(file: string, expected: FileGeneration, apply: () => void): TransitionResult {
+export function transition(file: string, expected: FileGeneration, apply: () => void, o: SyncOption = {}): TransitionResult {
   let n = 0;
   let mine: string | null = null;
   while (mine === null) {
     if (n >= MAX_TICKETS) throw new DxError("lock_contention", `${MAX_TICKETS} processes tried to change ${file} at once`);
     const t = ticketPath(file, expected.gen, n);
-    if (createExclusive(t, ticketContent(false))) mine = t;
+    if (createExclusive(t, ticketContent(false), { sync: false })) mine = t;
     else n += 1;
   }
   let outcome: TransitionResult = "lost";
@@ -145,7 +163,7 @@ export function transition(file: string, expected: FileGeneration, apply: () => 
     const cur = readGeneration(file);
     if (cur === null || cur.gen !== expected.gen) return (outcome = "moved");
     apply();
-    fsyncDir(path.dirname(file));
+    if (o.sync !== false) fsyncDir(path.dirname(file));
     return (outcome = "done");
   } finally {
     if (outcome === "lost") {
@@ -175,7 +193,7 @@ export interface HolderSpec<H> {
 
 export type AcquireResult<H> = { acquired: true; tookOverFrom?: H; replacedCorrupt?: string } | { acquired: false; holder: H };
 
-export interface WaitOptions {
+export interface WaitOptions extends SyncOption {
   /** How long to wait while another process is changing the same file (default 5 s). */
   waitMs?: number;
 }
@@ -196,7 +214,7 @@ export function acquireExclusive<H>(
   const text = typeof content === "string" ? () => content : content;
   let seen: H | null = null;
   for (;;) {
-    if (createExclusive(file, text(null))) return { acquired: true };
+    if (createExclusive(file, text(null), opts)) return { acquired: true };
     const cur = readGeneration(file);
     if (cur !== null) {
       const h = spec.parse(cur.raw);
@@ -206,10 +224,10 @@ export function acquireExclusive<H>(
         if (!spec.isStale(h)) return { acquired: false, holder: h };
       }
       // The replacement may depend on what it replaces (the controller lock's epoch grows by one).
-      const tmp = writeTempFile(file, text(h));
+      const tmp = writeTempFile(file, text(h), opts);
       let r: TransitionResult;
       try {
-        r = transition(file, cur, () => renameSync(tmp, file));
+        r = transition(file, cur, () => renameSync(tmp, file), opts);
       } finally {
         unlinkQuiet(tmp);
       }
@@ -245,7 +263,7 @@ export function rewriteExclusive<H>(file: string, spec: Pick<HolderSpec<H>, "par
       spec.parse,
       (h) => spec.isMine(h),
       (h) => {
-        tmp = writeTempFile(file, next(h));
+        tmp = writeTempFile(file, next(h), opts);
         renameSync(tmp, file);
       },
       opts,
@@ -282,7 +300,7 @@ function changeExclusive<T>(file: string, parse: (raw: string) => T | null, allo
     if (cur === null) return false;
     const h = parse(cur.raw);
     if (h === null || !allowed(h)) return false;
-    const r = transition(file, cur, () => apply(h));
+    const r = transition(file, cur, () => apply(h), opts);
     if (r === "done") return true;
     if (Date.now() > deadline) return false;
     if (r === "lost") pause();

@@ -77,13 +77,44 @@ export function writeAll(fd: number, data: Buffer): void {
   while (off < data.length) off += writeSync(fd, data, off, data.length - off);
 }
 
+/**
+ * Whether a write waits for the disk (fsync of the file, and of its directory after a rename, link
+ * or unlink). Default true. Only files whose loss or rollback in a machine crash is harmless skip
+ * it; docs/architecture.md, "Durability and group commit", says which and why.
+ */
+export interface SyncOption {
+  sync?: boolean;
+}
+
+/** A file's content: whole, or as pieces of text written in order (a large file never held as one string). */
+export type FileData = string | Buffer | Iterable<string>;
+
+const CHUNK_BYTES = 256 * 1024;
+
+function writeData(fd: number, data: FileData): void {
+  if (typeof data === "string") return writeAll(fd, Buffer.from(data, "utf8"));
+  if (Buffer.isBuffer(data)) return writeAll(fd, data);
+  let parts: string[] = [];
+  let size = 0;
+  for (const piece of data) {
+    parts.push(piece);
+    size += piece.length;
+    if (size >= CHUNK_BYTES) {
+      writeAll(fd, Buffer.from(parts.join(""), "utf8"));
+      parts = [];
+      size = 0;
+    }
+  }
+  if (parts.length > 0) writeAll(fd, Buffer.from(parts.join(""), "utf8"));
+}
+
 /** Write `data` to a new file next to `target` (same filesystem, so it can be renamed or linked). */
-export function writeTempFile(target: string, data: string | Buffer): string {
+export function writeTempFile(target: string, data: FileData, o: SyncOption = {}): string {
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${uniqueSuffix()}`);
   const fd = openSync(tmp, "wx", FILE_MODE);
   try {
-    writeAll(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
-    fsyncSync(fd);
+    writeData(fd, data);
+    if (o.sync !== false) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
     unlinkQuiet(tmp);
@@ -102,16 +133,21 @@ export function unlinkQuiet(file: string): void {
 }
 
 /** Replace `target` atomically: readers see the old content or the new one, never a mix. */
-export function writeFileDurable(target: string, data: string | Buffer): void {
+export function writeFileDurable(target: string, data: FileData): void {
+  writeFileAtomic(target, data, { sync: true });
+}
+
+/** Replace `target` atomically; durable when it returns unless `sync: false`. */
+export function writeFileAtomic(target: string, data: FileData, o: SyncOption): void {
   ensureDir(path.dirname(target));
-  const tmp = writeTempFile(target, data);
+  const tmp = writeTempFile(target, data, o);
   try {
     renameSync(tmp, target);
   } catch (e) {
     unlinkQuiet(tmp);
     throw e;
   }
-  fsyncDir(path.dirname(target));
+  if (o.sync !== false) fsyncDir(path.dirname(target));
 }
 
 /**
@@ -119,9 +155,9 @@ export function writeFileDurable(target: string, data: string | Buffer): void {
  * fully written temp file is an exclusive create that no reader can catch half written (an
  * O_EXCL open followed by a write can be read empty). Returns false when `target` exists.
  */
-export function createExclusive(target: string, data: string): boolean {
+export function createExclusive(target: string, data: string, o: SyncOption = {}): boolean {
   ensureDir(path.dirname(target));
-  const tmp = writeTempFile(target, data);
+  const tmp = writeTempFile(target, data, o);
   try {
     linkSync(tmp, target);
   } catch (e) {
@@ -130,7 +166,7 @@ export function createExclusive(target: string, data: string): boolean {
   } finally {
     unlinkQuiet(tmp);
   }
-  fsyncDir(path.dirname(target));
+  if (o.sync !== false) fsyncDir(path.dirname(target));
   return true;
 }
 

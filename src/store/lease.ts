@@ -28,6 +28,16 @@ import { isSameProcess } from "./proc.js";
 // release them. Leases of other waves keep the TTL and holder rules. On this host the TTL is
 // aged on the monotonic clock (mono.ts) when the lease carries a stamp of this boot; a lease from
 // another host can only be aged by its wall-clock expiry.
+//
+// Leases are never fsynced (docs/architecture.md, "Durability and group commit"). A lease guards
+// against a second live process; the exclusive create, rename and unlink that take and drop it
+// are atomic in the file system's namespace whether or not they reach the disk, and every process
+// on the host sees them at once. Only a machine crash can undo one, and that crash also ends the
+// holder: a lease that survives it is stale (dead holder, or an older epoch of its own wave that
+// the resuming controller takes over at once), one that vanishes was the lease of a dead process,
+// and one that comes back after its release is stale the same way. The ledger never depends on a
+// lease: an attempt's lease is taken before its item_dispatched and is released only as an effect
+// of the event that ends the attempt, which resume redoes (repair-outcomes.ts redoReleases).
 
 export interface LeaseRequest extends ProcessIdentity {
   wave_id: string;
@@ -128,13 +138,13 @@ export function acquireLease(file: string, req: LeaseRequest, t: LeaseTiming & W
     file,
     holderText(req, t),
     { parse: parseLeaseHolder, isMine: ours(req), isStale: (h) => taken(h) || isLeaseStale(h, t.nowMs, hostId(), t.mono) },
-    t,
+    { ...t, sync: false },
   );
 }
 
 /** Remove the lease if this process holds it; false if it is gone or someone else's. */
 export function releaseLease(file: string, holder: Owner, opts: WaitOptions = {}): boolean {
-  return releaseExclusive(file, { parse: parseLeaseHolder, isMine: ours(holder) }, opts);
+  return releaseExclusive(file, { parse: parseLeaseHolder, isMine: ours(holder) }, { ...opts, sync: false });
 }
 
 /** Push the expiry of our own lease to now + ttl; false if it is not ours any more. */
@@ -149,7 +159,7 @@ export function renewLease(file: string, holder: Owner, t: LeaseTiming & WaitOpt
         ...(t.mono === undefined ? {} : { acquired_mono: t.mono, ttl_ms: t.ttlMs }),
         token: randomToken(),
       })}\n`,
-    t,
+    { ...t, sync: false },
   );
 }
 
@@ -159,7 +169,7 @@ export function readLease(file: string): HolderRead<LeaseHolder> {
 
 /** Remove the lease if it is stale or unreadable (doctor --fix); a live one is left alone. */
 export function removeStaleLease(file: string, nowMs: number, opts: WaitOptions & { mono?: MonoStamp } = {}): { removed: boolean; holder: LeaseHolder | null } {
-  return removeStaleExclusive(file, { parse: parseLeaseHolder, isStale: (h) => isLeaseStale(h, nowMs, hostId(), opts.mono) }, opts);
+  return removeStaleExclusive(file, { parse: parseLeaseHolder, isStale: (h) => isLeaseStale(h, nowMs, hostId(), opts.mono) }, { ...opts, sync: false });
 }
 
 /** The lease files of one wave (leases/<wave>/*.lock). */

@@ -8,8 +8,9 @@ import { LEDGER_SUFFIX, type Layout } from "./layout.js";
 import { parseWaveEvent } from "./schema.js";
 
 // The ledgers are the truth of a wave (SPEC §5): one wave ledger for wave events and one per item
-// for item events, all numbered by one per-wave `seq`. An event is appended (O_APPEND, fsync)
-// before the snapshot changes, so a crash loses at most an event whose append never returned.
+// for item events, all numbered by one per-wave `seq`. Events are appended (O_APPEND) as they
+// happen and fsynced in groups (LedgerWriter.sync): the controller performs no effect of an event
+// before the sync that covers it, and writes no snapshot ahead of the durable ledger.
 //
 // Damage is told apart by where it is. A torn last line is what a crash during an append leaves:
 // it is ignored and reported, and truncated before anything is appended after it (otherwise the
@@ -333,19 +334,34 @@ export interface LedgerWriterOptions {
 }
 
 /**
- * Appends the events of one wave, each as one JSON line, fsynced before append() returns. One
- * writer per wave at a time: the controller lock guarantees it, and the fence checks it before
+ * Appends the events of one wave, each as one JSON line. `write()` puts a line in its file (the
+ * page cache) and `sync()` makes every line written since the last sync durable: one fsync per
+ * file touched, plus one per directory that gained a ledger (group commit). `append()` is both at
+ * once. The caller's write-ahead rule is "no effect before the sync that covers its event"
+ * (controller/session.ts).
+ *
+ * One writer per wave at a time: the controller lock guarantees it, and the fence checks it before
  * every line, so a controller that lost the lock (frozen past its heartbeat, then taken over)
- * appends nothing more. A line that still slips through the instant between the check and the
+ * writes nothing more. A line that still slips through the instant between the check and the
  * write carries the old epoch and is voided by every reader (readLedgerEvents).
+ *
+ * A failed sync (ENOSPC, EIO) leaves nothing half made: every file written since the last good
+ * sync is cut back to its durable size, so the durable ledger stays the prefix of seqs it was,
+ * and `lastSeq` goes back with it. The caller folds its state back to that seq as well.
  */
 export class LedgerWriter {
   private last: number;
+  /** The seq of the last event a sync (or the open) made durable. */
+  private durableSeq: number;
   private readonly maxOpen: number;
   /** Open append descriptors, in least-recently-used order. */
   private readonly fds = new Map<string, { fd: number; syncDir: boolean }>();
   /** The size of each file after this writer's last append to it: anything beyond is foreign. */
   private readonly sizes = new Map<string, number>();
+  /** The size of each file as of its last sync: a failed sync cuts the file back to it. */
+  private readonly durableSizes = new Map<string, number>();
+  /** Files written since the last sync. */
+  private readonly dirty = new Set<string>();
   private readonly foreign: ForeignMove[] = [];
   /** Files whose tail this writer has checked (and repaired) since it last failed to write them. */
   private readonly checked = new Set<string>();
@@ -363,6 +379,7 @@ export class LedgerWriter {
       throw new DxError("ledger_seq_invalid", `lastSeq ${String(opts.lastSeq)} is not a non-negative integer`);
     }
     this.last = opts.lastSeq;
+    this.durableSeq = opts.lastSeq;
     this.maxOpen = Math.max(1, opts.maxOpenFiles ?? 32);
     this.epoch = opts.epoch;
     this.fence = opts.fence;
@@ -371,6 +388,11 @@ export class LedgerWriter {
 
   get lastSeq(): number {
     return this.last;
+  }
+
+  /** Whether lines were written since the last sync. */
+  get pending(): boolean {
+    return this.dirty.size > 0;
   }
 
   /** Torn tails this writer cut off before appending after them. */
@@ -383,8 +405,18 @@ export class LedgerWriter {
     return this.foreign.splice(0);
   }
 
-  /** Append one event durably; returns the ledger file it went to. */
+  /** Append one event durably (write, then sync); returns the ledger file it went to. */
   append(draft: WaveEvent): string {
+    const file = this.write(draft);
+    this.sync();
+    return file;
+  }
+
+  /**
+   * Write one event's line to its ledger, not yet durable: `sync()` makes it so. A failed write
+   * cuts its file back to the size before it and throws (`disk_full` on ENOSPC/EDQUOT).
+   */
+  write(draft: WaveEvent): string {
     const event: WaveEvent = this.epoch === undefined || draft.epoch !== undefined ? draft : { ...draft, epoch: this.epoch };
     const parsed = parseWaveEvent(event);
     if (!parsed.ok) {
@@ -406,27 +438,94 @@ export class LedgerWriter {
     const known = this.checkForeign(file, item, handle.fd);
     try {
       writeAll(handle.fd, line);
-      fsyncSync(handle.fd);
-      if (handle.syncDir) {
-        fsyncDir(path.dirname(file));
-        handle.syncDir = false;
-      }
     } catch (e) {
       // The file may now end in part of this line: cut it back to the last size written (a full
-      // disk must not leave a torn line that a later append would glue onto), forget the
-      // descriptor, and check the tail again before the next append to this file.
+      // disk must not leave a torn line that a later append would glue onto). Lines written
+      // before it stay, for the next sync.
       truncateBack(handle.fd, known);
-      this.drop(file);
-      this.checked.delete(file);
+      if (!this.dirty.has(file)) {
+        this.drop(file);
+        this.checked.delete(file);
+      }
       throw appendError(e, event.seq, file);
     }
     this.sizes.set(file, known + line.length);
+    this.dirty.add(file);
     this.last = event.seq;
     return file;
   }
 
+  /**
+   * Make every line written since the last sync durable: fsync each file touched once, then each
+   * directory that gained a file. On failure every file of the group is cut back to its durable
+   * size (so no later seq survives an earlier one that was lost) and the error is thrown.
+   */
+  sync(): void {
+    if (this.dirty.size === 0) return;
+    const files = [...this.dirty];
+    const dirs = new Set<string>();
+    try {
+      for (const file of files) {
+        const h = this.fds.get(file);
+        if (h !== undefined) {
+          fsyncSync(h.fd);
+          if (h.syncDir) dirs.add(path.dirname(file));
+        } else {
+          // Closed since it was written (close() before a sync): fsync the file through a
+          // descriptor of its own, and its directory, since whether it is new is not known now.
+          const fd = openNoFollow(file, "readWrite");
+          try {
+            fsyncSync(fd);
+          } finally {
+            closeSync(fd);
+          }
+          dirs.add(path.dirname(file));
+        }
+      }
+      for (const dir of dirs) fsyncDir(dir);
+    } catch (e) {
+      const seq = this.last;
+      this.rollBack(files);
+      throw appendError(e, seq, files.length === 1 ? (files[0] ?? "") : `${files.length} ledger files`);
+    }
+    for (const file of files) {
+      const h = this.fds.get(file);
+      if (h !== undefined) h.syncDir = false;
+      this.durableSizes.set(file, this.sizes.get(file) ?? 0);
+    }
+    this.dirty.clear();
+    this.durableSeq = this.last;
+    this.evict();
+  }
+
   close(): void {
     for (const file of [...this.fds.keys()]) this.drop(file);
+  }
+
+  /** A failed sync: back to the last durable size of every file of the group, and to its seq. */
+  private rollBack(files: readonly string[]): void {
+    for (const file of files) {
+      const h = this.fds.get(file);
+      const size = this.durableSizes.get(file) ?? 0;
+      if (h !== undefined) truncateBack(h.fd, size);
+      else {
+        try {
+          const fd = openNoFollow(file, "readWrite");
+          try {
+            truncateBack(fd, size);
+          } finally {
+            closeSync(fd);
+          }
+        } catch {
+          // the next open checks the tail again (repairTornTail, validPrefixEnd)
+        }
+      }
+      this.sizes.set(file, size);
+      this.drop(file);
+      this.checked.delete(file);
+    }
+    this.dirty.clear();
+    this.last = this.durableSeq;
   }
 
   /** Move bytes beyond the size this writer last wrote aside; returns the size to append at. */
@@ -450,6 +549,7 @@ export class LedgerWriter {
     // superseded line kept above).
     const now = size > known ? fstatSync(fd).size : size;
     this.sizes.set(file, now);
+    if (!this.dirty.has(file)) this.durableSizes.set(file, now);
     return now;
   }
 
@@ -484,12 +584,17 @@ export class LedgerWriter {
       this.sizes.set(file, fstatSync(handle.fd).size);
     }
     this.fds.set(file, handle);
-    while (this.fds.size > this.maxOpen) {
-      const oldest = this.fds.keys().next().value;
-      if (oldest === undefined) break;
-      this.drop(oldest);
-    }
+    this.evict();
     return handle;
+  }
+
+  /** Close the least recently used descriptors beyond maxOpen; a file awaiting its sync keeps its own. */
+  private evict(): void {
+    if (this.fds.size <= this.maxOpen) return;
+    for (const file of [...this.fds.keys()]) {
+      if (this.fds.size <= this.maxOpen) break;
+      if (!this.dirty.has(file)) this.drop(file);
+    }
   }
 
   private drop(file: string): void {

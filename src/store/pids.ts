@@ -4,7 +4,7 @@ import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { isValidWaveId } from "../core/ids.js";
 import type { Phase } from "../core/status.js";
-import { errno, fsyncDir, readTextIfExists, writeFileDurable } from "./fsx.js";
+import { errno, readTextIfExists, writeFileAtomic } from "./fsx.js";
 import { PID_SUFFIX, type Layout } from "./layout.js";
 import { hostId } from "./identity.js";
 import { isSameProcess, processStartTime } from "./proc.js";
@@ -13,6 +13,9 @@ import { isSameProcess, processStartTime } from "./proc.js";
 // `cancel` without a controller find every job, and the exec-saturation guard count agents across
 // waves. A file outlives its process when the controller dies; pruning removes the dead ones.
 // The record adds the process's start time to the SPEC §5 fields, so a reused pid is not counted.
+// They are written atomically (rename) but never fsynced: they describe live processes only, and
+// a machine crash that could lose or resurrect one also kills every process they name; a file
+// that comes back names a dead pid (or one reused, told apart by its start time) and is pruned.
 
 export interface JobPidRecord {
   pid: number;
@@ -49,7 +52,7 @@ export type JobPidInput = Omit<JobPidRecord, "start_time" | "host"> & { start_ti
 export function registerJobPid(layout: Layout, rec: JobPidInput): string {
   const file = layout.jobPidPath(rec.wave_id, rec.pid);
   const full: JobPidRecord = { ...rec, start_time: rec.start_time === undefined ? processStartTime(rec.pid) : rec.start_time, host: rec.host ?? hostId() };
-  writeFileDurable(file, `${JSON.stringify(full)}\n`);
+  writeFileAtomic(file, `${JSON.stringify(full)}\n`, { sync: false });
   return file;
 }
 
@@ -61,7 +64,6 @@ export function removeJobPid(layout: Layout, wave: string, pid: number): boolean
     if (errno(e) === "ENOENT") return false;
     throw e;
   }
-  fsyncDir(path.dirname(file));
   return true;
 }
 

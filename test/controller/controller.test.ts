@@ -5,3 +5,4 @@ import "./dispatch.cases.js";
 import "./health.cases.js";
 import "./signals.cases.js";
 import "./reattach.cases.js";
+import "./session.cases.js";

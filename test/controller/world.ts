@@ -81,8 +81,36 @@ export class MemFiles implements ControllerFiles {
   liveExec = 0;
   execLockCalls = 0;
 
+  /** How many of `events` are durable: the controller writes at once and syncs in groups. */
+  durable = 0;
+  syncs = 0;
+  /** Effects seen while their event was not durable yet (must stay empty: the write-ahead rule). */
+  readonly early: string[] = [];
+
   append(e: WaveEvent): void {
+    this.write(e);
+    this.sync();
+  }
+  write(e: WaveEvent): void {
     this.events.push(e);
+  }
+  /** The next sync fails with this error, and the ledger is cut back to what was durable. */
+  failNextSync: Error | null = null;
+  sync(): void {
+    if (this.durable === this.events.length) return;
+    const fail = this.failNextSync;
+    if (fail !== null) {
+      this.failNextSync = null;
+      this.events.length = this.durable;
+      throw fail;
+    }
+    this.syncs += 1;
+    this.durable = this.events.length;
+  }
+  /** Record an effect that needs `pred`'s event durable. */
+  needsDurable(what: string, pred: (e: WaveEvent) => boolean): void {
+    const i = this.events.findIndex(pred);
+    if (i >= this.durable) this.early.push(what);
   }
   writeSnapshot(s: WaveState): void {
     this.snapshot = s;
@@ -118,6 +146,7 @@ export class MemFiles implements ControllerFiles {
     return `/mem/outcomes/${itemId}.${phase}.attempt${attempt}.outcome.json`;
   }
   writeOutcome(path: string, outcome: Outcome): void {
+    this.needsDurable(`outcome ${path}`, (e) => "outcome_path" in e && e.outcome_path === path && e.event !== "item_dispatched");
     this.outcomes.set(path, outcome);
   }
   registerPid(rec: { pid: number }): void {
@@ -186,7 +215,11 @@ export class FakeRunner implements RunnerPort {
     return Promise.resolve({ provider, ok: true, reason_code: null, detail: null });
   }
 
+  /** Called at each start (World checks the dispatch is durable by then). */
+  onStart: (spec: JobSpec) => void = () => undefined;
+
   start(spec: JobSpec): Promise<StartedJob> {
+    this.onStart(spec);
     this.starts.push(spec);
     this.calls.push(`start ${spec.run_instance}`);
     if (this.hangStarts) return new Promise(() => undefined);
@@ -344,6 +377,8 @@ export class World {
     if (prev) this.files.generation += 1;
     this.runner = new FakeRunner(this.clock);
     this.runner.ledgerLength = () => this.files.events.length;
+    this.runner.onStart = (spec) =>
+      this.files.needsDurable(`start ${spec.run_instance}`, (e) => e.event === "item_dispatched" && e.run_instance === spec.run_instance);
     let state: WaveState;
     if (prev) state = fold(this.files.events);
     else {

@@ -40,6 +40,13 @@ async function readFixture(name: string): Promise<{ events: WaveEvent[]; snapsho
   return { events: read.events, snapshot, waveId };
 }
 
+/**
+ * The recorded snapshot in today's serialization. The fixtures were recorded when snapshots were
+ * two-space JSON; they are compact JSON now. JSON.parse keeps key order and every value, so only
+ * whitespace is normalized: the comparison is still of every key, in order, and every value.
+ */
+const compact = (recorded: string): string => `${JSON.stringify(JSON.parse(recorded))}\n`;
+
 describe("replay of recorded ledgers", () => {
   it("has the four recorded waves", () => {
     expect(CASES).toEqual(["cancel", "crash", "quota-fallback", "revision"]);
@@ -48,7 +55,7 @@ describe("replay of recorded ledgers", () => {
   it.each(CASES)("%s: the fold of the ledger is the recorded wave_state.json, byte for byte", async (name) => {
     const { events, snapshot } = await readFixture(name);
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    expect(serializeState(fold(events))).toBe(snapshot);
+    expect(serializeState(fold(events))).toBe(compact(snapshot));
   });
 
   it("each wave shows what it was recorded for", async () => {

@@ -32,9 +32,17 @@ describe("snapshot", () => {
     expect(readdirSync(path.dirname(file))).toEqual(["wave_state.json"]);
   });
 
-  it("serializes as two-space JSON with a final newline", () => {
+  it("serializes as compact JSON with a final newline, written item by item to the same bytes", () => {
     const s = state();
-    expect(serializeState(s)).toBe(`${JSON.stringify(s, null, 2)}\n`);
+    expect(serializeState(s)).toBe(`${JSON.stringify(s)}\n`);
+    const noEpoch = { ...s, epoch: undefined };
+    expect(serializeState(noEpoch)).toBe(`${JSON.stringify(noEpoch)}\n`);
+    expect(serializeState({ ...s, items: [] })).toBe(`${JSON.stringify({ ...s, items: [] })}\n`);
+    // Larger than one write chunk: the file holds exactly the serialization.
+    const many = fold(new Ledger({ items: Array.from({ length: 3000 }, (_, i) => `it-${i}`) }).events);
+    const file = path.join(tmp.make(), "wave_state.json");
+    writeSnapshot(file, many);
+    expect(readFileSync(file, "utf8")).toBe(`${JSON.stringify(many)}\n`);
   });
 
   it("reads a missing snapshot as missing", () => {
