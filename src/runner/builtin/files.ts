@@ -33,7 +33,8 @@ export function writeOutcome(p: JobPaths, h: JobHealth): void {
  * meta never got the group (a launcher that died mid-start): then the file is its only record.
  */
 export function dropPidFile(p: JobPaths, meta: JobMeta): void {
-  if (meta.pgid !== null) removeQuiet(p.pid);
+  // Only this run's: a newer start of the same job has already replaced the file.
+  if (meta.pgid !== null && meta.pid !== null && readIntFile(p.pid) === meta.pid) removeQuiet(p.pid);
 }
 
 /** The progress record before any check, on the runner's clock reading `nowMs` now. */

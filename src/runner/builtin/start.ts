@@ -218,14 +218,18 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
   const ref: JobRef = { job_id: spec.job_id, provider: spec.provider, run_instance: spec.run_instance };
   let exited = false;
   let isRecorded = false;
+  // Only while the file is still this run's: a later start of the same job writes its own.
+  const drop = (): void => {
+    if (readIntFile(p.pid) === pid) removeQuiet(p.pid);
+  };
   child.once("exit", () => {
     exited = true;
-    if (isRecorded) removeQuiet(p.pid);
+    if (isRecorded) drop();
     ctx.notifyExit(ref, readIntFile(p.rc));
   });
   const recorded = (): void => {
     isRecorded = true;
-    if (exited) removeQuiet(p.pid);
+    if (exited) drop();
   };
   return { pid, recorded };
 }
