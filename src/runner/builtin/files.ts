@@ -24,7 +24,9 @@ export function readOutcome(p: JobPaths, runInstance: string): JobHealth | null 
 }
 
 export function writeOutcome(p: JobPaths, h: JobHealth): void {
-  writeJsonAtomic(p.outcome, { version: 1, run_instance: h.run_instance, health: h });
+  // No fsync: the memo is rebuilt from the rc file (itself written without one) if a crash loses it;
+  // what the controller decided is in its ledger.
+  writeJsonAtomic(p.outcome, { version: 1, run_instance: h.run_instance, health: h }, { fsync: false });
 }
 
 /**

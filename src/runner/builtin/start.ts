@@ -53,7 +53,7 @@ export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<Star
   await waitSignalsHandled(pid, 2_000);
   const token = await processStartToken(pid);
   // No fsync for the pid and the meta's pid fields: they name a process, which a crash of the host
-  // (the only thing fsync guards against) ends too; resume then finds the job lost either way.
+  // (the only thing fsync guards against) ends too.
   writeFileAtomicSync(p.pid, `${pid}\n`, { fsync: false });
   writeJsonAtomic(p.meta, { ...meta, pid, pgid: pid, pid_start: token }, { fsync: false });
   recorded();
@@ -180,7 +180,9 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
     launcher_pid: process.pid,
     host: hostId(),
   };
-  writeJsonAtomic(p.meta, meta);
+  // No fsync (docs/architecture.md, "The runner"): a host crash kills the job too, and resume
+  // then judges it lost (or not started) with or without this file.
+  writeJsonAtomic(p.meta, meta, { fsync: false });
   writeJobProgress(p.progress, initialProgress(meta, ctx.clock()));
   return meta;
 }
