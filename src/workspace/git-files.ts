@@ -50,12 +50,15 @@ export function commonDirOf(gitDir: string): string | undefined {
 /** A ref's commit from loose refs, then packed-refs; null: no such ref; undefined: unreadable here. */
 export function resolveRefFiles(gitDir: string, commonDir: string, ref: string): string | null | undefined {
   if (!/^refs\/[^\0\s]+$/.test(ref) || ref.split("/").includes("..")) return undefined;
-  for (const dir of gitDir === commonDir ? [gitDir] : [gitDir, commonDir]) {
-    const loose = read(path.join(dir, ref));
-    if (loose === null) continue;
+  // As git does: only these namespaces belong to one worktree; every other ref (refs/heads/…) is
+  // shared and lives in the common dir, whatever a worktree's own dir holds.
+  const perWorktree = /^refs\/(bisect|worktree|rewritten)\//.test(ref);
+  const loose = read(path.join(perWorktree ? gitDir : commonDir, ref));
+  if (loose !== null) {
     const t = loose.trim();
     return SHA.test(t) ? t : undefined;
   }
+  if (perWorktree) return undefined;
   const packed = read(path.join(commonDir, "packed-refs"));
   if (packed === null) return null;
   for (const line of packed.split("\n")) {
