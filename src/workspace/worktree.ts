@@ -48,10 +48,12 @@ export interface ResolveWorktreeOptions {
  */
 export interface RepoFacts {
   repos: Map<string, { top: string; commonDir: string }>;
+  /** A look at a repository under way. */
+  asking: Map<string, Promise<{ top: string; commonDir: string } | Failure>>;
   bases: Set<string>;
 }
 
-export const newRepoFacts = (): RepoFacts => ({ repos: new Map(), bases: new Set() });
+export const newRepoFacts = (): RepoFacts => ({ repos: new Map(), asking: new Map(), bases: new Set() });
 
 const fail = (reason_code: string, detail: string, remedy: string | null): Failure => ({
   ok: false,
@@ -108,8 +110,15 @@ const TRANSIENT = /\.lock\b|unable to create|could not lock|cannot lock|file exi
 async function repoInfo(repo: string, facts: RepoFacts | undefined): Promise<{ top: string; commonDir: string } | Failure> {
   const known = facts?.repos.get(repo);
   if (known !== undefined) return known;
-  const r = await askRepoInfo(repo);
-  if (!("ok" in r)) facts?.repos.set(repo, r);
+  if (facts === undefined) return askRepoInfo(repo);
+  // The first dispatches of a wave ask together: one git call answers them all.
+  let asking = facts.asking.get(repo);
+  if (asking === undefined) {
+    asking = askRepoInfo(repo).finally(() => facts.asking.delete(repo));
+    facts.asking.set(repo, asking);
+  }
+  const r = await asking;
+  if (!("ok" in r)) facts.repos.set(repo, r);
   return r;
 }
 
