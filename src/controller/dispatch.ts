@@ -132,6 +132,8 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
       provider: key.provider,
       run_instance: key.run_instance,
       worktree: it.worktree,
+      // Resolved as the top of its checkout (workspace.resolve): the runner need not ask git.
+      worktree_toplevel: it.worktree,
       prompt_file: files.promptPath(key.item_id, key.phase, key.attempt),
       contract_file: ref.contract_file ?? files.contractPath(key.item_id, key.phase, key.attempt),
     });

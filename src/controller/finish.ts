@@ -145,7 +145,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   const cliError = job.stop_detail ?? (sig?.last_error || null) ?? h.reason_detail ?? null;
   const ranOk =
     job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
-  const range = ranOk ? await commitAttempt(sh, job, item, contract) : undefined;
+  const range = ranOk ? await commitAttempt(sh, job, item, contract, h) : undefined;
   await sh.apply({
     event: "job_finished",
     ...attempt,
@@ -168,12 +168,15 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
 /**
  * A completed implement attempt: commit what the agent left uncommitted (auto_commit), and return
  * the attempt's own range, HEAD at dispatch..HEAD now. Undefined when the workspace cannot say.
+ * When the runner saw the worktree clean as the agent ended (`worktree_end`: an agent that
+ * committed its own work, or did nothing), that is the whole story: no auto-commit, no git.
  */
-async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contract: Contract | null): Promise<CommitRange | undefined> {
+async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contract: Contract | null, h: JobHealth): Promise<CommitRange | undefined> {
   const ws = sh.deps.workspace;
   if (job.phase !== "implement" || contract?.phase !== "implement" || (contract.status !== "completed" && contract.status !== "partial")) return undefined;
   const rec = item.history.at(-1);
   if (ws.commitLeftovers === undefined || item.worktree === null || rec === undefined || rec.head_at_dispatch === undefined) return undefined;
+  if (h.worktree_end?.clean === true) return { from: rec.head_at_dispatch, to: h.worktree_end.head };
   try {
     const c = await ws.commitLeftovers({
       worktree: item.worktree,

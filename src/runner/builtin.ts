@@ -114,7 +114,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       const { stopped } = await stopJob(ctx, ref, so.grace_ms ?? ctx.graceMs);
       return { stopped };
     },
-    prune: (): Promise<{ checked: number; pruned: number }> => prunePidFiles(ctx.logDir),
+    prune: (): Promise<{ checked: number; pruned: number }> => prunePidFiles(ctx.logDir, ctx.clock()),
 
     readContract: (ref: JobRef): Promise<ContractSource> => readJobContract(ctx.logDir, ref),
 

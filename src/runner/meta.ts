@@ -169,6 +169,14 @@ const optNumOrNull = (o: JsonObject, k: string): number | null => {
   return v;
 };
 
+/** The optional `worktree_end` of a stored health; anything malformed is left out (the controller looks itself). */
+function worktreeEnd(v: unknown): Pick<JobHealth, "worktree_end"> {
+  if (!isObject(v) || typeof v.clean !== "boolean") return {};
+  const head = v.head;
+  if (head !== null && (typeof head !== "string" || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(head))) return {};
+  return { worktree_end: { head, clean: v.clean } };
+}
+
 /** A JobHealth as the runner stored it in outcome.json. */
 export function parseStoredHealth(v: unknown): JobHealth | null {
   if (!isObject(v)) return null;
@@ -191,6 +199,7 @@ export function parseStoredHealth(v: unknown): JobHealth | null {
       log_age_sec: reqNum(v, "log_age_sec"),
       started_at: optStrOrNull(v, "started_at"),
       finished_at: optStrOrNull(v, "finished_at"),
+      ...worktreeEnd(v.worktree_end),
     };
   } catch (e) {
     if (e instanceof Malformed) return null;

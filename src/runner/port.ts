@@ -27,6 +27,11 @@ export interface JobSpec {
   /** Where the agent should write its contract (`$DX_BATCH_CONTRACT_FILE`). */
   contract_file: string;
   model?: string | null;
+  /**
+   * The top of the worktree's checkout when the caller already knows it (the controller resolved
+   * the worktree); the runner then does not ask git again (issue #14).
+   */
+  worktree_toplevel?: string;
 }
 
 /** A job as the runner knows it: the core's JobRef names the attempt, the runner its job_id. */
@@ -71,6 +76,12 @@ export interface JobHealth {
   log_age_sec: number;
   started_at: string | null;
   finished_at: string | null;
+  /**
+   * A clean exit's worktree as it was when the agent ended (the wrapper's own look, or the exit
+   * probe): HEAD, and whether anything was left uncommitted (`.dx-batch/` aside). Absent when
+   * nobody looked; the controller then looks itself before its post-implement checks.
+   */
+  worktree_end?: { head: string | null; clean: boolean };
 }
 
 /** The raw contract text the job delivered, before schema validation (src/contract does that). */

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { lstatSync } from "node:fs";
+import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { execa } from "execa";
+import { execGit } from "../workspace/git.js";
 
 // How the runner sees a worktree change: HEAD, the porcelain status, and the size and mtime of
 // each changed path (so further edits to an already-dirty file still count). Agents run git in the
@@ -14,6 +14,8 @@ export interface WorktreeProbe {
   head: string | null;
   dirty: number;
   signature: string | null;
+  /** The changed paths (untracked directories as git shows them, `dir/`). */
+  paths: string[];
 }
 
 const GIT_TIMEOUT_MS = 15_000;
@@ -23,19 +25,8 @@ const MAX_STAT_PATHS = 2_000;
 const gitEnv = (): NodeJS.ProcessEnv => ({ ...process.env, GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" });
 
 async function git(cwd: string, args: string[]): Promise<{ ok: boolean; stdout: string }> {
-  try {
-    const r = await execa("git", ["-C", cwd, ...args], {
-      reject: false,
-      timeout: GIT_TIMEOUT_MS,
-      env: gitEnv(),
-      extendEnv: false,
-      stdin: "ignore",
-      stripFinalNewline: false,
-    });
-    return { ok: r.exitCode === 0, stdout: String(r.stdout) };
-  } catch {
-    return { ok: false, stdout: "" };
-  }
+  const r = await execGit(["-C", cwd, ...args], { env: gitEnv(), timeoutMs: GIT_TIMEOUT_MS, stripFinalNewline: false });
+  return { ok: r.ok, stdout: r.stdout };
 }
 
 export async function worktreeToplevel(dir: string): Promise<string | null> {
@@ -72,19 +63,23 @@ export function parsePorcelainV2(out: string): { head: string | null; paths: str
 
 export async function probeWorktree(dir: string, toplevel: string | null): Promise<WorktreeProbe> {
   const r = await git(dir, ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"]);
-  if (!r.ok) return { ok: false, head: null, dirty: 0, signature: null };
-  const { head, paths } = parsePorcelainV2(r.stdout);
+  if (!r.ok) return { ok: false, head: null, dirty: 0, signature: null, paths: [] };
+  return probeOfStatus(r.stdout, toplevel ?? dir);
+}
+
+/** The probe of a status text taken just now: HEAD, the changed paths, and their signature. */
+export function probeOfStatus(status: string, root: string): WorktreeProbe {
+  const { head, paths } = parsePorcelainV2(status);
   const h = createHash("sha1")
     .update(head ?? "(initial)")
     .update("\0");
   // Branch header lines are left out: ahead/behind counts are not a worktree change.
   h.update(
-    r.stdout
+    status
       .split("\0")
       .filter((f) => !f.startsWith("#"))
       .join("\0"),
   );
-  const root = toplevel ?? dir;
   if (paths.length <= MAX_STAT_PATHS) {
     for (const p of paths) {
       try {
@@ -95,7 +90,25 @@ export async function probeWorktree(dir: string, toplevel: string | null): Promi
       }
     }
   }
-  return { ok: true, head, dirty: paths.length, signature: h.digest("hex") };
+  return { ok: true, head, dirty: paths.length, signature: h.digest("hex"), paths };
+}
+
+/**
+ * What the wrapper saw after a clean exit (wrapper.ts, `<rc>.wt`): the commit count since the
+ * start on the first line, then the status. Null when there is no such file or it is not whole.
+ */
+export function readWorktreeEnd(file: string, root: string): { probe: WorktreeProbe; commits: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+  const nl = text.indexOf("\n");
+  const commits = Number(text.slice(0, nl));
+  const status = text.slice(nl + 1);
+  if (nl < 1 || !Number.isSafeInteger(commits) || commits < 0 || !status.startsWith("# branch.oid ")) return null;
+  return { probe: probeOfStatus(status, root), commits };
 }
 
 /** Commits on HEAD since `base` (all of HEAD's history when the worktree started unborn). */

@@ -20,9 +20,17 @@
 //   (cgroup.ts), and the agent does not see the variable. At the end it steps back out to the
 //   cgroup it came from and removes the job's, which works only if nothing of the job is left in
 //   it: a job whose launcher died leaves no empty cgroup behind, one with escapees keeps it.
+// - after a clean exit (0) it looks at the worktree once, before the rc: the commits since the
+//   attempt's start (`git rev-list --count`) and `git status --porcelain=v2 --branch -z` into
+//   `<rc>.wt` (tmp + rename). The runner's exit check and the controller's post-implement checks
+//   read that file instead of spawning git from the controller (issue #14); without it (git
+//   failed, an older wrapper) they run git themselves as before. git runs with the repository
+//   variables unset and without optional locks, as the runner's own probe does.
 //
-// Positional parameters: $1 tools PATH (for head, fold, grep, …), $2 rc path, $3 cap in bytes,
-// then the agent argv. The agent runs with the PATH it was given in its environment.
+// Positional parameters: $1 tools PATH (for head, fold, grep, git, …), $2 rc path, $3 cap in
+// bytes, $4 the worktree to look at after a clean exit ("" = none), $5 HEAD at the start ("" =
+// unborn: all of HEAD's history), then the agent argv. The agent runs with the PATH it was given
+// in its environment.
 export const WRAPPER_SCRIPT = `
 trap '' TERM INT HUP
 job_cgroup=\${DX_BATCH_CGROUP_DIR:-}
@@ -31,7 +39,9 @@ agent_path=$PATH
 PATH=$1
 rc=$2
 cap=$3
-shift 3
+wt=$4
+base=$5
+shift 5
 wrapper=$$
 pump_done=
 trap 'pump_done=1' USR1
@@ -58,6 +68,14 @@ if [ -z "$pump_done" ]; then
   [ -z "$pump_done" ] && wait "$timer"
   kill -KILL "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
 fi
+if [ "$code" = 0 ] && [ -n "$wt" ]; then
+  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_COMMON_DIR GIT_OBJECT_DIRECTORY GIT_PREFIX GIT_NAMESPACE
+  GIT_OPTIONAL_LOCKS=0; LC_ALL=C; export GIT_OPTIONAL_LOCKS LC_ALL
+  if [ -n "$base" ]; then range="$base..HEAD"; else range=HEAD; fi
+  umask 077
+  if { git -C "$wt" rev-list --count "$range" 2>/dev/null || echo 0; git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal 2>/dev/null; } > "$rc.wt.tmp" < /dev/null
+  then mv -f "$rc.wt.tmp" "$rc.wt"; else rm -f "$rc.wt.tmp"; fi
+fi
 (umask 077; echo "$code" > "$rc.tmp") && mv -f "$rc.tmp" "$rc"
 if [ -n "$job_cgroup" ]; then { echo $$ > "\${job_cgroup%/*/*}/cgroup.procs" && rmdir "$job_cgroup"; } 2>/dev/null; fi
 exit "$code"
@@ -72,6 +90,21 @@ export function wrapperToolsPath(env: NodeJS.ProcessEnv = process.env): string {
   return [...new Set([...own, ...base])].join(":");
 }
 
-export function wrapperArgs(opts: { rcPath: string; capBytes: number; argv: readonly string[]; toolsPath: string }): string[] {
-  return ["-c", WRAPPER_SCRIPT, "sh", opts.toolsPath, opts.rcPath, String(Math.max(1, Math.floor(opts.capBytes))), ...opts.argv];
+export interface WrapperOptions {
+  rcPath: string;
+  capBytes: number;
+  argv: readonly string[];
+  toolsPath: string;
+  /** Look at this worktree after a clean exit (`<rc>.wt`); null: do not. */
+  worktree?: string | null;
+  /** HEAD when the job started (null: unborn), the base of the commit count. */
+  headAtStart?: string | null;
 }
+
+export function wrapperArgs(o: WrapperOptions): string[] {
+  const cap = String(Math.max(1, Math.floor(o.capBytes)));
+  return ["-c", WRAPPER_SCRIPT, "sh", o.toolsPath, o.rcPath, cap, o.worktree ?? "", o.headAtStart ?? "", ...o.argv];
+}
+
+/** Where the wrapper leaves its look at the worktree after a clean exit. */
+export const worktreeEndPath = (rcPath: string): string => `${rcPath}.wt`;

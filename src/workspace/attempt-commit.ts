@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { commonDirOf, gitDirOf } from "./git-files.js";
 import { git } from "./git.js";
 
 // The worktree is the unit of work (issue #11): dx-batch keeps its own files in `.dx-batch/`
@@ -16,9 +17,9 @@ export const contractFileIn = (worktree: string, phase: string, attempt: number)
 /** Create `<worktree>/.dx-batch/` and make sure the repository's info/exclude hides it. */
 export async function prepareDxDir(worktree: string): Promise<void> {
   mkdirSync(path.join(worktree, DX_DIR), { recursive: true, mode: 0o700 });
-  const r = await git(["rev-parse", "--git-common-dir"], { cwd: worktree });
-  if (!r.ok) return;
-  const infoDir = path.join(path.resolve(worktree, r.stdout.trim()), "info");
+  const common = await commonDir(worktree);
+  if (common === null) return;
+  const infoDir = path.join(common, "info");
   const exclude = path.join(infoDir, "exclude");
   let text = "";
   try {
@@ -27,6 +28,15 @@ export async function prepareDxDir(worktree: string): Promise<void> {
     mkdirSync(infoDir, { recursive: true });
   }
   if (!text.split("\n").some((l) => l.trim() === `/${DX_DIR}/`)) appendFileSync(exclude, `${text === "" || text.endsWith("\n") ? "" : "\n"}/${DX_DIR}/\n`);
+}
+
+/** The repository's common git dir: from git's files when plain (git-files.ts), else from git. */
+async function commonDir(worktree: string): Promise<string | null> {
+  const gitDir = gitDirOf(worktree);
+  const fromFiles = gitDir === undefined ? undefined : commonDirOf(gitDir);
+  if (fromFiles !== undefined) return fromFiles;
+  const r = await git(["rev-parse", "--git-common-dir"], { cwd: worktree });
+  return r.ok ? path.resolve(worktree, r.stdout.trim()) : null;
 }
 
 export interface AttemptCommit {

@@ -8,8 +8,9 @@ import { ItemReason, worktreeReason } from "../core/reasons.js";
 import { isValidItemId } from "../core/ids.js";
 import { isDxError } from "../errors.js";
 import { ensureSecureDir, registerStateRoot } from "../store/secure-dir.js";
+import { branchExistsInFiles, gitDirOf } from "./git-files.js";
 import { git } from "./git.js";
-import { worktreeHead } from "./head.js";
+import { worktreeHeadFast } from "./head.js";
 import { checkWorktreePolicy } from "./policy.js";
 import { serialize } from "./serial.js";
 
@@ -36,7 +37,23 @@ export interface ResolveWorktreeOptions {
   policy: WorkspacePolicy;
   /** `git worktree add` retries when git's own locks collide with another process. */
   retry?: { attempts?: number; baseMs?: number };
+  /** The repository's facts, learned once per wave (issue #14); without it every call asks git. */
+  facts?: RepoFacts;
 }
+
+/**
+ * What a wave learns once about its repository: its top and common dir, and the base refs that
+ * named a commit. A base that was valid stays usable for `git worktree add`, which resolves it
+ * again itself; a failure is never cached, so it is looked at again next time.
+ */
+export interface RepoFacts {
+  repos: Map<string, { top: string; commonDir: string }>;
+  /** A look at a repository under way. */
+  asking: Map<string, Promise<{ top: string; commonDir: string } | Failure>>;
+  bases: Set<string>;
+}
+
+export const newRepoFacts = (): RepoFacts => ({ repos: new Map(), asking: new Map(), bases: new Set() });
 
 const fail = (reason_code: ItemReason, detail: string, remedy: string | null): Failure => ({
   ok: false,
@@ -90,7 +107,22 @@ const branchOf = (itemId: string): string => `dx/${itemId}`;
 // Collisions with another process's git on the same repository, worth another try.
 const TRANSIENT = /\.lock\b|unable to create|could not lock|cannot lock|file exists|could not create (?:directory|leading)|a branch named .* already exists/i;
 
-async function repoInfo(repo: string): Promise<{ top: string; commonDir: string } | Failure> {
+async function repoInfo(repo: string, facts: RepoFacts | undefined): Promise<{ top: string; commonDir: string } | Failure> {
+  const known = facts?.repos.get(repo);
+  if (known !== undefined) return known;
+  if (facts === undefined) return askRepoInfo(repo);
+  // The first dispatches of a wave ask together: one git call answers them all.
+  let asking = facts.asking.get(repo);
+  if (asking === undefined) {
+    asking = askRepoInfo(repo).finally(() => facts.asking.delete(repo));
+    facts.asking.set(repo, asking);
+  }
+  const r = await asking;
+  if (!("ok" in r)) facts.repos.set(repo, r);
+  return r;
+}
+
+async function askRepoInfo(repo: string): Promise<{ top: string; commonDir: string } | Failure> {
   const remedy = `point "repo" (--repo) at a git checkout`;
   if (!(await isDir(repo))) return fail(`repo_invalid:${repo}`, `repo ${repo} is not a directory`, remedy);
   const r = await git(["rev-parse", "--show-toplevel", "--git-common-dir"], { cwd: repo });
@@ -111,8 +143,9 @@ async function createWorktree(
   base: string,
   policy: WorkspacePolicy,
   retry: { attempts: number; baseMs: number },
+  facts: RepoFacts | undefined,
 ): Promise<Created | Failure> {
-  const info = await repoInfo(repo);
+  const info = await repoInfo(repo, facts);
   if ("ok" in info) return info;
   // In-process queue per repository, then the cross-process lock (store/repo-lock.ts).
   return serialize(info.commonDir, () =>
@@ -133,20 +166,22 @@ async function createWorktree(
       const branch = branchOf(itemId);
       let lastErr = "";
       for (let attempt = 1; attempt <= retry.attempts; attempt++) {
-        const has = await git(["show-ref", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: info.top });
+        const has = branchExistsInFiles(info.top, branch) ?? (await git(["show-ref", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: info.top })).ok;
         let args: string[];
-        if (has.ok) {
+        if (has) {
           args = ["worktree", "add", target, branch];
         } else {
           if (base === "" || base.startsWith("-")) return fail(`base_ref_invalid:${base}`, `not a usable base ref: ${JSON.stringify(base)}`, null);
-          const baseOk = await git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], { cwd: info.top });
-          if (!baseOk.ok) {
+          const baseKey = `${info.top}\0${base}`;
+          const baseOk = facts?.bases.has(baseKey) === true || (await git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], { cwd: info.top })).ok;
+          if (!baseOk) {
             return fail(
               `base_ref_invalid:${base}`,
               `base ${base} names no commit in ${info.top}`,
               `set "base" (--base) to a commit of ${info.top}, or make a first commit there`,
             );
           }
+          facts?.bases.add(baseKey);
           args = ["worktree", "add", "-b", branch, target, base];
         }
         const r = await git(args, { cwd: info.top });
@@ -199,10 +234,18 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
         `create it (git -C <repo> worktree add -b ${branchOf(itemId)} ${itemDir}/<repo-name> ${opts.base}), or set "repo" (--repo) so dx-batch creates it`,
       );
     }
-    const c = await createWorktree(itemId, itemDir, opts.repo, opts.base, policy, {
-      attempts: Math.max(1, opts.retry?.attempts ?? 6),
-      baseMs: opts.retry?.baseMs ?? 200,
-    });
+    const c = await createWorktree(
+      itemId,
+      itemDir,
+      opts.repo,
+      opts.base,
+      policy,
+      {
+        attempts: Math.max(1, opts.retry?.attempts ?? 6),
+        baseMs: opts.retry?.baseMs ?? 200,
+      },
+      opts.facts,
+    );
     if (!c.ok) return c;
     found = c.found;
     created = c.created;
@@ -219,22 +262,28 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
   const verdict = checkWorktreePolicy(only, policy);
   if (!verdict.ok) return fail(verdict.reason_code, verdict.detail, forbiddenRemedy(policy));
 
-  const top = await git(["rev-parse", "--show-toplevel"], { cwd: verdict.path });
-  const topReal = top.ok ? await realpath(top.stdout.trim()).catch(() => top.stdout.trim()) : null;
-  if (topReal !== verdict.path) {
-    return fail(
-      `worktree_invalid:${verdict.path}`,
-      top.ok
-        ? `${verdict.path} is not the top of its checkout (${topReal})`
-        : `${verdict.path} is not a usable git checkout: ${top.error ?? top.stderr.trim()}`,
-      `repair or replace the checkout at ${verdict.path} (\`git worktree repair\` from its repository)`,
-    );
+  // A `.git` here that leads to a git dir makes this the top of its checkout: no git to ask.
+  if (gitDirOf(verdict.path) === undefined) {
+    const bad = await notTopOfCheckout(verdict.path);
+    if (bad !== null) return bad;
   }
   let base_commit: string | null;
   try {
-    base_commit = await worktreeHead(verdict.path);
+    base_commit = await worktreeHeadFast(verdict.path);
   } catch (e) {
     return fail(`worktree_invalid:${verdict.path}`, e instanceof Error ? e.message : String(e), null);
   }
   return { ok: true, path: verdict.path, created, base_commit };
+}
+
+/** git's own verdict on a checkout whose files do not show a plain layout; null when it is the top. */
+async function notTopOfCheckout(dir: string): Promise<Failure | null> {
+  const top = await git(["rev-parse", "--show-toplevel"], { cwd: dir });
+  const topReal = top.ok ? await realpath(top.stdout.trim()).catch(() => top.stdout.trim()) : null;
+  if (topReal === dir) return null;
+  return fail(
+    `worktree_invalid:${dir}`,
+    top.ok ? `${dir} is not the top of its checkout (${topReal})` : `${dir} is not a usable git checkout: ${top.error ?? top.stderr.trim()}`,
+    `repair or replace the checkout at ${dir} (\`git worktree repair\` from its repository)`,
+  );
 }

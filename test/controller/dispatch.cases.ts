@@ -126,3 +126,50 @@ describe("controller: the exec-cap hold", () => {
     expect(w.runner.stops).toEqual([]);
   });
 });
+
+describe("controller: post-implement checks from the runner's look at the worktree (issue #14)", () => {
+  const commits: string[] = [];
+  const workspace = {
+    commitLeftovers: (o: { item_id: string }) => {
+      commits.push(o.item_id);
+      return Promise.resolve({ auto_commit: "auto1", files: ["left.txt"], head: "auto1" });
+    },
+  };
+
+  it("a clean worktree at exit is the whole story: no auto-commit, the range ends at the HEAD the runner saw", async () => {
+    commits.length = 0;
+    const w = new World({ items: ["it-1"], policy: { require_review: false }, workspace });
+    await w.start();
+    w.runner.exit(w.runner.jobOf("it-1"), { worktree_end: { head: "head2", clean: true } });
+    await w.clock.advance(0);
+    expect(commits).toEqual([]);
+    expect(w.eventsOf("auto_commit")).toEqual([]);
+    expect(w.eventsOf("job_finished")[0]?.range).toEqual({ from: "head1", to: "head2" });
+    expect(w.item("it-1").status).toBe("approved");
+  });
+
+  it("an agent that committed nothing and left nothing fails no_changes without any git call", async () => {
+    commits.length = 0;
+    const w = new World({ items: ["it-1"], policy: { require_review: false, max_attempts: 1 }, workspace });
+    await w.start();
+    w.runner.exit(w.runner.jobOf("it-1"), { worktree_end: { head: "head1", clean: true } });
+    await w.clock.advance(0);
+    expect(commits).toEqual([]);
+    expect(w.eventsOf("job_finished")[0]?.range).toEqual({ from: "head1", to: "head1" });
+    expect(w.item("it-1").history[0]?.reason_code).toBe("no_changes");
+    expect(w.item("it-1").status).not.toBe("approved");
+  });
+
+  it("leftovers (or no look at all) go through the workspace's auto-commit as before", async () => {
+    commits.length = 0;
+    for (const worktree_end of [{ head: "head2", clean: false }, undefined]) {
+      const w = new World({ items: ["it-1"], policy: { require_review: false }, workspace });
+      await w.start();
+      w.runner.exit(w.runner.jobOf("it-1"), worktree_end === undefined ? {} : { worktree_end });
+      await w.clock.advance(0);
+      expect(w.eventsOf("auto_commit").map((e) => e.sha)).toEqual(["auto1"]);
+      expect(w.eventsOf("job_finished")[0]?.range).toEqual({ from: "head1", to: "auto1" });
+    }
+    expect(commits).toEqual(["it-1", "it-1"]);
+  });
+});

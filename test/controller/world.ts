@@ -1,5 +1,5 @@
 import { Controller, type RunEnd } from "../../src/controller/controller.js";
-import type { CancelTimer, Clock, ControllerDeps, ControllerFiles } from "../../src/controller/ports.js";
+import type { CancelTimer, Clock, ControllerDeps, ControllerFiles, Workspace } from "../../src/controller/ports.js";
 import type { Contract, Outcome, Phase, WaveEvent, WavePolicy, WaveState } from "../../src/core/index.js";
 import { fold, initialState } from "../../src/core/index.js";
 import type { JobState } from "../../src/core/status.js";
@@ -181,6 +181,7 @@ export interface FakeJob {
   /** Seen writing output at this time (ms); a stall is measured from it. */
   last_output_ms: number;
   stopped: boolean;
+  worktree_end?: JobHealth["worktree_end"];
 }
 
 export interface ExitOpts {
@@ -188,6 +189,8 @@ export interface ExitOpts {
   contract?: Contract | null;
   reason_code?: RunnerReason | null;
   state?: JobState;
+  /** What the runner saw of the worktree at a clean exit (the built-in runner's wrapper look). */
+  worktree_end?: JobHealth["worktree_end"];
 }
 
 /**
@@ -266,6 +269,7 @@ export class FakeRunner implements RunnerPort {
       pid: job.pid,
       started_at: job.started_at,
       finished_at: null,
+      ...(job.worktree_end === undefined ? {} : { worktree_end: job.worktree_end }),
     });
   }
 
@@ -314,6 +318,7 @@ export class FakeRunner implements RunnerPort {
     job.state = o.state ?? (job.exit_code === 0 ? "exited_ok" : "exited_err");
     job.reason_code = o.reason_code ?? null;
     job.contract = o.contract === undefined ? defaultContract(job) : o.contract;
+    if (o.worktree_end !== undefined) job.worktree_end = o.worktree_end;
     if (notify) for (const l of this.listeners) l(job.ref, job.exit_code);
   }
 
@@ -354,6 +359,8 @@ export interface WorldOpts {
   items?: LedgerOpts["items"];
   policy?: Partial<WavePolicy>;
   timing?: Partial<typeof TIMING>;
+  /** Workspace members over the in-memory default (auto-commit, diff). */
+  workspace?: Partial<Workspace>;
 }
 
 /** One wave, one controller process. `restart()` gives the next process the same store. */
@@ -403,6 +410,7 @@ export class World {
       workspace: {
         resolve: (id) => Promise.resolve({ ok: true, path: `/mem/worktrees/${id}`, base_commit: "base0" }),
         head: () => Promise.resolve("head1"),
+        ...this.opts.workspace,
       },
       contracts: { validate: (text) => ({ ok: true, contract: JSON.parse(text) as Contract }) },
       clock: this.clock,

@@ -151,6 +151,36 @@ describe("built-in runner with the fake agent CLIs", () => {
 });
 
 describe("exit, quota and no-op detection", () => {
+  it("after a clean exit the wrapper looks at the worktree once; the check reads that look, and agrees with git's own", async () => {
+    const commit = "echo c > c.txt && git add c.txt && git -c user.name=t -c user.email=t@t commit -qm c";
+    const { ws, runner } = setup({
+      providers: {
+        committer: { command: ["/bin/sh", "-c", commit] },
+        leaver: { command: ["/bin/sh", "-c", `${commit} && echo left > left.txt`] },
+      },
+    });
+    const health = async (item: string, provider: string, dropLook: boolean) => {
+      ws.worktree(item);
+      const s = spec(ws, item, provider);
+      expect(await (await startTracked(runner, s)).exited).toBe(0);
+      const look = path.join(ws.logDir, provider, `${item}.rc.wt`);
+      expect(existsSync(look)).toBe(true);
+      if (dropLook) rmSync(look);
+      const h = await runner.check(refOf(s), OPTS);
+      expect(existsSync(path.join(ws.logDir, provider, `${item}.pid`))).toBe(false);
+      return { ...h, head_at_start: runner.meta(refOf(s))?.head_at_start };
+    };
+    const fields = (h: Awaited<ReturnType<typeof health>>) => ({ state: h.state, mutation_count: h.mutation_count, worktree_end: h.worktree_end });
+    const own = await health("bd-wl1", "committer", false);
+    expect(own).toMatchObject({ state: "exited_ok", mutation_count: 1, worktree_end: { clean: true } });
+    expect(own.worktree_end?.head).toMatch(/^[0-9a-f]{40}$/);
+    expect(own.worktree_end?.head).not.toBe(own.head_at_start);
+    expect(fields(await health("bd-wl2", "committer", true))).toEqual({ ...fields(own), worktree_end: { clean: true, head: expect.any(String) } });
+    const left = await health("bd-wl3", "leaver", false);
+    expect(left).toMatchObject({ state: "exited_ok", mutation_count: 2, worktree_end: { clean: false } });
+    expect(fields(await health("bd-wl4", "leaver", true))).toEqual({ ...fields(left), worktree_end: { clean: false, head: expect.any(String) } });
+  });
+
   it("onExit fires within milliseconds of the agent's exit, and check agrees at once", async () => {
     const { ws, runner } = setup({ providers: { sleeper: { command: [fixture("fake-sleep"), "0.3", "5"] } } });
     ws.worktree("bd-ex1");
@@ -231,8 +261,9 @@ describe("job identity", () => {
     expect(await runner.prune()).toEqual({ checked: 1, pruned: 0 });
     expect(await runner.stop(refOf(s))).toEqual({ stopped: true });
     expect(await runner.livePids()).toEqual([]);
-    expect(await runner.prune()).toEqual({ checked: 1, pruned: 1 });
+    // The pid file lives only as long as the job (issue #14): stop removed it, prune finds nothing.
     expect(existsSync(path.join(ws.logDir, "q", "bd-id2.pid"))).toBe(false);
+    expect(await runner.prune()).toEqual({ checked: 0, pruned: 0 });
     expect(await runner.check(refOf(s), OPTS)).toMatchObject({ state: "stopped", exit_code: 143 });
     expect(await runner.stop(refOf(s))).toEqual({ stopped: false });
   });

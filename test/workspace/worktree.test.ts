@@ -6,7 +6,8 @@ import { execa } from "execa";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { WorkspacePolicy } from "../../src/config/types.js";
 import { isDxError } from "../../src/errors.js";
-import { diffRange, resolveWorktree, worktreeHead } from "../../src/workspace/worktree.js";
+import { branchExistsInFiles, commonDirOf, gitDirOf, headFromFiles } from "../../src/workspace/git-files.js";
+import { diffRange, newRepoFacts, resolveWorktree, worktreeHead } from "../../src/workspace/worktree.js";
 
 const GIT_ENV = {
   ...process.env,
@@ -211,5 +212,45 @@ describe("worktreeHead and diffRange", () => {
     await mkdir(plain);
     const err = await worktreeHead(plain).catch((e: unknown) => e);
     expect(isDxError(err) && err.code).toBe("worktree_git_failed");
+  });
+});
+
+describe("git facts from git's files (issue #14)", () => {
+  it("HEAD, the common dir and branches read from files agree with git in every plain layout", async () => {
+    const agree = async (dir: string) => expect(headFromFiles(dir)).toBe(await worktreeHead(dir));
+    await agree(repo); // a main checkout, loose ref
+    const fresh = path.join(tmp, "fresh");
+    await mkdir(fresh);
+    await git(fresh, "init", "-q", "-b", "main");
+    await agree(fresh); // unborn: null
+    const r = await resolveWorktree("bd-gf1", { workspace_root: ws, repo, base: "HEAD", policy });
+    if (!r.ok) throw new Error(r.detail);
+    await agree(r.path); // a linked worktree: .git file, commondir
+    expect(commonDirOf(gitDirOf(r.path) ?? "")).toBe(await realpath(path.join(repo, ".git")));
+    expect(branchExistsInFiles(repo, "dx/bd-gf1")).toBe(true);
+    expect(branchExistsInFiles(repo, "dx/none")).toBe(false);
+    await commit(r.path, "x.txt", "x\n", "on the branch");
+    await git(repo, "pack-refs", "--all");
+    expect(existsSync(path.join(repo, ".git", "refs", "heads", "dx", "bd-gf1"))).toBe(false);
+    await agree(r.path); // packed refs
+    expect(branchExistsInFiles(repo, "dx/bd-gf1")).toBe(true);
+    await git(r.path, "checkout", "-q", "--detach");
+    await agree(r.path); // detached HEAD
+    // What the files cannot show (no .git at all) is left to git: undefined, never a guess.
+    const plain = path.join(tmp, "plain");
+    await mkdir(plain);
+    expect(headFromFiles(plain)).toBeUndefined();
+  });
+
+  it("a wave's repository facts (top, common dir, valid base) are learned once and reused", async () => {
+    const facts = newRepoFacts();
+    const a = await resolveWorktree("bd-rf1", { workspace_root: ws, repo, base: "main", policy, facts });
+    const b = await resolveWorktree("bd-rf2", { workspace_root: ws, repo, base: "main", policy, facts });
+    expect(a.ok && b.ok).toBe(true);
+    expect([...facts.repos.keys()]).toEqual([repo]);
+    expect(facts.bases.size).toBe(1);
+    const head = await git(repo, "rev-parse", "main");
+    expect(a.ok && a.base_commit).toBe(head);
+    expect(b.ok && b.base_commit).toBe(head);
   });
 });

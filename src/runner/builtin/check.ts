@@ -5,7 +5,9 @@ import { readJobMeta, readJobProgress, writeJobProgress, type JobMeta } from "..
 import { jobPaths, type JobPaths } from "../paths.js";
 import { missingHealth, type CheckOptions, type JobHealth, type JobRef } from "../port.js";
 import { groupCpuSeconds, signalGroup } from "../proc.js";
-import { commitsSince, probeWorktree, type WorktreeProbe } from "../worktree-probe.js";
+import { commitsSince, probeWorktree, readWorktreeEnd, type WorktreeProbe } from "../worktree-probe.js";
+import { worktreeEndPath } from "../wrapper.js";
+import { DX_DIR } from "../../workspace/attempt-commit.js";
 import {
   classifyCheck,
   stageOf,
@@ -18,7 +20,7 @@ import {
   type WorktreeFacts,
 } from "./classify.js";
 import type { BuiltinContext } from "./context.js";
-import { initialProgress, readOutcome, writeOutcome } from "./files.js";
+import { dropPidFile, initialProgress, readOutcome, writeOutcome } from "./files.js";
 import { groupIsOurs, jobAlive, resolveOrphanedLaunch } from "./liveness.js";
 
 // The built-in runner's `check`: probe the job (files, /proc, git), hand the facts to the pure
@@ -43,7 +45,7 @@ export async function checkJob(ctx: BuiltinContext, ref: JobRef, o: BuiltinCheck
 
   const observed = await observe(ctx, ref, meta, p);
   const stage = stageOf(observed, o.max_runtime_minutes);
-  const probed = await probe(stage, observed, o.probe_worktree === "always");
+  const probed = await probe(stage, observed, o.probe_worktree === "always", p);
   const verdict = classifyCheck(stage, observed, probed, { stall_minutes: o.stall_minutes, max_runtime_minutes: o.max_runtime_minutes, grace_ms: ctx.graceMs });
   await carryOut(ctx, verdict, observed, p, o.read_only === true);
   return verdict.health;
@@ -78,27 +80,40 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
   };
 }
 
-async function probe(stage: CheckStage, o: Observed, always: boolean): Promise<Probed> {
+async function probe(stage: CheckStage, o: Observed, always: boolean, p: JobPaths): Promise<Probed> {
   const cpu = stage === "running" && o.pgid !== null ? await groupCpuSeconds(o.pgid) : null;
-  const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta) : null;
+  const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta, stage === "finished" ? worktreeEndPath(p.rc) : null) : null;
   return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(o.meta.log_path) };
 }
 
-async function worktreeFacts(meta: JobMeta): Promise<WorktreeFacts> {
-  const probe = await probeWorktree(meta.worktree, meta.worktree_toplevel);
-  return probe.ok ? { ok: true, signature: probe.signature, mutation_count: await mutationCount(meta, probe) } : { ok: false };
+/**
+ * The worktree now. After a clean exit, what the wrapper saw as the agent ended (`endFile`), so
+ * the controller spawns no git (issue #14); without that file, git is asked here as before.
+ */
+async function worktreeFacts(meta: JobMeta, endFile: string | null): Promise<WorktreeFacts> {
+  const root = meta.worktree_toplevel ?? meta.worktree;
+  const end = endFile === null ? null : readWorktreeEnd(endFile, root);
+  const probe = end?.probe ?? (await probeWorktree(meta.worktree, meta.worktree_toplevel));
+  if (!probe.ok) return { ok: false };
+  const mutation_count = await mutationCount(meta, probe, end?.commits);
+  const clean = probe.paths.every((f) => f === DX_DIR || f.startsWith(`${DX_DIR}/`));
+  return { ok: true, signature: probe.signature, mutation_count, head: probe.head, clean };
 }
 
-export async function mutationCount(meta: JobMeta, probe: WorktreeProbe): Promise<number> {
+/** Changed paths plus commits since the start; `knownCommits` is the wrapper's count, when it made one. */
+export async function mutationCount(meta: JobMeta, probe: WorktreeProbe, knownCommits?: number): Promise<number> {
   if (!probe.ok || probe.signature === meta.signature_at_start) return 0;
-  const commits = probe.head !== meta.head_at_start ? await commitsSince(meta.worktree, meta.head_at_start) : 0;
+  const commits = probe.head !== meta.head_at_start ? (knownCommits ?? (await commitsSince(meta.worktree, meta.head_at_start))) : 0;
   return probe.dirty + commits;
 }
 
 async function carryOut(ctx: BuiltinContext, v: CheckVerdict, o: Observed, p: JobPaths, readOnly = false): Promise<void> {
   if (readOnly) return;
   if (v.progress !== null) writeJobProgress(p.progress, v.progress);
-  if (v.memoize) writeOutcome(p, v.health);
+  if (v.memoize) {
+    writeOutcome(p, v.health);
+    dropPidFile(p, o.meta);
+  }
   if (v.signal === "none" || o.pgid === null) return;
   const pgid = o.pgid;
   if (!(await groupIsOurs(o.meta, pgid))) return;

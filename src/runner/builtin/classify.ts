@@ -26,7 +26,16 @@ export interface Observed {
 }
 
 /** What the worktree probe found; `ok: false` when git could not read it. */
-export type WorktreeFacts = { ok: false } | { ok: true; signature: string | null; mutation_count: number };
+export type WorktreeFacts =
+  | { ok: false }
+  | {
+      ok: true;
+      signature: string | null;
+      mutation_count: number;
+      /** HEAD, and whether nothing but `.dx-batch/` is left uncommitted (reported at a clean exit). */
+      head?: string | null;
+      clean?: boolean;
+    };
 
 /** The costly facts, taken only when `stageOf` and `wantsWorktree` ask for them. */
 export interface Probed {
@@ -134,6 +143,8 @@ function finished(o: Observed, p: Probed): CheckVerdict {
       log_capped: o.log_bytes >= o.meta.max_log_bytes,
     });
     h = { ...base, ...verdict, mutation_count: mutations };
+    // What the controller's post-implement checks need, so they do not look again (issue #14).
+    if (wt?.ok === true && wt.head !== undefined && wt.clean !== undefined) h = { ...h, worktree_end: { head: wt.head, clean: wt.clean } };
   }
   h = { ...h, finished_at: finishedAt, pid_age_sec: Math.max(0, (Date.parse(finishedAt) - o.meta.started_at_ms) / 1000) };
   // A lost job is not memoized: a wrapper whose pid was never recorded may still write its rc.

@@ -8,6 +8,7 @@ import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../pa
 import { readContractSource } from "../contract-source.js";
 import type { ContractSource, JobHealth, JobRef } from "../port.js";
 import { processAlive } from "../proc.js";
+import { jobAlive } from "./liveness.js";
 
 // The built-in runner's job files (SPEC §9): finding jobs under log_dir, the memoized verdict of a
 // finished job, the first progress record, and pruning dead pid files.
@@ -23,7 +24,19 @@ export function readOutcome(p: JobPaths, runInstance: string): JobHealth | null 
 }
 
 export function writeOutcome(p: JobPaths, h: JobHealth): void {
-  writeJsonAtomic(p.outcome, { version: 1, run_instance: h.run_instance, health: h });
+  // No fsync: the memo is rebuilt from the rc file (itself written without one) if a crash loses it;
+  // what the controller decided is in its ledger.
+  writeJsonAtomic(p.outcome, { version: 1, run_instance: h.run_instance, health: h }, { fsync: false });
+}
+
+/**
+ * A job's pid file lives only as long as its wrapper (issue #14), so `runner prune` finds nothing
+ * after normal runs and the pid-file scans stay as short as the list of live jobs. Kept when the
+ * meta never got the group (a launcher that died mid-start): then the file is its only record.
+ */
+export function dropPidFile(p: JobPaths, meta: JobMeta): void {
+  // Only this run's: a newer start of the same job has already replaced the file.
+  if (meta.pgid !== null && meta.pid !== null && readIntFile(p.pid) === meta.pid) removeQuiet(p.pid);
 }
 
 /** The progress record before any check, on the runner's clock reading `nowMs` now. */
@@ -85,45 +98,46 @@ export function findJob(logDir: string, jobId: string, provider?: string): JobRe
   return best?.ref ?? null;
 }
 
+/** Every `<job>.pid` under log_dir: since pid files live only as long as their jobs, a short list. */
+function pidFiles(logDir: string): { provider: string; job: string; file: string }[] {
+  const out: { provider: string; job: string; file: string }[] = [];
+  for (const provider of listDirs(logDir)) {
+    if (!isValidProviderName(provider)) continue;
+    for (const f of listFiles(path.join(logDir, provider), ".pid"))
+      out.push({ provider, job: f.slice(0, -".pid".length), file: path.join(logDir, provider, f) });
+  }
+  return out;
+}
+
 /** Remove the pid files of dead processes, including those whose meta is gone or unreadable. */
-export async function prunePidFiles(logDir: string): Promise<{ checked: number; pruned: number }> {
+export async function prunePidFiles(logDir: string, nowMs: number): Promise<{ checked: number; pruned: number }> {
   let checked = 0;
   let pruned = 0;
-  for (const ref of listJobs(logDir)) {
-    const p = jobPaths(logDir, ref.provider, ref.job_id);
-    const pid = readIntFile(p.pid);
-    if (pid === null) continue;
+  for (const { provider, job, file } of pidFiles(logDir)) {
+    const meta = readJobMeta(path.join(logDir, provider, `${job}.meta.json`));
+    const ofJob = meta !== null && meta.provider === provider && meta.job_id === job;
+    if (existsSync(path.join(logDir, provider, `${job}.meta.json`)) && !ofJob) continue;
+    const pid = readIntFile(file);
+    // A job's pid file with no pid in it yet is a start in progress, unless that start is over.
+    if (pid === null && ofJob && (await jobAlive(meta, jobPaths(logDir, provider, job), nowMs))) continue;
     checked++;
-    const meta = readJobMeta(p.meta);
-    if (!(await processAlive(pid, meta?.pid_start ?? null))) {
-      removeQuiet(p.pid);
+    if (pid === null || !(await processAlive(pid, ofJob ? meta.pid_start : null))) {
+      removeQuiet(file);
       pruned++;
-    }
-  }
-  for (const provider of listDirs(logDir)) {
-    for (const f of listFiles(path.join(logDir, provider), ".pid")) {
-      const job = f.slice(0, -".pid".length);
-      if (existsSync(path.join(logDir, provider, `${job}.meta.json`))) continue;
-      const pidPath = path.join(logDir, provider, f);
-      const pid = readIntFile(pidPath);
-      checked++;
-      if (pid === null || !(await processAlive(pid, null))) {
-        removeQuiet(pidPath);
-        pruned++;
-      }
     }
   }
   return { checked, pruned };
 }
 
-/** Live pids of the jobs under log_dir, for the exec-saturation guard. */
+/** Live pids of the jobs under log_dir, for the exec-saturation guard: read from the live jobs' pid files only. */
 export async function livePids(logDir: string): Promise<number[]> {
   const pids = new Set<number>();
-  for (const ref of listJobs(logDir)) {
-    const p = jobPaths(logDir, ref.provider, ref.job_id);
-    const pid = readIntFile(p.pid);
+  for (const { provider, job, file } of pidFiles(logDir)) {
+    const meta = readJobMeta(path.join(logDir, provider, `${job}.meta.json`));
+    if (meta === null || meta.provider !== provider || meta.job_id !== job) continue;
+    const pid = readIntFile(file);
     if (pid === null) continue;
-    if (await processAlive(pid, readJobMeta(p.meta)?.pid_start ?? null)) pids.add(pid);
+    if (await processAlive(pid, meta.pid_start)) pids.add(pid);
   }
   return [...pids].sort((a, b) => a - b);
 }

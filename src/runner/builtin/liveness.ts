@@ -38,22 +38,27 @@ export async function groupIsOurs(meta: JobMeta, pgid: number): Promise<boolean>
   return true;
 }
 
-/** How many jobs of `provider`, other than `exceptJob`, are alive (the provider's max_parallel). */
+/**
+ * How many jobs of `provider`, other than `exceptJob`, are alive (the provider's max_parallel).
+ * Only jobs with a pid file can be: start creates it (empty) before it records the meta, and it is
+ * removed only once the job is over (files.ts dropPidFile), so the list is the live jobs, not all
+ * jobs ever run.
+ */
 export async function liveJobCount(logDir: string, provider: string, exceptJob: string, nowMs: number): Promise<number> {
   const dir = path.join(logDir, provider);
   let names: string[] = [];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(".meta.json"));
+    names = readdirSync(dir).filter((n) => n.endsWith(".pid"));
   } catch {
     return 0;
   }
   const alive = await Promise.all(
     names
-      .map((n) => n.slice(0, -".meta.json".length))
+      .map((n) => n.slice(0, -".pid".length))
       .filter((job) => job !== exceptJob)
       .map(async (job) => {
         const meta = readJobMeta(path.join(dir, `${job}.meta.json`));
-        return meta !== null && (await jobAlive(meta, jobPaths(logDir, provider, job), nowMs));
+        return meta !== null && meta.job_id === job && (await jobAlive(meta, jobPaths(logDir, provider, job), nowMs));
       }),
   );
   return alive.filter(Boolean).length;

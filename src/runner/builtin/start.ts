@@ -14,7 +14,7 @@ import type { JobRef, JobSpec, StartedJob } from "../port.js";
 import { processStartToken, waitSignalsHandled } from "../proc.js";
 import { resolveExecutable } from "../providers/common.js";
 import type { LaunchPlan, Provider } from "../providers/index.js";
-import { SHELL, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
+import { SHELL, worktreeEndPath, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
 import { probeWorktree, worktreeToplevel } from "../worktree-probe.js";
 import type { BuiltinContext } from "./context.js";
 import { initialProgress } from "./files.js";
@@ -50,12 +50,15 @@ export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<Star
   const launch = await planLaunch(ctx, spec, provider, worktree);
   const meta = await recordStart(ctx, spec, launch, worktree, p);
   Object.assign(launch.env, prepareJobCgroup(ctx.logDir, meta.wave_id, spec.run_instance, ctx.env));
-  const pid = await spawnWrapper(ctx, spec, launch, p, worktree);
+  const { pid, recorded } = await spawnWrapper(ctx, spec, launch, p, meta);
   // Until the wrapper's first line has run, a SIGTERM (an early stop) would kill it unarmed.
   await waitSignalsHandled(pid, 2_000);
   const token = await processStartToken(pid);
-  writeFileAtomicSync(p.pid, `${pid}\n`);
-  writeJsonAtomic(p.meta, { ...meta, pid, pgid: pid, pid_start: token });
+  // No fsync for the pid and the meta's pid fields: they name a process, which a crash of the host
+  // (the only thing fsync guards against) ends too.
+  writeFileAtomicSync(p.pid, `${pid}\n`, { fsync: false });
+  writeJsonAtomic(p.meta, { ...meta, pid, pgid: pid, pid_start: token }, { fsync: false });
+  recorded();
   return { pid, pgid: pid, started_at: meta.started_at, log_path: p.log };
 }
 
@@ -139,12 +142,17 @@ async function planLaunch(ctx: BuiltinContext, spec: JobSpec, provider: Provider
  * nobody can find.
  */
 async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, worktree: string, p: JobPaths): Promise<JobMeta> {
-  const toplevel = await worktreeToplevel(worktree);
+  // The controller resolved the worktree and knows its top: git is not asked again (issue #14).
+  const toplevel = spec.worktree_toplevel !== undefined ? path.resolve(spec.worktree_toplevel) : await worktreeToplevel(worktree);
   const probe = await probeWorktree(worktree, toplevel);
 
   ensureSecureDir(p.dir);
-  for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, p.outcome, p.progress, p.contract, spec.contract_file, p.pid]) removeQuiet(f);
+  const wtEnd = worktreeEndPath(p.rc);
+  for (const f of [p.rc, `${p.rc}.tmp`, `${p.rc}.fifo`, wtEnd, `${wtEnd}.tmp`, p.outcome, p.progress, p.contract, spec.contract_file]) removeQuiet(f);
   if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
+  // The pid file marks a live job from now until the job is over (files.ts dropPidFile): empty
+  // until the wrapper's pid is known, so the provider's max_parallel counts this start already.
+  writeFileAtomicSync(p.pid, "", { fsync: false });
 
   const meta: JobMeta = {
     version: 1,
@@ -174,19 +182,28 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
     launcher_pid: process.pid,
     host: hostId(),
   };
-  writeJsonAtomic(p.meta, meta);
+  // No fsync (docs/architecture.md, "The runner"): a host crash kills the job too, and resume
+  // then judges it lost (or not started) with or without this file.
+  writeJsonAtomic(p.meta, meta, { fsync: false });
   writeJobProgress(p.progress, initialProgress(meta, ctx.clock()));
   return meta;
 }
 
-/** Launch the wrapper detached (its own group); the launcher hears its exit at once. */
-async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, p: JobPaths, worktree: string): Promise<number> {
+/**
+ * Launch the wrapper detached (its own group); the launcher hears its exit at once. The pid file
+ * is kept only while the job lives: once the wrapper has exited and start has recorded the group
+ * in the meta (`recorded`), it is removed, so `runner prune` finds nothing after a normal run.
+ */
+async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, p: JobPaths, meta: JobMeta): Promise<{ pid: number; recorded: () => void }> {
+  const worktree = meta.worktree;
   const logFd = openSync(p.log, "a", 0o600);
   let inFd: number | null = null;
   let child;
   try {
     inFd = launch.plan.stdin === "prompt" ? openSync(spec.prompt_file, "r") : null;
-    child = spawn(SHELL, wrapperArgs({ rcPath: p.rc, capBytes: ctx.maxLogBytes, argv: launch.argv, toolsPath: wrapperToolsPath() }), {
+    // A worktree git could read at the start is looked at again by the wrapper after a clean exit.
+    const look = meta.signature_at_start !== null ? { worktree, headAtStart: meta.head_at_start } : {};
+    child = spawn(SHELL, wrapperArgs({ rcPath: p.rc, capBytes: ctx.maxLogBytes, argv: launch.argv, toolsPath: wrapperToolsPath(), ...look }), {
       cwd: worktree,
       env: launch.env,
       detached: true,
@@ -203,9 +220,21 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
   }
   child.unref();
   const ref: JobRef = { job_id: spec.job_id, provider: spec.provider, run_instance: spec.run_instance };
+  let exited = false;
+  let isRecorded = false;
+  // Only while the file is still this run's: a later start of the same job writes its own.
+  const drop = (): void => {
+    if (readIntFile(p.pid) === pid) removeQuiet(p.pid);
+  };
   child.once("exit", () => {
+    exited = true;
     releaseJobCgroup(spec.run_instance, ctx.env);
+    if (isRecorded) drop();
     ctx.notifyExit(ref, readIntFile(p.rc));
   });
-  return pid;
+  const recorded = (): void => {
+    isRecorded = true;
+    if (exited) drop();
+  };
+  return { pid, recorded };
 }

@@ -7,7 +7,7 @@ import { jobPaths } from "../paths.js";
 import type { JobRef } from "../port.js";
 import { groupMembers } from "../proc.js";
 import type { BuiltinContext } from "./context.js";
-import { initialProgress } from "./files.js";
+import { dropPidFile, initialProgress } from "./files.js";
 import { groupIsOurs } from "./liveness.js";
 
 // The built-in runner's `stop` (SPEC §8): record that the stop was asked for (so the verdict is
@@ -30,6 +30,7 @@ export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number 
   const escapees = (): Promise<number[]> => killRunLeftovers(ref.run_instance, graceMs, ctx.env);
   if (pgid === null || !(await groupIsOurs(meta, pgid)) || (await groupMembers(pgid)).length === 0) {
     const escaped = await escapees();
+    dropPidFile(p, meta);
     return escaped.length > 0 ? { stopped: true, escaped } : { stopped: false };
   }
   const prog = readJobProgress(p.progress);
@@ -39,5 +40,7 @@ export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number 
   if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null)
     writeJobProgress(p.progress, { ...base, stop_requested_at_ms: ctx.clock() });
   const kill = await killProcessGroup(pgid, { grace_ms: graceMs });
-  return { stopped: true, kill, escaped: await escapees() };
+  const escaped = await escapees();
+  dropPidFile(p, meta);
+  return { stopped: true, kill, escaped };
 }
