@@ -13,9 +13,10 @@
 // check, status and list read a real wave: 2 items run once by the fake agent, no review.
 //
 // Usage: node bench/cli-startup.mjs [--runs 10] [--bin bin/dx-batch.js] [--compare OTHER/bin/dx-batch.js]
-//                                   [--out cli-startup] [--keep]
+//                                   [--compare-label NAME] [--out cli-startup] [--keep]
 // --compare measures a second build (e.g. an older commit's, built elsewhere) interleaved with the
-// first, against the same wave, so the two are compared under the same load.
+// first, against the same wave, so the two are compared under the same load; --compare-label names
+// it in the table (e.g. its commit id).
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -26,7 +27,7 @@ const flags = L.parseFlags(process.argv.slice(2));
 const runs = Number(flags.runs ?? 10);
 const TARGET_MS = 150;
 const bins = [{ label: "current", bin: path.resolve(String(flags.bin ?? L.CLI)) }];
-if (typeof flags.compare === "string") bins.push({ label: "compare", bin: path.resolve(flags.compare) });
+if (typeof flags.compare === "string") bins.push({ label: String(flags["compare-label"] ?? "compare"), bin: path.resolve(flags.compare) });
 
 if (!flags.bin) L.requireBuild();
 
@@ -178,7 +179,7 @@ const out = L.writeResult(String(flags.out ?? "cli-startup"), {
   at: new Date().toISOString(),
   machine: { ...L.machine() },
   runs,
-  builds: bins.map((b) => ({ label: b.label, bin: path.relative(L.ROOT, b.bin) || b.bin })),
+  builds: bins.map((b) => ({ label: b.label, bin: b.bin.startsWith(L.ROOT + path.sep) ? path.relative(L.ROOT, b.bin) : b.bin })),
   load1_before: loadBefore,
   load1_after: loadAfter,
   result: rows,
