@@ -1,19 +1,21 @@
 // Regenerates the JSON Schemas under schemas/ from their TypeBox sources (src/contract/schemas.ts,
-// src/config/schema.ts), through the compiled output, so build first:
+// src/config/schema.ts), and the precompiled config validator (src/config/validator.generated.ts),
+// through the compiled output, so build first:
 //
 //   npm run build && node scripts/gen-schemas.mjs           write schemas/*.schema.json
 //   npm run build && node scripts/gen-schemas.mjs --check   exit 1 if a committed file differs
 //
 // test/contract/published-schemas.test.ts fails when a committed file drifts from its source.
+// After regenerating the validator, build again: dist/ holds its compiled copy.
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PUBLISHED_SCHEMAS } from "../dist/contract/published-schemas.js";
+import { GENERATED_SOURCES, PUBLISHED_SCHEMAS } from "../dist/contract/published-schemas.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const check = process.argv.includes("--check");
 let stale = 0;
-for (const { file, text } of PUBLISHED_SCHEMAS) {
+for (const { file, text } of [...PUBLISHED_SCHEMAS, ...GENERATED_SOURCES]) {
   const path = join(root, file);
   const want = text();
   const have = await readFile(path, "utf8").catch(() => null);

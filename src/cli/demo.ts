@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { setUpDemo } from "../app/demo.js";
 import type { CommandContext } from "./main.js";
 
 // `dx-batch demo`: the README's first command. Builds a throw-away repository and issue file, runs
@@ -12,6 +11,7 @@ export function registerDemoCommand(program: Command, ctx: CommandContext): void
     .option("--dir <path>", "build the demo here instead of a new temp directory")
     .action(async (o: { dir?: string }) => {
       const { main } = await import("./main.js");
+      const { setUpDemo } = await import("../app/demo.js");
       const d = setUpDemo(o.dir);
       ctx.io.out(`demo: repository ${d.repo}`);
       ctx.io.out(`demo: config ${d.configPath} (the agent is examples/demo-agent.mjs, a stand-in for opencode / Claude Code)`);

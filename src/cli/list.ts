@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { openContext } from "../app/context.js";
-import { listWaves, type ListRow } from "../app/list.js";
+import type { ListRow } from "../app/list.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
 
@@ -52,6 +51,8 @@ export function registerListCommand(program: Command, ctx: CommandContext): void
     .option("--json", "one JSON array on stdout (the fields of `check --json` plus created_at)")
     .option("--all", "also completed waves older than 30 days")
     .action(async (o: { config?: string; json?: boolean; all?: boolean }) => {
+      const { openContext } = await import("../app/context.js");
+      const { listWaves } = await import("../app/list.js");
       const c = openContext(ctx, { config: o.config });
       const nowMs = Date.now();
       const rows = await listWaves(c.layout, { all: o.all === true, nowMs, configSource: c.configSource });

@@ -1,12 +1,8 @@
 import type { Command } from "commander";
-import { openContext } from "../app/context.js";
-import { findAttemptLog, followLog, printLog } from "../app/logs.js";
-import { waveIdOrLatest } from "../app/wave-arg.js";
 import { isValidItemId } from "../core/ids.js";
-import { invalidItemId } from "../app/start.js";
 import { DxError } from "../errors.js";
 import type { CommandContext } from "./main.js";
-import { positiveInt } from "./main.js";
+import { positiveInt } from "./parse.js";
 
 // `dx-batch logs <item>`: the agent log of one attempt, or of a running job as it grows.
 
@@ -29,10 +25,13 @@ export function registerLogsCommand(program: Command, ctx: CommandContext): void
     .option("--attempt <n>", "the attempt number (default: the latest)", positiveInt("--attempt"))
     .option("--follow", "keep printing while the job runs; stop when its attempt ends")
     .action(async (item: string, o: LogsOpts) => {
-      if (!isValidItemId(item)) throw invalidItemId(item);
+      if (!isValidItemId(item)) throw (await import("../app/start.js")).invalidItemId(item);
       if (o.phase !== undefined && o.phase !== "implement" && o.phase !== "review") {
         throw new DxError("usage", `--phase must be implement or review, not ${o.phase}`);
       }
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { findAttemptLog, followLog, printLog } = await import("../app/logs.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const log = await findAttemptLog(c, waveId, { item, phase: o.phase, attempt: o.attempt });

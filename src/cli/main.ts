@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError } from "commander";
 import { createRequire } from "node:module";
 import { registerRunnerCommand } from "./runner.js";
 import { guardOutputStreams, processIo, reportError, type Io } from "./io.js";
@@ -13,6 +13,11 @@ import { registerServeCommand } from "./serve.js";
 
 // The command line. Every action returns an exit code instead of exiting, so main() is testable
 // in-process and the process exits in exactly one place (bin/dx-batch.js).
+//
+// Start-up cost: the modules registered here only declare commands (names, options, help text);
+// each action imports what it runs with `await import()`. `--version`, `--help` and `check` so
+// never load the controller, the runner, the queue (bullmq/ioredis), the dashboard (prom-client,
+// OpenTelemetry) or the live table (log-update). test/cli/lazy-load.test.ts keeps it that way.
 
 const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -23,20 +28,7 @@ export interface CommandContext {
   setExit(code: number): void;
 }
 
-export function positiveInt(name: string) {
-  return (v: string): number => {
-    if (!/^[0-9]+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return Number(v);
-  };
-}
-
-export function positiveNumber(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
-    return n;
-  };
-}
+export { positiveInt, positiveNumber } from "./parse.js";
 
 export async function main(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let exit = 0;

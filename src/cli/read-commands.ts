@@ -1,18 +1,12 @@
 import type { Command } from "commander";
-import { openContext } from "../app/context.js";
-import { waveIdOrLatest } from "../app/wave-arg.js";
-import { worktreeHeads } from "../app/worktree-heads.js";
-import { nextCommand, withNextCommand } from "../app/next-command.js";
-import { readWave, controllerView } from "../app/read-wave.js";
-import { runDoctor } from "../app/doctor.js";
-import { checkExitCode, checkView, missingWaveDoc, notFoundCheck, reportMarkdown, reportView, statusView } from "../app/views.js";
+import type { statusView } from "../app/views.js";
 import { WaveReason } from "../core/reasons.js";
 import { DxError, ExitCode, isDxError, waveNotFound } from "../errors.js";
 import { printJson } from "./io.js";
 import type { CommandContext } from "./main.js";
-import { watchWave } from "./watch.js";
 
 // status, check, report, doctor: they only read what the store wrote, and never take a lock.
+// Each action imports only what it runs (see main.ts): `check` is what scripts poll.
 
 interface ReadOpts {
   config?: string;
@@ -36,12 +30,18 @@ function registerStatus(program: Command, ctx: CommandContext): void {
     .option("--json", "one JSON document on stdout")
     .option("--watch", "live view until the wave stops")
     .action(async (o: ReadOpts & { watch?: boolean }) => {
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       if (o.watch) {
+        const { watchWave } = await import("./watch.js");
         ctx.setExit(await watchWave(ctx, c, waveId, { json: o.json === true }));
         return;
       }
+      const { readWave, controllerView } = await import("../app/read-wave.js");
+      const { missingWaveDoc, statusView } = await import("../app/views.js");
+      const { nextCommand, withNextCommand } = await import("../app/next-command.js");
       const w = await readWave(c.layout, waveId);
       if (!w) {
         if (o.json) printJson(ctx.io, missingWaveDoc(waveId));
@@ -77,6 +77,11 @@ function registerCheck(program: Command, ctx: CommandContext): void {
     .option("--wave-id <id>", "the wave to check (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .action(async (o: ReadOpts) => {
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { readWave, controllerView } = await import("../app/read-wave.js");
+      const { checkExitCode, checkView, notFoundCheck } = await import("../app/views.js");
+      const { nextCommand, withNextCommand } = await import("../app/next-command.js");
       const c = openContext(ctx, { config: o.config });
       let waveId: string;
       try {
@@ -116,6 +121,11 @@ function registerReport(program: Command, ctx: CommandContext): void {
     .option("--format <fmt>", "json or markdown", "markdown")
     .action(async (o: ReadOpts & { format: string }) => {
       if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`);
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { readWave } = await import("../app/read-wave.js");
+      const { missingWaveDoc, reportMarkdown, reportView } = await import("../app/views.js");
+      const { worktreeHeads } = await import("../app/worktree-heads.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const w = await readWave(c.layout, waveId, { allEvents: true });
@@ -138,6 +148,9 @@ function registerDoctor(program: Command, ctx: CommandContext): void {
     .option("--json", "one JSON document on stdout")
     .option("--fix", "repair what is safe to repair")
     .action(async (o: ReadOpts & { fix?: boolean }) => {
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { runDoctor } = await import("../app/doctor.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const r = await runDoctor(c, waveId, { fix: o.fix === true });

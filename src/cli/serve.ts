@@ -1,8 +1,6 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { openContext } from "../app/context.js";
 import { DxError } from "../errors.js";
-import { startServer } from "../serve/server.js";
 import type { CommandContext } from "./main.js";
 
 // `dx-batch serve`: the read-only dashboard, JSON/SSE API and /metrics (SPEC §15.2, issue #15).
@@ -25,6 +23,8 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
     .option("--token <secret>", "require this bearer token on every request (default: $DX_BATCH_SERVE_TOKEN)")
     .option("--otel-endpoint <url>", "export one OpenTelemetry span per attempt over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
     .action(async (o: { config?: string; port: number; host: string; token?: string; otelEndpoint?: string }) => {
+      const { openContext } = await import("../app/context.js");
+      const { startServer } = await import("../serve/server.js");
       const c = openContext(ctx, { config: o.config });
       const token = o.token ?? ctx.env.DX_BATCH_SERVE_TOKEN ?? null;
       const otelEndpoint = o.otelEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);

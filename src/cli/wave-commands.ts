@@ -1,17 +1,14 @@
 import { Option, type Command } from "commander";
-import { openContext, requireWaveId, type ConfigFlags } from "../app/context.js";
-import { waveIdOrLatest } from "../app/wave-arg.js";
-import { startWave, type StartInput } from "../app/start.js";
-import { resumeWave } from "../app/resume.js";
-import { cancelWave } from "../app/cancel.js";
-import { retryWave, type RetryInput } from "../app/retry.js";
+import type { ConfigFlags } from "../app/context.js";
+import type { StartInput } from "../app/start.js";
+import type { RetryInput } from "../app/retry.js";
 import type { CommandContext } from "./main.js";
-import { positiveInt, positiveNumber } from "./main.js";
-import { createProgress } from "./progress.js";
+import { positiveInt, positiveNumber } from "./parse.js";
 import { printJson } from "./io.js";
 import { WAVE_EXIT_HELP } from "../app/exit-codes.js";
 
-// start, resume, cancel: the commands that run or stop a controller.
+// start, resume, cancel: the commands that run or stop a controller. Each action imports what it
+// runs: declaring the commands must stay cheap (see main.ts).
 
 /** The policy flags start and retry share (retry's override the wave it retries). */
 interface PolicyOpts {
@@ -116,6 +113,9 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--keep-failed", "record the wave even when no provider passes preflight (default: refuse, writing nothing)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: StartOpts) => {
+      const { openContext, requireWaveId } = await import("../app/context.js");
+      const { startWave } = await import("../app/start.js");
+      const { createProgress } = await import("./progress.js");
       const c = openContext(ctx, { config: o.config, flags: policyFlags(o) });
       const input: StartInput = {
         items: o.items,
@@ -141,6 +141,10 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--json", "NDJSON events on stdout, then a summary object")
     .addOption(new Option("--detached-child").hideHelp())
     .action(async (o: { config?: string; waveId?: string; json?: boolean; detachedChild?: boolean }) => {
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { resumeWave } = await import("../app/resume.js");
+      const { createProgress } = await import("./progress.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
@@ -160,6 +164,10 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: RetryOpts) => {
+      const { openContext, requireWaveId } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { retryWave } = await import("../app/retry.js");
+      const { createProgress } = await import("./progress.js");
       const c = openContext(ctx, { config: o.config });
       const source = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const progress = createProgress(ctx, { json: o.json === true });
@@ -181,6 +189,9 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--wave-id <id>", "the wave to cancel (default: the newest)")
     .option("--json", "one JSON document on stdout")
     .action(async (o: { config?: string; waveId?: string; json?: boolean }) => {
+      const { openContext } = await import("../app/context.js");
+      const { waveIdOrLatest } = await import("../app/wave-arg.js");
+      const { cancelWave } = await import("../app/cancel.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
       const r = await cancelWave(c, waveId, (line) => (o.json ? undefined : ctx.io.err(line)));

@@ -1,11 +1,9 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { loadConfig } from "../config/load.js";
 import { DEFAULT_LOCK_MS, DEFAULT_QUEUE_PREFIX } from "../queue/protocol.js";
-import { hostId } from "../worker/host.js";
-import { startWorker } from "../worker/daemon.js";
 import { usageError } from "./io.js";
-import { positiveInt, type CommandContext } from "./main.js";
+import type { CommandContext } from "./main.js";
+import { positiveInt } from "./parse.js";
 
 // `dx-batch worker`: the daemon that runs queue jobs on this host (docs/multi-host.md).
 
@@ -43,6 +41,9 @@ export function registerWorkerCommand(program: Command, ctx: CommandContext): vo
       positiveInt("--lock-seconds"),
     )
     .action(async (o: WorkerCliOpts) => {
+      const { loadConfig } = await import("../config/load.js");
+      const { hostId } = await import("../worker/host.js");
+      const { startWorker } = await import("../worker/daemon.js");
       const { config } = loadConfig({ flags: { config: o.config }, cwd: ctx.cwd, env: ctx.env });
       const runnerCfg = config.runner as { type: string; redis_url?: string; queue_prefix?: string; lock_seconds?: number };
       const redisUrl = o.redis ?? runnerCfg.redis_url;

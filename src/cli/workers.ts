@@ -1,8 +1,5 @@
 import type { Command } from "commander";
-import { loadConfig } from "../config/load.js";
 import { DEFAULT_QUEUE_PREFIX } from "../queue/protocol.js";
-import { openRedis, withTimeout } from "../queue/redis.js";
-import { liveWorkers } from "../queue/registry.js";
 import { DxError } from "../errors.js";
 import { printJson, usageError } from "./io.js";
 import type { CommandContext } from "./main.js";
@@ -26,6 +23,9 @@ export function registerWorkersCommand(program: Command, ctx: CommandContext): v
     .option("--queue-prefix <p>", `queue prefix (default: runner.queue_prefix, else ${DEFAULT_QUEUE_PREFIX})`)
     .option("--json", "one JSON document on stdout")
     .action(async (o: WorkersOpts) => {
+      const { loadConfig } = await import("../config/load.js");
+      const { openRedis, withTimeout } = await import("../queue/redis.js");
+      const { liveWorkers } = await import("../queue/registry.js");
       const { config } = loadConfig({ flags: { config: o.config }, cwd: ctx.cwd, env: ctx.env });
       const runnerCfg = config.runner as { redis_url?: string; queue_prefix?: string };
       const url = o.redis ?? runnerCfg.redis_url;

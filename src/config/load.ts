@@ -3,9 +3,10 @@ import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import type { ValidateFunction } from "ajv";
 import { BLOCKED_ENTRY } from "../core/policy.js";
 import { DxError } from "../errors.js";
-import { compileDocument, describeAjvError } from "../schema/kit.js";
+import { describeAjvError } from "../schema/ajv-errors.js";
 import { CONFIG_DEFAULTS, CONFIG_ENV, defaultRoots, defaultTracker } from "./defaults.js";
-import { configDocument, type ConfigFile } from "./schema.js";
+import type { ConfigFile } from "./schema.js";
+import { validateConfigFile } from "./validator.generated.js";
 import type { ProviderConfig, ResolvedConfig, RunnerConfig, TrackerConfig } from "./types.js";
 
 // SPEC §3 in one pass, reading but never writing: find the file, parse and validate each layer
@@ -105,10 +106,11 @@ function readConfigFile(file: string): Layer {
   return validateLayer(data, file, false);
 }
 
-let validator: ValidateFunction<ConfigFile> | undefined;
+// src/config/schema.ts precompiled (scripts/gen-schemas.mjs): every command loads a config, and
+// compiling its schema at run time cost more than the rest of `dx-batch check` together.
+const validator = validateConfigFile as ValidateFunction<ConfigFile>;
 
 function validateLayer(data: unknown, label: string, isFlags: boolean): Layer {
-  validator ??= compileDocument<ConfigFile>(configDocument());
   if (!validator(data)) {
     const d = describeAjvError(validator.errors);
     const at = isFlags ? `${d.path}${flagName(d.path)}` : d.path;

@@ -1,5 +1,5 @@
 import { configDocument } from "../config/schema.js";
-import { renderSchemaFile } from "../schema/kit.js";
+import { renderSchemaFile, standaloneModule } from "../schema/kit.js";
 import { implementContractDocument, reviewContractDocument } from "./schemas.js";
 
 // Every JSON Schema the package ships under schemas/, with the text each file must hold.
@@ -15,4 +15,13 @@ export const PUBLISHED_SCHEMAS: readonly PublishedSchema[] = [
   { file: "schemas/implement-contract.schema.json", text: () => renderSchemaFile(implementContractDocument()) },
   { file: "schemas/review-contract.schema.json", text: () => renderSchemaFile(reviewContractDocument()) },
   { file: "schemas/config.schema.json", text: () => renderSchemaFile(configDocument()) },
+];
+
+// Generated TypeScript sources, written and checked the same way: the config validator
+// precompiled, so loading a config compiles no schema (CLI start-up, src/cli/main.ts).
+export const GENERATED_SOURCES: readonly PublishedSchema[] = [
+  {
+    file: "src/config/validator.generated.ts",
+    text: () => standaloneModule(configDocument(), { name: "validateConfigFile", source: "src/config/schema.ts" }),
+  },
 ];

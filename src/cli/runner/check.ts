@@ -17,8 +17,8 @@ async function runCheck(ctx: RunnerCommandContext, o: CheckOpts): Promise<number
   const beads = requireBeads(o.beads);
   const stall = nonNegative("--stall-minutes", o.stallMinutes);
   const maxRuntime = nonNegative("--max-runtime-minutes", o.maxRuntimeMinutes);
-  const cfg = resolveConfig(ctx, o);
-  const r = openRunner(ctx, cfg);
+  const cfg = await resolveConfig(ctx, o);
+  const r = await openRunner(ctx, cfg);
   const ref = r.findJob(beads, o.provider);
   if (ref === null) {
     if (o.json) printJson(ctx.io, missingJson(beads, o.provider ?? null));

@@ -12,7 +12,7 @@ export function registerPreflight(runner: Command, ctx: RunnerCommandContext): v
   ).action(
     action(ctx)(async (o: CommonOpts & { provider?: string }) => {
       if (o.provider === undefined || o.provider === "") throw usage("--provider is required");
-      const res = await openRunner(ctx, resolveConfig(ctx, o)).preflight(o.provider);
+      const res = await (await openRunner(ctx, await resolveConfig(ctx, o))).preflight(o.provider);
       if (res.ok) {
         ctx.io.out(`provider=${o.provider} status=available`);
         return 0;

@@ -9,7 +9,7 @@ export function registerPrune(runner: Command, ctx: RunnerCommandContext): void 
     runner.command("prune").description("Remove pid files of dead processes: {checked, pruned}").option("--json", "one JSON document on stdout"),
   ).action(
     action(ctx)(async (o: CommonOpts & { json?: boolean }) => {
-      const res = await openRunner(ctx, resolveConfig(ctx, o)).prune();
+      const res = await (await openRunner(ctx, await resolveConfig(ctx, o))).prune();
       if (o.json) printJson(ctx.io, res);
       else ctx.io.out(`checked=${res.checked} pruned=${res.pruned}`);
       return 0;

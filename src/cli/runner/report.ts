@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { DxError } from "../../errors.js";
-import { readTail } from "../../runner/fs-util.js";
 import { printJson } from "../io.js";
 import { checkJson, round } from "./check-json.js";
 import { action, findOrFail, openRunner, requireBeads, resolveConfig, withCommonOptions, type CommonOpts, type RunnerCommandContext } from "./shared.js";
@@ -16,12 +15,13 @@ interface ReportOpts extends CommonOpts {
 async function runReport(ctx: RunnerCommandContext, o: ReportOpts): Promise<number> {
   const beads = requireBeads(o.beads);
   if (o.format !== "json" && o.format !== "markdown") throw new DxError("usage", `--format must be json or markdown, not ${o.format}`, { exitCode: 2 });
-  const cfg = resolveConfig(ctx, o);
-  const r = openRunner(ctx, cfg);
+  const cfg = await resolveConfig(ctx, o);
+  const r = await openRunner(ctx, cfg);
   const ref = findOrFail(r, beads, o.provider);
   const h = await r.check(ref, { stall_minutes: cfg.stall_minutes, max_runtime_minutes: cfg.max_runtime_minutes });
   const meta = r.meta(ref);
   const contract = meta === null ? null : await r.readContract(ref);
+  const { readTail } = await import("../../runner/fs-util.js");
   const report = {
     ...checkJson(r, h),
     wave_id: meta?.wave_id ?? null,

@@ -1,15 +1,15 @@
 import path from "node:path";
 import type { Command } from "commander";
 import type { ResolvedConfig } from "../../config/types.js";
-import { loadConfig } from "../../config/load.js";
 import { DxError } from "../../errors.js";
-import { createBuiltinRunner, type BuiltinRunner } from "../../runner/builtin.js";
+import type { BuiltinRunner } from "../../runner/builtin.js";
 import { assertJobId } from "../../runner/paths.js";
 import type { JobRef } from "../../runner/port.js";
 import { reportError, type Io } from "../io.js";
 
 // What every `dx-batch runner` subcommand shares: its context, the config, the runner, the
-// argument checks (usage errors exit 2, as dx-runner's do).
+// argument checks (usage errors exit 2, as dx-runner's do). The config loader and the runner are
+// imported when a command runs, not when the commands are declared (see ../main.ts).
 
 /** The part of the resolved config the runner commands use. */
 export type RunnerCliConfig = Pick<
@@ -60,17 +60,19 @@ export function nonNegative(name: string, v: string | undefined): number | undef
   return n;
 }
 
-export function resolveConfig(ctx: RunnerCommandContext, o: CommonOpts): RunnerCliConfig {
+export async function resolveConfig(ctx: RunnerCommandContext, o: CommonOpts): Promise<RunnerCliConfig> {
   const logDir = o.logDir === undefined ? undefined : path.resolve(ctx.cwd, o.logDir);
   if (ctx.loadRunnerConfig)
     return ctx.loadRunnerConfig({ ...(o.config === undefined ? {} : { config: o.config }), ...(logDir === undefined ? {} : { runner_log_dir: logDir }) });
   const flags: Record<string, unknown> = {};
   if (o.config !== undefined) flags.config = o.config;
   if (logDir !== undefined) flags.runner_log_dir = logDir;
+  const { loadConfig } = await import("../../config/load.js");
   return loadConfig({ flags, cwd: ctx.cwd, env: ctx.env }).config;
 }
 
-export function openRunner(ctx: RunnerCommandContext, cfg: RunnerCliConfig, extra: { wave_id?: string } = {}): BuiltinRunner {
+export async function openRunner(ctx: RunnerCommandContext, cfg: RunnerCliConfig, extra: { wave_id?: string } = {}): Promise<BuiltinRunner> {
+  const { createBuiltinRunner } = await import("../../runner/builtin.js");
   return createBuiltinRunner({
     log_dir: cfg.runner_log_dir,
     providers: cfg.providers,

@@ -42,7 +42,7 @@ function parseStartArgs(
 
 async function runStart(ctx: RunnerCommandContext, o: StartOpts): Promise<number> {
   const a = parseStartArgs(ctx, o);
-  const r = openRunner(ctx, resolveConfig(ctx, o), { wave_id: a.waveId });
+  const r = await openRunner(ctx, await resolveConfig(ctx, o), { wave_id: a.waveId });
   if (r.providers.get(a.provider) === null) {
     throw new DxError("unknown_provider", `no provider named ${a.provider}`, { exitCode: 20, remedy: `use one of ${r.providers.names().join(", ")}` });
   }

@@ -14,8 +14,8 @@ interface StatusOpts extends CommonOpts {
 
 async function runStatus(ctx: RunnerCommandContext, o: StatusOpts): Promise<number> {
   const stall = nonNegative("--stall-minutes", o.stallMinutes);
-  const cfg = resolveConfig(ctx, o);
-  const r = openRunner(ctx, cfg);
+  const cfg = await resolveConfig(ctx, o);
+  const r = await openRunner(ctx, cfg);
   const refs = o.beads !== undefined ? [r.findJob(requireBeads(o.beads))].filter((x): x is JobRef => x !== null) : r.listJobs();
   const jobs: RunnerCheckJson[] = [];
   for (const ref of refs) {

@@ -23,7 +23,7 @@ interface StopOpts extends CommonOpts {
 async function runStop(ctx: RunnerCommandContext, o: StopOpts): Promise<number> {
   const beads = requireBeads(o.beads);
   const grace = nonNegative("--grace-seconds", o.graceSeconds) ?? 10;
-  const r = openRunner(ctx, resolveConfig(ctx, o));
+  const r = await openRunner(ctx, await resolveConfig(ctx, o));
   const ref = findOrFail(r, beads, o.provider);
   const { stopped } = await r.stop(ref, { grace_ms: grace * 1000 });
   if (!stopped) throw new DxError("job_not_running", `job ${beads} (${ref.provider}) is not running`, { exitCode: 1 });

@@ -1,0 +1,107 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect } from "vitest";
+import { Ledger } from "../helpers/events.js";
+import { buildCli } from "../helpers/build.js";
+import { fileTmp, it, tmp } from "../helpers/fixtures.js";
+import { runCli } from "../helpers/cli.js";
+import { sandbox, writeWave } from "../helpers/world.js";
+
+// Start-up cost is the modules a command loads (issue #14): `--version`, `--help` and the read
+// commands declare every command but import only what they run (src/cli/main.ts). This counts the
+// modules a real process loads, through a loader hook (ES modules) and require.cache (CommonJS),
+// and names the ones that must stay out. It asserts module sets, never a duration.
+
+const bin = buildCli();
+
+/** A preload that records every module the process loads into $DX_TEST_LOADED. */
+function countingHook(): string {
+  const dir = fileTmp.make();
+  const hooks = path.join(dir, "hooks.mjs");
+  writeFileSync(
+    hooks,
+    [
+      'import { appendFileSync } from "node:fs";',
+      "let file;",
+      "export function initialize(data) { file = data.file; }",
+      'export async function load(url, context, next) { appendFileSync(file, url + "\\n"); return next(url, context); }',
+    ].join("\n"),
+  );
+  const preload = path.join(dir, "count.mjs");
+  writeFileSync(
+    preload,
+    [
+      'import { register, createRequire } from "node:module";',
+      'import { appendFileSync } from "node:fs";',
+      "const file = process.env.DX_TEST_LOADED;",
+      `register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { file } });`,
+      'const Module = createRequire(import.meta.url)("node:module");',
+      'process.on("exit", () => appendFileSync(file, Object.keys(Module._cache).join("\\n") + "\\n"));',
+    ].join("\n"),
+  );
+  return pathToFileURL(preload).href;
+}
+
+const preload = countingHook();
+
+/** The files (not node: built-ins) `dx-batch …args` loads, as paths. */
+async function loaded(args: string[], cwd: string): Promise<{ code: number | null; files: string[] }> {
+  const out = path.join(fileTmp.make(), "loaded.txt");
+  writeFileSync(out, "");
+  const r = await runCli(bin, args, { cwd, env: { NODE_OPTIONS: `--import=${preload}`, DX_TEST_LOADED: out } });
+  const files = new Set<string>();
+  for (const line of readFileSync(out, "utf8").split("\n")) {
+    if (line === "" || line.startsWith("node:")) continue;
+    files.add(line.startsWith("file:") ? new URL(line).pathname : line);
+  }
+  return { code: r.code, files: [...files].sort() };
+}
+
+// What a command that only reads or prints must not pay for.
+const HEAVY: readonly [string, RegExp][] = [
+  ["bullmq", /\/node_modules\/bullmq\//],
+  ["ioredis", /\/node_modules\/ioredis\//],
+  ["opentelemetry", /\/node_modules\/@opentelemetry\//],
+  ["prom-client", /\/node_modules\/prom-client\//],
+  ["log-update", /\/node_modules\/log-update\//],
+  ["execa", /\/node_modules\/execa\//],
+  // ajv's compiler; the precompiled config validator needs only its runtime helpers.
+  ["ajv compiler", /\/node_modules\/ajv\/dist\/(?!runtime\/)/],
+  ["the runner", /\/dist\/runner\/(?!paths\.js$)/],
+  ["the controller", /\/dist\/controller\//],
+  ["the queue", /\/dist\/(queue\/(?!protocol\.js$)|worker\/)/],
+  ["the dashboard", /\/dist\/serve\//],
+];
+
+function heavyIn(files: readonly string[]): string[] {
+  return HEAVY.flatMap(([name, re]) => files.filter((f) => re.test(f)).map((f) => `${name}: ${f}`));
+}
+
+describe("lazy CLI: what a command loads", () => {
+  it("--version and --help load the command declarations and commander, nothing they do not run", async () => {
+    const cwd = fileTmp.make();
+    for (const args of [["--version"], ["--help"], ["check", "--help"], ["runner", "start", "--help"]]) {
+      const r = await loaded(args, cwd);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(heavyIn(r.files), args.join(" ")).toEqual([]);
+      // No config or store module either: declaring a command reads nothing.
+      expect(
+        r.files.filter((f) => /\/dist\/(config|store)\//.test(f)),
+        args.join(" "),
+      ).toEqual([]);
+    }
+  });
+
+  it("check, status and list read a wave without the runner, the queue, the dashboard or ajv's compiler", async () => {
+    const sb = sandbox(tmp);
+    writeWave(sb, "wave-1", new Ledger({ items: ["bd-a1", "bd-b2"] }).events);
+    for (const args of [["check", "--wave-id", "wave-1"], ["status", "--wave-id", "wave-1"], ["list"]]) {
+      const r = await loaded([...args, "--config", sb.configPath], sb.root);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(heavyIn(r.files), args.join(" ")).toEqual([]);
+      // The config was validated, by the precompiled validator.
+      expect(r.files.some((f) => f.endsWith("/dist/config/validator.generated.js"))).toBe(true);
+    }
+  });
+});
