@@ -146,7 +146,7 @@ export class MemFiles implements ControllerFiles {
     return `/mem/outcomes/${itemId}.${phase}.attempt${attempt}.outcome.json`;
   }
   writeOutcome(path: string, outcome: Outcome): void {
-    this.needsDurable(`outcome ${path}`, (e) => "outcome_path" in e && e.outcome_path === path && e.event !== "item_dispatched");
+    this.needsDurable(`outcome ${path}`, (e) => "outcome_path" in e && e.outcome_path === path);
     this.outcomes.set(path, outcome);
   }
   registerPid(rec: { pid: number }): void {
