@@ -1,12 +1,14 @@
 // Regenerates the JSON Schemas under schemas/ from their TypeBox sources (src/contract/schemas.ts,
-// src/config/schema.ts), and the precompiled config validator (src/config/validator.generated.ts),
+// src/config/schema.ts), the precompiled config validator (src/config/validator.generated.ts) and
+// the store's precompiled checks (src/store/checks.generated.ts, from src/store/shapes.ts),
 // through the compiled output, so build first:
 //
 //   npm run build && node scripts/gen-schemas.mjs           write schemas/*.schema.json
 //   npm run build && node scripts/gen-schemas.mjs --check   exit 1 if a committed file differs
 //
-// test/contract/published-schemas.test.ts fails when a committed file drifts from its source.
-// After regenerating the validator, build again: dist/ holds its compiled copy.
+// test/contract/published-schemas.test.ts, test/config/validator-generated.test.ts and
+// test/store/checks-generated.test.ts fail when a committed file drifts from its source.
+// After regenerating a .ts file, build again: dist/ holds its compiled copy.
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

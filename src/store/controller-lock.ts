@@ -1,6 +1,5 @@
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
+import { isControllerLockFile } from "./checks.generated.js";
 import { randomToken, readTextIfExists } from "./fsx.js";
 import {
   acquireExclusive,
@@ -48,21 +47,10 @@ export interface ControllerLock extends ControllerLockRequest {
   token: string;
 }
 
-const ControllerLockC = TypeCompiler.Compile(
-  Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
-    started_at: Type.String(),
-    heartbeat_at: Type.String(),
-    epoch: Type.Optional(Type.Integer({ minimum: 0 })),
-    token: Type.String(),
-  }),
-);
-
+/** The lock file's text as a ControllerLock; null when it is not one (schema: shapes.ts, precompiled). */
 export function parseControllerLock(raw: string): ControllerLock | null {
   const v = parseJson(raw);
-  return ControllerLockC.Check(v) ? { ...v, epoch: v.epoch ?? 0 } : null;
+  return isControllerLockFile(v) ? { ...v, epoch: v.epoch ?? 0 } : null;
 }
 
 export type ControllerLiveness = "alive" | "dead" | "none";

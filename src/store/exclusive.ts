@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { closeSync, ftruncateSync, openSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import path from "node:path";
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DxError } from "../errors.js";
+import { isTicket } from "./checks.generated.js";
 import {
   createExclusive,
   errno,
@@ -71,16 +70,6 @@ export function readGeneration(file: string): FileGeneration | null {
   return { raw, gen: createHash("sha256").update(raw).digest("hex").slice(0, 20) };
 }
 
-const TicketS = TypeCompiler.Compile(
-  Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
-    at_ms: Type.Number(),
-    withdrawn: Type.Boolean(),
-  }),
-);
-
 let me: ProcessIdentity | undefined;
 const self = (): ProcessIdentity => (me ??= selfIdentity());
 
@@ -97,7 +86,8 @@ function ticketHeld(ticket: string): boolean {
   } catch {
     return false; // created whole by link(2): unreadable means damaged, not half written
   }
-  if (!TicketS.Check(v) || v.withdrawn) return false;
+  // The ticket's shape is in shapes.ts, its check precompiled (checks.generated.ts).
+  if (!isTicket(v) || v.withdrawn) return false;
   // One of ours from an earlier call that failed before withdrawing: we are not in it any more.
   if (sameIdentity(v, self())) return false;
   if (v.host === self().host) return isSameProcess(v);

@@ -68,6 +68,8 @@ const HEAVY: readonly [string, RegExp][] = [
   ["execa", /\/node_modules\/execa\//],
   // ajv's compiler; the precompiled config validator needs only its runtime helpers.
   ["ajv compiler", /\/node_modules\/ajv\/dist\/(?!runtime\/)/],
+  // TypeBox (some 200 modules): the store's checks are precompiled; it loads only to word a refusal.
+  ["typebox", /\/node_modules\/@sinclair\/typebox\//],
   ["the runner", /\/dist\/runner\/(?!paths\.js$)/],
   ["the controller", /\/dist\/controller\//],
   ["the queue", /\/dist\/(queue\/(?!protocol\.js$)|worker\/)/],
@@ -93,7 +95,7 @@ describe("lazy CLI: what a command loads", () => {
     }
   });
 
-  it("check, status and list read a wave without the runner, the queue, the dashboard or ajv's compiler", async () => {
+  it("check, status and list read a wave without the runner, the queue, the dashboard, ajv's compiler or TypeBox", async () => {
     const sb = sandbox(tmp);
     writeWave(sb, "wave-1", new Ledger({ items: ["bd-a1", "bd-b2"] }).events);
     for (const args of [["check", "--wave-id", "wave-1"], ["status", "--wave-id", "wave-1"], ["list"]]) {
@@ -102,6 +104,8 @@ describe("lazy CLI: what a command loads", () => {
       expect(heavyIn(r.files), args.join(" ")).toEqual([]);
       // The config was validated, by the precompiled validator.
       expect(r.files.some((f) => f.endsWith("/dist/config/validator.generated.js"))).toBe(true);
+      // The wave's ledger and snapshot were checked, by the precompiled store checks.
+      expect(r.files.some((f) => f.endsWith("/dist/store/checks.generated.js"))).toBe(true);
     }
   });
 });
