@@ -1,6 +1,6 @@
 import { contractFileIn } from "../workspace/attempt-commit.js";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock, type WaveFiles } from "../controller/ports.js";
 import type { WaveCreated } from "../core/events.js";
@@ -248,7 +248,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       const registered = new Set([...liveJobPids(layout), ...(await runnerPids())]);
       // Agent processes that left their job's group (setsid, double fork) count too (issue #10): from
       // the job cgroups where they exist, else a /proc scan of the job marker every few seconds.
-      for (const pid of escapedJobPids(registered, Date.now(), c.env)) registered.add(pid);
+      const scope = { runnerLogDir: c.config.runner_log_dir, isOurWave: (w: string) => existsSync(layout.waveDir(w)) };
+      for (const pid of escapedJobPids(registered, Date.now(), scope, c.env)) registered.add(pid);
       return registered.size;
     },
     withExecLock: async (fn) => {

@@ -341,10 +341,21 @@ function pgidOf(pid: number): number | null {
  * or a double fork). From the job cgroups where they exist (cgroup.procs: pids.current would count
  * threads), else from the marker scan of /proc, done at most every few seconds.
  */
-export function escapedJobPids(registeredGroups: ReadonlySet<number>, nowMs: number, env: NodeJS.ProcessEnv = process.env): number[] {
-  if (cgroupBase(env) === null) return scanMarkedCached(nowMs).flatMap((m) => (registeredGroups.has(m.pgid) ? [] : [m.pid]));
+export function escapedJobPids(
+  registeredGroups: ReadonlySet<number>,
+  nowMs: number,
+  scope: { runnerLogDir: string; isOurWave: (waveId: string) => boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): number[] {
+  // Only this store's jobs: the cap is the store's, and other stores on the host (other users'
+  // waves, parallel test runs) have their own. Cgroups name their store; a marker names its wave.
+  if (cgroupBase(env) === null) {
+    return scanMarkedCached(nowMs).flatMap((m) => (m.wave_id !== null && scope.isOurWave(m.wave_id) && !registeredGroups.has(m.pgid) ? [m.pid] : []));
+  }
+  const store = storeScope(scope.runnerLogDir);
   const out: number[] = [];
   for (const g of listJobCgroups(env)) {
+    if (g.store !== store) continue;
     for (const pid of g.pids) {
       const pgid = pgidOf(pid);
       if (pgid !== null && !registeredGroups.has(pgid)) out.push(pid);

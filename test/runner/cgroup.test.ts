@@ -67,7 +67,7 @@ describe("cgroup detection (pure)", () => {
     expect(cgroupBase(env)).toBeNull();
     expect(prepareJobCgroup("/s/runner", "wave-x", "ri-none", env)).toEqual({});
     expect(listJobCgroups(env)).toEqual([]);
-    expect(escapedJobPids(new Set(), Date.now(), env)).toEqual(expect.any(Array));
+    expect(escapedJobPids(new Set(), Date.now(), { runnerLogDir: "/nonexistent", isOurWave: () => true }, env)).toEqual(expect.any(Array));
   });
 });
 
@@ -167,11 +167,15 @@ describe.skipIf(NO_CGROUP !== null)("per-job cgroup v2", () => {
   it("the exec cap counts the escapees from the cgroup, not the job's own group", async () => {
     const ws = makeWorkspace();
     const job = await startEscaper(ws, `wave-cg-${randomBytes(3).toString("hex")}`);
-    const counted = escapedJobPids(new Set([job.pgid]), Date.now());
+    const scope = { runnerLogDir: ws.logDir, isOurWave: (w: string) => w === job.spec.wave_id };
+    const counted = escapedJobPids(new Set([job.pgid]), Date.now(), scope);
     for (const p of job.escapees) expect(counted).toContain(p);
     expect(counted).not.toContain(job.pgid);
     // Unregistered, the whole job counts: wrapper, pump and agent too.
-    expect(escapedJobPids(new Set(), Date.now())).toContain(job.pgid);
+    expect(escapedJobPids(new Set(), Date.now(), scope)).toContain(job.pgid);
+    // Another store's cap does not count this store's jobs.
+    const other = { runnerLogDir: path.join(ws.logDir, "elsewhere"), isOurWave: () => false };
+    expect(escapedJobPids(new Set(), Date.now(), other)).not.toContain(job.pgid);
     await job.runner.stop(job.ref);
   });
 
