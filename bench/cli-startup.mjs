@@ -20,7 +20,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import * as L from "./lib.mjs";
 
 const flags = L.parseFlags(process.argv.slice(2));
@@ -63,45 +63,22 @@ function timed(argv, env = process.env) {
 
 // ---- module counting ------------------------------------------------------------------------------
 
-function writeCountingHook() {
-  const hooks = path.join(root, "count-hooks.mjs");
-  writeFileSync(
-    hooks,
-    [
-      'import { appendFileSync } from "node:fs";',
-      "let file;",
-      "export function initialize(data) { file = data.file; }",
-      'export async function load(url, context, next) { appendFileSync(file, url + "\\n"); return next(url, context); }',
-    ].join("\n"),
-  );
-  const preload = path.join(root, "count.mjs");
-  writeFileSync(
-    preload,
-    [
-      'import { register, createRequire } from "node:module";',
-      'import { appendFileSync } from "node:fs";',
-      "const file = process.env.DX_BENCH_LOADED_FILE;",
-      `register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { file } });`,
-      'const Module = createRequire(import.meta.url)("node:module");',
-      'process.on("exit", () => appendFileSync(file, Object.keys(Module._cache).join("\\n") + "\\n"));',
-    ].join("\n"),
-  );
-  return pathToFileURL(preload).href;
-}
-const countPreload = writeCountingHook();
+// The preload is shared with test/cli/lazy-load.test.ts.
+const HOOK_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures");
+const countPreload = pathToFileURL(path.join(HOOK_DIR, "count-modules.mjs")).href;
 
 /** The files one run loads (node: built-ins left out), grouped by package (dist/ for our own). */
 async function modulesLoaded(bin, args, tag) {
   const out = path.join(root, `loaded-${tag}.txt`);
   writeFileSync(out, "");
-  const env = { ...process.env, NODE_OPTIONS: `--import=${countPreload}`, DX_BENCH_LOADED_FILE: out };
+  const env = { ...process.env, NODE_OPTIONS: `--import=${countPreload}`, DX_LOADED_FILE: out };
   const r = await timed([bin, ...args], env);
   if (r.code !== 0) throw new Error(`${tag}: exit ${r.code}: ${r.stderr}`);
   const files = new Set();
   for (const line of readFileSync(out, "utf8").split("\n")) {
     if (line === "" || line.startsWith("node:")) continue;
     const p = line.startsWith("file:") ? new URL(line).pathname : line;
-    if (p.startsWith(root)) continue; // the hook itself
+    if (p.startsWith(HOOK_DIR)) continue; // the hook itself
     files.add(p);
   }
   const byPackage = {};

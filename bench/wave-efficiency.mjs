@@ -24,7 +24,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import * as L from "./lib.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -54,6 +54,9 @@ if (!args.includes("--no-build")) {
   });
 }
 
+// The store roots as the demo lays them out (from the build just made).
+const { storeRootsUnder } = await import(pathToFileURL(path.join(REPO, "dist", "app", "demo.js")).href);
+
 const git = (cwd, ...a) => execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", ...a], { cwd, stdio: "pipe" });
 
 function setUp(review) {
@@ -81,9 +84,7 @@ function setUp(review) {
       ? { command: [process.execPath, NODE_AGENT, name], stdin: "prompt", env: { DXE_SCENARIO: scenarioPath } }
       : { command: [SH_AGENT, "{phase}", String(JOB_MS / 1000), "commit"], stdin: "none" };
   const config = {
-    artifact_dir: path.join(root, "artifacts"),
-    runner_log_dir: path.join(root, "runner"),
-    workspace_root: path.join(root, "agents"),
+    ...storeRootsUnder(root),
     repo,
     base: "main",
     stall_minutes: 10,

@@ -42,6 +42,13 @@ export interface DemoSetup {
   itemIds: string[];
 }
 
+/** The three store roots of a self-contained setup under `root` (the demo's, and the benchmarks'). */
+export const storeRootsUnder = (root: string): { artifact_dir: string; runner_log_dir: string; workspace_root: string } => ({
+  artifact_dir: path.join(root, "artifacts"),
+  runner_log_dir: path.join(root, "runner"),
+  workspace_root: path.join(root, "agents"),
+});
+
 export function setUpDemo(baseDir?: string): DemoSetup {
   const root = baseDir ?? mkdtempSync(path.join(os.tmpdir(), "dx-batch-demo-"));
   const repo = path.join(root, "shop");
@@ -59,9 +66,7 @@ export function setUpDemo(baseDir?: string): DemoSetup {
 
   const agent = (name: string) => ({ command: [process.execPath, AGENT, name], stdin: "prompt" as const });
   const config = {
-    artifact_dir: path.join(root, "artifacts"),
-    runner_log_dir: path.join(root, "runner"),
-    workspace_root: path.join(root, "agents"),
+    ...storeRootsUnder(root),
     repo,
     base: "main",
     max_parallel: 3,

@@ -3,7 +3,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect } from "vitest";
 import { Ledger } from "../helpers/events.js";
-import { buildCli } from "../helpers/build.js";
+import { buildCli, REPO } from "../helpers/build.js";
 import { fileTmp, it, tmp } from "../helpers/fixtures.js";
 import { runCli } from "../helpers/cli.js";
 import { sandbox, writeWave } from "../helpers/world.js";
@@ -15,45 +15,19 @@ import { sandbox, writeWave } from "../helpers/world.js";
 
 const bin = buildCli();
 
-/** A preload that records every module the process loads into $DX_TEST_LOADED. */
-function countingHook(): string {
-  const dir = fileTmp.make();
-  const hooks = path.join(dir, "hooks.mjs");
-  writeFileSync(
-    hooks,
-    [
-      'import { appendFileSync } from "node:fs";',
-      "let file;",
-      "export function initialize(data) { file = data.file; }",
-      'export async function load(url, context, next) { appendFileSync(file, url + "\\n"); return next(url, context); }',
-    ].join("\n"),
-  );
-  const preload = path.join(dir, "count.mjs");
-  writeFileSync(
-    preload,
-    [
-      'import { register, createRequire } from "node:module";',
-      'import { appendFileSync } from "node:fs";',
-      "const file = process.env.DX_TEST_LOADED;",
-      `register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { file } });`,
-      'const Module = createRequire(import.meta.url)("node:module");',
-      'process.on("exit", () => appendFileSync(file, Object.keys(Module._cache).join("\\n") + "\\n"));',
-    ].join("\n"),
-  );
-  return pathToFileURL(preload).href;
-}
-
-const preload = countingHook();
+/** The preload that records every module the process loads into $DX_LOADED_FILE (shared with the bench). */
+const preload = pathToFileURL(path.join(REPO, "bench", "fixtures", "count-modules.mjs")).href;
 
 /** The files (not node: built-ins) `dx-batch …args` loads, as paths. */
 async function loaded(args: string[], cwd: string): Promise<{ code: number | null; files: string[] }> {
   const out = path.join(fileTmp.make(), "loaded.txt");
   writeFileSync(out, "");
-  const r = await runCli(bin, args, { cwd, env: { NODE_OPTIONS: `--import=${preload}`, DX_TEST_LOADED: out } });
+  const r = await runCli(bin, args, { cwd, env: { NODE_OPTIONS: `--import=${preload}`, DX_LOADED_FILE: out } });
   const files = new Set<string>();
   for (const line of readFileSync(out, "utf8").split("\n")) {
     if (line === "" || line.startsWith("node:")) continue;
-    files.add(line.startsWith("file:") ? new URL(line).pathname : line);
+    const f = line.startsWith("file:") ? new URL(line).pathname : line;
+    if (!f.includes("/bench/fixtures/count-modules")) files.add(f);
   }
   return { code: r.code, files: [...files].sort() };
 }
