@@ -274,7 +274,7 @@ function checkLeases(c: AppContext, f: Findings): void {
 /** Active items must have a runner job behind them. */
 async function checkActiveJobs(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
   const s = loaded.state;
-  const runner = createRunner(s.config, c.env, f.waveId);
+  const runner = await createRunner(s.config, c.env, f.waveId);
   for (const it of s.items) {
     if (!isActiveItem(it.status) || it.run_instance === null || it.phase === null || it.provider === null) continue;
     const h = await runner.check(

@@ -60,7 +60,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
     return await runWave(
       c2,
-      openRuntime(c2, waveId, { files, lock }),
+      await openRuntime(c2, waveId, { files, lock }),
       w.state,
       o.asStart === true && w.state.started_at === null ? "start" : "resume",
       progress,

@@ -138,7 +138,7 @@ export async function launchWave(
 ): Promise<number> {
   // --redo: run items an earlier wave approved anyway (SPEC §15.4).
   const policy = o.redo === true ? { ...toPolicy(c.config), redo: true } : toPolicy(c.config);
-  const runner = createRunner(c.config, c.env);
+  const runner = await createRunner(c.config, c.env);
   // This runner only preflights: a queue runner's Redis connection would keep the process alive.
   const pre = await preflightAll(runner, preflightProviders(policy)).finally(() => runner.close?.());
   if (!o.keepFailed) refuseNoProvider(policy, pre.raw);
@@ -157,7 +157,7 @@ export async function launchWave(
     progress.end(rt.session.state, { kind: "detached" });
     return 0;
   }
-  const runtime = openRuntime(c, waveId, rt);
+  const runtime = await openRuntime(c, waveId, rt);
   return runWave(c, runtime, rt.session.state, "start", progress, pre.results);
 }
 

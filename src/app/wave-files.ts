@@ -17,8 +17,8 @@ import { acquireLease, releaseLease } from "../store/lease.js";
 import { LedgerWriter } from "../store/ledger.js";
 import { escapedJobPids } from "../runner/cgroup.js";
 import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
-import { listJobPids, liveJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
-import { selfIdentity, type ProcessIdentity } from "../store/proc.js";
+import { OtherWavesJobPids, isJobAlive, listJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
+import { isSameProcess, processStartTime, selfIdentity, type ProcessIdentity } from "../store/proc.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { AppContext } from "./context.js";
 
@@ -27,6 +27,8 @@ import type { AppContext } from "./context.js";
 
 const EXEC_LOCK_NAME = "_exec.lock";
 const RUNNER_PIDS_TTL_MS = 5_000;
+/** How long another wave's pid listing may stand unread, and this wave's own count unverified. */
+const OTHER_WAVES_MAX_AGE_MS = 2_000;
 const EXEC_LOCK_TTL_MS = 2 * 60_000;
 const EXEC_LOCK_WAIT_MS = 60_000;
 
@@ -179,13 +181,37 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     }
   };
   let extraPids = (): Promise<number[]> => Promise.resolve([]);
-  // The runner's pid files are read from every job it ever ran (thousands in a big wave), while
-  // every dx-batch job is also in jobs/*/*.pid, read fresh each time. So the runner's list, which
-  // only adds jobs started outside dx-batch, is re-read at most every few seconds.
+  // Every dx-batch job is also counted below (this wave's in memory, other waves' from jobs/*/*.pid),
+  // so the runner's list, which only adds jobs started outside dx-batch, is re-read at most every
+  // few seconds.
   let runnerCache: { at: number; pids: number[] } | null = null;
   const runnerPids = async (): Promise<number[]> => {
     if (runnerCache === null || clock.nowMs() - runnerCache.at > RUNNER_PIDS_TTL_MS) runnerCache = { at: clock.nowMs(), pids: await extraPids() };
     return runnerCache.pids;
+  };
+  // The exec cap's count without a directory scan per dispatch (issue #14). This controller's own
+  // jobs are counted in memory, exactly: a pid is added before its file is written and removed
+  // with it, when the job is reaped (finish, stop). Jobs of this wave a predecessor started are
+  // read once, here. Until its reap an exited job still holds its slot, which can only hold a
+  // dispatch back by one cycle; every OTHER_WAVES_MAX_AGE_MS the entries whose process is gone are
+  // dropped too, so a job this controller never reaps cannot hold a slot for good.
+  // Other waves' jobs (exec_process_cap is shared by the whole store) are read from their pid
+  // files only when one of their directories changed, or after OTHER_WAVES_MAX_AGE_MS
+  // (OtherWavesJobPids): a job another controller started is counted at the next dispatch after
+  // its file appears, as before, so the count under the exec lock stays exact; only a process that
+  // died without its file being removed may be counted up to that long, which errs on the side of
+  // the cap.
+  const own = new Map<number, string | null>();
+  for (const { record } of listJobPids(layout, { wave: waveId }).records) if (isJobAlive(record)) own.set(record.pid, record.start_time);
+  let ownCheckedAt = clock.nowMs();
+  const others = new OtherWavesJobPids(layout, waveId, OTHER_WAVES_MAX_AGE_MS);
+  const ownLive = (): Iterable<number> => {
+    const now = clock.nowMs();
+    if (now - ownCheckedAt >= OTHER_WAVES_MAX_AGE_MS) {
+      ownCheckedAt = now;
+      for (const [pid, start_time] of own) if (!isSameProcess({ pid, start_time })) own.delete(pid);
+    }
+    return own.keys();
   };
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
@@ -231,8 +257,15 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       ensureDir(layout.outcomesDir(waveId));
       writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
     },
-    registerPid: (rec) => void registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: clock.nowIso() }),
-    removePid: (pid) => void removeJobPid(layout, waveId, pid),
+    registerPid: (rec) => {
+      const start_time = processStartTime(rec.pid);
+      own.set(rec.pid, start_time);
+      registerJobPid(layout, { ...rec, wave_id: waveId, registered_at: clock.nowIso(), start_time });
+    },
+    removePid: (pid) => {
+      own.delete(pid);
+      removeJobPid(layout, waveId, pid);
+    },
     // Only processes this host may signal (SPEC §15.4): its own, with a verified start time.
     wavePids: () =>
       listJobPids(layout, { wave: waveId })
@@ -245,7 +278,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       lock.release();
     },
     liveExecPids: async () => {
-      const registered = new Set([...liveJobPids(layout), ...(await runnerPids())]);
+      const registered = new Set([...ownLive(), ...others.live(clock.nowMs()), ...(await runnerPids())]);
       // Agent processes that left their job's group (setsid, double fork) count too (issue #10): from
       // the job cgroups where they exist, else a /proc scan of the job marker every few seconds.
       const scope = { runnerLogDir: c.config.runner_log_dir, isOurWave: (w: string) => existsSync(layout.waveDir(w)) };

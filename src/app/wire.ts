@@ -95,8 +95,8 @@ export async function createWave(
   return { session: new WaveSession(files, state, systemClock), files, lock, created: e };
 }
 
-export function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle; lock?: TenureHandle }): WaveRuntime {
-  const runner = createRunner(c.config, c.env, waveId);
+export async function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle; lock?: TenureHandle }): Promise<WaveRuntime> {
+  const runner = await createRunner(c.config, c.env, waveId);
   created.files.setRunnerPids(() => runner.livePids());
   const tracker = createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
   const lock = created.lock;

@@ -1,4 +1,4 @@
-import { readdirSync, unlinkSync } from "node:fs";
+import { readdirSync, statSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
@@ -151,4 +151,73 @@ export function liveJobPids(layout: Layout, opts: { wave?: string } = {}): numbe
   const pids = new Set<number>();
   for (const { record } of listJobPids(layout, opts).records) if (isJobAlive(record)) pids.add(record.pid);
   return [...pids].sort((a, b) => a - b);
+}
+
+/** A directory's identity and last change, to the nanosecond; "-" when it does not exist. */
+function dirStamp(dir: string): { stamp: string; mtimeMs: number } {
+  try {
+    const st = statSync(dir, { bigint: true });
+    return { stamp: `${st.ino}:${st.mtimeNs}:${st.ctimeNs}`, mtimeMs: Number(st.mtimeMs) };
+  } catch (e) {
+    if (errno(e) === "ENOENT" || errno(e) === "ENOTDIR") return { stamp: "-", mtimeMs: 0 };
+    throw e;
+  }
+}
+
+/**
+ * A change this close to the read (ms) may share the directory's timestamp with a change made just
+ * after it: file times come from a coarse clock (a jiffy, up to 10 ms), so such a read is not
+ * trusted and the next call reads again ("racy" in git's sense).
+ */
+const RACY_MS = 50;
+
+/**
+ * The live job pids of every wave but one (the caller's own, which it counts in memory), for the
+ * exec-saturation guard, without reading every pid file at every dispatch. The listing is kept
+ * with the stamp (inode, mtime and ctime in ns) of jobs/ and of each other wave's directory, taken
+ * before reading them. A pid file is only ever created (renamed into place) or removed, and either
+ * changes its directory's stamp; so while no stamp has changed and the read was not racy, the same
+ * files would be read again and the listing stands. It is read afresh anyway after `maxAgeMs`, which
+ * drops the processes that died without their controller removing their file (a crashed
+ * controller): until then such a pid counts as live, which can only hold dispatches back, never
+ * let one past the cap. Checking costs one stat per wave directory instead of a read, a parse and a
+ * /proc lookup per live job of every wave.
+ */
+export class OtherWavesJobPids {
+  private dirs: string[] = [];
+  private stamps: string[] = [];
+  private rootStamp: string | null = null;
+  private pids: number[] = [];
+  private readAtMs = 0;
+  private racy = true;
+
+  constructor(
+    private readonly layout: Layout,
+    private readonly ownWave: string,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  /** `nowMs`: the caller's clock for the age; the racy test compares with the file clock (wall). */
+  live(nowMs: number): readonly number[] {
+    if (!this.racy && nowMs - this.readAtMs < this.maxAgeMs && this.unchanged()) return this.pids;
+    const startedWall = Date.now();
+    const root = dirStamp(this.layout.jobsRoot());
+    const waves = readDirNames(this.layout.jobsRoot()).filter((w) => isValidWaveId(w) && w !== this.ownWave);
+    const dirs = waves.map((w) => this.layout.jobsDir(w));
+    const stamps = dirs.map(dirStamp);
+    const pids = new Set<number>();
+    for (const w of waves) for (const { record } of listJobPids(this.layout, { wave: w }).records) if (isJobAlive(record)) pids.add(record.pid);
+    this.rootStamp = root.stamp;
+    this.dirs = dirs;
+    this.stamps = stamps.map((s) => s.stamp);
+    this.pids = [...pids];
+    this.readAtMs = nowMs;
+    this.racy = [root, ...stamps].some((s) => s.mtimeMs >= startedWall - RACY_MS);
+    return this.pids;
+  }
+
+  private unchanged(): boolean {
+    if (dirStamp(this.layout.jobsRoot()).stamp !== this.rootStamp) return false;
+    return this.dirs.every((d, i) => dirStamp(d).stamp === this.stamps[i]);
+  }
 }

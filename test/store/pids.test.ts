@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect } from "vitest";
 import { createLayout } from "../../src/store/layout.js";
-import { listJobPids, liveJobPids, pruneDeadJobPids, registerJobPid, removeJobPid, type JobPidInput } from "../../src/store/pids.js";
+import { OtherWavesJobPids, listJobPids, liveJobPids, pruneDeadJobPids, registerJobPid, removeJobPid, type JobPidInput } from "../../src/store/pids.js";
 import { it, tmp } from "../helpers/fixtures.js";
 import { hostName } from "../../src/store/proc.js";
 import { sleeper } from "../helpers/procs.js";
@@ -69,6 +69,35 @@ describe("job pid files", () => {
     const pruned = pruneDeadJobPids(layout);
     expect(pruned.removed).toContain(path.join(dir, `${dead.pid}.pid`));
     expect(pruned.removed).not.toContain(path.join(dir, `${process.pid}.pid`));
+  });
+
+  it("counts other waves' live jobs from a listing kept while their directories are unchanged", async () => {
+    const layout = createLayout(path.join(tmp.make(), "art"));
+    const mine = await sleeper();
+    const a = await sleeper();
+    const b = await sleeper();
+    const dead = await sleeper();
+    registerJobPid(layout, rec(mine.pid, "own"));
+    registerJobPid(layout, rec(a.pid, "w1"));
+    const others = new OtherWavesJobPids(layout, "own", 60_000);
+    expect([...others.live(0)]).toEqual([a.pid]);
+    // Not racy any more once the directories are older than the read: the listing stands ...
+    await new Promise((r) => setTimeout(r, 120));
+    expect([...others.live(1)]).toEqual([a.pid]);
+    expect([...others.live(2)]).toEqual([a.pid]);
+    // ... until a file appears in a known wave, a new wave appears, or a file goes.
+    registerJobPid(layout, rec(b.pid, "w1", "bd-b2"));
+    expect([...others.live(3)].sort()).toEqual([a.pid, b.pid].sort());
+    registerJobPid(layout, rec(dead.pid, "w2", "bd-c3"));
+    expect([...others.live(4)].sort()).toEqual([a.pid, b.pid, dead.pid].sort());
+    removeJobPid(layout, "w1", a.pid);
+    expect([...others.live(5)].sort()).toEqual([b.pid, dead.pid].sort());
+    // A process that dies leaving its file counts until the listing's age runs out.
+    await new Promise((r) => setTimeout(r, 120));
+    others.live(6);
+    await dead.killAndWait();
+    expect([...others.live(7)].sort()).toEqual([b.pid, dead.pid].sort());
+    expect([...others.live(60_010)]).toEqual([b.pid]);
   });
 
   it("lists nothing when no job ever ran", () => {
