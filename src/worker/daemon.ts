@@ -136,6 +136,8 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   };
   await beat();
   const beatTimer = setInterval(() => void beat(), Math.max(200, Math.floor(o.lock_ms / 4)));
+  // Back from a Redis outage: announce this worker (and re-send spooled results) at once.
+  redis.on("ready", () => void beat());
 
   o.log(`worker ${workerId} on ${o.host_id}: queues ${passed.map((p) => `${o.prefix}:${p}`).join(", ")}, concurrency ${o.concurrency}, lock ${o.lock_ms} ms`);
 
