@@ -193,6 +193,10 @@ export async function agentSandbox(cli: CliName, script: MockScript, o: SandboxO
     ...(o.delay_ms !== undefined ? { delay_ms: o.delay_ms } : {}),
   });
   const env = { ...baseEnv(home, bin), ...configureCli(cli, home, mock.url), DX_BATCH_HOME: path.join(root, "dx-home") };
+  // OpenCode creates its SQLite store on its first run in a HOME, and two first runs at once race
+  // ("Failed query: CREATE TABLE `workspace`"): a user's OpenCode home is set up once, so this one
+  // is too, before the wave starts two agents together.
+  if (cli === "opencode") execFileSync(path.join(bin, "opencode"), ["session", "list"], { env, stdio: "ignore", timeout: 60_000 });
   const provider = PROVIDER[cli];
   const configPath = path.join(root, "dx-batch.config.json");
   let config: Record<string, unknown> = {};
