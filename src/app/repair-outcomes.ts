@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { readApproval, recordApproval } from "../store/approvals.js";
 import path from "node:path";
 import type { Outcome } from "../core/effects.js";
 import { fold } from "../core/step.js";
@@ -17,17 +18,35 @@ export async function repairOutcomes(layout: Layout, waveId: string): Promise<st
   const { events } = await readLedgerEvents(layout, waveId, { afterSeq: 0 });
   if (events[0]?.event !== "wave_created") return [];
   const wanted = new Map<string, Outcome>();
-  fold(events, (effects) => {
+  const state = fold(events, (effects) => {
     for (const ef of effects) if (ef.type === "write_outcome") wanted.set(ef.path, ef.outcome);
   });
   const written: string[] = [];
+  // Outcome files are written without waiting for the disk (wave-files.ts): one a machine crash cut
+  // short is empty or torn, and is written again like a missing one.
   for (const [file, outcome] of wanted) {
-    if (existsSync(file)) continue;
+    if (isJsonFile(file)) continue;
     ensureDir(path.dirname(file));
     writeFileDurable(file, `${JSON.stringify(outcome, null, 2)}\n`);
     written.push(file);
   }
+  // So are approval records (wire.ts noteApproval): one this wave owes and a crash lost is written again.
+  for (const it of state.items) {
+    if (it.status !== "approved" || it.reason_code.startsWith("already_approved:") || readApproval(layout, it.beads_id) !== null) continue;
+    const at = [...events].reverse().find((e) => "item_id" in e && e.item_id === it.beads_id)?.at ?? new Date().toISOString();
+    written.push(recordApproval(layout, { item_id: it.beads_id, wave_id: state.wave_id, approved_at: at }));
+  }
   return written;
+}
+
+function isJsonFile(file: string): boolean {
+  if (!existsSync(file)) return false;
+  try {
+    JSON.parse(readFileSync(file, "utf8"));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

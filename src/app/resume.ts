@@ -55,7 +55,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     const config = configForResume(w.state.config, c.config);
     const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
     progress.waveId(waveId);
-    for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote the outcome a crashed controller had not written: ${f}`);
+    for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote a file a crashed controller had not made durable: ${f}`);
     for (const r of await redoReleases(c2.layout, waveId, Date.now())) progress.log(`${r} (its event was recorded, its effect was not)`);
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
     return await runWave(

@@ -10,7 +10,8 @@ import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js
 import { monoStamp } from "../store/mono.js";
 import { readApproval } from "../store/approvals.js";
 import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
-import { ensureDir, errno, fsyncDir, writeFileDurable } from "../store/fsx.js";
+import { ensureDir, errno, fsyncDir, writeFileAtomic } from "../store/fsx.js";
+import { SyncLater, syncPaths } from "../store/sync-later.js";
 import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
 import { acquireLease, releaseLease } from "../store/lease.js";
@@ -171,6 +172,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
   ensureReserve(reserve);
   const writer = new LedgerWriter(layout, waveId, { lastSeq, epoch: lock.epoch, fence: () => lock.holds() });
   const ttlMs = config.lease_ttl_minutes * 60_000;
+  const later = new SyncLater();
   const who = { ...lock.self, wave_id: waveId, epoch: lock.epoch };
   // Before any file effect: a controller that lost its epoch touches nothing more (SPEC §15.3).
   const fence = (): void => {
@@ -230,8 +232,9 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     },
     releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
     claim: (item) => {
-      const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl));
-      return r.claimed ? { ok: true } : { ok: false, byWave: r.by_wave };
+      // Synced by the dispatch together with the prompt (makeDurable below), before item_dispatched.
+      const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl), { sync: false });
+      return r.claimed ? { ok: true, path: layout.claimPath(item) } : { ok: false, byWave: r.by_wave };
     },
     // Claims last until the wave is terminal (SPEC §15.4): released together by releaseWaveClaims.
     releaseClaim: () => undefined,
@@ -240,9 +243,12 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       fence();
       const p = layout.promptPath(waveId, item, phase, attempt);
       ensureDir(layout.promptsDir(waveId));
-      writeFileDurable(p, text);
+      writeFileAtomic(p, text, { sync: false });
       return p;
     },
+    makeDurable: (files) => syncPaths(files),
+    syncLater: (file) => later.add(file),
+    drainSyncs: () => later.drain(),
     promptPath: (item, phase, attempt) => layout.promptPath(waveId, item, phase, attempt),
     contractPath: (item, phase, attempt, worktree) =>
       worktree !== undefined && worktree !== null
@@ -255,7 +261,10 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       if (process.env.DX_BATCH_TEST_KILL_BEFORE_OUTCOME === "1") process.kill(process.pid, "SIGKILL");
       fence();
       ensureDir(layout.outcomesDir(waveId));
-      writeFileDurable(path, `${JSON.stringify(outcome, null, 2)}\n`);
+      // Durable in the background, before the run ends (Controller.run drains it); a crash before
+      // that is repaired from the ledger on resume (repair-outcomes.ts).
+      writeFileAtomic(path, `${JSON.stringify(outcome, null, 2)}\n`, { sync: false });
+      later.add(path);
     },
     registerPid: (rec) => {
       const start_time = processStartTime(rec.pid);

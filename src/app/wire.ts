@@ -124,7 +124,7 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
     templates: loadTemplates(cfg),
     delivery: cfg.pr === undefined ? null : deliveryPort(cfg.pr, rt.waveId, c.env),
     onEvent: (e, s) => {
-      noteApproval(c, e, s);
+      noteApproval(c, e, s, rt.files);
       progress.onEvent(e, s);
     },
     log: (l) => progress.log(l),
@@ -144,12 +144,15 @@ export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, pro
 }
 
 /** An item this wave approved is recorded for later waves (store/approvals.ts, SPEC §15.4). */
-function noteApproval(c: AppContext, e: WaveEvent, s: WaveState): void {
+function noteApproval(c: AppContext, e: WaveEvent, s: WaveState, files: Pick<WaveFiles, "syncLater">): void {
   if (!("item_id" in e)) return;
   const it = itemById(s, e.item_id);
   if (it?.status !== "approved" || it.reason_code.startsWith("already_approved:")) return;
   if (e.event !== "job_finished" && e.event !== "item_settled") return;
-  recordApproval(c.layout, { item_id: it.beads_id, wave_id: s.wave_id, approved_at: e.at });
+  // Synced in the background: durable before this wave's claims are released (store/approvals.ts).
+  const rec = { item_id: it.beads_id, wave_id: s.wave_id, approved_at: e.at };
+  if (files.syncLater === undefined) recordApproval(c.layout, rec);
+  else files.syncLater(recordApproval(c.layout, rec, { sync: false }));
 }
 
 /** A second Ctrl-C is only likely at a terminal; scripts and tests may set it explicitly. */

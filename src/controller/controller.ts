@@ -125,6 +125,9 @@ export class Controller {
       this.unsubscribe?.();
       await this.delivery.drain();
       await this.tracker.drain();
+      // Outcomes and approvals were written without waiting for the disk: they are durable before
+      // the run ends, so before the wave's terminal event and before its claims are let go.
+      await this.deps.files.drainSyncs?.();
       this.session.flush(true);
     }
   }

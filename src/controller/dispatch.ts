@@ -72,7 +72,10 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
     issue,
     sh.deps.templates,
   );
-  files.writePrompt(intent.item_id, intent.phase, intent.attempt, text);
+  const prompt = files.writePrompt(intent.item_id, intent.phase, intent.attempt, text);
+  // The claim and the prompt must outlive a machine crash before item_dispatched does: synced
+  // together, off the loop, so other items' exits and dispatches go on meanwhile.
+  await files.makeDurable?.(claim.path === undefined ? [prompt] : [claim.path, prompt]);
   await sh.apply({
     event: "item_dispatched",
     item_id: intent.item_id,

@@ -57,7 +57,11 @@ export interface WaveLog {
 export interface WaveLeases {
   acquireLease(itemId: string, attempt: number): { ok: true; key: string } | { ok: false; holder: string };
   releaseLease(itemId: string, attempt: number): void;
-  claim(itemId: string): { ok: true } | { ok: false; byWave: string };
+  /**
+   * Take the item's claim for this wave. It is not yet durable: `makeDurable` makes it so, and must
+   * settle before the item's first item_dispatched is committed (store/claim.ts).
+   */
+  claim(itemId: string): { ok: true; path?: string } | { ok: false; byWave: string };
   releaseClaim(itemId: string): void;
   /** The earlier wave that approved the item, or null (SPEC §15.4 already_approved). */
   approvedBy?(itemId: string): string | null;
@@ -65,8 +69,14 @@ export interface WaveLeases {
 
 /** The per-attempt files: prompt, contract and outcome. */
 export interface AttemptFiles {
-  /** Writes the prompt (mode 0600) and returns its path. */
+  /** Writes the prompt (mode 0600) and returns its path; `makeDurable` makes it outlive a machine crash. */
   writePrompt(itemId: string, phase: Phase, attempt: number, text: string): string;
+  /** fsync these files and their directories, off the event loop (store/sync-later.ts). */
+  makeDurable?(files: readonly string[]): Promise<void>;
+  /** Make a file written without fsync durable in the background (drainSyncs waits for it). */
+  syncLater?(file: string): void;
+  /** Settles when every file written to be synced later (outcomes, approvals) is durable. */
+  drainSyncs?(): Promise<void>;
   promptPath(itemId: string, phase: Phase, attempt: number): string;
   /** With a worktree: `<worktree>/.dx-batch/<phase>.attempt<n>.contract.json` (SPEC §15.6). */
   contractPath(itemId: string, phase: Phase, attempt: number, worktree?: string | null): string;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { readTextIfExists, writeFileDurable, ensureDir } from "./fsx.js";
+import { readTextIfExists, writeFileAtomic, ensureDir, type SyncOption } from "./fsx.js";
 import { parseJson } from "./exclusive.js";
 import { checkItemId, type Layout } from "./layout.js";
 
@@ -23,9 +23,16 @@ const ApprovalC = TypeCompiler.Compile(Type.Object({ item_id: Type.String(), wav
 export const approvalsDir = (layout: Layout): string => path.join(layout.root, "approvals");
 export const approvalPath = (layout: Layout, item: string): string => path.join(approvalsDir(layout), `${checkItemId(item)}.json`);
 
-export function recordApproval(layout: Layout, rec: ApprovalRecord): void {
+/**
+ * Write the record; durable when this returns, unless `sync: false`: then the caller makes it
+ * durable before the wave lets go of the item's claim (the controller drains its SyncLater at the
+ * end of its run), and resume writes it again from the ledger if a crash lost it (repair-outcomes.ts).
+ */
+export function recordApproval(layout: Layout, rec: ApprovalRecord, o: SyncOption = {}): string {
   ensureDir(approvalsDir(layout));
-  writeFileDurable(approvalPath(layout, rec.item_id), `${JSON.stringify(rec)}\n`);
+  const file = approvalPath(layout, rec.item_id);
+  writeFileAtomic(file, `${JSON.stringify(rec)}\n`, { sync: o.sync !== false });
+  return file;
 }
 
 /** The wave that last approved `item`, or null (never approved, or an unreadable record). */

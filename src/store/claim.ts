@@ -16,8 +16,9 @@ import type { ProcessIdentity } from "./identity.js";
 // Whether another wave's claim is stale is the caller's call (that wave's state and controller),
 // so the rule comes in as a function; the takeover itself is race-safe (exclusive.ts).
 //
-// Taking a claim is fsynced (file and directory) before it returns, so before the item's first
-// item_dispatched can be durable: unlike a lease, a claim outlives its process (a crashed wave
+// Taking a claim is fsynced (file and directory) before it returns, unless the caller passes
+// `sync: false` and syncs it itself (the dispatch does, together with the prompt, off the loop);
+// either way before the item's first item_dispatched can be durable: unlike a lease, a claim outlives its process (a crashed wave
 // keeps its items until it resumes), so a machine crash must not undo it or leave it unreadable,
 // which another wave would take as free. Releasing is not fsynced: the waves that release are
 // terminal, and a claim that comes back after a crash is stale for the same reason.
