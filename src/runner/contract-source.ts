@@ -3,6 +3,7 @@ import type { RunnerReason } from "../core/reasons.js";
 import type { ContractSource } from "./port.js";
 import { MAX_CONTRACT_BYTES, scanLogForContract } from "./contract-scan.js";
 import { statQuiet, writeFileAtomicSync } from "./fs-util.js";
+import { syncPaths } from "../store/sync-later.js";
 
 // Delivery order of SPEC §7: the contract file first, else the last marker in the log. Both are
 // size-checked before anything is read, so an oversized contract is refused, never loaded.
@@ -65,14 +66,19 @@ export function readAgentFile(file: string, limit = MAX_CONTRACT_BYTES): FileRea
 }
 
 /** Take the agent's contract file: refuse it (and remove it) or copy it to `copyTo` and remove it. */
-function takeContractFile(contractFile: string, copyTo: string | null): FileRead {
+async function takeContractFile(contractFile: string, copyTo: string | null): Promise<FileRead> {
   const same = copyTo !== null && copyTo === contractFile;
   const r = readAgentFile(contractFile);
   if (r.kind === "absent") return copyTo !== null && !same ? readAgentFile(copyTo) : r;
   if (copyTo !== null && !same) {
     // The copy replaces any earlier one; removing the agent's file keeps it from being changed
-    // (or swapped for a symlink) after it was judged.
-    if (r.kind === "text") writeFileAtomicSync(copyTo, r.text);
+    // (or swapped for a symlink) after it was judged. The copy is the only one from then until
+    // job_finished (which carries the contract) is in the ledger, so it is durable first: fsynced
+    // off the event loop (issue #14), so other jobs' exits and dispatches go on meanwhile.
+    if (r.kind === "text") {
+      writeFileAtomicSync(copyTo, r.text, { fsync: false });
+      await syncPaths([copyTo]);
+    }
     try {
       unlinkSync(contractFile);
     } catch {
@@ -84,7 +90,7 @@ function takeContractFile(contractFile: string, copyTo: string | null): FileRead
 
 export async function readContractSource(contractFile: string | null, logPath: string | null, opts: ContractSourceOptions = {}): Promise<ContractSource> {
   if (contractFile !== null) {
-    const r = takeContractFile(contractFile, opts.copyTo ?? null);
+    const r = await takeContractFile(contractFile, opts.copyTo ?? null);
     if (r.kind === "refused") return { found: false, reason_code: r.reason_code, detail: r.detail };
     if (r.kind === "text") {
       const text = r.text.trim();

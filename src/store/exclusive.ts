@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, ftruncateSync, openSync, readdirSync, renameSync, unlinkSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, renameSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { DxError } from "../errors.js";
 import { isTicket } from "./checks.generated.js";
@@ -94,15 +94,24 @@ function ticketHeld(ticket: string): boolean {
   return Date.now() - v.at_ms < RIGHT_STALE_MS;
 }
 
-function removeTickets(file: string, gen: string): void {
-  const prefix = ticketPrefix(file, gen);
-  let names: string[];
-  try {
-    names = readdirSync(path.dirname(file));
-  } catch {
-    return;
+/**
+ * Remove the tickets of a generation that is gone. They are numbered from 0 by exclusive create,
+ * so they are removed by name, 0 up to the highest this process knows of (`upTo`, its own) and on
+ * while more are found: listing the directory instead cost a readdir of every claim of the store
+ * per release, quadratic over a large wave (issue #14). A number freed meanwhile by another remover
+ * only ends the upward search early; what it leaves is a changed generation's ticket, which no
+ * one reads again.
+ */
+function removeTickets(file: string, gen: string, upTo: number): void {
+  for (let n = 0; ; n++) {
+    let removed = true;
+    try {
+      unlinkSync(ticketPath(file, gen, n));
+    } catch {
+      removed = false;
+    }
+    if (!removed && n >= upTo) return;
   }
-  for (const name of names) if (name.startsWith(prefix)) unlinkQuiet(path.join(path.dirname(file), name));
 }
 
 /**
@@ -165,9 +174,9 @@ export function transition(file: string, expected: FileGeneration, apply: () => 
       } catch {
         now = undefined; // unreadable: leave the tickets, whoever changes it next sweeps them
       }
-      if (now === null || (now !== undefined && now.gen !== expected.gen)) removeTickets(file, expected.gen);
+      if (now === null || (now !== undefined && now.gen !== expected.gen)) removeTickets(file, expected.gen, n);
     } else {
-      removeTickets(file, expected.gen);
+      removeTickets(file, expected.gen, n);
     }
   }
 }
