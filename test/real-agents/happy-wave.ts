@@ -44,6 +44,11 @@ export function happyWave(cli: CliName, prefix: string, script: HappyOptions = {
         expect(b.bodies).toMatch(new RegExp(`^Feature-Key: ${item}$`, "m"));
       }
       const report = await waveReport(sb, "w-happy");
+      // Usage read from the CLI's stream: per item and per wave in the report and in status.
+      expect((report.usage as { tokens: number }).tokens).toBeGreaterThan(0);
+      const status = await dxBatch(sb, ["status", "--wave-id", "w-happy"], 60_000);
+      expect(status.stdout).toMatch(/^usage: [1-9]\d* tokens/m);
+      for (const item of items) expect(status.stdout).toMatch(new RegExp(`^  ${item} .*approved \\([1-9]\\d* tokens`, "m"));
       for (const item of items) {
         const rep = (report.items as { beads_id: string; attempts: ReportAttempt[] }[]).find((i) => i.beads_id === item);
         const impl = rep?.attempts.find((a) => a.phase === "implement");
