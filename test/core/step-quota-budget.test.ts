@@ -47,6 +47,30 @@ const quotaRows: Row[] = [
     },
   },
   {
+    name: "a crash or a stall: the outcome's error is the CLI's own last line, not the missing contract",
+    ledger: { policy: { retry_chain: ["codex", "codex", "blocked"] } },
+    build: (l) =>
+      l
+        .start()
+        .implement(A, "codex", { ...crash, contract_error: "contract_missing: no contract file" })
+        .implement(
+          A,
+          "codex",
+          { state: "stalled", exit_code: null, cli_error: "Reconnecting... 1/5", contract_error: "contract_missing: none" },
+          { chain_index: 1 },
+        ),
+    expect: {
+      items: { [A]: { history: [{ reason_code: "exited_err" }, { reason_code: "stalled" }] } },
+      effects: [
+        { type: "stop_job" },
+        { type: "release_lease" },
+        { type: "write_outcome", outcome: { result: "failed", reason_code: "stalled", error: "Reconnecting... 1/5" } },
+        { type: "release_claim" },
+        { type: "tracker_comment" },
+      ],
+    },
+  },
+  {
     name: "an operator's stop between quota hits neither counts nor breaks the run of hits",
     ledger: { policy: { ...ONE_PROVIDER, max_quota_waits: 3 } },
     build: (l) =>

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { afterEach, expect, it } from "vitest";
 import { happyScript } from "../fixtures/mock-models/script.js";
 import { agentSandbox, branchLog, dxBatch, runnerLogs, waveReport, waveStatus, type AgentSandbox, type CliName } from "./harness.js";
@@ -28,6 +28,8 @@ interface ReportItem {
     reason_code: string | null;
     error: string | null;
     outcome_path: string | null;
+    log_path: string | null;
+    attempt: number;
     quota: string | null;
     usage?: unknown;
   }[];
@@ -73,6 +75,20 @@ export function mustShow(cli: CliName, prefix: string): void {
       const review2 = sb.mock.turns.filter((t) => t.ctx.job.phase === "review" && t.ctx.job.item_id === item).at(-1);
       expect(review2?.ctx.prompt).toContain(`+${item} attempt 2`);
       expect(review2?.ctx.prompt).toContain(`+${item} attempt 1`);
+      // Every attempt keeps its own log, named in the report and in its outcome.
+      const rep = itemOf(await waveReport(sb, "w-rev"), item);
+      const logs = rep.attempts.map((a) => a.log_path);
+      expect(rep.attempts.map((a) => [a.phase, a.attempt])).toEqual([
+        ["implement", 1],
+        ["review", 1],
+        ["implement", 2],
+        ["review", 2],
+      ]);
+      expect(new Set(logs).size).toBe(4);
+      for (const a of rep.attempts) {
+        expect(existsSync(String(a.log_path)), String(a.log_path)).toBe(true);
+        expect(outcome(a.outcome_path).log_path).toBe(a.log_path);
+      }
     },
     T,
   );
