@@ -49,6 +49,9 @@ export function happyWave(cli: CliName, prefix: string, script: HappyOptions = {
       const status = await dxBatch(sb, ["status", "--wave-id", "w-happy"], 60_000);
       expect(status.stdout).toMatch(/^usage: [1-9]\d* tokens/m);
       for (const item of items) expect(status.stdout).toMatch(new RegExp(`^  ${item} .*approved \\([1-9]\\d* tokens`, "m"));
+      const md = await dxBatch(sb, ["report", "--wave-id", "w-happy", "--format", "markdown"], 60_000);
+      expect(md.stdout).toMatch(/^- usage: [1-9]\d* tokens/m);
+      for (const item of items) expect(md.stdout).toMatch(new RegExp(`^\\| ${item} \\| approved \\|.*\\| [1-9]\\d* tokens[^|]* \\|$`, "m"));
       for (const item of items) {
         const rep = (report.items as { beads_id: string; attempts: ReportAttempt[] }[]).find((i) => i.beads_id === item);
         const impl = rep?.attempts.find((a) => a.phase === "implement");
