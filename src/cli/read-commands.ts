@@ -64,8 +64,12 @@ function printStatus(ctx: CommandContext, view: ReturnType<typeof statusView> & 
   ctx.io.out(
     `items: ${st.total} total | pending ${st.pending} | implementing ${st.implementing} | reviewing ${st.reviewing} | approved ${st.approved} | revision_required ${st.revision_required} | blocked ${st.blocked} | failed ${st.failed} | cancelled ${st.cancelled}`,
   );
+  // Spend as the CLIs reported it (issue #11): the wave's, and each item's once it has any.
+  const spend = (u: { tokens: number; cost_usd: number | null }): string => `${u.tokens} tokens${u.cost_usd === null ? "" : `, $${u.cost_usd}`}`;
+  ctx.io.out(`usage: ${spend(view.usage)}`);
   for (const it of view.items) {
-    ctx.io.out(`  ${it.beads_id.padEnd(20)} ${it.status.padEnd(18)} attempt ${it.attempt} ${(it.provider ?? "-").padEnd(12)} ${it.reason_code}`);
+    const used = it.usage.tokens > 0 || it.usage.cost_usd !== null ? ` (${spend(it.usage)})` : "";
+    ctx.io.out(`  ${it.beads_id.padEnd(20)} ${it.status.padEnd(18)} attempt ${it.attempt} ${(it.provider ?? "-").padEnd(12)} ${it.reason_code}${used}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { ItemState, WaveState } from "../core/state.js";
 import { ITEM_STATUSES, isActiveItem, isTerminalItem } from "../core/status.js";
 import { toMs } from "../core/time.js";
+import { itemSpend, waveSpend } from "../core/budget.js";
 import { paint, paintStatus } from "./colour.js";
 
 // The live view of a wave as plain text: a summary line, then one row per item. Pure (the clock
@@ -18,11 +19,11 @@ export interface RenderOptions {
 
 export const DEFAULT_MAX_ROWS = 30;
 
-const HEADERS = ["ITEM", "STATUS", "PHASE", "ATT", "PROVIDER", "ELAPSED", "REASON"] as const;
+const HEADERS = ["ITEM", "STATUS", "PHASE", "ATT", "PROVIDER", "ELAPSED", "SPEND", "REASON"] as const;
 /** Narrowest a column may get before whole lines are cut instead. */
-const MIN_WIDTH = [8, 7, 5, 3, 6, 7, 8] as const;
+const MIN_WIDTH = [8, 7, 5, 3, 6, 7, 5, 8] as const;
 /** Which columns give up width first when the terminal is narrow: reason, item, provider, status, phase. */
-const SHRINK_ORDER = [6, 0, 4, 1, 2] as const;
+const SHRINK_ORDER = [7, 0, 4, 1, 2] as const;
 const GAP = "  ";
 
 /** `45s`, `3m05s`, `1h02m`, `2d03h`: short enough for a column, exact enough to watch. */
@@ -37,6 +38,13 @@ export function formatDuration(ms: number): string {
 }
 
 const pad2 = (n: number): string => String(n).padStart(2, "0");
+
+/** `-`, `830`, `6.3k`, `1.2M` tokens, then the cost when a CLI reported one: `6.3k $0.02`. */
+export function formatSpend(x: { tokens: number; usd: number }): string {
+  if (x.tokens <= 0 && x.usd <= 0) return "-";
+  const t = x.tokens < 1000 ? String(x.tokens) : x.tokens < 1e6 ? `${(x.tokens / 1e3).toFixed(1)}k` : `${(x.tokens / 1e6).toFixed(1)}M`;
+  return x.usd > 0 ? `${t} $${x.usd < 0.01 ? x.usd.toFixed(4) : x.usd.toFixed(2)}` : t;
+}
 
 /** Cut to `width` columns, marking the cut with an ellipsis. */
 export function truncate(text: string, width: number): string {
@@ -77,17 +85,22 @@ export function estimateRemainingMs(s: WaveState): number | null {
   return (sum / finished) * Math.ceil(open / parallel);
 }
 
-/** `wave w running (wave_running) | elapsed 3m05s | ETA 2m04s | 11 items: 4 pending, 2 implementing, 5 approved` */
+/**
+ * `wave w running (wave_running) | elapsed 3m05s | ETA 2m04s | 11 items: 4 pending, 2 implementing, 5 approved | spend 63.2k $0.41`
+ * (the spend, tokens and cost the CLIs reported, once there is any).
+ */
 export function renderSummaryLine(s: WaveState, nowMs: number): string {
   const counts = ITEM_STATUSES.filter((st) => s.stats[st] > 0).map((st) => `${s.stats[st]} ${st}`);
   const elapsed = waveElapsedMs(s, nowMs);
   const eta = estimateRemainingMs(s);
+  const spend = formatSpend(waveSpend(s));
   // Times before counts: on a narrow terminal the cut takes the tail, and the counts are in the table too.
   return [
     `wave ${s.wave_id} ${s.status} (${s.reason_code})`,
     `elapsed ${elapsed === null ? "-" : formatDuration(elapsed)}`,
     `ETA ${eta === null ? "-" : formatDuration(eta)}`,
     `${s.stats.total} items${counts.length > 0 ? `: ${counts.join(", ")}` : ""}`,
+    ...(spend === "-" ? [] : [`spend ${spend}`]),
   ].join(" | ");
 }
 
@@ -120,6 +133,7 @@ function itemCells(it: ItemState, nowMs: number, approved: ReadonlySet<string>):
     it.attempt === 0 ? "-" : String(it.attempt),
     it.provider ?? "-",
     elapsed === null ? "-" : formatDuration(elapsed),
+    formatSpend(itemSpend(it)),
     waiting === null ? it.reason_code : `waiting on ${waiting}`,
   ];
 }

@@ -145,7 +145,7 @@ export function reviewPrompt(input: ReviewPromptInput, template = DEFAULT_REVIEW
     contract_file: input.contract_file,
     attempt_range: r?.attempt_range ? `${r.attempt_range.from ?? "(root)"}..${r.attempt_range.to ?? "(none)"}` : "(not recorded)",
     diff_stat: r ? r.stat || "(no changes)" : "(not available: read the worktree's history)",
-    diff_note: r?.truncated ? ` (cut at ${r.patch.length} of ${r.bytes} bytes; the rest is in ${input.diff_range})` : "",
+    diff_note: r?.truncated ? ` (cut at ${Buffer.byteLength(r.patch)} of ${r.bytes} bytes; the rest is in ${input.diff_range})` : "",
     diff: r ? "```diff\n" + r.patch + (r.patch.endsWith("\n") ? "" : "\n") + "```" : "(not available)",
   });
 }

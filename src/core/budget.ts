@@ -1,3 +1,4 @@
+import { ItemReason } from "./reasons.js";
 import type { ItemState, WaveState } from "./state.js";
 
 // Spend, as the agents' CLIs reported it (issue #11): tokens and dollars per item and per wave,
@@ -52,12 +53,16 @@ export function overBudget(s: WaveState, it: ItemState): string | null {
   return waveOverBudget(s);
 }
 
-/** Quota hits at the end of an item's history, in a row (the current one included). */
+/**
+ * Quota hits at the end of an item's history, in a row (the current one included). An operator's
+ * stop in between is neither a hit nor a break: it says nothing about the provider's quota.
+ */
 export function quotaHitsInARow(it: ItemState): number {
   let n = 0;
   for (let i = it.history.length - 1; i >= 0; i--) {
-    if (it.history[i]?.charged === false) n++;
-    else break;
+    const r = it.history[i]?.reason_code;
+    if (r === ItemReason.provider_quota_exhausted) n++;
+    else if (r !== ItemReason.stopped_by_operator) break;
   }
   return n;
 }

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { registerStateRoot } from "../store/secure-dir.js";
 import type { ProviderConfig, WorkspacePolicy } from "../config/types.js";
+import { codexHomeOf, findCodexRollout } from "./codex-rollout.js";
 import { LogFollower } from "./log-signals.js";
 import { readJobMeta, type JobMeta } from "./meta.js";
 import { jobPaths, type JobPaths } from "./paths.js";
@@ -83,6 +84,22 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
 
   // One follower per run: each reads only what its log gained since the last look.
   const followers = new Map<string, LogFollower>();
+  // A Codex run's session file, followed into the same signals once the stream has named it.
+  const rollouts = new Map<string, LogFollower | null>();
+  const followRollout = (ref: JobRef, f: LogFollower): void => {
+    const thread = f.signals.codex_thread;
+    if (thread === null) return;
+    let r = rollouts.get(ref.run_instance) ?? null;
+    if (r === null) {
+      const env = { ...ctx.env, ...opts.providers?.[ref.provider]?.env };
+      const home = codexHomeOf(env);
+      const file = home === null ? null : findCodexRollout(home, thread);
+      if (file === null) return;
+      r = new LogFollower(file, f.signals);
+      rollouts.set(ref.run_instance, r);
+    }
+    r.poll();
+  };
 
   return {
     log_dir: ctx.logDir,
@@ -98,8 +115,13 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       }
       if (so.final === true) {
         f.finish();
+        followRollout(ref, f);
         followers.delete(ref.run_instance);
-      } else f.poll();
+        rollouts.delete(ref.run_instance);
+      } else {
+        f.poll();
+        followRollout(ref, f);
+      }
       return { quota_retries: f.signals.quota_retries, usage: f.signals.usage, last_error: f.signals.last_error, log_path: meta.log_path };
     },
 

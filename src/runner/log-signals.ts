@@ -33,11 +33,15 @@ export type StreamSignal =
   /**
    * Usage reported by the stream. `scope: "total"` replaces what was summed so far (Claude's and
    * Gemini's final result); `"increment"` adds to it (a Codex turn, an OpenCode step); `"call"` is
-   * one model call, keyed, whose latest report replaces its earlier ones (Claude's live messages).
+   * one model call, keyed, whose latest report replaces its earlier ones (Claude's live messages);
+   * `"running"` is the session's total so far, used until the stream itself says more (Codex's
+   * rollout `token_count` events, written after each model call while its one turn runs).
    */
-  | { kind: "usage"; usage: Usage; scope: "total" | "increment" | "call"; key?: string }
+  | { kind: "usage"; usage: Usage; scope: "total" | "increment" | "call" | "running"; key?: string }
   /** A line in which the CLI states an error, as the CLI words it. */
-  | { kind: "error"; message: string };
+  | { kind: "error"; message: string }
+  /** Codex named its session (`thread.started`): its rollout file carries usage per model call. */
+  | { kind: "codex_thread"; thread_id: string };
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -100,18 +104,29 @@ function claude(o: Record<string, unknown>): StreamSignal[] {
   return [];
 }
 
+/** Codex's token counts (turn.completed `usage`, rollout `total_token_usage`), normalised. */
+const codexUsage = (u: Record<string, unknown>): Usage => {
+  const cached = num(u.cached_input_tokens);
+  return { input_tokens: sub(num(u.input_tokens), cached), output_tokens: num(u.output_tokens), cache_read_tokens: cached, cost_usd: null };
+};
+
+/**
+ * A line of Codex's session rollout file (`$CODEX_HOME/sessions/…/rollout-…-<thread>.jsonl`):
+ * after every model call it records `{"type":"event_msg","payload":{"type":"token_count","info":
+ * {"total_token_usage":{…}}}}`. Its `--json` stream reports usage only as the turn ends.
+ */
+function codexRollout(o: Record<string, unknown>): StreamSignal[] {
+  const p = o.payload;
+  if (!isObj(p) || p.type !== "token_count" || !isObj(p.info) || !isObj(p.info.total_token_usage)) return [];
+  return [{ kind: "usage", scope: "running", usage: codexUsage(p.info.total_token_usage) }];
+}
+
 function codex(o: Record<string, unknown>): StreamSignal[] {
-  if (o.type === "turn.completed" && isObj(o.usage)) {
-    const u = o.usage;
-    const cached = num(u.cached_input_tokens);
-    return [
-      {
-        kind: "usage",
-        scope: "increment",
-        usage: { input_tokens: sub(num(u.input_tokens), cached), output_tokens: num(u.output_tokens), cache_read_tokens: cached, cost_usd: null },
-      },
-    ];
+  if (o.type === "thread.started") {
+    const id = str(o.thread_id);
+    return id !== null && /^[A-Za-z0-9-]+$/.test(id) ? [{ kind: "codex_thread", thread_id: id }] : [];
   }
+  if (o.type === "turn.completed" && isObj(o.usage)) return [{ kind: "usage", scope: "increment", usage: codexUsage(o.usage) }];
   if (o.type === "error") {
     const m = str(o.message);
     if (m === null) return [];
@@ -209,7 +224,8 @@ export function parseStreamLine(line: string): StreamSignal[] {
   // OpenCode's error events carry an `error` object; Codex's (and any other) a `message` string.
   if (o.type === "error") return isObj(o.error) ? opencode(o) : codex(o);
   if (o.type === "system" || o.type === "assistant") return claude(o);
-  if (o.type.startsWith("turn.")) return codex(o);
+  if (o.type.startsWith("turn.") || o.type === "thread.started") return codex(o);
+  if (o.type === "event_msg") return codexRollout(o);
   if (o.type === "step_finish") return opencode(o);
   return [];
 }
@@ -218,7 +234,10 @@ export function parseStreamLine(line: string): StreamSignal[] {
 export class StreamSignals {
   quota_retries = 0;
   last_error: string | null = null;
+  /** The Codex session this stream belongs to, once `thread.started` named it. */
+  codex_thread: string | null = null;
   private total: Usage | null = null;
+  private running: Usage | null = null;
   private increments: Usage | null = null;
   private readonly calls = new Map<string, Usage>();
   private anon = 0;
@@ -228,19 +247,24 @@ export class StreamSignals {
     for (const s of signals) {
       if (s.kind === "quota_retry") this.quota_retries++;
       else if (s.kind === "error") this.last_error = s.message;
+      else if (s.kind === "codex_thread") this.codex_thread = s.thread_id;
       else if (s.scope === "total") this.total = s.usage;
+      else if (s.scope === "running") this.running = s.usage;
       else if (s.scope === "increment") this.increments = this.increments === null ? s.usage : sumUsage(this.increments, s.usage);
       else this.calls.set(s.key ?? `anon-${++this.anon}`, s.usage);
     }
     return signals;
   }
 
-  /** The usage so far: a final total when the CLI gave one, else the sum of what it reported. */
+  /**
+   * The usage so far: a final total when the CLI gave one, else the sum of what it reported, else
+   * the running total of a side file (Codex's rollout, while its turn has not ended).
+   */
   get usage(): Usage {
     if (this.total !== null) return this.total;
     let u = this.increments;
     for (const c of this.calls.values()) u = u === null ? c : sumUsage(u, c);
-    return u ?? NO_USAGE;
+    return u ?? this.running ?? NO_USAGE;
   }
 }
 
@@ -275,12 +299,15 @@ export function signalsOf(text: string): StreamSignals {
 export const MAX_SIGNAL_LINE_BYTES = 256 * 1024;
 
 export class LogFollower {
-  readonly signals = new StreamSignals();
   private offset = 0;
   private carry = "";
   private dropping = false;
 
-  constructor(private readonly logPath: string) {}
+  /** `signals` may be shared: a side file (Codex's rollout) feeds the same fold as the log. */
+  constructor(
+    private readonly logPath: string,
+    readonly signals: StreamSignals = new StreamSignals(),
+  ) {}
 
   poll(maxBytes = 4 * 1024 * 1024): StreamSignal[] {
     let fd: number;

@@ -101,7 +101,14 @@ export async function rangeDiff(worktree: string, from: string | null, to: strin
   const stat = await git(["diff", "--stat", "--no-color", base, to], { cwd: worktree });
   const patch = await git(["diff", "--no-color", "--no-ext-diff", base, to], { cwd: worktree });
   const full = patch.ok ? patch.stdout : `(git diff failed: ${patch.error ?? patch.stderr.trim()})`;
-  const bytes = Buffer.byteLength(full);
-  const truncated = bytes > capBytes;
-  return { stat: stat.ok ? stat.stdout.trimEnd() : "", patch: truncated ? Buffer.from(full).subarray(0, capBytes).toString("utf8") : full, bytes, truncated };
+  const buf = Buffer.from(full);
+  const truncated = buf.length > capBytes;
+  return { stat: stat.ok ? stat.stdout.trimEnd() : "", patch: truncated ? cutAtLine(buf, capBytes) : full, bytes: buf.length, truncated };
+}
+
+/** The first `cap` bytes, ending at the last whole line (no half line, no broken UTF-8 sequence). */
+function cutAtLine(buf: Buffer, cap: number): string {
+  const head = buf.subarray(0, cap);
+  const nl = head.lastIndexOf(0x0a);
+  return head.subarray(0, nl >= 0 ? nl + 1 : cap).toString("utf8");
 }

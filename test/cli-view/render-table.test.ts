@@ -3,6 +3,7 @@ import { fold, type WaveState } from "../../src/core/index.js";
 import {
   estimateRemainingMs,
   formatDuration,
+  formatSpend,
   itemElapsedMs,
   pickRows,
   renderEndLines,
@@ -10,7 +11,7 @@ import {
   renderWaveTable,
   truncate,
 } from "../../src/cli/render-table.js";
-import { Ledger, T0, WAVE_DIR, type LedgerOpts } from "../helpers/events.js";
+import { Ledger, T0, WAVE_DIR, implContract, type LedgerOpts } from "../helpers/events.js";
 
 // The live table as text: every figure pinned on states folded from ledger stories, so what the
 // table shows is what the reducer made of real event sequences.
@@ -158,7 +159,7 @@ describe("rows", () => {
     const { l, s } = mixed();
     const now = ms(l.now()) + 5_000;
     const text = renderWaveTable(s, now, { width: 200 });
-    expect(cells(lines(text)[1] ?? "")).toEqual(["ITEM", "STATUS", "PHASE", "ATT", "PROVIDER", "ELAPSED", "REASON"]);
+    expect(cells(lines(text)[1] ?? "")).toEqual(["ITEM", "STATUS", "PHASE", "ATT", "PROVIDER", "ELAPSED", "SPEND", "REASON"]);
     expect(lines(text)).toHaveLength(2 + 5);
 
     // Terminal: the item's whole time, from its first dispatch to its verdict.
@@ -169,13 +170,23 @@ describe("rows", () => {
       "1",
       "opencode",
       formatDuration(ms(l.atOf("job_finished", A)) - ms(firstAt(l, "item_dispatched", A))),
+      "-",
       "approved",
     ]);
     // Active: elapsed since the current run's dispatch.
-    expect(rowOf(text, B)).toEqual([B, "implementing", "implement", "1", "opencode", formatDuration(now - ms(l.atOf("item_dispatched", B))), "implementing"]);
-    expect(rowOf(text, C)).toEqual([C, "reviewing", "review", "1", "cc-glm", formatDuration(now - ms(l.atOf("item_dispatched", C))), "reviewing"]);
-    expect(rowOf(text, D)).toEqual([D, "blocked", "review", "1", "cc-glm", expect.stringMatching(/^\d+s$/), "review_blocked"]);
-    expect(rowOf(text, E)).toEqual([E, "pending", "-", "-", "-", "-", "pending"]);
+    expect(rowOf(text, B)).toEqual([
+      B,
+      "implementing",
+      "implement",
+      "1",
+      "opencode",
+      formatDuration(now - ms(l.atOf("item_dispatched", B))),
+      "-",
+      "implementing",
+    ]);
+    expect(rowOf(text, C)).toEqual([C, "reviewing", "review", "1", "cc-glm", formatDuration(now - ms(l.atOf("item_dispatched", C))), "-", "reviewing"]);
+    expect(rowOf(text, D)).toEqual([D, "blocked", "review", "1", "cc-glm", expect.stringMatching(/^\d+s$/), "-", "review_blocked"]);
+    expect(rowOf(text, E)).toEqual([E, "pending", "-", "-", "-", "-", "-", "pending"]);
   });
 
   test("a small wave keeps its own order", () => {
@@ -198,7 +209,25 @@ describe("rows", () => {
   test("a retried item shows its current attempt and the reason of the last failure", () => {
     const { s } = stateOf({ items: [A] }, (l) => l.start().implement(A, "opencode", { state: "stalled", exit_code: null }));
     const text = renderWaveTable(s, at(600), { width: 200 });
-    expect(rowOf(text, A)).toEqual([A, "pending", "implement", "1", "opencode", "-", "stalled"]);
+    expect(rowOf(text, A)).toEqual([A, "pending", "implement", "1", "opencode", "-", "-", "stalled"]);
+  });
+});
+
+describe("spend (issue #11)", () => {
+  test("each item's tokens and cost as the CLIs reported them, and the wave's in the summary line", () => {
+    const u = (input_tokens: number, cost_usd: number | null) => ({ input_tokens, output_tokens: 20, cache_read_tokens: 300, cost_usd });
+    const { s } = stateOf({ items: [A, B, C] }, (l) =>
+      l
+        .start()
+        .implement(A, "opencode", { contract: implContract(A, "completed"), usage: u(5980, 0.0195) })
+        .implement(B, "opencode", { state: "stalled", exit_code: null, usage: u(480, null) }),
+    );
+    const text = renderWaveTable(s, at(600), { width: 200 });
+    expect(rowOf(text, A)?.[6]).toBe("6.3k $0.02");
+    expect(rowOf(text, B)?.[6]).toBe("800");
+    expect(rowOf(text, C)?.[6]).toBe("-");
+    expect(renderSummaryLine(s, at(600))).toMatch(/ \| spend 7\.1k \$0\.02$/);
+    expect([formatSpend({ tokens: 0, usd: 0 }), formatSpend({ tokens: 2_500_000, usd: 0.004 })]).toEqual(["-", "2.5M $0.0040"]);
   });
 });
 
@@ -212,11 +241,12 @@ describe("width", () => {
   });
 
   test("the reason column gives way first and is cut with an ellipsis", () => {
-    const text = renderWaveTable(longReason, at(60), { width: 100 });
+    // 100 columns before the SPEND column (7 with its gap) was added.
+    const text = renderWaveTable(longReason, at(60), { width: 107 });
     const row = lines(text).find((l) => l.startsWith("bd-a1 "));
     expect(row).toBeDefined();
     expect(row).toMatch(/ worktree_missing:\S*…$/);
-    expect(row?.length).toBe(100);
+    expect(row?.length).toBe(107);
     // The item id still fits whole at this width.
     expect(text).toContain("bd-very-long-item-name-with-many-parts-1 ");
     expect(lines(renderWaveTable(longReason, at(60), { width: 400 })).some((l) => l.endsWith("x".repeat(80)))).toBe(true);

@@ -6,6 +6,7 @@ import type {
   ImplementStatus,
   ItemReason,
   ItemSeed,
+  JobFinished,
   JobState,
   Phase,
   QuotaHandling,
@@ -69,6 +70,9 @@ export interface FinishOpts {
   contract?: Contract | null;
   contract_error?: string | null;
   duration_sec?: number | null;
+  /** What the runner read from the agent's stream (issue #11). */
+  usage?: JobFinished["usage"];
+  cli_error?: string | null;
 }
 
 export interface DispatchOpts {
@@ -255,6 +259,8 @@ export class Ledger {
       contract_error: o.contract_error === undefined ? (contract === null ? "no contract found" : null) : o.contract_error,
       outcome_path: outcomePath(item, c.phase, c.attempt),
       duration_sec: o.duration_sec === undefined ? 60 : o.duration_sec,
+      ...(o.usage !== undefined ? { usage: o.usage } : {}),
+      ...(o.cli_error !== undefined ? { cli_error: o.cli_error } : {}),
     });
   }
 

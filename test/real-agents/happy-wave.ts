@@ -1,10 +1,23 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { happyScript, type HappyOptions } from "../fixtures/mock-models/script.js";
-import { agentSandbox, INSTALL_TIMEOUT_MS, branchLog, dxBatch, runnerLogs, waveStatus, type AgentSandbox, type CliName } from "./harness.js";
+import { readFileSync } from "node:fs";
+import { agentSandbox, INSTALL_TIMEOUT_MS, branchLog, dxBatch, git, runnerLogs, waveReport, waveStatus, type AgentSandbox, type CliName } from "./harness.js";
 
 // The promise each real CLI must keep through dx-batch's built-in provider argv: a two-item wave
 // of implement then review ends approved, and each `dx/<item>` carries a commit with the change
-// and its Feature-Key trailer.
+// and its Feature-Key trailer. Who made that commit is pinned per CLI: Claude Code, OpenCode and
+// Gemini commit with their own shell tool (the built-in argv lets them); Codex's sandbox keeps the
+// git directory read-only, so dx-batch commits for it (auto_commit, with its trailers).
+
+/** The CLIs whose built-in argv lets the agent run `git commit` itself. */
+const AGENT_COMMITS: Record<CliName, boolean> = { claude: true, opencode: true, gemini: true, codex: false };
+
+interface ReportAttempt {
+  phase: string;
+  outcome_path: string | null;
+  range: { from: string | null; to: string | null } | null;
+  auto_commit: string | null;
+}
 
 export const WAVE_TIMEOUT_MS = 300_000;
 
@@ -29,6 +42,39 @@ export function happyWave(cli: CliName, prefix: string, script: HappyOptions = {
         const b = branchLog(sb, item);
         expect(b.files, `${item}: ${logs()}`).toContain(`${item}.txt`);
         expect(b.bodies).toMatch(new RegExp(`^Feature-Key: ${item}$`, "m"));
+      }
+      const report = await waveReport(sb, "w-happy");
+      // Usage read from the CLI's stream: per item and per wave in the report and in status.
+      expect((report.usage as { tokens: number }).tokens).toBeGreaterThan(0);
+      const status = await dxBatch(sb, ["status", "--wave-id", "w-happy"], 60_000);
+      expect(status.stdout).toMatch(/^usage: [1-9]\d* tokens/m);
+      for (const item of items) expect(status.stdout).toMatch(new RegExp(`^  ${item} .*approved \\([1-9]\\d* tokens`, "m"));
+      const md = await dxBatch(sb, ["report", "--wave-id", "w-happy", "--format", "markdown"], 60_000);
+      expect(md.stdout).toMatch(/^- usage: [1-9]\d* tokens/m);
+      for (const item of items) expect(md.stdout).toMatch(new RegExp(`^\\| ${item} \\| approved \\|.*\\| [1-9]\\d* tokens[^|]* \\|$`, "m"));
+      for (const item of items) {
+        const rep = (report.items as { beads_id: string; attempts: ReportAttempt[] }[]).find((i) => i.beads_id === item);
+        const impl = rep?.attempts.find((a) => a.phase === "implement");
+        const review = rep?.attempts.find((a) => a.phase === "review");
+        const tip = git(sb.repo, "rev-parse", `dx/${item}`).trim();
+        const base = git(sb.repo, "rev-parse", "main").trim();
+        const b = branchLog(sb, item);
+        if (AGENT_COMMITS[cli]) {
+          // The agent's own `git commit` went through: its commit is the branch, nothing was left over.
+          expect(b.subjects, `${item}: ${logs()}`).toEqual([`${item}: add ${item}.txt`]);
+          expect(impl?.auto_commit).toBeNull();
+        } else {
+          // dx-batch committed what the agent left: `<item>: <summary>` with the attempt's trailers.
+          expect(b.subjects, `${item}: ${logs()}`).toEqual([`${item}: added ${item}.txt`]);
+          expect(b.bodies).toMatch(/^Dx-Batch-Attempt: 1$/m);
+          expect(b.bodies).toMatch(new RegExp(`^Dx-Batch-Provider: ${sb.provider}$`, "m"));
+          expect(impl?.auto_commit).toBe(tip);
+        }
+        // The attempt's own range, and the range the review was shown (recorded in its outcome).
+        expect(impl?.range).toEqual({ from: base, to: tip });
+        expect(review?.range).toEqual({ from: base, to: tip });
+        const outcome = JSON.parse(readFileSync(String(review?.outcome_path), "utf8")) as { range?: unknown };
+        expect(outcome.range).toEqual({ from: base, to: tip });
       }
       // Each implementer really used the CLI's tools: the mock saw the tool results come back.
       const impl = sb.mock.turns.filter((t) => t.ctx.job.phase === "implement");

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { afterEach, expect, it } from "vitest";
 import { happyScript } from "../fixtures/mock-models/script.js";
 import { agentSandbox, branchLog, dxBatch, runnerLogs, waveReport, waveStatus, type AgentSandbox, type CliName } from "./harness.js";
@@ -9,12 +9,30 @@ import { agentSandbox, branchLog, dxBatch, runnerLogs, waveReport, waveStatus, t
 
 const T = 300_000;
 
+/**
+ * Most model calls one attempt of a 429 storm may make. Claude Code would make 11 (10 retries)
+ * on its own: dx-batch stops it after its 2nd retry, so the 3rd call or a 4th already under way
+ * when the stop lands is the most it can make. Codex gives up after 5 retries (6 calls) by itself,
+ * in seconds, often before dx-batch's stop lands; its bound is its own.
+ */
+const CLI_OWN_CALLS: Partial<Record<CliName, number>> = { claude: 4, codex: 6 };
+
 interface ReportItem {
   beads_id: string;
   status: string;
   reason_code: string;
   error: string | null;
-  attempts: { phase: string; provider: string; reason_code: string | null; error: string | null; outcome_path: string | null; usage?: unknown }[];
+  attempts: {
+    phase: string;
+    provider: string;
+    reason_code: string | null;
+    error: string | null;
+    outcome_path: string | null;
+    log_path: string | null;
+    attempt: number;
+    quota: string | null;
+    usage?: unknown;
+  }[];
 }
 
 const itemOf = (report: Record<string, unknown>, id: string): ReportItem => {
@@ -57,6 +75,20 @@ export function mustShow(cli: CliName, prefix: string): void {
       const review2 = sb.mock.turns.filter((t) => t.ctx.job.phase === "review" && t.ctx.job.item_id === item).at(-1);
       expect(review2?.ctx.prompt).toContain(`+${item} attempt 2`);
       expect(review2?.ctx.prompt).toContain(`+${item} attempt 1`);
+      // Every attempt keeps its own log, named in the report and in its outcome.
+      const rep = itemOf(await waveReport(sb, "w-rev"), item);
+      const logs = rep.attempts.map((a) => a.log_path);
+      expect(rep.attempts.map((a) => [a.phase, a.attempt])).toEqual([
+        ["implement", 1],
+        ["review", 1],
+        ["implement", 2],
+        ["review", 2],
+      ]);
+      expect(new Set(logs).size).toBe(4);
+      for (const a of rep.attempts) {
+        expect(existsSync(String(a.log_path)), String(a.log_path)).toBe(true);
+        expect(outcome(a.outcome_path).log_path).toBe(a.log_path);
+      }
     },
     T,
   );
@@ -85,19 +117,28 @@ export function mustShow(cli: CliName, prefix: string): void {
     async () => {
       const item = `${prefix}-q-1`;
       sb = await agentSandbox(cli, () => ({ kind: "http_error", status: 429, message: "Rate limited by the mock" }));
-      sb.writeConfig({ provider_cooldown_minutes: 0, quota_retries_before_stop: 2, max_quota_waits: 3 });
+      // A short real cool-down (1.2 s): each retry after a hit waits for it ("quota": "waited").
+      sb.writeConfig({ provider_cooldown_minutes: 0.02, quota_retries_before_stop: 2, max_quota_waits: 3 });
       const r = await dxBatch(sb, ["start", "--wave-id", "w-q", "--items", item]);
       expect([0, 4], fail(r)).toContain(r.code);
       const rep = await waveReport(sb, "w-q");
       const it = itemOf(rep, item);
       expect([it.status, it.reason_code]).toEqual(["blocked", "provider_quota_exhausted"]);
       expect(it.attempts.map((a) => a.reason_code)).toEqual(["provider_quota_exhausted", "provider_quota_exhausted", "provider_quota_exhausted"]);
+      expect(it.attempts.map((a) => a.quota)).toEqual([null, "waited", "waited"]);
       for (const a of it.attempts) {
         const o = outcome(a.outcome_path);
         expect(o.result).toBe("quota");
         // The CLI's own words (or the live-stream count that stopped it), never a contract error.
         expect(String(o.error)).not.toMatch(/contract/);
+        if (cli === "claude") expect(String(o.error)).toMatch(/rate-limit retries in the live stream/);
       }
+      // How many calls each attempt made before it ended: far fewer than the CLI's own retry budget
+      // when dx-batch stopped it (Claude Code retries 10 times, ~3 min; Codex 5 times, in seconds).
+      const calls = new Map<number, number>();
+      for (const t of sb.mock.turns) calls.set(t.ctx.job.attempt ?? 0, (calls.get(t.ctx.job.attempt ?? 0) ?? 0) + 1);
+      expect([...calls.keys()].sort()).toEqual([1, 2, 3]);
+      for (const n of calls.values()) expect(n).toBeLessThanOrEqual(CLI_OWN_CALLS[cli] ?? 0);
       // Three attempts, each stopped at its second retry or by the CLI's own exit. How long that
       // takes is a figure, not an assertion (tests never time things): it is printed below.
       process.stderr.write(`[real-agents] ${cli}: 429 storm -> provider_quota_exhausted in ${r.ms} ms\n`);
@@ -121,6 +162,11 @@ export function mustShow(cli: CliName, prefix: string): void {
       expect(it.attempts).toHaveLength(1);
       const o = outcome(it.attempts[0]?.outcome_path ?? null);
       expect(o.usage).toMatchObject({ output_tokens: expect.any(Number) });
+      // Stopped by dx-batch while it streamed (the live check's words), not judged after the run,
+      // and before its script ended (5 model calls): Claude reports usage per model call in its
+      // stream, Codex in its session rollout file, which dx-batch follows once the stream names it.
+      expect(String(o.error)).toMatch(/^item at \d+ tokens, over budget\.max_tokens_per_item 2500/);
+      expect(sb.mock.turns.filter((t) => t.ctx.job.phase === "implement").length).toBeLessThan(5);
       process.stderr.write(`[real-agents] ${cli}: budget -> ${String(o.error)}\n`);
     },
     T,

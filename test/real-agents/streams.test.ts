@@ -1,8 +1,9 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "../helpers/build.js";
+import { codexHomeOf, findCodexRollout } from "../../src/runner/codex-rollout.js";
 import { LogFollower, parseStreamLine, signalsOf, usageTokens } from "../../src/runner/log-signals.js";
 
 // The stream parsers over lines the real CLIs printed against the mocks (recorded by
@@ -126,6 +127,58 @@ describe("LogFollower: signals from a growing log", () => {
       expect(f.signals.last_error).toBe("exceeded retry limit, last status: 429 Too Many Requests");
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("Codex's session rollout: usage per model call while its one turn runs", () => {
+  // Two lines as Codex 0.171 wrote them against the mock (rate_limits and the rest trimmed).
+  const tokenCount = (calls: number): string =>
+    JSON.stringify({
+      timestamp: "2026-12-02T05:19:11.907Z",
+      type: "event_msg",
+      payload: {
+        type: "token_count",
+        info: {
+          total_token_usage: { input_tokens: 1200 * calls, cached_input_tokens: 300 * calls, output_tokens: 80 * calls, total_tokens: 1280 * calls },
+          last_token_usage: { input_tokens: 1200, cached_input_tokens: 300, output_tokens: 80, total_tokens: 1280 },
+        },
+      },
+    });
+
+  it("thread.started names the session; a rollout token_count is the running total until turn.completed says more", () => {
+    expect(parseStreamLine(lineOf("codex-happy.log", /thread\.started/))).toEqual([
+      { kind: "codex_thread", thread_id: "01a233f0-5878-7cd3-a8cf-abbe49b9f447" },
+    ]);
+    const s = signalsOf(captured("codex-happy.log").split("\n").slice(0, 4).join("\n"));
+    expect(s.codex_thread).toBe("01a233f0-5878-7cd3-a8cf-abbe49b9f447");
+    expect(s.usage).toEqual({ input_tokens: null, output_tokens: null, cache_read_tokens: null, cost_usd: null });
+    s.feed(tokenCount(1));
+    s.feed(tokenCount(2));
+    expect(s.usage).toEqual({ input_tokens: 1800, output_tokens: 160, cache_read_tokens: 600, cost_usd: null });
+    s.feed(lineOf("codex-happy.log", /turn\.completed/));
+    expect(s.usage).toEqual({ input_tokens: 3600, output_tokens: 320, cache_read_tokens: 1200, cost_usd: null });
+    // Other rollout lines carry no signal, whatever text they hold.
+    expect(parseStreamLine('{"type":"response_item","payload":{"type":"message","content":[{"text":"429 rate limit Error: x"}]}}')).toEqual([]);
+    expect(parseStreamLine('{"type":"event_msg","payload":{"type":"error","message":"429"}}')).toEqual([]);
+  });
+
+  it("findCodexRollout finds the session's file under $CODEX_HOME/sessions/YYYY/MM/DD, and nothing before Codex wrote it", () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), "dx-codex-home-"));
+    try {
+      const thread = "01a233f0-5878-7cd3-a8cf-abbe49b9f447";
+      expect(findCodexRollout(home, thread)).toBeNull();
+      const day = path.join(home, "sessions", "2026", "12", "02");
+      mkdirSync(day, { recursive: true });
+      writeFileSync(path.join(day, "rollout-2026-12-02T05-19-11-01a23531-46ee-7e42-9420-b7e057e304dd.jsonl"), "");
+      expect(findCodexRollout(home, thread)).toBeNull();
+      const file = path.join(day, `rollout-2026-12-02T05-19-12-${thread}.jsonl`);
+      writeFileSync(file, `${tokenCount(1)}\n`);
+      expect(findCodexRollout(home, thread)).toBe(file);
+      expect(codexHomeOf({ HOME: "/h" })).toBe("/h/.codex");
+      expect(codexHomeOf({ HOME: "/h", CODEX_HOME: "/c" })).toBe("/c");
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

@@ -61,6 +61,8 @@ function decide(tx: Tx, e: JobFinished): void {
   const failure = runnerFailure(e.state, e.exit_code, e.runner_reason);
   if (failure !== null) {
     write(f, e.state === "timed_out" ? "timeout" : "failed", failure, e.contract);
+    // A failed run spends too: an item over its budget is not dispatched again (issue #11).
+    if (stopOverBudget(tx, it)) return;
     return failAttempt(tx, it, failure, e.cli_error ?? e.contract_error ?? `job ended ${e.state}${e.exit_code === null ? "" : ` (exit ${e.exit_code})`}`);
   }
   const over = overBudget(tx.s, it);
@@ -105,12 +107,22 @@ function write({ tx, it, rec, e }: Finish, result: Outcome["result"], reason: It
   });
 }
 
+/** Settle the item blocked budget_exhausted when it (or the wave) is over budget; true when it did. */
+function stopOverBudget(tx: Tx, it: ItemState): boolean {
+  const over = overBudget(tx.s, it);
+  if (over === null) return false;
+  settle(tx, it, "blocked", ItemReason.budget_exhausted, over);
+  return true;
+}
+
 /** Not the item's fault: the attempt is not counted, the provider cools down (SPEC §6, issue #4). */
 function onQuota(f: Finish): void {
   const { tx, it, rec, e } = f;
   rec.charged = false;
   write(f, "quota", ItemReason.provider_quota_exhausted, null);
   tx.s.cooldowns = { ...tx.s.cooldowns, [e.provider]: addMinutes(e.at, tx.s.policy.provider_cooldown_minutes) };
+  // A refused run may still have spent (calls before the 429s): over budget, it is not retried.
+  if (stopOverBudget(tx, it)) return;
   // ...but not forever: after max_quota_waits quota hits in a row the item ends blocked (issue #11).
   const hits = quotaHitsInARow(it);
   if (hits >= (tx.s.policy.max_quota_waits ?? DEFAULT_MAX_QUOTA_WAITS)) {

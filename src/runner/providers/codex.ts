@@ -10,7 +10,9 @@ import type { LaunchContext, LaunchPlan, PreflightOptions, Provider } from "./ty
 //
 //   codex exec                     headless: one prompt, then exit
 //     --json                       every event as a JSON line: the contract, reconnects/429s and
-//                                  turn.completed usage are read from it
+//                                  turn.completed usage are read from it; thread.started names the
+//                                  session file whose token_count events give usage mid-run
+//                                  (codex-rollout.ts)
 //     -m M                         without it Codex uses its config's model; with a name it has no
 //                                  metadata for ("gpt-5-codex" in 0.171) it warns and degrades
 //     -C W                         the worktree is the agent's working root
