@@ -18,6 +18,7 @@ export interface Step {
   status?: string;
   verdict?: string;
   edit?: boolean;
+  commit?: boolean;
   exit_code?: number;
 }
 export interface Scenario {

@@ -349,6 +349,45 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
   );
 
   it(
+    "post-implement git on the worker reaches the ledger: its auto-commit is recorded, and an attempt that changed nothing fails no_changes",
+    async () => {
+      const c = await Cluster.create({
+        items: ["ac-1", "nc-1"],
+        scenario: {
+          default: { review: { sleep_ms: 100 } },
+          items: { "ac-1": { implement: { commit: false } }, "nc-1": { implement: [{ edit: false }, {}] } },
+        },
+      });
+      const h1 = c.startWorker("h1");
+      await c.workerReady(h1);
+      const r = await c.run("start", ["--items", "ac-1,nc-1", "--wave-id", "w-git"]);
+      expect(r.code, r.err).toBe(0);
+      const evs = c.ledger("w-git");
+      // ac-1's agent left its edit uncommitted: the worker committed and pushed it, the ledger says so.
+      const auto = of(evs, "auto_commit", (e) => e.item_id === "ac-1");
+      expect(auto).toHaveLength(1);
+      expect(auto[0]?.files).toEqual(["notes/ac-1.md"]);
+      expect(auto[0]?.sha).toBe(gitIn(c.remote, "rev-parse", "dx/ac-1"));
+      expect(gitIn(c.remote, "log", "-1", "--format=%B", "dx/ac-1")).toContain("Dx-Batch-Attempt: 1");
+      const fin = of(evs, "job_finished", (e) => e.item_id === "ac-1" && e.phase === "implement")[0];
+      expect(fin?.range).toEqual({ from: gitIn(c.remote, "rev-parse", "main"), to: auto[0]?.sha });
+      // nc-1's first attempt said "completed" and changed nothing: no_changes, as on one host.
+      const rep = JSON.parse((await c.run("report", ["--wave-id", "w-git", "--format", "json"])).out) as {
+        items: { beads_id: string; attempts: { phase: string; attempt: number; reason_code: string; auto_commit: string | null }[] }[];
+      };
+      const nc = rep.items.find((i) => i.beads_id === "nc-1")?.attempts.filter((a) => a.phase === "implement") ?? [];
+      expect(nc.map((a) => [a.attempt, a.reason_code])).toEqual([
+        [1, "no_changes"],
+        [2, "implement_completed_pending_review"],
+      ]);
+      const ac = rep.items.find((i) => i.beads_id === "ac-1")?.attempts.find((a) => a.phase === "implement");
+      expect(ac?.auto_commit).toBe(auto[0]?.sha);
+      expect(await statusOf(c, "w-git")).toEqual({ "ac-1": "approved", "nc-1": "approved" });
+    },
+    T,
+  );
+
+  it(
     "Redis down past runner.unavailable_minutes and the lock window: the wave pauses queue_unavailable, the worker stops its agents, resume completes it",
     async () => {
       const items = ["qu-1", "qu-2"];
