@@ -256,7 +256,7 @@ export class Cluster {
    * A worker "host": its own clone of the shared remote, workspace and runner directory.
    * `failPreflight`: providers whose preflight fails on this host (offered, but not logged in here).
    */
-  startWorker(name: string, o: { providers?: string[]; concurrency?: number; failPreflight?: string[] } = {}): WorkerHost {
+  startWorker(name: string, o: { providers?: string[]; concurrency?: number; failPreflight?: string[]; config?: Record<string, unknown> } = {}): WorkerHost {
     let host = this.workers.get(name);
     const dir = path.join(this.root, "hosts", name);
     if (host === undefined) {
@@ -267,9 +267,9 @@ export class Cluster {
     const workspace = path.join(dir, "ws");
     const runnerDir = path.join(dir, "runner");
     let workerConfig = this.workerConfigPath;
-    if (o.failPreflight !== undefined && o.failPreflight.length > 0) {
+    if ((o.failPreflight !== undefined && o.failPreflight.length > 0) || o.config !== undefined) {
       workerConfig = path.join(dir, "worker.config.json");
-      const cfg = { providers: this.providerConfig(o.failPreflight), runner_log_dir: path.join(this.root, "unused-runner") };
+      const cfg = { providers: this.providerConfig(o.failPreflight), runner_log_dir: path.join(this.root, "unused-runner"), ...o.config };
       writeFileSync(workerConfig, JSON.stringify(cfg, null, 2));
     }
     const argv = [

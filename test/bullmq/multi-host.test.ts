@@ -388,6 +388,22 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
   );
 
   it(
+    "each worker's exec cap is its own: a host at its exec_process_cap takes no more jobs, whatever its --concurrency",
+    async () => {
+      const items = ["ec-1", "ec-2", "ec-3"];
+      const c = await Cluster.create({ items, scenario: { default: { implement: { sleep_ms: 600 }, review: { sleep_ms: 100 } } } });
+      const h1 = c.startWorker("h1", { concurrency: 3, config: { exec_process_cap: 1 } });
+      await c.workerReady(h1);
+      const r = await c.run("start", ["--items", items.join(","), "--wave-id", "w-cap"]);
+      expect(r.code, r.err).toBe(0);
+      expect(Object.values(await statusOf(c, "w-cap"))).toEqual(items.map(() => "approved"));
+      expect(startsOf(c)).toHaveLength(6);
+      expect(maxOverlap(c)).toBe(1);
+    },
+    T,
+  );
+
+  it(
     "Redis down past runner.unavailable_minutes and the lock window: the wave pauses queue_unavailable, the worker stops its agents, resume completes it",
     async () => {
       const items = ["qu-1", "qu-2"];
