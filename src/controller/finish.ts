@@ -145,7 +145,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   const cliError = job.stop_detail ?? (sig?.last_error || null) ?? h.reason_detail ?? null;
   const ranOk =
     job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
-  const range = ranOk ? await commitAttempt(sh, job, item, contract, h) : undefined;
+  const range = ranOk ? ((await remoteAttempt(sh, job, h)) ?? (await commitAttempt(sh, job, item, contract, h))) : undefined;
   await sh.apply({
     event: "job_finished",
     ...attempt,
@@ -204,6 +204,29 @@ async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contra
     const head = await ws.head(item.worktree).catch(() => null);
     return { from: rec.head_at_dispatch, to: head };
   }
+}
+
+/**
+ * A completed implement attempt whose worktree is on another host (a queue worker, issue #12):
+ * the worker committed what the agent left and measured the range there; record its auto-commit
+ * here and take its range. Undefined when the runner said nothing (a local worktree).
+ */
+async function remoteAttempt(sh: Shell, job: TrackedJob, h: JobHealth): Promise<CommitRange | undefined> {
+  if (job.phase !== "implement" || h.attempt_range === undefined) return undefined;
+  if (h.auto_commit != null) {
+    // Durable together with the job_finished that follows it (one group commit).
+    await sh.record({
+      event: "auto_commit",
+      item_id: job.item_id,
+      phase: job.phase,
+      attempt: job.attempt,
+      provider: job.provider,
+      run_instance: job.ref.run_instance,
+      sha: h.auto_commit.sha,
+      files: h.auto_commit.files,
+    });
+  }
+  return h.attempt_range;
 }
 
 /** The job's contract, validated; or why there is none. */

@@ -17,7 +17,7 @@ import {
   type RunnerPort,
   type StartedJob,
 } from "../runner/port.js";
-import { DEFAULT_LOCK_MS, keys, parseRunRecord, RUN_TTL_SEC, parseJson, type QueueJobData, type RunRecord } from "./protocol.js";
+import { DEFAULT_LOCK_MS, keys, parseRunRecord, RUN_TTL_SEC, parseJson, remoteHealth, type QueueJobData, type RunRecord } from "./protocol.js";
 import { liveWorkers } from "./registry.js";
 import { openRedis, sleep, withTimeout } from "./redis.js";
 
@@ -169,7 +169,7 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     const rec = await readRun(ref.run_instance);
     if (rec?.result) {
       if (rec.result.lock_lost) return health(ref, "missing", rec, "runner_job_lost");
-      return { ...rec.result.health, job_id: ref.job_id, provider: ref.provider, run_instance: ref.run_instance, pid: 0 };
+      return { ...remoteHealth(rec.result.health), job_id: ref.job_id, provider: ref.provider, run_instance: ref.run_instance, pid: 0 };
     }
     const job: Job | undefined = await queue(ref.provider).getJob(ref.run_instance);
     let state = job ? await job.getState() : "unknown";

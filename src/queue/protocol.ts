@@ -188,3 +188,20 @@ export function parseSignals(v: unknown): JobSignals | null {
   if (!isObj(v) || typeof v.quota_retries !== "number" || !isObj(v.usage) || typeof v.log_path !== "string") return null;
   return v as unknown as JobSignals;
 }
+
+const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+const shaOrNull = (v: unknown): v is string | null => v === null || (typeof v === "string" && SHA.test(v));
+
+/**
+ * A result's health with its worker-side git facts (`attempt_range`, `auto_commit`) kept only when
+ * well-formed: they came from another host, and a malformed range must not judge an attempt.
+ */
+export function remoteHealth(h: JobHealth): JobHealth {
+  const { attempt_range: range, auto_commit: auto, ...rest } = h as JobHealth & Obj;
+  const out: JobHealth = rest;
+  if (isObj(range) && shaOrNull(range.from) && shaOrNull(range.to)) out.attempt_range = { from: range.from, to: range.to };
+  if (auto === null) out.auto_commit = null;
+  else if (isObj(auto) && typeof auto.sha === "string" && SHA.test(auto.sha) && Array.isArray(auto.files) && auto.files.every((f) => typeof f === "string"))
+    out.auto_commit = { sha: auto.sha, files: auto.files };
+  return out;
+}

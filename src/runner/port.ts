@@ -82,6 +82,13 @@ export interface JobHealth {
    * nobody looked; the controller then looks itself before its post-implement checks.
    */
   worktree_end?: { head: string | null; clean: boolean };
+  /**
+   * Set by a runner whose worktree is on another host (a queue worker, issue #12), which did the
+   * post-implement git work there: the attempt's own range (HEAD when the job started .. HEAD after
+   * the auto-commit), and the auto-commit of what the agent left uncommitted, if there was one.
+   */
+  attempt_range?: { from: string | null; to: string | null };
+  auto_commit?: { sha: string; files: string[] } | null;
 }
 
 /** The raw contract text the job delivered, before schema validation (src/contract does that). */

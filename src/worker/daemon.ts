@@ -4,6 +4,7 @@ import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { ProviderConfig } from "../config/types.js";
 import { createBuiltinRunner, type BuiltinRunner } from "../runner/builtin.js";
+import { escapedJobPids } from "../runner/cgroup.js";
 import { keys, parseJobData, type WorkerRecord } from "../queue/protocol.js";
 import { dropHeartbeat, writeHeartbeat } from "../queue/registry.js";
 import { openRedis, sleep, withTimeout } from "../queue/redis.js";
@@ -141,11 +142,21 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
 
   o.log(`worker ${workerId} on ${o.host_id}: queues ${passed.map((p) => `${o.prefix}:${p}`).join(", ")}, concurrency ${o.concurrency}, lock ${o.lock_ms} ms`);
 
+  // This host's exec cap, counted as on one host: the live job processes of this worker's runner,
+  // plus those that left their job's group (setsid, double fork) in the waves it ran jobs of. A job
+  // taken but still in git has no process yet and counts already: it is about to start one.
+  const wavesRun = new Set<string>();
+  const execScope = { runnerLogDir: path.resolve(o.runner_log_dir), isOurWave: (w: string) => wavesRun.has(w) };
+  const liveExec = async (): Promise<number> => {
+    const pids = new Set(await runner.livePids());
+    return Math.max(pids.size, running.size) + escapedJobPids(pids, Date.now(), execScope, o.env).length;
+  };
+
   let n = 0;
   const loop = async (): Promise<void> => {
     let rr = 0;
     while (!draining) {
-      if (running.size >= o.concurrency || (await runner.livePids()).length >= o.exec_process_cap) {
+      if (running.size >= o.concurrency || (await liveExec()) >= o.exec_process_cap) {
         await sleep(IDLE_POLL_MS);
         continue;
       }
@@ -185,6 +196,7 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
         await got.job.moveToFailed(new Error(parsed), got.token, false).catch(() => undefined);
         continue;
       }
+      wavesRun.add(parsed.wave_id);
       const rj = runJob(ctx, got.job, got.token, parsed);
       running.set(parsed.run_instance, rj);
       o.log(`${parsed.job_id} ${parsed.run_instance}: started (${parsed.phase} attempt ${parsed.attempt}, ${parsed.provider})`);

@@ -124,13 +124,22 @@ export function createGitSync(opts: GitSyncOptions) {
     return r.ok ? { ok: true, sha } : { ok: false, detail: errText(r) };
   }
 
+  /** The worktree's HEAD commit, or null. */
+  const head = (wt: string): Promise<string | null> => revParse("HEAD", wt);
+
+  /** The files a commit touched (an auto-commit's, for the controller's ledger). */
+  async function filesOf(wt: string, sha: string): Promise<string[]> {
+    const r = await git(["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", sha], { cwd: wt });
+    return r.ok ? r.stdout.split("\0").filter(Boolean) : [];
+  }
+
   async function check(): Promise<string | null> {
     if (!(await exists(repo))) return `repo ${repo} does not exist`;
     const r = await git(["remote", "get-url", remote], { cwd: repo });
     return r.ok ? null : `repo ${repo} has no remote ${remote}: ${errText(r)}`;
   }
 
-  return { prepare, commitLeftovers, push, check, repo, remote };
+  return { prepare, commitLeftovers, push, head, filesOf, check, repo, remote };
 }
 
 export type GitSync = ReturnType<typeof createGitSync>;

@@ -161,7 +161,7 @@ async function execute(
           !lockOk(),
         );
       } else {
-        result = await runAgent(ctx, d, ref, prepared.worktree, prepared.remote_had_branch ? prepared.start_sha : null, {
+        result = await runAgent(ctx, d, ref, prepared.worktree, prepared.start_sha, prepared.remote_had_branch, {
           lockOk,
           stopReason,
           setWake,
@@ -191,7 +191,16 @@ interface Watch {
   publishHealth(h: JobHealth | null, extra?: Record<string, string>): Promise<unknown>;
 }
 
-async function runAgent(ctx: JobRunContext, d: QueueJobData, ref: JobRef, worktree: string, remoteSha: string | null, w: Watch): Promise<QueueResult> {
+async function runAgent(
+  ctx: JobRunContext,
+  d: QueueJobData,
+  ref: JobRef,
+  worktree: string,
+  startSha: string,
+  remoteHadBranch: boolean,
+  w: Watch,
+): Promise<QueueResult> {
+  const remoteSha = remoteHadBranch ? startSha : null;
   const k = keys(ctx.prefix);
   const rk = k.run(d.run_instance);
   const dir = path.join(ctx.state_dir, "jobs");
@@ -310,7 +319,15 @@ async function runAgent(ctx: JobRunContext, d: QueueJobData, ref: JobRef, worktr
     let pushed: QueueResult["pushed"] = null;
     let gitError: string | null = null;
     if (d.phase === "implement" && !lockLost && stoppedBy === null && (h.state === "exited_ok" || h.state === "no_op_success")) {
+      const before = await ctx.git.head(worktree);
       gitError = await ctx.git.commitLeftovers(worktree, d.item_id, d.attempt, d.provider);
+      if (gitError === null) {
+        // The attempt's own range, as the controller measures it on one host: an empty one is
+        // `no_changes` there (SPEC §15.6), whatever the contract says.
+        const after = await ctx.git.head(worktree);
+        const auto = after !== null && after !== before ? { sha: after, files: await ctx.git.filesOf(worktree, after) } : null;
+        h = { ...h, attempt_range: { from: startSha, to: after }, auto_commit: auto };
+      }
       // Pushing after the lock is gone would race the attempt that replaced this one.
       if (gitError === null && w.lockOk()) {
         const p = await ctx.git.push(worktree, d.branch, remoteSha);

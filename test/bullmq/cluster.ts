@@ -18,6 +18,7 @@ export interface Step {
   status?: string;
   verdict?: string;
   edit?: boolean;
+  commit?: boolean;
   exit_code?: number;
 }
 export interface Scenario {
@@ -126,6 +127,8 @@ export interface ClusterOptions {
   config?: Record<string, unknown>;
   /** Keys merged over the controller's `runner` object. */
   runner?: Record<string, unknown>;
+  /** Leave `queue_prefix` out of the controller's config and the workers' flags (the default, dxb). */
+  defaultPrefix?: boolean;
 }
 
 export class Cluster {
@@ -157,7 +160,7 @@ export class Cluster {
     this.artifactDir = path.join(this.root, "artifacts");
     this.providers = o.providers ?? ["agent-a"];
     this.lockMs = o.lockMs ?? 5_000;
-    this.prefix = "dxt";
+    this.prefix = o.defaultPrefix === true ? "dxb" : "dxt";
     this.logDir = path.join(this.root, "logs");
     mkdirSync(path.join(this.recordDir, "gates"), { recursive: true });
     mkdirSync(this.logDir, { recursive: true });
@@ -198,9 +201,16 @@ export class Cluster {
     writeFileSync(this.scenarioPath, JSON.stringify({ record_dir: this.recordDir, ...s }, null, 2));
   }
 
-  private providerConfig(): Record<string, unknown> {
+  /** Each provider runs the scripted agent; those in `failing` fail their preflight (a host without that login). */
+  private providerConfig(failing: string[] = []): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const p of this.providers) out[p] = { command: [process.execPath, AGENT, p], stdin: "prompt", env: { DXE_SCENARIO: this.scenarioPath } };
+    for (const p of this.providers)
+      out[p] = {
+        command: [process.execPath, AGENT, p],
+        stdin: "prompt",
+        env: { DXE_SCENARIO: this.scenarioPath },
+        ...(failing.includes(p) ? { preflight: [process.execPath, "-e", "process.exit(1)"] } : {}),
+      };
     return out;
   }
 
@@ -230,14 +240,23 @@ export class Cluster {
       retry_chain: [...this.providers, ...this.providers, "blocked"],
       tracker: { type: "file", path: issuesPath },
       providers: this.providerConfig(),
-      runner: { type: "bullmq", redis_url: this.redis.url, queue_prefix: this.prefix, lock_seconds: this.lockMs / 1000, ...this.o.runner },
+      runner: {
+        type: "bullmq",
+        redis_url: this.redis.url,
+        ...(this.o.defaultPrefix === true ? {} : { queue_prefix: this.prefix }),
+        lock_seconds: this.lockMs / 1000,
+        ...this.o.runner,
+      },
       ...this.o.config,
     };
     writeFileSync(this.configPath, JSON.stringify(config, null, 2));
   }
 
-  /** A worker "host": its own clone of the shared remote, workspace and runner directory. */
-  startWorker(name: string, o: { providers?: string[]; concurrency?: number } = {}): WorkerHost {
+  /**
+   * A worker "host": its own clone of the shared remote, workspace and runner directory.
+   * `failPreflight`: providers whose preflight fails on this host (offered, but not logged in here).
+   */
+  startWorker(name: string, o: { providers?: string[]; concurrency?: number; failPreflight?: string[]; config?: Record<string, unknown> } = {}): WorkerHost {
     let host = this.workers.get(name);
     const dir = path.join(this.root, "hosts", name);
     if (host === undefined) {
@@ -247,13 +266,19 @@ export class Cluster {
     const clone = path.join(dir, "clone");
     const workspace = path.join(dir, "ws");
     const runnerDir = path.join(dir, "runner");
+    let workerConfig = this.workerConfigPath;
+    if ((o.failPreflight !== undefined && o.failPreflight.length > 0) || o.config !== undefined) {
+      workerConfig = path.join(dir, "worker.config.json");
+      const cfg = { providers: this.providerConfig(o.failPreflight), runner_log_dir: path.join(this.root, "unused-runner"), ...o.config };
+      writeFileSync(workerConfig, JSON.stringify(cfg, null, 2));
+    }
     const argv = [
       this.bin,
       "worker",
       "--redis",
       this.redis.url,
       "--config",
-      this.workerConfigPath,
+      workerConfig,
       "--repo",
       clone,
       "--workspace-root",
@@ -266,8 +291,7 @@ export class Cluster {
       String(o.concurrency ?? 2),
       "--host-id",
       name,
-      "--queue-prefix",
-      this.prefix,
+      ...(this.o.defaultPrefix === true ? [] : ["--queue-prefix", this.prefix]),
     ];
     const proc = spawnProc(`worker ${name}`, argv, { cwd: dir, env: this.env, logDir: this.logDir });
     host = { name, dir, clone, workspace, runnerDir, proc };

@@ -1,6 +1,9 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openRedis } from "../../src/queue/redis.js";
-import { keys, parseRunRecord } from "../../src/queue/protocol.js";
+import { keys, parseRunRecord, type WorkerRecord } from "../../src/queue/protocol.js";
 import { Cluster, cleanupClusters, groupAlive, waitFor, type AgentRun } from "./cluster.js";
 
 // Issue #12, "must show": every worker is its own process with its own clone, workspace and runner
@@ -36,6 +39,22 @@ function expectNothingTwice(c: Cluster, evs: Ev[]): void {
   for (const [k, n] of starts) expect(n, `agent started ${n} times for ${k}`).toBe(1);
 }
 
+const gitIn = (cwd: string, ...args: string[]): string => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
+
+/** The most agents alive at once, from their own start and end records (a lower bound of the jobs at once). */
+function maxOverlap(c: Cluster): number {
+  const edges: [number, number][] = [];
+  for (const r of c.runs() as (AgentRun & { at?: string })[]) {
+    if (r.event === "start") edges.push([Date.parse(String(r.at)), 1]);
+    else if (r.event === "end") edges.push([Date.parse(String(r.at)), -1]);
+  }
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let max = 0;
+  for (const [, d] of edges) max = Math.max(max, (now += d));
+  return max;
+}
+
 const startsOf = (c: Cluster, pred: (r: AgentRun) => boolean = () => true): AgentRun[] => c.runs().filter((r) => r.event === "start" && pred(r));
 
 describe("many hosts: dx-batch worker on BullMQ", () => {
@@ -43,8 +62,10 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
     "two workers, one wave: every item approved, branches on the shared remote, both workers used",
     async () => {
       const items = ["mh-1", "mh-2", "mh-3", "mh-4", "mh-5", "mh-6"];
-      const c = await Cluster.create({ items, scenario: { default: { implement: { sleep_ms: 400 }, review: { sleep_ms: 200 } } } });
-      const [h1, h2] = [c.startWorker("h1"), c.startWorker("h2")];
+      // No queue_prefix anywhere: controller and workers meet on the default, dxb.
+      const c = await Cluster.create({ items, defaultPrefix: true, scenario: { default: { implement: { sleep_ms: 400 }, review: { sleep_ms: 200 } } } });
+      // 6 slots on the workers, max_parallel 4 in the controller's config: the cap is the wave's.
+      const [h1, h2] = [c.startWorker("h1", { concurrency: 3 }), c.startWorker("h2", { concurrency: 3 })];
       await Promise.all([c.workerReady(h1), c.workerReady(h2)]);
       const r = await c.run("start", ["--items", items.join(","), "--wave-id", "w-two"]);
       expect(r.code, r.err).toBe(0);
@@ -53,12 +74,40 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       const hosts = new Set(startsOf(c).map((s) => c.hostOf(s)));
       expect(hosts).toEqual(new Set(["h1", "h2"]));
       expectNothingTwice(c, c.ledger("w-two"));
-      // The full logs stay on the worker hosts: each attempt's log path names its host.
+      expect(maxOverlap(c)).toBeLessThanOrEqual(4);
+      // The controller made no worktree (and has no repo: its cwd is not a git checkout).
+      expect(existsSync(path.join(c.root, "controller-ws"))).toBe(false);
+      // Every review ran in a worktree at the pushed dx/<item>, holding the implement's commit.
+      for (const rv of startsOf(c, (s) => s.phase === "review")) {
+        const cwd = String(rv.cwd);
+        expect(gitIn(cwd, "rev-parse", "HEAD")).toBe(gitIn(c.remote, "rev-parse", `dx/${rv.item}`));
+        expect(existsSync(path.join(cwd, "notes", `${rv.item}.md`))).toBe(true);
+      }
+      // The full logs stay on the worker hosts: each attempt's log path names its host, the last
+      // 64 KB come back with the result, and `report` shows where the rest is.
       const finished = of(c.ledger("w-two"), "job_finished");
       expect(finished).toHaveLength(12);
-      for (const e of finished) expect(String(e.log_path)).toMatch(/^h[12]:\//);
-      // Reviews ran on the pushed history: every review's worktree has the implement commit.
+      const report = await c.run("report", ["--wave-id", "w-two", "--format", "markdown"]);
+      expect(report.code, report.err).toBe(0);
+      const redis = openRedis(c.redis.url);
+      try {
+        expect((await redis.keys("dxb:agent-a:*")).length).toBeGreaterThan(0);
+        for (const e of finished) {
+          const logPath = String(e.log_path);
+          expect(logPath).toMatch(/^h[12]:\//);
+          expect(report.out).toContain(logPath);
+          const rec = parseRunRecord(await redis.hgetall(keys("dxb").run(String(e.run_instance))));
+          const result = rec?.result;
+          expect(result?.host).toBe(logPath.slice(0, 2));
+          expect(`${result?.host}:${result?.log_path}`).toBe(logPath);
+          expect(result?.log_tail.length).toBeGreaterThan(0);
+          expect(readFileSync(String(result?.log_path), "utf8").endsWith(String(result?.log_tail))).toBe(true);
+        }
+      } finally {
+        redis.disconnect();
+      }
       const ws = await c.run("workers", ["--json"]);
+      expect((JSON.parse(ws.out) as { prefix: string; workers: unknown[] }).prefix).toBe("dxb");
       expect((JSON.parse(ws.out) as { workers: unknown[] }).workers).toHaveLength(2);
     },
     T,
@@ -205,6 +254,19 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       await Promise.all([c.workerReady(h1), c.workerReady(h2)]);
       const ctl = c.cli(["start", "--config", c.configPath, "--items", items.join(","), "--wave-id", "w-cancel"]);
       await waitFor(() => startsOf(c).length === 3, { what: "3 agents", timeoutMs: 60_000 });
+      // `dx-batch workers` lists each live worker with its providers and the jobs it runs.
+      const listed = await waitFor(
+        async () => {
+          const ws = (JSON.parse((await c.run("workers", ["--json"])).out) as { workers: WorkerRecord[] }).workers;
+          return ws.flatMap((w) => w.jobs).length === 3 ? ws : null;
+        },
+        { what: "the 3 jobs listed by dx-batch workers", timeoutMs: 30_000 },
+      );
+      expect(listed.map((w) => w.host).sort()).toEqual(["h1", "h2"]);
+      for (const w of listed) expect(w.providers).toEqual(["agent-a"]);
+      expect(listed.flatMap((w) => w.jobs.map((j) => j.job_id)).sort()).toEqual(items);
+      const text = await c.run("workers");
+      for (const id of items) expect(text.out).toContain(id);
       const r = await c.run("cancel", ["--wave-id", "w-cancel"]);
       expect(r.code, r.err).toBe(0);
       await ctl.done;
@@ -241,7 +303,108 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
   );
 
   it(
-    "Redis down past runner.unavailable_minutes: the wave pauses queue_unavailable; resume completes it",
+    "across hosts: a provider failing preflight on a host is not consumed there; a review and a retry on another host continue from the pushed dx/<item>",
+    async () => {
+      const items = ["xh-1", "xh-2"];
+      const c = await Cluster.create({
+        items,
+        providers: ["agent-a", "agent-b"],
+        // Implements start on agent-b (h1 only), reviews and the second implement attempt run on agent-a (h2 only).
+        config: { retry_chain: ["agent-b", "agent-a", "blocked"], review_provider: "agent-a" },
+        scenario: {
+          default: { implement: { sleep_ms: 200 }, review: { sleep_ms: 100 } },
+          items: { "xh-1": { review: [{ verdict: "REVISION_REQUIRED" }, { verdict: "APPROVED" }] } },
+        },
+      });
+      const h1 = c.startWorker("h1", { providers: ["agent-b"] });
+      // h2 is asked for both, but agent-b is not "logged in" on h2: its preflight fails there.
+      const h2 = c.startWorker("h2", { providers: ["agent-a", "agent-b"], failPreflight: ["agent-b"] });
+      await Promise.all([c.workerReady(h1), c.workerReady(h2)]);
+      expect(h2.proc.err()).toContain("provider agent-b unavailable on this host");
+      const ws = JSON.parse((await c.run("workers", ["--json"])).out) as { workers: WorkerRecord[] };
+      const byHost = Object.fromEntries(ws.workers.map((w) => [w.host, w]));
+      expect(byHost.h1?.providers).toEqual(["agent-b"]);
+      expect(byHost.h2?.providers).toEqual(["agent-a"]);
+      expect(byHost.h2?.unavailable.map((u) => u.provider)).toEqual(["agent-b"]);
+
+      const r = await c.run("start", ["--items", items.join(","), "--wave-id", "w-xhost"]);
+      expect(r.code, r.err).toBe(0);
+      expect(Object.values(await statusOf(c, "w-xhost"))).toEqual(items.map(() => "approved"));
+      for (const s of startsOf(c)) expect(c.hostOf(s)).toBe(s.provider === "agent-b" ? "h1" : "h2");
+      // xh-2 was implemented on h1 only: h2's review worktree was made from the pushed branch.
+      const review2 = startsOf(c, (s) => s.item === "xh-2" && s.phase === "review");
+      expect(review2).toHaveLength(1);
+      const cwd2 = String(review2[0]?.cwd);
+      expect(gitIn(cwd2, "rev-parse", "HEAD")).toBe(gitIn(c.remote, "rev-parse", "dx/xh-2"));
+      expect(readFileSync(path.join(cwd2, "notes", "xh-2.md"), "utf8")).toContain("xh-2 attempt 1 by agent-b");
+      // xh-1's second attempt ran on h2 and continued from h1's pushed attempt 1.
+      const second = startsOf(c, (s) => s.item === "xh-1" && s.phase === "implement" && s.attempt === 2);
+      expect(second.map((s) => c.hostOf(s))).toEqual(["h2"]);
+      const notes = gitIn(c.remote, "show", "dx/xh-1:notes/xh-1.md");
+      expect(notes).toContain("xh-1 attempt 1 by agent-b");
+      expect(notes).toContain("xh-1 attempt 2 by agent-a");
+      expectNothingTwice(c, c.ledger("w-xhost"));
+    },
+    T,
+  );
+
+  it(
+    "post-implement git on the worker reaches the ledger: its auto-commit is recorded, and an attempt that changed nothing fails no_changes",
+    async () => {
+      const c = await Cluster.create({
+        items: ["ac-1", "nc-1"],
+        scenario: {
+          default: { review: { sleep_ms: 100 } },
+          items: { "ac-1": { implement: { commit: false } }, "nc-1": { implement: [{ edit: false }, {}] } },
+        },
+      });
+      const h1 = c.startWorker("h1");
+      await c.workerReady(h1);
+      const r = await c.run("start", ["--items", "ac-1,nc-1", "--wave-id", "w-git"]);
+      expect(r.code, r.err).toBe(0);
+      const evs = c.ledger("w-git");
+      // ac-1's agent left its edit uncommitted: the worker committed and pushed it, the ledger says so.
+      const auto = of(evs, "auto_commit", (e) => e.item_id === "ac-1");
+      expect(auto).toHaveLength(1);
+      expect(auto[0]?.files).toEqual(["notes/ac-1.md"]);
+      expect(auto[0]?.sha).toBe(gitIn(c.remote, "rev-parse", "dx/ac-1"));
+      expect(gitIn(c.remote, "log", "-1", "--format=%B", "dx/ac-1")).toContain("Dx-Batch-Attempt: 1");
+      const fin = of(evs, "job_finished", (e) => e.item_id === "ac-1" && e.phase === "implement")[0];
+      expect(fin?.range).toEqual({ from: gitIn(c.remote, "rev-parse", "main"), to: auto[0]?.sha });
+      // nc-1's first attempt said "completed" and changed nothing: no_changes, as on one host.
+      const rep = JSON.parse((await c.run("report", ["--wave-id", "w-git", "--format", "json"])).out) as {
+        items: { beads_id: string; attempts: { phase: string; attempt: number; reason_code: string; auto_commit: string | null }[] }[];
+      };
+      const nc = rep.items.find((i) => i.beads_id === "nc-1")?.attempts.filter((a) => a.phase === "implement") ?? [];
+      expect(nc.map((a) => [a.attempt, a.reason_code])).toEqual([
+        [1, "no_changes"],
+        [2, "implement_completed_pending_review"],
+      ]);
+      const ac = rep.items.find((i) => i.beads_id === "ac-1")?.attempts.find((a) => a.phase === "implement");
+      expect(ac?.auto_commit).toBe(auto[0]?.sha);
+      expect(await statusOf(c, "w-git")).toEqual({ "ac-1": "approved", "nc-1": "approved" });
+    },
+    T,
+  );
+
+  it(
+    "each worker's exec cap is its own: a host at its exec_process_cap takes no more jobs, whatever its --concurrency",
+    async () => {
+      const items = ["ec-1", "ec-2", "ec-3"];
+      const c = await Cluster.create({ items, scenario: { default: { implement: { sleep_ms: 600 }, review: { sleep_ms: 100 } } } });
+      const h1 = c.startWorker("h1", { concurrency: 3, config: { exec_process_cap: 1 } });
+      await c.workerReady(h1);
+      const r = await c.run("start", ["--items", items.join(","), "--wave-id", "w-cap"]);
+      expect(r.code, r.err).toBe(0);
+      expect(Object.values(await statusOf(c, "w-cap"))).toEqual(items.map(() => "approved"));
+      expect(startsOf(c)).toHaveLength(6);
+      expect(maxOverlap(c)).toBe(1);
+    },
+    T,
+  );
+
+  it(
+    "Redis down past runner.unavailable_minutes and the lock window: the wave pauses queue_unavailable, the worker stops its agents, resume completes it",
     async () => {
       const items = ["qu-1", "qu-2"];
       const c = await Cluster.create({
@@ -258,6 +421,14 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       const r = await ctl.done;
       expect(r.code, ctl.err()).toBe(2);
       expect(of(c.ledger("w-down"), "wave_paused", (e) => e.reason_code === "queue_unavailable")).toHaveLength(1);
+      // Still no Redis: the worker cannot renew its locks, so it stops its agents at once (someone
+      // else may be running these attempts now).
+      const agents = startsOf(c);
+      await waitFor(() => agents.every((s) => s.pgid !== null && !groupAlive(s.pgid)), {
+        what: "the worker to stop its agents while Redis is down",
+        timeoutMs: c.lockMs * 3,
+      });
+      expect(h1.proc.err()).toContain("lock not renewed");
       await c.redis.start();
       // The worker announces itself again once it has reconnected (its next heartbeat); resume's
       // preflight asks for a live worker, as a user's would.
@@ -266,6 +437,9 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       const again = await c.run("resume", ["--wave-id", "w-down"]);
       expect(again.code, again.err).toBe(0);
       expect(Object.values(await statusOf(c, "w-down"))).toEqual(items.map(() => "approved"));
+      // The stopped attempts are void (lock lost): each is a counted runner_job_lost, then run again.
+      const lost = of(c.ledger("w-down"), "attempt_failed", (e) => e.reason_code === "runner_job_lost");
+      expect(lost.map((e) => `${String(e.item_id)}/${String(e.attempt)}`).sort()).toEqual(items.map((i) => `${i}/1`));
       expectNothingTwice(c, c.ledger("w-down"));
     },
     T,
