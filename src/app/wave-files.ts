@@ -9,7 +9,6 @@ import { DxError, isDxError } from "../errors.js";
 import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js";
 import { monoStamp } from "../store/mono.js";
 import { readApproval } from "../store/approvals.js";
-import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
 import { ensureDir, errno, fsyncDir, writeFileDurable } from "../store/fsx.js";
 import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
 import { ensureWaveDirs, type Layout } from "../store/layout.js";
@@ -18,7 +17,7 @@ import { LedgerWriter } from "../store/ledger.js";
 import { escapedJobPids } from "../runner/cgroup.js";
 import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
 import { OtherWavesJobPids, isJobAlive, listJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
-import { isSameProcess, processStartTime, selfIdentity, type ProcessIdentity } from "../store/proc.js";
+import { isSameProcess, processStartTime, type ProcessIdentity } from "../store/proc.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { AppContext } from "./context.js";
 
@@ -120,31 +119,6 @@ export function createWaveDir(layout: Layout, waveId: string, first: WaveCreated
     forgetSecureDir(layout.waveDir(waveId));
     throw unwritable(layout, e);
   }
-}
-
-/** One live controller per wave: take the lock, taking over a stale one (SPEC §8). */
-export function takeControllerLock(layout: Layout, waveId: string, clock: Clock = systemClock): LockHandle {
-  const file = layout.controllerLock(waveId);
-  const self = selfIdentity();
-  const now = clock.nowIso();
-  const r = acquireControllerLock(file, { ...self, started_at: now, heartbeat_at: now }, { nowMs: clock.nowMs() });
-  if (!r.acquired) {
-    throw new DxError("wave_already_running", `wave ${waveId} is run by controller pid ${r.holder.pid} on ${r.holder.host}`, {
-      remedy: `watch it with dx-batch status --wave-id ${waveId} --watch, or stop it with dx-batch cancel --wave-id ${waveId}`,
-    });
-  }
-  let released = false;
-  return {
-    self,
-    epoch: 0,
-    holds: () => !released,
-    heartbeat: () => heartbeat(file, self, clock.nowIso()),
-    release: () => {
-      if (released) return;
-      released = true;
-      releaseControllerLock(file, self);
-    },
-  };
 }
 
 /**
