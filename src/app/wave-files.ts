@@ -198,12 +198,16 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     // A controller that lost the wave must not overwrite the new holder's snapshot either.
     writeSnapshot: (s) => void (lock.holds() && writeSnapshot(layout.waveState(waveId), s)),
     acquireLease: (item, attempt) => {
+      // The first step of every dispatch: a controller that lost its epoch goes no further (no
+      // lease, claim, worktree or prompt of a dispatch the new holder never planned).
+      fence();
       // Wall time for the record (and another host's view); this host ages it on the monotonic clock.
       const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now(), mono: monoStamp() });
       return r.acquired ? { ok: true, key: layout.leaseKey(waveId, item, attempt) } : { ok: false, holder: `pid ${r.holder.pid} on ${r.holder.host}` };
     },
     releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
     claim: (item) => {
+      fence();
       const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl));
       return r.claimed ? { ok: true } : { ok: false, byWave: r.by_wave };
     },
