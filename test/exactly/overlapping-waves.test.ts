@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E } from "../helpers/world.js";
+import { cleanupAll, E2E, type Scenario } from "../helpers/world.js";
 import { dispatches } from "../helpers/checks.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -68,7 +68,7 @@ describe("overlapping waves", { timeout: 900_000 }, () => {
 
   it("a resumed wave keeps the claims of items it has finished: another wave cannot take them until it ends", async () => {
     // cl-blk ends blocked at once; cl-hold keeps the wave running until the test opens its gate.
-    const scenario = { items: { "cl-blk": { implement: { status: "blocked" } }, "cl-hold": { implement: { gate: "hold" } } } };
+    const scenario: Scenario = { items: { "cl-blk": { implement: { status: "blocked" } }, "cl-hold": { implement: { gate: "hold" } } } };
     const a = new E2E({ items: ["cl-blk", "cl-hold"], scenario, config: { max_parallel: 2, retry_chain: ["agent-a", "blocked"] } });
     const b = new E2E({ items: ["cl-blk", "cl-hold"], scenario, config: { max_parallel: 2, retry_chain: ["agent-a", "blocked"] }, shareStoreWith: a });
     const first = a.cli("start", ["--items", "cl-blk,cl-hold", "--wave-id", "w-cl-a"]);
