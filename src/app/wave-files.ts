@@ -269,7 +269,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       const file = path.join(layout.leasesRoot(), EXEC_LOCK_NAME);
       ensureDir(layout.leasesRoot());
       const deadline = clock.nowMs() + EXEC_LOCK_WAIT_MS;
-      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: clock.nowMs(), waitMs: 100 }).acquired) {
+      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: Date.now(), mono: monoStamp(), waitMs: 100 }).acquired) {
         if (clock.nowMs() > deadline) break; // a wedged holder must not stop this wave forever
         await new Promise<void>((r) => clock.setTimer(r, 20));
       }
