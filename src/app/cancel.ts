@@ -2,7 +2,7 @@ import { Controller } from "../controller/controller.js";
 import { isTerminalWave } from "../core/status.js";
 import { DxError, isDxError, waveNotFound } from "../errors.js";
 import { killWaveLeftovers } from "../runner/cgroup.js";
-import { isJobAlive, listJobPids } from "../store/pids.js";
+import { listJobPids, maySignalJob } from "../store/pids.js";
 import { createLayout } from "../store/layout.js";
 import { isSameProcess, maySignal, selfIdentity } from "../store/proc.js";
 import { controllerLiveness, type ControllerLock } from "../store/controller-lock.js";
@@ -45,8 +45,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function stopWaveProcesses(c: AppContext, waveId: string, log: (l: string) => void): Promise<number> {
   let n = 0;
   for (const { record } of listJobPids(c.layout, { wave: waveId }).records) {
-    // Only a pid whose start time still matches the record (SPEC §15.4: never a reused pid).
-    if (record.pgid > 1 && isJobAlive(record)) {
+    // Only a pid of this host whose recorded start time still matches (SPEC §15.4): never another
+    // host's pid, never a reused one, never one whose start time was not recorded.
+    if (record.pgid > 1 && maySignalJob(record)) {
       await killGroup(record.pgid, 10_000);
       n += 1;
     }

@@ -13,6 +13,7 @@ import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { monoStamp } from "../store/mono.js";
+import { osLockPath, probeOsLock } from "../store/os-lock.js";
 import { hostName } from "../store/proc.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
@@ -75,7 +76,7 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   checkRoots(c, f);
   const loaded = await loadWave(c, f);
   if (loaded === null) return f.report();
-  const controller = controllerView(c.layout, waveId);
+  const controller = checkFrozen(c, f, controllerView(c.layout, waveId));
   await checkSnapshot(c, f, loaded, controller);
   checkTornTails(c, f, loaded, controller);
   checkForeignBytes(c, f, loaded, controller);
@@ -231,6 +232,26 @@ async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
     const r = await killMarked((m) => pids.has(m.pid), 10_000);
     if (r.found.length > 0) f.fixed.push(`stopped escaped process(es) ${r.found.join(", ")}`);
   } else f.recommendFix();
+}
+
+/**
+ * A controller that looks dead by its heartbeat (another host's, over 2 minutes old) but still
+ * holds the OS lock is alive on a host sharing this filesystem, and frozen (SIGSTOP, a suspended
+ * laptop, a paused VM): whatever the heartbeat says, it is treated as alive (SPEC §15.3), so
+ * doctor neither recommends a resume (which refuses) nor repairs under it with --fix.
+ */
+function checkFrozen(c: AppContext, f: Findings, view: ControllerView): ControllerView {
+  if (view.alive || view.pid === null) return view;
+  if (probeOsLock(osLockPath(c.layout.controllerLock(f.waveId)), c.env) !== "held") return view;
+  f.issue(
+    "controller_frozen",
+    "warning",
+    `controller pid ${view.pid} on ${view.host ?? "?"} holds the wave's OS lock but has not heartbeat since ${view.heartbeat_at ?? "?"}: it is alive and frozen`,
+  );
+  f.recs.add(
+    `on ${view.host ?? "its host"}: wake it (kill -CONT ${view.pid}) and it carries on, or stop it (kill ${view.pid}); then dx-batch resume --wave-id ${f.waveId}`,
+  );
+  return { ...view, alive: true };
 }
 
 /** Lines a controller wrote after it had lost the wave (SPEC §15.3): voided by every reader. */

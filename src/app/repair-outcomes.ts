@@ -3,10 +3,11 @@ import { readApproval, recordApproval } from "../store/approvals.js";
 import path from "node:path";
 import type { Outcome } from "../core/effects.js";
 import { fold } from "../core/step.js";
-import { isActiveItem } from "../core/status.js";
+import { isActiveItem, isTerminalWave } from "../core/status.js";
 import { releaseClaim } from "../store/claim.js";
 import { ensureDir, writeFileDurable } from "../store/fsx.js";
 import { removeStaleLease } from "../store/lease.js";
+import { monoStamp } from "../store/mono.js";
 import type { Layout } from "../store/layout.js";
 import { readLedgerEvents } from "../store/ledger.js";
 
@@ -51,9 +52,10 @@ function isJsonFile(file: string): boolean {
 
 /**
  * The other effects a controller may have died (or hit a full disk) before performing: leases of
- * attempts that ended and claims of items that are terminal (issue #10). Redone on resume, from the
- * fold of the ledger: a lease is removed only when its holder is stale (the old controller is gone),
- * a claim only when it is this wave's.
+ * attempts that ended (issue #10). Redone on resume, from the fold of the ledger: a lease is removed
+ * only when its holder is stale (the old controller is gone). Claims are released only once the
+ * wave is terminal (SPEC §15.4): an item the wave has finished stays claimed while the wave still
+ * runs, or another wave would take it and do it again.
  */
 export async function redoReleases(layout: Layout, waveId: string, nowMs: number): Promise<string[]> {
   const { events } = await readLedgerEvents(layout, waveId, { afterSeq: 0 });
@@ -72,8 +74,9 @@ export async function redoReleases(layout: Layout, waveId: string, nowMs: number
     // The item's current attempt still holds its lease while it is active.
     if (it !== undefined && isActiveItem(it.status) && it.attempt === attempt) continue;
     const file = layout.leasePath(waveId, item, attempt);
-    if (existsSync(file) && removeStaleLease(file, nowMs).removed) done.push(`released the lease of ${item} attempt ${attempt}`);
+    if (existsSync(file) && removeStaleLease(file, nowMs, { mono: monoStamp() }).removed) done.push(`released the lease of ${item} attempt ${attempt}`);
   }
+  if (!isTerminalWave(state.status)) return done;
   for (const item of claims) {
     const it = state.items.find((i) => i.beads_id === item);
     if (it !== undefined && isActiveItem(it.status)) continue;

@@ -9,7 +9,6 @@ import { DxError, isDxError } from "../errors.js";
 import { claimItem, isClaimStaleByWave, type ItemClaim } from "../store/claim.js";
 import { monoStamp } from "../store/mono.js";
 import { readApproval } from "../store/approvals.js";
-import { acquireControllerLock, heartbeat, releaseControllerLock } from "../store/controller-lock.js";
 import { ensureDir, errno, fsyncDir, writeFileAtomic } from "../store/fsx.js";
 import { SyncLater, syncPaths } from "../store/sync-later.js";
 import { ensureSecureDir, forgetSecureDir } from "../store/secure-dir.js";
@@ -19,7 +18,7 @@ import { LedgerWriter } from "../store/ledger.js";
 import { escapedJobPids } from "../runner/cgroup.js";
 import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
 import { OtherWavesJobPids, isJobAlive, listJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
-import { isSameProcess, processStartTime, selfIdentity, type ProcessIdentity } from "../store/proc.js";
+import { isSameProcess, processStartTime, type ProcessIdentity } from "../store/proc.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { AppContext } from "./context.js";
 
@@ -123,31 +122,6 @@ export function createWaveDir(layout: Layout, waveId: string, first: WaveCreated
   }
 }
 
-/** One live controller per wave: take the lock, taking over a stale one (SPEC §8). */
-export function takeControllerLock(layout: Layout, waveId: string, clock: Clock = systemClock): LockHandle {
-  const file = layout.controllerLock(waveId);
-  const self = selfIdentity();
-  const now = clock.nowIso();
-  const r = acquireControllerLock(file, { ...self, started_at: now, heartbeat_at: now }, { nowMs: clock.nowMs() });
-  if (!r.acquired) {
-    throw new DxError("wave_already_running", `wave ${waveId} is run by controller pid ${r.holder.pid} on ${r.holder.host}`, {
-      remedy: `watch it with dx-batch status --wave-id ${waveId} --watch, or stop it with dx-batch cancel --wave-id ${waveId}`,
-    });
-  }
-  let released = false;
-  return {
-    self,
-    epoch: 0,
-    holds: () => !released,
-    heartbeat: () => heartbeat(file, self, clock.nowIso()),
-    release: () => {
-      if (released) return;
-      released = true;
-      releaseControllerLock(file, self);
-    },
-  };
-}
-
 /**
  * Another wave's claim is stale when that wave no longer exists, is finished, or has finished
  * the item. A paused or crashed wave keeps its claims: it will resume and must not find its
@@ -226,12 +200,16 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     // A controller that lost the wave must not overwrite the new holder's snapshot either.
     writeSnapshot: (s) => void (lock.holds() && writeSnapshot(layout.waveState(waveId), s)),
     acquireLease: (item, attempt) => {
+      // The first step of every dispatch: a controller that lost its epoch goes no further (no
+      // lease, claim, worktree or prompt of a dispatch the new holder never planned).
+      fence();
       // Wall time for the record (and another host's view); this host ages it on the monotonic clock.
       const r = acquireLease(layout.leasePath(waveId, item, attempt), { ...who, item_id: item, attempt }, { ttlMs, nowMs: Date.now(), mono: monoStamp() });
       return r.acquired ? { ok: true, key: layout.leaseKey(waveId, item, attempt) } : { ok: false, holder: `pid ${r.holder.pid} on ${r.holder.host}` };
     },
     releaseLease: (item, attempt) => void releaseLease(layout.leasePath(waveId, item, attempt), who),
     claim: (item) => {
+      fence();
       // Synced by the dispatch together with the prompt (makeDurable below), before item_dispatched.
       const r = claimItem(layout, item, who, (cl) => isClaimStale(layout, cl), { sync: false });
       return r.claimed ? { ok: true, path: layout.claimPath(item) } : { ok: false, byWave: r.by_wave };
@@ -300,7 +278,7 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
       const file = path.join(layout.leasesRoot(), EXEC_LOCK_NAME);
       ensureDir(layout.leasesRoot());
       const deadline = clock.nowMs() + EXEC_LOCK_WAIT_MS;
-      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: clock.nowMs(), waitMs: 100 }).acquired) {
+      while (!acquireLease(file, who, { ttlMs: EXEC_LOCK_TTL_MS, nowMs: Date.now(), mono: monoStamp(), waitMs: 100 }).acquired) {
         if (clock.nowMs() > deadline) break; // a wedged holder must not stop this wave forever
         await new Promise<void>((r) => clock.setTimer(r, 20));
       }

@@ -264,14 +264,15 @@ export async function killCgroup(dir: string, waitMs = 10_000): Promise<number[]
     }
     if (frozen) writeQuiet(path.join(dir, "cgroup.freeze"), "0");
   }
-  const deadline = Date.now() + waitMs;
-  while (!rmdirQuiet(dir) && Date.now() < deadline) await sleep(20);
+  // Waits on this host are monotonic (a wall-clock jump must not stretch one by hours).
+  const deadline = performance.now() + waitMs;
+  while (!rmdirQuiet(dir) && performance.now() < deadline) await sleep(20);
   return [...found];
 }
 
 async function waitFrozen(dir: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
     try {
       if (/^frozen 1$/m.test(readFileSync(path.join(dir, "cgroup.events"), "utf8"))) return;
     } catch {

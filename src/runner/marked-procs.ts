@@ -109,8 +109,9 @@ export async function killMarked(match: (p: MarkedProcess) => boolean, graceMs: 
     return hit;
   };
   if (signal("SIGTERM").length === 0) return { found: [], survivors: [] };
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
+  // A wait on this host: monotonic, so a wall-clock jump neither cuts the grace short nor stretches it by hours.
+  const deadline = performance.now() + graceMs;
+  while (performance.now() < deadline) {
     await sleep(50);
     if (!scanMarked().some(match)) return { found: [...found], survivors: [] };
   }

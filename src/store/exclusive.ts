@@ -193,7 +193,7 @@ export interface HolderSpec<H> {
 export type AcquireResult<H> = { acquired: true; tookOverFrom?: H; replacedCorrupt?: string } | { acquired: false; holder: H };
 
 export interface WaitOptions extends SyncOption {
-  /** How long to wait while another process is changing the same file (default 5 s). */
+  /** How long to wait while another process is changing the same file (default 5 s, on the monotonic clock). */
   waitMs?: number;
 }
 
@@ -209,7 +209,7 @@ export function acquireExclusive<H>(
   spec: HolderSpec<H>,
   opts: WaitOptions = {},
 ): AcquireResult<H> {
-  const deadline = Date.now() + (opts.waitMs ?? DEFAULT_WAIT_MS);
+  const deadline = performance.now() + (opts.waitMs ?? DEFAULT_WAIT_MS);
   const text = typeof content === "string" ? () => content : content;
   let seen: H | null = null;
   for (;;) {
@@ -233,7 +233,7 @@ export function acquireExclusive<H>(
       if (r === "done") return h === null ? { acquired: true, replacedCorrupt: shorten(cur.raw) } : { acquired: true, tookOverFrom: h };
       if (r === "lost") pause();
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       if (seen !== null) return { acquired: false, holder: seen };
       throw new DxError("lock_contention", `${file} kept changing while it was being taken`, {
         remedy: "retry; if it persists, look for a process looping on it",
@@ -293,7 +293,7 @@ export function removeStaleExclusive<H>(
 }
 
 function changeExclusive<T>(file: string, parse: (raw: string) => T | null, allowed: (h: T) => boolean, apply: (h: T) => void, opts: WaitOptions): boolean {
-  const deadline = Date.now() + (opts.waitMs ?? DEFAULT_WAIT_MS);
+  const deadline = performance.now() + (opts.waitMs ?? DEFAULT_WAIT_MS);
   for (;;) {
     const cur = readGeneration(file);
     if (cur === null) return false;
@@ -301,7 +301,7 @@ function changeExclusive<T>(file: string, parse: (raw: string) => T | null, allo
     if (h === null || !allowed(h)) return false;
     const r = transition(file, cur, () => apply(h), opts);
     if (r === "done") return true;
-    if (Date.now() > deadline) return false;
+    if (performance.now() > deadline) return false;
     if (r === "lost") pause();
   }
 }

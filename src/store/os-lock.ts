@@ -71,8 +71,25 @@ export interface OsLockHold {
 
 export type OsLockResult = { kind: "held"; hold: OsLockHold } | { kind: "busy" } | { kind: "unavailable"; detail: string } | { kind: "disabled" };
 
-/** Take the OS lock for this process's life, without waiting: "busy" when someone else holds it. */
-export function holdOsLock(file: string, env: NodeJS.ProcessEnv = process.env): Promise<OsLockResult> {
+/** How often a busy lock is tried again, and how long apart: a probe holds it for an instant. */
+const BUSY_TRIES = 3;
+const BUSY_RETRY_MS = 50;
+
+/**
+ * Take the OS lock for this process's life, without waiting for a holder: "busy" when someone
+ * else holds it. A lock found busy is tried again twice, 50 ms apart: `probeOsLock` (doctor) takes
+ * it for the few milliseconds of `flock … true`, and a controller starting at that instant must
+ * not be refused for it. A real holder keeps it for its whole life.
+ */
+export async function holdOsLock(file: string, env: NodeJS.ProcessEnv = process.env): Promise<OsLockResult> {
+  for (let i = 1; ; i++) {
+    const r = await holdOnce(file, env);
+    if (r.kind !== "busy" || i >= BUSY_TRIES) return r;
+    await new Promise((res) => setTimeout(res, BUSY_RETRY_MS));
+  }
+}
+
+function holdOnce(file: string, env: NodeJS.ProcessEnv): Promise<OsLockResult> {
   if (osLockDisabled(env)) return Promise.resolve({ kind: "disabled" });
   try {
     touch(file);

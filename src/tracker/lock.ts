@@ -1,20 +1,34 @@
 import { serialize } from "../shared/key-queue.js";
 import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
-import { hostname } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { DxError } from "../errors.js";
+import { hostId } from "../store/identity.js";
+import { monoAgeMs, monoStamp } from "../store/mono.js";
+import { isSameProcess, processStartTime } from "../store/proc.js";
 
 // Serializes every bd call (SPEC §10): inside one process through a promise queue per lock file,
 // across processes through an exclusive-create lock file naming its holder. A holder that died
 // leaves a stale file; it is broken under a second short-lived "breaker" file, so two waiters that
 // both saw the same stale holder cannot both delete the lock (the second would delete the first's
 // fresh one).
+//
+// A holder on this host is judged by its process (pid and start time, so a reused pid does not
+// keep the lock) and its age on the monotonic clock (SPEC §15.3): a wall-clock jump of hours must
+// neither break a live holder's lock nor keep a dead one's. Only a holder on another host, or a
+// lock written before these fields, is aged by its file's mtime against the wall clock.
 
-const Holder = Type.Object({ pid: Type.Integer(), host: Type.String(), token: Type.String() });
+const MonoStampT = Type.Object({ boot: Type.String(), ms: Type.Number() });
+const Holder = Type.Object({
+  pid: Type.Integer(),
+  host: Type.String(),
+  token: Type.String(),
+  start_time: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  acquired_mono: Type.Optional(MonoStampT),
+});
 
 /** Run `fn` after every earlier call queued under `key` in this process has settled. */
 export const serializeInProcess = serialize;
@@ -27,15 +41,6 @@ export interface FileLockOptions {
 }
 
 const errno = (e: unknown): string | undefined => (e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined);
-
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errno(e) === "EPERM";
-  }
-};
 
 // A file that exists but does not parse yet is being written by its creator: only stale once old.
 const UNWRITTEN_GRACE_MS = 5_000;
@@ -52,7 +57,6 @@ async function isStale(file: string, staleMs: number): Promise<boolean> {
     if (errno(e) === "ENOENT") return false; // released meanwhile: just retry the create
     throw e;
   }
-  if (ageMs > staleMs) return true;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -60,7 +64,13 @@ async function isStale(file: string, staleMs: number): Promise<boolean> {
     return ageMs > UNWRITTEN_GRACE_MS;
   }
   if (!Value.Check(Holder, parsed)) return ageMs > UNWRITTEN_GRACE_MS;
-  return parsed.host === hostname() && !pidAlive(parsed.pid);
+  if (parsed.host === hostId()) {
+    if (!isSameProcess({ pid: parsed.pid, start_time: parsed.start_time ?? null })) return true;
+    // A hung holder: stale once it has held the lock that long on this host's monotonic clock.
+    const held = monoAgeMs(parsed.acquired_mono);
+    if (held !== null) return held > staleMs;
+  }
+  return ageMs > staleMs;
 }
 
 async function breakStale(file: string, staleMs: number): Promise<void> {
@@ -91,13 +101,14 @@ async function breakStale(file: string, staleMs: number): Promise<void> {
 async function acquire(file: string, opts: FileLockOptions): Promise<string> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const token = randomUUID();
-  const deadline = Date.now() + opts.timeoutMs;
+  const deadline = performance.now() + opts.timeoutMs;
   let wait = 10;
   for (;;) {
     try {
       const fh = await open(file, "wx", 0o600);
       try {
-        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token, acquired_at: new Date().toISOString() }));
+        const holder = { pid: process.pid, start_time: processStartTime(process.pid), host: hostId(), token, acquired_mono: monoStamp() };
+        await fh.writeFile(JSON.stringify({ ...holder, acquired_at: new Date().toISOString() }));
       } finally {
         await fh.close();
       }
@@ -109,7 +120,7 @@ async function acquire(file: string, opts: FileLockOptions): Promise<string> {
       await breakStale(file, opts.staleMs);
       continue;
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new DxError("tracker_lock_timeout", `could not take the tracker lock ${file} within ${opts.timeoutMs} ms`, {
         remedy: `check which process holds ${file}; remove it if that process is gone`,
       });

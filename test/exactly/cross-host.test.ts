@@ -71,6 +71,24 @@ describe("another host's controller", { timeout: E2E_TIMEOUT_MS }, () => {
     expect(w.state("w-cc")?.items.every((i) => i.status === "cancelled")).toBe(true);
   });
 
+  it("dead: cancel completes here (cancelled, every item cancelled, claims released), with no request left behind", async () => {
+    const items = ["cd-1", "cd-2"];
+    const w = new E2E({ items, scenario: { default: { implement: { gate: "never" } } }, config: { max_parallel: 2 }, env });
+    const remote = foreignCli(w, FOREIGN, "start", ["--items", items.join(","), "--wave-id", "w-cd"], env);
+    await waitFor(async () => (await w.events("w-cd")).filter((e) => e.event === "job_started").length === 2, "both jobs started");
+    signal(remote.pid, "SIGKILL");
+    await remote.done;
+    await new Promise((r) => setTimeout(r, 2_000)); // its heartbeat goes stale
+    const r = await w.expectExit("cancel", ["--wave-id", "w-cd", "--json"], 0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "cancelled", by: "cancel_command" });
+    expect((await w.check("w-cd")).json).toMatchObject({ state: "cancelled" });
+    expect(w.state("w-cd")?.items.every((i) => i.status === "cancelled")).toBe(true);
+    const events = await w.events("w-cd");
+    expect(events.find((e) => e.event === "controller_acquired")).toMatchObject({ epoch: 2 });
+    for (const id of items) expect(existsSync(w.layout.claimPath(id))).toBe(false);
+    expect(existsSync(path.join(w.layout.waveDir("w-cd"), "cancel.request"))).toBe(false);
+  });
+
   it("never signals a local process named by another host's lock", async () => {
     const w = new E2E({ items: ["cs-1"], scenario: { default: { implement: { gate: "never" } } }, env });
     const remote = foreignCli(w, FOREIGN, "start", ["--items", "cs-1", "--wave-id", "w-cs"], env);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanupAll, E2E } from "../helpers/world.js";
+import { cleanupAll, E2E, type Scenario } from "../helpers/world.js";
 import { dispatches } from "../helpers/checks.js";
+import { waitFor } from "../helpers/wait.js";
 
 // Issue 9, overlapping waves: two waves started at the same instant over overlapping lists, 20
 // times. Every shared item is implemented by exactly one wave: the claim is taken race-safe and
@@ -63,5 +64,26 @@ describe("overlapping waves", { timeout: 900_000 }, () => {
     await a.expectExit("start", ["--items", again.join(","), "--wave-id", "ov-redo", "--redo"], 0);
     for (const item of again) expect(a.starts((x) => x.item === item && x.phase === "implement" && x.wave === "ov-redo")).toHaveLength(1);
     expect(a.state("ov-redo")?.items.every((i) => i.status === "approved" && !i.reason_code.startsWith("already_approved"))).toBe(true);
+  });
+
+  it("a resumed wave keeps the claims of items it has finished: another wave cannot take them until it ends", async () => {
+    // cl-blk ends blocked at once; cl-hold keeps the wave running until the test opens its gate.
+    const scenario: Scenario = { items: { "cl-blk": { implement: { status: "blocked" } }, "cl-hold": { implement: { gate: "hold" } } } };
+    const a = new E2E({ items: ["cl-blk", "cl-hold"], scenario, config: { max_parallel: 2, retry_chain: ["agent-a", "blocked"] } });
+    const b = new E2E({ items: ["cl-blk", "cl-hold"], scenario, config: { max_parallel: 2, retry_chain: ["agent-a", "blocked"] }, shareStoreWith: a });
+    const first = a.cli("start", ["--items", "cl-blk,cl-hold", "--wave-id", "w-cl-a"]);
+    await waitFor(() => a.state("w-cl-a")?.items.find((i) => i.beads_id === "cl-blk")?.status === "blocked", "cl-blk blocked");
+    first.kill("SIGKILL");
+    await first.exited;
+    // The resume redoes the effects its predecessor may not have performed; releasing a claim of
+    // a wave that is not over is not one of them (SPEC §15.4).
+    const resumed = a.cli("resume", ["--wave-id", "w-cl-a"]);
+    await a.waitEvent("w-cl-a", (e) => e.event === "wave_resumed", "the resume at work");
+    const r = await b.expectExit("start", ["--items", "cl-blk", "--wave-id", "w-cl-b"], 4);
+    expect(b.state("w-cl-b")?.items[0]).toMatchObject({ status: "blocked", reason_code: "item_claimed_by_other_wave:w-cl-a" });
+    expect(a.starts((x) => x.item === "cl-blk" && x.wave === "w-cl-b")).toEqual([]);
+    expect(r.code).toBe(4);
+    a.openGate("hold");
+    expect((await resumed.exited).code).toBe(4);
   });
 });

@@ -1,10 +1,13 @@
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { describe, expect } from "vitest";
 import { Ledger } from "../helpers/events.js";
 import { buildCli } from "../helpers/build.js";
 import { it, tmp } from "../helpers/fixtures.js";
 import { expectRefusal, runCli } from "../helpers/cli.js";
 import { sandbox, writeWave, type Sandbox } from "../helpers/world.js";
+import { osLockPath, probeOsLock } from "../../src/store/os-lock.js";
+import { waitFor } from "../helpers/wait.js";
 
 // Read commands against what fencing leaves behind (issue 9): a corrupt ledger makes `check` exit
 // 3 (the wave is unusable), and a line of a superseded controller epoch is voided, reported by
@@ -40,5 +43,37 @@ describe("read commands and epochs", () => {
     expect(JSON.parse(check.stdout)).toMatchObject({ state: "running", reason_code: "controller_dead" });
     const doc = await cli(sb, "doctor", "--json");
     expect(doc.stdout).toContain("ledger_superseded_line");
+  });
+
+  it("doctor takes a controller that holds the OS lock for alive, however old its heartbeat: controller_frozen, and --fix repairs nothing under it", async () => {
+    const sb = sandbox(tmp);
+    writeWave(sb, W, story().events);
+    const old = "2020-01-01T00:00:00.000Z";
+    writeFileSync(
+      sb.layout.controllerLock(W),
+      JSON.stringify({ pid: 4242, start_time: "x", host: "frozen-host", started_at: old, heartbeat_at: old, epoch: 1, token: "t" }),
+    );
+    // The frozen controller's OS lock (another host sharing this filesystem holds it).
+    const flock = osLockPath(sb.layout.controllerLock(W));
+    writeFileSync(flock, "");
+    const holder = spawn("flock", ["--exclusive", flock, "sleep", "120"], { stdio: "ignore", detached: true });
+    const ended = new Promise((r) => holder.once("exit", r));
+    try {
+      await waitFor(() => probeOsLock(flock, {}) === "held", "the OS lock is held");
+      rmSync(sb.layout.waveState(W)); // something --fix would rebuild under a dead controller
+      const doc = JSON.parse((await cli(sb, "doctor", "--fix", "--json")).stdout) as { issues: { type: string }[]; recommendations: string[] };
+      const types = doc.issues.map((i) => i.type);
+      expect(types).toContain("controller_frozen");
+      expect(types).not.toContain("controller_dead");
+      expect(doc.recommendations.join("\n")).toContain("kill -CONT 4242");
+      expect(existsSync(sb.layout.waveState(W))).toBe(false);
+    } finally {
+      if (holder.pid !== undefined) process.kill(-holder.pid, "SIGKILL");
+      await ended;
+    }
+    // The lock released (the holder died), the stale heartbeat decides: dead, and --fix repairs.
+    const doc = JSON.parse((await cli(sb, "doctor", "--fix", "--json")).stdout) as { issues: { type: string }[] };
+    expect(doc.issues.map((i) => i.type)).toContain("controller_dead");
+    expect(existsSync(sb.layout.waveState(W))).toBe(true);
   });
 });

@@ -62,6 +62,7 @@ function observed(o: Partial<Omit<Observed, "progress" | "meta">> & { progress?:
   return {
     ref: { job_id: "bd-a1", provider: "p", run_instance: "r1" },
     now_ms: T0 + MIN,
+    wall_ms: T0 + MIN,
     pid: 100,
     pgid: 100,
     rc: null,
@@ -240,6 +241,12 @@ describe("the built-in runner's pure check classifier", () => {
   it("a finished job's age ends at its rc file's time; its mutations come from the worktree probe", () => {
     const v = classifyCheck("finished", exited(0), { ...none, ...changed }, rules);
     expect(v.health).toMatchObject({ exit_code: 0, finished_at: new Date(T0 + 30_000).toISOString(), pid_age_sec: 30, mutation_count: 2 });
+  });
+
+  it("a job that ended without an rc file is stamped with the wall clock, never with the monotonic reading", () => {
+    // The runner's clock counts from boot: as a date it would read January 1970.
+    const v = classifyCheck("finished", observed({ alive: false, rc: null, now_ms: 5_000_000, started_ms: 4_000_000, wall_ms: T0 + 31_000 }), none, rules);
+    expect(v.health).toMatchObject({ state: "exited_err", reason_code: "runner_job_lost", finished_at: new Date(T0 + 31_000).toISOString() });
   });
 
   it("a running check records what it saw, and moves last progress only on progress", () => {

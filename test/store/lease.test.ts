@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { describe, expect } from "vitest";
+import { afterEach, describe, expect, vi } from "vitest";
 import { acquireLease, isLeaseStale, listLeaseFiles, readLease, releaseLease, removeStaleLease, renewLease, type LeaseHolder } from "../../src/store/lease.js";
 import { createLayout, ensureWaveDirs } from "../../src/store/layout.js";
 import { hostName, selfIdentity } from "../../src/store/proc.js";
@@ -162,4 +162,30 @@ describe("lease", () => {
     expect(r).toMatchObject({ acquired: false, holder: { pid: dead.pid } });
     expect(readFileSync(file, "utf8")).toContain(`"pid":${dead.pid}`);
   });
+
+  it("that wait is measured on the monotonic clock: the wall clock jumping back 3 h does not stretch it", async () => {
+    const { file } = leaseFile();
+    const dead = await sleeper();
+    await dead.killAndWait();
+    holderFile(file, { pid: dead.pid, start_time: dead.start_time, host: hostName() });
+    const busy = await sleeper();
+    const gen = (await import("../../src/store/exclusive.js")).readGeneration(file)!.gen;
+    writeFileSync(
+      `${file}.gen-${gen}.0`,
+      JSON.stringify({ pid: busy.pid, start_time: busy.start_time, host: hostName(), at_ms: Date.now(), withdrawn: false }),
+    );
+    // From the first reading on, the wall clock is 3 h behind. A deadline on it would never come
+    // (a synchronous loop no test timeout can stop), so the mock gives up loudly after many reads.
+    const real = Date.now.bind(Date);
+    let calls = 0;
+    vi.spyOn(Date, "now").mockImplementation(() => {
+      calls += 1;
+      if (calls > 5_000) throw new Error("the wait is still going after 5,000 wall-clock reads: it is timed on the wall clock");
+      return calls === 1 ? real() : real() - 3 * 3_600_000;
+    });
+    const r = acquireLease(file, me(), { ttlMs: TTL, nowMs: T, waitMs: 200 });
+    expect(r).toMatchObject({ acquired: false, holder: { pid: dead.pid } });
+  });
 });
+
+afterEach(() => vi.restoreAllMocks());

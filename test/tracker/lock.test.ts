@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { serializeInProcess, withFileLock } from "../../src/tracker/lock.js";
 import { isDxError } from "../../src/errors.js";
+import { monoStamp } from "../../src/store/mono.js";
+import { processStartTime } from "../../src/store/proc.js";
 
 let dir: string;
 const children: ChildProcess[] = [];
@@ -92,6 +94,28 @@ describe("withFileLock", () => {
     expect(isDxError(err) && err.code).toBe("tracker_lock_timeout");
     // Someone else's lock is never removed by a waiter.
     expect(JSON.parse(await readFile(file, "utf8")).token).toBe("someone-else");
+  });
+
+  it("judges a holder of this host by its process and the monotonic clock, not by the file's mtime (a wall-clock jump)", async () => {
+    const file = path.join(dir, "bd.lock");
+    const holder = holderProcess();
+    const pid = holder.pid ?? -1;
+    const live = { pid, host: os.hostname(), token: "someone-else", start_time: processStartTime(pid), acquired_mono: monoStamp() };
+    await writeFile(file, JSON.stringify(live));
+    // The wall clock jumped 3 h forward since the lock was taken: by its mtime the lock is hours
+    // old, far past staleMs, yet its holder is alive and has held it for moments.
+    const hoursAgo = new Date(Date.now() - 3 * 3_600_000);
+    await utimes(file, hoursAgo, hoursAgo);
+    const err = await withFileLock(file, () => Promise.resolve(1), { timeoutMs: 300, staleMs: 600_000 }).catch((e: unknown) => e);
+    expect(isDxError(err) && err.code).toBe("tracker_lock_timeout");
+    expect(JSON.parse(await readFile(file, "utf8")).token).toBe("someone-else");
+    // Held longer than staleMs on the monotonic clock (a hung holder): stale, whatever the mtime says.
+    const now = monoStamp();
+    await writeFile(file, JSON.stringify({ ...live, acquired_mono: { ...now, ms: now.ms - 700_000 } }));
+    expect(await withFileLock(file, () => Promise.resolve(2), { timeoutMs: 5_000, staleMs: 600_000 })).toBe(2);
+    // A live pid with another start time (a reused pid) is not the holder: broken at once.
+    await writeFile(file, JSON.stringify({ ...live, start_time: "another-boot:1", acquired_mono: monoStamp() }));
+    expect(await withFileLock(file, () => Promise.resolve(3), { timeoutMs: 5_000, staleMs: 600_000 })).toBe(3);
   });
 
   it("serializes concurrent holders in one process", async () => {

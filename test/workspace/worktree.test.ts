@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +8,10 @@ import type { WorkspacePolicy } from "../../src/config/types.js";
 import { isDxError } from "../../src/errors.js";
 import { branchExistsInFiles, commonDirOf, gitDirOf, headFromFiles } from "../../src/workspace/git-files.js";
 import { diffRange, newRepoFacts, resolveWorktree, worktreeHead } from "../../src/workspace/worktree.js";
+import { REPO_LOCK_NAME } from "../../src/store/repo-lock.js";
+import { hostName } from "../../src/store/proc.js";
+import { sleeper } from "../helpers/procs.js";
+import { waitFor } from "../helpers/wait.js";
 
 const GIT_ENV = {
   ...process.env,
@@ -163,6 +167,35 @@ describe("resolveWorktree", () => {
     }
     const list = await git(repo, "worktree", "list", "--porcelain");
     for (const id of items) expect(list).toContain(`branch refs/heads/dx/${id}`);
+  });
+
+  it("waits for another process creating a worktree in the same repository (the lock in its git dir), then creates its own", async () => {
+    // Another controller (another process of this host) holds the repository's worktree lock.
+    const other = await sleeper();
+    const now = Date.now();
+    writeFileSync(
+      path.join(repo, ".git", REPO_LOCK_NAME),
+      JSON.stringify({
+        pid: other.pid,
+        start_time: other.start_time,
+        host: hostName(),
+        wave_id: "_repo",
+        acquired_at: new Date(now).toISOString(),
+        expires_at: new Date(now + 600_000).toISOString(),
+        token: "other",
+      }),
+    );
+    let done = false;
+    const p = resolveWorktree("bd-x1", { workspace_root: ws, repo, base: "HEAD", policy }).finally(() => (done = true));
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(done).toBe(false);
+      expect(await git(repo, "worktree", "list", "--porcelain")).not.toContain("dx/bd-x1");
+    }
+    await other.killAndWait();
+    await waitFor(() => done, "the worktree is created once the other process is gone");
+    expect(await p).toMatchObject({ ok: true, created: true });
+    expect(existsSync(path.join(repo, ".git", REPO_LOCK_NAME))).toBe(false);
   });
 
   it("two resolutions of one item at once create it once", async () => {

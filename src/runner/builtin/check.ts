@@ -68,6 +68,7 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
     ref,
     now_ms: now,
     started_ms: startedOnClock(meta, now),
+    wall_ms: Date.now(),
     meta,
     progress,
     pid,

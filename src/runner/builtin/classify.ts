@@ -13,6 +13,8 @@ export interface Observed {
   /** The runner's clock (monotonic), and when the job started on it. */
   now_ms: number;
   started_ms: number;
+  /** The wall clock at the same moment: only for the times people read (finished_at). */
+  wall_ms: number;
   meta: JobMeta;
   /** This run's progress record, or the initial one. */
   progress: JobProgress;
@@ -127,7 +129,8 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 function finished(o: Observed, p: Probed): CheckVerdict {
   const base = baseHealth(o);
   const prog = o.progress;
-  const finishedAt = iso(o.rc_mtime_ms ?? o.now_ms);
+  // A time to show: the rc file's, else the wall clock now (now_ms is monotonic, not a date).
+  const finishedAt = iso(o.rc_mtime_ms ?? o.wall_ms);
   let h: JobHealth;
   if (prog.stop_requested_at_ms !== null) h = { ...base, state: "stopped", reason_code: "stopped" };
   else if (prog.timed_out_at_ms !== null) h = { ...base, state: "timed_out", reason_code: "max_runtime_exceeded" };
