@@ -11,6 +11,7 @@ import { maySignal, processStartTime, selfIdentity } from "../../src/store/proc.
 import { acquireTenure } from "../../src/store/tenure.js";
 import { it, tmp } from "../helpers/fixtures.js";
 import { sleeper } from "../helpers/procs.js";
+import { waitFor } from "../helpers/wait.js";
 
 // The controller's tenure (store/tenure.ts): the OS lock, then controller.lock at the next epoch,
 // and the fence. Plus the ownership rules of issue 9 at the store level: leases belong to the wave
@@ -33,7 +34,9 @@ describe("controller tenure", () => {
     expect(t1.heartbeat(new Date().toISOString())).toBe(true);
     expect(t1.holds()).toBe(true);
     t1.release();
-    expect(probeOsLock(osLockPath(file), {})).toBe("free");
+    // The lock goes with its holder process, which the release ends: the kernel frees it at that
+    // process's exit, a moment after release() returns.
+    await waitFor(() => probeOsLock(osLockPath(file), {}) === "free" || null, "the OS lock freed after release");
     const t2 = await acquireTenure(file, "w1", { env: {}, minEpoch: 4 });
     expect(t2.epoch).toBe(5);
     // Someone else's write (a takeover) makes the fence fall at once.
