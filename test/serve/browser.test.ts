@@ -4,10 +4,11 @@ import path from "node:path";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { attemptLogs } from "../../src/serve/logs.js";
+import { buildCli } from "../helpers/build.js";
 import { killAllChildren } from "../helpers/procs.js";
 import { TempDirs } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
-import { buildServeCli, serve, slowSandbox, startCli } from "./helpers.js";
+import { serve, slowSandbox, startCli } from "./helpers.js";
 
 // A real headless Chromium (Debian's, never a downloaded one) on the dashboard while a real wave
 // runs: the wave appears, item statuses change without a reload, and a log link opens the
@@ -32,7 +33,7 @@ let profile = "";
 
 beforeAll(() => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  bin = buildServeCli();
+  bin = buildCli();
 }, 180_000);
 afterEach(async () => {
   await browser?.close().catch(() => undefined);

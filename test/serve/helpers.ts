@@ -1,9 +1,8 @@
 import { request, type IncomingHttpHeaders } from "node:http";
-import { cpSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import { startServer, type RunningServer, type ServeOptions } from "../../src/serve/server.js";
-import { buildCli, REPO } from "../helpers/build.js";
 import { test } from "../helpers/fixtures.js";
 import { spawnNode, type CliProc } from "../helpers/procs.js";
 import type { TempDirs } from "../helpers/tmp.js";
@@ -142,29 +141,8 @@ export function sse(base: string, target: string, headers: Record<string, string
   return { close: () => req.destroy(), status };
 }
 
-/**
- * The compiled CLI of test/cli/helpers.ts, with the dashboard's files next to it as in the
- * package (its build copies bin/, dist/ and package.json only).
- */
-export function buildServeCli(): string {
-  return withWeb(buildCli());
-}
-
-/** The compiled CLI with the dashboard's web/ beside it, as the package lays it out. */
-function withWeb(bin: string): string {
-  cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
-  return bin;
-}
-
-/** The shared fixtures (bin, tmp, cleanup after each test) and `serveBin`: `bin` with web/ beside it. */
-export const it = test.extend<{ serveBin: string }>({
-  serveBin: [
-    async ({ bin }, use) => {
-      await use(withWeb(bin));
-    },
-    { scope: "worker" },
-  ],
-});
+/** The shared fixtures (bin, with web/ beside dist/ as in the package; tmp; cleanup after each test). */
+export { test as it };
 
 /** `dx-batch …args` in the background (its own process group, killed by killAllChildren). */
 export const startCli = (bin: string, args: readonly string[], cwd: string): CliProc => spawnNode(bin, args, { cwd, env: cleanEnv() });

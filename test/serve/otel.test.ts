@@ -42,7 +42,7 @@ const attr = (s: OtlpSpan, key: string): string | number | undefined => {
   return v?.stringValue ?? (v?.intValue === undefined ? undefined : Number(v.intValue));
 };
 
-it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP receiver", async ({ serveBin: bin, tmp }) => {
+it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP receiver", async ({ bin, tmp }) => {
   const rx = await receiver();
   const sb = slowSandbox(tmp, 100);
   const W = "wave-otel";
