@@ -74,6 +74,14 @@ describe("documents equal the CLI's --json", () => {
   });
 });
 
+describe("workers", () => {
+  it("without a queue runner: no prefix, no workers, and why", async () => {
+    const r = await getJson(srv.url, "/api/workers");
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ prefix: null, workers: [], note: expect.stringContaining("no queue runner") as string });
+  });
+});
+
 describe("usage per attempt (the dashboard's; report has no usage)", () => {
   it("lists every attempt of the report, with its usage or null", async () => {
     const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as {
