@@ -1,4 +1,5 @@
-import { request, type IncomingHttpHeaders } from "node:http";
+import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
@@ -146,3 +147,39 @@ export { test as it };
 
 /** `dx-batch …args` in the background (its own process group, killed by killAllChildren). */
 export const startCli = (bin: string, args: readonly string[], cwd: string): CliProc => spawnNode(bin, args, { cwd, env: cleanEnv() });
+
+export interface OtlpValue {
+  stringValue?: string;
+  intValue?: string | number;
+}
+export interface OtlpSpan {
+  name: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  attributes: { key: string; value: OtlpValue }[];
+  status?: { code?: number };
+}
+export interface OtlpRequest {
+  resourceSpans: { resource: { attributes: { key: string; value: OtlpValue }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[];
+}
+
+/** A local OTLP/HTTP receiver (JSON encoding) that keeps what it is sent. */
+export async function otlpReceiver(): Promise<{ url: string; requests: { path: string; type: string; body: OtlpRequest }[]; server: Server }> {
+  const requests: { path: string; type: string; body: OtlpRequest }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      requests.push({ path: req.url ?? "", type: req.headers["content-type"] ?? "", body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as OtlpRequest });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
+}
+
+export const spanAttr = (s: OtlpSpan, key: string): string | number | undefined => {
+  const v = s.attributes.find((a) => a.key === key)?.value;
+  return v?.stringValue ?? (v?.intValue === undefined ? undefined : Number(v.intValue));
+};
