@@ -21,22 +21,29 @@ export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 /** `dependency_blocked:demo-3` -> `dependency_blocked`: label values stay a small set. */
 const code = (s: string | null | undefined): string => (s ?? "none").split(":")[0] ?? "none";
 
+/** An attempt's usage (SPEC §15.6): null where the agent's CLI did not say. */
 export interface Usage {
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cost_usd: number;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cost_usd: number | null;
 }
 
-/** The attempt's usage (SPEC §15.6) when the record carries one; older records have none. */
+/** The attempt's usage when its record carries any figure; null when none was reported (not zero). */
 export function usageOf(rec: AttemptRecord): Usage | null {
   const u: unknown = "usage" in rec ? (rec as { usage?: unknown }).usage : undefined;
   if (typeof u !== "object" || u === null) return null;
-  const num = (k: string): number => {
+  const num = (k: string): number | null => {
     const v: unknown = (u as Record<string, unknown>)[k];
-    return typeof v === "number" && Number.isFinite(v) ? v : 0;
+    return typeof v === "number" && Number.isFinite(v) ? v : null;
   };
-  return { input_tokens: num("input_tokens"), output_tokens: num("output_tokens"), cache_read_tokens: num("cache_read_tokens"), cost_usd: num("cost_usd") };
+  const out = {
+    input_tokens: num("input_tokens"),
+    output_tokens: num("output_tokens"),
+    cache_read_tokens: num("cache_read_tokens"),
+    cost_usd: num("cost_usd"),
+  };
+  return Object.values(out).every((v) => v === null) ? null : out;
 }
 
 export const attemptOutcome = (h: AttemptRecord): string => code(h.verdict ?? h.reason_code ?? (h.completed_at === null ? "running" : h.state));
@@ -58,13 +65,13 @@ export class Metrics {
   });
   private readonly tokens = new Gauge({
     name: "dx_batch_tokens",
-    help: "Tokens used by provider and kind (0 until attempts report usage)",
+    help: "Tokens used by provider and kind, as the attempts reported them (an attempt that reported none adds 0)",
     labelNames: ["provider", "kind"],
     registers: [this.registry],
   });
   private readonly cost = new Gauge({
     name: "dx_batch_cost_usd",
-    help: "Cost in USD by provider (0 until attempts report usage)",
+    help: "Cost in USD by provider, as the attempts reported it (an attempt that reported none adds 0)",
     labelNames: ["provider"],
     registers: [this.registry],
   });

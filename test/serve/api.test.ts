@@ -269,7 +269,26 @@ describe("/metrics", () => {
     const providers = [...new Set(attempts.map((a) => a.provider))].sort();
     const tokenProviders = [...new Set(fam("dx_batch_tokens").metrics.map((m) => m.labels?.provider))].sort();
     expect(tokenProviders).toEqual(providers);
-    for (const m of [...fam("dx_batch_tokens").metrics, ...fam("dx_batch_cost_usd").metrics]) expect(Number(m.value)).toBe(0); // no usage reported yet
+    // Tokens and cost by provider are the sums of what the attempts reported (agent-a reports, agent-b does not).
+    const usage = (await getJson(srv.url, `/api/waves/${W}/usage`)).json as {
+      attempts: { provider: string; usage: { input_tokens: number | null; output_tokens: number | null; cost_usd: number | null } | null }[];
+    };
+    const want: Record<string, number> = {};
+    for (const a of usage.attempts) {
+      for (const [kind, v] of [
+        ["input", a.usage?.input_tokens],
+        ["output", a.usage?.output_tokens],
+        ["cost", a.usage?.cost_usd],
+      ] as const)
+        want[`${a.provider} ${kind}`] = (want[`${a.provider} ${kind}`] ?? 0) + (v ?? 0);
+    }
+    const got: Record<string, number> = {};
+    for (const m of fam("dx_batch_tokens").metrics) if (m.labels?.kind !== "cache_read") got[`${m.labels?.provider} ${m.labels?.kind}`] = Number(m.value);
+    for (const m of fam("dx_batch_cost_usd").metrics) got[`${m.labels?.provider} cost`] = Number(m.value);
+    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+    for (const [k, v] of Object.entries(want)) expect(got[k], k).toBeCloseTo(v, 9);
+    expect(want["agent-a input"]).toBeGreaterThan(0);
+    expect(usage.attempts.filter((a) => a.provider === "agent-b").every((a) => a.usage === null)).toBe(true);
     expect(fam("dx_batch_waves").metrics).toEqual([{ labels: { state: "completed" }, value: "1" }]);
     expect(families.find((f) => f.name === "dx_batch_live_jobs")?.metrics ?? []).toEqual([]);
 

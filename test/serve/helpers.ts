@@ -15,6 +15,7 @@ import { agentSandbox, cleanEnv, type Sandbox } from "../helpers/world.js";
 /**
  * A stand-in agent that takes its time (DX_TEST_AGENT_MS per run), prints a few log lines, then
  * writes its contract; a completed implement commits one line of notes/<item>.md in its worktree.
+ * agent-a then prints its token usage and cost; agent-b says nothing of them.
  * Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
  */
 export const SLOW_AGENT = `
@@ -45,6 +46,10 @@ if (phase === "review") {
   }
   c = { phase: "implement", beads_id: item, status: done ? "completed" : "blocked",
         artifacts: { files_changed: files, commits }, summary: "attempt " + attempt + " by " + process.argv[2], timestamp: at };
+}
+// agent-a reports its usage as Claude Code's stream-json does before its end; agent-b reports none.
+if (process.argv[2] === "agent-a") {
+  console.log(JSON.stringify({ type: "result", subtype: "success", usage: { input_tokens: 1000 + attempt, output_tokens: 200, cache_read_input_tokens: 50 }, total_cost_usd: 0.0125 }));
 }
 writeFileSync(e.DX_BATCH_CONTRACT_FILE, JSON.stringify(c));
 `;
