@@ -1,7 +1,7 @@
 // The dx-batch dashboard: plain ES module, no build step, no third-party code. It reads the same
 // JSON documents as the CLI (GET /api/waves = list --json, /api/waves/:id = status --json,
-// /api/waves/:id/report = report --format json), usage per attempt from /api/waves/:id/usage, and
-// follows the wave's ledger over SSE.
+// /api/waves/:id/report = report --format json, which carries each attempt's usage), and follows
+// the wave's ledger over SSE.
 
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (url) => (token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url);
@@ -159,7 +159,7 @@ function timeline(r) {
 
 function renderWave() {
   if (!current) return;
-  const { status: s, report: r, usage: u } = current;
+  const { status: s, report: r } = current;
   $("#wave").hidden = false;
   $("#wave-h").textContent = `Wave ${s.wave_id}`;
   $("#wave-summary").replaceChildren(
@@ -171,7 +171,7 @@ function renderWave() {
     $("#items tbody"),
     s.items.map((it) => {
       const attempts = attemptsOf.get(it.beads_id) ?? [];
-      const [tokens, cost] = usageText(u.attempts.filter((a) => a.item === it.beads_id));
+      const [tokens, cost] = usageText(attempts);
       return el(
         "tr",
         { "data-item": it.beads_id },
@@ -207,9 +207,9 @@ async function refreshWave() {
   refreshing = (async () => {
     try {
       const base = `/api/waves/${encodeURIComponent(id)}`;
-      const [status, report, usage] = await Promise.all([getJson(base), getJson(`${base}/report`), getJson(`${base}/usage`)]);
+      const [status, report] = await Promise.all([getJson(base), getJson(`${base}/report`)]);
       if (id === selected) {
-        current = { status, report, usage };
+        current = { status, report };
         renderWave();
       }
     } catch (e) {

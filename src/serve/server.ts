@@ -5,7 +5,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import { DxError, isDxError } from "../errors.js";
 import { createLayout, type Layout } from "../store/layout.js";
 import { isLoopbackHost, refusal } from "./auth.js";
-import { checkItem, checkWave, reportDoc, statusDoc, usageDoc, wavesDoc } from "./documents.js";
+import { checkItem, checkWave, reportDoc, statusDoc, wavesDoc } from "./documents.js";
 import { badRequest, HttpError, notFound } from "./http-error.js";
 import { logRoots, parseLogQuery, readAttemptLog } from "./logs.js";
 import { Metrics } from "./metrics.js";
@@ -108,7 +108,6 @@ export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metri
     checkWave(id);
     if (sub === undefined) return sendJson(res, 200, await statusDoc(o.layout, id, o.configSource ?? null));
     if (sub === "report" && item === undefined) return sendJson(res, 200, await reportDoc(o.layout, id));
-    if (sub === "usage" && item === undefined) return sendJson(res, 200, await usageDoc(o.layout, id));
     if (sub === "events" && item === undefined) {
       const after = lastEventId(req, q);
       waveMustExist(id);

@@ -148,11 +148,10 @@ it("shows a running wave live, and opens an attempt's log", async () => {
     }
     await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
 
-    // Usage and cost per item: the sums of what its attempts reported, as /usage gives them.
-    const usage = (await getJson(srv.url, `/api/waves/${W}/usage`)).json as {
-      attempts: { item: string; usage: { input_tokens: number | null; output_tokens: number | null; cost_usd: number | null } | null }[];
-    };
-    const ok1 = usage.attempts.filter((a) => a.item === "ok-1" && a.usage !== null);
+    // Usage and cost per item: the sums of what its attempts reported, as the report gives them.
+    type U = { input_tokens: number | null; output_tokens: number | null; cost_usd: number | null } | null;
+    const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as { items: { beads_id: string; attempts: { usage: U }[] }[] };
+    const ok1 = (report.items.find((i) => i.beads_id === "ok-1")?.attempts ?? []).filter((a) => a.usage?.input_tokens != null);
     expect(ok1.length).toBeGreaterThan(0);
     const cells = await page.$$eval(`#items tr[data-item="ok-1"] td.num`, (tds) => tds.map((td) => td.textContent ?? ""));
     expect(cells.slice(-2)).toEqual([

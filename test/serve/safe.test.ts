@@ -84,7 +84,6 @@ it("serve changes no file, starts no process (no git, no provider), and takes ot
       "/api/waves?all=1",
       `/api/waves/${W}`,
       `/api/waves/${W}/report`,
-      `/api/waves/${W}/usage`,
       `/api/waves/${W}/items/rev-2/logs`,
       `/api/waves/${W}/items/rev-2/logs?attempt=1&phase=review`,
       `/api/waves/${W}/items/blk-3/logs?bytes=5`,
