@@ -1,7 +1,7 @@
 // The dx-batch dashboard: plain ES module, no build step, no third-party code. It reads the same
 // JSON documents as the CLI (GET /api/waves = list --json, /api/waves/:id = status --json,
-// /api/waves/:id/report = report --format json), usage per attempt from /api/waves/:id/usage, and
-// follows the wave's ledger over SSE.
+// /api/waves/:id/report = report --format json, which carries each attempt's usage), and follows
+// the wave's ledger over SSE.
 
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (url) => (token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url);
@@ -25,6 +25,16 @@ function el(tag, attrs = {}, ...children) {
 }
 
 const statusCell = (s) => el("td", { class: "status", "data-status": s, text: s });
+
+/**
+ * Replace a container's rows without losing the keyboard focus: a live update would otherwise
+ * drop the focus of someone on a link in the table. Focusable elements carry data-key.
+ */
+function replaceKeepingFocus(container, rows) {
+  const key = container.contains(document.activeElement) ? document.activeElement.getAttribute("data-key") : null;
+  container.replaceChildren(...rows);
+  if (key !== null) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+}
 
 function counts(st) {
   if (!st) return "-";
@@ -61,14 +71,21 @@ async function loadWaves() {
   const waves = await getJson("/api/waves");
   if (selected === null && waves.length > 0) select(waves[0].wave_id);
   const body = $("#waves tbody");
-  body.replaceChildren(
-    ...waves.map((w) => {
-      const link = el("a", { href: `#wave=${encodeURIComponent(w.wave_id)}`, text: w.wave_id });
+  replaceKeepingFocus(
+    body,
+    waves.map((w) => {
+      const here = w.wave_id === selected;
+      const link = el("a", {
+        href: `#wave=${encodeURIComponent(w.wave_id)}`,
+        "data-key": `wave:${w.wave_id}`,
+        "aria-current": here ? "true" : null,
+        text: w.wave_id,
+      });
       const c = w.controller;
       const ctl = c.pid === null ? "none" : `pid ${c.pid} on ${c.host} (${c.alive ? "alive" : "dead"})`;
       return el(
         "tr",
-        { "data-wave": w.wave_id, class: w.wave_id === selected ? "selected" : null },
+        { "data-wave": w.wave_id, class: here ? "selected" : null },
         el("td", {}, link),
         statusCell(w.state),
         el("td", { text: w.reason_code }),
@@ -83,19 +100,23 @@ async function loadWaves() {
 
 // ---- one wave ---------------------------------------------------------------------------------
 
-/** Tokens (input + output) and cost of an item's attempts that reported usage. */
+/**
+ * Tokens (input + output) and cost of an item's attempts, from what they reported; "-" where none
+ * reported a figure (unknown is not zero).
+ */
 function usageText(rows) {
-  let tokens = 0,
-    cost = 0,
-    any = false;
+  let tokens = null,
+    cost = null;
   for (const r of rows) {
-    if (!r.usage) continue;
-    any = true;
-    tokens += r.usage.input_tokens + r.usage.output_tokens;
-    cost += r.usage.cost_usd;
+    const u = r.usage;
+    if (!u) continue;
+    if (u.input_tokens !== null || u.output_tokens !== null) tokens = (tokens ?? 0) + (u.input_tokens ?? 0) + (u.output_tokens ?? 0);
+    if (u.cost_usd !== null) cost = (cost ?? 0) + u.cost_usd;
   }
-  return any ? [String(tokens), `$${cost.toFixed(4)}`] : ["-", "-"];
+  return [tokens === null ? "-" : String(tokens), cost === null ? "-" : `$${cost.toFixed(4)}`];
 }
+
+const PHASE_SHORT = { implement: "impl", review: "review" };
 
 function logLinks(waveId, item, attempts) {
   const td = el("td", { class: "logs" });
@@ -112,7 +133,10 @@ function logLinks(waveId, item, attempts) {
         rel: "noopener",
         "data-phase": a.phase,
         "data-attempt": a.attempt,
-        text: `${a.phase === "implement" ? "impl" : "review"} ${a.attempt}`,
+        "data-key": `log:${item}:${key}`,
+        // The visible text is short; the name a screen reader gives says whose log it is.
+        "aria-label": `log of ${item}, ${a.phase} attempt ${a.attempt} (opens in a new tab)`,
+        text: `${PHASE_SHORT[a.phase] ?? a.phase} ${a.attempt}`,
       }),
     );
   }
@@ -135,7 +159,7 @@ function timeline(r) {
 
 function renderWave() {
   if (!current) return;
-  const { status: s, report: r, usage: u } = current;
+  const { status: s, report: r } = current;
   $("#wave").hidden = false;
   $("#wave-h").textContent = `Wave ${s.wave_id}`;
   $("#wave-summary").replaceChildren(
@@ -143,10 +167,11 @@ function renderWave() {
     ` (${s.reason_code}); next action: ${s.next_action}; ${counts(s.stats)}`,
   );
   const attemptsOf = new Map(r.items.map((it) => [it.beads_id, it.attempts]));
-  $("#items tbody").replaceChildren(
-    ...s.items.map((it) => {
+  replaceKeepingFocus(
+    $("#items tbody"),
+    s.items.map((it) => {
       const attempts = attemptsOf.get(it.beads_id) ?? [];
-      const [tokens, cost] = usageText(u.attempts.filter((a) => a.item === it.beads_id));
+      const [tokens, cost] = usageText(attempts);
       return el(
         "tr",
         { "data-item": it.beads_id },
@@ -182,9 +207,9 @@ async function refreshWave() {
   refreshing = (async () => {
     try {
       const base = `/api/waves/${encodeURIComponent(id)}`;
-      const [status, report, usage] = await Promise.all([getJson(base), getJson(`${base}/report`), getJson(`${base}/usage`)]);
+      const [status, report] = await Promise.all([getJson(base), getJson(`${base}/report`)]);
       if (id === selected) {
-        current = { status, report, usage };
+        current = { status, report };
         renderWave();
       }
     } catch (e) {

@@ -21,13 +21,17 @@ export function registerServeCommand(program: Command, ctx: CommandContext): voi
     .option("--port <n>", `TCP port (0: any free one)`, port, DEFAULT_SERVE_PORT)
     .option("--host <addr>", "address to bind; beyond loopback a token is required", "127.0.0.1")
     .option("--token <secret>", "require this bearer token on every request (default: $DX_BATCH_SERVE_TOKEN)")
-    .option("--otel-endpoint <url>", "export one OpenTelemetry span per attempt over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
+    .option(
+      "--otel-endpoint <url>",
+      "export one OpenTelemetry span per attempt over OTLP/HTTP (default: otel.endpoint of the config, else $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
     .action(async (o: { config?: string; port: number; host: string; token?: string; otelEndpoint?: string }) => {
       const { openContext } = await import("../app/context.js");
       const { startServer } = await import("../serve/server.js");
       const c = openContext(ctx, { config: o.config });
       const token = o.token ?? ctx.env.DX_BATCH_SERVE_TOKEN ?? null;
-      const otelEndpoint = o.otelEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
+      // Flags over the config file over the environment, as for every other setting (SPEC §3).
+      const otelEndpoint = o.otelEndpoint ?? c.config.otel?.endpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
       if (otelEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otelEndpoint))
         throw new DxError("usage", `--otel-endpoint must be an http(s) URL, not ${JSON.stringify(otelEndpoint)}`);
       let running;

@@ -238,6 +238,20 @@ export const ConfigFileSchema = Type.Object(
         },
       ),
     ),
+    otel: Type.Optional(
+      Type.Object(
+        {
+          endpoint: Type.String({
+            pattern: "^https?://[^\\s]+$",
+            description: "OTLP/HTTP base URL (http://collector:4318) or full traces URL (…/v1/traces); `serve --otel-endpoint` overrides it",
+          }),
+        },
+        {
+          additionalProperties: false,
+          description: "`dx-batch serve` exports one OpenTelemetry span per attempt (provider, item, outcome) to this endpoint; absent: no traces",
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: "dx-batch configuration file (dx-batch.config.json)" },
 );

@@ -56,6 +56,13 @@ export interface ResolvedConfig {
   notify?: NotifyConfig;
   /** Where approved work goes (issue #13); absent: the branch stays local. */
   pr?: PrConfig;
+  /** `dx-batch serve` sends one span per attempt here (issue #15); absent: no traces. */
+  otel?: OtelConfig;
+}
+
+export interface OtelConfig {
+  /** OTLP/HTTP base URL, or the full traces URL ending in /v1/traces. */
+  endpoint: string;
 }
 
 export interface NotifyConfig {

@@ -4,7 +4,8 @@ import { keys, parseJson, parseWorkerRecord, type WorkerRecord } from "./protoco
 // The live workers: each writes `<prefix>:worker:<id>` with an expiry of one lock window, so a
 // dead, frozen or cut-off worker drops out of this list by itself.
 
-export async function liveWorkers(redis: Redis, prefix: string): Promise<WorkerRecord[]> {
+/** `prune: false` reads only (dx-batch serve): expired ids stay in the set for a writer to forget. */
+export async function liveWorkers(redis: Redis, prefix: string, o: { prune?: boolean } = {}): Promise<WorkerRecord[]> {
   const k = keys(prefix);
   const ids = (await redis.smembers(k.workers)).sort();
   if (ids.length === 0) return [];
@@ -17,7 +18,7 @@ export async function liveWorkers(redis: Redis, prefix: string): Promise<WorkerR
     else out.push(rec);
   });
   // Forget workers whose heartbeat has expired; a worker that comes back adds itself again.
-  if (gone.length > 0) await redis.srem(k.workers, ...gone);
+  if (gone.length > 0 && o.prune !== false) await redis.srem(k.workers, ...gone);
   return out;
 }
 

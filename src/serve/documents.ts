@@ -6,7 +6,6 @@ import { worktreeHeads } from "../app/worktree-heads.js";
 import { isValidItemId, isValidWaveId } from "../core/ids.js";
 import type { Layout } from "../store/layout.js";
 import { badRequest, notFound } from "./http-error.js";
-import { usageOf, type Usage } from "./metrics.js";
 
 // The API's documents are the CLI's --json documents, built by the same functions in the same
 // order as src/cli: list --json, status --json, report --format json.
@@ -36,26 +35,4 @@ export async function reportDoc(layout: Layout, waveId: string) {
   const w = await readWave(layout, checkWave(waveId), { allEvents: true });
   if (!w) throw waveNotFound(waveId);
   return reportView(w.state, w.waveEvents, w.attemptErrors, w.attemptLogs, await worktreeHeads(w.state));
-}
-
-export interface UsageRow {
-  item: string;
-  phase: string;
-  attempt: number;
-  provider: string;
-  usage: Usage | null;
-}
-
-/**
- * Usage and cost per attempt (SPEC §15.6) for the dashboard: the one document with no CLI
- * counterpart, because `report --format json` does not carry usage. null where an attempt
- * reported none.
- */
-export async function usageDoc(layout: Layout, waveId: string): Promise<{ wave_id: string; attempts: UsageRow[] }> {
-  const w = await readWave(layout, checkWave(waveId));
-  if (!w) throw waveNotFound(waveId);
-  const attempts = w.state.items.flatMap((it) =>
-    it.history.map((h) => ({ item: it.beads_id, phase: h.phase, attempt: h.attempt, provider: h.provider, usage: usageOf(h) })),
-  );
-  return { wave_id: waveId, attempts };
 }

@@ -120,10 +120,11 @@ export interface LogWindow {
 export function readAttemptLog(layout: Layout, roots: readonly string[], waveId: string, itemId: string, q: LogQuery): LogWindow {
   const logs = attemptLogs(layout, waveId, itemId);
   if (logs === null) throw notFound("item_not_found", `no item ${itemId} with events in wave ${waveId}`);
-  const pick = logs.filter((l) => (q.phase === null || l.phase === q.phase) && (q.attempt === null || l.attempt === q.attempt));
+  // As `dx-batch logs` (pickRun): attempt N alone names implement attempt N.
+  const phase = q.phase ?? (q.attempt !== null ? "implement" : null);
+  const pick = logs.filter((l) => (phase === null || l.phase === phase) && (q.attempt === null || l.attempt === q.attempt));
   const log = pick[pick.length - 1];
-  if (log === undefined)
-    throw notFound("log_not_found", `no log recorded for ${itemId}${q.phase ? ` ${q.phase}` : ""}${q.attempt ? ` attempt ${q.attempt}` : ""}`);
+  if (log === undefined) throw notFound("log_not_found", `no log recorded for ${itemId}${phase ? ` ${phase}` : ""}${q.attempt ? ` attempt ${q.attempt}` : ""}`);
   if (!within(roots, log.path))
     throw notFound("log_not_found", `the log of ${itemId} ${log.phase} attempt ${log.attempt} is missing or outside the served directories`);
   const fd = openSync(log.path, constants.O_RDONLY | constants.O_NOFOLLOW);

@@ -6,34 +6,44 @@ import type { AttemptRecord, WaveState } from "../core/state.js";
 import { isDxError } from "../errors.js";
 import type { Layout } from "../store/layout.js";
 import { LedgerTail } from "./ledger-tail.js";
+import type { WorkerSource } from "./workers.js";
 
 // GET /metrics, Prometheus text format through prom-client. Gauges are recomputed from the waves
 // at each scrape (the waves `list` shows by default); the dispatch-latency histogram is fed once
 // per attempt from the ledgers (item_dispatched.at -> job_started.at of the same run_instance),
 // read incrementally so a scrape costs only the new lines. The histogram has no labels: one
-// series keeps it cheap and readable by every exposition parser.
+// series keeps it cheap and readable by every exposition parser. With the bullmq runner the live
+// workers are read from Redis at each scrape: a live job is labelled with the worker running it
+// (`queued` while none has taken it), and each worker's jobs are a series of their own.
 
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** `dependency_blocked:demo-3` -> `dependency_blocked`: label values stay a small set. */
 const code = (s: string | null | undefined): string => (s ?? "none").split(":")[0] ?? "none";
 
+/** An attempt's usage (SPEC §15.6): null where the agent's CLI did not say. */
 export interface Usage {
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cost_usd: number;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cost_usd: number | null;
 }
 
-/** The attempt's usage (SPEC §15.6) when the record carries one; older records have none. */
+/** The attempt's usage when its record carries any figure; null when none was reported (not zero). */
 export function usageOf(rec: AttemptRecord): Usage | null {
   const u: unknown = "usage" in rec ? (rec as { usage?: unknown }).usage : undefined;
   if (typeof u !== "object" || u === null) return null;
-  const num = (k: string): number => {
+  const num = (k: string): number | null => {
     const v: unknown = (u as Record<string, unknown>)[k];
-    return typeof v === "number" && Number.isFinite(v) ? v : 0;
+    return typeof v === "number" && Number.isFinite(v) ? v : null;
   };
-  return { input_tokens: num("input_tokens"), output_tokens: num("output_tokens"), cache_read_tokens: num("cache_read_tokens"), cost_usd: num("cost_usd") };
+  const out = {
+    input_tokens: num("input_tokens"),
+    output_tokens: num("output_tokens"),
+    cache_read_tokens: num("cache_read_tokens"),
+    cost_usd: num("cost_usd"),
+  };
+  return Object.values(out).every((v) => v === null) ? null : out;
 }
 
 export const attemptOutcome = (h: AttemptRecord): string => code(h.verdict ?? h.reason_code ?? (h.completed_at === null ? "running" : h.state));
@@ -55,13 +65,13 @@ export class Metrics {
   });
   private readonly tokens = new Gauge({
     name: "dx_batch_tokens",
-    help: "Tokens used by provider and kind (0 until attempts report usage)",
+    help: "Tokens used by provider and kind, as the attempts reported them (an attempt that reported none adds 0)",
     labelNames: ["provider", "kind"],
     registers: [this.registry],
   });
   private readonly cost = new Gauge({
     name: "dx_batch_cost_usd",
-    help: "Cost in USD by provider (0 until attempts report usage)",
+    help: "Cost in USD by provider, as the attempts reported it (an attempt that reported none adds 0)",
     labelNames: ["provider"],
     registers: [this.registry],
   });
@@ -79,10 +89,17 @@ export class Metrics {
   });
   private readonly liveJobs = new Gauge({
     name: "dx_batch_live_jobs",
-    help: "Jobs running now, by wave, provider and worker (`local`: this host's runner)",
+    help: "Jobs running now, by wave, provider and worker (`local`: this host's runner; `queued`: no worker has it yet; `unknown`: Redis did not answer)",
     labelNames: ["wave", "provider", "worker"],
     registers: [this.registry],
   });
+  private readonly workerJobs = new Gauge({
+    name: "dx_batch_worker_jobs",
+    help: "Jobs each live worker of the queue runner runs now (every wave on the queue), and its concurrency",
+    labelNames: ["worker", "host", "kind"],
+    registers: [this.registry],
+  });
+
   private readonly latency = new Histogram({
     name: "dx_batch_dispatch_latency_seconds",
     help: "From item_dispatched to job_started of the same run_instance, from ledger timestamps",
@@ -91,10 +108,22 @@ export class Metrics {
   });
   private readonly tails = new Map<string, { tail: LedgerTail; dispatched: Map<string, number> }>();
 
+  private readonly now: () => number;
+  private readonly workers: WorkerSource | null;
+  /** Only with a queue runner: without one there is no Redis to be up or down. */
+  private readonly queueUp: Gauge | null;
+
   constructor(
     private readonly layout: Layout,
-    private readonly now: () => number = Date.now,
-  ) {}
+    o: { workers?: WorkerSource | null; now?: () => number } = {},
+  ) {
+    this.now = o.now ?? Date.now;
+    this.workers = o.workers ?? null;
+    this.queueUp =
+      this.workers === null
+        ? null
+        : new Gauge({ name: "dx_batch_queue_up", help: "1 when the queue runner's Redis answered this scrape, 0 when it did not", registers: [this.registry] });
+  }
 
   private inFlight: Promise<string> | null = null;
 
@@ -105,8 +134,9 @@ export class Metrics {
   }
 
   private async collect(): Promise<string> {
-    for (const g of [this.waves, this.items, this.attempts, this.tokens, this.cost, this.quotaErrors, this.cooldown, this.liveJobs]) g.reset();
+    for (const g of [this.waves, this.items, this.attempts, this.tokens, this.cost, this.quotaErrors, this.cooldown, this.liveJobs, this.workerJobs]) g.reset();
     const nowMs = this.now();
+    const workerOf = await this.readWorkers();
     for (const { wave_id } of wavesNewestFirst(this.layout.root)) {
       let state: WaveState;
       try {
@@ -119,7 +149,7 @@ export class Metrics {
         continue;
       }
       if (state.status === "completed" && nowMs - Date.parse(state.completed_at ?? state.updated_at) > LIST_HIDE_COMPLETED_AFTER_MS) continue;
-      this.wave(state, nowMs);
+      this.wave(state, nowMs, workerOf);
       this.feedLatency(wave_id);
     }
     return this.registry.metrics();
@@ -129,12 +159,31 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  private wave(s: WaveState, nowMs: number): void {
+  /** Which worker runs a job (by run_instance): `local` without a queue runner, `unknown` while Redis does not answer. */
+  private async readWorkers(): Promise<(runInstance: string | null) => string> {
+    if (this.workers === null) return () => "local";
+    const out = new Map<string, string>();
+    try {
+      for (const w of await this.workers.listWorkers()) {
+        this.workerJobs.set({ worker: w.worker_id, host: w.host, kind: "running" }, w.jobs.length);
+        this.workerJobs.set({ worker: w.worker_id, host: w.host, kind: "concurrency" }, w.concurrency);
+        for (const j of w.jobs) out.set(j.run_instance, w.worker_id);
+      }
+      this.queueUp?.set(1);
+    } catch {
+      // Redis is down: the rest of the scrape still answers, and says so.
+      this.queueUp?.set(0);
+      return () => "unknown";
+    }
+    return (ri) => (ri === null ? undefined : out.get(ri)) ?? "queued";
+  }
+
+  private wave(s: WaveState, nowMs: number, workerOf: (runInstance: string | null) => string): void {
     const wave = s.wave_id;
     this.waves.inc({ state: s.status });
     for (const it of s.items) {
       this.items.inc({ wave, status: it.status, reason: code(it.reason_code) });
-      if (it.job !== null && it.provider !== null) this.liveJobs.inc({ wave, provider: it.provider, worker: "local" });
+      if (it.job !== null && it.provider !== null) this.liveJobs.inc({ wave, provider: it.provider, worker: workerOf(it.run_instance) });
       for (const h of it.history) {
         this.attempts.inc({ wave, provider: h.provider, phase: h.phase, outcome: attemptOutcome(h) });
         if (!h.charged) this.quotaErrors.inc({ provider: h.provider });

@@ -5,14 +5,14 @@ import type { ResolvedConfig } from "../config/types.js";
 import { DxError, isDxError } from "../errors.js";
 import { createLayout, type Layout } from "../store/layout.js";
 import { isLoopbackHost, refusal } from "./auth.js";
-import { checkItem, checkWave, reportDoc, statusDoc, usageDoc, wavesDoc } from "./documents.js";
+import { checkItem, checkWave, reportDoc, statusDoc, wavesDoc } from "./documents.js";
 import { badRequest, HttpError, notFound } from "./http-error.js";
 import { logRoots, parseLogQuery, readAttemptLog } from "./logs.js";
 import { Metrics } from "./metrics.js";
 import { AttemptSpans, type OtelOptions } from "./otel.js";
 import { lastEventId, streamEvents, type SseOptions } from "./sse.js";
 import { staticFile, WEB_DIR } from "./static.js";
-import { workersDoc, type WorkerSource } from "./workers.js";
+import { redisWorkerSource, workersDoc, type WorkerSource } from "./workers.js";
 
 // `dx-batch serve`: a read-only HTTP server over the artifact dir. It only reads: no lock is
 // taken, nothing is written, neither git nor a provider runs (a report's branch and head come
@@ -27,6 +27,7 @@ export interface ServeOptions {
   /** 0: any free port. */
   port: number;
   token: string | null;
+  /** The queue runner's workers; by default read from Redis when the config's runner is bullmq. */
   workers?: WorkerSource | null;
   sse?: SseOptions;
   webDir?: string;
@@ -78,7 +79,7 @@ const sendJson = (res: ServerResponse, status: number, value: unknown): void =>
 const sendError = (res: ServerResponse, status: number, code: string, message: string): void =>
   sendJson(res, status, { error: { reason_code: code, message } });
 
-export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metrics }) {
+export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metrics; workers: WorkerSource | null }) {
   const roots = () => logRoots([o.config.artifact_dir, o.config.runner_log_dir]);
   const webDir = o.webDir ?? WEB_DIR;
   const waveMustExist = (id: string): void => {
@@ -100,14 +101,13 @@ export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metri
       return;
     }
     const [, coll, id, sub, item, leaf, ...rest] = seg;
-    if (coll === "workers" && id === undefined) return sendJson(res, 200, await workersDoc(o.config, o.workers ?? null));
+    if (coll === "workers" && id === undefined) return sendJson(res, 200, await workersDoc(o.config.runner, o.workers));
     if (coll !== "waves" || rest.length > 0) throw notFound("not_found", `no such endpoint: ${url.pathname}`);
     if (id === undefined || id === "")
       return sendJson(res, 200, await wavesDoc(o.layout, { all: q.get("all") === "1" || q.get("all") === "true", configSource: o.configSource ?? null }));
     checkWave(id);
     if (sub === undefined) return sendJson(res, 200, await statusDoc(o.layout, id, o.configSource ?? null));
     if (sub === "report" && item === undefined) return sendJson(res, 200, await reportDoc(o.layout, id));
-    if (sub === "usage" && item === undefined) return sendJson(res, 200, await usageDoc(o.layout, id));
     if (sub === "events" && item === undefined) {
       const after = lastEventId(req, q);
       waveMustExist(id);
@@ -167,8 +167,10 @@ export function createHandler(o: ServeOptions & { layout: Layout; metrics: Metri
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   checkBind(o.host, o.token);
   const layout = createLayout(o.config.artifact_dir);
-  const metrics = new Metrics(layout);
-  const server = createServer(createHandler({ ...o, layout, metrics }));
+  const runner = o.config.runner;
+  const workers = o.workers !== undefined ? o.workers : runner.type === "bullmq" ? redisWorkerSource(runner) : null;
+  const metrics = new Metrics(layout, { workers });
+  const server = createServer(createHandler({ ...o, layout, metrics, workers }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.host, () => {
@@ -189,6 +191,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         server.closeAllConnections();
       });
       await spans?.close();
+      await workers?.close();
     },
   };
 }

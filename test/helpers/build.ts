@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -23,6 +23,11 @@ function sourceHash(): string {
     }
   };
   walk(path.join(REPO, "src"));
+  // The dashboard's static files ship beside dist/ in the package (serve reads them from ../../web).
+  for (const name of readdirSync(path.join(REPO, "web")).sort())
+    h.update(`web/${name}`)
+      .update("\0")
+      .update(readFileSync(path.join(REPO, "web", name)));
   for (const f of ["package.json", "tsconfig.json", "tsconfig.build.json", "bin/dx-batch.js"]) h.update(f).update(readFileSync(path.join(REPO, f)));
   return h.digest("hex").slice(0, 16);
 }
@@ -50,7 +55,7 @@ function lockBuild(lock: string, ready: string): boolean {
   }
 }
 
-/** Build (or reuse) the compiled CLI, laid out like the package (bin/, dist/, package.json); returns its bin/dx-batch.js. */
+/** Build (or reuse) the compiled CLI, laid out like the package (bin/, dist/, web/, package.json); returns its bin/dx-batch.js. */
 export function buildCli(): string {
   const given = process.env.DX_TEST_BIN;
   if (given !== undefined && given !== "") return path.resolve(given);
@@ -80,8 +85,10 @@ export function buildCli(): string {
       const out = e instanceof Error && "stdout" in e ? String(e.stdout) : "";
       throw new Error(`the test build of src/ failed (tsc -p tsconfig.build.json):\n${out}`);
     }
-    // The layout the compiled code expects around it: bin/ (detach re-runs it) and package.json.
+    // The layout the compiled code expects around it: bin/ (detach re-runs it), web/ (serve's
+    // dashboard) and package.json. Copied before the rename, so no reader sees a half-made tree.
     mkdirSync(path.join(tmp, "bin"));
+    cpSync(path.join(REPO, "web"), path.join(tmp, "web"), { recursive: true });
     copyFileSync(path.join(REPO, "bin", "dx-batch.js"), path.join(tmp, "bin", "dx-batch.js"));
     copyFileSync(path.join(REPO, "package.json"), path.join(tmp, "package.json"));
     rmSync(dir, { recursive: true, force: true });

@@ -74,19 +74,11 @@ describe("documents equal the CLI's --json", () => {
   });
 });
 
-describe("usage per attempt (the dashboard's; report has no usage)", () => {
-  it("lists every attempt of the report, with its usage or null", async () => {
-    const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as {
-      items: { beads_id: string; attempts: { phase: string; attempt: number; provider: string }[] }[];
-    };
-    const u = await getJson(srv.url, `/api/waves/${W}/usage`);
-    expect(u.status).toBe(200);
-    const rows = (u.json as { wave_id: string; attempts: { item: string; phase: string; attempt: number; provider: string; usage: unknown }[] }).attempts;
-    expect(rows.map((r) => [r.item, r.phase, r.attempt, r.provider])).toEqual(
-      report.items.flatMap((it) => it.attempts.map((a) => [it.beads_id, a.phase, a.attempt, a.provider])),
-    );
-    for (const r of rows) expect(r.usage === null || typeof r.usage === "object").toBe(true);
-    expect((await getJson(srv.url, "/api/waves/nope/usage")).status).toBe(404);
+describe("workers", () => {
+  it("without a queue runner: no prefix, no workers, and why", async () => {
+    const r = await getJson(srv.url, "/api/workers");
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ prefix: null, workers: [], note: expect.stringContaining("no queue runner") as string });
   });
 });
 
@@ -107,6 +99,13 @@ describe("attempt logs", () => {
       // Where the runner gives each attempt its own file (SPEC §15.6), that file is the attempt's own.
       if (logs.filter((o) => o.path === l.path).length === 1) expect(r.body).toContain(`${l.phase} rev-2 attempt ${l.attempt} ends`);
     }
+    // attempt=N alone is implement attempt N, as `dx-batch logs --attempt N`.
+    const cliLog = await cli("logs", "rev-2", "--attempt", "2", "--wave-id", W);
+    expect(cliLog.code, cliLog.stderr).toBe(0);
+    const alone = await get(srv.url, `/api/waves/${W}/items/rev-2/logs?attempt=2`);
+    expect([alone.headers["x-log-phase"], alone.headers["x-log-attempt"]]).toEqual(["implement", "2"]);
+    expect(alone.body).toBe(all.body);
+    expect(cliLog.stdout).toContain(all.body.trim());
     // Without phase and attempt: the latest run of the item.
     const latest = await get(srv.url, `/api/waves/${W}/items/rev-2/logs`);
     expect([latest.headers["x-log-phase"], latest.headers["x-log-attempt"]]).toEqual(["review", "2"]);
@@ -231,7 +230,17 @@ describe("/metrics", () => {
     };
     const report = (await getJson(srv.url, `/api/waves/${W}/report`)).json as {
       stats: Record<string, number>;
-      items: { attempts: { provider: string; phase: string; started_at: string | null }[] }[];
+      items: {
+        attempts: {
+          provider: string;
+          phase: string;
+          started_at: string | null;
+          completed_at: string | null;
+          verdict: string | null;
+          reason_code: string | null;
+          state: string | null;
+        }[];
+      }[];
     };
     const byStatus: Record<string, number> = {};
     for (const m of fam("dx_batch_items").metrics) {
@@ -246,11 +255,17 @@ describe("/metrics", () => {
     const perRun: Record<string, number> = {};
     for (const m of fam("dx_batch_attempts").metrics) {
       if (m.labels?.wave !== W) continue;
-      const k = `${m.labels.provider} ${m.labels.phase}`;
+      const k = `${m.labels.provider} ${m.labels.phase} ${m.labels.outcome}`;
       perRun[k] = (perRun[k] ?? 0) + Number(m.value);
     }
     const expected: Record<string, number> = {};
-    for (const a of attempts) expected[`${a.provider} ${a.phase}`] = (expected[`${a.provider} ${a.phase}`] ?? 0) + 1;
+    // Outcome: the verdict, else the reason code (before any ':'), else the runner state.
+    for (const a of attempts) {
+      const outcome = (a.verdict ?? a.reason_code ?? (a.completed_at === null ? "running" : a.state) ?? "none").split(":")[0];
+      const k = `${a.provider} ${a.phase} ${outcome}`;
+      expected[k] = (expected[k] ?? 0) + 1;
+    }
+    expect(Object.keys(expected).some((k) => k.endsWith(" APPROVED"))).toBe(true);
     expect(perRun).toEqual(expected);
 
     const latency = fam("dx_batch_dispatch_latency_seconds");
@@ -261,7 +276,29 @@ describe("/metrics", () => {
     const providers = [...new Set(attempts.map((a) => a.provider))].sort();
     const tokenProviders = [...new Set(fam("dx_batch_tokens").metrics.map((m) => m.labels?.provider))].sort();
     expect(tokenProviders).toEqual(providers);
-    for (const m of [...fam("dx_batch_tokens").metrics, ...fam("dx_batch_cost_usd").metrics]) expect(Number(m.value)).toBe(0); // no usage reported yet
+    // Tokens and cost by provider are the sums of what the attempts reported (agent-a reports, agent-b does not).
+    type U = { input_tokens: number | null; output_tokens: number | null; cost_usd: number | null } | null;
+    const usage = {
+      attempts: ((await getJson(srv.url, `/api/waves/${W}/report`)).json as { items: { attempts: { provider: string; usage: U }[] }[] }).items.flatMap(
+        (i) => i.attempts,
+      ),
+    };
+    const want: Record<string, number> = {};
+    for (const a of usage.attempts) {
+      for (const [kind, v] of [
+        ["input", a.usage?.input_tokens],
+        ["output", a.usage?.output_tokens],
+        ["cost", a.usage?.cost_usd],
+      ] as const)
+        want[`${a.provider} ${kind}`] = (want[`${a.provider} ${kind}`] ?? 0) + (v ?? 0);
+    }
+    const got: Record<string, number> = {};
+    for (const m of fam("dx_batch_tokens").metrics) if (m.labels?.kind !== "cache_read") got[`${m.labels?.provider} ${m.labels?.kind}`] = Number(m.value);
+    for (const m of fam("dx_batch_cost_usd").metrics) got[`${m.labels?.provider} cost`] = Number(m.value);
+    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+    for (const [k, v] of Object.entries(want)) expect(got[k], k).toBeCloseTo(v, 9);
+    expect(want["agent-a input"]).toBeGreaterThan(0);
+    expect(usage.attempts.filter((a) => a.provider === "agent-b").every((a) => a.usage === null || Object.values(a.usage).every((v) => v === null))).toBe(true);
     expect(fam("dx_batch_waves").metrics).toEqual([{ labels: { state: "completed" }, value: "1" }]);
     expect(families.find((f) => f.name === "dx_batch_live_jobs")?.metrics ?? []).toEqual([]);
 

@@ -1,9 +1,9 @@
-import { request, type IncomingHttpHeaders } from "node:http";
-import { cpSync, writeFileSync } from "node:fs";
+import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import { startServer, type RunningServer, type ServeOptions } from "../../src/serve/server.js";
-import { buildCli, REPO } from "../helpers/build.js";
 import { test } from "../helpers/fixtures.js";
 import { spawnNode, type CliProc } from "../helpers/procs.js";
 import type { TempDirs } from "../helpers/tmp.js";
@@ -15,6 +15,7 @@ import { agentSandbox, cleanEnv, type Sandbox } from "../helpers/world.js";
 /**
  * A stand-in agent that takes its time (DX_TEST_AGENT_MS per run), prints a few log lines, then
  * writes its contract; a completed implement commits one line of notes/<item>.md in its worktree.
+ * agent-a then prints its token usage and cost; agent-b says nothing of them.
  * Behaviour from the item id: ok-* approve; rev-* one revision; blk-* blocked.
  */
 export const SLOW_AGENT = `
@@ -45,6 +46,10 @@ if (phase === "review") {
   }
   c = { phase: "implement", beads_id: item, status: done ? "completed" : "blocked",
         artifacts: { files_changed: files, commits }, summary: "attempt " + attempt + " by " + process.argv[2], timestamp: at };
+}
+// agent-a reports its usage as Claude Code's stream-json does before its end; agent-b reports none.
+if (process.argv[2] === "agent-a") {
+  console.log(JSON.stringify({ type: "result", subtype: "success", usage: { input_tokens: 1000 + attempt, output_tokens: 200, cache_read_input_tokens: 50 }, total_cost_usd: 0.0125 }));
 }
 writeFileSync(e.DX_BATCH_CONTRACT_FILE, JSON.stringify(c));
 `;
@@ -142,29 +147,44 @@ export function sse(base: string, target: string, headers: Record<string, string
   return { close: () => req.destroy(), status };
 }
 
-/**
- * The compiled CLI of test/cli/helpers.ts, with the dashboard's files next to it as in the
- * package (its build copies bin/, dist/ and package.json only).
- */
-export function buildServeCli(): string {
-  return withWeb(buildCli());
-}
-
-/** The compiled CLI with the dashboard's web/ beside it, as the package lays it out. */
-function withWeb(bin: string): string {
-  cpSync(path.join(REPO, "web"), path.join(path.dirname(path.dirname(bin)), "web"), { recursive: true, force: true });
-  return bin;
-}
-
-/** The shared fixtures (bin, tmp, cleanup after each test) and `serveBin`: `bin` with web/ beside it. */
-export const it = test.extend<{ serveBin: string }>({
-  serveBin: [
-    async ({ bin }, use) => {
-      await use(withWeb(bin));
-    },
-    { scope: "worker" },
-  ],
-});
+/** The shared fixtures (bin, with web/ beside dist/ as in the package; tmp; cleanup after each test). */
+export { test as it };
 
 /** `dx-batch …args` in the background (its own process group, killed by killAllChildren). */
 export const startCli = (bin: string, args: readonly string[], cwd: string): CliProc => spawnNode(bin, args, { cwd, env: cleanEnv() });
+
+export interface OtlpValue {
+  stringValue?: string;
+  intValue?: string | number;
+}
+export interface OtlpSpan {
+  name: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  attributes: { key: string; value: OtlpValue }[];
+  status?: { code?: number };
+}
+export interface OtlpRequest {
+  resourceSpans: { resource: { attributes: { key: string; value: OtlpValue }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[];
+}
+
+/** A local OTLP/HTTP receiver (JSON encoding) that keeps what it is sent. */
+export async function otlpReceiver(): Promise<{ url: string; requests: { path: string; type: string; body: OtlpRequest }[]; server: Server }> {
+  const requests: { path: string; type: string; body: OtlpRequest }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      requests.push({ path: req.url ?? "", type: req.headers["content-type"] ?? "", body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as OtlpRequest });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
+}
+
+export const spanAttr = (s: OtlpSpan, key: string): string | number | undefined => {
+  const v = s.attributes.find((a) => a.key === key)?.value;
+  return v?.stringValue ?? (v?.intValue === undefined ? undefined : Number(v.intValue));
+};

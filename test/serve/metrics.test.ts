@@ -42,10 +42,17 @@ it("usage is read from an attempt record when it carries one (SPEC §15.6)", () 
   const rec = { provider: "x", usage: { input_tokens: 10, output_tokens: 5, cache_read_tokens: 2, cost_usd: 0.5 } } as unknown as AttemptRecord;
   expect(usageOf(rec)).toEqual({ input_tokens: 10, output_tokens: 5, cache_read_tokens: 2, cost_usd: 0.5 });
   expect(usageOf({ provider: "x" } as unknown as AttemptRecord)).toBeNull();
-  expect(usageOf({ provider: "x", usage: { input_tokens: "many" } } as unknown as AttemptRecord)).toEqual({
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
+  // A figure the CLI did not give stays unknown (null), and a record with none has no usage at all.
+  expect(
+    usageOf({ provider: "x", usage: { input_tokens: 7, output_tokens: null, cache_read_tokens: null, cost_usd: null } } as unknown as AttemptRecord),
+  ).toEqual({
+    input_tokens: 7,
+    output_tokens: null,
+    cache_read_tokens: null,
+    cost_usd: null,
   });
+  expect(
+    usageOf({ provider: "x", usage: { input_tokens: null, output_tokens: null, cache_read_tokens: null, cost_usd: null } } as unknown as AttemptRecord),
+  ).toBeNull();
+  expect(usageOf({ provider: "x", usage: { input_tokens: "many" } } as unknown as AttemptRecord)).toBeNull();
 });

@@ -1,49 +1,13 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { expect } from "vitest";
 import { readWave } from "../../src/app/read-wave.js";
-import { it, serve, slowSandbox, startCli } from "./helpers.js";
+import { validateConfigFile } from "../../src/config/validator.generated.js";
+import { it, otlpReceiver, serve, slowSandbox, spanAttr, startCli } from "./helpers.js";
 
 // OpenTelemetry: with an endpoint, the server sends one span per attempt through the official SDK
 // over OTLP/HTTP. The receiver is a plain HTTP server inside the test that keeps what it is sent.
 
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: string | number;
-}
-interface OtlpSpan {
-  name: string;
-  startTimeUnixNano: string;
-  endTimeUnixNano: string;
-  attributes: { key: string; value: OtlpValue }[];
-  status?: { code?: number };
-}
-interface OtlpRequest {
-  resourceSpans: { resource: { attributes: { key: string; value: OtlpValue }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[];
-}
-
-async function receiver(): Promise<{ url: string; requests: { path: string; type: string; body: OtlpRequest }[]; server: Server }> {
-  const requests: { path: string; type: string; body: OtlpRequest }[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      requests.push({ path: req.url ?? "", type: req.headers["content-type"] ?? "", body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as OtlpRequest });
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end("{}");
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
-}
-
-const attr = (s: OtlpSpan, key: string): string | number | undefined => {
-  const v = s.attributes.find((a) => a.key === key)?.value;
-  return v?.stringValue ?? (v?.intValue === undefined ? undefined : Number(v.intValue));
-};
-
-it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP receiver", async ({ serveBin: bin, tmp }) => {
-  const rx = await receiver();
+it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP receiver", async ({ bin, tmp }) => {
+  const rx = await otlpReceiver();
   const sb = slowSandbox(tmp, 100);
   const W = "wave-otel";
   const srv = await serve(sb, { otel: { endpoint: rx.url, intervalMs: 200 } });
@@ -66,9 +30,13 @@ it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP 
   expect(spans.length).toBe(attempts.length);
   const got = spans
     .map((s) =>
-      [attr(s, "dx_batch.item_id"), attr(s, "dx_batch.phase"), attr(s, "dx_batch.attempt"), attr(s, "dx_batch.provider"), attr(s, "dx_batch.outcome")].join(
-        " ",
-      ),
+      [
+        spanAttr(s, "dx_batch.item_id"),
+        spanAttr(s, "dx_batch.phase"),
+        spanAttr(s, "dx_batch.attempt"),
+        spanAttr(s, "dx_batch.provider"),
+        spanAttr(s, "dx_batch.outcome"),
+      ].join(" "),
     )
     .sort();
   const want = attempts
@@ -77,8 +45,15 @@ it("one span per attempt, with provider, item and outcome, to a local OTLP/HTTP 
   expect(got).toEqual(want);
   for (const s of spans) {
     expect(BigInt(s.endTimeUnixNano) >= BigInt(s.startTimeUnixNano)).toBe(true);
-    expect(attr(s, "dx_batch.wave_id")).toBe(W);
+    expect(spanAttr(s, "dx_batch.wave_id")).toBe(W);
     // OK for a completed implement or any clean review; ERROR for the implement that reported blocked.
-    expect(s.status?.code, s.name).toBe(attr(s, "dx_batch.outcome") === "blocked" ? 2 : 1);
+    expect(s.status?.code, s.name).toBe(spanAttr(s, "dx_batch.outcome") === "blocked" ? 2 : 1);
   }
 }, 150_000);
+
+it("otel.endpoint in the config is an http(s) URL, and nothing else", () => {
+  expect(validateConfigFile({ otel: { endpoint: "http://collector:4318" } })).toBe(true);
+  expect(validateConfigFile({ otel: { endpoint: "https://collector.example/v1/traces" } })).toBe(true);
+  for (const bad of [{ endpoint: "ftp://x" }, { endpoint: "http://a b" }, {}, { endpoint: "http://x", extra: 1 }])
+    expect(validateConfigFile({ otel: bad }), JSON.stringify(bad)).toBe(false);
+});

@@ -8,7 +8,7 @@ import { it, serve, slowSandbox, sse, startCli, type SseEvent } from "./helpers.
 // Last-Event-ID sees every ledger event exactly once, in seq order. The rescan fallback is set to a
 // minute, so what arrives in time arrived through fs.watch.
 
-it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async ({ serveBin: bin, tmp }) => {
+it("reconnecting with Last-Event-ID misses nothing and repeats nothing", async ({ bin, tmp }) => {
   const sb = slowSandbox(tmp, 300);
   const W = "wave-sse";
   const wave = startCli(

@@ -1,10 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { expectRefusal, runCli } from "../helpers/cli.js";
+import { buildCli } from "../helpers/build.js";
 import { killAllChildren, spawnNode } from "../helpers/procs.js";
 import { TempDirs } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { cleanEnv, sandbox, type Sandbox } from "../helpers/world.js";
-import { buildServeCli, get, serve } from "./helpers.js";
+import { get, serve } from "./helpers.js";
 
 // Who may read: beyond loopback the real `dx-batch serve` refuses to start without a token, and
 // then every request needs it; on loopback without a token, only loopback Host names are served.
@@ -14,7 +15,7 @@ let bin = "";
 const TOKEN = "s3cret-token-0123456789abcdef";
 
 beforeAll(() => {
-  bin = buildServeCli();
+  bin = buildCli();
 }, 180_000);
 afterEach(() => killAllChildren());
 afterAll(() => tmp.cleanup());
