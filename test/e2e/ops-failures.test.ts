@@ -1,5 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -125,5 +125,36 @@ describe("failures around a wave", { timeout: E2E_TIMEOUT_MS }, () => {
     expect(r.stdout).toMatch(
       /Z wt-1 -> failed \(worktree_create_failed:.*\)\n {4}git worktree add for wt-1 failed: Preparing worktree.*\n {4}fatal: 'dx\/wt-1' is already (checked out|used by worktree) at/,
     );
+  });
+
+  it("prune is quiet about a dead wave's stale pid file, and names one of a wave whose controller still runs", async () => {
+    const a = new E2E({ items: ["pa-1"], scenario: { items: { "pa-1": { implement: { gate: "pa" } } } }, config: { require_review: false } });
+    const live = a.cli("start", ["--items", "pa-1", "--wave-id", "w-live"]);
+    await a.waitEvent("w-live", (e) => e.event === "job_started", "w-live job_started");
+    // Two stale pid files beside the running job's: one of w-live, one of a wave long gone. Their
+    // metas are the running job's, renamed; their pid is a process that has exited.
+    const dir = path.join(a.runnerLogDir, "agent-a");
+    const metaFile = readdirSync(dir).find((f) => f.endsWith(".meta.json"));
+    if (metaFile === undefined) throw new Error(`no meta in ${dir}`);
+    const meta = parseObj(readFileSync(path.join(dir, metaFile), "utf8"));
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
+    for (const [job, wave] of [
+      ["zz-live-job", "w-live"],
+      ["zz-gone-job", "w-gone"],
+    ] as const) {
+      writeFileSync(path.join(dir, `${job}.meta.json`), JSON.stringify({ ...meta, job_id: job, wave_id: wave }));
+      writeFileSync(path.join(dir, `${job}.pid`), `${dead}\n`);
+    }
+
+    const b = new E2E({ items: ["pb-1"], shareStoreWith: a, config: { require_review: false } });
+    const r = await b.expectExit("start", ["--items", "pb-1", "--wave-id", "w-other"], 0);
+    const notes = r.stderr.split("\n").filter((l) => l.includes("runner prune"));
+    expect(notes).toEqual([
+      "warning: runner prune: removed the pid file of agent-a job zz-live-job of live wave w-live: its process is gone (dx-batch status --wave-id w-live)",
+    ]);
+    for (const job of ["zz-live-job", "zz-gone-job"]) expect(existsSync(path.join(dir, `${job}.pid`))).toBe(false);
+
+    a.openGate("pa");
+    expect((await live.exited).code).toBe(0);
   });
 });
