@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { WaveExit, waveExitCode } from "../../src/app/exit-codes.js";
 import { retryConfig } from "../../src/app/retry.js";
 import { firstRunLine } from "../../src/app/start.js";
+import { demoExitCode } from "../../src/app/demo.js";
 import { recordedConfig } from "../../src/app/wire.js";
 import type { AppContext } from "../../src/app/context.js";
 import { colourEnabled } from "../../src/cli/colour.js";
@@ -31,6 +32,19 @@ describe("exit codes of start, resume and retry", () => {
 
   it("the table has exactly the codes the issue names", () => {
     expect(Object.values(WaveExit).sort()).toEqual([0, 1, 2, 4]);
+  });
+});
+
+describe("dx-batch demo's exit", () => {
+  it.each([
+    ["ends as designed: demo-3 and its dependent demo-5 not approved", 4, ["demo-5", "demo-3"], 0],
+    ["another item not approved too", 4, ["demo-3", "demo-5", "demo-1"], 4],
+    ["a different item not approved", 4, ["demo-1", "demo-5"], 4],
+    ["every item approved (not the design)", 0, [], 0],
+    ["paused", 2, [], 2],
+    ["refused or failed", 1, [], 1],
+  ])("%s", (_name, code, notApproved, want) => {
+    expect(demoExitCode(code, notApproved)).toBe(want);
   });
 });
 
