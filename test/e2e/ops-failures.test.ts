@@ -157,4 +157,21 @@ describe("failures around a wave", { timeout: E2E_TIMEOUT_MS }, () => {
     a.openGate("pa");
     expect((await live.exited).code).toBe(0);
   });
+
+  it("a tracker failing: bd's own words, whole, on indented lines, in the output and the ledger; the wave still runs", async () => {
+    const w = new E2E({ items: ["tk-1"], tracker: { bd: {} }, env: { FAKE_BD_FAIL_CMDS: "show,update,comments,close" }, config: { require_review: false } });
+    const r = await w.expectExit("start", ["--items", "tk-1", "--wave-id", "w-tk"], 0);
+    // The lookup at start: a warning, then bd's message line by line under it.
+    expect(r.stderr).toMatch(
+      /^warning: tk-1: tracker lookup failed \(tracker_command_failed\); continuing with the id alone\n {4}\S*bd show tk-1 --json: exited 1: Error: failed to open database\n {6}caused by: SQLITE_IOERR: disk I\/O error/m,
+    );
+    // A write during the wave: recorded with bd's words (not just "in_progress failed"), printed under the line.
+    const errors = (await w.events("w-tk")).filter((e) => e.event === "tracker_error");
+    expect(errors.map((e) => e.op).sort()).toEqual(["comment", "in_progress"]);
+    for (const e of errors) expect(e.detail).toMatch(/exited 1: Error: failed to open database\n {2}caused by: SQLITE_IOERR/);
+    expect(r.stdout).toMatch(
+      /Z tk-1: tracker in_progress failed \(tracker_command_failed\)\n {4}\S*bd update tk-1 .*exited 1: Error: failed to open database\n {6}caused by: SQLITE_IOERR/,
+    );
+    expect(w.state("w-tk")?.items[0]).toMatchObject({ status: "approved" });
+  });
 });
