@@ -35,6 +35,19 @@ export const DEMO_ISSUES: DemoIssue[] = [
   issue("demo-6", "Document the pricing module", "approve"),
 ];
 
+/** The items the demo is designed to leave unapproved: the one needing a human, and its dependent. */
+export const DEMO_NOT_APPROVED: readonly string[] = ["demo-3", "demo-5"];
+
+/**
+ * The demo's exit: 0 when its wave completed exactly as designed (exit 4 of start, with only the
+ * designed items not approved); otherwise start's own code, with 4 for an unexpected set.
+ */
+export function demoExitCode(startCode: number, notApproved: readonly string[]): number {
+  if (startCode !== 4) return startCode;
+  const same = notApproved.length === DEMO_NOT_APPROVED.length && DEMO_NOT_APPROVED.every((id) => notApproved.includes(id));
+  return same ? 0 : 4;
+}
+
 export interface DemoSetup {
   root: string;
   repo: string;

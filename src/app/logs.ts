@@ -1,4 +1,5 @@
 import { closeSync, createReadStream, existsSync, openSync, readSync, statSync, watch, type FSWatcher } from "node:fs";
+import path from "node:path";
 import type { WaveEvent } from "../core/events.js";
 import { itemById } from "../core/step.js";
 import type { AttemptRecord, WaveState } from "../core/state.js";
@@ -8,6 +9,7 @@ import { readLedgerEvents } from "../store/ledger.js";
 import type { AppContext } from "./context.js";
 import { readWave } from "./read-wave.js";
 import { logPathsByRun } from "./log-paths.js";
+import { remoteLogTailPath } from "../queue/protocol.js";
 
 // `dx-batch logs <item>`: an attempt's agent log. Which file belongs to which attempt is answered
 // in one place (attemptLogPath), from what the ledger recorded when the job started.
@@ -24,8 +26,13 @@ export interface AttemptLog {
   attempt: number;
   provider: string;
   run_instance: string;
-  /** null when the job never started (nothing was logged). */
+  /** The file to print: null when the job never started (nothing was logged). */
   path: string | null;
+  /**
+   * A remote worker's job (runner bullmq): where its whole log is, `<host>:<path>` (or the queue
+   * while it runs). `path` is then the tail that came back with the result, kept with the wave.
+   */
+  remote_path: string | null;
   /** The attempt's job is still running. */
   running: boolean;
 }
@@ -59,13 +66,17 @@ export async function findAttemptLog(c: AppContext, waveId: string, q: LogsQuery
   const rec = pickRun(w.state, q);
   const { events } = await readLedgerEvents(c.layout, waveId, { afterSeq: 0 });
   const it = itemById(w.state, q.item);
+  const recorded = attemptLogPath(events, rec.run_instance);
+  // Local runners record absolute paths; a queue runner records `redis:…`, then `<host>:<path>`.
+  const remote = recorded !== null && recorded !== "" && !path.isAbsolute(recorded);
   return {
     item_id: q.item,
     phase: rec.phase,
     attempt: rec.attempt,
     provider: rec.provider,
     run_instance: rec.run_instance,
-    path: attemptLogPath(events, rec.run_instance),
+    path: remote ? remoteLogTailPath(c.layout.waveDir(waveId), rec.run_instance) : recorded,
+    remote_path: remote ? recorded : null,
     running: it?.run_instance === rec.run_instance && rec.completed_at === null,
   };
 }

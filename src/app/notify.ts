@@ -80,7 +80,9 @@ async function postWebhook(url: string, input: NotifyInput, timing: NotifyTiming
       if (res.ok) return { channel: "webhook", ok: true, error: null, attempts: i + 1 };
       error = `HTTP ${res.status} ${res.statusText}`;
       // A client error other than a rate limit will not mend by itself.
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { channel: "webhook", ok: false, error, attempts: i + 1 };
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+        return { channel: "webhook", ok: false, error: `POST ${originOf(url)} answered ${error}; a client error is not retried`, attempts: i + 1 };
+      }
     } catch (e) {
       error = e instanceof Error ? (e.cause instanceof Error ? `${e.message}: ${e.cause.message}` : e.message) : String(e);
     }

@@ -14,6 +14,9 @@ import { releaseWaveClaims } from "../store/claim.js";
 import { clearCancelRequest, readCancelRequest } from "../store/cancel-request.js";
 import { waveExitCode } from "./exit-codes.js";
 import { notifyWaveEnd } from "./notify-wave.js";
+import { controllerView } from "./read-wave.js";
+import { isValidWaveId } from "../core/ids.js";
+import type { PruneResult } from "../runner/port.js";
 
 // Shared by start and resume once the controller lock is held: preflight, prune, the
 // exec-saturation guard and the doctor's critical checks, then the loop under signal handlers.
@@ -130,8 +133,10 @@ async function checksBeforeRun(
     return { kind: "failed", reason_code: controller.state.reason_code };
   }
 
-  // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them.
-  await rt.runner.prune();
+  // Pid files of dead agents are routine after any crash; the runner's prune is quiet about them,
+  // unless one was of another wave whose controller still runs: that wave lost a job's process.
+  const pruned = await rt.runner.prune();
+  for (const line of staleOfLiveWaves(c, pruned.stale ?? [], rt.waveId)) progress.warn(line);
 
   const version = await rt.tracker.versionCheck();
   if (!version.ok) {
@@ -149,6 +154,19 @@ async function checksBeforeRun(
     return { kind: "failed", reason_code: WaveReason.exec_saturation };
   }
   return null;
+}
+
+/** A line per pruned pid file of another wave whose controller is alive (issue #13). */
+export function staleOfLiveWaves(c: AppContext, stale: NonNullable<PruneResult["stale"]>, thisWave: string): string[] {
+  const out: string[] = [];
+  for (const s of stale) {
+    if (s.wave_id === null || s.wave_id === thisWave || !isValidWaveId(s.wave_id)) continue;
+    if (!controllerView(c.layout, s.wave_id).alive) continue;
+    out.push(
+      `runner prune: removed the pid file of ${s.provider} job ${s.job_id} of live wave ${s.wave_id}: its process is gone (dx-batch status --wave-id ${s.wave_id})`,
+    );
+  }
+  return out;
 }
 
 /**

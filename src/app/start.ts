@@ -113,7 +113,8 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
         continue;
       }
       seeds.push({ id, title: id, depends_on: [] });
-      progress.warn(`${id}: tracker lookup failed (${r.reason_code}: ${r.detail}); continuing with the id alone`);
+      // The tracker's own words whole, on the lines under the warning.
+      progress.warn(`${id}: tracker lookup failed (${r.reason_code}); continuing with the id alone\n${r.detail}`);
     }
   }
   refuseUnknownItems(unknown, input.allowMissing === true);

@@ -11,6 +11,7 @@ import type { WaveState } from "../core/state.js";
 import { initialState, itemById } from "../core/step.js";
 import { validateContract } from "../contract/validate.js";
 import { createRunner } from "../runner/create.js";
+import { keepLogsWithWave } from "./wave-logs.js";
 import type { RunnerPort } from "../runner/port.js";
 import { hostName } from "../store/proc.js";
 import { createTracker } from "../tracker/create.js";
@@ -96,7 +97,7 @@ export async function createWave(
 }
 
 export async function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle; lock?: TenureHandle }): Promise<WaveRuntime> {
-  const runner = await createRunner(c.config, c.env, waveId);
+  const runner = keepLogsWithWave(await createRunner(c.config, c.env, waveId), c.layout.logsDir(waveId));
   created.files.setRunnerPids(() => runner.livePids());
   const tracker = createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
   const lock = created.lock;

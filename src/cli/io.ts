@@ -84,6 +84,12 @@ function systemError(e: unknown): { message: string; path: string } | null {
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ").trim();
 
+/** `warning: <first line>`, and any further lines (another program's words) indented under it. */
+export function warningText(line: string): string {
+  const [first = "", ...rest] = line.split("\n");
+  return rest.length === 0 ? `warning: ${first}` : `warning: ${first}\n${indented(rest.join("\n"))}`;
+}
+
 /** Another program's message, whole: every non-empty line indented under ours. */
 export const indented = (s: string): string =>
   s

@@ -4,6 +4,7 @@ import type { WaveState } from "../core/state.js";
 import type { CommandContext } from "./main.js";
 import { renderEndLines, renderWaveTable } from "./render-table.js";
 import { colourEnabled } from "./colour.js";
+import { warningText } from "./io.js";
 
 // The TTY view of a wave: a table redrawn in place. Redraws are throttled (a 10,000-item wave
 // emits events far faster than a terminal is worth repainting), lines printed while it runs go
@@ -140,7 +141,7 @@ export function createLiveTable(ctx: CommandContext, deps: LiveViewDeps = {}): P
   return {
     onEvent: (_e, s) => view.update(s),
     log: (l) => view.line(l, "err"),
-    warn: (l) => view.line(`warning: ${l}`, "err"),
+    warn: (l) => view.line(warningText(l), "err"),
     waveId: () => undefined,
     end: (s, end) => view.finish(s, renderEndLines(s, now(), end.kind)),
   };

@@ -39,9 +39,15 @@ export function registerLogsCommand(program: Command, ctx: CommandContext): void
       if (log.path === null) {
         throw new DxError("log_not_found", `${what}: the job never started, so there is no log`, { remedy: `see dx-batch report --wave-id ${waveId}` });
       }
-      ctx.io.err(`logs: ${what}: ${log.path}`);
+      if (log.remote_path === null) ctx.io.err(`logs: ${what}: ${log.path}`);
+      else {
+        // The whole log stays on the worker's host; its tail comes back with the result.
+        const { LOG_TAIL_BYTES } = await import("../queue/protocol.js");
+        ctx.io.err(`logs: ${what}: on a remote worker (${log.remote_path}); its last ${LOG_TAIL_BYTES / 1024} KiB, from the result: ${log.path}`);
+      }
       const write = (s: string): void => void process.stdout.write(s);
       if (o.follow && log.running) {
+        if (log.remote_path !== null) ctx.io.err(`logs: waiting for the attempt to end on its worker; its tail comes back with the result`);
         await followLog(c, waveId, log, write);
         ctx.io.err(`logs: ${item} ${log.phase} attempt ${log.attempt} ended`);
         return;
@@ -49,9 +55,13 @@ export function registerLogsCommand(program: Command, ctx: CommandContext): void
       try {
         await printLog(log.path, write);
       } catch (e) {
-        throw new DxError("log_not_found", `cannot read ${log.path}: ${e instanceof Error ? e.message : String(e)}`, {
-          remedy: "the runner's files may have been pruned or rotated; the outcome file still has the result",
-        });
+        const remedy =
+          log.remote_path === null
+            ? "the runner's files may have been pruned or rotated; the outcome file still has the result"
+            : log.running
+              ? `the job still runs on its worker: dx-batch logs ${item} --wave-id ${waveId} --follow prints its tail when it ends`
+              : `the whole log is on the worker's host, at ${log.remote_path}`;
+        throw new DxError("log_not_found", `cannot read ${log.path}: ${e instanceof Error ? e.message : String(e)}`, { remedy });
       }
     });
 }

@@ -5,6 +5,7 @@ import type { CommandContext } from "./main.js";
 import { createLiveTable } from "./live-table.js";
 import { describeEvent } from "./describe.js";
 import { renderEndLine } from "./render-table.js";
+import { warningText } from "./io.js";
 
 // Output while a wave runs (SPEC §2): on a TTY a live table; elsewhere one line per transition;
 // with --json one NDJSON ledger event per line and a final summary object.
@@ -36,7 +37,7 @@ export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: 
     return {
       onEvent: (e) => io.out(JSON.stringify(e)),
       log: (l) => io.err(l),
-      warn: (l) => io.err(`warning: ${l}`),
+      warn: (l) => io.err(warningText(l)),
       waveId: () => undefined,
       end: (s, end) => io.out(JSON.stringify(summaryOf(s, end))),
     };
@@ -48,7 +49,7 @@ export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: 
       if (line) io.out(`${e.at} ${line}`);
     },
     log: (l) => io.err(l),
-    warn: (l) => io.err(`warning: ${l}`),
+    warn: (l) => io.err(warningText(l)),
     waveId: () => undefined,
     end: (s, end) => {
       io.out(renderEndLine(s, end.kind, null));

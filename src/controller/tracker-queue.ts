@@ -36,7 +36,7 @@ export class TrackerQueue {
     this.tail = this.tail.then(async () => {
       try {
         const r = await call();
-        if (!r.ok) this.onError(id, op, r.reason_code ?? "tracker_command_failed", `${op} failed`);
+        if (!r.ok) this.onError(id, op, r.reason_code ?? "tracker_command_failed", r.detail ?? `${op} failed`);
       } catch (err) {
         this.onError(id, op, "tracker_command_failed", err instanceof Error ? err.message : String(err));
       }

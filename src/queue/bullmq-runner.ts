@@ -17,7 +17,18 @@ import {
   type RunnerPort,
   type StartedJob,
 } from "../runner/port.js";
-import { DEFAULT_LOCK_MS, keys, parseRunRecord, RUN_TTL_SEC, parseJson, remoteHealth, type QueueJobData, type RunRecord } from "./protocol.js";
+import {
+  DEFAULT_LOCK_MS,
+  keys,
+  parseRunRecord,
+  remoteHealth,
+  remoteLogTailPath,
+  RUN_TTL_SEC,
+  parseJson,
+  type QueueJobData,
+  type QueueResult,
+  type RunRecord,
+} from "./protocol.js";
 import { liveWorkers } from "./registry.js";
 import { openRedis, sleep, withTimeout } from "./redis.js";
 
@@ -42,6 +53,8 @@ export interface BullmqRunnerOptions {
   call_timeout_ms?: number;
   /** Where the last read events-stream id is saved, so a restarted controller reads on from there. */
   cursor_file?: string;
+  /** The wave's directory: each result's log tail is kept under it for `dx-batch logs`. */
+  wave_dir?: string;
   log?: (line: string) => void;
 }
 
@@ -165,9 +178,27 @@ export function createBullmqRunner(o: BullmqRunnerOptions): QueueRunner {
     return { at: Date.parse(v.heartbeat_at) };
   }
 
+  /** Run instances whose log tail is already on disk here. */
+  const tailsKept = new Set<string>();
+  /**
+   * The full log stays on the worker's host; the tail that came back with the result is kept
+   * with the wave, before the controller records the attempt's end, so `dx-batch logs` (and
+   * `--follow`) can print it. Best effort: a tail that cannot be written never fails a check.
+   */
+  function keepTail(result: QueueResult): void {
+    if (o.wave_dir === undefined || tailsKept.has(result.run_instance)) return;
+    try {
+      writeFileAtomicSync(remoteLogTailPath(o.wave_dir, result.run_instance), result.log_tail, { fsync: false });
+      tailsKept.add(result.run_instance);
+    } catch (e) {
+      log(`${result.job_id}: could not keep the log tail of ${result.run_instance}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   async function classify(ref: JobRef): Promise<JobHealth> {
     const rec = await readRun(ref.run_instance);
     if (rec?.result) {
+      keepTail(rec.result);
       if (rec.result.lock_lost) return health(ref, "missing", rec, "runner_job_lost");
       return { ...remoteHealth(rec.result.health), job_id: ref.job_id, provider: ref.provider, run_instance: ref.run_instance, pid: 0 };
     }

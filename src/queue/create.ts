@@ -27,7 +27,7 @@ export function createQueueRunner(
     max_runtime_minutes: o.max_runtime_minutes,
     lock_ms: (rc.lock_seconds ?? DEFAULT_LOCK_MS / 1000) * 1000,
     unavailable_ms: (rc.unavailable_minutes ?? 5) * 60_000,
-    ...(o.wave_dir === undefined ? {} : { cursor_file: path.join(o.wave_dir, "queue.cursor") }),
+    ...(o.wave_dir === undefined ? {} : { cursor_file: path.join(o.wave_dir, "queue.cursor"), wave_dir: o.wave_dir }),
     ...(o.log === undefined ? {} : { log: o.log }),
   });
 }

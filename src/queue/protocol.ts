@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { RunnerReason } from "../core/reasons.js";
 import type { Phase } from "../core/status.js";
 import type { ContractSource, JobHealth, JobSignals } from "../runner/port.js";
@@ -17,6 +18,11 @@ export const DEFAULT_QUEUE_PREFIX = "dxb";
 export const DEFAULT_LOCK_MS = 30_000;
 /** The last bytes of an attempt's log that travel back with its result. */
 export const LOG_TAIL_BYTES = 64 * 1024;
+/**
+ * Where the controller keeps the log tail that came back with a remote attempt's result (the whole
+ * log stays on the worker's host): `dx-batch logs` prints it. One place names the file.
+ */
+export const remoteLogTailPath = (waveDir: string, runInstance: string): string => path.join(waveDir, "logs", `${runInstance}.remote-tail.log`);
 /** Run records outlive any wave that might resume them. */
 export const RUN_TTL_SEC = 14 * 24 * 3600;
 export const EVENTS_MAXLEN = 100_000;

@@ -5,7 +5,7 @@ import { codexHomeOf, findCodexRollout } from "./codex-rollout.js";
 import { LogFollower } from "./log-signals.js";
 import { readJobMeta, type JobMeta } from "./meta.js";
 import { jobPaths, type JobPaths } from "./paths.js";
-import type { ContractSource, JobHealth, JobRef, JobSignals, JobSpec, ProviderAvailability, RunnerPort, StartedJob } from "./port.js";
+import type { ContractSource, JobHealth, JobRef, JobSignals, JobSpec, ProviderAvailability, PruneResult, RunnerPort, StartedJob } from "./port.js";
 import { DEFAULT_PREFLIGHT_TIMEOUT_MS } from "./providers/common.js";
 import { createProviderRegistry, type ProviderRegistry } from "./providers/index.js";
 import { checkJob, type BuiltinCheckOptions } from "./builtin/check.js";
@@ -136,7 +136,7 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
       const { stopped } = await stopJob(ctx, ref, so.grace_ms ?? ctx.graceMs);
       return { stopped };
     },
-    prune: (): Promise<{ checked: number; pruned: number }> => prunePidFiles(ctx.logDir, ctx.clock()),
+    prune: (): Promise<PruneResult> => prunePidFiles(ctx.logDir, ctx.clock()),
 
     readContract: (ref: JobRef): Promise<ContractSource> => readJobContract(ctx.logDir, ref),
 

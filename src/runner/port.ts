@@ -94,6 +94,13 @@ export interface JobHealth {
 /** The raw contract text the job delivered, before schema validation (src/contract does that). */
 export type ContractSource = { found: true; source: "file" | "log"; text: string } | { found: false; reason_code: RunnerReason; detail: string };
 
+/** What a prune removed. `stale`: the jobs whose pid files it removed, when it can tell their waves. */
+export interface PruneResult {
+  checked: number;
+  pruned: number;
+  stale?: { provider: string; job_id: string; wave_id: string | null }[];
+}
+
 export interface RunnerPort {
   preflight(provider: string): Promise<ProviderAvailability>;
   /** Launch detached in a new process group; resolves once the pid is known. */
@@ -101,7 +108,7 @@ export interface RunnerPort {
   check(ref: JobRef, opts: CheckOptions): Promise<JobHealth>;
   /** SIGTERM to the group, grace, SIGKILL to the group. Resolves once nothing of the group remains. */
   stop(ref: JobRef): Promise<{ stopped: boolean }>;
-  prune(): Promise<{ checked: number; pruned: number }>;
+  prune(): Promise<PruneResult>;
   /** Contract delivered by the job: the contract file first, else the last CONTRACT:JSON: marker. */
   readContract(ref: JobRef): Promise<ContractSource>;
   /**

@@ -87,12 +87,15 @@ async function bdWrite(exec: BdExecOptions, id: string, args: string[], json: bo
   const bad = badId(id);
   if (bad) return { ok: false, reason_code: bad.reason_code };
   const call = await runBd(exec, args);
-  if (!call.ok) return { ok: false, reason_code: call.reason_code };
+  if (!call.ok) return { ok: false, reason_code: call.reason_code, detail: call.detail };
   if (!json) return { ok: true, reason_code: null };
   const out = parseBdOutput(call.stdout, call.stderr);
   if (out.kind === "data") return { ok: true, reason_code: null };
-  if (out.kind === "error") return { ok: false, reason_code: isNotFoundError(out.message) ? "item_not_found" : "tracker_command_failed" };
-  return { ok: false, reason_code: "tracker_output_invalid" };
+  const label = `bd ${args.join(" ")}`;
+  if (out.kind === "error") {
+    return { ok: false, reason_code: isNotFoundError(out.message) ? "item_not_found" : "tracker_command_failed", detail: `${label}: ${out.message}` };
+  }
+  return { ok: false, reason_code: "tracker_output_invalid", detail: `${label}: ${out.detail}` };
 }
 
 /** `bd show <id> --json`: the item itself, never another issue a partial id resolved to. */

@@ -31,4 +31,6 @@ export interface TrackerPort {
 export interface TrackerWrite {
   ok: boolean;
   reason_code: TrackerReason | null;
+  /** On failure, the tracker's own words (bd's error message, whole). */
+  detail?: string;
 }

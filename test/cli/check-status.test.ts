@@ -141,6 +141,11 @@ describe("check", () => {
     const h = await cli(sb, "check");
     expect(h.code).toBe(c.exit);
     expect(h.stdout).toContain(`${W}: ${c.state} (${c.reason_code}); next action: ${c.next_action}`);
+    expect(h.stdout).toContain(`next: ${String(doc.next_command)}\n`);
+    // status carries the same next_command, in its JSON and its text.
+    const st = await cli(sb, "status", "--json");
+    expect((parseJson(st.stdout) as Record<string, unknown>).next_command).toBe(doc.next_command);
+    expect((await cli(sb, "status")).stdout).toContain(`next: ${String(doc.next_command)}\n`);
   });
 
   it("a missing wave: exit 3, wave_not_found, and --json still prints one JSON document", async () => {

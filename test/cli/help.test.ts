@@ -20,6 +20,9 @@ const pkgVersion = (): string => {
 const COMMANDS = [
   ["start"],
   ["resume"],
+  ["retry"],
+  ["list"],
+  ["logs"],
   ["cancel"],
   ["status"],
   ["check"],
@@ -49,7 +52,7 @@ describe("--help and --version", () => {
   it("dx-batch --help lists every command", async () => {
     const r = await runCli(bin, ["--help"], { cwd });
     expect(r.code).toBe(0);
-    for (const c of ["start", "resume", "cancel", "status", "check", "report", "doctor", "runner", "demo"])
+    for (const c of ["start", "resume", "retry", "cancel", "list", "status", "check", "report", "logs", "doctor", "runner", "demo"])
       expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\b`, "m"));
   });
 
@@ -58,6 +61,16 @@ describe("--help and --version", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`Usage: dx-batch ${cmd.join(" ")}`);
     expect(r.stderr).toBe("");
+  });
+
+  it("start, resume and retry --help give the exit codes (issue #13)", async () => {
+    for (const cmd of ["start", "resume", "retry"]) {
+      const r = await runCli(bin, [cmd, "--help"], { cwd });
+      // Commander wraps long descriptions: compare with the line breaks taken out.
+      expect(r.stdout.replace(/\s+/g, " "), `${cmd} --help`).toContain(
+        "exit 0 completed with every item approved; 4 completed with some not approved; 1 refused or failed; 2 paused",
+      );
+    }
   });
 
   it("read commands document --config, --wave-id and their output flags", async () => {

@@ -14,7 +14,8 @@ describe("dx-batch logs", { timeout: E2E_TIMEOUT_MS }, () => {
     const a1 = await w.expectExit("logs", ["lg-1", "--wave-id", "w-logs", "--attempt", "1"], 0);
     expect(a1.stdout).toContain("[agent-a] implement lg-1 attempt 1 done");
     expect(a1.stdout).not.toContain("attempt 2");
-    expect(a1.stderr).toMatch(/^logs: lg-1 implement attempt 1 on agent-a: .*lg-1\.log$/m);
+    // The transcript kept with the wave, named for the run (app/wave-logs.ts).
+    expect(a1.stderr).toMatch(/^logs: lg-1 implement attempt 1 on agent-a: .*\/waves\/w-logs\/logs\/[0-9a-f-]{36}\.log$/m);
 
     const a2 = await w.expectExit("logs", ["lg-1", "--wave-id", "w-logs", "--attempt", "2"], 0);
     expect(a2.stdout).toContain("[agent-b] implement lg-1 attempt 2 done");
@@ -31,6 +32,17 @@ describe("dx-batch logs", { timeout: E2E_TIMEOUT_MS }, () => {
     const none = await w.expectExit("logs", ["lg-1", "--wave-id", "w-logs", "--attempt", "3"], 1);
     expect(none.stderr).toMatch(/^error: log_not_found: lg-1 has no implement attempt 3/m);
     expect(none.stderr).toMatch(/^remedy: its runs: implement 1, review 1, implement 2, review 2$/m);
+
+    // A later wave runs lg-1 again on the same providers: the runner reuses its file names, yet
+    // each wave still shows its own transcripts (here the second wave's agent prints 1 MiB of x).
+    w.writeScenario({ items: { "lg-1": { implement: { print_mb: 1 } } } });
+    await w.expectExit("start", ["--items", "lg-1", "--wave-id", "w-logs2", "--redo"], 0);
+    const again = await w.expectExit("logs", ["lg-1", "--wave-id", "w-logs2", "--attempt", "1"], 0);
+    expect(again.stdout).toContain("x".repeat(1023));
+    const first = await w.expectExit("logs", ["lg-1", "--wave-id", "w-logs", "--attempt", "1"], 0);
+    expect(first.stdout).toContain("[agent-a] implement lg-1 attempt 1 done");
+    expect(first.stdout).not.toContain("xxxxxxxxxx");
+    expect(first.stdout).toBe(a1.stdout);
   });
 
   it("--follow tails a running job and returns when its attempt ends", async () => {

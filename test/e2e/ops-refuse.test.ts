@@ -7,11 +7,12 @@ import { E2E, E2E_TIMEOUT_MS, parseObj } from "../helpers/world.js";
 // Issue #13: refusals come before the wave exists and write nothing; exit 4 for a completed wave
 // with items not approved.
 
-/** Nothing under the artifact and runner dirs: no wave, no ledger, no lease, no pid file. */
+/** Nothing under the artifact, runner and workspace dirs: no wave, ledger, lease, pid file or worktree. */
 function expectNothingWritten(w: E2E): void {
   const files = (d: string): string[] => (existsSync(d) ? readdirSync(d, { recursive: true }).map(String) : []);
   expect(files(w.artifactDir)).toEqual([]);
   expect(files(w.runnerLogDir)).toEqual([]);
+  expect(files(w.workspaceRoot)).toEqual([]);
 }
 
 function patchConfig(w: E2E, patch: Record<string, unknown>): void {
@@ -67,8 +68,18 @@ describe("refuse early, writing nothing", { timeout: E2E_TIMEOUT_MS }, () => {
     expect(r.stderr).toMatch(/^ {4}agent-b: agent-b_binary_missing .*; remedy: install/m);
     expectNothingWritten(w);
 
-    await w.expectExit("start", ["--items", "np-1", "--wave-id", "w-np", "--keep-failed"], 1);
+    const kept = await w.expectExit("start", ["--items", "np-1", "--wave-id", "w-np", "--keep-failed", "--json"], 1);
     expect(w.state("w-np")).toMatchObject({ status: "failed", reason_code: "no_provider_available" });
+    // The terminal event is in the ledger and the NDJSON, which starts with wave_created.
+    const nd = kept.stdout
+      .trim()
+      .split("\n")
+      .map((l) => parseObj(l));
+    expect(nd[0]).toMatchObject({ event: "wave_created", seq: 1 });
+    expect(nd.at(-2)).toMatchObject({ event: "wave_failed", reason_code: "no_provider_available" });
+    expect(nd.at(-1)).toMatchObject({ summary: true, status: "failed" });
+    const rep = parseObj((await w.expectExit("report", ["--wave-id", "w-np", "--format", "json"], 0)).stdout);
+    expect((rep.timeline as { event: string }[]).at(-1)?.event).toBe("wave_failed");
   });
 });
 

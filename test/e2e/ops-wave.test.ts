@@ -75,7 +75,7 @@ describe("operating waves", { timeout: E2E_TIMEOUT_MS }, () => {
     expect(attempts.map((x) => typeof x.log_path)).toEqual(["string", "string"]);
     const md = await w.expectExit("report", [], 0);
     expect(md.stdout).toContain("- branch: `dx/lw-1` at `" + head + "`");
-    expect(md.stdout).toMatch(/- log: `.*lw-1\.log`/);
+    expect(md.stdout).toMatch(/- log: `.*\/waves\/w-a\/logs\/[0-9a-f-]{36}\.log`/);
     expect(md.stdout).toMatch(/#\d+ wave_completed \(wave_completed\)/);
 
     // Wave B: a detached start (its controller starts, not resumes, the wave); cancel the newest.

@@ -199,12 +199,14 @@ describe("beads tracker: writes", () => {
 
   it("reports failures instead of throwing", async () => {
     const bad = tracker({ FAKE_BD_MODE: "exit1" }, { close_on_approve: true });
-    expect(await bad.markInProgress("bd-a1")).toEqual({ ok: false, reason_code: "tracker_command_failed" });
-    expect(await bad.comment("bd-a1", "x")).toEqual({ ok: false, reason_code: "tracker_command_failed" });
-    expect(await bad.close("bd-a1", "x")).toEqual({ ok: false, reason_code: "tracker_command_failed" });
-    expect(await tracker({ FAKE_BD_MODE: "garbage" }).markInProgress("bd-a1")).toEqual({ ok: false, reason_code: "tracker_output_invalid" });
-    expect(await tracker().markInProgress("bd-zz9")).toEqual({ ok: false, reason_code: "item_not_found" });
-    expect(await tracker({}, { command: path.join(dir, "nope") }).comment("bd-a1", "x")).toEqual({
+    // Each failure carries bd's own words (issue #13: printed whole under the event's line).
+    const failed = { ok: false, reason_code: "tracker_command_failed", detail: expect.stringContaining("exited 1: Error: something went wrong") };
+    expect(await bad.markInProgress("bd-a1")).toEqual(failed);
+    expect(await bad.comment("bd-a1", "x")).toEqual(failed);
+    expect(await bad.close("bd-a1", "x")).toEqual(failed);
+    expect(await tracker({ FAKE_BD_MODE: "garbage" }).markInProgress("bd-a1")).toMatchObject({ ok: false, reason_code: "tracker_output_invalid" });
+    expect(await tracker().markInProgress("bd-zz9")).toMatchObject({ ok: false, reason_code: "item_not_found" });
+    expect(await tracker({}, { command: path.join(dir, "nope") }).comment("bd-a1", "x")).toMatchObject({
       ok: false,
       reason_code: "tracker_command_missing",
     });
@@ -226,7 +228,7 @@ describe("beads tracker: locking", () => {
 
   it("gives up after the configured attempts with tracker_locked", async () => {
     const t = tracker({ FAKE_BD_LOCKED_TIMES: "100", FAKE_BD_COUNTER: path.join(dir, "count") }, { retry: { attempts: 3, baseMs: 5 } });
-    expect(await t.markInProgress("bd-a1")).toEqual({ ok: false, reason_code: "tracker_locked" });
+    expect(await t.markInProgress("bd-a1")).toMatchObject({ ok: false, reason_code: "tracker_locked" });
     expect((await calls()).length).toBe(3);
   });
 

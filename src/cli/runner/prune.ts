@@ -10,7 +10,8 @@ export function registerPrune(runner: Command, ctx: RunnerCommandContext): void 
   ).action(
     action(ctx)(async (o: CommonOpts & { json?: boolean }) => {
       const res = await (await openRunner(ctx, await resolveConfig(ctx, o))).prune();
-      if (o.json) printJson(ctx.io, res);
+      // dx-runner's shape: which waves the files were of is for the controller's note only.
+      if (o.json) printJson(ctx.io, { checked: res.checked, pruned: res.pruned });
       else ctx.io.out(`checked=${res.checked} pruned=${res.pruned}`);
       return 0;
     }),

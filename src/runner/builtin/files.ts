@@ -6,7 +6,7 @@ import { parseJsonObject, readIntFile, readTextQuiet, removeQuiet, writeJsonAtom
 import { parseStoredHealth, readJobMeta, type JobMeta, type JobProgress } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
 import { readContractSource } from "../contract-source.js";
-import type { ContractSource, JobHealth, JobRef } from "../port.js";
+import type { ContractSource, JobHealth, JobRef, PruneResult } from "../port.js";
 import { processAlive } from "../proc.js";
 import { jobAlive } from "./liveness.js";
 
@@ -110,9 +110,10 @@ function pidFiles(logDir: string): { provider: string; job: string; file: string
 }
 
 /** Remove the pid files of dead processes, including those whose meta is gone or unreadable. */
-export async function prunePidFiles(logDir: string, nowMs: number): Promise<{ checked: number; pruned: number }> {
+export async function prunePidFiles(logDir: string, nowMs: number): Promise<PruneResult> {
   let checked = 0;
   let pruned = 0;
+  const stale: NonNullable<PruneResult["stale"]> = [];
   for (const { provider, job, file } of pidFiles(logDir)) {
     const meta = readJobMeta(path.join(logDir, provider, `${job}.meta.json`));
     const ofJob = meta !== null && meta.provider === provider && meta.job_id === job;
@@ -124,9 +125,10 @@ export async function prunePidFiles(logDir: string, nowMs: number): Promise<{ ch
     if (pid === null || !(await processAlive(pid, ofJob ? meta.pid_start : null))) {
       removeQuiet(file);
       pruned++;
+      stale.push({ provider, job_id: job, wave_id: ofJob ? meta.wave_id : null });
     }
   }
-  return { checked, pruned };
+  return stale.length === 0 ? { checked, pruned } : { checked, pruned, stale };
 }
 
 /** Live pids of the jobs under log_dir, for the exec-saturation guard: read from the live jobs' pid files only. */
