@@ -67,14 +67,19 @@ export async function runWave(
     if (isDxError(err) && err.code === "controller_lock_lost") throw err;
     if (isDiskFull(err)) return pauseDiskFull(controller, rt, progress, err);
     const detail = err instanceof Error ? err.message : String(err);
+    let failed = false;
     try {
       if (controller.state.status === "running" || controller.state.status === "pending") {
         apply({ event: "wave_failed", reason_code: WaveReason.orchestrator_exception, error: detail });
+        failed = true;
       }
       controller.session.flush(true);
     } catch {
       // The ledger itself is failing: nothing more can be recorded; the error below says why.
+      failed = false;
     }
+    // A wave that failed this way is as terminal as any other: its notify channels hear of it too.
+    if (failed) await notifyWaveEnd(c, controller.session, progress).catch(() => undefined);
     throw err;
   } finally {
     unwire();
