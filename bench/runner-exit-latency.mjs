@@ -120,6 +120,16 @@ async function afterRestart(pollMs) {
   for (let i = 0; i < RUNS; i++) {
     rmSync(stamp, { force: true });
     const s = spec("exiting");
+    // The next run of the same job may start only once the launcher has heard this one's wrapper
+    // exit (and dropped its pid file): the rc is written a moment before the wrapper is gone.
+    const gone = new Promise((resolve) => {
+      const off = launcher.onExit((ref) => {
+        if (ref.run_instance === s.run_instance) {
+          off();
+          resolve();
+        }
+      });
+    });
     await launcher.start(s);
     // A fresh instance knows only the files, as a controller resumed after a crash does.
     const fresh = createBuiltinRunner(options);
@@ -133,6 +143,7 @@ async function afterRestart(pollMs) {
     const seenAt = nowMs();
     lat.push(seenAt - agentExitMs());
     polls.push(count);
+    await gone;
   }
   return { poll_ms: pollMs, exit_to_check_ms: stats(lat), checks_per_job: stats(polls) };
 }

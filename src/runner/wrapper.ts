@@ -22,9 +22,7 @@
 //   it: a job whose launcher died leaves no empty cgroup behind, one with escapees keeps it.
 // - after a clean exit (0) it looks at the worktree once, before the rc: the commits since the
 //   attempt's start (`git rev-list --count`) and `git status --porcelain=v2 --branch -z` into
-//   `<rc>.wt` (tmp + rename). The two run at once (their exit holds the rc back, and the next
-//   dispatch with it); the wait on the count is repeated until it is over, since the pump's USR1
-//   may interrupt it. The runner's exit check and the controller's post-implement checks
+//   `<rc>.wt` (tmp + rename). The runner's exit check and the controller's post-implement checks
 //   read that file instead of spawning git from the controller (issue #14); without it (git
 //   failed, an older wrapper) they run git themselves as before. git runs with the repository
 //   variables unset and without optional locks, as the runner's own probe does.
@@ -75,12 +73,8 @@ if [ "$code" = 0 ] && [ -n "$wt" ]; then
   GIT_OPTIONAL_LOCKS=0; LC_ALL=C; export GIT_OPTIONAL_LOCKS LC_ALL
   if [ -n "$base" ]; then range="$base..HEAD"; else range=HEAD; fi
   umask 077
-  { git -C "$wt" rev-list --count "$range" 2>/dev/null || echo 0; } > "$rc.wt.n" < /dev/null &
-  counter=$!
-  if git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal > "$rc.wt.s" 2>/dev/null < /dev/null; then looked=1; else looked=; fi
-  while kill -0 "$counter" 2>/dev/null; do wait "$counter" 2>/dev/null; done
-  if [ -n "$looked" ] && cat "$rc.wt.n" "$rc.wt.s" > "$rc.wt.tmp"; then mv -f "$rc.wt.tmp" "$rc.wt"; else rm -f "$rc.wt.tmp"; fi
-  rm -f "$rc.wt.n" "$rc.wt.s"
+  if { git -C "$wt" rev-list --count "$range" 2>/dev/null || echo 0; git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal 2>/dev/null; } > "$rc.wt.tmp" < /dev/null
+  then mv -f "$rc.wt.tmp" "$rc.wt"; else rm -f "$rc.wt.tmp"; fi
 fi
 (umask 077; echo "$code" > "$rc.tmp") && mv -f "$rc.tmp" "$rc"
 if [ -n "$job_cgroup" ]; then { echo $$ > "\${job_cgroup%/*/*}/cgroup.procs" && rmdir "$job_cgroup"; } 2>/dev/null; fi
