@@ -185,19 +185,7 @@ async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contra
       provider: job.provider,
       summary: contract.summary ?? null,
     });
-    if (c.auto_commit !== null) {
-      // Durable together with the job_finished that follows it (one group commit).
-      await sh.record({
-        event: "auto_commit",
-        item_id: job.item_id,
-        phase: job.phase,
-        attempt: job.attempt,
-        provider: job.provider,
-        run_instance: job.ref.run_instance,
-        sha: c.auto_commit,
-        files: c.files,
-      });
-    }
+    if (c.auto_commit !== null) await recordAutoCommit(sh, job, c.auto_commit, c.files);
     return { from: rec.head_at_dispatch, to: c.head };
   } catch (e) {
     sh.deps.log(`${job.item_id}: auto-commit failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -213,20 +201,22 @@ async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contra
  */
 async function remoteAttempt(sh: Shell, job: TrackedJob, h: JobHealth): Promise<CommitRange | undefined> {
   if (job.phase !== "implement" || h.attempt_range === undefined) return undefined;
-  if (h.auto_commit != null) {
-    // Durable together with the job_finished that follows it (one group commit).
-    await sh.record({
-      event: "auto_commit",
-      item_id: job.item_id,
-      phase: job.phase,
-      attempt: job.attempt,
-      provider: job.provider,
-      run_instance: job.ref.run_instance,
-      sha: h.auto_commit.sha,
-      files: h.auto_commit.files,
-    });
-  }
+  if (h.auto_commit != null) await recordAutoCommit(sh, job, h.auto_commit.sha, h.auto_commit.files);
   return h.attempt_range;
+}
+
+/** The auto-commit of an attempt, durable together with the job_finished that follows it (one group commit). */
+function recordAutoCommit(sh: Shell, job: TrackedJob, sha: string, files: string[]): Promise<void> {
+  return sh.record({
+    event: "auto_commit",
+    item_id: job.item_id,
+    phase: job.phase,
+    attempt: job.attempt,
+    provider: job.provider,
+    run_instance: job.ref.run_instance,
+    sha,
+    files,
+  });
 }
 
 /** The job's contract, validated; or why there is none. */
