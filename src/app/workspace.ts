@@ -12,7 +12,9 @@ export function createWorkspace(cfg: ResolvedConfig): Workspace {
   return {
     resolve: async (itemId) => {
       const r = await resolveWorktree(itemId, { workspace_root: cfg.workspace_root, repo: cfg.repo, base: cfg.base, policy, facts });
-      return r.ok ? { ok: true, path: r.path, base_commit: r.base_commit } : { ok: false, status: r.status, reason_code: r.reason_code, detail: r.detail };
+      return r.ok
+        ? { ok: true, path: r.path, base_commit: r.base_commit, created: r.created }
+        : { ok: false, status: r.status, reason_code: r.reason_code, detail: r.detail };
     },
     // Worktrees reach here resolved: each is the top of its checkout, so its files can be read.
     head: (worktree) => worktreeHeadFast(worktree),

@@ -14,6 +14,7 @@ import { reattach } from "./reattach.js";
 import { WaveSession } from "./session.js";
 import type { Shell } from "./shell.js";
 import { TrackedJobs } from "./tracked-jobs.js";
+import { WorktreeLooks } from "./worktree-looks.js";
 import { TrackerQueue } from "./tracker-queue.js";
 import { DeliveryQueue } from "./delivery-queue.js";
 import { stopByOperator } from "./operator-stop.js";
@@ -69,6 +70,7 @@ export class Controller {
       jobs: this.jobs,
       tracker: this.tracker,
       delivery: this.delivery,
+      looks: new WorktreeLooks(),
       item: (id) => this.item(id),
       issue: (id) => this.issue(id),
       // Write-ahead with group commit: the event is written and folded now, made durable with the

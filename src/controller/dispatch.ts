@@ -48,6 +48,7 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
   }
   let worktree = item.worktree;
   let base = item.base_commit;
+  let created = false;
   if (worktree === null) {
     const pre = await takeEarly();
     const w = pre?.ok ? pre : await sh.deps.workspace.resolve(intent.item_id);
@@ -58,11 +59,15 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
     }
     worktree = w.path;
     base = w.base_commit;
+    created = w.created === true;
   }
   const issue = await sh.issue(intent.item_id);
   const ws = sh.deps.workspace;
   // HEAD now: an implement attempt's own range starts here; a review is shown base..HEAD.
   const head = await ws.head(worktree).catch(() => null);
+  // HEAD unreadable (null) is no fact to start from: the runner then looks itself.
+  if (created && head !== null) sh.looks.created(intent.item_id, head);
+  else sh.looks.confirm(intent.item_id, head);
   if (ws.prepare !== undefined)
     await ws.prepare(worktree).catch((e: unknown) => sh.deps.log(`${intent.item_id}: cannot prepare ${worktree}/.dx-batch: ${String(e)}`));
   const contract_file = files.contractPath(intent.item_id, intent.phase, intent.attempt, ws.prepare !== undefined ? worktree : null);
@@ -113,6 +118,7 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
   const files = sh.deps.files;
   const key = { item_id: it.beads_id, phase: it.phase, attempt: it.attempt, provider: it.provider, run_instance: it.run_instance };
   const ref = jobRefOf(sh.deps, key, sh.deps.workspace.prepare !== undefined ? it.worktree : null);
+  const look = sh.looks.take(key.item_id);
   // Track before starting, so an exit reported during start() is not missed.
   sh.jobs.add({
     ref,
@@ -137,6 +143,7 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
       worktree: it.worktree,
       // Resolved as the top of its checkout (workspace.resolve): the runner need not ask git.
       worktree_toplevel: it.worktree,
+      ...(look !== undefined ? { worktree_look: look } : {}),
       prompt_file: files.promptPath(key.item_id, key.phase, key.attempt),
       contract_file: ref.contract_file ?? files.contractPath(key.item_id, key.phase, key.attempt),
     });

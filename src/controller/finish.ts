@@ -111,6 +111,8 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   sh.jobs.remove(job.ref.run_instance);
   if (job.pid !== null && job.pid > 0) deps.files.removePid(job.pid);
   const item = sh.item(job.item_id);
+  // What the worktree looks like now, for the item's next job; a stale job's end forgets it.
+  sh.looks.ended(job.item_id, item.run_instance === job.ref.run_instance ? h.worktree_end : undefined);
   if (item.run_instance !== job.ref.run_instance) return;
   const outcomePath = deps.files.outcomePath(job.item_id, job.phase, job.attempt);
   if (h.state === "missing" && item.job === null && !sh.cancelling()) {

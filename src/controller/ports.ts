@@ -124,7 +124,8 @@ export type ControllerFiles = WaveLog &
   ExecGuard;
 
 export type WorktreeResult =
-  { ok: true; path: string; base_commit: string | null } | { ok: false; status: "failed" | "blocked"; reason_code: ItemReason; detail: string };
+  | { ok: true; path: string; base_commit: string | null; /** Checked out just now by this resolve. */ created?: boolean }
+  | { ok: false; status: "failed" | "blocked"; reason_code: ItemReason; detail: string };
 
 export interface Workspace {
   resolve(itemId: string): Promise<WorktreeResult>;

@@ -8,6 +8,7 @@ import type { ControllerDeps } from "./ports.js";
 import type { WaveSession } from "./session.js";
 import type { TrackedJobs } from "./tracked-jobs.js";
 import type { TrackerQueue } from "./tracker-queue.js";
+import type { WorktreeLooks } from "./worktree-looks.js";
 import type { DeliveryQueue } from "./delivery-queue.js";
 
 // What the controller's parts (dispatch, finish, re-attach, effects) share: the ports, the
@@ -21,6 +22,8 @@ export interface Shell {
   readonly tracker: TrackerQueue;
   /** Approved items' branches, pushed behind the loop (issue #13). */
   readonly delivery: DeliveryQueue;
+  /** Worktrees known as they are between two jobs: the runner skips its start look (issue #14). */
+  readonly looks: WorktreeLooks;
   item(id: string): ItemState;
   /** The tracker's text of an item (cached; the wave's own title when the tracker has none). */
   issue(id: string): Promise<TrackerIssue>;

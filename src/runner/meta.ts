@@ -174,7 +174,11 @@ function worktreeEnd(v: unknown): Pick<JobHealth, "worktree_end"> {
   if (!isObject(v) || typeof v.clean !== "boolean") return {};
   const head = v.head;
   if (head !== null && (typeof head !== "string" || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(head))) return {};
-  return { worktree_end: { head, clean: v.clean } };
+  const look =
+    typeof v.signature === "string" && /^[0-9a-f]{40}$/.test(v.signature) && typeof v.dirty === "number" && Number.isSafeInteger(v.dirty) && v.dirty >= 0
+      ? { dirty: v.dirty, signature: v.signature }
+      : {};
+  return { worktree_end: { head, clean: v.clean, ...look } };
 }
 
 /** A JobHealth as the runner stored it in outcome.json. */

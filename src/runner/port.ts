@@ -32,6 +32,19 @@ export interface JobSpec {
    * the worktree); the runner then does not ask git again (issue #14).
    */
   worktree_toplevel?: string;
+  /**
+   * The worktree as the caller knows it to be right now, so the runner need not run `git status`
+   * before the start (issue #14): the look the last job's end took (nothing ran in it since), or
+   * `signature: null` for a checkout created clean at `head` just now. Absent: the runner looks.
+   */
+  worktree_look?: WorktreeLook;
+}
+
+/** A worktree's HEAD, its count of changed paths, and the runner's signature of its status. */
+export interface WorktreeLook {
+  head: string | null;
+  dirty: number;
+  signature: string | null;
 }
 
 /** A job as the runner knows it: the core's JobRef names the attempt, the runner its job_id. */
@@ -81,7 +94,7 @@ export interface JobHealth {
    * probe): HEAD, and whether anything was left uncommitted (`.dx-batch/` aside). Absent when
    * nobody looked; the controller then looks itself before its post-implement checks.
    */
-  worktree_end?: { head: string | null; clean: boolean };
+  worktree_end?: { head: string | null; clean: boolean; dirty?: number; signature?: string };
   /**
    * Set by a runner whose worktree is on another host (a queue worker, issue #12), which did the
    * post-implement git work there: the attempt's own range (HEAD when the job started .. HEAD after

@@ -297,9 +297,7 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       // item is dispatched again under a new run_instance: by design, and recorded.
       const dispatched = of(c.ledger("w-only"), "item_dispatched", (e) => e.provider === "agent-b").map((e) => e.run_instance as string);
       expect(dispatched.length).toBeGreaterThanOrEqual(4);
-      expect(b.map((s) => s.run_instance).sort(), JSON.stringify(c.ledger("w-only").filter((e) => e.provider === "agent-b"))).toEqual(
-        [...dispatched].sort(),
-      );
+      expect(b.map((s) => s.run_instance).sort(), JSON.stringify(c.ledger("w-only").filter((e) => e.provider === "agent-b"))).toEqual([...dispatched].sort());
       for (const s of b) expect(c.hostOf(s)).toBe("h1");
       expect(Object.values(await statusOf(c, "w-only"))).toEqual(items.map(() => "approved"));
     },

@@ -173,3 +173,42 @@ describe("controller: post-implement checks from the runner's look at the worktr
     expect(commits).toEqual(["it-1", "it-1"]);
   });
 });
+
+describe("controller: the worktree's look at a start (issue #14)", () => {
+  const SIG = "a".repeat(40);
+  it("a checkout created just now, and a clean end of the last job, start the next job without a look; anything else does not", async () => {
+    const w = new World({
+      items: ["fresh", "found"],
+      workspace: { resolve: (id) => Promise.resolve({ ok: true, path: `/mem/worktrees/${id}`, base_commit: "base0", created: id === "fresh" }) },
+    });
+    await w.start();
+    const specOf = (item: string, phase: string) => w.runner.starts.filter((s) => s.item_id === item && s.phase === phase).at(-1);
+    // Created by this dispatch at HEAD head1: clean, said so. Found already there: the runner looks.
+    expect(specOf("fresh", "implement")?.worktree_look).toEqual({ head: "head1", dirty: 0, signature: null });
+    expect(specOf("found", "implement")?.worktree_look).toBeUndefined();
+    // A clean end with its look carries over to the review; a dirty one (an auto-commit follows) does not.
+    w.runner.exit(w.runner.jobOf("fresh"), { worktree_end: { head: "head1", clean: true, dirty: 0, signature: SIG } });
+    w.runner.exit(w.runner.jobOf("found"), { worktree_end: { head: "head1", clean: false, dirty: 2, signature: SIG } });
+    await w.clock.advance(0);
+    expect(specOf("fresh", "review")?.worktree_look).toEqual({ head: "head1", dirty: 0, signature: SIG });
+    expect(specOf("found", "review")?.worktree_look).toBeUndefined();
+  });
+
+  it("a look whose HEAD is not the worktree's HEAD at dispatch is dropped", async () => {
+    let head = "head1";
+    const w = new World({
+      items: ["moved"],
+      workspace: {
+        resolve: (id) => Promise.resolve({ ok: true, path: `/mem/worktrees/${id}`, base_commit: "base0", created: true }),
+        head: () => Promise.resolve(head),
+      },
+    });
+    await w.start();
+    head = "head2"; // moved after the end look was taken
+    w.runner.exit(w.runner.jobOf("moved"), { worktree_end: { head: "head1", clean: true, dirty: 0, signature: SIG } });
+    await w.clock.advance(0);
+    const review = w.runner.starts.find((s) => s.item_id === "moved" && s.phase === "review");
+    expect(review).toBeDefined();
+    expect(review?.worktree_look).toBeUndefined();
+  });
+});

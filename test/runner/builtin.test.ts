@@ -175,10 +175,50 @@ describe("exit, quota and no-op detection", () => {
     expect(own).toMatchObject({ state: "exited_ok", mutation_count: 1, worktree_end: { clean: true } });
     expect(own.worktree_end?.head).toMatch(/^[0-9a-f]{40}$/);
     expect(own.worktree_end?.head).not.toBe(own.head_at_start);
-    expect(fields(await health("bd-wl2", "committer", true))).toEqual({ ...fields(own), worktree_end: { clean: true, head: expect.any(String) } });
+    const sig = expect.stringMatching(/^[0-9a-f]{40}$/);
+    expect(fields(await health("bd-wl2", "committer", true))).toEqual({
+      ...fields(own),
+      worktree_end: { clean: true, head: expect.any(String), dirty: 0, signature: sig },
+    });
     const left = await health("bd-wl3", "leaver", false);
-    expect(left).toMatchObject({ state: "exited_ok", mutation_count: 2, worktree_end: { clean: false } });
-    expect(fields(await health("bd-wl4", "leaver", true))).toEqual({ ...fields(left), worktree_end: { clean: false, head: expect.any(String) } });
+    expect(left).toMatchObject({ state: "exited_ok", mutation_count: 2, worktree_end: { clean: false, dirty: 1 } });
+    expect(fields(await health("bd-wl4", "leaver", true))).toEqual({
+      ...fields(left),
+      worktree_end: { clean: false, head: expect.any(String), dirty: 1, signature: sig },
+    });
+  });
+
+  it("a start given the worktree's look records it instead of asking git, and an honest look records what git's own would", async () => {
+    const commit = "echo c > c.txt && git add c.txt && git -c user.name=t -c user.email=t@t commit -qm c";
+    const { ws, runner } = setup({ providers: { committer: { command: ["/bin/sh", "-c", commit] }, idle: { command: [fixture("fake-sleep"), "0"] } } });
+    const atStart = (s: JobSpec) => {
+      const m = runner.meta(refOf(s));
+      return { head: m?.head_at_start, dirty: m?.dirty_at_start, signature: m?.signature_at_start };
+    };
+    const run = async (s: JobSpec) => {
+      expect(await (await startTracked(runner, s)).exited).toBe(0);
+      return { start: atStart(s), health: await runner.check(refOf(s), OPTS) };
+    };
+    // A checkout created clean just now (signature null): what git's status of it says.
+    const wtA = ws.worktree("bd-lk1");
+    const head = spawnSync("git", ["-C", wtA, "rev-parse", "HEAD"], { encoding: "utf8" }).stdout.trim();
+    const byGit = await run(spec(ws, "bd-lk1", "idle"));
+    const byLook = await run(spec(ws, "bd-lk1", "idle", { worktree_look: { head, dirty: 0, signature: null } }));
+    expect(byLook.start).toEqual(byGit.start);
+    expect(byLook.health).toMatchObject({ state: "no_op_success", mutation_count: 0 });
+    // The next job of the worktree, started with the last job's end look: same as a look now.
+    const first = await run(spec(ws, "bd-lk1", "committer"));
+    const end = first.health.worktree_end;
+    expect(end).toMatchObject({ clean: true, dirty: 0 });
+    const next = await run(
+      spec(ws, "bd-lk1", "idle", { worktree_look: { head: end?.head ?? null, dirty: end?.dirty ?? -1, signature: end?.signature ?? null } }),
+    );
+    const again = await run(spec(ws, "bd-lk1", "idle"));
+    expect(next.start).toEqual(again.start);
+    expect(next.health).toMatchObject({ state: "no_op_success", mutation_count: 0 });
+    // The look is taken as given, with no git status of its own: a wrong one shows in the meta.
+    const told = await run(spec(ws, "bd-lk1", "idle", { worktree_look: { head: "f".repeat(40), dirty: 7, signature: "0".repeat(40) } }));
+    expect(told.start).toEqual({ head: "f".repeat(40), dirty: 7, signature: "0".repeat(40) });
   });
 
   it("onExit fires within milliseconds of the agent's exit, and check agrees at once", async () => {

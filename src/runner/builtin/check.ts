@@ -98,7 +98,7 @@ async function worktreeFacts(meta: JobMeta, endFile: string | null): Promise<Wor
   if (!probe.ok) return { ok: false };
   const mutation_count = await mutationCount(meta, probe, end?.commits);
   const clean = probe.paths.every((f) => f === DX_DIR || f.startsWith(`${DX_DIR}/`));
-  return { ok: true, signature: probe.signature, mutation_count, head: probe.head, clean };
+  return { ok: true, signature: probe.signature, mutation_count, head: probe.head, clean, dirty: probe.dirty };
 }
 
 /** Changed paths plus commits since the start; `knownCommits` is the wrapper's count, when it made one. */

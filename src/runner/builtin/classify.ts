@@ -37,6 +37,8 @@ export type WorktreeFacts =
       /** HEAD, and whether nothing but `.dx-batch/` is left uncommitted (reported at a clean exit). */
       head?: string | null;
       clean?: boolean;
+      /** Changed paths, as git's status counted them. */
+      dirty?: number;
     };
 
 /** The costly facts, taken only when `stageOf` and `wantsWorktree` ask for them. */
@@ -147,7 +149,11 @@ function finished(o: Observed, p: Probed): CheckVerdict {
     });
     h = { ...base, ...verdict, mutation_count: mutations };
     // What the controller's post-implement checks need, so they do not look again (issue #14).
-    if (wt?.ok === true && wt.head !== undefined && wt.clean !== undefined) h = { ...h, worktree_end: { head: wt.head, clean: wt.clean } };
+    if (wt?.ok === true && wt.head !== undefined && wt.clean !== undefined) {
+      // With its signature, the next job of this worktree can start without a look (WorktreeLook).
+      const look = wt.signature !== null && wt.dirty !== undefined ? { dirty: wt.dirty, signature: wt.signature } : {};
+      h = { ...h, worktree_end: { head: wt.head, clean: wt.clean, ...look } };
+    }
   }
   h = { ...h, finished_at: finishedAt, pid_age_sec: Math.max(0, (Date.parse(finishedAt) - o.meta.started_at_ms) / 1000) };
   // A lost job is not memoized: a wrapper whose pid was never recorded may still write its rc.

@@ -10,12 +10,12 @@ import { prepareJobCgroup, releaseJobCgroup } from "../cgroup.js";
 import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtomic } from "../fs-util.js";
 import { readJobMeta, writeJobProgress, type JobMeta } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
-import type { JobRef, JobSpec, StartedJob } from "../port.js";
+import type { JobRef, JobSpec, StartedJob, WorktreeLook } from "../port.js";
 import { processStartToken, waitSignalsHandled } from "../proc.js";
 import { resolveExecutable } from "../providers/common.js";
 import type { LaunchPlan, Provider } from "../providers/index.js";
 import { SHELL, worktreeEndPath, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
-import { probeWorktree, worktreeToplevel } from "../worktree-probe.js";
+import { probeOfStatus, probeWorktree, worktreeToplevel, type WorktreeProbe } from "../worktree-probe.js";
 import type { BuiltinContext } from "./context.js";
 import { initialProgress } from "./files.js";
 import { startFields } from "./times.js";
@@ -137,6 +137,15 @@ async function planLaunch(ctx: BuiltinContext, spec: JobSpec, provider: Provider
 }
 
 /**
+ * The start probe the caller already knows (issue #14: no `git status` before the spawn). A
+ * checkout created clean just now is what git's status of it would say: its HEAD and no change.
+ */
+function lookAsProbe(look: WorktreeLook, root: string): WorktreeProbe {
+  if (look.signature !== null) return { ok: true, head: look.head, dirty: look.dirty, signature: look.signature, paths: [] };
+  return probeOfStatus(`# branch.oid ${look.head ?? "(initial)"}\0`, root);
+}
+
+/**
  * Clear the last run's files and write this run's meta and progress. Written before the spawn: a
  * launcher that dies in between leaves a "launching" job that turns into a lost one, never a job
  * nobody can find.
@@ -144,7 +153,7 @@ async function planLaunch(ctx: BuiltinContext, spec: JobSpec, provider: Provider
 async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, worktree: string, p: JobPaths): Promise<JobMeta> {
   // The controller resolved the worktree and knows its top: git is not asked again (issue #14).
   const toplevel = spec.worktree_toplevel !== undefined ? path.resolve(spec.worktree_toplevel) : await worktreeToplevel(worktree);
-  const probe = await probeWorktree(worktree, toplevel);
+  const probe = spec.worktree_look !== undefined ? lookAsProbe(spec.worktree_look, toplevel ?? worktree) : await probeWorktree(worktree, toplevel);
 
   ensureSecureDir(p.dir);
   const wtEnd = worktreeEndPath(p.rc);
