@@ -269,7 +269,7 @@ function checkSuperseded(f: Findings, loaded: LoadedWave): void {
 async function checkTracker(c: AppContext, f: Findings, loaded: LoadedWave): Promise<void> {
   const tracker = loaded.state.config.tracker;
   if (tracker.type !== "beads") return;
-  const v = await createTracker(tracker, { cwd: c.cwd, env: c.env }).versionCheck();
+  const v = await (await createTracker(tracker, { cwd: c.cwd, env: c.env })).versionCheck();
   if (!v.ok) {
     f.issue("tracker_version", "critical", v.detail);
     f.recs.add("install a supported bd (see README) or set tracker to file/none");

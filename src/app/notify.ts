@@ -1,7 +1,7 @@
-import { execa } from "execa";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import type { NotifyConfig } from "../config/types.js";
+import { loadExeca } from "../shared/lazy-execa.js";
 
 // Someone is told when a wave ends (issue #13): a command with the report's path in its env, and a
 // webhook that gets the JSON report, retried. A failure is a record for the ledger, never an error
@@ -50,7 +50,9 @@ async function runCommand(argv: readonly string[], input: NotifyInput, env: Node
   try {
     const file = path.join(input.wave_dir, "report.json");
     writeFileSync(file, `${JSON.stringify(input.report, null, 2)}\n`, { mode: 0o600 });
-    const r = await execa(cmd, args, {
+    const r = await (
+      await loadExeca()
+    )(cmd, args, {
       env: { ...env, DX_BATCH_WAVE_ID: input.wave_id, DX_BATCH_WAVE_STATE: input.state, DX_BATCH_REPORT_JSON: file },
       reject: false,
       timeout: timing.command_timeout_ms,

@@ -88,7 +88,7 @@ export async function collectItemIds(c: AppContext, input: StartInput, tracker: 
 }
 
 export async function startWave(c: AppContext, input: StartInput, progress: Progress): Promise<number> {
-  const tracker = createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
+  const tracker = await createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
   const ids = await collectItemIds(c, input, tracker, (l) => progress.warn(l));
   const now = new Date().toISOString();
   const waveId = input.waveId ?? defaultWaveId(now, randomBytes(2).toString("hex"));

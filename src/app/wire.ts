@@ -99,7 +99,7 @@ export async function createWave(
 export async function openRuntime(c: AppContext, waveId: string, created: { files: WaveFilesHandle; lock?: TenureHandle }): Promise<WaveRuntime> {
   const runner = keepLogsWithWave(await createRunner(c.config, c.env, waveId), c.layout.logsDir(waveId));
   created.files.setRunnerPids(() => runner.livePids());
-  const tracker = createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
+  const tracker = await createTracker(c.config.tracker, { cwd: c.cwd, env: c.env });
   const lock = created.lock;
   return {
     waveId,

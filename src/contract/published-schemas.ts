@@ -18,13 +18,21 @@ export const PUBLISHED_SCHEMAS: readonly PublishedSchema[] = [
   { file: "schemas/config.schema.json", text: () => renderSchemaFile(configDocument()) },
 ];
 
-// Generated TypeScript sources, written and checked the same way: the config validator and the
-// store's checks precompiled, so loading a config or reading a wave compiles no schema and loads
-// neither ajv's compiler nor TypeBox (CLI start-up, src/cli/main.ts).
+// Generated TypeScript sources, written and checked the same way: the config and contract
+// validators and the store's checks precompiled, so loading a config, judging a contract or
+// reading a wave compiles no schema and loads neither ajv's compiler nor TypeBox (issue #14).
 export const GENERATED_SOURCES: readonly PublishedSchema[] = [
   {
     file: "src/config/validator.generated.ts",
     text: () => standaloneModule(configDocument(), { name: "validateConfigFile", source: "src/config/schema.ts" }),
+  },
+  {
+    file: "src/contract/implement-validator.generated.ts",
+    text: () => standaloneModule(implementContractDocument(), { name: "validateImplementContract", source: "src/contract/schemas.ts" }),
+  },
+  {
+    file: "src/contract/review-validator.generated.ts",
+    text: () => standaloneModule(reviewContractDocument(), { name: "validateReviewContract", source: "src/contract/schemas.ts" }),
   },
   { file: STORE_CHECKS_FILE, text: storeChecksModule },
 ];

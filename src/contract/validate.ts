@@ -2,8 +2,9 @@ import type { ValidateFunction } from "ajv";
 import type { Contract, ImplementContract, ReviewContract } from "../core/contract.js";
 import { ItemReason } from "../core/reasons.js";
 import { REVIEW_JOB_SUFFIX } from "../core/ids.js";
-import { compileDocument, describeAjvError } from "../schema/kit.js";
-import { implementContractDocument, reviewContractDocument } from "./schemas.js";
+import { describeAjvError } from "../schema/ajv-errors.js";
+import { validateImplementContract } from "./implement-validator.generated.js";
+import { validateReviewContract } from "./review-validator.generated.js";
 
 // The boundary where an agent's contract text becomes a typed Contract (SPEC §7): size, JSON,
 // phase, schema, then the id cross-check. Every refusal carries the phase's reason code and a
@@ -27,9 +28,10 @@ const REASON: Record<ContractPhase, ItemReason> = {
   review: ItemReason.review_contract_missing_or_invalid,
 };
 
-// Compiled on first use and kept: validation runs once per finished job, compilation once per process.
-let implementValidator: ValidateFunction<ImplementContract> | undefined;
-let reviewValidator: ValidateFunction<ReviewContract> | undefined;
+// Precompiled from src/contract/schemas.ts (scripts/gen-schemas.mjs): a controller judging
+// contracts loads neither TypeBox nor ajv's compiler, and compiles nothing (issue #14).
+const implementValidator = validateImplementContract as ValidateFunction<ImplementContract>;
+const reviewValidator = validateReviewContract as ValidateFunction<ReviewContract>;
 
 export function validateContract(text: string, expect: ContractExpectation): ContractValidation {
   const refuse = (detail: string): ContractValidation => ({ ok: false, reason_code: REASON[expect.phase], detail });
@@ -56,11 +58,9 @@ export function validateContract(text: string, expect: ContractExpectation): Con
 
   let contract: Contract;
   if (expect.phase === "implement") {
-    implementValidator ??= compileDocument<ImplementContract>(implementContractDocument());
     if (!implementValidator(data)) return refuse(schemaDetail(implementValidator.errors));
     contract = data;
   } else {
-    reviewValidator ??= compileDocument<ReviewContract>(reviewContractDocument());
     if (!reviewValidator(data)) return refuse(schemaDetail(reviewValidator.errors, data));
     contract = data;
   }

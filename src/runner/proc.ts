@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { execa } from "execa";
+import { loadExeca } from "../shared/lazy-execa.js";
 
 // Process facts the runner needs: is a pid still the process we launched, which processes are in
 // a job's group, and how much CPU they have used. Linux reads /proc; elsewhere `ps` answers
@@ -50,7 +50,7 @@ export async function processStartToken(pid: number): Promise<string | null> {
     const st = linuxStat(pid);
     return st && !st.zombie ? `linux:${st.start_ticks}` : null;
   }
-  const r = await execa("ps", ["-o", "lstart=", "-p", String(pid)], { reject: false, timeout: 5_000, stdin: "ignore" });
+  const r = await (await loadExeca())("ps", ["-o", "lstart=", "-p", String(pid)], { reject: false, timeout: 5_000, stdin: "ignore" });
   const s = String(r.stdout).trim();
   return r.exitCode === 0 && s !== "" ? `ps:${s}` : null;
 }
@@ -92,7 +92,7 @@ export function parsePsTime(s: string): number {
 }
 
 async function psAll(): Promise<ProcInfo[]> {
-  const r = await execa("ps", ["-A", "-o", "pid=,pgid=,stat=,time="], { reject: false, timeout: 10_000, stdin: "ignore" });
+  const r = await (await loadExeca())("ps", ["-A", "-o", "pid=,pgid=,stat=,time="], { reject: false, timeout: 10_000, stdin: "ignore" });
   const out: ProcInfo[] = [];
   for (const line of String(r.stdout).split("\n")) {
     const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s*$/.exec(line);

@@ -1,9 +1,8 @@
 import path from "node:path";
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { readTextIfExists, writeFileAtomic, ensureDir, type SyncOption } from "./fsx.js";
 import { parseJson } from "./exclusive.js";
 import { checkItemId, type Layout } from "./layout.js";
+import { isApprovalRecord } from "./checks.generated.js";
 
 // Which wave approved an item (SPEC §15.4): approvals/<item>.json, written when a wave approves
 // it, before that wave lets go of the item's claim. A later wave that claims the item reads it
@@ -17,8 +16,6 @@ export interface ApprovalRecord {
   wave_id: string;
   approved_at: string;
 }
-
-const ApprovalC = TypeCompiler.Compile(Type.Object({ item_id: Type.String(), wave_id: Type.String(), approved_at: Type.String() }));
 
 export const approvalsDir = (layout: Layout): string => path.join(layout.root, "approvals");
 export const approvalPath = (layout: Layout, item: string): string => path.join(approvalsDir(layout), `${checkItemId(item)}.json`);
@@ -40,5 +37,5 @@ export function readApproval(layout: Layout, item: string): ApprovalRecord | nul
   const raw = readTextIfExists(approvalPath(layout, item));
   if (raw === null) return null;
   const v = parseJson(raw);
-  return ApprovalC.Check(v) ? v : null;
+  return isApprovalRecord(v) ? v : null;
 }

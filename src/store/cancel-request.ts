@@ -1,7 +1,6 @@
 import path from "node:path";
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { readTextIfExists, unlinkQuiet, writeFileDurable } from "./fsx.js";
+import { isCancelRequest } from "./checks.generated.js";
 import { parseJson } from "./exclusive.js";
 import type { ProcessIdentity } from "./identity.js";
 
@@ -16,13 +15,6 @@ export interface CancelRequest {
   requested_at: string;
   by: ProcessIdentity;
 }
-
-const CancelRequestC = TypeCompiler.Compile(
-  Type.Object({
-    requested_at: Type.String(),
-    by: Type.Object({ pid: Type.Integer(), start_time: Type.Union([Type.String(), Type.Null()]), host: Type.String() }),
-  }),
-);
 
 export const cancelRequestPath = (waveDir: string): string => path.join(waveDir, CANCEL_REQUEST_NAME);
 
@@ -42,7 +34,7 @@ export function readCancelRequest(waveDir: string): CancelRequest | "unreadable"
   }
   if (raw === null) return null;
   const v = parseJson(raw);
-  return CancelRequestC.Check(v) ? v : "unreadable";
+  return isCancelRequest(v) ? v : "unreadable";
 }
 
 export function clearCancelRequest(waveDir: string): void {

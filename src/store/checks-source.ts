@@ -19,6 +19,12 @@ export function storeChecksModule(): string {
     { name: "isWaveState", schema: s.waveState, type: 'ShapeOf<"waveState">' },
     { name: "isControllerLockFile", schema: s.controllerLock, type: 'ShapeOf<"controllerLock">' },
     { name: "isTicket", schema: s.ticket, type: 'ShapeOf<"ticket">' },
+    { name: "isCancelRequest", schema: s.cancelRequest, type: 'ShapeOf<"cancelRequest">' },
+    { name: "isTrackerLockHolder", schema: s.trackerLockHolder, type: 'ShapeOf<"trackerLockHolder">' },
+    { name: "isJobPidRecord", schema: s.jobPid, type: 'ShapeOf<"jobPid">' },
+    { name: "isItemClaim", schema: s.itemClaim, type: 'ShapeOf<"itemClaim">' },
+    { name: "isLeaseHolder", schema: s.leaseHolder, type: 'ShapeOf<"leaseHolder">' },
+    { name: "isApprovalRecord", schema: s.approval, type: 'ShapeOf<"approval">' },
   ];
   return typeboxChecksModule(checks, { source: "src/store/shapes.ts", imports: ['import type { EventShapeOf, ShapeOf } from "./shapes.js";'] });
 }

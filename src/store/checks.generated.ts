@@ -500,3 +500,97 @@ return function check(value) {
   )
 }
 })() as (value: unknown) => value is ShapeOf<"ticket">;
+
+export const isCancelRequest = (() => {
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    (typeof value['requested_at'] === 'string') &&
+    (typeof value['by'] === 'object' && value['by'] !== null && !Array.isArray(value['by'])) &&
+    Number.isInteger(value['by']['pid']) &&
+    (((typeof value['by']['start_time'] === 'string')) || ((value['by']['start_time'] === null))) &&
+    (typeof value['by']['host'] === 'string')
+  )
+}
+})() as (value: unknown) => value is ShapeOf<"cancelRequest">;
+
+export const isTrackerLockHolder = (() => {
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    Number.isInteger(value['pid']) &&
+    (typeof value['host'] === 'string') &&
+    (typeof value['token'] === 'string') &&
+    (value['start_time'] !== undefined ? ((((typeof value['start_time'] === 'string')) || ((value['start_time'] === null)))) : true) &&
+    (value['acquired_mono'] !== undefined ? ((typeof value['acquired_mono'] === 'object' && value['acquired_mono'] !== null && !Array.isArray(value['acquired_mono'])) && (typeof value['acquired_mono']['boot'] === 'string') && Number.isFinite(value['acquired_mono']['ms'])) : true)
+  )
+}
+})() as (value: unknown) => value is ShapeOf<"trackerLockHolder">;
+
+export const isJobPidRecord = (() => {
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    Number.isInteger(value['pid']) &&
+    value['pid'] >= 1 &&
+    Number.isInteger(value['pgid']) &&
+    value['pgid'] >= 1 &&
+    (typeof value['wave_id'] === 'string') &&
+    (typeof value['item_id'] === 'string') &&
+    (((value['phase'] === 'implement')) || ((value['phase'] === 'review'))) &&
+    Number.isInteger(value['attempt']) &&
+    (typeof value['run_instance'] === 'string') &&
+    (typeof value['registered_at'] === 'string') &&
+    (((typeof value['start_time'] === 'string')) || ((value['start_time'] === null))) &&
+    (value['host'] !== undefined ? ((typeof value['host'] === 'string')) : true)
+  )
+}
+})() as (value: unknown) => value is ShapeOf<"jobPid">;
+
+export const isItemClaim = (() => {
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    Number.isInteger(value['pid']) &&
+    (((typeof value['start_time'] === 'string')) || ((value['start_time'] === null))) &&
+    (typeof value['host'] === 'string') &&
+    (typeof value['wave_id'] === 'string') &&
+    (value['epoch'] !== undefined ? (Number.isInteger(value['epoch'])) : true) &&
+    (typeof value['item_id'] === 'string') &&
+    (typeof value['claimed_at'] === 'string') &&
+    (typeof value['token'] === 'string')
+  )
+}
+})() as (value: unknown) => value is ShapeOf<"itemClaim">;
+
+export const isLeaseHolder = (() => {
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    Number.isInteger(value['pid']) &&
+    (((typeof value['start_time'] === 'string')) || ((value['start_time'] === null))) &&
+    (typeof value['host'] === 'string') &&
+    (typeof value['wave_id'] === 'string') &&
+    (value['item_id'] !== undefined ? ((typeof value['item_id'] === 'string')) : true) &&
+    (value['attempt'] !== undefined ? (Number.isInteger(value['attempt'])) : true) &&
+    (value['run_instance'] !== undefined ? ((typeof value['run_instance'] === 'string')) : true) &&
+    (value['epoch'] !== undefined ? (Number.isInteger(value['epoch'])) : true) &&
+    (typeof value['acquired_at'] === 'string') &&
+    (typeof value['expires_at'] === 'string') &&
+    (value['acquired_mono'] !== undefined ? ((typeof value['acquired_mono'] === 'object' && value['acquired_mono'] !== null && !Array.isArray(value['acquired_mono'])) && (typeof value['acquired_mono']['boot'] === 'string') && Number.isFinite(value['acquired_mono']['ms'])) : true) &&
+    (value['ttl_ms'] !== undefined ? (Number.isFinite(value['ttl_ms'])) : true) &&
+    (typeof value['token'] === 'string')
+  )
+}
+})() as (value: unknown) => value is ShapeOf<"leaseHolder">;
+
+export const isApprovalRecord = (() => {
+return function check(value) {
+  return (
+    (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+    (typeof value['item_id'] === 'string') &&
+    (typeof value['wave_id'] === 'string') &&
+    (typeof value['approved_at'] === 'string')
+  )
+}
+})() as (value: unknown) => value is ShapeOf<"approval">;

@@ -1,5 +1,3 @@
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { randomToken } from "./fsx.js";
 import { readdirSync } from "node:fs";
 import path from "node:path";
@@ -7,6 +5,7 @@ import { acquireExclusive, parseJson, readHolder, releaseExclusive, removeStaleE
 import { LEASE_SUFFIX, type Layout } from "./layout.js";
 import { readSnapshot } from "./snapshot.js";
 import type { ProcessIdentity } from "./identity.js";
+import { isItemClaim } from "./checks.generated.js";
 
 // The cross-wave item claim (SPEC §8, §15.4): leases/_items/<item>.lock names the one wave that may
 // work on an item, taken before its first dispatch and held until the WAVE is terminal (not only
@@ -35,22 +34,9 @@ export interface ItemClaim extends ClaimRequest {
   token: string;
 }
 
-const ItemClaimC = TypeCompiler.Compile(
-  Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
-    wave_id: Type.String(),
-    epoch: Type.Optional(Type.Integer()),
-    item_id: Type.String(),
-    claimed_at: Type.String(),
-    token: Type.String(),
-  }),
-);
-
 export function parseClaim(raw: string): ItemClaim | null {
   const v = parseJson(raw);
-  return ItemClaimC.Check(v) ? v : null;
+  return isItemClaim(v) ? v : null;
 }
 
 export type ClaimResult = { claimed: true; tookOverFrom?: ItemClaim } | { claimed: false; by_wave: string; holder: ItemClaim };

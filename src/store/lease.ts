@@ -1,7 +1,5 @@
 import { readdirSync } from "node:fs";
 import path from "node:path";
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { errno, randomToken } from "./fsx.js";
 import {
   acquireExclusive,
@@ -18,6 +16,7 @@ import { LEASE_SUFFIX, type Layout } from "./layout.js";
 import { hostId, sameIdentity, type ProcessIdentity } from "./identity.js";
 import { monoAgeMs, type MonoStamp } from "./mono.js";
 import { isSameProcess } from "./proc.js";
+import { isLeaseHolder } from "./checks.generated.js";
 
 // The item+attempt lease (SPEC §8): held from dispatch until the attempt ends, stale when its TTL
 // has passed or its holder (on this host) is dead. Race safety comes from exclusive.ts.
@@ -58,27 +57,9 @@ export interface LeaseHolder extends LeaseRequest {
   token: string;
 }
 
-const LeaseHolderC = TypeCompiler.Compile(
-  Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
-    wave_id: Type.String(),
-    item_id: Type.Optional(Type.String()),
-    attempt: Type.Optional(Type.Integer()),
-    run_instance: Type.Optional(Type.String()),
-    epoch: Type.Optional(Type.Integer()),
-    acquired_at: Type.String(),
-    expires_at: Type.String(),
-    acquired_mono: Type.Optional(Type.Object({ boot: Type.String(), ms: Type.Number() })),
-    ttl_ms: Type.Optional(Type.Number()),
-    token: Type.String(),
-  }),
-);
-
 export function parseLeaseHolder(raw: string): LeaseHolder | null {
   const v = parseJson(raw);
-  return LeaseHolderC.Check(v) ? v : null;
+  return isLeaseHolder(v) ? v : null;
 }
 
 export interface LeaseTiming {

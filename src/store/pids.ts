@@ -1,13 +1,13 @@
 import { readdirSync, statSync, unlinkSync } from "node:fs";
 import path from "node:path";
-import { Type } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { isValidWaveId } from "../core/ids.js";
 import type { Phase } from "../core/status.js";
 import { errno, readTextIfExists, writeFileAtomic } from "./fsx.js";
 import { PID_SUFFIX, type Layout } from "./layout.js";
 import { hostId } from "./identity.js";
 import { isSameProcess, processStartTime } from "./proc.js";
+import { isJobPidRecord } from "./checks.generated.js";
+import { firstShapeError } from "./schema.js";
 
 // jobs/<wave>/<pid>.pid: one file per live agent process group that dx-batch started. They let
 // `cancel` without a controller find every job, and the exec-saturation guard count agents across
@@ -30,21 +30,6 @@ export interface JobPidRecord {
   /** The host whose process this is (absent in records written before hosts were recorded). */
   host?: string;
 }
-
-const JobPidC = TypeCompiler.Compile(
-  Type.Object({
-    pid: Type.Integer({ minimum: 1 }),
-    pgid: Type.Integer({ minimum: 1 }),
-    wave_id: Type.String(),
-    item_id: Type.String(),
-    phase: Type.Union([Type.Literal("implement"), Type.Literal("review")]),
-    attempt: Type.Integer(),
-    run_instance: Type.String(),
-    registered_at: Type.String(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.Optional(Type.String()),
-  }),
-);
 
 export type JobPidInput = Omit<JobPidRecord, "start_time" | "host"> & { start_time?: string | null; host?: string };
 
@@ -100,8 +85,8 @@ export function listJobPids(layout: Layout, opts: { wave?: string } = {}): JobPi
         out.invalid.push({ file, detail: "not JSON" });
         continue;
       }
-      if (!JobPidC.Check(v)) {
-        const first = JobPidC.Errors(v).First();
+      if (!isJobPidRecord(v)) {
+        const first = firstShapeError((s) => s.jobPid, v);
         out.invalid.push({ file, detail: `${first?.path ?? ""} ${first?.message ?? "not a pid record"}`.trim() });
       } else if (`${v.pid}${PID_SUFFIX}` !== name || v.wave_id !== wave) {
         out.invalid.push({ file, detail: `names pid ${v.pid} of wave ${v.wave_id}` });

@@ -71,12 +71,17 @@ export function parseWaveState(v: unknown): Parsed<WaveState> {
 const requireCjs = createRequire(import.meta.url);
 let shapes: StoreShapes | undefined;
 
-/** `<path>: <message>` of TypeBox's first error: exactly what a compiled TypeCheck's Errors() gives. */
-function refusal(pick: (s: StoreShapes) => TSchema, v: unknown): string {
+/** TypeBox's first error of a refused value: exactly what a compiled TypeCheck's Errors() gives. */
+export function firstShapeError(pick: (s: StoreShapes) => TSchema, v: unknown): { path: string; message: string } | undefined {
   const { Type } = requireCjs("@sinclair/typebox") as typeof import("@sinclair/typebox");
   const { Errors } = requireCjs("@sinclair/typebox/errors") as typeof import("@sinclair/typebox/errors");
   shapes ??= storeShapes(Type);
-  const first = Errors(pick(shapes), [], v).First();
+  return Errors(pick(shapes), [], v).First();
+}
+
+/** `<path>: <message>` of the first error. */
+function refusal(pick: (s: StoreShapes) => TSchema, v: unknown): string {
+  const first = firstShapeError(pick, v);
   const where = first === undefined || first.path === "" ? "(root)" : first.path;
   return `${where}: ${first?.message ?? "does not match"}`;
 }

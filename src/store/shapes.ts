@@ -430,6 +430,67 @@ export function storeShapes(Type: TypeBuilder) {
     withdrawn: Type.Boolean(),
   });
 
+  // A cancel asked of a controller this host may not signal (src/store/cancel-request.ts).
+  const CancelRequestS = Type.Object({
+    requested_at: Type.String(),
+    by: Type.Object({ pid: Type.Integer(), start_time: Type.Union([Type.String(), Type.Null()]), host: Type.String() }),
+  });
+
+  // The holder named in the tracker's lock file (src/tracker/lock.ts).
+  const TrackerLockHolderS = Type.Object({
+    pid: Type.Integer(),
+    host: Type.String(),
+    token: Type.String(),
+    start_time: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    acquired_mono: Type.Optional(Type.Object({ boot: Type.String(), ms: Type.Number() })),
+  });
+
+  // Read back by src/store/pids.ts.
+  const JobPidS = Type.Object({
+    pid: Type.Integer({ minimum: 1 }),
+    pgid: Type.Integer({ minimum: 1 }),
+    wave_id: Type.String(),
+    item_id: Type.String(),
+    phase: Type.Union([Type.Literal("implement"), Type.Literal("review")]),
+    attempt: Type.Integer(),
+    run_instance: Type.String(),
+    registered_at: Type.String(),
+    start_time: Type.Union([Type.String(), Type.Null()]),
+    host: Type.Optional(Type.String()),
+  });
+
+  // Read back by src/store/claim.ts.
+  const ItemClaimS = Type.Object({
+    pid: Type.Integer(),
+    start_time: Type.Union([Type.String(), Type.Null()]),
+    host: Type.String(),
+    wave_id: Type.String(),
+    epoch: Type.Optional(Type.Integer()),
+    item_id: Type.String(),
+    claimed_at: Type.String(),
+    token: Type.String(),
+  });
+
+  // Read back by src/store/lease.ts.
+  const LeaseHolderS = Type.Object({
+    pid: Type.Integer(),
+    start_time: Type.Union([Type.String(), Type.Null()]),
+    host: Type.String(),
+    wave_id: Type.String(),
+    item_id: Type.Optional(Type.String()),
+    attempt: Type.Optional(Type.Integer()),
+    run_instance: Type.Optional(Type.String()),
+    epoch: Type.Optional(Type.Integer()),
+    acquired_at: Type.String(),
+    expires_at: Type.String(),
+    acquired_mono: Type.Optional(Type.Object({ boot: Type.String(), ms: Type.Number() })),
+    ttl_ms: Type.Optional(Type.Number()),
+    token: Type.String(),
+  });
+
+  // Read back by src/store/approvals.ts.
+  const ApprovalS = Type.Object({ item_id: Type.String(), wave_id: Type.String(), approved_at: Type.String() });
+
   return {
     events: EVENT_SCHEMAS,
     waveState: WaveStateS,
@@ -441,6 +502,12 @@ export function storeShapes(Type: TypeBuilder) {
     config: Config,
     controllerLock: ControllerLockS,
     ticket: TicketS,
+    cancelRequest: CancelRequestS,
+    trackerLockHolder: TrackerLockHolderS,
+    jobPid: JobPidS,
+    itemClaim: ItemClaimS,
+    leaseHolder: LeaseHolderS,
+    approval: ApprovalS,
   };
 }
 

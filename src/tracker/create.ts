@@ -1,9 +1,11 @@
 import path from "node:path";
 import type { TrackerConfig } from "../config/types.js";
-import { createBeadsTracker, type BeadsTrackerOptions } from "./beads.js";
-import { createFileTracker } from "./file.js";
+import type { BeadsTrackerOptions } from "./beads.js";
 import { createNoneTracker } from "./none.js";
 import type { TrackerPort } from "./port.js";
+
+// Each tracker is loaded only when configured: beads and file bring TypeBox (their JSON shapes)
+// and execa (bd), which a wave with no tracker never needs at start-up (issue #14).
 
 export interface CreateTrackerContext {
   /** Where bd runs, and what a relative file tracker path is resolved against. */
@@ -13,9 +15,10 @@ export interface CreateTrackerContext {
   beads?: Omit<BeadsTrackerOptions, "command" | "cwd" | "env" | "close_on_approve">;
 }
 
-export function createTracker(config: TrackerConfig, ctx: CreateTrackerContext): TrackerPort {
+export async function createTracker(config: TrackerConfig, ctx: CreateTrackerContext): Promise<TrackerPort> {
   switch (config.type) {
-    case "beads":
+    case "beads": {
+      const { createBeadsTracker } = await import("./beads.js");
       return createBeadsTracker({
         ...ctx.beads,
         command: config.command ?? "bd",
@@ -23,8 +26,11 @@ export function createTracker(config: TrackerConfig, ctx: CreateTrackerContext):
         ...(ctx.env === undefined ? {} : { env: ctx.env }),
         close_on_approve: config.close_on_approve ?? false,
       });
-    case "file":
+    }
+    case "file": {
+      const { createFileTracker } = await import("./file.js");
       return createFileTracker(path.resolve(ctx.cwd, config.path));
+    }
     case "none":
       return createNoneTracker();
   }

@@ -3,9 +3,8 @@ import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Type } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
 import { DxError } from "../errors.js";
+import { isTrackerLockHolder } from "../store/checks.generated.js";
 import { hostId } from "../store/identity.js";
 import { monoAgeMs, monoStamp } from "../store/mono.js";
 import { isSameProcess, processStartTime } from "../store/proc.js";
@@ -20,15 +19,6 @@ import { isSameProcess, processStartTime } from "../store/proc.js";
 // keep the lock) and its age on the monotonic clock (SPEC §15.3): a wall-clock jump of hours must
 // neither break a live holder's lock nor keep a dead one's. Only a holder on another host, or a
 // lock written before these fields, is aged by its file's mtime against the wall clock.
-
-const MonoStampT = Type.Object({ boot: Type.String(), ms: Type.Number() });
-const Holder = Type.Object({
-  pid: Type.Integer(),
-  host: Type.String(),
-  token: Type.String(),
-  start_time: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  acquired_mono: Type.Optional(MonoStampT),
-});
 
 /** Run `fn` after every earlier call queued under `key` in this process has settled. */
 export const serializeInProcess = serialize;
@@ -63,7 +53,7 @@ async function isStale(file: string, staleMs: number): Promise<boolean> {
   } catch {
     return ageMs > UNWRITTEN_GRACE_MS;
   }
-  if (!Value.Check(Holder, parsed)) return ageMs > UNWRITTEN_GRACE_MS;
+  if (!isTrackerLockHolder(parsed)) return ageMs > UNWRITTEN_GRACE_MS;
   if (parsed.host === hostId()) {
     if (!isSameProcess({ pid: parsed.pid, start_time: parsed.start_time ?? null })) return true;
     // A hung holder: stale once it has held the lock that long on this host's monotonic clock.
@@ -135,7 +125,7 @@ async function release(file: string, token: string): Promise<void> {
     const raw = await readFile(file, "utf8");
     const parsed: unknown = JSON.parse(raw);
     // Only ever delete our own lock: if it was broken as stale and retaken, it is not ours now.
-    if (Value.Check(Holder, parsed) && parsed.token === token) await unlink(file);
+    if (isTrackerLockHolder(parsed) && parsed.token === token) await unlink(file);
   } catch {
     // Already gone or replaced: nothing of ours to release.
   }

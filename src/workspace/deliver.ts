@@ -1,9 +1,9 @@
-import { execa } from "execa";
 import type { PrConfig } from "../config/types.js";
 import type { Finding } from "../core/contract.js";
 import type { ItemDelivered } from "../core/events.js";
 import { DeliveryReason } from "../core/reasons.js";
 import { git } from "./git.js";
+import { loadExeca } from "../shared/lazy-execa.js";
 
 // Approved work goes somewhere (issue #13): push the item's branch to the configured remote and,
 // with `open: "gh"`, open a pull request. Every outcome is a record; nothing here throws, so a
@@ -42,7 +42,7 @@ export async function deliverApproved(pr: PrConfig, input: DeliveryInput, env: N
   const args = ["pr", "create", "--head", branch, "--title", prTitle(input), "--body", prBody(input)];
   if (baseBranch !== null) args.push("--base", baseBranch);
   if (pr.draft ?? true) args.push("--draft");
-  const r = await execa("gh", args, { cwd: input.worktree, env, reject: false, timeout: 120_000, stdin: "ignore" });
+  const r = await (await loadExeca())("gh", args, { cwd: input.worktree, env, reject: false, timeout: 120_000, stdin: "ignore" });
   const url = /https?:\/\/\S+/.exec(r.stdout.trim().split("\n").pop() ?? "")?.[0] ?? null;
   if (r.exitCode !== 0 || url === null) {
     const why = r.exitCode === undefined ? (r.shortMessage ?? "gh did not run") : `${r.stderr}${r.exitCode === 0 ? "\n(gh printed no pull request URL)" : ""}`;

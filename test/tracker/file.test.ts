@@ -128,9 +128,9 @@ describe("none tracker", () => {
 
 describe("createTracker", () => {
   it("builds each type; a relative file path is resolved against cwd", async () => {
-    expect(createTracker({ type: "none" }, { cwd: dir }).type).toBe("none");
-    expect(createTracker({ type: "beads" }, { cwd: dir }).type).toBe("beads");
-    const f = createTracker({ type: "file", path: "issues.jsonl" }, { cwd: dir });
+    expect((await createTracker({ type: "none" }, { cwd: dir })).type).toBe("none");
+    expect((await createTracker({ type: "beads" }, { cwd: dir })).type).toBe("beads");
+    const f = await createTracker({ type: "file", path: "issues.jsonl" }, { cwd: dir });
     expect(f.type).toBe("file");
     expect((await f.show("fx-1")).found).toBe(true);
   });

@@ -1,10 +1,10 @@
 import { accessSync, constants, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execa } from "execa";
 import type { ProviderConfig } from "../../config/types.js";
 import type { RunnerReason } from "../../core/reasons.js";
 import type { ProviderAvailability } from "../port.js";
+import { loadExeca } from "../../shared/lazy-execa.js";
 
 // Offline checks shared by the providers: find a binary, run a short command with a timeout.
 // Nothing here reaches a model or spends money (SPEC §9).
@@ -46,7 +46,9 @@ export async function runQuick(argv: readonly string[], env: NodeJS.ProcessEnv, 
   const [file, ...args] = argv;
   if (file === undefined) return { ok: false, exitCode: null, timedOut: false, stdout: "" };
   try {
-    const r = await execa(file, args, {
+    const r = await (
+      await loadExeca()
+    )(file, args, {
       env,
       extendEnv: false,
       reject: false,
