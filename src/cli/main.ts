@@ -1,15 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { createRequire } from "node:module";
-import { registerRunnerCommand } from "./runner.js";
 import { guardOutputStreams, processIo, reportError, type Io } from "./io.js";
-import { registerReadCommands } from "./read-commands.js";
-import { registerWaveCommands } from "./wave-commands.js";
-import { registerDemoCommand } from "./demo.js";
-import { registerLogsCommand } from "./logs.js";
-import { registerWorkerCommand } from "./worker.js";
-import { registerWorkersCommand } from "./workers.js";
-import { registerListCommand } from "./list.js";
-import { registerServeCommand } from "./serve.js";
 
 // The command line. Every action returns an exit code instead of exiting, so main() is testable
 // in-process and the process exits in exactly one place (bin/dx-batch.js).
@@ -18,6 +9,8 @@ import { registerServeCommand } from "./serve.js";
 // each action imports what it runs with `await import()`. `--version`, `--help` and `check` so
 // never load the controller, the runner, the queue (bullmq/ioredis), the dashboard (prom-client,
 // OpenTelemetry) or the live table (log-update). test/cli/lazy-load.test.ts keeps it that way.
+// A command named on the command line has only its own declarations loaded; `--help`, `--version`
+// and a name that is no command load them all (the full list, and commander's "did you mean").
 
 const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -29,6 +22,28 @@ export interface CommandContext {
 }
 
 export { positiveInt, positiveNumber } from "./parse.js";
+
+type Register = (program: Command, ctx: CommandContext) => void;
+
+/** The declaring modules, in the order `--help` lists their commands. */
+const DECLARATIONS: readonly { names: readonly string[]; load: () => Promise<Register> }[] = [
+  { names: ["start", "resume", "retry", "cancel"], load: async () => (await import("./wave-commands.js")).registerWaveCommands },
+  { names: ["status", "check", "report", "doctor"], load: async () => (await import("./read-commands.js")).registerReadCommands },
+  { names: ["logs"], load: async () => (await import("./logs.js")).registerLogsCommand },
+  { names: ["runner"], load: async () => (await import("./runner.js")).registerRunnerCommand },
+  { names: ["demo"], load: async () => (await import("./demo.js")).registerDemoCommand },
+  { names: ["worker"], load: async () => (await import("./worker.js")).registerWorkerCommand },
+  { names: ["workers"], load: async () => (await import("./workers.js")).registerWorkersCommand },
+  { names: ["list"], load: async () => (await import("./list.js")).registerListCommand },
+  { names: ["serve"], load: async () => (await import("./serve.js")).registerServeCommand },
+];
+
+/** The declarations to load for this command line: the named command's, else all of them. */
+function declarationsFor(argv: readonly string[]): typeof DECLARATIONS {
+  const name = argv[2];
+  const one = name === undefined ? undefined : DECLARATIONS.find((d) => d.names.includes(name));
+  return one === undefined ? DECLARATIONS : [one];
+}
 
 export async function main(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let exit = 0;
@@ -44,15 +59,7 @@ export async function main(argv: readonly string[], io: Io = processIo, env: Nod
       writeErr: (s) => io.err(s),
       outputError: (s, write) => write(`error: usage: ${s.replace(/^error: /, "").trim()}\n`),
     });
-  registerWaveCommands(program, ctx);
-  registerReadCommands(program, ctx);
-  registerLogsCommand(program, ctx);
-  registerRunnerCommand(program, ctx);
-  registerDemoCommand(program, ctx);
-  registerWorkerCommand(program, ctx);
-  registerWorkersCommand(program, ctx);
-  registerListCommand(program, ctx);
-  registerServeCommand(program, ctx);
+  for (const register of await Promise.all(declarationsFor(argv).map((d) => d.load()))) register(program, ctx);
   // SPEC §2: a usage error is `error: usage: …` then one `remedy:` line naming the command's help.
   const remedies = (cmd: Command, name: string): void => {
     for (const sub of cmd.commands) {
