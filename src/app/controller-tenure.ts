@@ -1,4 +1,4 @@
-import type { RunnerPort } from "../runner/port.js";
+import type { JobRef, RunnerPort } from "../runner/port.js";
 import { DxError } from "../errors.js";
 import type { Layout } from "../store/layout.js";
 import { acquireTenure, type ControllerTenure } from "../store/tenure.js";
@@ -41,7 +41,7 @@ export function fencedRunner(runner: RunnerPort, holds: () => boolean, waveId: s
     preflight: (p) => runner.preflight(p),
     prune: () => runner.prune(),
     onExit: (l) => runner.onExit(l),
-    readContract: (r) => runner.readContract(r),
+    readContract: (r, o) => runner.readContract(r, o),
     livePids: () => runner.livePids(),
     start: guard((j: Parameters<RunnerPort["start"]>[0]) => runner.start(j)),
     stop: guard((r: Parameters<RunnerPort["stop"]>[0]) => runner.stop(r)),
@@ -53,6 +53,8 @@ export function fencedRunner(runner: RunnerPort, holds: () => boolean, waveId: s
     ...(runner.unavailable === undefined ? {} : { unavailable: runner.unavailable.bind(runner) }),
     ...(runner.close === undefined ? {} : { close: runner.close.bind(runner) }),
     ...(runner.ack === undefined ? {} : { ack: guard(runner.ack.bind(runner)) }),
+    // Removes the agent's contract file: an effect, so only while the lock is held.
+    ...(runner.contractRecorded === undefined ? {} : { contractRecorded: (r: JobRef) => (holds() ? runner.contractRecorded?.(r) : undefined) }),
   };
 }
 

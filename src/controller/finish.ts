@@ -4,7 +4,7 @@ import type { AttemptUsage, CommitRange } from "../core/events.js";
 import { DEFAULT_QUOTA_RETRIES_BEFORE_STOP } from "../core/policy.js";
 import type { ItemState } from "../core/state.js";
 import { itemSpend, waveSpend } from "../core/budget.js";
-import { isFinishedJobState } from "../core/status.js";
+import { isFinishedJobState, isTerminalItem } from "../core/status.js";
 import { secondsBetween } from "../core/time.js";
 import type { JobHealth } from "../runner/port.js";
 import { FINISH_STATES, SIGNAL_POLL_MS, checkOptions, type Shell } from "./shell.js";
@@ -163,7 +163,10 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
     ...(sig !== null ? { usage: sig.usage, log_path: sig.log_path } : {}),
     ...(cliError !== null ? { cli_error: cliError } : {}),
   });
-  // Recorded: a queue runner's worker may now drop its copy of the result.
+  // Recorded: the agent's contract file may go, and a queue runner's worker may drop its result.
+  deps.runner.contractRecorded?.(job.ref);
+  // An item that is over has no next job to start: its look is dropped (memory stays flat).
+  if (isTerminalItem(sh.item(job.item_id).status)) sh.looks.take(job.item_id);
   await deps.runner.ack?.(job.ref);
 }
 
@@ -223,7 +226,8 @@ function recordAutoCommit(sh: Shell, job: TrackedJob, sha: string, files: string
 
 /** The job's contract, validated; or why there is none. */
 async function readContract(sh: Shell, job: TrackedJob): Promise<{ contract: Contract | null; contractError: string | null }> {
-  const src = await sh.deps.runner.readContract(job.ref);
+  // The agent's file stays until job_finished, which carries the contract, is durable (finishJob).
+  const src = await sh.deps.runner.readContract(job.ref, { keep_original: true });
   if (!src.found) return { contract: null, contractError: `${src.reason_code}: ${src.detail}` };
   const v = sh.deps.contracts.validate(src.text, { item_id: job.item_id, phase: job.phase });
   return v.ok ? { contract: v.contract, contractError: null } : { contract: null, contractError: `${v.reason_code}: ${v.detail}` };

@@ -10,7 +10,7 @@ import { DEFAULT_PREFLIGHT_TIMEOUT_MS } from "./providers/common.js";
 import { createProviderRegistry, type ProviderRegistry } from "./providers/index.js";
 import { checkJob, type BuiltinCheckOptions } from "./builtin/check.js";
 import type { BuiltinContext } from "./builtin/context.js";
-import { findJob, listJobs, livePids, metaOf, prunePidFiles, readJobContract } from "./builtin/files.js";
+import { findJob, listJobs, livePids, metaOf, prunePidFiles, readJobContract, releaseJobContract } from "./builtin/files.js";
 import { startJob } from "./builtin/start.js";
 import { runnerClock } from "./builtin/times.js";
 import { stopJob } from "./builtin/stop.js";
@@ -138,7 +138,8 @@ export function createBuiltinRunner(opts: BuiltinRunnerOptions): BuiltinRunner {
     },
     prune: (): Promise<PruneResult> => prunePidFiles(ctx.logDir, ctx.clock()),
 
-    readContract: (ref: JobRef): Promise<ContractSource> => readJobContract(ctx.logDir, ref),
+    readContract: (ref: JobRef, o?: { keep_original?: boolean }): Promise<ContractSource> => readJobContract(ctx.logDir, ref, o?.keep_original === true),
+    contractRecorded: (ref: JobRef): void => releaseJobContract(ctx.logDir, ref),
 
     onExit(listener) {
       listeners.add(listener);

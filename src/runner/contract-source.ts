@@ -18,6 +18,11 @@ export interface ContractSourceOptions {
   /** Where the accepted contract file is copied (the runner's `<job>.contract.json`); the
    * agent's file is removed afterwards. Later reads of the same run find the copy. */
   copyTo?: string | null;
+  /**
+   * Leave the agent's file in place (the caller removes it once the contract is recorded durably,
+   * `RunnerPort.contractRecorded`): the copy is then never the only one, so it is not fsynced.
+   */
+  keepOriginal?: boolean;
 }
 
 type FileRead = { kind: "absent" } | { kind: "text"; text: string } | { kind: "refused"; reason_code: RunnerReason; detail: string };
@@ -66,7 +71,7 @@ export function readAgentFile(file: string, limit = MAX_CONTRACT_BYTES): FileRea
 }
 
 /** Take the agent's contract file: refuse it (and remove it) or copy it to `copyTo` and remove it. */
-async function takeContractFile(contractFile: string, copyTo: string | null): Promise<FileRead> {
+async function takeContractFile(contractFile: string, copyTo: string | null, keepOriginal: boolean): Promise<FileRead> {
   const same = copyTo !== null && copyTo === contractFile;
   const r = readAgentFile(contractFile);
   if (r.kind === "absent") return copyTo !== null && !same ? readAgentFile(copyTo) : r;
@@ -77,6 +82,7 @@ async function takeContractFile(contractFile: string, copyTo: string | null): Pr
     // off the event loop (issue #14), so other jobs' exits and dispatches go on meanwhile.
     if (r.kind === "text") {
       writeFileAtomicSync(copyTo, r.text, { fsync: false });
+      if (keepOriginal) return r;
       await syncPaths([copyTo]);
     }
     try {
@@ -90,7 +96,7 @@ async function takeContractFile(contractFile: string, copyTo: string | null): Pr
 
 export async function readContractSource(contractFile: string | null, logPath: string | null, opts: ContractSourceOptions = {}): Promise<ContractSource> {
   if (contractFile !== null) {
-    const r = await takeContractFile(contractFile, opts.copyTo ?? null);
+    const r = await takeContractFile(contractFile, opts.copyTo ?? null, opts.keepOriginal === true);
     if (r.kind === "refused") return { found: false, reason_code: r.reason_code, detail: r.detail };
     if (r.kind === "text") {
       const text = r.text.trim();

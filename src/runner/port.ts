@@ -122,8 +122,15 @@ export interface RunnerPort {
   /** SIGTERM to the group, grace, SIGKILL to the group. Resolves once nothing of the group remains. */
   stop(ref: JobRef): Promise<{ stopped: boolean }>;
   prune(): Promise<PruneResult>;
-  /** Contract delivered by the job: the contract file first, else the last CONTRACT:JSON: marker. */
-  readContract(ref: JobRef): Promise<ContractSource>;
+  /**
+   * Contract delivered by the job: the contract file first, else the last CONTRACT:JSON: marker.
+   * `keep_original`: the caller records the contract durably itself (the controller's job_finished)
+   * and then calls `contractRecorded`; until then the agent's file stays where it is, so the
+   * runner's copy of it needs no fsync (issue #14).
+   */
+  readContract(ref: JobRef, o?: { keep_original?: boolean }): Promise<ContractSource>;
+  /** The contract read with `keep_original` is durable elsewhere: the agent's file may go. */
+  contractRecorded?(ref: JobRef): void;
   /**
    * Notified at once when a job this process launched exits (null for runners that can only poll).
    * Returns an unsubscribe function.

@@ -121,6 +121,29 @@ describe("built-in runner with the fake agent CLIs", () => {
     expect(src).toEqual({ found: true, source: "file", text: '{"phase":"implement","from":"file"}' });
   });
 
+  it("a contract read with keep_original stays the agent's until contractRecorded; the runner's copy serves later reads", async () => {
+    const { ws, runner } = setup();
+    ws.worktree("bd-cf2");
+    const s = spec(ws, "bd-cf2", "codex");
+    await (
+      await startTracked(runner, s)
+    ).exited;
+    const text = '{"phase":"implement","from":"file"}';
+    writeFileSync(s.contract_file, `${text}\n`);
+    const want = { found: true, source: "file", text };
+    expect(await runner.readContract(refOf(s), { keep_original: true })).toEqual(want);
+    // Not recorded yet: a controller that dies here finds the agent's file again on resume.
+    expect(readFileSync(s.contract_file, "utf8")).toBe(`${text}\n`);
+    expect(await runner.readContract(refOf(s), { keep_original: true })).toEqual(want);
+    runner.contractRecorded?.(refOf(s));
+    expect(existsSync(s.contract_file)).toBe(false);
+    expect(await runner.readContract(refOf(s))).toEqual(want);
+    // Without keep_original (a queue worker, `runner report`) the agent's file goes at once.
+    writeFileSync(s.contract_file, `${text}\n`);
+    expect(await runner.readContract(refOf(s))).toEqual(want);
+    expect(existsSync(s.contract_file)).toBe(false);
+  });
+
   it("cc-glm: the token reaches the agent through its env only, never meta, logs or errors", async () => {
     const secret = "glm-secret-token-9f8e7d";
     const other = "anthropic-key-should-not-leak-5a4b";

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { startedOnClock } from "./times.js";
 import path from "node:path";
 import type { JobState } from "../../core/status.js";
-import { parseJsonObject, readIntFile, readTextQuiet, removeQuiet, writeJsonAtomic } from "../fs-util.js";
+import { parseJsonObject, readIntFile, readTextQuiet, removeQuiet, statQuiet, writeJsonAtomic } from "../fs-util.js";
 import { parseStoredHealth, readJobMeta, type JobMeta, type JobProgress } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
 import { readContractSource } from "../contract-source.js";
@@ -59,14 +59,23 @@ export function metaOf(logDir: string, ref: JobRef): JobMeta | null {
 }
 
 /** The raw contract this run delivered: its contract file, else the last marker in its log. */
-export async function readJobContract(logDir: string, ref: JobRef): Promise<ContractSource> {
+export async function readJobContract(logDir: string, ref: JobRef, keepOriginal = false): Promise<ContractSource> {
   const p = jobPaths(logDir, ref.provider, ref.job_id);
   const meta = readJobMeta(p.meta);
   if (meta === null) return { found: false, reason_code: "contract_missing", detail: `no job ${ref.job_id} under ${p.dir}` };
   if (meta.run_instance !== ref.run_instance) {
     return { found: false, reason_code: "run_instance_mismatch", detail: `job files belong to run ${meta.run_instance}, not ${ref.run_instance}` };
   }
-  return readContractSource(meta.contract_file, meta.log_path, { copyTo: p.contract });
+  return readContractSource(meta.contract_file, meta.log_path, { copyTo: p.contract, keepOriginal });
+}
+
+/** The agent's contract file, once what it held is recorded elsewhere (readJobContract's `keepOriginal`). */
+export function releaseJobContract(logDir: string, ref: JobRef): void {
+  const p = jobPaths(logDir, ref.provider, ref.job_id);
+  const meta = readJobMeta(p.meta);
+  if (meta === null || meta.run_instance !== ref.run_instance || meta.contract_file === null || meta.contract_file === p.contract) return;
+  // Only when the copy is there: it is what later reads of this run find.
+  if (statQuiet(p.contract)?.isFile()) removeQuiet(meta.contract_file);
 }
 
 /** Every job with files under log_dir (its current run_instance). */
