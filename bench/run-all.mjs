@@ -3,8 +3,9 @@
 // figure and verdict (each computed by the benchmark itself, a median of N runs, never the best).
 //
 // Usage: node bench/run-all.mjs [--with-10k] [--skip NAME,…] [--reuse NAME,…] [--quick]
-//   --with-10k  scale at 1,000 and 10,000 items in one invocation (the peak RSS at 10k and its
-//               ratio to 1k); adds 10-30 min on a 2-core machine
+//   --with-10k  scale at 1,000 (--repo and precreated) and 10,000 (precreated) items in one
+//               invocation (the peak RSS at 10k and its ratio to 1k, both precreated); adds about
+//               10 min on a 2-core machine
 //   --skip      leave out benchmarks by name: wave-efficiency, scale, idle, dispatch-latency,
 //               cli-startup, runner-exit-latency
 //   --reuse     take these benchmarks' figures from their existing results files instead of
@@ -38,7 +39,10 @@ L.requireBuild();
 
 const scaleArgs = quick
   ? ["--sizes", "600", "--modes", "repo", "--callers"]
-  : ["--sizes", with10k ? "1000,10000" : "1000", "--modes", "repo", "--repeat", "3", "--repeat-10k", "1", "--callers"];
+  : with10k
+    ? // 1,000 by --repo (the CPU target), and 1,000 and 10,000 precreated (the RSS targets, one mode).
+      ["--sizes", "1000,10000", "--modes", "repo,precreated", "--modes-10k", "precreated", "--repeat", "3", "--repeat-10k", "1", "--callers"]
+    : ["--sizes", "1000", "--modes", "repo", "--repeat", "3", "--callers"];
 const plan = [
   { name: "wave-efficiency", args: quick ? ["--no-build", "--runs", "1", "--modes", "review"] : ["--no-build", "--runs", "3"] },
   { name: "scale", args: scaleArgs },

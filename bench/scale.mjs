@@ -16,13 +16,16 @@
 //
 // Usage: node bench/scale.mjs [--sizes 1000,10000] [--modes repo,precreated] [--review]
 //                             [--max-parallel 16] [--keep] [--profile] [--callers] [--out NAME]
-//                             [--no-agent-commits] [--repeat N] [--repeat-10k N]
+//                             [--no-agent-commits] [--repeat N] [--repeat-10k N] [--modes-10k LIST]
 // The implement agent commits one file (issue #14: measured with agents that commit their own
 // work, so dx-batch's post-implement checks run and no auto-commit does); --no-agent-commits makes
 // it change nothing (a no-op success, as in the figures before issue #14).
 // --callers: group the controller's fsyncs and spawns by the dist/ call path that made them.
 // --repeat N: run each (size, mode) N times; the figures are medians of the N runs.
 // --repeat-10k N: as --repeat for sizes of 10,000 and more (default: --repeat).
+// --modes-10k LIST: the modes for sizes over 1,000 (default: --modes): `precreated` measures the
+//   controller at 10,000 items without 10,000 `git worktree add` runs, which slow down as the
+//   repository's worktree list grows (a 10k --repo run took over 31 minutes).
 // Defaults: --sizes 1000,10000, modes: repo for sizes <= 1000, precreated for all sizes.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -34,6 +37,7 @@ const sizes = String(flags.sizes ?? "1000,10000")
   .map(Number)
   .filter((n) => n > 0);
 const modesFlag = flags.modes ? String(flags.modes).split(",") : null;
+const modesLargeFlag = flags["modes-10k"] ? String(flags["modes-10k"]).split(",") : null;
 const maxParallel = Number(flags["max-parallel"] ?? 16);
 const review = flags.review === true;
 // Agents commit their own work by default (issue #14); --no-agent-commits: they change nothing.
@@ -147,7 +151,7 @@ function thin(samples, max = 60) {
 const repeat = Math.max(1, Number(flags.repeat ?? 1));
 const runs = [];
 for (const n of sizes) {
-  const modes = modesFlag ?? (n <= 1000 ? ["repo", "precreated"] : ["precreated"]);
+  const modes = (n > 1000 ? modesLargeFlag : null) ?? modesFlag ?? (n <= 1000 ? ["repo", "precreated"] : ["precreated"]);
   for (const mode of modes) {
     const tries = [];
     const times = n >= 10000 ? Math.max(1, Number(flags["repeat-10k"] ?? repeat)) : repeat;
