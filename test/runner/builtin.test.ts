@@ -211,6 +211,19 @@ describe("exit, quota and no-op detection", () => {
     });
   });
 
+  it("a review's clean exit is judged without a look at its worktree: no .rc.wt, no git, no worktree_end", async () => {
+    const commit = "echo c > c.txt && git add c.txt && git -c user.name=t -c user.email=t@t commit -qm c";
+    const { ws, runner } = setup({ providers: { committer: { command: ["/bin/sh", "-c", commit] } } });
+    ws.worktree("bd-rl1");
+    const s = spec(ws, "bd-rl1", "committer", { phase: "review" });
+    expect(await (await startTracked(runner, s)).exited).toBe(0);
+    expect(existsSync(path.join(ws.logDir, "committer", "bd-rl1-review.rc.wt"))).toBe(false);
+    const h = await runner.check(refOf(s), OPTS);
+    // Even a reviewer that committed: its end is its contract's to judge, not the worktree's.
+    expect(h).toMatchObject({ state: "exited_ok", exit_code: 0, mutation_count: 0 });
+    expect(h.worktree_end).toBeUndefined();
+  });
+
   it("a start given the worktree's look records it instead of asking git, and an honest look records what git's own would", async () => {
     const commit = "echo c > c.txt && git add c.txt && git -c user.name=t -c user.email=t@t commit -qm c";
     const { ws, runner } = setup({ providers: { committer: { command: ["/bin/sh", "-c", commit] }, idle: { command: [fixture("fake-sleep"), "0"] } } });

@@ -94,9 +94,14 @@ export function logOrCpuMoved(o: Observed, cpuSec: number): boolean {
   return moved.log || moved.cpu;
 }
 
-/** Whether the worktree must be probed: at a clean exit, or while running without other progress. */
+/**
+ * Whether the worktree must be probed: at an implement's clean exit (what it changed, committed or
+ * left), or while running without other progress. A review's end is judged by its contract alone:
+ * nothing of its worktree is read (issue #14), and an item sent back for revision starts its next
+ * implement with a fresh look.
+ */
 export function wantsWorktree(stage: CheckStage, o: Observed, cpuSec: number | null, always: boolean): boolean {
-  if (stage === "finished") return o.rc === 0 && o.progress.stop_requested_at_ms === null && o.progress.timed_out_at_ms === null;
+  if (stage === "finished") return o.meta.phase !== "review" && o.rc === 0 && o.progress.stop_requested_at_ms === null && o.progress.timed_out_at_ms === null;
   if (stage !== "running") return false;
   return always || !logOrCpuMoved(o, cpuSec ?? o.progress.cpu_sec);
 }

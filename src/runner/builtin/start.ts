@@ -210,8 +210,9 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
   let child;
   try {
     inFd = launch.plan.stdin === "prompt" ? openSync(spec.prompt_file, "r") : null;
-    // A worktree git could read at the start is looked at again by the wrapper after a clean exit.
-    const look = meta.signature_at_start !== null ? { worktree, headAtStart: meta.head_at_start } : {};
+    // An implement's worktree, when git could read it at the start, is looked at again by the
+    // wrapper after a clean exit; a review's end is judged by its contract alone (classify.ts).
+    const look = meta.signature_at_start !== null && spec.phase === "implement" ? { worktree, headAtStart: meta.head_at_start } : {};
     child = spawn(SHELL, wrapperArgs({ rcPath: p.rc, capBytes: ctx.maxLogBytes, argv: launch.argv, toolsPath: wrapperToolsPath(), ...look }), {
       cwd: worktree,
       env: launch.env,
