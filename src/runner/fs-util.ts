@@ -1,5 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync, readFileSync, rmSync, statSync, type Stats } from "node:fs";
-import writeFileAtomic from "write-file-atomic";
+import { closeSync, fstatSync, openSync, readSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { unlinkQuiet, writeTempFile } from "../store/fsx.js";
 
 // Small synchronous file helpers for the runner's job files. They are tiny (a pid, an exit code, a
 // few hundred bytes of JSON), so sync reads keep `check` cheap and free of interleaving.
@@ -30,12 +30,31 @@ export function readIntFile(p: string): number | null {
   return /^-?[0-9]+$/.test(s) ? Number(s) : null;
 }
 
+/** Remove a file if it is there. A plain unlink first: rmSync's rimraf path costs more per call. */
 export function removeQuiet(p: string): void {
-  rmSync(p, { force: true });
+  try {
+    unlinkSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    // Anything else (a directory, say) answers exactly as before.
+    rmSync(p, { force: true });
+  }
 }
 
+/**
+ * Replace a job file whole (temp file, optional fsync, rename), mode 0600. The store's temp-file
+ * path, not write-file-atomic's sync one, which registers and removes an exit handler for every
+ * signal on each call: several job files a job made that a measurable share of the controller's
+ * CPU (issue #14).
+ */
 export function writeFileAtomicSync(p: string, data: string, opts: { fsync?: boolean } = {}): void {
-  writeFileAtomic.sync(p, data, { mode: 0o600, fsync: opts.fsync ?? true });
+  const tmp = writeTempFile(p, data, { sync: opts.fsync ?? true });
+  try {
+    renameSync(tmp, p);
+  } catch (e) {
+    unlinkQuiet(tmp);
+    throw e;
+  }
 }
 
 export const writeJsonAtomic = (p: string, value: unknown, opts: { fsync?: boolean } = {}): void =>

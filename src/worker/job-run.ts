@@ -1,7 +1,6 @@
 import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import writeFileAtomic from "write-file-atomic";
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { RunnerReason, isRunnerReason } from "../core/reasons.js";
@@ -12,6 +11,7 @@ import { keys, LOG_TAIL_BYTES, RUN_TTL_SEC, EVENTS_MAXLEN, type QueueJobData, ty
 import { retrying, sleep, withTimeout } from "../queue/redis.js";
 import type { GitSync } from "./git-sync.js";
 import type { Spool } from "./spool.js";
+import { writeFileAtomicSync } from "../runner/fs-util.js";
 
 // One queue job on a worker: sync git, run the agent through the built-in runner (process group,
 // log cap, exec accounting all stay as on one host), keep the BullMQ lock, publish health, answer
@@ -209,7 +209,7 @@ async function runAgent(
   const contractFile = path.join(dir, `${d.run_instance}.contract.json`);
   // The prompt names the controller's paths; on this host the worktree and contract are elsewhere.
   const text = d.prompt_text.split(d.controller_worktree).join(worktree).split(d.controller_contract_file).join(contractFile);
-  writeFileAtomic.sync(promptFile, text, { mode: 0o600 });
+  writeFileAtomicSync(promptFile, text);
 
   let exited = false;
   const unsub = ctx.runner.onExit((r) => {

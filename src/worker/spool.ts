@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
-import writeFileAtomic from "write-file-atomic";
 import { parseJson, parseResult, type QueueResult } from "../queue/protocol.js";
+import { writeFileAtomicSync } from "../runner/fs-util.js";
 
 // A worker keeps every result it produced on its own disk until the controller acknowledges it:
 // Redis may be down when the agent ends, or restart without the last writes, and a produced
@@ -18,7 +18,7 @@ export function createSpool(dir: string) {
   return {
     dir,
     put(r: QueueResult): void {
-      writeFileAtomic.sync(file(r.run_instance), JSON.stringify(r), { mode: 0o600, fsync: true });
+      writeFileAtomicSync(file(r.run_instance), JSON.stringify(r), { fsync: true });
     },
     drop(runInstance: string): void {
       rmSync(file(runInstance), { force: true });
