@@ -8,941 +8,468 @@ import { createRequire } from "node:module";
 // ajv's ESM output still `require`s its runtime helpers (ucs2length, equal, …).
 const require = createRequire(import.meta.url);
 
-const schema11 = {
-  $schema: "http://json-schema.org/draft-07/schema#",
-  $id: "urn:dx-batch:schema:implement-contract",
-  title: "dx-batch implement contract",
-  type: "object",
-  required: ["phase", "beads_id", "status", "artifacts", "timestamp"],
-  properties: {
-    phase: { const: "implement", type: "string" },
-    beads_id: { minLength: 1, maxLength: 64, description: "the tracker item id (for review too, not the `-review` job id)", type: "string" },
-    status: { type: "string", enum: ["completed", "partial", "failed", "no_op", "blocked"] },
-    artifacts: {
-      additionalProperties: false,
-      type: "object",
-      required: ["files_changed", "commits"],
-      properties: {
-        files_changed: { type: "array", items: { type: "string" } },
-        commits: {
-          type: "array",
-          items: {
-            additionalProperties: false,
-            type: "object",
-            required: ["sha", "message"],
-            properties: { sha: { minLength: 1, type: "string" }, message: { type: "string" } },
-          },
-        },
-        tests_passed: { type: "boolean" },
-        tests_output: { type: "string" },
-      },
-    },
-    summary: { type: "string" },
-    findings: {
-      type: "array",
-      items: {
-        additionalProperties: false,
-        type: "object",
-        required: ["type", "message"],
-        properties: {
-          type: { description: "severity, or `positive` for what is good", type: "string", enum: ["critical", "major", "minor", "suggestion", "positive"] },
-          message: { minLength: 1, type: "string" },
-          file: { type: "string" },
-          line: { minimum: 1, type: "integer" },
-        },
-      },
-    },
-    timestamp: { pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}", description: "when the contract was written, ISO 8601", type: "string" },
-    duration_sec: { minimum: 0, type: "number" },
-  },
-  additionalProperties: false,
-};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"urn:dx-batch:schema:implement-contract","title":"dx-batch implement contract","type":"object","required":["phase","beads_id","status","artifacts","timestamp"],"properties":{"phase":{"const":"implement","type":"string"},"beads_id":{"minLength":1,"maxLength":64,"description":"the tracker item id (for review too, not the `-review` job id)","type":"string"},"status":{"type":"string","enum":["completed","partial","failed","no_op","blocked"]},"artifacts":{"additionalProperties":false,"type":"object","required":["files_changed","commits"],"properties":{"files_changed":{"type":"array","items":{"type":"string"}},"commits":{"type":"array","items":{"additionalProperties":false,"type":"object","required":["sha","message"],"properties":{"sha":{"minLength":1,"type":"string"},"message":{"type":"string"}}}},"tests_passed":{"type":"boolean"},"tests_output":{"type":"string"}}},"summary":{"type":"string"},"findings":{"type":"array","items":{"additionalProperties":false,"type":"object","required":["type","message"],"properties":{"type":{"description":"severity, or `positive` for what is good","type":"string","enum":["critical","major","minor","suggestion","positive"]},"message":{"minLength":1,"type":"string"},"file":{"type":"string"},"line":{"minimum":1,"type":"integer"}}}},"timestamp":{"pattern":"^[0-9]{4}-[0-9]{2}-[0-9]{2}","description":"when the contract was written, ISO 8601","type":"string"},"duration_sec":{"minimum":0,"type":"number"}},"additionalProperties":false};
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^[0-9]{4}-[0-9]{2}-[0-9]{2}", "u");
 
-function validate10(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
-  /*# sourceURL="urn:dx-batch:schema:implement-contract" */ let vErrors = null;
-  let errors = 0;
-  if (errors === 0) {
-    if (data && typeof data == "object" && !Array.isArray(data)) {
-      let missing0;
-      if (
-        (data.phase === undefined && (missing0 = "phase")) ||
-        (data.beads_id === undefined && (missing0 = "beads_id")) ||
-        (data.status === undefined && (missing0 = "status")) ||
-        (data.artifacts === undefined && (missing0 = "artifacts")) ||
-        (data.timestamp === undefined && (missing0 = "timestamp"))
-      ) {
-        validate10.errors = [
-          {
-            instancePath,
-            schemaPath: "#/required",
-            keyword: "required",
-            params: { missingProperty: missing0 },
-            message: "must have required property '" + missing0 + "'",
-            schema: schema11.required,
-            parentSchema: schema11,
-            data,
-          },
-        ];
-        return false;
-      } else {
-        const _errs1 = errors;
-        for (const key0 in data) {
-          if (!(
-            key0 === "phase" ||
-            key0 === "beads_id" ||
-            key0 === "status" ||
-            key0 === "artifacts" ||
-            key0 === "summary" ||
-            key0 === "findings" ||
-            key0 === "timestamp" ||
-            key0 === "duration_sec"
-          )) {
-            validate10.errors = [
-              {
-                instancePath,
-                schemaPath: "#/additionalProperties",
-                keyword: "additionalProperties",
-                params: { additionalProperty: key0 },
-                message: "must NOT have additional properties",
-                schema: false,
-                parentSchema: schema11,
-                data,
-              },
-            ];
-            return false;
-            break;
-          }
-        }
-        if (_errs1 === errors) {
-          if (data.phase !== undefined) {
-            let data0 = data.phase;
-            const _errs2 = errors;
-            if (typeof data0 !== "string") {
-              validate10.errors = [
-                {
-                  instancePath: instancePath + "/phase",
-                  schemaPath: "#/properties/phase/type",
-                  keyword: "type",
-                  params: { type: "string" },
-                  message: "must be string",
-                  schema: schema11.properties.phase.type,
-                  parentSchema: schema11.properties.phase,
-                  data: data0,
-                },
-              ];
-              return false;
-            }
-            if ("implement" !== data0) {
-              validate10.errors = [
-                {
-                  instancePath: instancePath + "/phase",
-                  schemaPath: "#/properties/phase/const",
-                  keyword: "const",
-                  params: { allowedValue: "implement" },
-                  message: "must be equal to constant",
-                  schema: "implement",
-                  parentSchema: schema11.properties.phase,
-                  data: data0,
-                },
-              ];
-              return false;
-            }
-            var valid0 = _errs2 === errors;
-          } else {
-            var valid0 = true;
-          }
-          if (valid0) {
-            if (data.beads_id !== undefined) {
-              let data1 = data.beads_id;
-              const _errs4 = errors;
-              if (errors === _errs4) {
-                if (typeof data1 === "string") {
-                  if (func2(data1) > 64) {
-                    validate10.errors = [
-                      {
-                        instancePath: instancePath + "/beads_id",
-                        schemaPath: "#/properties/beads_id/maxLength",
-                        keyword: "maxLength",
-                        params: { limit: 64 },
-                        message: "must NOT have more than 64 characters",
-                        schema: 64,
-                        parentSchema: schema11.properties.beads_id,
-                        data: data1,
-                      },
-                    ];
-                    return false;
-                  } else {
-                    if (func2(data1) < 1) {
-                      validate10.errors = [
-                        {
-                          instancePath: instancePath + "/beads_id",
-                          schemaPath: "#/properties/beads_id/minLength",
-                          keyword: "minLength",
-                          params: { limit: 1 },
-                          message: "must NOT have fewer than 1 characters",
-                          schema: 1,
-                          parentSchema: schema11.properties.beads_id,
-                          data: data1,
-                        },
-                      ];
-                      return false;
-                    }
-                  }
-                } else {
-                  validate10.errors = [
-                    {
-                      instancePath: instancePath + "/beads_id",
-                      schemaPath: "#/properties/beads_id/type",
-                      keyword: "type",
-                      params: { type: "string" },
-                      message: "must be string",
-                      schema: schema11.properties.beads_id.type,
-                      parentSchema: schema11.properties.beads_id,
-                      data: data1,
-                    },
-                  ];
-                  return false;
-                }
-              }
-              var valid0 = _errs4 === errors;
-            } else {
-              var valid0 = true;
-            }
-            if (valid0) {
-              if (data.status !== undefined) {
-                let data2 = data.status;
-                const _errs6 = errors;
-                if (typeof data2 !== "string") {
-                  validate10.errors = [
-                    {
-                      instancePath: instancePath + "/status",
-                      schemaPath: "#/properties/status/type",
-                      keyword: "type",
-                      params: { type: "string" },
-                      message: "must be string",
-                      schema: schema11.properties.status.type,
-                      parentSchema: schema11.properties.status,
-                      data: data2,
-                    },
-                  ];
-                  return false;
-                }
-                if (!(data2 === "completed" || data2 === "partial" || data2 === "failed" || data2 === "no_op" || data2 === "blocked")) {
-                  validate10.errors = [
-                    {
-                      instancePath: instancePath + "/status",
-                      schemaPath: "#/properties/status/enum",
-                      keyword: "enum",
-                      params: { allowedValues: schema11.properties.status.enum },
-                      message: "must be equal to one of the allowed values",
-                      schema: schema11.properties.status.enum,
-                      parentSchema: schema11.properties.status,
-                      data: data2,
-                    },
-                  ];
-                  return false;
-                }
-                var valid0 = _errs6 === errors;
-              } else {
-                var valid0 = true;
-              }
-              if (valid0) {
-                if (data.artifacts !== undefined) {
-                  let data3 = data.artifacts;
-                  const _errs8 = errors;
-                  if (errors === _errs8) {
-                    if (data3 && typeof data3 == "object" && !Array.isArray(data3)) {
-                      let missing1;
-                      if ((data3.files_changed === undefined && (missing1 = "files_changed")) || (data3.commits === undefined && (missing1 = "commits"))) {
-                        validate10.errors = [
-                          {
-                            instancePath: instancePath + "/artifacts",
-                            schemaPath: "#/properties/artifacts/required",
-                            keyword: "required",
-                            params: { missingProperty: missing1 },
-                            message: "must have required property '" + missing1 + "'",
-                            schema: schema11.properties.artifacts.required,
-                            parentSchema: schema11.properties.artifacts,
-                            data: data3,
-                          },
-                        ];
-                        return false;
-                      } else {
-                        const _errs10 = errors;
-                        for (const key1 in data3) {
-                          if (!(key1 === "files_changed" || key1 === "commits" || key1 === "tests_passed" || key1 === "tests_output")) {
-                            validate10.errors = [
-                              {
-                                instancePath: instancePath + "/artifacts",
-                                schemaPath: "#/properties/artifacts/additionalProperties",
-                                keyword: "additionalProperties",
-                                params: { additionalProperty: key1 },
-                                message: "must NOT have additional properties",
-                                schema: false,
-                                parentSchema: schema11.properties.artifacts,
-                                data: data3,
-                              },
-                            ];
-                            return false;
-                            break;
-                          }
-                        }
-                        if (_errs10 === errors) {
-                          if (data3.files_changed !== undefined) {
-                            let data4 = data3.files_changed;
-                            const _errs11 = errors;
-                            if (errors === _errs11) {
-                              if (Array.isArray(data4)) {
-                                var valid2 = true;
-                                const len0 = data4.length;
-                                for (let i0 = 0; i0 < len0; i0++) {
-                                  let data5 = data4[i0];
-                                  const _errs13 = errors;
-                                  if (typeof data5 !== "string") {
-                                    validate10.errors = [
-                                      {
-                                        instancePath: instancePath + "/artifacts/files_changed/" + i0,
-                                        schemaPath: "#/properties/artifacts/properties/files_changed/items/type",
-                                        keyword: "type",
-                                        params: { type: "string" },
-                                        message: "must be string",
-                                        schema: schema11.properties.artifacts.properties.files_changed.items.type,
-                                        parentSchema: schema11.properties.artifacts.properties.files_changed.items,
-                                        data: data5,
-                                      },
-                                    ];
-                                    return false;
-                                  }
-                                  var valid2 = _errs13 === errors;
-                                  if (!valid2) {
-                                    break;
-                                  }
-                                }
-                              } else {
-                                validate10.errors = [
-                                  {
-                                    instancePath: instancePath + "/artifacts/files_changed",
-                                    schemaPath: "#/properties/artifacts/properties/files_changed/type",
-                                    keyword: "type",
-                                    params: { type: "array" },
-                                    message: "must be array",
-                                    schema: schema11.properties.artifacts.properties.files_changed.type,
-                                    parentSchema: schema11.properties.artifacts.properties.files_changed,
-                                    data: data4,
-                                  },
-                                ];
-                                return false;
-                              }
-                            }
-                            var valid1 = _errs11 === errors;
-                          } else {
-                            var valid1 = true;
-                          }
-                          if (valid1) {
-                            if (data3.commits !== undefined) {
-                              let data6 = data3.commits;
-                              const _errs15 = errors;
-                              if (errors === _errs15) {
-                                if (Array.isArray(data6)) {
-                                  var valid3 = true;
-                                  const len1 = data6.length;
-                                  for (let i1 = 0; i1 < len1; i1++) {
-                                    let data7 = data6[i1];
-                                    const _errs17 = errors;
-                                    if (errors === _errs17) {
-                                      if (data7 && typeof data7 == "object" && !Array.isArray(data7)) {
-                                        let missing2;
-                                        if ((data7.sha === undefined && (missing2 = "sha")) || (data7.message === undefined && (missing2 = "message"))) {
-                                          validate10.errors = [
-                                            {
-                                              instancePath: instancePath + "/artifacts/commits/" + i1,
-                                              schemaPath: "#/properties/artifacts/properties/commits/items/required",
-                                              keyword: "required",
-                                              params: { missingProperty: missing2 },
-                                              message: "must have required property '" + missing2 + "'",
-                                              schema: schema11.properties.artifacts.properties.commits.items.required,
-                                              parentSchema: schema11.properties.artifacts.properties.commits.items,
-                                              data: data7,
-                                            },
-                                          ];
-                                          return false;
-                                        } else {
-                                          const _errs19 = errors;
-                                          for (const key2 in data7) {
-                                            if (!(key2 === "sha" || key2 === "message")) {
-                                              validate10.errors = [
-                                                {
-                                                  instancePath: instancePath + "/artifacts/commits/" + i1,
-                                                  schemaPath: "#/properties/artifacts/properties/commits/items/additionalProperties",
-                                                  keyword: "additionalProperties",
-                                                  params: { additionalProperty: key2 },
-                                                  message: "must NOT have additional properties",
-                                                  schema: false,
-                                                  parentSchema: schema11.properties.artifacts.properties.commits.items,
-                                                  data: data7,
-                                                },
-                                              ];
-                                              return false;
-                                              break;
-                                            }
-                                          }
-                                          if (_errs19 === errors) {
-                                            if (data7.sha !== undefined) {
-                                              let data8 = data7.sha;
-                                              const _errs20 = errors;
-                                              if (errors === _errs20) {
-                                                if (typeof data8 === "string") {
-                                                  if (func2(data8) < 1) {
-                                                    validate10.errors = [
-                                                      {
-                                                        instancePath: instancePath + "/artifacts/commits/" + i1 + "/sha",
-                                                        schemaPath: "#/properties/artifacts/properties/commits/items/properties/sha/minLength",
-                                                        keyword: "minLength",
-                                                        params: { limit: 1 },
-                                                        message: "must NOT have fewer than 1 characters",
-                                                        schema: 1,
-                                                        parentSchema: schema11.properties.artifacts.properties.commits.items.properties.sha,
-                                                        data: data8,
-                                                      },
-                                                    ];
-                                                    return false;
-                                                  }
-                                                } else {
-                                                  validate10.errors = [
-                                                    {
-                                                      instancePath: instancePath + "/artifacts/commits/" + i1 + "/sha",
-                                                      schemaPath: "#/properties/artifacts/properties/commits/items/properties/sha/type",
-                                                      keyword: "type",
-                                                      params: { type: "string" },
-                                                      message: "must be string",
-                                                      schema: schema11.properties.artifacts.properties.commits.items.properties.sha.type,
-                                                      parentSchema: schema11.properties.artifacts.properties.commits.items.properties.sha,
-                                                      data: data8,
-                                                    },
-                                                  ];
-                                                  return false;
-                                                }
-                                              }
-                                              var valid4 = _errs20 === errors;
-                                            } else {
-                                              var valid4 = true;
-                                            }
-                                            if (valid4) {
-                                              if (data7.message !== undefined) {
-                                                let data9 = data7.message;
-                                                const _errs22 = errors;
-                                                if (typeof data9 !== "string") {
-                                                  validate10.errors = [
-                                                    {
-                                                      instancePath: instancePath + "/artifacts/commits/" + i1 + "/message",
-                                                      schemaPath: "#/properties/artifacts/properties/commits/items/properties/message/type",
-                                                      keyword: "type",
-                                                      params: { type: "string" },
-                                                      message: "must be string",
-                                                      schema: schema11.properties.artifacts.properties.commits.items.properties.message.type,
-                                                      parentSchema: schema11.properties.artifacts.properties.commits.items.properties.message,
-                                                      data: data9,
-                                                    },
-                                                  ];
-                                                  return false;
-                                                }
-                                                var valid4 = _errs22 === errors;
-                                              } else {
-                                                var valid4 = true;
-                                              }
-                                            }
-                                          }
-                                        }
-                                      } else {
-                                        validate10.errors = [
-                                          {
-                                            instancePath: instancePath + "/artifacts/commits/" + i1,
-                                            schemaPath: "#/properties/artifacts/properties/commits/items/type",
-                                            keyword: "type",
-                                            params: { type: "object" },
-                                            message: "must be object",
-                                            schema: schema11.properties.artifacts.properties.commits.items.type,
-                                            parentSchema: schema11.properties.artifacts.properties.commits.items,
-                                            data: data7,
-                                          },
-                                        ];
-                                        return false;
-                                      }
-                                    }
-                                    var valid3 = _errs17 === errors;
-                                    if (!valid3) {
-                                      break;
-                                    }
-                                  }
-                                } else {
-                                  validate10.errors = [
-                                    {
-                                      instancePath: instancePath + "/artifacts/commits",
-                                      schemaPath: "#/properties/artifacts/properties/commits/type",
-                                      keyword: "type",
-                                      params: { type: "array" },
-                                      message: "must be array",
-                                      schema: schema11.properties.artifacts.properties.commits.type,
-                                      parentSchema: schema11.properties.artifacts.properties.commits,
-                                      data: data6,
-                                    },
-                                  ];
-                                  return false;
-                                }
-                              }
-                              var valid1 = _errs15 === errors;
-                            } else {
-                              var valid1 = true;
-                            }
-                            if (valid1) {
-                              if (data3.tests_passed !== undefined) {
-                                let data10 = data3.tests_passed;
-                                const _errs24 = errors;
-                                if (typeof data10 !== "boolean") {
-                                  validate10.errors = [
-                                    {
-                                      instancePath: instancePath + "/artifacts/tests_passed",
-                                      schemaPath: "#/properties/artifacts/properties/tests_passed/type",
-                                      keyword: "type",
-                                      params: { type: "boolean" },
-                                      message: "must be boolean",
-                                      schema: schema11.properties.artifacts.properties.tests_passed.type,
-                                      parentSchema: schema11.properties.artifacts.properties.tests_passed,
-                                      data: data10,
-                                    },
-                                  ];
-                                  return false;
-                                }
-                                var valid1 = _errs24 === errors;
-                              } else {
-                                var valid1 = true;
-                              }
-                              if (valid1) {
-                                if (data3.tests_output !== undefined) {
-                                  let data11 = data3.tests_output;
-                                  const _errs26 = errors;
-                                  if (typeof data11 !== "string") {
-                                    validate10.errors = [
-                                      {
-                                        instancePath: instancePath + "/artifacts/tests_output",
-                                        schemaPath: "#/properties/artifacts/properties/tests_output/type",
-                                        keyword: "type",
-                                        params: { type: "string" },
-                                        message: "must be string",
-                                        schema: schema11.properties.artifacts.properties.tests_output.type,
-                                        parentSchema: schema11.properties.artifacts.properties.tests_output,
-                                        data: data11,
-                                      },
-                                    ];
-                                    return false;
-                                  }
-                                  var valid1 = _errs26 === errors;
-                                } else {
-                                  var valid1 = true;
-                                }
-                              }
-                            }
-                          }
-                        }
-                      }
-                    } else {
-                      validate10.errors = [
-                        {
-                          instancePath: instancePath + "/artifacts",
-                          schemaPath: "#/properties/artifacts/type",
-                          keyword: "type",
-                          params: { type: "object" },
-                          message: "must be object",
-                          schema: schema11.properties.artifacts.type,
-                          parentSchema: schema11.properties.artifacts,
-                          data: data3,
-                        },
-                      ];
-                      return false;
-                    }
-                  }
-                  var valid0 = _errs8 === errors;
-                } else {
-                  var valid0 = true;
-                }
-                if (valid0) {
-                  if (data.summary !== undefined) {
-                    let data12 = data.summary;
-                    const _errs28 = errors;
-                    if (typeof data12 !== "string") {
-                      validate10.errors = [
-                        {
-                          instancePath: instancePath + "/summary",
-                          schemaPath: "#/properties/summary/type",
-                          keyword: "type",
-                          params: { type: "string" },
-                          message: "must be string",
-                          schema: schema11.properties.summary.type,
-                          parentSchema: schema11.properties.summary,
-                          data: data12,
-                        },
-                      ];
-                      return false;
-                    }
-                    var valid0 = _errs28 === errors;
-                  } else {
-                    var valid0 = true;
-                  }
-                  if (valid0) {
-                    if (data.findings !== undefined) {
-                      let data13 = data.findings;
-                      const _errs30 = errors;
-                      if (errors === _errs30) {
-                        if (Array.isArray(data13)) {
-                          var valid5 = true;
-                          const len2 = data13.length;
-                          for (let i2 = 0; i2 < len2; i2++) {
-                            let data14 = data13[i2];
-                            const _errs32 = errors;
-                            if (errors === _errs32) {
-                              if (data14 && typeof data14 == "object" && !Array.isArray(data14)) {
-                                let missing3;
-                                if ((data14.type === undefined && (missing3 = "type")) || (data14.message === undefined && (missing3 = "message"))) {
-                                  validate10.errors = [
-                                    {
-                                      instancePath: instancePath + "/findings/" + i2,
-                                      schemaPath: "#/properties/findings/items/required",
-                                      keyword: "required",
-                                      params: { missingProperty: missing3 },
-                                      message: "must have required property '" + missing3 + "'",
-                                      schema: schema11.properties.findings.items.required,
-                                      parentSchema: schema11.properties.findings.items,
-                                      data: data14,
-                                    },
-                                  ];
-                                  return false;
-                                } else {
-                                  const _errs34 = errors;
-                                  for (const key3 in data14) {
-                                    if (!(key3 === "type" || key3 === "message" || key3 === "file" || key3 === "line")) {
-                                      validate10.errors = [
-                                        {
-                                          instancePath: instancePath + "/findings/" + i2,
-                                          schemaPath: "#/properties/findings/items/additionalProperties",
-                                          keyword: "additionalProperties",
-                                          params: { additionalProperty: key3 },
-                                          message: "must NOT have additional properties",
-                                          schema: false,
-                                          parentSchema: schema11.properties.findings.items,
-                                          data: data14,
-                                        },
-                                      ];
-                                      return false;
-                                      break;
-                                    }
-                                  }
-                                  if (_errs34 === errors) {
-                                    if (data14.type !== undefined) {
-                                      let data15 = data14.type;
-                                      const _errs35 = errors;
-                                      if (typeof data15 !== "string") {
-                                        validate10.errors = [
-                                          {
-                                            instancePath: instancePath + "/findings/" + i2 + "/type",
-                                            schemaPath: "#/properties/findings/items/properties/type/type",
-                                            keyword: "type",
-                                            params: { type: "string" },
-                                            message: "must be string",
-                                            schema: schema11.properties.findings.items.properties.type.type,
-                                            parentSchema: schema11.properties.findings.items.properties.type,
-                                            data: data15,
-                                          },
-                                        ];
-                                        return false;
-                                      }
-                                      if (!(
-                                        data15 === "critical" ||
-                                        data15 === "major" ||
-                                        data15 === "minor" ||
-                                        data15 === "suggestion" ||
-                                        data15 === "positive"
-                                      )) {
-                                        validate10.errors = [
-                                          {
-                                            instancePath: instancePath + "/findings/" + i2 + "/type",
-                                            schemaPath: "#/properties/findings/items/properties/type/enum",
-                                            keyword: "enum",
-                                            params: { allowedValues: schema11.properties.findings.items.properties.type.enum },
-                                            message: "must be equal to one of the allowed values",
-                                            schema: schema11.properties.findings.items.properties.type.enum,
-                                            parentSchema: schema11.properties.findings.items.properties.type,
-                                            data: data15,
-                                          },
-                                        ];
-                                        return false;
-                                      }
-                                      var valid6 = _errs35 === errors;
-                                    } else {
-                                      var valid6 = true;
-                                    }
-                                    if (valid6) {
-                                      if (data14.message !== undefined) {
-                                        let data16 = data14.message;
-                                        const _errs37 = errors;
-                                        if (errors === _errs37) {
-                                          if (typeof data16 === "string") {
-                                            if (func2(data16) < 1) {
-                                              validate10.errors = [
-                                                {
-                                                  instancePath: instancePath + "/findings/" + i2 + "/message",
-                                                  schemaPath: "#/properties/findings/items/properties/message/minLength",
-                                                  keyword: "minLength",
-                                                  params: { limit: 1 },
-                                                  message: "must NOT have fewer than 1 characters",
-                                                  schema: 1,
-                                                  parentSchema: schema11.properties.findings.items.properties.message,
-                                                  data: data16,
-                                                },
-                                              ];
-                                              return false;
-                                            }
-                                          } else {
-                                            validate10.errors = [
-                                              {
-                                                instancePath: instancePath + "/findings/" + i2 + "/message",
-                                                schemaPath: "#/properties/findings/items/properties/message/type",
-                                                keyword: "type",
-                                                params: { type: "string" },
-                                                message: "must be string",
-                                                schema: schema11.properties.findings.items.properties.message.type,
-                                                parentSchema: schema11.properties.findings.items.properties.message,
-                                                data: data16,
-                                              },
-                                            ];
-                                            return false;
-                                          }
-                                        }
-                                        var valid6 = _errs37 === errors;
-                                      } else {
-                                        var valid6 = true;
-                                      }
-                                      if (valid6) {
-                                        if (data14.file !== undefined) {
-                                          let data17 = data14.file;
-                                          const _errs39 = errors;
-                                          if (typeof data17 !== "string") {
-                                            validate10.errors = [
-                                              {
-                                                instancePath: instancePath + "/findings/" + i2 + "/file",
-                                                schemaPath: "#/properties/findings/items/properties/file/type",
-                                                keyword: "type",
-                                                params: { type: "string" },
-                                                message: "must be string",
-                                                schema: schema11.properties.findings.items.properties.file.type,
-                                                parentSchema: schema11.properties.findings.items.properties.file,
-                                                data: data17,
-                                              },
-                                            ];
-                                            return false;
-                                          }
-                                          var valid6 = _errs39 === errors;
-                                        } else {
-                                          var valid6 = true;
-                                        }
-                                        if (valid6) {
-                                          if (data14.line !== undefined) {
-                                            let data18 = data14.line;
-                                            const _errs41 = errors;
-                                            if (!(typeof data18 == "number" && !(data18 % 1) && !isNaN(data18) && isFinite(data18))) {
-                                              validate10.errors = [
-                                                {
-                                                  instancePath: instancePath + "/findings/" + i2 + "/line",
-                                                  schemaPath: "#/properties/findings/items/properties/line/type",
-                                                  keyword: "type",
-                                                  params: { type: "integer" },
-                                                  message: "must be integer",
-                                                  schema: schema11.properties.findings.items.properties.line.type,
-                                                  parentSchema: schema11.properties.findings.items.properties.line,
-                                                  data: data18,
-                                                },
-                                              ];
-                                              return false;
-                                            }
-                                            if (errors === _errs41) {
-                                              if (typeof data18 == "number" && isFinite(data18)) {
-                                                if (data18 < 1 || isNaN(data18)) {
-                                                  validate10.errors = [
-                                                    {
-                                                      instancePath: instancePath + "/findings/" + i2 + "/line",
-                                                      schemaPath: "#/properties/findings/items/properties/line/minimum",
-                                                      keyword: "minimum",
-                                                      params: { comparison: ">=", limit: 1 },
-                                                      message: "must be >= 1",
-                                                      schema: 1,
-                                                      parentSchema: schema11.properties.findings.items.properties.line,
-                                                      data: data18,
-                                                    },
-                                                  ];
-                                                  return false;
-                                                }
-                                              }
-                                            }
-                                            var valid6 = _errs41 === errors;
-                                          } else {
-                                            var valid6 = true;
-                                          }
-                                        }
-                                      }
-                                    }
-                                  }
-                                }
-                              } else {
-                                validate10.errors = [
-                                  {
-                                    instancePath: instancePath + "/findings/" + i2,
-                                    schemaPath: "#/properties/findings/items/type",
-                                    keyword: "type",
-                                    params: { type: "object" },
-                                    message: "must be object",
-                                    schema: schema11.properties.findings.items.type,
-                                    parentSchema: schema11.properties.findings.items,
-                                    data: data14,
-                                  },
-                                ];
-                                return false;
-                              }
-                            }
-                            var valid5 = _errs32 === errors;
-                            if (!valid5) {
-                              break;
-                            }
-                          }
-                        } else {
-                          validate10.errors = [
-                            {
-                              instancePath: instancePath + "/findings",
-                              schemaPath: "#/properties/findings/type",
-                              keyword: "type",
-                              params: { type: "array" },
-                              message: "must be array",
-                              schema: schema11.properties.findings.type,
-                              parentSchema: schema11.properties.findings,
-                              data: data13,
-                            },
-                          ];
-                          return false;
-                        }
-                      }
-                      var valid0 = _errs30 === errors;
-                    } else {
-                      var valid0 = true;
-                    }
-                    if (valid0) {
-                      if (data.timestamp !== undefined) {
-                        let data19 = data.timestamp;
-                        const _errs43 = errors;
-                        if (errors === _errs43) {
-                          if (typeof data19 === "string") {
-                            if (!pattern0.test(data19)) {
-                              validate10.errors = [
-                                {
-                                  instancePath: instancePath + "/timestamp",
-                                  schemaPath: "#/properties/timestamp/pattern",
-                                  keyword: "pattern",
-                                  params: { pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}" },
-                                  message: 'must match pattern "' + "^[0-9]{4}-[0-9]{2}-[0-9]{2}" + '"',
-                                  schema: "^[0-9]{4}-[0-9]{2}-[0-9]{2}",
-                                  parentSchema: schema11.properties.timestamp,
-                                  data: data19,
-                                },
-                              ];
-                              return false;
-                            }
-                          } else {
-                            validate10.errors = [
-                              {
-                                instancePath: instancePath + "/timestamp",
-                                schemaPath: "#/properties/timestamp/type",
-                                keyword: "type",
-                                params: { type: "string" },
-                                message: "must be string",
-                                schema: schema11.properties.timestamp.type,
-                                parentSchema: schema11.properties.timestamp,
-                                data: data19,
-                              },
-                            ];
-                            return false;
-                          }
-                        }
-                        var valid0 = _errs43 === errors;
-                      } else {
-                        var valid0 = true;
-                      }
-                      if (valid0) {
-                        if (data.duration_sec !== undefined) {
-                          let data20 = data.duration_sec;
-                          const _errs45 = errors;
-                          if (errors === _errs45) {
-                            if (typeof data20 == "number" && isFinite(data20)) {
-                              if (data20 < 0 || isNaN(data20)) {
-                                validate10.errors = [
-                                  {
-                                    instancePath: instancePath + "/duration_sec",
-                                    schemaPath: "#/properties/duration_sec/minimum",
-                                    keyword: "minimum",
-                                    params: { comparison: ">=", limit: 0 },
-                                    message: "must be >= 0",
-                                    schema: 0,
-                                    parentSchema: schema11.properties.duration_sec,
-                                    data: data20,
-                                  },
-                                ];
-                                return false;
-                              }
-                            } else {
-                              validate10.errors = [
-                                {
-                                  instancePath: instancePath + "/duration_sec",
-                                  schemaPath: "#/properties/duration_sec/type",
-                                  keyword: "type",
-                                  params: { type: "number" },
-                                  message: "must be number",
-                                  schema: schema11.properties.duration_sec.type,
-                                  parentSchema: schema11.properties.duration_sec,
-                                  data: data20,
-                                },
-                              ];
-                              return false;
-                            }
-                          }
-                          var valid0 = _errs45 === errors;
-                        } else {
-                          var valid0 = true;
-                        }
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
-    } else {
-      validate10.errors = [
-        {
-          instancePath,
-          schemaPath: "#/type",
-          keyword: "type",
-          params: { type: "object" },
-          message: "must be object",
-          schema: schema11.type,
-          parentSchema: schema11,
-          data,
-        },
-      ];
-      return false;
-    }
-  }
-  validate10.errors = vErrors;
-  return errors === 0;
+function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+/*# sourceURL="urn:dx-batch:schema:implement-contract" */;
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((((((data.phase === undefined) && (missing0 = "phase")) || ((data.beads_id === undefined) && (missing0 = "beads_id"))) || ((data.status === undefined) && (missing0 = "status"))) || ((data.artifacts === undefined) && (missing0 = "artifacts"))) || ((data.timestamp === undefined) && (missing0 = "timestamp"))){
+validate10.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'",schema:schema11.required,parentSchema:schema11,data}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!((((((((key0 === "phase") || (key0 === "beads_id")) || (key0 === "status")) || (key0 === "artifacts")) || (key0 === "summary")) || (key0 === "findings")) || (key0 === "timestamp")) || (key0 === "duration_sec"))){
+validate10.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema11,data}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.phase !== undefined){
+let data0 = data.phase;
+const _errs2 = errors;
+if(typeof data0 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/phase",schemaPath:"#/properties/phase/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.phase.type,parentSchema:schema11.properties.phase,data:data0}];
+return false;
+}
+if("implement" !== data0){
+validate10.errors = [{instancePath:instancePath+"/phase",schemaPath:"#/properties/phase/const",keyword:"const",params:{allowedValue: "implement"},message:"must be equal to constant",schema:"implement",parentSchema:schema11.properties.phase,data:data0}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.beads_id !== undefined){
+let data1 = data.beads_id;
+const _errs4 = errors;
+if(errors === _errs4){
+if(typeof data1 === "string"){
+if(func2(data1) > 64){
+validate10.errors = [{instancePath:instancePath+"/beads_id",schemaPath:"#/properties/beads_id/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters",schema:64,parentSchema:schema11.properties.beads_id,data:data1}];
+return false;
+}
+else {
+if(func2(data1) < 1){
+validate10.errors = [{instancePath:instancePath+"/beads_id",schemaPath:"#/properties/beads_id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.beads_id,data:data1}];
+return false;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/beads_id",schemaPath:"#/properties/beads_id/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.beads_id.type,parentSchema:schema11.properties.beads_id,data:data1}];
+return false;
+}
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.status !== undefined){
+let data2 = data.status;
+const _errs6 = errors;
+if(typeof data2 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/status",schemaPath:"#/properties/status/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.status.type,parentSchema:schema11.properties.status,data:data2}];
+return false;
+}
+if(!(((((data2 === "completed") || (data2 === "partial")) || (data2 === "failed")) || (data2 === "no_op")) || (data2 === "blocked"))){
+validate10.errors = [{instancePath:instancePath+"/status",schemaPath:"#/properties/status/enum",keyword:"enum",params:{allowedValues: schema11.properties.status.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.status.enum,parentSchema:schema11.properties.status,data:data2}];
+return false;
+}
+var valid0 = _errs6 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.artifacts !== undefined){
+let data3 = data.artifacts;
+const _errs8 = errors;
+if(errors === _errs8){
+if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
+let missing1;
+if(((data3.files_changed === undefined) && (missing1 = "files_changed")) || ((data3.commits === undefined) && (missing1 = "commits"))){
+validate10.errors = [{instancePath:instancePath+"/artifacts",schemaPath:"#/properties/artifacts/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'",schema:schema11.properties.artifacts.required,parentSchema:schema11.properties.artifacts,data:data3}];
+return false;
+}
+else {
+const _errs10 = errors;
+for(const key1 in data3){
+if(!((((key1 === "files_changed") || (key1 === "commits")) || (key1 === "tests_passed")) || (key1 === "tests_output"))){
+validate10.errors = [{instancePath:instancePath+"/artifacts",schemaPath:"#/properties/artifacts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.artifacts,data:data3}];
+return false;
+break;
+}
+}
+if(_errs10 === errors){
+if(data3.files_changed !== undefined){
+let data4 = data3.files_changed;
+const _errs11 = errors;
+if(errors === _errs11){
+if(Array.isArray(data4)){
+var valid2 = true;
+const len0 = data4.length;
+for(let i0=0; i0<len0; i0++){
+let data5 = data4[i0];
+const _errs13 = errors;
+if(typeof data5 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/artifacts/files_changed/" + i0,schemaPath:"#/properties/artifacts/properties/files_changed/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.artifacts.properties.files_changed.items.type,parentSchema:schema11.properties.artifacts.properties.files_changed.items,data:data5}];
+return false;
+}
+var valid2 = _errs13 === errors;
+if(!valid2){
+break;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/artifacts/files_changed",schemaPath:"#/properties/artifacts/properties/files_changed/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.artifacts.properties.files_changed.type,parentSchema:schema11.properties.artifacts.properties.files_changed,data:data4}];
+return false;
+}
+}
+var valid1 = _errs11 === errors;
+}
+else {
+var valid1 = true;
+}
+if(valid1){
+if(data3.commits !== undefined){
+let data6 = data3.commits;
+const _errs15 = errors;
+if(errors === _errs15){
+if(Array.isArray(data6)){
+var valid3 = true;
+const len1 = data6.length;
+for(let i1=0; i1<len1; i1++){
+let data7 = data6[i1];
+const _errs17 = errors;
+if(errors === _errs17){
+if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
+let missing2;
+if(((data7.sha === undefined) && (missing2 = "sha")) || ((data7.message === undefined) && (missing2 = "message"))){
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits/" + i1,schemaPath:"#/properties/artifacts/properties/commits/items/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'",schema:schema11.properties.artifacts.properties.commits.items.required,parentSchema:schema11.properties.artifacts.properties.commits.items,data:data7}];
+return false;
+}
+else {
+const _errs19 = errors;
+for(const key2 in data7){
+if(!((key2 === "sha") || (key2 === "message"))){
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits/" + i1,schemaPath:"#/properties/artifacts/properties/commits/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.artifacts.properties.commits.items,data:data7}];
+return false;
+break;
+}
+}
+if(_errs19 === errors){
+if(data7.sha !== undefined){
+let data8 = data7.sha;
+const _errs20 = errors;
+if(errors === _errs20){
+if(typeof data8 === "string"){
+if(func2(data8) < 1){
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits/" + i1+"/sha",schemaPath:"#/properties/artifacts/properties/commits/items/properties/sha/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.artifacts.properties.commits.items.properties.sha,data:data8}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits/" + i1+"/sha",schemaPath:"#/properties/artifacts/properties/commits/items/properties/sha/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.artifacts.properties.commits.items.properties.sha.type,parentSchema:schema11.properties.artifacts.properties.commits.items.properties.sha,data:data8}];
+return false;
+}
+}
+var valid4 = _errs20 === errors;
+}
+else {
+var valid4 = true;
+}
+if(valid4){
+if(data7.message !== undefined){
+let data9 = data7.message;
+const _errs22 = errors;
+if(typeof data9 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits/" + i1+"/message",schemaPath:"#/properties/artifacts/properties/commits/items/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.artifacts.properties.commits.items.properties.message.type,parentSchema:schema11.properties.artifacts.properties.commits.items.properties.message,data:data9}];
+return false;
+}
+var valid4 = _errs22 === errors;
+}
+else {
+var valid4 = true;
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits/" + i1,schemaPath:"#/properties/artifacts/properties/commits/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.artifacts.properties.commits.items.type,parentSchema:schema11.properties.artifacts.properties.commits.items,data:data7}];
+return false;
+}
+}
+var valid3 = _errs17 === errors;
+if(!valid3){
+break;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/artifacts/commits",schemaPath:"#/properties/artifacts/properties/commits/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.artifacts.properties.commits.type,parentSchema:schema11.properties.artifacts.properties.commits,data:data6}];
+return false;
+}
+}
+var valid1 = _errs15 === errors;
+}
+else {
+var valid1 = true;
+}
+if(valid1){
+if(data3.tests_passed !== undefined){
+let data10 = data3.tests_passed;
+const _errs24 = errors;
+if(typeof data10 !== "boolean"){
+validate10.errors = [{instancePath:instancePath+"/artifacts/tests_passed",schemaPath:"#/properties/artifacts/properties/tests_passed/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.artifacts.properties.tests_passed.type,parentSchema:schema11.properties.artifacts.properties.tests_passed,data:data10}];
+return false;
+}
+var valid1 = _errs24 === errors;
+}
+else {
+var valid1 = true;
+}
+if(valid1){
+if(data3.tests_output !== undefined){
+let data11 = data3.tests_output;
+const _errs26 = errors;
+if(typeof data11 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/artifacts/tests_output",schemaPath:"#/properties/artifacts/properties/tests_output/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.artifacts.properties.tests_output.type,parentSchema:schema11.properties.artifacts.properties.tests_output,data:data11}];
+return false;
+}
+var valid1 = _errs26 === errors;
+}
+else {
+var valid1 = true;
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/artifacts",schemaPath:"#/properties/artifacts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.artifacts.type,parentSchema:schema11.properties.artifacts,data:data3}];
+return false;
+}
+}
+var valid0 = _errs8 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.summary !== undefined){
+let data12 = data.summary;
+const _errs28 = errors;
+if(typeof data12 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/summary",schemaPath:"#/properties/summary/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.summary.type,parentSchema:schema11.properties.summary,data:data12}];
+return false;
+}
+var valid0 = _errs28 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.findings !== undefined){
+let data13 = data.findings;
+const _errs30 = errors;
+if(errors === _errs30){
+if(Array.isArray(data13)){
+var valid5 = true;
+const len2 = data13.length;
+for(let i2=0; i2<len2; i2++){
+let data14 = data13[i2];
+const _errs32 = errors;
+if(errors === _errs32){
+if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
+let missing3;
+if(((data14.type === undefined) && (missing3 = "type")) || ((data14.message === undefined) && (missing3 = "message"))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2,schemaPath:"#/properties/findings/items/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'",schema:schema11.properties.findings.items.required,parentSchema:schema11.properties.findings.items,data:data14}];
+return false;
+}
+else {
+const _errs34 = errors;
+for(const key3 in data14){
+if(!((((key3 === "type") || (key3 === "message")) || (key3 === "file")) || (key3 === "line"))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2,schemaPath:"#/properties/findings/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.findings.items,data:data14}];
+return false;
+break;
+}
+}
+if(_errs34 === errors){
+if(data14.type !== undefined){
+let data15 = data14.type;
+const _errs35 = errors;
+if(typeof data15 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/type",schemaPath:"#/properties/findings/items/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.findings.items.properties.type.type,parentSchema:schema11.properties.findings.items.properties.type,data:data15}];
+return false;
+}
+if(!(((((data15 === "critical") || (data15 === "major")) || (data15 === "minor")) || (data15 === "suggestion")) || (data15 === "positive"))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/type",schemaPath:"#/properties/findings/items/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.findings.items.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.findings.items.properties.type.enum,parentSchema:schema11.properties.findings.items.properties.type,data:data15}];
+return false;
+}
+var valid6 = _errs35 === errors;
+}
+else {
+var valid6 = true;
+}
+if(valid6){
+if(data14.message !== undefined){
+let data16 = data14.message;
+const _errs37 = errors;
+if(errors === _errs37){
+if(typeof data16 === "string"){
+if(func2(data16) < 1){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/message",schemaPath:"#/properties/findings/items/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.findings.items.properties.message,data:data16}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/message",schemaPath:"#/properties/findings/items/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.findings.items.properties.message.type,parentSchema:schema11.properties.findings.items.properties.message,data:data16}];
+return false;
+}
+}
+var valid6 = _errs37 === errors;
+}
+else {
+var valid6 = true;
+}
+if(valid6){
+if(data14.file !== undefined){
+let data17 = data14.file;
+const _errs39 = errors;
+if(typeof data17 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/file",schemaPath:"#/properties/findings/items/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.findings.items.properties.file.type,parentSchema:schema11.properties.findings.items.properties.file,data:data17}];
+return false;
+}
+var valid6 = _errs39 === errors;
+}
+else {
+var valid6 = true;
+}
+if(valid6){
+if(data14.line !== undefined){
+let data18 = data14.line;
+const _errs41 = errors;
+if(!(((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18))) && (isFinite(data18)))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/line",schemaPath:"#/properties/findings/items/properties/line/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.findings.items.properties.line.type,parentSchema:schema11.properties.findings.items.properties.line,data:data18}];
+return false;
+}
+if(errors === _errs41){
+if((typeof data18 == "number") && (isFinite(data18))){
+if(data18 < 1 || isNaN(data18)){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2+"/line",schemaPath:"#/properties/findings/items/properties/line/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.findings.items.properties.line,data:data18}];
+return false;
+}
+}
+}
+var valid6 = _errs41 === errors;
+}
+else {
+var valid6 = true;
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings/" + i2,schemaPath:"#/properties/findings/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.findings.items.type,parentSchema:schema11.properties.findings.items,data:data14}];
+return false;
+}
+}
+var valid5 = _errs32 === errors;
+if(!valid5){
+break;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings",schemaPath:"#/properties/findings/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.findings.type,parentSchema:schema11.properties.findings,data:data13}];
+return false;
+}
+}
+var valid0 = _errs30 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.timestamp !== undefined){
+let data19 = data.timestamp;
+const _errs43 = errors;
+if(errors === _errs43){
+if(typeof data19 === "string"){
+if(!pattern0.test(data19)){
+validate10.errors = [{instancePath:instancePath+"/timestamp",schemaPath:"#/properties/timestamp/pattern",keyword:"pattern",params:{pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}"},message:"must match pattern \""+"^[0-9]{4}-[0-9]{2}-[0-9]{2}"+"\"",schema:"^[0-9]{4}-[0-9]{2}-[0-9]{2}",parentSchema:schema11.properties.timestamp,data:data19}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/timestamp",schemaPath:"#/properties/timestamp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.timestamp.type,parentSchema:schema11.properties.timestamp,data:data19}];
+return false;
+}
+}
+var valid0 = _errs43 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.duration_sec !== undefined){
+let data20 = data.duration_sec;
+const _errs45 = errors;
+if(errors === _errs45){
+if((typeof data20 == "number") && (isFinite(data20))){
+if(data20 < 0 || isNaN(data20)){
+validate10.errors = [{instancePath:instancePath+"/duration_sec",schemaPath:"#/properties/duration_sec/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.duration_sec,data:data20}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/duration_sec",schemaPath:"#/properties/duration_sec/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema11.properties.duration_sec.type,parentSchema:schema11.properties.duration_sec,data:data20}];
+return false;
+}
+}
+var valid0 = _errs45 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data}];
+return false;
+}
+}
+validate10.errors = vErrors;
+return errors === 0;
 }
 
 export const validateImplementContract = validate10 as unknown as ValidateFunction<unknown>;

@@ -8,742 +8,398 @@ import { createRequire } from "node:module";
 // ajv's ESM output still `require`s its runtime helpers (ucs2length, equal, …).
 const require = createRequire(import.meta.url);
 
-const schema11 = {
-  $schema: "http://json-schema.org/draft-07/schema#",
-  $id: "urn:dx-batch:schema:review-contract",
-  title: "dx-batch review contract",
-  type: "object",
-  required: ["phase", "beads_id", "verdict", "findings", "timestamp"],
-  properties: {
-    phase: { const: "review", type: "string" },
-    beads_id: { minLength: 1, maxLength: 64, description: "the tracker item id (for review too, not the `-review` job id)", type: "string" },
-    verdict: { type: "string", enum: ["APPROVED", "REVISION_REQUIRED", "BLOCKED"] },
-    findings: {
-      description: "non-empty unless verdict is APPROVED",
-      type: "array",
-      items: {
-        additionalProperties: false,
-        type: "object",
-        required: ["type", "message"],
-        properties: {
-          type: { description: "severity, or `positive` for what is good", type: "string", enum: ["critical", "major", "minor", "suggestion", "positive"] },
-          message: { minLength: 1, type: "string" },
-          file: { type: "string" },
-          line: { minimum: 1, type: "integer" },
-        },
-      },
-    },
-    summary: { type: "string" },
-    coverage: { type: "string" },
-    timestamp: { pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}", description: "when the contract was written, ISO 8601", type: "string" },
-    reviewer: { type: "string" },
-  },
-  additionalProperties: false,
-  if: { type: "object", properties: { verdict: { type: "string", enum: ["REVISION_REQUIRED", "BLOCKED"] } }, required: ["verdict"] },
-  then: { type: "object", properties: { findings: { type: "array", minItems: 1 } } },
-};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"urn:dx-batch:schema:review-contract","title":"dx-batch review contract","type":"object","required":["phase","beads_id","verdict","findings","timestamp"],"properties":{"phase":{"const":"review","type":"string"},"beads_id":{"minLength":1,"maxLength":64,"description":"the tracker item id (for review too, not the `-review` job id)","type":"string"},"verdict":{"type":"string","enum":["APPROVED","REVISION_REQUIRED","BLOCKED"]},"findings":{"description":"non-empty unless verdict is APPROVED","type":"array","items":{"additionalProperties":false,"type":"object","required":["type","message"],"properties":{"type":{"description":"severity, or `positive` for what is good","type":"string","enum":["critical","major","minor","suggestion","positive"]},"message":{"minLength":1,"type":"string"},"file":{"type":"string"},"line":{"minimum":1,"type":"integer"}}}},"summary":{"type":"string"},"coverage":{"type":"string"},"timestamp":{"pattern":"^[0-9]{4}-[0-9]{2}-[0-9]{2}","description":"when the contract was written, ISO 8601","type":"string"},"reviewer":{"type":"string"}},"additionalProperties":false,"if":{"type":"object","properties":{"verdict":{"type":"string","enum":["REVISION_REQUIRED","BLOCKED"]}},"required":["verdict"]},"then":{"type":"object","properties":{"findings":{"type":"array","minItems":1}}}};
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^[0-9]{4}-[0-9]{2}-[0-9]{2}", "u");
 
-function validate10(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
-  /*# sourceURL="urn:dx-batch:schema:review-contract" */ let vErrors = null;
-  let errors = 0;
-  const _errs1 = errors;
-  let valid0 = true;
-  const _errs2 = errors;
-  if (errors === _errs2) {
-    if (data && typeof data == "object" && !Array.isArray(data)) {
-      let missing0;
-      if (data.verdict === undefined && (missing0 = "verdict")) {
-        const err0 = {};
-        if (vErrors === null) {
-          vErrors = [err0];
-        } else {
-          vErrors.push(err0);
-        }
-        errors++;
-      } else {
-        if (data.verdict !== undefined) {
-          let data0 = data.verdict;
-          if (typeof data0 !== "string") {
-            const err1 = {};
-            if (vErrors === null) {
-              vErrors = [err1];
-            } else {
-              vErrors.push(err1);
-            }
-            errors++;
-          }
-          if (!(data0 === "REVISION_REQUIRED" || data0 === "BLOCKED")) {
-            const err2 = {};
-            if (vErrors === null) {
-              vErrors = [err2];
-            } else {
-              vErrors.push(err2);
-            }
-            errors++;
-          }
-        }
-      }
-    } else {
-      const err3 = {};
-      if (vErrors === null) {
-        vErrors = [err3];
-      } else {
-        vErrors.push(err3);
-      }
-      errors++;
-    }
-  }
-  var _valid0 = _errs2 === errors;
-  errors = _errs1;
-  if (vErrors !== null) {
-    if (_errs1) {
-      vErrors.length = _errs1;
-    } else {
-      vErrors = null;
-    }
-  }
-  if (_valid0) {
-    const _errs6 = errors;
-    if (errors === _errs6) {
-      if (data && typeof data == "object" && !Array.isArray(data)) {
-        if (data.findings !== undefined) {
-          let data1 = data.findings;
-          const _errs8 = errors;
-          if (errors === _errs8) {
-            if (Array.isArray(data1)) {
-              if (data1.length < 1) {
-                validate10.errors = [
-                  {
-                    instancePath: instancePath + "/findings",
-                    schemaPath: "#/then/properties/findings/minItems",
-                    keyword: "minItems",
-                    params: { limit: 1 },
-                    message: "must NOT have fewer than 1 items",
-                    schema: 1,
-                    parentSchema: schema11.then.properties.findings,
-                    data: data1,
-                  },
-                ];
-                return false;
-              }
-            } else {
-              validate10.errors = [
-                {
-                  instancePath: instancePath + "/findings",
-                  schemaPath: "#/then/properties/findings/type",
-                  keyword: "type",
-                  params: { type: "array" },
-                  message: "must be array",
-                  schema: schema11.then.properties.findings.type,
-                  parentSchema: schema11.then.properties.findings,
-                  data: data1,
-                },
-              ];
-              return false;
-            }
-          }
-        }
-      } else {
-        validate10.errors = [
-          {
-            instancePath,
-            schemaPath: "#/then/type",
-            keyword: "type",
-            params: { type: "object" },
-            message: "must be object",
-            schema: schema11.then.type,
-            parentSchema: schema11.then,
-            data,
-          },
-        ];
-        return false;
-      }
-    }
-    var _valid0 = _errs6 === errors;
-    valid0 = _valid0;
-  }
-  if (!valid0) {
-    const err4 = {
-      instancePath,
-      schemaPath: "#/if",
-      keyword: "if",
-      params: { failingKeyword: "then" },
-      message: 'must match "then" schema',
-      schema: schema11.if,
-      parentSchema: schema11,
-      data,
-    };
-    if (vErrors === null) {
-      vErrors = [err4];
-    } else {
-      vErrors.push(err4);
-    }
-    errors++;
-    validate10.errors = vErrors;
-    return false;
-  }
-  if (errors === 0) {
-    if (data && typeof data == "object" && !Array.isArray(data)) {
-      let missing1;
-      if (
-        (data.phase === undefined && (missing1 = "phase")) ||
-        (data.beads_id === undefined && (missing1 = "beads_id")) ||
-        (data.verdict === undefined && (missing1 = "verdict")) ||
-        (data.findings === undefined && (missing1 = "findings")) ||
-        (data.timestamp === undefined && (missing1 = "timestamp"))
-      ) {
-        validate10.errors = [
-          {
-            instancePath,
-            schemaPath: "#/required",
-            keyword: "required",
-            params: { missingProperty: missing1 },
-            message: "must have required property '" + missing1 + "'",
-            schema: schema11.required,
-            parentSchema: schema11,
-            data,
-          },
-        ];
-        return false;
-      } else {
-        const _errs10 = errors;
-        for (const key0 in data) {
-          if (!(
-            key0 === "phase" ||
-            key0 === "beads_id" ||
-            key0 === "verdict" ||
-            key0 === "findings" ||
-            key0 === "summary" ||
-            key0 === "coverage" ||
-            key0 === "timestamp" ||
-            key0 === "reviewer"
-          )) {
-            validate10.errors = [
-              {
-                instancePath,
-                schemaPath: "#/additionalProperties",
-                keyword: "additionalProperties",
-                params: { additionalProperty: key0 },
-                message: "must NOT have additional properties",
-                schema: false,
-                parentSchema: schema11,
-                data,
-              },
-            ];
-            return false;
-            break;
-          }
-        }
-        if (_errs10 === errors) {
-          if (data.phase !== undefined) {
-            let data2 = data.phase;
-            const _errs11 = errors;
-            if (typeof data2 !== "string") {
-              validate10.errors = [
-                {
-                  instancePath: instancePath + "/phase",
-                  schemaPath: "#/properties/phase/type",
-                  keyword: "type",
-                  params: { type: "string" },
-                  message: "must be string",
-                  schema: schema11.properties.phase.type,
-                  parentSchema: schema11.properties.phase,
-                  data: data2,
-                },
-              ];
-              return false;
-            }
-            if ("review" !== data2) {
-              validate10.errors = [
-                {
-                  instancePath: instancePath + "/phase",
-                  schemaPath: "#/properties/phase/const",
-                  keyword: "const",
-                  params: { allowedValue: "review" },
-                  message: "must be equal to constant",
-                  schema: "review",
-                  parentSchema: schema11.properties.phase,
-                  data: data2,
-                },
-              ];
-              return false;
-            }
-            var valid3 = _errs11 === errors;
-          } else {
-            var valid3 = true;
-          }
-          if (valid3) {
-            if (data.beads_id !== undefined) {
-              let data3 = data.beads_id;
-              const _errs13 = errors;
-              if (errors === _errs13) {
-                if (typeof data3 === "string") {
-                  if (func2(data3) > 64) {
-                    validate10.errors = [
-                      {
-                        instancePath: instancePath + "/beads_id",
-                        schemaPath: "#/properties/beads_id/maxLength",
-                        keyword: "maxLength",
-                        params: { limit: 64 },
-                        message: "must NOT have more than 64 characters",
-                        schema: 64,
-                        parentSchema: schema11.properties.beads_id,
-                        data: data3,
-                      },
-                    ];
-                    return false;
-                  } else {
-                    if (func2(data3) < 1) {
-                      validate10.errors = [
-                        {
-                          instancePath: instancePath + "/beads_id",
-                          schemaPath: "#/properties/beads_id/minLength",
-                          keyword: "minLength",
-                          params: { limit: 1 },
-                          message: "must NOT have fewer than 1 characters",
-                          schema: 1,
-                          parentSchema: schema11.properties.beads_id,
-                          data: data3,
-                        },
-                      ];
-                      return false;
-                    }
-                  }
-                } else {
-                  validate10.errors = [
-                    {
-                      instancePath: instancePath + "/beads_id",
-                      schemaPath: "#/properties/beads_id/type",
-                      keyword: "type",
-                      params: { type: "string" },
-                      message: "must be string",
-                      schema: schema11.properties.beads_id.type,
-                      parentSchema: schema11.properties.beads_id,
-                      data: data3,
-                    },
-                  ];
-                  return false;
-                }
-              }
-              var valid3 = _errs13 === errors;
-            } else {
-              var valid3 = true;
-            }
-            if (valid3) {
-              if (data.verdict !== undefined) {
-                let data4 = data.verdict;
-                const _errs15 = errors;
-                if (typeof data4 !== "string") {
-                  validate10.errors = [
-                    {
-                      instancePath: instancePath + "/verdict",
-                      schemaPath: "#/properties/verdict/type",
-                      keyword: "type",
-                      params: { type: "string" },
-                      message: "must be string",
-                      schema: schema11.properties.verdict.type,
-                      parentSchema: schema11.properties.verdict,
-                      data: data4,
-                    },
-                  ];
-                  return false;
-                }
-                if (!(data4 === "APPROVED" || data4 === "REVISION_REQUIRED" || data4 === "BLOCKED")) {
-                  validate10.errors = [
-                    {
-                      instancePath: instancePath + "/verdict",
-                      schemaPath: "#/properties/verdict/enum",
-                      keyword: "enum",
-                      params: { allowedValues: schema11.properties.verdict.enum },
-                      message: "must be equal to one of the allowed values",
-                      schema: schema11.properties.verdict.enum,
-                      parentSchema: schema11.properties.verdict,
-                      data: data4,
-                    },
-                  ];
-                  return false;
-                }
-                var valid3 = _errs15 === errors;
-              } else {
-                var valid3 = true;
-              }
-              if (valid3) {
-                if (data.findings !== undefined) {
-                  let data5 = data.findings;
-                  const _errs17 = errors;
-                  if (errors === _errs17) {
-                    if (Array.isArray(data5)) {
-                      var valid4 = true;
-                      const len0 = data5.length;
-                      for (let i0 = 0; i0 < len0; i0++) {
-                        let data6 = data5[i0];
-                        const _errs19 = errors;
-                        if (errors === _errs19) {
-                          if (data6 && typeof data6 == "object" && !Array.isArray(data6)) {
-                            let missing2;
-                            if ((data6.type === undefined && (missing2 = "type")) || (data6.message === undefined && (missing2 = "message"))) {
-                              validate10.errors = [
-                                {
-                                  instancePath: instancePath + "/findings/" + i0,
-                                  schemaPath: "#/properties/findings/items/required",
-                                  keyword: "required",
-                                  params: { missingProperty: missing2 },
-                                  message: "must have required property '" + missing2 + "'",
-                                  schema: schema11.properties.findings.items.required,
-                                  parentSchema: schema11.properties.findings.items,
-                                  data: data6,
-                                },
-                              ];
-                              return false;
-                            } else {
-                              const _errs21 = errors;
-                              for (const key1 in data6) {
-                                if (!(key1 === "type" || key1 === "message" || key1 === "file" || key1 === "line")) {
-                                  validate10.errors = [
-                                    {
-                                      instancePath: instancePath + "/findings/" + i0,
-                                      schemaPath: "#/properties/findings/items/additionalProperties",
-                                      keyword: "additionalProperties",
-                                      params: { additionalProperty: key1 },
-                                      message: "must NOT have additional properties",
-                                      schema: false,
-                                      parentSchema: schema11.properties.findings.items,
-                                      data: data6,
-                                    },
-                                  ];
-                                  return false;
-                                  break;
-                                }
-                              }
-                              if (_errs21 === errors) {
-                                if (data6.type !== undefined) {
-                                  let data7 = data6.type;
-                                  const _errs22 = errors;
-                                  if (typeof data7 !== "string") {
-                                    validate10.errors = [
-                                      {
-                                        instancePath: instancePath + "/findings/" + i0 + "/type",
-                                        schemaPath: "#/properties/findings/items/properties/type/type",
-                                        keyword: "type",
-                                        params: { type: "string" },
-                                        message: "must be string",
-                                        schema: schema11.properties.findings.items.properties.type.type,
-                                        parentSchema: schema11.properties.findings.items.properties.type,
-                                        data: data7,
-                                      },
-                                    ];
-                                    return false;
-                                  }
-                                  if (!(data7 === "critical" || data7 === "major" || data7 === "minor" || data7 === "suggestion" || data7 === "positive")) {
-                                    validate10.errors = [
-                                      {
-                                        instancePath: instancePath + "/findings/" + i0 + "/type",
-                                        schemaPath: "#/properties/findings/items/properties/type/enum",
-                                        keyword: "enum",
-                                        params: { allowedValues: schema11.properties.findings.items.properties.type.enum },
-                                        message: "must be equal to one of the allowed values",
-                                        schema: schema11.properties.findings.items.properties.type.enum,
-                                        parentSchema: schema11.properties.findings.items.properties.type,
-                                        data: data7,
-                                      },
-                                    ];
-                                    return false;
-                                  }
-                                  var valid5 = _errs22 === errors;
-                                } else {
-                                  var valid5 = true;
-                                }
-                                if (valid5) {
-                                  if (data6.message !== undefined) {
-                                    let data8 = data6.message;
-                                    const _errs24 = errors;
-                                    if (errors === _errs24) {
-                                      if (typeof data8 === "string") {
-                                        if (func2(data8) < 1) {
-                                          validate10.errors = [
-                                            {
-                                              instancePath: instancePath + "/findings/" + i0 + "/message",
-                                              schemaPath: "#/properties/findings/items/properties/message/minLength",
-                                              keyword: "minLength",
-                                              params: { limit: 1 },
-                                              message: "must NOT have fewer than 1 characters",
-                                              schema: 1,
-                                              parentSchema: schema11.properties.findings.items.properties.message,
-                                              data: data8,
-                                            },
-                                          ];
-                                          return false;
-                                        }
-                                      } else {
-                                        validate10.errors = [
-                                          {
-                                            instancePath: instancePath + "/findings/" + i0 + "/message",
-                                            schemaPath: "#/properties/findings/items/properties/message/type",
-                                            keyword: "type",
-                                            params: { type: "string" },
-                                            message: "must be string",
-                                            schema: schema11.properties.findings.items.properties.message.type,
-                                            parentSchema: schema11.properties.findings.items.properties.message,
-                                            data: data8,
-                                          },
-                                        ];
-                                        return false;
-                                      }
-                                    }
-                                    var valid5 = _errs24 === errors;
-                                  } else {
-                                    var valid5 = true;
-                                  }
-                                  if (valid5) {
-                                    if (data6.file !== undefined) {
-                                      let data9 = data6.file;
-                                      const _errs26 = errors;
-                                      if (typeof data9 !== "string") {
-                                        validate10.errors = [
-                                          {
-                                            instancePath: instancePath + "/findings/" + i0 + "/file",
-                                            schemaPath: "#/properties/findings/items/properties/file/type",
-                                            keyword: "type",
-                                            params: { type: "string" },
-                                            message: "must be string",
-                                            schema: schema11.properties.findings.items.properties.file.type,
-                                            parentSchema: schema11.properties.findings.items.properties.file,
-                                            data: data9,
-                                          },
-                                        ];
-                                        return false;
-                                      }
-                                      var valid5 = _errs26 === errors;
-                                    } else {
-                                      var valid5 = true;
-                                    }
-                                    if (valid5) {
-                                      if (data6.line !== undefined) {
-                                        let data10 = data6.line;
-                                        const _errs28 = errors;
-                                        if (!(typeof data10 == "number" && !(data10 % 1) && !isNaN(data10) && isFinite(data10))) {
-                                          validate10.errors = [
-                                            {
-                                              instancePath: instancePath + "/findings/" + i0 + "/line",
-                                              schemaPath: "#/properties/findings/items/properties/line/type",
-                                              keyword: "type",
-                                              params: { type: "integer" },
-                                              message: "must be integer",
-                                              schema: schema11.properties.findings.items.properties.line.type,
-                                              parentSchema: schema11.properties.findings.items.properties.line,
-                                              data: data10,
-                                            },
-                                          ];
-                                          return false;
-                                        }
-                                        if (errors === _errs28) {
-                                          if (typeof data10 == "number" && isFinite(data10)) {
-                                            if (data10 < 1 || isNaN(data10)) {
-                                              validate10.errors = [
-                                                {
-                                                  instancePath: instancePath + "/findings/" + i0 + "/line",
-                                                  schemaPath: "#/properties/findings/items/properties/line/minimum",
-                                                  keyword: "minimum",
-                                                  params: { comparison: ">=", limit: 1 },
-                                                  message: "must be >= 1",
-                                                  schema: 1,
-                                                  parentSchema: schema11.properties.findings.items.properties.line,
-                                                  data: data10,
-                                                },
-                                              ];
-                                              return false;
-                                            }
-                                          }
-                                        }
-                                        var valid5 = _errs28 === errors;
-                                      } else {
-                                        var valid5 = true;
-                                      }
-                                    }
-                                  }
-                                }
-                              }
-                            }
-                          } else {
-                            validate10.errors = [
-                              {
-                                instancePath: instancePath + "/findings/" + i0,
-                                schemaPath: "#/properties/findings/items/type",
-                                keyword: "type",
-                                params: { type: "object" },
-                                message: "must be object",
-                                schema: schema11.properties.findings.items.type,
-                                parentSchema: schema11.properties.findings.items,
-                                data: data6,
-                              },
-                            ];
-                            return false;
-                          }
-                        }
-                        var valid4 = _errs19 === errors;
-                        if (!valid4) {
-                          break;
-                        }
-                      }
-                    } else {
-                      validate10.errors = [
-                        {
-                          instancePath: instancePath + "/findings",
-                          schemaPath: "#/properties/findings/type",
-                          keyword: "type",
-                          params: { type: "array" },
-                          message: "must be array",
-                          schema: schema11.properties.findings.type,
-                          parentSchema: schema11.properties.findings,
-                          data: data5,
-                        },
-                      ];
-                      return false;
-                    }
-                  }
-                  var valid3 = _errs17 === errors;
-                } else {
-                  var valid3 = true;
-                }
-                if (valid3) {
-                  if (data.summary !== undefined) {
-                    let data11 = data.summary;
-                    const _errs30 = errors;
-                    if (typeof data11 !== "string") {
-                      validate10.errors = [
-                        {
-                          instancePath: instancePath + "/summary",
-                          schemaPath: "#/properties/summary/type",
-                          keyword: "type",
-                          params: { type: "string" },
-                          message: "must be string",
-                          schema: schema11.properties.summary.type,
-                          parentSchema: schema11.properties.summary,
-                          data: data11,
-                        },
-                      ];
-                      return false;
-                    }
-                    var valid3 = _errs30 === errors;
-                  } else {
-                    var valid3 = true;
-                  }
-                  if (valid3) {
-                    if (data.coverage !== undefined) {
-                      let data12 = data.coverage;
-                      const _errs32 = errors;
-                      if (typeof data12 !== "string") {
-                        validate10.errors = [
-                          {
-                            instancePath: instancePath + "/coverage",
-                            schemaPath: "#/properties/coverage/type",
-                            keyword: "type",
-                            params: { type: "string" },
-                            message: "must be string",
-                            schema: schema11.properties.coverage.type,
-                            parentSchema: schema11.properties.coverage,
-                            data: data12,
-                          },
-                        ];
-                        return false;
-                      }
-                      var valid3 = _errs32 === errors;
-                    } else {
-                      var valid3 = true;
-                    }
-                    if (valid3) {
-                      if (data.timestamp !== undefined) {
-                        let data13 = data.timestamp;
-                        const _errs34 = errors;
-                        if (errors === _errs34) {
-                          if (typeof data13 === "string") {
-                            if (!pattern0.test(data13)) {
-                              validate10.errors = [
-                                {
-                                  instancePath: instancePath + "/timestamp",
-                                  schemaPath: "#/properties/timestamp/pattern",
-                                  keyword: "pattern",
-                                  params: { pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}" },
-                                  message: 'must match pattern "' + "^[0-9]{4}-[0-9]{2}-[0-9]{2}" + '"',
-                                  schema: "^[0-9]{4}-[0-9]{2}-[0-9]{2}",
-                                  parentSchema: schema11.properties.timestamp,
-                                  data: data13,
-                                },
-                              ];
-                              return false;
-                            }
-                          } else {
-                            validate10.errors = [
-                              {
-                                instancePath: instancePath + "/timestamp",
-                                schemaPath: "#/properties/timestamp/type",
-                                keyword: "type",
-                                params: { type: "string" },
-                                message: "must be string",
-                                schema: schema11.properties.timestamp.type,
-                                parentSchema: schema11.properties.timestamp,
-                                data: data13,
-                              },
-                            ];
-                            return false;
-                          }
-                        }
-                        var valid3 = _errs34 === errors;
-                      } else {
-                        var valid3 = true;
-                      }
-                      if (valid3) {
-                        if (data.reviewer !== undefined) {
-                          let data14 = data.reviewer;
-                          const _errs36 = errors;
-                          if (typeof data14 !== "string") {
-                            validate10.errors = [
-                              {
-                                instancePath: instancePath + "/reviewer",
-                                schemaPath: "#/properties/reviewer/type",
-                                keyword: "type",
-                                params: { type: "string" },
-                                message: "must be string",
-                                schema: schema11.properties.reviewer.type,
-                                parentSchema: schema11.properties.reviewer,
-                                data: data14,
-                              },
-                            ];
-                            return false;
-                          }
-                          var valid3 = _errs36 === errors;
-                        } else {
-                          var valid3 = true;
-                        }
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
-    } else {
-      validate10.errors = [
-        {
-          instancePath,
-          schemaPath: "#/type",
-          keyword: "type",
-          params: { type: "object" },
-          message: "must be object",
-          schema: schema11.type,
-          parentSchema: schema11,
-          data,
-        },
-      ];
-      return false;
-    }
-  }
-  validate10.errors = vErrors;
-  return errors === 0;
+function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+/*# sourceURL="urn:dx-batch:schema:review-contract" */;
+let vErrors = null;
+let errors = 0;
+const _errs1 = errors;
+let valid0 = true;
+const _errs2 = errors;
+if(errors === _errs2){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((data.verdict === undefined) && (missing0 = "verdict")){
+const err0 = {};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+else {
+if(data.verdict !== undefined){
+let data0 = data.verdict;
+if(typeof data0 !== "string"){
+const err1 = {};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+if(!((data0 === "REVISION_REQUIRED") || (data0 === "BLOCKED"))){
+const err2 = {};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err3 = {};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+var _valid0 = _errs2 === errors;
+errors = _errs1;
+if(vErrors !== null){
+if(_errs1){
+vErrors.length = _errs1;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid0){
+const _errs6 = errors;
+if(errors === _errs6){
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.findings !== undefined){
+let data1 = data.findings;
+const _errs8 = errors;
+if(errors === _errs8){
+if(Array.isArray(data1)){
+if(data1.length < 1){
+validate10.errors = [{instancePath:instancePath+"/findings",schemaPath:"#/then/properties/findings/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.then.properties.findings,data:data1}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings",schemaPath:"#/then/properties/findings/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.then.properties.findings.type,parentSchema:schema11.then.properties.findings,data:data1}];
+return false;
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath,schemaPath:"#/then/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.then.type,parentSchema:schema11.then,data}];
+return false;
+}
+}
+var _valid0 = _errs6 === errors;
+valid0 = _valid0;
+}
+if(!valid0){
+const err4 = {instancePath,schemaPath:"#/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema11.if,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+validate10.errors = vErrors;
+return false;
+}
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing1;
+if((((((data.phase === undefined) && (missing1 = "phase")) || ((data.beads_id === undefined) && (missing1 = "beads_id"))) || ((data.verdict === undefined) && (missing1 = "verdict"))) || ((data.findings === undefined) && (missing1 = "findings"))) || ((data.timestamp === undefined) && (missing1 = "timestamp"))){
+validate10.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'",schema:schema11.required,parentSchema:schema11,data}];
+return false;
+}
+else {
+const _errs10 = errors;
+for(const key0 in data){
+if(!((((((((key0 === "phase") || (key0 === "beads_id")) || (key0 === "verdict")) || (key0 === "findings")) || (key0 === "summary")) || (key0 === "coverage")) || (key0 === "timestamp")) || (key0 === "reviewer"))){
+validate10.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema11,data}];
+return false;
+break;
+}
+}
+if(_errs10 === errors){
+if(data.phase !== undefined){
+let data2 = data.phase;
+const _errs11 = errors;
+if(typeof data2 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/phase",schemaPath:"#/properties/phase/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.phase.type,parentSchema:schema11.properties.phase,data:data2}];
+return false;
+}
+if("review" !== data2){
+validate10.errors = [{instancePath:instancePath+"/phase",schemaPath:"#/properties/phase/const",keyword:"const",params:{allowedValue: "review"},message:"must be equal to constant",schema:"review",parentSchema:schema11.properties.phase,data:data2}];
+return false;
+}
+var valid3 = _errs11 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.beads_id !== undefined){
+let data3 = data.beads_id;
+const _errs13 = errors;
+if(errors === _errs13){
+if(typeof data3 === "string"){
+if(func2(data3) > 64){
+validate10.errors = [{instancePath:instancePath+"/beads_id",schemaPath:"#/properties/beads_id/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters",schema:64,parentSchema:schema11.properties.beads_id,data:data3}];
+return false;
+}
+else {
+if(func2(data3) < 1){
+validate10.errors = [{instancePath:instancePath+"/beads_id",schemaPath:"#/properties/beads_id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.beads_id,data:data3}];
+return false;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/beads_id",schemaPath:"#/properties/beads_id/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.beads_id.type,parentSchema:schema11.properties.beads_id,data:data3}];
+return false;
+}
+}
+var valid3 = _errs13 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.verdict !== undefined){
+let data4 = data.verdict;
+const _errs15 = errors;
+if(typeof data4 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/verdict",schemaPath:"#/properties/verdict/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.verdict.type,parentSchema:schema11.properties.verdict,data:data4}];
+return false;
+}
+if(!(((data4 === "APPROVED") || (data4 === "REVISION_REQUIRED")) || (data4 === "BLOCKED"))){
+validate10.errors = [{instancePath:instancePath+"/verdict",schemaPath:"#/properties/verdict/enum",keyword:"enum",params:{allowedValues: schema11.properties.verdict.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.verdict.enum,parentSchema:schema11.properties.verdict,data:data4}];
+return false;
+}
+var valid3 = _errs15 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.findings !== undefined){
+let data5 = data.findings;
+const _errs17 = errors;
+if(errors === _errs17){
+if(Array.isArray(data5)){
+var valid4 = true;
+const len0 = data5.length;
+for(let i0=0; i0<len0; i0++){
+let data6 = data5[i0];
+const _errs19 = errors;
+if(errors === _errs19){
+if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
+let missing2;
+if(((data6.type === undefined) && (missing2 = "type")) || ((data6.message === undefined) && (missing2 = "message"))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0,schemaPath:"#/properties/findings/items/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'",schema:schema11.properties.findings.items.required,parentSchema:schema11.properties.findings.items,data:data6}];
+return false;
+}
+else {
+const _errs21 = errors;
+for(const key1 in data6){
+if(!((((key1 === "type") || (key1 === "message")) || (key1 === "file")) || (key1 === "line"))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0,schemaPath:"#/properties/findings/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.findings.items,data:data6}];
+return false;
+break;
+}
+}
+if(_errs21 === errors){
+if(data6.type !== undefined){
+let data7 = data6.type;
+const _errs22 = errors;
+if(typeof data7 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/type",schemaPath:"#/properties/findings/items/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.findings.items.properties.type.type,parentSchema:schema11.properties.findings.items.properties.type,data:data7}];
+return false;
+}
+if(!(((((data7 === "critical") || (data7 === "major")) || (data7 === "minor")) || (data7 === "suggestion")) || (data7 === "positive"))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/type",schemaPath:"#/properties/findings/items/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.findings.items.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.findings.items.properties.type.enum,parentSchema:schema11.properties.findings.items.properties.type,data:data7}];
+return false;
+}
+var valid5 = _errs22 === errors;
+}
+else {
+var valid5 = true;
+}
+if(valid5){
+if(data6.message !== undefined){
+let data8 = data6.message;
+const _errs24 = errors;
+if(errors === _errs24){
+if(typeof data8 === "string"){
+if(func2(data8) < 1){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/message",schemaPath:"#/properties/findings/items/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.findings.items.properties.message,data:data8}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/message",schemaPath:"#/properties/findings/items/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.findings.items.properties.message.type,parentSchema:schema11.properties.findings.items.properties.message,data:data8}];
+return false;
+}
+}
+var valid5 = _errs24 === errors;
+}
+else {
+var valid5 = true;
+}
+if(valid5){
+if(data6.file !== undefined){
+let data9 = data6.file;
+const _errs26 = errors;
+if(typeof data9 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/file",schemaPath:"#/properties/findings/items/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.findings.items.properties.file.type,parentSchema:schema11.properties.findings.items.properties.file,data:data9}];
+return false;
+}
+var valid5 = _errs26 === errors;
+}
+else {
+var valid5 = true;
+}
+if(valid5){
+if(data6.line !== undefined){
+let data10 = data6.line;
+const _errs28 = errors;
+if(!(((typeof data10 == "number") && (!(data10 % 1) && !isNaN(data10))) && (isFinite(data10)))){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/line",schemaPath:"#/properties/findings/items/properties/line/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.findings.items.properties.line.type,parentSchema:schema11.properties.findings.items.properties.line,data:data10}];
+return false;
+}
+if(errors === _errs28){
+if((typeof data10 == "number") && (isFinite(data10))){
+if(data10 < 1 || isNaN(data10)){
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0+"/line",schemaPath:"#/properties/findings/items/properties/line/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.findings.items.properties.line,data:data10}];
+return false;
+}
+}
+}
+var valid5 = _errs28 === errors;
+}
+else {
+var valid5 = true;
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings/" + i0,schemaPath:"#/properties/findings/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.findings.items.type,parentSchema:schema11.properties.findings.items,data:data6}];
+return false;
+}
+}
+var valid4 = _errs19 === errors;
+if(!valid4){
+break;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/findings",schemaPath:"#/properties/findings/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.findings.type,parentSchema:schema11.properties.findings,data:data5}];
+return false;
+}
+}
+var valid3 = _errs17 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.summary !== undefined){
+let data11 = data.summary;
+const _errs30 = errors;
+if(typeof data11 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/summary",schemaPath:"#/properties/summary/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.summary.type,parentSchema:schema11.properties.summary,data:data11}];
+return false;
+}
+var valid3 = _errs30 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.coverage !== undefined){
+let data12 = data.coverage;
+const _errs32 = errors;
+if(typeof data12 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/coverage",schemaPath:"#/properties/coverage/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.coverage.type,parentSchema:schema11.properties.coverage,data:data12}];
+return false;
+}
+var valid3 = _errs32 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.timestamp !== undefined){
+let data13 = data.timestamp;
+const _errs34 = errors;
+if(errors === _errs34){
+if(typeof data13 === "string"){
+if(!pattern0.test(data13)){
+validate10.errors = [{instancePath:instancePath+"/timestamp",schemaPath:"#/properties/timestamp/pattern",keyword:"pattern",params:{pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}"},message:"must match pattern \""+"^[0-9]{4}-[0-9]{2}-[0-9]{2}"+"\"",schema:"^[0-9]{4}-[0-9]{2}-[0-9]{2}",parentSchema:schema11.properties.timestamp,data:data13}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/timestamp",schemaPath:"#/properties/timestamp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.timestamp.type,parentSchema:schema11.properties.timestamp,data:data13}];
+return false;
+}
+}
+var valid3 = _errs34 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data.reviewer !== undefined){
+let data14 = data.reviewer;
+const _errs36 = errors;
+if(typeof data14 !== "string"){
+validate10.errors = [{instancePath:instancePath+"/reviewer",schemaPath:"#/properties/reviewer/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.reviewer.type,parentSchema:schema11.properties.reviewer,data:data14}];
+return false;
+}
+var valid3 = _errs36 === errors;
+}
+else {
+var valid3 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data}];
+return false;
+}
+}
+validate10.errors = vErrors;
+return errors === 0;
 }
 
 export const validateReviewContract = validate10 as unknown as ValidateFunction<unknown>;

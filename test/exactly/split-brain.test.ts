@@ -77,7 +77,11 @@ describe("split brain: a controller on another host frozen past its heartbeat", 
     try {
       await new Promise((r) => setTimeout(r, 2 * Number(STALE_MS)));
       resumed = w.cli("resume", ["--wave-id", "w-sf"]);
-      const acquired = await w.waitEvent("w-sf", (e) => e.event === "controller_acquired", "the takeover's controller_acquired");
+      // A resume that gives up instead of taking over fails the test with its own words.
+      const gaveUp = resumed.exited.then((r) => {
+        throw new Error(`resume exited ${String(r.code)} before its controller_acquired\nstderr:\n${r.stderr}\nstdout:\n${r.stdout}`);
+      });
+      const acquired = await Promise.race([w.waitEvent("w-sf", (e) => e.event === "controller_acquired", "the takeover's controller_acquired"), gaveUp]);
       expect(acquired).toMatchObject({ epoch: 2 });
       await waitFor(async () => (await w.events("w-sf")).some((e) => e.seq > acquired.seq + 1), "the new controller at work");
     } finally {
