@@ -166,7 +166,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   // Recorded: the agent's contract file may go, and a queue runner's worker may drop its result.
   deps.runner.contractRecorded?.(job.ref);
   // An item that is over has no next job to start: its look is dropped (memory stays flat).
-  if (isTerminalItem(sh.item(job.item_id).status)) sh.looks.take(job.item_id);
+  if (isTerminalItem(sh.item(job.item_id).status)) sh.looks.forget(job.item_id);
   await deps.runner.ack?.(job.ref);
 }
 

@@ -35,6 +35,11 @@ export class WorktreeLooks {
     if (k !== undefined && (headNow === null || k.head !== headNow)) this.known.delete(itemId);
   }
 
+  /** An item that is over: nothing will start in its worktree again. */
+  forget(itemId: string): void {
+    this.known.delete(itemId);
+  }
+
   /** The look for the job starting now; used once. */
   take(itemId: string): WorktreeLook | undefined {
     const k = this.known.get(itemId);
