@@ -55,6 +55,23 @@ function maxOverlap(c: Cluster): number {
   return max;
 }
 
+/** How each attempt of a wave ended, for a failure message. */
+const outcomes = (evs: Ev[]): string =>
+  evs
+    .filter((e) => ["job_finished", "attempt_failed", "item_settled", "wave_completed", "wave_failed"].includes(String(e.event)))
+    .map((e) =>
+      JSON.stringify({
+        event: e.event,
+        phase: e.phase,
+        attempt: e.attempt,
+        state: e.state,
+        reason_code: e.reason_code,
+        error: e.error,
+        cli_error: e.cli_error,
+        contract_error: e.contract_error,
+      }),
+    )
+    .join("\n");
 const startsOf = (c: Cluster, pred: (r: AgentRun) => boolean = () => true): AgentRun[] => c.runs().filter((r) => r.event === "start" && pred(r));
 
 describe("many hosts: dx-batch worker on BullMQ", () => {
@@ -137,7 +154,7 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       expect(lostAfter).toBeLessThan(c.lockMs * 2 + 2_000);
       expect(lost.attempt).toBe(1);
       const r = await ctl.done;
-      expect(r.code, ctl.err()).toBe(0);
+      expect(r.code, `${ctl.err()}\n${outcomes(c.ledger("w-kill"))}`).toBe(0);
       expect((await statusOf(c, "w-kill"))["kl-1"]).toBe("approved");
       const second = startsOf(c, (s) => s.attempt === 2 && s.phase === "implement")[0];
       expect(second && c.hostOf(second)).toBe("h2");
