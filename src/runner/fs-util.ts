@@ -1,5 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
-import { unlinkQuiet, writeTempFile } from "../store/fsx.js";
+import { closeSync, fstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { replaceFile } from "../store/fsx.js";
 
 // Small synchronous file helpers for the runner's job files. They are tiny (a pid, an exit code, a
 // few hundred bytes of JSON), so sync reads keep `check` cheap and free of interleaving.
@@ -48,13 +48,7 @@ export function removeQuiet(p: string): void {
  * CPU (issue #14).
  */
 export function writeFileAtomicSync(p: string, data: string, opts: { fsync?: boolean } = {}): void {
-  const tmp = writeTempFile(p, data, { sync: opts.fsync ?? true });
-  try {
-    renameSync(tmp, p);
-  } catch (e) {
-    unlinkQuiet(tmp);
-    throw e;
-  }
+  replaceFile(p, data, { sync: opts.fsync ?? true });
 }
 
 export const writeJsonAtomic = (p: string, value: unknown, opts: { fsync?: boolean } = {}): void =>

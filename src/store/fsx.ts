@@ -140,6 +140,16 @@ export function writeFileDurable(target: string, data: FileData): void {
 /** Replace `target` atomically; durable when it returns unless `sync: false`. */
 export function writeFileAtomic(target: string, data: FileData, o: SyncOption): void {
   ensureDir(path.dirname(target));
+  replaceFile(target, data, o);
+  if (o.sync !== false) fsyncDir(path.dirname(target));
+}
+
+/**
+ * Temp file (fsynced unless `sync: false`) renamed over `target`, in a directory that exists; the
+ * rename itself is not synced. For files whose loss in a host crash costs nothing (the runner's
+ * job files, runner/fs-util.ts).
+ */
+export function replaceFile(target: string, data: FileData, o: SyncOption = {}): void {
   const tmp = writeTempFile(target, data, o);
   try {
     renameSync(tmp, target);
@@ -147,7 +157,6 @@ export function writeFileAtomic(target: string, data: FileData, o: SyncOption): 
     unlinkQuiet(tmp);
     throw e;
   }
-  if (o.sync !== false) fsyncDir(path.dirname(target));
 }
 
 /**

@@ -411,10 +411,12 @@ export function storeShapes(Type: TypeBuilder) {
     ledger_foreign_bytes: LedgerForeignBytesS,
   } as const;
 
+  // Who holds a store file (controller lock, ticket, claim, lease, cancel request): the process,
+  // with its start time (a reused pid is not the holder) and its host.
+  const ProcessIdentityP = { pid: Type.Integer(), start_time: Type.Union([Type.String(), Type.Null()]), host: Type.String() };
+
   const ControllerLockS = Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
+    ...ProcessIdentityP,
     started_at: Type.String(),
     heartbeat_at: Type.String(),
     epoch: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -423,9 +425,7 @@ export function storeShapes(Type: TypeBuilder) {
 
   // An exclusive-create ticket (src/store/exclusive.ts).
   const TicketS = Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
+    ...ProcessIdentityP,
     at_ms: Type.Number(),
     withdrawn: Type.Boolean(),
   });
@@ -433,7 +433,7 @@ export function storeShapes(Type: TypeBuilder) {
   // A cancel asked of a controller this host may not signal (src/store/cancel-request.ts).
   const CancelRequestS = Type.Object({
     requested_at: Type.String(),
-    by: Type.Object({ pid: Type.Integer(), start_time: Type.Union([Type.String(), Type.Null()]), host: Type.String() }),
+    by: Type.Object(ProcessIdentityP),
   });
 
   // The holder named in the tracker's lock file (src/tracker/lock.ts).
@@ -461,9 +461,7 @@ export function storeShapes(Type: TypeBuilder) {
 
   // Read back by src/store/claim.ts.
   const ItemClaimS = Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
+    ...ProcessIdentityP,
     wave_id: Type.String(),
     epoch: Type.Optional(Type.Integer()),
     item_id: Type.String(),
@@ -473,9 +471,7 @@ export function storeShapes(Type: TypeBuilder) {
 
   // Read back by src/store/lease.ts.
   const LeaseHolderS = Type.Object({
-    pid: Type.Integer(),
-    start_time: Type.Union([Type.String(), Type.Null()]),
-    host: Type.String(),
+    ...ProcessIdentityP,
     wave_id: Type.String(),
     item_id: Type.Optional(Type.String()),
     attempt: Type.Optional(Type.Integer()),
