@@ -57,11 +57,17 @@ export function overBudget(s: WaveState, it: ItemState): string | null {
  * Quota hits at the end of an item's history, in a row (the current one included). An operator's
  * stop in between is neither a hit nor a break: it says nothing about the provider's quota.
  */
-export function quotaHitsInARow(it: ItemState): number {
+export const quotaHitsInARow = (it: ItemState): number => reasonsInARow(it, ItemReason.provider_quota_exhausted);
+
+/**
+ * How many attempts in a row ended `reason`, counting back from history[from] (default: the last
+ * record); operator stops are skipped.
+ */
+export function reasonsInARow(it: ItemState, reason: ItemReason, from = it.history.length - 1): number {
   let n = 0;
-  for (let i = it.history.length - 1; i >= 0; i--) {
+  for (let i = from; i >= 0; i--) {
     const r = it.history[i]?.reason_code;
-    if (r === ItemReason.provider_quota_exhausted) n++;
+    if (r === reason) n++;
     else if (r !== ItemReason.stopped_by_operator) break;
   }
   return n;

@@ -1,5 +1,6 @@
 import type { QuotaHandling } from "./events.js";
 import { BLOCKED_ENTRY } from "./policy.js";
+import { ItemReason } from "./reasons.js";
 import { isPreflightFailed, reviewCandidates } from "./retry.js";
 import { censusOf, openItems } from "./census.js";
 import type { ItemState, WaveState } from "./state.js";
@@ -169,6 +170,7 @@ function pickImplementer(
 function quotaHandling(it: ItemState, phase: "implement" | "review", provider: string, cooledFrom: string | null): QuotaHandling {
   if (cooledFrom !== null) return "fallback";
   const last = it.history[it.history.length - 1];
-  if (last && last.phase === phase && !last.charged && last.provider === provider) return "waited";
+  // Only a quota hit is waited for: an operator's stop or a transient CLI fault reruns at once.
+  if (last && last.phase === phase && last.reason_code === ItemReason.provider_quota_exhausted && last.provider === provider) return "waited";
   return null;
 }

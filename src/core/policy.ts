@@ -30,4 +30,9 @@ export interface Budget {
 }
 
 export const DEFAULT_MAX_QUOTA_WAITS = 3;
+/**
+ * Transient CLI faults in a row (agent_transient_error) rerun uncounted on the same provider; one
+ * more is counted like any failed run, so a CLI that always says it is locked cannot loop.
+ */
+export const TRANSIENT_RERUNS = 2;
 export const DEFAULT_QUOTA_RETRIES_BEFORE_STOP = 2;

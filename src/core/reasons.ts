@@ -69,6 +69,8 @@ export const ItemReason = {
   permission_denied: "permission_denied",
   /** An operator's second Ctrl-C stopped the job: no attempt is counted, the same provider reruns it. */
   stopped_by_operator: "stopped_by_operator",
+  /** The CLI failed on its own transient local fault: rerun on the same provider, uncounted, a few times. */
+  agent_transient_error: "agent_transient_error",
 } as const;
 
 /** What happened to an approved item's branch (issue #13); the approval stands either way. */
@@ -105,6 +107,8 @@ export const RunnerReason = {
   // The controller stopped the job itself and records why as the job's runner reason.
   budget_exhausted: "budget_exhausted",
   stopped_by_operator: "stopped_by_operator",
+  /** Exited non-zero saying its own local state was busy (OpenCode's "database is locked"). */
+  agent_transient_error: "agent_transient_error",
   // A queue runner: no worker offers the provider, or Redis is gone; a worker's git failed.
   no_live_worker: "no_live_worker",
   queue_unavailable: "queue_unavailable",

@@ -36,6 +36,8 @@ export interface ExitFacts {
   /** null when the worktree could not be read: a no-op cannot be proven then. */
   worktree_changed: boolean | null;
   quota_in_log: boolean;
+  /** The CLI's own words say it failed on a transient local fault (its store was locked). */
+  transient_in_log: boolean;
   log_capped: boolean;
 }
 
@@ -46,5 +48,6 @@ export function classifyExit(f: ExitFacts): { state: JobState; reason_code: Runn
     return { state: "exited_ok", reason_code: f.log_capped ? "log_size_capped" : null };
   }
   if (f.quota_in_log) return { state: "exited_err", reason_code: "provider_quota_exhausted" };
+  if (f.transient_in_log) return { state: "exited_err", reason_code: "agent_transient_error" };
   return { state: "exited_err", reason_code: f.log_capped ? "log_size_capped" : "exited_err" };
 }

@@ -14,7 +14,26 @@ const QUOTA = [/\b429\b/, /rate[ _-]?limit/i, /\bquota\b/i, /capacity[ _-]?exhau
 
 export const mentionsQuota = (text: string): boolean => QUOTA.some((re) => re.test(text));
 
-export const logTailMentionsQuota = (logPath: string): boolean => mentionsQuota(readTail(logPath, LOG_TAIL_BYTES));
+// A CLI's own local state briefly busy: OpenCode's SQLite store, written by every run, answers
+// "database is locked" when two OpenCode runs write it at once (REFERENCE §6: about 1 run in 8 on
+// a fresh store; CI saw it on a warm one with two agents starting together). When its 5 s busy
+// wait runs out OpenCode prints the statement instead ("Failed query: insert into "project" …",
+// measured with the store held by another writer). Only the CLI's plain-text lines count: the
+// JSON events also carry tool output, where an agent's own sqlite or `bd` call may say the same
+// words about the item's work.
+const TRANSIENT = [/\bdatabase is locked\b/i, /\bSQLITE_BUSY\b/, /^Failed query: /];
+// eslint-disable-next-line no-control-regex -- the CLIs colour their error lines
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+const isTransientLine = (t: string): boolean => !t.startsWith("{") && TRANSIENT.some((re) => re.test(t));
+
+export const mentionsTransient = (text: string): boolean => text.split("\n").some((line) => isTransientLine(line.replace(ANSI, "").trim()));
+
+/** What a failed job's log tail says about why it failed, read once. */
+export function scanLogTail(logPath: string): { quota: boolean; transient: boolean } {
+  const tail = readTail(logPath, LOG_TAIL_BYTES);
+  return { quota: mentionsQuota(tail), transient: mentionsTransient(tail) };
+}
 
 /** Token usage and cost of one attempt, normalised across CLIs; null where the CLI does not say. */
 export interface Usage {
@@ -194,7 +213,7 @@ function gemini(o: Record<string, unknown>): StreamSignal[] {
 
 /** Plain-text lines: Gemini's retry lines, and the last error a CLI prints outside its JSON. */
 function plain(line: string): StreamSignal[] {
-  const t = line.trim();
+  const t = line.replace(ANSI, "").trim();
   if (t === "" || /^at\s/.test(t) || t.startsWith("}")) return [];
   // Gemini CLI: "Attempt 2 failed with status 429. Retrying with backoff... _ApiError: {…}"
   const attempt = /^Attempt \d+ failed with status (\d+)/.exec(t);
@@ -203,7 +222,7 @@ function plain(line: string): StreamSignal[] {
     if (attempt[1] === "429" || mentionsQuota(t)) out.unshift({ kind: "quota_retry", detail: clipError(t, 200) });
     return out;
   }
-  if (/^(error|fatal|Error\b|\w*Error:|API Error)/i.test(t) || /\b(exceeded retry limit|failed with status)\b/i.test(t))
+  if (/^(error|fatal|Error\b|\w*Error:|API Error)/i.test(t) || /\b(exceeded retry limit|failed with status)\b/i.test(t) || isTransientLine(t))
     return [{ kind: "error", message: clipError(t) }];
   return [];
 }

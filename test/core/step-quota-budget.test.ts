@@ -78,7 +78,8 @@ const quotaRows: Row[] = [
         .start()
         .implement(A, "codex", quota)
         .implement(A, "codex", { state: "exited_err", exit_code: 143, runner_reason: "stopped_by_operator" }, { quota: "waited" })
-        .implement(A, "codex", quota, { quota: "waited" }),
+        // The rerun after an operator's stop did not wait for quota: it is not marked waited.
+        .implement(A, "codex", quota),
     expect: { items: { [A]: { status: "pending", reason_code: "provider_quota_exhausted" } } },
   },
   {
@@ -154,4 +155,53 @@ const budgetRows: Row[] = [
   },
 ];
 
-describeRows({ "quota that ends (issue #11)": quotaRows, "budgets (issue #11)": budgetRows });
+const locked = { state: "exited_err", exit_code: 1, runner_reason: "agent_transient_error", cli_error: "database is locked" } as const;
+
+const transientRows: Row[] = [
+  {
+    name: "a CLI that tripped on its own locked store runs again at once on the same provider, uncounted",
+    ledger: { policy: { retry_chain: ["opencode", "blocked"] } },
+    build: (l) => l.start().implement(A, "opencode", locked),
+    expect: {
+      items: { [A]: { status: "pending", reason_code: "agent_transient_error", charged_attempts: 0, history: [{ charged: false }] } },
+      effects: [
+        { type: "release_lease" },
+        { type: "write_outcome", outcome: { result: "error", reason_code: "agent_transient_error", error: "database is locked" } },
+      ],
+      plan: { intents: [{ item_id: A, phase: "implement", attempt: 2, provider: "opencode" }] },
+    },
+  },
+  {
+    name: "the second transient fault in a row is uncounted too, and the rerun can still be approved",
+    ledger: { policy: { retry_chain: ["opencode", "blocked"] } },
+    build: (l) =>
+      l.start().implement(A, "opencode", locked).implement(A, "opencode", locked).implement(A, "opencode", "completed").review(A, "opencode", "APPROVED"),
+    expect: { items: { [A]: { status: "approved", charged_attempts: 1 } } },
+  },
+  {
+    name: "a third transient fault in a row counts like any failed run: a CLI always locked cannot loop",
+    ledger: { policy: { retry_chain: ["opencode", "blocked"] } },
+    build: (l) => l.start().implement(A, "opencode", locked).implement(A, "opencode", locked).implement(A, "opencode", locked),
+    expect: {
+      items: {
+        [A]: {
+          status: "blocked",
+          reason_code: "retry_chain_exhausted",
+          charged_attempts: 1,
+          history: [{ charged: false }, { charged: false }, { reason_code: "agent_transient_error" }],
+        },
+      },
+    },
+  },
+  {
+    name: "a transient fault of the reviewer reruns the review, and the implement stays counted once",
+    ledger: { policy: { retry_chain: ["opencode", "blocked"] } },
+    build: (l) => l.start().implement(A, "opencode", "completed").review(A, "opencode", locked),
+    expect: {
+      items: { [A]: { status: "reviewing", reason_code: "agent_transient_error", charged_attempts: 1 } },
+      plan: { intents: [{ item_id: A, phase: "review", provider: "opencode" }] },
+    },
+  },
+];
+
+describeRows({ "quota that ends (issue #11)": quotaRows, "budgets (issue #11)": budgetRows, "transient CLI faults": transientRows });

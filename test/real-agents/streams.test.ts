@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "../helpers/build.js";
 import { codexHomeOf, findCodexRollout } from "../../src/runner/codex-rollout.js";
-import { LogFollower, parseStreamLine, signalsOf, usageTokens } from "../../src/runner/log-signals.js";
+import { LogFollower, mentionsTransient, parseStreamLine, signalsOf, usageTokens } from "../../src/runner/log-signals.js";
 
 // The stream parsers over lines the real CLIs printed against the mocks (recorded by
 // capture-streams.capture.ts). A happy implement run is 4 model calls; the mock reported 80 output
@@ -104,6 +104,22 @@ describe("rate-limit retries in each CLI's live stream", () => {
     expect(parseStreamLine(lineOf("codex-happy.log", /agent_message/))).toEqual([]);
     expect(parseStreamLine('{"type":"assistant","message":{"content":[{"type":"text","text":"HTTP 429 handling added"}]}}')).toEqual([]);
     expect(signalsOf(captured("gemini-happy.log")).quota_retries).toBe(0);
+  });
+});
+
+describe("a CLI's transient local fault", () => {
+  // What OpenCode 1.x printed (stderr, coloured) when a sibling run held its SQLite store.
+  const LOCKED = "\x1b[91m\x1b[1mError: \x1b[0mUnexpected error\n\ndatabase is locked\n";
+
+  it("OpenCode's locked store is a transient fault, and its last error line names it", () => {
+    expect(mentionsTransient(captured("opencode-happy.log") + LOCKED)).toBe(true);
+    expect(signalsOf(LOCKED).last_error).toBe("database is locked");
+  });
+
+  it("the same words inside a JSON event (a tool's output) are the agent's work, not the CLI's fault", () => {
+    const tool = JSON.stringify({ type: "tool_use", part: { state: { output: "Error: database is locked" } } });
+    expect(mentionsTransient(`${tool}\n`)).toBe(false);
+    expect(mentionsTransient(captured("opencode-happy.log"))).toBe(false);
   });
 });
 

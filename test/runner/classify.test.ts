@@ -78,7 +78,7 @@ function observed(o: Partial<Omit<Observed, "progress" | "meta">> & { progress?:
   };
 }
 
-const none: Probed = { cpu_sec: null, worktree: null, quota_in_log: false };
+const none: Probed = { cpu_sec: null, worktree: null, quota_in_log: false, transient_in_log: false };
 const rules = { stall_minutes: 15, max_runtime_minutes: 0, grace_ms: 10_000 };
 
 interface Row {
@@ -137,6 +137,14 @@ const ROWS: Row[] = [
     stage: "finished",
     state: "exited_err",
     reason: "provider_quota_exhausted",
+  },
+  {
+    name: "exit 1 with the CLI's store locked",
+    o: exited(1),
+    p: { transient_in_log: true },
+    stage: "finished",
+    state: "exited_err",
+    reason: "agent_transient_error",
   },
   { name: "exit 1 with a capped log", o: exited(1, { log_bytes: 2_000 }), stage: "finished", state: "exited_err", reason: "log_size_capped" },
   {

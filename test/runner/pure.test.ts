@@ -9,7 +9,7 @@ import type { JobState } from "../../src/core/status.js";
 
 describe("health rules", () => {
   it("classifies exits", () => {
-    const base = { worktree_changed: true, quota_in_log: false, log_capped: false };
+    const base = { worktree_changed: true, quota_in_log: false, transient_in_log: false, log_capped: false };
     expect(classifyExit({ ...base, exit_code: 0 })).toEqual({ state: "exited_ok", reason_code: null });
     expect(classifyExit({ ...base, exit_code: 0, worktree_changed: false })).toEqual({ state: "no_op_success", reason_code: "no_op" });
     expect(classifyExit({ ...base, exit_code: 0, worktree_changed: null })).toEqual({ state: "exited_ok", reason_code: null });
@@ -19,6 +19,14 @@ describe("health rules", () => {
       reason_code: "provider_quota_exhausted",
     });
     expect(classifyExit({ ...base, exit_code: 137 })).toEqual({ state: "exited_err", reason_code: "exited_err" });
+    expect(classifyExit({ ...base, exit_code: 1, transient_in_log: true })).toEqual({ state: "exited_err", reason_code: "agent_transient_error" });
+    // A quota error says more than a locked store: the provider must cool down.
+    expect(classifyExit({ ...base, exit_code: 1, quota_in_log: true, transient_in_log: true })).toEqual({
+      state: "exited_err",
+      reason_code: "provider_quota_exhausted",
+    });
+    // A clean exit is a clean exit, whatever the log says.
+    expect(classifyExit({ ...base, exit_code: 0, transient_in_log: true })).toEqual({ state: "exited_ok", reason_code: null });
   });
 
   it("counts log growth and CPU above 1% of a core as progress, not idle ticks", () => {

@@ -1,8 +1,8 @@
 import type { Contract, ImplementContract, ReviewContract } from "../contract.js";
 import type { Outcome } from "../effects.js";
-import { overBudget, quotaHitsInARow, waveOverBudget } from "../budget.js";
+import { overBudget, quotaHitsInARow, reasonsInARow, waveOverBudget } from "../budget.js";
 import type { JobFinished } from "../events.js";
-import { DEFAULT_MAX_QUOTA_WAITS } from "../policy.js";
+import { DEFAULT_MAX_QUOTA_WAITS, TRANSIENT_RERUNS } from "../policy.js";
 import { endAttempt, failAttempt, hasReviewer, releaseJob, settle, writeOutcome } from "../lifecycle.js";
 import { firstMessage } from "../outcome.js";
 import { ItemReason } from "../reasons.js";
@@ -53,6 +53,9 @@ function decide(tx: Tx, e: JobFinished): void {
 
   if (e.runner_reason === ItemReason.provider_quota_exhausted) return onQuota(f);
   if (e.runner_reason === ItemReason.stopped_by_operator) return onOperatorStop(f);
+  // The current record has no reason yet: count the transient runs before it.
+  if (e.runner_reason === ItemReason.agent_transient_error && reasonsInARow(it, ItemReason.agent_transient_error, it.history.length - 2) < TRANSIENT_RERUNS)
+    return onTransient(f);
   it.charged_attempts += e.phase === "implement" ? 1 : 0;
   if (e.runner_reason === ItemReason.budget_exhausted) {
     write(f, "failed", ItemReason.budget_exhausted, e.contract);
@@ -139,6 +142,20 @@ function onOperatorStop(f: Finish): void {
   write(f, "cancelled", ItemReason.stopped_by_operator, null);
   if (e.phase === "implement") tx.setStatus(it, "pending", ItemReason.stopped_by_operator);
   else tx.setStatus(it, "reviewing", ItemReason.stopped_by_operator);
+}
+
+/**
+ * The CLI tripped on its own local state (OpenCode's store locked by a sibling run): not the
+ * item's fault nor the provider's, so the same provider runs it again at once, uncounted.
+ */
+function onTransient(f: Finish): void {
+  const { tx, it, rec, e } = f;
+  rec.charged = false;
+  write(f, "error", ItemReason.agent_transient_error, null);
+  // A run that got far enough to spend still spends: over budget, it is not run again.
+  if (stopOverBudget(tx, it)) return;
+  if (e.phase === "implement") tx.setStatus(it, "pending", ItemReason.agent_transient_error);
+  else tx.setStatus(it, "reviewing", ItemReason.agent_transient_error);
 }
 
 /** Why a job's runner state alone fails the attempt (null: the contract decides). */

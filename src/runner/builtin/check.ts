@@ -1,6 +1,6 @@
 import { readIntFile, statQuiet } from "../fs-util.js";
 import { startedOnClock } from "./times.js";
-import { logTailMentionsQuota } from "../log-signals.js";
+import { scanLogTail } from "../log-signals.js";
 import { readJobMeta, readJobProgress, writeJobProgress, type JobMeta } from "../meta.js";
 import { jobPaths, type JobPaths } from "../paths.js";
 import { missingHealth, type CheckOptions, type JobHealth, type JobRef } from "../port.js";
@@ -84,7 +84,8 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
 async function probe(stage: CheckStage, o: Observed, always: boolean, p: JobPaths): Promise<Probed> {
   const cpu = stage === "running" && o.pgid !== null ? await groupCpuSeconds(o.pgid) : null;
   const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta, stage === "finished" ? worktreeEndPath(p.rc) : null) : null;
-  return { cpu_sec: cpu, worktree, quota_in_log: wantsQuotaScan(stage, o) && logTailMentionsQuota(o.meta.log_path) };
+  const tail = wantsQuotaScan(stage, o) ? scanLogTail(o.meta.log_path) : { quota: false, transient: false };
+  return { cpu_sec: cpu, worktree, quota_in_log: tail.quota, transient_in_log: tail.transient };
 }
 
 /**

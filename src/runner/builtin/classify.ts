@@ -48,6 +48,8 @@ export interface Probed {
   worktree: WorktreeFacts | null;
   /** The log tail names a quota error (jobs that exited non-zero). */
   quota_in_log: boolean;
+  /** The CLI said its own local state was briefly busy ("database is locked"). */
+  transient_in_log: boolean;
 }
 
 export interface CheckRules {
@@ -150,6 +152,7 @@ function finished(o: Observed, p: Probed): CheckVerdict {
       exit_code: o.rc,
       worktree_changed: changed,
       quota_in_log: o.rc !== 0 && p.quota_in_log,
+      transient_in_log: o.rc !== 0 && p.transient_in_log,
       log_capped: o.log_bytes >= o.meta.max_log_bytes,
     });
     h = { ...base, ...verdict, mutation_count: mutations };
