@@ -127,7 +127,16 @@ function existingBase(env: NodeJS.ProcessEnv): string | null {
 }
 
 /** The store a job belongs to, as a short name: a hash of its runner log directory. */
-export const storeScope = (runnerLogDir: string): string => createHash("sha256").update(path.resolve(runnerLogDir)).digest("hex").slice(0, 12);
+export function storeScope(runnerLogDir: string): string {
+  let s = scopes.get(runnerLogDir);
+  if (s === undefined) {
+    s = createHash("sha256").update(path.resolve(runnerLogDir)).digest("hex").slice(0, 12);
+    // A process serves one store or a few; the cache only spares a hash per job start.
+    if (path.isAbsolute(runnerLogDir) && scopes.size < 64) scopes.set(runnerLogDir, s);
+  }
+  return s;
+}
+const scopes = new Map<string, string>();
 const STORE = /^[0-9a-f]{12}$/;
 
 /** The leaf's name; null when the ids cannot make a safe one (then the job has no cgroup). */
@@ -207,7 +216,7 @@ export function prepareJobCgroup(
   const b = cgroupBase(env);
   const name = leafName(runnerLogDir, waveId, runInstance);
   if (b === null || name === null) return {};
-  sweepEmpty(b);
+  if (sweepDue(b)) sweepEmpty(b);
   const dir = path.join(b, name);
   try {
     mkdirSync(dir);
@@ -215,6 +224,21 @@ export function prepareJobCgroup(
     if (!(e instanceof Error && "code" in e && e.code === "EEXIST")) return {};
   }
   return { [CGROUP_DIR_VAR]: dir };
+}
+
+/**
+ * Leftover leaves (a job whose release never ran: a killed controller) are swept now and then,
+ * not at every start: a sweep stats and reads every leaf, and only leaves older than
+ * STALE_EMPTY_MS may go anyway (issue #14).
+ */
+const SWEEP_EVERY_MS = STALE_EMPTY_MS / 2;
+const lastSweep = new Map<string, number>();
+function sweepDue(base: string): boolean {
+  const now = Date.now();
+  const last = lastSweep.get(base);
+  if (last !== undefined && now - last >= 0 && now - last < SWEEP_EVERY_MS) return false;
+  lastSweep.set(base, now);
+  return true;
 }
 
 /** Remove empty leaves old enough that no wrapper is about to move in (rmdir refuses a populated one). */
@@ -323,9 +347,23 @@ export async function killWaveCgroups(runnerLogDir: string, waveId: string, env:
  * cancel and doctor --fix deal with them).
  */
 export function releaseJobCgroup(runInstance: string, env: NodeJS.ProcessEnv = process.env, tries = 10): void {
-  const g = listJobCgroups(env).find((x) => x.run_instance === runInstance);
-  if (g === undefined || (g.pids.length === 0 && rmdirQuiet(g.dir)) || tries <= 1) return;
+  const dir = leafOf(runInstance, env);
+  if (dir === null || (readProcs(dir).length === 0 && rmdirQuiet(dir)) || tries <= 1) return;
   setTimeout(() => releaseJobCgroup(runInstance, env, tries - 1), 100).unref();
+}
+
+/** The leaf of one run, found by its name alone (no other leaf's members are read). */
+function leafOf(runInstance: string, env: NodeJS.ProcessEnv): string | null {
+  const b = existingBase(env);
+  if (b === null) return null;
+  let names: string[];
+  try {
+    names = readdirSync(b);
+  } catch {
+    return null;
+  }
+  const name = names.find((n) => n.endsWith(`.${runInstance}`) && parseLeaf(n)?.run_instance === runInstance);
+  return name === undefined ? null : path.join(b, name);
 }
 
 function pgidOf(pid: number): number | null {
