@@ -232,7 +232,7 @@ export function runCli(args, o) {
 function openAppend(file) {
   return openSync(file, "a");
 }
-function pathToImport(p) {
+export function pathToImport(p) {
   return new URL(`file://${p}`).href;
 }
 

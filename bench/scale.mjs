@@ -15,12 +15,15 @@
 //               where 10,000 `git worktree add` runs would take longer than the whole budget.
 //
 // Usage: node bench/scale.mjs [--sizes 1000,10000] [--modes repo,precreated] [--review]
-//                             [--max-parallel 16] [--keep] [--profile] [--callers] [--out NAME]
+//                             [--max-parallel 16] [--keep] [--profile] [--heap-watch] [--callers] [--out NAME]
 //                             [--no-agent-commits] [--repeat N] [--repeat-10k N] [--modes-10k LIST]
 // The implement agent commits one file (issue #14: measured with agents that commit their own
 // work, so dx-batch's post-implement checks run and no auto-commit does); --no-agent-commits makes
 // it change nothing (a no-op success, as in the figures before issue #14).
 // --callers: group the controller's fsyncs and spawns by the dist/ call path that made them.
+// --heap-watch: the controller writes <temp>/controller.heap.tsv (RSS and V8 heap spaces every 2 s)
+//   and <temp>/controller.alloc.json (what it allocated, by call site: bench/alloc-summary.mjs);
+//   use with --keep. The sampling costs CPU: its CPU figures are not comparable.
 // --repeat N: run each (size, mode) N times; the figures are medians of the N runs.
 // --repeat-10k N: as --repeat for sizes of 10,000 and more (default: --repeat).
 // --modes-10k LIST: the modes for sizes over 1,000 (default: --modes): `precreated` measures the
@@ -65,7 +68,17 @@ async function runOne(n, mode) {
   const nodeArgs = flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.join(root, "prof")}`] : [];
   process.stderr.write(`scale: ${n} items, ${mode}, review ${review ? "on" : "off"} ... `);
   const loadBefore = L.load1();
-  const env = { DX_BENCH_COUNT_SPAWNS: "1", ...(flags.callers ? { DX_BENCH_CALLERS: "1" } : {}) };
+  const env = {
+    DX_BENCH_COUNT_SPAWNS: "1",
+    ...(flags.callers ? { DX_BENCH_CALLERS: "1" } : {}),
+    ...(flags["heap-watch"]
+      ? {
+          NODE_OPTIONS: `--import=${L.pathToImport(path.join(L.BENCH_DIR, "fixtures", "heap-watch.mjs"))}`,
+          DX_BENCH_HEAP_TIMELINE: path.join(root, "controller.heap.tsv"),
+          DX_BENCH_ALLOC_PROFILE: path.join(root, "controller.alloc.json"),
+        }
+      : {}),
+  };
   const r = await L.runCli(args, { root, label: "controller", env, nodeArgs, sampleMs: 250 });
   const snap = L.readSnapshot(config.artifact_dir, "scale");
   const events = L.readLedgers(config.artifact_dir, "scale");
