@@ -22,7 +22,6 @@ export const mentionsQuota = (text: string): boolean => QUOTA.some((re) => re.te
 // JSON events also carry tool output, where an agent's own sqlite or `bd` call may say the same
 // words about the item's work.
 const TRANSIENT = [/\bdatabase is locked\b/i, /\bSQLITE_BUSY\b/, /^Failed query: /];
-// eslint-disable-next-line no-control-regex -- the CLIs colour their error lines
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 const isTransientLine = (t: string): boolean => !t.startsWith("{") && TRANSIENT.some((re) => re.test(t));
