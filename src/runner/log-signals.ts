@@ -22,6 +22,7 @@ export const mentionsQuota = (text: string): boolean => QUOTA.some((re) => re.te
 // JSON events also carry tool output, where an agent's own sqlite or `bd` call may say the same
 // words about the item's work.
 const TRANSIENT = [/\bdatabase is locked\b/i, /\bSQLITE_BUSY\b/, /^Failed query: /];
+// The CLIs colour their error lines; the escapes are dropped before a line is matched.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 const isTransientLine = (t: string): boolean => !t.startsWith("{") && TRANSIENT.some((re) => re.test(t));
