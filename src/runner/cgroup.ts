@@ -234,9 +234,10 @@ export function prepareJobCgroup(
 const SWEEP_EVERY_MS = STALE_EMPTY_MS / 2;
 const lastSweep = new Map<string, number>();
 function sweepDue(base: string): boolean {
-  const now = Date.now();
+  // The monotonic clock: a wall-clock jump must neither stop the sweeps nor bunch them.
+  const now = performance.now();
   const last = lastSweep.get(base);
-  if (last !== undefined && now - last >= 0 && now - last < SWEEP_EVERY_MS) return false;
+  if (last !== undefined && now - last < SWEEP_EVERY_MS) return false;
   lastSweep.set(base, now);
   return true;
 }
