@@ -1,12 +1,15 @@
-import { closeSync, fstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { closeSync, fstatSync, lstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { replaceFile } from "../store/fsx.js";
 
 // Small synchronous file helpers for the runner's job files. They are tiny (a pid, an exit code, a
 // few hundred bytes of JSON), so sync reads keep `check` cheap and free of interleaving.
 
+// A missing file is the usual answer here (a job's rc before its end, the files a start clears):
+// asked without an exception, whose stack trace costs more than the system call (issue #14).
+
 export function statQuiet(p: string): Stats | null {
   try {
-    return statSync(p);
+    return statSync(p, { throwIfNoEntry: false }) ?? null;
   } catch {
     return null;
   }
@@ -14,8 +17,8 @@ export function statQuiet(p: string): Stats | null {
 
 export function readTextQuiet(p: string, maxBytes = 1024 * 1024): string | null {
   try {
-    const st = statSync(p);
-    if (!st.isFile() || st.size > maxBytes) return null;
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st === undefined || !st.isFile() || st.size > maxBytes) return null;
     return readFileSync(p, "utf8");
   } catch {
     return null;
@@ -32,6 +35,8 @@ export function readIntFile(p: string): number | null {
 
 /** Remove a file if it is there. A plain unlink first: rmSync's rimraf path costs more per call. */
 export function removeQuiet(p: string): void {
+  // lstat, not existsSync: a dangling symlink is there too, and goes.
+  if (lstatSync(p, { throwIfNoEntry: false }) === undefined) return;
   try {
     unlinkSync(p);
   } catch (e) {

@@ -124,8 +124,8 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
 }
 
 /**
- * Wait until `pid` ignores or catches SIGTERM (Linux: /proc/<pid>/status), or is gone, or the
- * timeout passes. Elsewhere there is no way to look, and this returns at once.
+ * Wait until `pid` ignores or catches SIGTERM (Linux: /proc/<pid>/status), or is gone (a zombie
+ * counts as gone), or the timeout passes. Elsewhere there is no way to look, and this returns at once.
  */
 export async function waitSignalsHandled(pid: number, timeoutMs: number): Promise<boolean> {
   if (!HAS_PROC) return false;
@@ -143,6 +143,7 @@ export async function waitSignalsHandled(pid: number, timeoutMs: number): Promis
       return m?.[1] ? BigInt(`0x${m[1]}`) : 0n;
     };
     if (((mask("SigIgn") | mask("SigCgt")) & bit) !== 0n) return true;
+    if (/^State:\s*Z/m.test(text)) return false;
     if (performance.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, 2));
   }

@@ -7,8 +7,8 @@
 // - SIGTERM sent to the whole group (stop) kills the agent but not the wrapper, which traps TERM
 //   and still records the agent's status (143); the agent itself gets the default disposition
 //   because a caught trap is reset in children. The wrapper ignores TERM from its first line (the
-//   pump inherits that), and the runner's start waits until it does (proc.ts waitSignalsHandled),
-//   so a stop right after a start cannot kill the wrapper before it is armed;
+//   pump inherits that), and the runner's stop waits until it does (proc.ts waitSignalsHandled)
+//   before its first SIGTERM, so a stop right after a start cannot kill the wrapper unarmed;
 // - output goes through a pump that copies at most `cap` bytes to the log, then writes a
 //   `log_size_capped` line and keeps only lines carrying the contract marker (bounded by fold, so
 //   a 50 MB line never sits in memory). The pump keeps draining, so the agent never blocks or

@@ -11,7 +11,7 @@ import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtom
 import { readJobMeta, writeJobProgress, type JobMeta } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
 import type { JobRef, JobSpec, StartedJob, WorktreeLook } from "../port.js";
-import { processStartToken, waitSignalsHandled } from "../proc.js";
+import { processStartToken } from "../proc.js";
 import { resolveExecutable } from "../providers/common.js";
 import type { LaunchPlan, Provider } from "../providers/index.js";
 import { SHELL, worktreeEndPath, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
@@ -51,8 +51,8 @@ export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<Star
   const meta = await recordStart(ctx, spec, launch, worktree, p);
   Object.assign(launch.env, prepareJobCgroup(ctx.logDir, meta.wave_id, spec.run_instance, ctx.env));
   const { pid, recorded } = await spawnWrapper(ctx, spec, launch, p, meta);
-  // Until the wrapper's first line has run, a SIGTERM (an early stop) would kill it unarmed.
-  await waitSignalsHandled(pid, 2_000);
+  // Not waiting here for the wrapper's first line (its TERM trap): the stop waits for it instead
+  // (stop.ts), so a start costs the loop no /proc polling while sh starts up (issue #14).
   const token = await processStartToken(pid);
   // No fsync for the pid and the meta's pid fields: they name a process, which a crash of the host
   // (the only thing fsync guards against) ends too.

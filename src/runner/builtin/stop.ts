@@ -5,13 +5,16 @@ import { killProcessGroup, type GroupKillResult } from "../kill-group.js";
 import { readJobMeta, readJobProgress, writeJobProgress } from "../meta.js";
 import { jobPaths } from "../paths.js";
 import type { JobRef } from "../port.js";
-import { groupMembers } from "../proc.js";
+import { groupMembers, waitSignalsHandled } from "../proc.js";
 import type { BuiltinContext } from "./context.js";
 import { dropPidFile, initialProgress } from "./files.js";
 import { groupIsOurs } from "./liveness.js";
 
 // The built-in runner's `stop` (SPEC §8): record that the stop was asked for (so the verdict is
 // `stopped`, not a failure), then SIGTERM, grace, SIGKILL to the whole group.
+
+/** How long a stop waits for a just-started wrapper to arm its TERM trap. */
+const ARM_WAIT_MS = 2_000;
 
 export interface StopResult {
   stopped: boolean;
@@ -39,6 +42,9 @@ export async function stopJob(ctx: BuiltinContext, ref: JobRef, graceMs: number 
   const exited = existsSync(p.rc);
   if (!exited && base.stop_requested_at_ms === null && base.timed_out_at_ms === null)
     writeJobProgress(p.progress, { ...base, stop_requested_at_ms: ctx.clock() });
+  // A wrapper started a moment ago may not have run its first line yet; SIGTERM would kill it
+  // before it can record the agent's exit. Start does not wait for that (issue #14); a stop does.
+  if (!exited) await waitSignalsHandled(pgid, ARM_WAIT_MS);
   const kill = await killProcessGroup(pgid, { grace_ms: graceMs });
   const escaped = await escapees();
   dropPidFile(p, meta);
