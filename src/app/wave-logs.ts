@@ -39,8 +39,10 @@ export function keepLogsWithWave(runner: RunnerPort, logsDir: string): RunnerPor
   const signals = runner.signals?.bind(runner);
   if (signals !== undefined) {
     // job_finished records the signals' log path: the kept one, once there is one.
-    wrapped.signals = (ref) => {
-      const s = signals(ref);
+    // The options go through: `final` is what lets the runner read the stream's last line and
+    // forget the job's follower (without it, one follower per job stayed for the whole wave).
+    wrapped.signals = (ref, o) => {
+      const s = signals(ref, o);
       if (s === null || !path.isAbsolute(s.log_path)) return s;
       let to = kept.get(ref.run_instance);
       if (to === undefined && existsSync(keptLogPath(logsDir, ref.run_instance))) {
