@@ -1,4 +1,5 @@
 import { Controller, type RunEnd } from "../controller/controller.js";
+import { startHeapTrim } from "./heap-trim.js";
 import type { WaveState } from "../core/state.js";
 import { WaveReason, doctorCritical, type RunnerReason } from "../core/reasons.js";
 import { chainProviders } from "../core/retry.js";
@@ -56,7 +57,8 @@ export async function runWave(
         ? { event: "wave_started", controller_pid: process.pid, host: rt.host }
         : { event: "wave_resumed", controller_pid: process.pid, host: rt.host },
     );
-    const end = await controller.run();
+    const stopTrim = startHeapTrim();
+    const end = await controller.run().finally(stopTrim);
     if (end.kind === "lost_lock") throw controllerLockLost(rt.waveId);
     if (isTerminalWave(controller.state.status)) clearCancelRequest(rt.files.waveDir);
     // Awaited inside the try: the finally below lets the controller lock go, and finish still

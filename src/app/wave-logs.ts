@@ -50,6 +50,8 @@ export function keepLogsWithWave(runner: RunnerPort, logsDir: string): RunnerPor
         to = keptLogPath(logsDir, ref.run_instance);
         kept.set(ref.run_instance, to);
       }
+      // After the final read the run asks no more: its entry goes, so the map holds live runs only.
+      if (o?.final === true) kept.delete(ref.run_instance);
       return to === undefined ? s : { ...s, log_path: to };
     };
   }

@@ -90,22 +90,30 @@ export interface SyncOption {
 export type FileData = string | Buffer | Iterable<string>;
 
 const CHUNK_BYTES = 256 * 1024;
+/**
+ * One buffer the pieces are encoded into, reused by every write (they are synchronous, so never
+ * two at once). Joining pieces into chunk strings and a new Buffer per chunk made each snapshot of
+ * a large wave leave about 3 KB per item of strings in V8's large-object space and of buffers
+ * outside it until the next full collection: 10 MB of resident size at 3,000 items, per snapshot.
+ */
+let chunk: Buffer | null = null;
 
 function writeData(fd: number, data: FileData): void {
   if (typeof data === "string") return writeAll(fd, Buffer.from(data, "utf8"));
   if (Buffer.isBuffer(data)) return writeAll(fd, data);
-  let parts: string[] = [];
-  let size = 0;
+  const buf = (chunk ??= Buffer.allocUnsafe(CHUNK_BYTES));
+  let used = 0;
   for (const piece of data) {
-    parts.push(piece);
-    size += piece.length;
-    if (size >= CHUNK_BYTES) {
-      writeAll(fd, Buffer.from(parts.join(""), "utf8"));
-      parts = [];
-      size = 0;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a piece that may not fit goes after a flush.
+    const most = piece.length * 3;
+    if (used + most > CHUNK_BYTES && used > 0) {
+      writeAll(fd, buf.subarray(0, used));
+      used = 0;
     }
+    if (most > CHUNK_BYTES) writeAll(fd, Buffer.from(piece, "utf8"));
+    else used += buf.write(piece, used, "utf8");
   }
-  if (parts.length > 0) writeAll(fd, Buffer.from(parts.join(""), "utf8"));
+  if (used > 0) writeAll(fd, buf.subarray(0, used));
 }
 
 /** Write `data` to a new file next to `target` (same filesystem, so it can be renamed or linked). */

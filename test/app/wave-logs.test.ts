@@ -23,7 +23,12 @@ describe("keepLogsWithWave", () => {
     const base = {
       signals(_ref: JobRef, o?: { final?: boolean }): JobSignals {
         asked.push(o);
-        return { quota_retries: 0, usage: {}, last_error: null, log_path: log };
+        return {
+          quota_retries: 0,
+          usage: { input_tokens: null, output_tokens: null, cache_read_tokens: null, cost_usd: null },
+          last_error: null,
+          log_path: log,
+        };
       },
     } as unknown as RunnerPort;
     const logs = path.join(dir, "logs");

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect } from "vitest";
 import { fold } from "../../src/core/index.js";
+import { writeFileDurable } from "../../src/store/fsx.js";
 import { readSnapshot, serializeState, writeSnapshot } from "../../src/store/snapshot.js";
 import { Ledger } from "../helpers/events.js";
 import { it, tmp } from "../helpers/fixtures.js";
@@ -72,5 +73,21 @@ describe("snapshot", () => {
     }
     writeFileSync(file, "[]");
     expect(readSnapshot(file).kind).toBe("corrupt");
+  });
+});
+
+describe("writing a file in pieces (store/fsx.ts)", () => {
+  it("gives exactly the joined text, across chunk boundaries, multi-byte characters and pieces larger than a chunk", () => {
+    const file = path.join(tmp.make(), "pieces.txt");
+    const pieces: string[] = [];
+    // Enough small pieces to fill several 256 KB chunks, with 2-, 3- and 4-byte characters among them.
+    for (let i = 0; i < 20_000; i++) pieces.push(`{"i":${i},"t":"é€😀${"x".repeat(i % 37)}"},`);
+    pieces.push("€".repeat(200_000)); // 600 KB in UTF-8: more than a chunk on its own
+    pieces.push("end\n");
+    writeFileDurable(file, pieces);
+    expect(readFileSync(file, "utf8")).toBe(pieces.join(""));
+    // And again (the chunk buffer is reused), with other content.
+    writeFileDurable(file, ["a", "b€", "c\n"]);
+    expect(readFileSync(file, "utf8")).toBe("ab€c\n");
   });
 });
