@@ -7,7 +7,9 @@ import { runInNewContext } from "node:vm";
 // a busy controller came 40 s into a 10,000-item wave with 60 MB of old space, most of it dead.
 // The resident size follows the high-water mark. A full collection every few seconds, started
 // concurrently (V8 marks on its helper threads; the loop pauses only to finish), keeps the old
-// generation near the live size, so the resident size stays flat as the wave grows (issue #14).
+// generation near the live size, so the resident size follows what the wave holds instead of
+// what it threw away (issue #14: 10,000 items peaked at 162 MB without it, 145 MB with it and
+// snapshots written through one buffer, store/fsx.ts).
 
 /** How often the controller asks for a full collection. */
 export const HEAP_TRIM_EVERY_MS = 5_000;
