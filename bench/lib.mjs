@@ -186,7 +186,10 @@ export function runCli(args, o) {
   env.NODE_OPTIONS = [env.NODE_OPTIONS, `--import=${pathToImport(USAGE_HOOK)}`].filter(Boolean).join(" ");
   env.DX_BENCH_USAGE_FILE = usageFile;
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], { cwd: o.root, env, stdio: ["ignore", out, err] });
+  // DX_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") reaches every controller a
+  // benchmark starts, for profiling; Node refuses --cpu-prof in NODE_OPTIONS.
+  const envArgs = (process.env.DX_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...envArgs, ...(o.nodeArgs ?? []), CLI, ...args], { cwd: o.root, env, stdio: ["ignore", out, err] });
   const samples = [];
   const sampleMs = o.sampleMs ?? 200;
   const sample = () => {

@@ -5,7 +5,7 @@ import type { ItemState } from "../core/state.js";
 import { isDiskFull } from "../errors.js";
 import type { WorktreeResult } from "./ports.js";
 import { attemptPrompt, type ReviewMaterial } from "./prompts.js";
-import { jobRefOf, nextCheckMs, type Shell } from "./shell.js";
+import { firstChecks, jobRefOf, type Shell } from "./shell.js";
 
 // Dispatch: lease and claim first, then the worktree and the prompt, then the durable
 // `item_dispatched` event, and only then the job (SPEC §8).
@@ -129,7 +129,7 @@ export async function startJob(sh: Shell, it: ItemState): Promise<void> {
     started_at: null,
     pid: null,
     own: true,
-    next_check_ms: nextCheckMs(sh.deps, true),
+    ...firstChecks(sh.deps, true),
   });
   try {
     const started = await sh.deps.runner.start({

@@ -70,11 +70,16 @@ export function jobRefOf(deps: ControllerDeps, a: AttemptKey, worktree: string |
   };
 }
 
-/** When the next health check of a job falls due: own jobs report exits, re-attached ones are polled. */
-export function nextCheckMs(deps: ControllerDeps, own: boolean): number {
-  const at = deps.clock.nowMs() + (own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
-  // A runner that reads the agent's stream is asked about it every second (quota retries, budget).
-  return deps.runner.signals !== undefined ? Math.min(at, deps.clock.nowMs() + SIGNAL_POLL_MS) : at;
+/**
+ * When a job just started is first looked at: its stream every second (quota retries, budget), its
+ * health (process, log growth, and git when the log is quiet) only after a full health interval.
+ * Own jobs report their exit, so nothing is missed by waiting; a check at the first stream read
+ * would look at a quiet worktree with git just as short jobs end.
+ */
+export function firstChecks(deps: ControllerDeps, own: boolean): { next_check_ms: number; next_health_ms: number } {
+  const now = deps.clock.nowMs();
+  const health = now + (own ? deps.timing.health_interval_ms : deps.timing.reattach_poll_ms);
+  return { next_health_ms: health, next_check_ms: deps.runner.signals !== undefined ? Math.min(health, now + SIGNAL_POLL_MS) : health };
 }
 
 /** How often a running job's stream is read for quota retries and usage (cheap: new bytes only). */

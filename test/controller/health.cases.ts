@@ -22,6 +22,26 @@ describe("controller: stall, max runtime and quota", () => {
     expect(w.item("a")).toMatchObject({ status: "implementing", attempt: 2, provider: "prov-b" });
   });
 
+  it("a job's stream is read every second, its health only every health interval, from its start", async () => {
+    const w = new World({ items: ["a"] });
+    const reads: number[] = [];
+    // A runner that reads the agent's stream: the controller asks it about the job every second.
+    w.runner.signals = () => {
+      reads.push(w.clock.nowMs());
+      return { quota_retries: 0, usage: { input_tokens: null, output_tokens: null, cache_read_tokens: null, cost_usd: null }, last_error: null, log_path: "" };
+    };
+    await w.start();
+    const t0 = w.clock.nowMs();
+    const job = w.runner.jobOf("a");
+    for (let s = 0; s < 29; s += 1) await w.clock.advance(1000);
+    // No health check at the first stream reads: a short job ends just then, and a health check of
+    // a quiet job asks git about its worktree.
+    expect(reads.length).toBeGreaterThanOrEqual(29);
+    expect(w.runner.checks).toEqual([]);
+    await w.clock.advance(1000);
+    expect(w.runner.checks).toEqual([`${t0 + 30_000} ${job.ref.run_instance}`]);
+  });
+
   it("a job that keeps printing is not a stall, but ends timed_out at max_runtime_minutes", async () => {
     const w = new World({ items: ["a"] });
     await w.start();

@@ -203,6 +203,8 @@ export class FakeRunner implements RunnerPort {
   readonly stops: string[] = [];
   /** Every start and stop in order, as "start <run_instance>" / "stop <run_instance>". */
   readonly calls: string[] = [];
+  /** Every health check, as "<clock ms> <run_instance>". */
+  readonly checks: string[] = [];
   /** How many events the ledger held at each stop (set by World), to order stops against events. */
   readonly stopsAtLedgerLength: number[] = [];
   ledgerLength: () => number = () => 0;
@@ -250,6 +252,7 @@ export class FakeRunner implements RunnerPort {
   }
 
   check(ref: JobRef, opts: { stall_minutes: number; max_runtime_minutes: number }): Promise<JobHealth> {
+    this.checks.push(`${this.clock.nowMs()} ${ref.run_instance}`);
     const job = this.jobs.get(ref.run_instance);
     if (!job) return Promise.resolve(missingHealth(ref, "job_not_found"));
     const now = this.clock.nowMs();
