@@ -1,6 +1,7 @@
 import { configDocument } from "../config/schema.js";
 import { renderSchemaFile, standaloneModule } from "../schema/kit.js";
 import { STORE_CHECKS_FILE, storeChecksModule } from "../store/checks-source.js";
+import { ISSUE_CHECK_FILE, issueCheckModule } from "../tracker/issue-check-source.js";
 import { implementContractDocument, reviewContractDocument } from "./schemas.js";
 
 // Every JSON Schema the package ships under schemas/, with the text each file must hold.
@@ -35,4 +36,5 @@ export const GENERATED_SOURCES: readonly PublishedSchema[] = [
     text: () => standaloneModule(reviewContractDocument(), { name: "validateReviewContract", source: "src/contract/schemas.ts" }),
   },
   { file: STORE_CHECKS_FILE, text: storeChecksModule },
+  { file: ISSUE_CHECK_FILE, text: issueCheckModule },
 ];

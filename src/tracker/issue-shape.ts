@@ -1,5 +1,7 @@
-import { Type, type Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+import { createRequire } from "node:module";
+import type { Static } from "@sinclair/typebox";
+import type { TypeBuilder } from "../store/shapes.js";
+import { isBeadsIssue } from "./issue-check.generated.js";
 import type { TrackerIssue } from "./port.js";
 
 // The Beads issue shape, as `bd show/ready --json` print it and as the file tracker reads it.
@@ -13,26 +15,40 @@ import type { TrackerIssue } from "./port.js";
 // (bd's own default for `bd dep add`). A field that is `null` (Go prints a nil slice that way)
 // counts as absent.
 
-const DependencyObject = Type.Object({
-  id: Type.Optional(Type.String()),
-  depends_on_id: Type.Optional(Type.String()),
-  dependency_type: Type.Optional(Type.String()),
-  type: Type.Optional(Type.String()),
-  status: Type.Optional(Type.String()),
-});
+/**
+ * The schema, built from a TypeBox builder passed in: the check that runs is precompiled
+ * (issue-check.generated.ts, from this function), so reading issues loads none of TypeBox's ~250
+ * modules. TypeBox is loaded only to word why an issue was refused.
+ */
+export function beadsIssueShape(Type: TypeBuilder) {
+  const DependencyObject = Type.Object({
+    id: Type.Optional(Type.String()),
+    depends_on_id: Type.Optional(Type.String()),
+    dependency_type: Type.Optional(Type.String()),
+    type: Type.Optional(Type.String()),
+    status: Type.Optional(Type.String()),
+  });
+  const Dependency = Type.Union([Type.String(), DependencyObject]);
+  return Type.Object({
+    id: Type.String({ minLength: 1 }),
+    title: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    acceptance_criteria: Type.Optional(Type.String()),
+    status: Type.Optional(Type.String()),
+    labels: Type.Optional(Type.Array(Type.String())),
+    dependencies: Type.Optional(Type.Array(Dependency)),
+  });
+}
+export type BeadsIssue = Static<ReturnType<typeof beadsIssueShape>>;
 
-const Dependency = Type.Union([Type.String(), DependencyObject]);
+const requireCjs = createRequire(import.meta.url);
 
-export const BeadsIssueSchema = Type.Object({
-  id: Type.String({ minLength: 1 }),
-  title: Type.Optional(Type.String()),
-  description: Type.Optional(Type.String()),
-  acceptance_criteria: Type.Optional(Type.String()),
-  status: Type.Optional(Type.String()),
-  labels: Type.Optional(Type.Array(Type.String())),
-  dependencies: Type.Optional(Type.Array(Dependency)),
-});
-export type BeadsIssue = Static<typeof BeadsIssueSchema>;
+/** TypeBox's first error of a refused issue, in its words (loads TypeBox: only on a refusal). */
+function firstIssueError(value: unknown): { path: string; message: string } | undefined {
+  const { Type } = requireCjs("@sinclair/typebox") as typeof import("@sinclair/typebox");
+  const { Errors } = requireCjs("@sinclair/typebox/errors") as typeof import("@sinclair/typebox/errors");
+  return Errors(beadsIssueShape(Type), [], value).First();
+}
 
 /** One dependency in a normal form: the id depended on, its type, and its status when bd said. */
 export interface NormalDependency {
@@ -48,8 +64,8 @@ const withoutNulls = (value: unknown): unknown =>
 
 export function parseBeadsIssue(raw: unknown): IssueParse {
   const value = withoutNulls(raw);
-  if (!Value.Check(BeadsIssueSchema, value)) {
-    const first = Value.Errors(BeadsIssueSchema, value).First();
+  if (!isBeadsIssue(value)) {
+    const first = firstIssueError(value);
     return { ok: false, detail: first ? `${first.path || "/"}: ${first.message}` : "not an issue object" };
   }
   const deps: NormalDependency[] = [];

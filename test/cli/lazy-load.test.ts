@@ -6,7 +6,7 @@ import { Ledger } from "../helpers/events.js";
 import { buildCli, REPO } from "../helpers/build.js";
 import { fileTmp, it, tmp } from "../helpers/fixtures.js";
 import { runCli } from "../helpers/cli.js";
-import { agentSandbox, sandbox, writeWave } from "../helpers/world.js";
+import { agentSandbox, sandbox, writeIssues, writeWave } from "../helpers/world.js";
 
 // Start-up cost is the modules a command loads (issue #14): `--version`, `--help` and the read
 // commands declare every command but import only what they run (src/cli/main.ts). This counts the
@@ -84,7 +84,10 @@ describe("lazy CLI: what a command loads", () => {
   });
 
   it("start runs a wave (implement, a revision, review) without TypeBox, execa, ajv's compiler, the queue or the dashboard", async () => {
-    const sb = agentSandbox(tmp);
+    // Issues from a Beads-shaped file: each is checked by the precompiled issue check.
+    const issues = path.join(tmp.make("dx-lazy-issues-"), "issues.jsonl");
+    writeIssues(issues, ["ok-1", "rev-1"]);
+    const sb = agentSandbox(tmp, { tracker: { type: "file", path: issues } });
     const r = await loaded(["start", "--config", sb.configPath, "--items", "ok-1,rev-1", "--wave-id", "lazy-1"], sb.root);
     expect(r.code).toBe(0);
     const notForStart = new Set(["bullmq", "ioredis", "opentelemetry", "prom-client", "execa", "ajv compiler", "typebox", "the queue", "the dashboard"]);
@@ -93,5 +96,6 @@ describe("lazy CLI: what a command loads", () => {
     expect(r.files.some((f) => f.endsWith("/dist/contract/implement-validator.generated.js"))).toBe(true);
     expect(r.files.some((f) => f.endsWith("/dist/contract/review-validator.generated.js"))).toBe(true);
     expect(r.files.some((f) => f.endsWith("/dist/controller/controller.js"))).toBe(true);
+    expect(r.files.some((f) => f.endsWith("/dist/tracker/issue-check.generated.js"))).toBe(true);
   });
 });

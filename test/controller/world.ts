@@ -203,6 +203,8 @@ export class FakeRunner implements RunnerPort {
   readonly stops: string[] = [];
   /** Every start and stop in order, as "start <run_instance>" / "stop <run_instance>". */
   readonly calls: string[] = [];
+  /** Set by a test to play a runner that reads the agent's stream. */
+  signals?: RunnerPort["signals"];
   /** Every health check, as "<clock ms> <run_instance>". */
   readonly checks: string[] = [];
   /** How many events the ledger held at each stop (set by World), to order stops against events. */
