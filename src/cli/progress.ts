@@ -2,7 +2,6 @@ import type { Progress } from "../app/progress-port.js";
 import type { RunEnd } from "../controller/controller.js";
 import type { WaveState } from "../core/state.js";
 import type { CommandContext } from "./main.js";
-import { createLiveTable } from "./live-table.js";
 import { describeEvent } from "./describe.js";
 import { renderEndLine } from "./render-table.js";
 import { warningText } from "./io.js";
@@ -31,7 +30,8 @@ function alreadyApprovedOf(s: WaveState): { beads_id: string; by_wave: string }[
   return s.items.filter((i) => i.reason_code.startsWith(p)).map((i) => ({ beads_id: i.beads_id, by_wave: i.reason_code.slice(p.length) }));
 }
 
-export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: boolean }): Progress {
+/** Loads the live table (log-update and its ~30 modules) only for a terminal that shows it. */
+export async function createProgress(ctx: CommandContext, o: { json: boolean; plain?: boolean }): Promise<Progress> {
   const { io } = ctx;
   if (o.json) {
     return {
@@ -42,7 +42,7 @@ export function createProgress(ctx: CommandContext, o: { json: boolean; plain?: 
       end: (s, end) => io.out(JSON.stringify(summaryOf(s, end))),
     };
   }
-  if (io.stdoutIsTty && !o.plain && ctx.env.DX_BATCH_NO_LIVE !== "1") return createLiveTable(ctx);
+  if (io.stdoutIsTty && !o.plain && ctx.env.DX_BATCH_NO_LIVE !== "1") return (await import("./live-table.js")).createLiveTable(ctx);
   return {
     onEvent: (e, s) => {
       const line = describeEvent(e, s);

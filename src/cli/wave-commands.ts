@@ -129,7 +129,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
         allowMissing: o.allowMissing === true,
         keepFailed: o.keepFailed === true,
       };
-      const progress = createProgress(ctx, { json: o.json === true });
+      const progress = await createProgress(ctx, { json: o.json === true });
       ctx.setExit(await startWave(c, input, progress));
     });
 
@@ -147,7 +147,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
       const { createProgress } = await import("./progress.js");
       const c = openContext(ctx, { config: o.config });
       const waveId = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
-      const progress = createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
+      const progress = await createProgress(ctx, { json: o.json === true, plain: o.detachedChild === true });
       ctx.setExit(await resumeWave(c, waveId, progress, { asStart: o.detachedChild === true }));
     });
 
@@ -170,7 +170,7 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
       const { createProgress } = await import("./progress.js");
       const c = openContext(ctx, { config: o.config });
       const source = waveIdOrLatest(c, o.waveId, (line) => ctx.io.err(line));
-      const progress = createProgress(ctx, { json: o.json === true });
+      const progress = await createProgress(ctx, { json: o.json === true });
       const input: RetryInput = {
         failed: o.failed === true,
         blocked: o.blocked === true,
