@@ -15,22 +15,28 @@
 //   dies of SIGPIPE because of the cap. head's stdout is stdio-buffered; where coreutils' stdbuf
 //   exists it is made unbuffered, so log growth (a progress signal) is seen as it happens;
 // - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
-//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends);
+//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends). It looks
+//   at the worktree (below) first, so git overlaps the pump's last steps;
 // - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks anything
-//   (cgroup.ts), and the agent does not see the variable. At the end it steps back out to the
-//   cgroup it came from and removes the job's, which works only if nothing of the job is left in
-//   it: a job whose launcher died leaves no empty cgroup behind, one with escapees keeps it.
+//   (cgroup.ts), and the agent does not see the variable. Its launcher removes the cgroup once it
+//   sees the wrapper exit (start.ts), off the job's way to its end (issue #14). A wrapper whose
+//   launcher is gone (its parent is not the launcher pid it was given, read from /proc/$$/stat by
+//   the shell itself; without /proc, always) steps back out to the cgroup it came from and removes
+//   the job's at the end, which works only if nothing of the job is left in it: a job whose
+//   launcher died leaves no empty cgroup behind, one with escapees keeps it.
 // - after a clean exit (0) it looks at the worktree once, before the rc: the commits since the
 //   attempt's start (`git rev-list --count`) and `git status --porcelain=v2 --branch -z` into
-//   `<rc>.wt` (tmp + rename). The runner's exit check and the controller's post-implement checks
-//   read that file instead of spawning git from the controller (issue #14); without it (git
-//   failed, an older wrapper) they run git themselves as before. git runs with the repository
-//   variables unset and without optional locks, as the runner's own probe does.
+//   `<rc>.wt`. It is written in place, with no rename (a process): it is read only once the rc
+//   exists (check.ts), and the rc is renamed into place after it. The runner's exit check and the
+//   controller's post-implement checks read that file instead of spawning git from the controller
+//   (issue #14); without it (git failed, an older wrapper) they run git themselves as before. git
+//   runs with the repository variables unset and without optional locks, as the runner's own
+//   probe does.
 //
 // Positional parameters: $1 tools PATH (for head, fold, grep, git, …), $2 rc path, $3 cap in
 // bytes, $4 the worktree to look at after a clean exit ("" = none), $5 HEAD at the start ("" =
-// unborn: all of HEAD's history), then the agent argv. The agent runs with the PATH it was given
-// in its environment.
+// unborn: all of HEAD's history), $6 the launcher's pid, then the agent argv. The agent runs with
+// the PATH it was given in its environment.
 export const WRAPPER_SCRIPT = `
 trap '' TERM INT HUP
 job_cgroup=\${DX_BATCH_CGROUP_DIR:-}
@@ -41,12 +47,13 @@ rc=$2
 cap=$3
 wt=$4
 base=$5
-shift 5
+launcher=$6
+shift 6
 wrapper=$$
 pump_done=
 trap 'pump_done=1' USR1
 fifo="$rc.fifo"
-rm -f "$fifo"
+if [ -e "$fifo" ] || [ -h "$fifo" ]; then rm -f "$fifo"; fi
 mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (umask 077; echo 125 > "$rc.tmp") && mv -f "$rc.tmp" "$rc"; exit 125; }
 (
   if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head -c "$cap"; else head -c "$cap"; fi
@@ -62,22 +69,26 @@ trap ':' TERM INT HUP
 PATH=$agent_path "$@" >&3 2>&3 3>&-
 code=$?
 exec 3>&-
+if [ "$code" = 0 ] && [ -n "$wt" ]; then
+  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_COMMON_DIR GIT_OBJECT_DIRECTORY GIT_PREFIX GIT_NAMESPACE
+  GIT_OPTIONAL_LOCKS=0; LC_ALL=C; export GIT_OPTIONAL_LOCKS LC_ALL
+  if [ -n "$base" ]; then range="$base..HEAD"; else range=HEAD; fi
+  umask 077
+  { git -C "$wt" rev-list --count "$range" 2>/dev/null || echo 0; git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal 2>/dev/null; } > "$rc.wt" < /dev/null || rm -f "$rc.wt"
+fi
 if [ -z "$pump_done" ]; then
   sleep 2 &
   timer=$!
   [ -z "$pump_done" ] && wait "$timer"
   kill -KILL "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
 fi
-if [ "$code" = 0 ] && [ -n "$wt" ]; then
-  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_COMMON_DIR GIT_OBJECT_DIRECTORY GIT_PREFIX GIT_NAMESPACE
-  GIT_OPTIONAL_LOCKS=0; LC_ALL=C; export GIT_OPTIONAL_LOCKS LC_ALL
-  if [ -n "$base" ]; then range="$base..HEAD"; else range=HEAD; fi
-  umask 077
-  if { git -C "$wt" rev-list --count "$range" 2>/dev/null || echo 0; git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal 2>/dev/null; } > "$rc.wt.tmp" < /dev/null
-  then mv -f "$rc.wt.tmp" "$rc.wt"; else rm -f "$rc.wt.tmp"; fi
+umask 077
+echo "$code" > "$rc.tmp" && mv -f "$rc.tmp" "$rc"
+if [ -n "$job_cgroup" ]; then
+  parent=
+  { read -r _ _ _ parent _ < "/proc/$$/stat"; } 2>/dev/null
+  if [ "$parent" != "$launcher" ]; then { echo $$ > "\${job_cgroup%/*/*}/cgroup.procs" && rmdir "$job_cgroup"; } 2>/dev/null; fi
 fi
-(umask 077; echo "$code" > "$rc.tmp") && mv -f "$rc.tmp" "$rc"
-if [ -n "$job_cgroup" ]; then { echo $$ > "\${job_cgroup%/*/*}/cgroup.procs" && rmdir "$job_cgroup"; } 2>/dev/null; fi
 exit "$code"
 `;
 
@@ -99,11 +110,13 @@ export interface WrapperOptions {
   worktree?: string | null;
   /** HEAD when the job started (null: unborn), the base of the commit count. */
   headAtStart?: string | null;
+  /** The process that spawns the wrapper and removes its cgroup when it exits; default: this one. */
+  launcherPid?: number;
 }
 
 export function wrapperArgs(o: WrapperOptions): string[] {
   const cap = String(Math.max(1, Math.floor(o.capBytes)));
-  return ["-c", WRAPPER_SCRIPT, "sh", o.toolsPath, o.rcPath, cap, o.worktree ?? "", o.headAtStart ?? "", ...o.argv];
+  return ["-c", WRAPPER_SCRIPT, "sh", o.toolsPath, o.rcPath, cap, o.worktree ?? "", o.headAtStart ?? "", String(o.launcherPid ?? process.pid), ...o.argv];
 }
 
 /** Where the wrapper leaves its look at the worktree after a clean exit. */

@@ -15,6 +15,7 @@ import {
   ownCgroupDir,
   parseCgroup2Mount,
   prepareJobCgroup,
+  releaseJobCgroup,
   storeScope,
 } from "../../src/runner/cgroup.js";
 import { scanMarked } from "../../src/runner/marked-procs.js";
@@ -194,27 +195,44 @@ describe.skipIf(NO_CGROUP !== null)("per-job cgroup v2", () => {
     expect(existsSync(dir ?? "/nonexistent")).toBe(false);
   });
 
-  it("the wrapper alone (its launcher gone) moves in, hides the variable from the agent, and removes its cgroup at the end", async () => {
+  /** Run the wrapper with a fresh job cgroup; `orphan`: through a shell that exits at once, so its launcher is gone. */
+  async function runWrapper(orphan: boolean): Promise<{ rc: string; out: string; leaf: string; ri: string }> {
     const dir = tempDir("dx-cg-wrap-");
     const ri = `ri-cgw-${randomBytes(4).toString("hex")}`;
     const env = prepareJobCgroup(dir, "wave-cgw", ri);
     const leaf = env[CGROUP_DIR_VAR];
-    expect(leaf).toBeDefined();
+    if (leaf === undefined) throw new Error("no job cgroup");
     const rc = path.join(dir, "job.rc");
     const out = path.join(dir, "agent.out");
     const agent = ["/bin/sh", "-c", `cat /proc/self/cgroup > ${out}; env >> ${out}`];
-    const child = spawn(SHELL, wrapperArgs({ rcPath: rc, capBytes: 1 << 20, argv: agent, toolsPath: wrapperToolsPath() }), {
-      env: { ...process.env, ...env },
-      detached: true,
-      stdio: "ignore",
-    });
+    const args = wrapperArgs({ rcPath: rc, capBytes: 1 << 20, argv: agent, toolsPath: wrapperToolsPath() });
+    const child = orphan
+      ? spawn("/bin/sh", ["-c", '"$@" &', "sh", SHELL, ...args], { env: { ...process.env, ...env }, detached: true, stdio: "ignore" })
+      : spawn(SHELL, args, { env: { ...process.env, ...env }, detached: true, stdio: "ignore" });
     trackGroup(child.pid ?? 0);
     await new Promise((r) => child.once("exit", r));
+    await waitFor(() => existsSync(rc), "the wrapper's rc");
+    return { rc, out, leaf, ri };
+  }
+
+  it("the wrapper alone (its launcher gone) moves in, hides the variable from the agent, and removes its cgroup at the end", async () => {
+    const { rc, out, leaf } = await runWrapper(true);
     expect(readFileSync(rc, "utf8").trim()).toBe("0");
     const seen = readFileSync(out, "utf8");
-    expect(seen).toContain(`0::${leaf?.slice(leaf.indexOf("/dx-batch/")) ?? "?"}`);
+    expect(seen).toContain(`0::${leaf.slice(leaf.indexOf("/dx-batch/"))}`);
     expect(seen).not.toContain(`${CGROUP_DIR_VAR}=`);
-    expect(existsSync(leaf ?? "/nonexistent")).toBe(false);
+    await waitFor(() => !existsSync(leaf), "the wrapper to remove its cgroup");
+  });
+
+  it("a wrapper whose launcher lives leaves the empty cgroup to it, which removes it once the wrapper has exited", async () => {
+    const { rc, out, leaf, ri } = await runWrapper(false);
+    expect(readFileSync(rc, "utf8").trim()).toBe("0");
+    expect(readFileSync(out, "utf8")).toContain(`0::${leaf.slice(leaf.indexOf("/dx-batch/"))}`);
+    // The wrapper has exited: its cgroup is empty and still there, for the launcher to remove.
+    expect(existsSync(leaf)).toBe(true);
+    expect(readFileSync(path.join(leaf, "cgroup.procs"), "utf8")).toBe("");
+    releaseJobCgroup(ri);
+    expect(existsSync(leaf)).toBe(false);
   });
 
   it("a job that exits on its own leaves no cgroup behind", async () => {

@@ -83,7 +83,9 @@ async function observe(ctx: BuiltinContext, ref: JobRef, meta: JobMeta, p: JobPa
 
 async function probe(stage: CheckStage, o: Observed, always: boolean, p: JobPaths): Promise<Probed> {
   const cpu = stage === "running" && o.pgid !== null ? await groupCpuSeconds(o.pgid) : null;
-  const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta, stage === "finished" ? worktreeEndPath(p.rc) : null) : null;
+  // The wrapper's look is whole only once the rc is there (wrapper.ts writes it first).
+  const endFile = stage === "finished" && o.rc !== null ? worktreeEndPath(p.rc) : null;
+  const worktree = wantsWorktree(stage, o, cpu, always) ? await worktreeFacts(o.meta, endFile) : null;
   const tail = wantsQuotaScan(stage, o) ? scanLogTail(o.meta.log_path) : { quota: false, transient: false };
   return { cpu_sec: cpu, worktree, quota_in_log: tail.quota, transient_in_log: tail.transient };
 }

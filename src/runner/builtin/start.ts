@@ -238,9 +238,10 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
   };
   child.once("exit", () => {
     exited = true;
-    releaseJobCgroup(spec.run_instance, ctx.env);
     if (isRecorded) drop();
     ctx.notifyExit(ref, readIntFile(p.rc));
+    // The wrapper leaves its (now empty) cgroup to us while we live (wrapper.ts).
+    releaseJobCgroup(spec.run_instance, ctx.env);
   });
   const recorded = (): void => {
     isRecorded = true;
