@@ -95,15 +95,25 @@ export interface ReviewDiff {
 
 export const REVIEW_DIFF_CAP_BYTES = 200 * 1024;
 
-/** `git diff --stat` and the patch of from..to (from null: everything up to `to`). */
+/**
+ * `git diff --stat` and the patch of from..to (from null: everything up to `to`), from one git
+ * process (`--stat --patch`: the stat, an empty line, then the patch), as a review's dispatch
+ * waits for it (issue #14).
+ */
 export async function rangeDiff(worktree: string, from: string | null, to: string, capBytes = REVIEW_DIFF_CAP_BYTES): Promise<ReviewDiff> {
   const base = from ?? EMPTY_TREE;
-  const stat = await git(["diff", "--stat", "--no-color", base, to], { cwd: worktree });
-  const patch = await git(["diff", "--no-color", "--no-ext-diff", base, to], { cwd: worktree });
-  const full = patch.ok ? patch.stdout : `(git diff failed: ${patch.error ?? patch.stderr.trim()})`;
-  const buf = Buffer.from(full);
+  const r = await git(["diff", "--stat", "--patch", "--no-color", "--no-ext-diff", base, to], { cwd: worktree });
+  const { stat, patch } = r.ok ? splitStatPatch(r.stdout) : { stat: "", patch: `(git diff failed: ${r.error ?? r.stderr.trim()})` };
+  const buf = Buffer.from(patch);
   const truncated = buf.length > capBytes;
-  return { stat: stat.ok ? stat.stdout.trimEnd() : "", patch: truncated ? cutAtLine(buf, capBytes) : full, bytes: buf.length, truncated };
+  return { stat, patch: truncated ? cutAtLine(buf, capBytes) : patch, bytes: buf.length, truncated };
+}
+
+/** `--stat --patch` output into its two parts. A path with a newline is quoted by git, so the first empty line ends the stat. */
+export function splitStatPatch(out: string): { stat: string; patch: string } {
+  if (out.startsWith("diff --git ")) return { stat: "", patch: out };
+  const at = out.indexOf("\n\ndiff --git ");
+  return at < 0 ? { stat: out.trimEnd(), patch: "" } : { stat: out.slice(0, at).trimEnd(), patch: out.slice(at + 2) };
 }
 
 /** The first `cap` bytes, ending at the last whole line (no half line, no broken UTF-8 sequence). */

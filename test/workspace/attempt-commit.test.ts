@@ -74,6 +74,27 @@ describe("rangeDiff and the review prompt", () => {
     expect(d.bytes).toBe(Buffer.byteLength(d.patch));
   });
 
+  it("one git process gives the same stat and patch as `git diff --stat` and `git diff` apart", async () => {
+    const base = git(repo, "rev-parse", "HEAD");
+    writeFileSync(path.join(repo, "a.txt"), "alpha\n");
+    writeFileSync(path.join(repo, "bin.dat"), Buffer.from([0, 1, 2, 0]));
+    writeFileSync(path.join(repo, "README.md"), "# demo\nmore\n");
+    mkdirSync(path.join(repo, "dir with space"));
+    writeFileSync(path.join(repo, "dir with space", "b\nc.txt"), "odd name\n");
+    git(repo, "add", "-A");
+    git(repo, "commit", "-q", "-m", "changes");
+    git(repo, "rm", "-q", ".gitignore");
+    git(repo, "commit", "-q", "-m", "rm");
+    const head = git(repo, "rev-parse", "HEAD");
+    const apart = (...a: string[]) => execFileSync("git", ["diff", "--no-color", ...a, base, head], { cwd: repo, encoding: "utf8" });
+    const d = await rangeDiff(repo, base, head);
+    expect(d.stat).toBe(apart("--stat").trimEnd());
+    // As before: the patch without git's final newline.
+    expect(d.patch).toBe(apart("--no-ext-diff").replace(/\n$/, ""));
+    // No change at all: both empty.
+    expect(await rangeDiff(repo, head, head)).toEqual({ stat: "", patch: "", bytes: 0, truncated: false });
+  });
+
   it("over the cap: cut at the last whole line, and the prompt says so and names the range", async () => {
     const base = git(repo, "rev-parse", "HEAD");
     writeFileSync(path.join(repo, "big.txt"), Array.from({ length: 200 }, (_, i) => `line ${i} é\n`).join(""));
