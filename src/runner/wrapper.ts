@@ -13,7 +13,9 @@
 //   `log_size_capped` line and keeps only lines carrying the contract marker (bounded by fold, so
 //   a 50 MB line never sits in memory). The pump keeps draining, so the agent never blocks or
 //   dies of SIGPIPE because of the cap. head's stdout is stdio-buffered; where coreutils' stdbuf
-//   exists it is made unbuffered, so log growth (a progress signal) is seen as it happens;
+//   exists it is made unbuffered, so log growth (a progress signal) is seen as it happens. The
+//   pump removes the fifo's name once both ends are open (its redirection has returned), so the
+//   agent starts without waiting for that `rm`;
 // - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
 //   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends). It looks
 //   at the worktree (below) first, so git overlaps the pump's last steps;
@@ -56,6 +58,7 @@ fifo="$rc.fifo"
 if [ -e "$fifo" ] || [ -h "$fifo" ]; then rm -f "$fifo"; fi
 mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (umask 077; echo 125 > "$rc.tmp") && mv -f "$rc.tmp" "$rc"; exit 125; }
 (
+  rm -f "$fifo"
   if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head -c "$cap"; else head -c "$cap"; fi
   if [ "$(head -c 1 | wc -c)" -gt 0 ]; then
     printf '\\n[dx-batch] log_size_capped: output beyond %s bytes discarded; contract lines kept\\n' "$cap"
@@ -64,7 +67,6 @@ mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (um
   kill -USR1 "$wrapper" 2>/dev/null
 ) < "$fifo" &
 exec 3> "$fifo"
-rm -f "$fifo"
 trap ':' TERM INT HUP
 PATH=$agent_path "$@" >&3 2>&3 3>&-
 code=$?
