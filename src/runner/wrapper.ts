@@ -17,8 +17,9 @@
 //   pump removes the fifo's name once both ends are open (its redirection has returned), so the
 //   agent starts without waiting for that `rm`;
 // - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
-//   wrapper waits for the pump at most 2 s (woken at once by USR1 when the pump ends). It looks
-//   at the worktree (below) first, so git overlaps the pump's last steps;
+//   wrapper waits for the pump at most 2 s (a `sleep` it waits on, which the pump's USR1 kills:
+//   a USR1 that lands between the check and the wait must not cost the 2 s). It looks at the
+//   worktree (below) first, so git overlaps the pump's last steps;
 // - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks anything
 //   (cgroup.ts), and the agent does not see the variable. Its launcher removes the cgroup once it
 //   sees the wrapper exit (start.ts), off the job's way to its end (issue #14). A wrapper whose
@@ -53,7 +54,8 @@ launcher=$6
 shift 6
 wrapper=$$
 pump_done=
-trap 'pump_done=1' USR1
+timer=
+trap 'pump_done=1; if [ -n "$timer" ]; then kill -KILL "$timer" 2>/dev/null; fi' USR1
 fifo="$rc.fifo"
 if [ -e "$fifo" ] || [ -h "$fifo" ]; then rm -f "$fifo"; fi
 mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (umask 077; echo 125 > "$rc.tmp") && mv -f "$rc.tmp" "$rc"; exit 125; }
