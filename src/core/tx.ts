@@ -58,7 +58,9 @@ export class Tx {
     if (this.copied.has(i)) return cur;
     // The first write of the step copies the array (shared with the previous state until then).
     if (this.s.items === this.prevItems) this.s.items = this.prevItems.slice();
-    const copy: ItemState = { ...cur, history: cur.history.slice(), carry: { ...cur.carry } };
+    // carry is copied field by field: `{ ...carry }` gives most copies a map of their own (issue #14).
+    const carry = { findings: cur.carry.findings, failure: cur.carry.failure, summary: cur.carry.summary };
+    const copy: ItemState = { ...cur, history: cur.history.slice(), carry };
     this.s.items[i] = copy;
     this.copied.add(i);
     return copy;

@@ -199,7 +199,7 @@ function onImplementContract(f: Finish, c: ImplementContract | null): void {
         );
       }
       write(f, "success", tx.s.policy.require_review ? ItemReason.implement_completed_pending_review : ItemReason.approved_no_review, c);
-      it.carry = { ...it.carry, summary: c.summary ?? null };
+      it.carry = { findings: it.carry.findings, failure: it.carry.failure, summary: c.summary ?? null };
       if (!tx.s.policy.require_review) return settle(tx, it, "approved", ItemReason.approved_no_review, null);
       if (!hasReviewer(tx.s, it.implementer)) return settle(tx, it, "blocked", ItemReason.no_review_provider, "no provider may review this item");
       it.phase = "review";
