@@ -90,7 +90,18 @@ describe("lazy CLI: what a command loads", () => {
     const sb = agentSandbox(tmp, { tracker: { type: "file", path: issues } });
     const r = await loaded(["start", "--config", sb.configPath, "--items", "ok-1,rev-1", "--wave-id", "lazy-1"], sb.root);
     expect(r.code).toBe(0);
-    const notForStart = new Set(["bullmq", "ioredis", "opentelemetry", "prom-client", "log-update", "execa", "ajv compiler", "typebox", "the queue", "the dashboard"]);
+    const notForStart = new Set([
+      "bullmq",
+      "ioredis",
+      "opentelemetry",
+      "prom-client",
+      "log-update",
+      "execa",
+      "ajv compiler",
+      "typebox",
+      "the queue",
+      "the dashboard",
+    ]);
     expect(heavyIn(r.files).filter((h) => notForStart.has(h.slice(0, h.indexOf(":"))))).toEqual([]);
     // The contracts were judged by the precompiled validators, and the runner and controller ran.
     expect(r.files.some((f) => f.endsWith("/dist/contract/implement-validator.generated.js"))).toBe(true);
