@@ -19,6 +19,7 @@ import { createWaveFiles } from "./wave-files.js";
 import { killGroup } from "./kill-group.js";
 import { repairOutcomes } from "./repair-outcomes.js";
 import { notifyWaveEnd } from "./notify-wave.js";
+import { isOver, tidyEndedWave } from "./tidy-ended.js";
 
 // `cancel` (SPEC §2): a live controller is asked (SIGUSR1) and given 30 s to stop its jobs, record
 // the cancel and exit; if it does not, it is killed and the cancel is finished here, exactly as
@@ -69,6 +70,7 @@ export async function cancelWave(c: AppContext, waveId: string, log: (l: string)
   const w = await readOrStopProcesses(c, waveId, log);
   if (!w) throw waveNotFound(waveId);
   if (isTerminalWave(w.state.status)) {
+    if (isOver(w.state.status) && w.snapshot !== "ok") await tidyEndedWave(c.layout, waveId, log);
     throw new DxError("wave_already_terminal", `wave ${waveId} is already ${w.state.status}`, { params: { wave_id: waveId } });
   }
   const lock = currentLock(c.layout, waveId);

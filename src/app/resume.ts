@@ -6,6 +6,7 @@ import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { readWave } from "./read-wave.js";
 import { redoReleases, repairOutcomes } from "./repair-outcomes.js";
+import { isOver, tidyEndedWave } from "./tidy-ended.js";
 import { runWave } from "./run-wave.js";
 import { openRuntime } from "./wire.js";
 import { createWaveFiles } from "./wave-files.js";
@@ -42,6 +43,7 @@ export function configForResume(recorded: ResolvedConfig, current: ResolvedConfi
 export async function resumeWave(c: AppContext, waveId: string, progress: Progress, o: { asStart?: boolean } = {}): Promise<number> {
   const before = await readWave(c.layout, waveId);
   if (!before) throw waveNotFound(waveId);
+  if (isOver(before.state.status) && before.snapshot !== "ok") await tidyEndedWave(c.layout, waveId, (l) => progress.log(l));
   refuseIfNotResumable(before.state.status, before.state.reason_code, waveId);
   // The OS lock first (a frozen holder keeps it: refused), then controller.lock at an epoch above
   // any the ledger knows (SPEC §15.3).
@@ -72,7 +74,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
 }
 
 function refuseIfNotResumable(status: string, reason: string, waveId: string): void {
-  if (status === "completed" || status === "cancelled") {
+  if (isOver(status)) {
     throw new DxError("wave_already_terminal", `wave ${waveId} is ${status}; there is nothing to resume`, { params: { wave_id: waveId } });
   }
   if (status === "failed" && !RESUMABLE_FAILURES.some((r) => reason.startsWith(r))) {

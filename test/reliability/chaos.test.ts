@@ -242,6 +242,9 @@ async function resume(c: RunCtx, t: Trigger | null): Promise<boolean> {
   }
   const exit = await waitExit(p, RESUME_CEILING_MS, `${c.waveId} resume`);
   if (exit.code === 0 || exit.code === 4) return true;
+  // The controller killed last had written the wave's end already: nothing is left to resume. This
+  // resume tidied what it had not finished (app/tidy-ended.ts); the checks below see the result.
+  if (exit.code === 1 && /^error: wave_already_terminal: /m.test(p.stderr())) return true;
   c.violations.push(`${c.waveId}: resume exited ${String(exit.code ?? exit.signal)}\n${tail(p.stderr())}`);
   return false;
 }
