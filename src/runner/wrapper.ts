@@ -18,8 +18,9 @@
 //   agent starts without waiting for that `rm`;
 // - a grandchild that keeps the output open cannot hold the rc back: after the agent exits the
 //   wrapper waits for the pump at most 2 s (a `sleep` it waits on, which the pump's USR1 kills:
-//   a USR1 that lands between the check and the wait must not cost the 2 s). It looks at the
-//   worktree (below) first, so git overlaps the pump's last steps;
+//   a USR1 that lands between the check and the wait must not cost the 2 s). The trap forgets the
+//   timer before it is reaped, so a late USR1 never signals a pid that may have been reused. It
+//   looks at the worktree (below) first, so git overlaps the pump's last steps;
 // - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks anything
 //   (cgroup.ts), and the agent does not see the variable. Its launcher removes the cgroup once it
 //   sees the wrapper exit (start.ts), off the job's way to its end (issue #14). A wrapper whose
@@ -84,7 +85,8 @@ if [ -z "$pump_done" ]; then
   sleep 2 &
   timer=$!
   [ -z "$pump_done" ] && wait "$timer"
-  kill -KILL "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
+  t=$timer; timer=
+  kill -KILL "$t" 2>/dev/null; wait "$t" 2>/dev/null
 fi
 umask 077
 echo "$code" > "$rc.tmp" && mv -f "$rc.tmp" "$rc"
