@@ -84,3 +84,9 @@ export async function redoReleases(layout: Layout, waveId: string, nowMs: number
   }
   return done;
 }
+
+/** Both repairs, as resume does them before it runs a wave again, each said in one log line. */
+export async function redoEffects(layout: Layout, waveId: string, log: (line: string) => void): Promise<void> {
+  for (const f of await repairOutcomes(layout, waveId)) log(`wrote a file a crashed controller had not made durable: ${f}`);
+  for (const r of await redoReleases(layout, waveId, Date.now())) log(`${r} (its event was recorded, its effect was not)`);
+}

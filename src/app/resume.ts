@@ -5,7 +5,7 @@ import { createLayout } from "../store/layout.js";
 import type { AppContext } from "./context.js";
 import type { Progress } from "./progress-port.js";
 import { readWave } from "./read-wave.js";
-import { redoReleases, repairOutcomes } from "./repair-outcomes.js";
+import { redoEffects } from "./repair-outcomes.js";
 import { isOver, tidyEndedWave } from "./tidy-ended.js";
 import { runWave } from "./run-wave.js";
 import { openRuntime } from "./wire.js";
@@ -57,8 +57,7 @@ export async function resumeWave(c: AppContext, waveId: string, progress: Progre
     const config = configForResume(w.state.config, c.config);
     const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
     progress.waveId(waveId);
-    for (const f of await repairOutcomes(c2.layout, waveId)) progress.log(`wrote a file a crashed controller had not made durable: ${f}`);
-    for (const r of await redoReleases(c2.layout, waveId, Date.now())) progress.log(`${r} (its event was recorded, its effect was not)`);
+    await redoEffects(c2.layout, waveId, (l) => progress.log(l));
     const files = createWaveFiles(c2, waveId, lock, w.state.seq);
     return await runWave(
       c2,

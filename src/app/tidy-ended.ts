@@ -2,7 +2,7 @@ import type { Layout } from "../store/layout.js";
 import { holdOsLock, osLockPath } from "../store/os-lock.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { readWave } from "./read-wave.js";
-import { redoReleases, repairOutcomes } from "./repair-outcomes.js";
+import { redoEffects } from "./repair-outcomes.js";
 
 // resume and cancel of a wave that is over: nothing to run, but what its controller may not have
 // finished at its end is finished here.
@@ -24,8 +24,7 @@ export async function tidyEndedWave(layout: Layout, waveId: string, log: (line: 
   try {
     const w = await readWave(layout, waveId);
     if (!w || !isOver(w.state.status) || w.snapshot === "ok") return;
-    for (const f of await repairOutcomes(layout, waveId)) log(`wrote a file a crashed controller had not made durable: ${f}`);
-    for (const r of await redoReleases(layout, waveId, Date.now())) log(`${r} (its event was recorded, its effect was not)`);
+    await redoEffects(layout, waveId, log);
     writeSnapshot(layout.waveState(waveId), w.state);
     log(`wave_state.json brought up to date with the ledgers (seq ${w.state.seq})`);
   } finally {
