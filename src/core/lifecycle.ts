@@ -73,7 +73,12 @@ export function lastRecord(it: ItemState): AttemptRecord {
   return copy;
 }
 
-const OPTIONAL_RECORD_FIELDS: ReadonlySet<string> = new Set<keyof AttemptRecord>(["range", "auto_commit", "usage", "log_path", "head_at_dispatch"]);
+/** The keys an attempt record may lack. */
+type OptionalKey = { [K in keyof AttemptRecord]-?: undefined extends AttemptRecord[K] ? K : never }[keyof AttemptRecord];
+// Every optional field, checked by the compiler: a field added to AttemptRecord and missing here
+// would be dropped by copyRecord, so the build fails instead.
+const OPTIONAL_FIELDS: { readonly [K in OptionalKey]: true } = { range: true, auto_commit: true, usage: true, log_path: true, head_at_dispatch: true };
+const OPTIONAL_RECORD_FIELDS: ReadonlySet<string> = new Set(Object.keys(OPTIONAL_FIELDS));
 
 /**
  * A copy of an attempt record, with its keys in the same order (so its JSON is the same). Not
