@@ -355,7 +355,7 @@ export class LedgerWriter {
   private durableSeq: number;
   private readonly maxOpen: number;
   /** Open append descriptors, in least-recently-used order. */
-  private readonly fds = new Map<string, { fd: number; syncDir: boolean }>();
+  private readonly fds = new Map<string, Handle>();
   /** The size of each file after this writer's last append to it: anything beyond is foreign. */
   private readonly sizes = new Map<string, number>();
   /** The size of each file as of its last sync: a failed sync cuts the file back to it. */
@@ -365,6 +365,12 @@ export class LedgerWriter {
   private readonly foreign: ForeignMove[] = [];
   /** Files whose tail this writer has checked (and repaired) since it last failed to write them. */
   private readonly checked = new Set<string>();
+  /**
+   * The size of each checked file whose descriptor was evicted, by item ("" for the wave ledger),
+   * in place of its entries in the maps above. Keyed by the item id the wave state holds anyway,
+   * not by the file's path: about 40 bytes per item instead of some 220 (issue #14, flat memory).
+   */
+  private readonly evicted = new Map<string, number>();
   private readonly dirs = new Set<string>();
   private readonly repaired: TornTailRepair[] = [];
   private readonly epoch: number | undefined;
@@ -553,7 +559,7 @@ export class LedgerWriter {
     return now;
   }
 
-  private open(file: string, item: string | null): { fd: number; syncDir: boolean } {
+  private open(file: string, item: string | null): Handle {
     const cached = this.fds.get(file);
     if (cached !== undefined) {
       this.fds.delete(file);
@@ -565,13 +571,21 @@ export class LedgerWriter {
       ensureDir(dir);
       this.dirs.add(dir);
     }
+    const known = this.evicted.get(item ?? "");
+    if (known !== undefined) {
+      // Written and checked by this writer before its descriptor was evicted: as if never closed.
+      this.evicted.delete(item ?? "");
+      this.sizes.set(file, known);
+      this.durableSizes.set(file, known);
+      this.checked.add(file);
+    }
     if (!this.checked.has(file)) {
       const repair = repairTornTail(file);
       if (repair !== null) this.repaired.push(repair);
       this.checked.add(file);
     }
     const existed = existsSync(file);
-    const handle = { fd: openNoFollow(file, "append"), syncDir: !existed };
+    const handle: Handle = { fd: openNoFollow(file, "append"), syncDir: !existed, key: item ?? "" };
     if (!this.sizes.has(file)) {
       // First open by this writer: what follows the last event that belongs here is foreign.
       const rfd = openNoFollow(file, "readWrite");
@@ -584,16 +598,28 @@ export class LedgerWriter {
       this.sizes.set(file, fstatSync(handle.fd).size);
     }
     this.fds.set(file, handle);
-    this.evict();
+    this.evict(file);
     return handle;
   }
 
-  /** Close the least recently used descriptors beyond maxOpen; a file awaiting its sync keeps its own. */
-  private evict(): void {
+  /**
+   * Close the least recently used descriptors beyond maxOpen; a file awaiting its sync keeps its own.
+   * What the writer knows of an evicted file moves to `evicted`, by item. `opening` is the file
+   * being opened for a write: with every other descriptor awaiting its sync, it is the least recent
+   * clean one, and closing it would leave the write a closed descriptor.
+   */
+  private evict(opening: string | null = null): void {
     if (this.fds.size <= this.maxOpen) return;
-    for (const file of [...this.fds.keys()]) {
+    for (const [file, h] of this.fds) {
       if (this.fds.size <= this.maxOpen) break;
-      if (!this.dirty.has(file)) this.drop(file);
+      if (this.dirty.has(file) || file === opening) continue;
+      this.drop(file);
+      // Not dirty: the size written is the durable one.
+      const size = this.sizes.get(file);
+      if (size !== undefined && this.checked.has(file)) this.evicted.set(h.key, size);
+      this.sizes.delete(file);
+      this.durableSizes.delete(file);
+      this.checked.delete(file);
     }
   }
 
@@ -608,6 +634,9 @@ export class LedgerWriter {
     }
   }
 }
+
+/** An open append descriptor: `syncDir` until the file's creation is durable; `key` as in `evicted`. */
+type Handle = { fd: number; syncDir: boolean; key: string };
 
 /** Cut a failed append back to the last size written; best effort (the disk may be gone too). */
 function truncateBack(fd: number, size: number): void {

@@ -104,6 +104,38 @@ describe("ledger group commit", () => {
     expect((await readLedgerEvents(layout, WAVE_ID)).events).toEqual(events);
   });
 
+  it("more files awaiting their sync than the descriptor cache holds: every line still lands in its own file", async () => {
+    const layout = createLayout(path.join(tmp.make(), "art"));
+    const items = ["x-1", "x-2", "x-3", "x-4"];
+    const ledger = new Ledger({ items }).start();
+    for (const i of items) ledger.dispatch(i, "implement", "opencode");
+    const w = new LedgerWriter(layout, WAVE_ID, { lastSeq: 0, maxOpenFiles: 2 });
+    for (const e of ledger.events) w.write(e);
+    w.sync();
+    w.close();
+    expect((await readLedgerEvents(layout, WAVE_ID)).events).toEqual(ledger.events);
+  });
+
+  it("a file evicted from the descriptor cache is checked again at its next write: foreign bytes are still moved aside", async () => {
+    const layout = createLayout(path.join(tmp.make(), "art"));
+    const ledger = new Ledger({ items: ["x-1", "x-2"] })
+      .start()
+      .dispatch("x-1", "implement", "opencode")
+      .dispatch("x-2", "implement", "opencode")
+      .jobStarted("x-1");
+    const events = ledger.events;
+    const w = new LedgerWriter(layout, WAVE_ID, { lastSeq: 0, maxOpenFiles: 1 });
+    const last = events[events.length - 1];
+    if (last === undefined) throw new Error("empty");
+    // x-1's ledger is written, then evicted by the files written after it.
+    for (const e of events.slice(0, -1)) w.append(e);
+    appendFileSync(layout.itemLedger(WAVE_ID, "x-1"), "garbage\n");
+    w.append(last);
+    expect(w.takeForeignMoves()).toEqual([expect.objectContaining({ file: layout.itemLedger(WAVE_ID, "x-1"), bytes: 8 })]);
+    w.close();
+    expect((await readLedgerEvents(layout, WAVE_ID)).events).toEqual(events);
+  });
+
   it("append is write and sync: durable on return", () => {
     const { events, w } = setUp();
     const [first] = events;
