@@ -102,9 +102,12 @@ function checkRoot(root: string, create: boolean): boolean {
 /**
  * Make `dir` exist (mode 0700) with every directory from its root down checked; outside every
  * registered root it is a plain `mkdir -p`. With `create: false` nothing is made and a missing
- * directory simply ends the walk (for readers, which must never write).
+ * directory simply ends the walk (for readers, which must never write). With `rememberLeaf:
+ * false`, `dir` itself is checked but not added to the trusted set (its parents are): for one
+ * directory per item, checked at each dispatch, which would otherwise stay in the set for the
+ * life of the process, one path for each of a wave's 10,000 items (issue #14, flat memory).
  */
-export function ensureSecureDir(dir: string, opts: { create?: boolean } = {}): void {
+export function ensureSecureDir(dir: string, opts: { create?: boolean; rememberLeaf?: boolean } = {}): void {
   const create = opts.create ?? true;
   const abs = path.resolve(dir);
   if (trusted.has(abs)) return;
@@ -138,7 +141,7 @@ export function ensureSecureDir(dir: string, opts: { create?: boolean } = {}): v
       st = lstatSync(cur);
     }
     checkOwnedDir(cur, st, { isRoot: false });
-    trusted.add(cur);
+    if (cur !== abs || opts.rememberLeaf !== false) trusted.add(cur);
   }
 }
 

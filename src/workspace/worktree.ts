@@ -213,7 +213,7 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
   // workspace_root and the item's directory must be ours (issue #10); the worktree's insides are the agent's.
   try {
     registerStateRoot(opts.workspace_root);
-    ensureSecureDir(itemDir, { create: opts.repo !== null });
+    ensureSecureDir(itemDir, { create: opts.repo !== null, rememberLeaf: false });
   } catch (e) {
     // ensureSecureDir refuses a directory that is not safely ours, or one we may not enter.
     if (isDxError(e)) return fail(e.code === ItemReason.permission_denied ? e.code : ItemReason.artifact_dir_insecure, e.message, e.remedy);
