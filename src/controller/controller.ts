@@ -51,7 +51,6 @@ export class Controller {
   private wakeAtMs: number | null = null;
   private readonly prefetched = new Map<string, Promise<WorktreeResult | null>>();
   private unsubscribe: (() => void) | null = null;
-  private readonly index: Map<string, number>;
 
   constructor(
     private readonly deps: ControllerDeps,
@@ -62,7 +61,6 @@ export class Controller {
       // Recorded, never fatal (SPEC §10); it changes no status, so it has no effects to perform.
       this.session.apply({ event: "tracker_error", item_id, op, reason_code, detail });
     });
-    this.index = new Map(initial.items.map((it, i) => [it.beads_id, i]));
     this.delivery = new DeliveryQueue(deps.delivery ?? null, () => this.shell);
     const shell: Shell = {
       deps,
@@ -304,8 +302,8 @@ export class Controller {
   }
 
   private item(id: string): ItemState {
-    const i = this.index.get(id);
-    const it = i === undefined ? undefined : this.state.items[i];
+    // The core's index, carried from step to step: one map per wave, not a second one here.
+    const it = itemById(this.state, id);
     if (!it) throw new Error(`unknown item ${id}`);
     return it;
   }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { ownString } from "../shared/own-string.js";
 import { execGit } from "../workspace/git.js";
 
 // How the runner sees a worktree change: HEAD, the porcelain status, and the size and mtime of
@@ -44,7 +45,7 @@ export function parsePorcelainV2(out: string): { head: string | null; paths: str
     if (f === "") continue;
     if (f.startsWith("# branch.oid ")) {
       const oid = f.slice("# branch.oid ".length).trim();
-      head = oid === "(initial)" ? null : oid;
+      head = oid === "(initial)" ? null : ownString(oid);
     } else if (f.startsWith("#")) {
       continue;
     } else if (f.startsWith("1 ")) {

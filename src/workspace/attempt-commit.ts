@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { ownString } from "../shared/own-string.js";
 import { commonDirOf, gitDirOf } from "./git-files.js";
 import { git } from "./git.js";
 
@@ -82,7 +83,7 @@ export async function commitLeftovers(o: {
 
 async function headOf(worktree: string): Promise<string | null> {
   const r = await git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], { cwd: worktree });
-  return r.ok ? r.stdout.trim() : null;
+  return r.ok ? ownString(r.stdout.trim()) : null;
 }
 
 export interface ReviewDiff {

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { ownString } from "../shared/own-string.js";
 
 // A worktree's git facts read from git's own files instead of by running git (issue #14: a spawn
 // costs the controller more than the rest of a dispatch). Only the plain layouts are read: a
@@ -56,7 +57,7 @@ export function resolveRefFiles(gitDir: string, commonDir: string, ref: string):
   const loose = read(path.join(perWorktree ? gitDir : commonDir, ref));
   if (loose !== null) {
     const t = loose.trim();
-    return SHA.test(t) ? t : undefined;
+    return SHA.test(t) ? ownString(t) : undefined;
   }
   if (perWorktree) return undefined;
   const packed = read(path.join(commonDir, "packed-refs"));
@@ -66,7 +67,7 @@ export function resolveRefFiles(gitDir: string, commonDir: string, ref: string):
     const sp = line.indexOf(" ");
     if (sp > 0 && line.slice(sp + 1) === ref) {
       const sha = line.slice(0, sp);
-      return SHA.test(sha) ? sha : undefined;
+      return SHA.test(sha) ? ownString(sha) : undefined;
     }
   }
   return null;
@@ -80,7 +81,7 @@ export function headFromFiles(worktree: string): string | null | undefined {
   if (commonDir === undefined) return undefined;
   const head = read(path.join(gitDir, "HEAD"))?.trim();
   if (head === undefined) return undefined;
-  if (SHA.test(head)) return head;
+  if (SHA.test(head)) return ownString(head);
   const ref = /^ref: (refs\/\S+)$/.exec(head)?.[1];
   return ref === undefined ? undefined : resolveRefFiles(gitDir, commonDir, ref);
 }
