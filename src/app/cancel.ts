@@ -163,7 +163,7 @@ async function cancelUnderTenure(c: AppContext, waveId: string, handle: TenureHa
   await repairOutcomes(c2.layout, waveId);
   const files = createWaveFiles(c2, waveId, handle, cur.state.seq);
   const rt = await openRuntime(c2, waveId, { files, lock: handle });
-  const deps = buildDeps(c2, rt, cur.state, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
+  const deps = buildDeps(c2, rt, { onEvent: () => undefined, log, warn: log, waveId: () => undefined, end: () => undefined });
   const controller = new Controller(deps, cur.state);
   controller.session.apply({ event: "controller_acquired", epoch: handle.epoch, pid: process.pid, host: rt.host });
   controller.request("cancel");

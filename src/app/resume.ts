@@ -10,7 +10,7 @@ import { isOver, tidyEndedWave } from "./tidy-ended.js";
 import { runWave } from "./run-wave.js";
 import { openRuntime } from "./wire.js";
 import { createWaveFiles } from "./wave-files.js";
-import { controllerLockLost, takeTenure } from "./controller-tenure.js";
+import { controllerLockLost, takeTenure, type TenureHandle } from "./controller-tenure.js";
 
 // `resume` continues a wave where it stopped: paused, controller dead (even before its first
 // dispatch), or failed for a reason an operator can clear (SPEC §2).
@@ -41,35 +41,44 @@ export function configForResume(recorded: ResolvedConfig, current: ResolvedConfi
  * started (`wave_started`), not resumed.
  */
 export async function resumeWave(c: AppContext, waveId: string, progress: Progress, o: { asStart?: boolean } = {}): Promise<number> {
+  const lock = await lockForResume(c, waveId, progress);
+  try {
+    return await runUnderLock(c, waveId, lock, progress, o);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+// resumeWave waits for the whole wave: what it holds, it holds that long. The wave states read
+// here (a full copy of every item each) live in the frames of the two functions below, which end
+// once the controller has its own (issue #14, flat memory).
+
+/** Refuse an ended or unresumable wave, then take the OS lock and controller.lock (SPEC §15.3). */
+async function lockForResume(c: AppContext, waveId: string, progress: Progress): Promise<TenureHandle> {
   const before = await readWave(c.layout, waveId);
   if (!before) throw waveNotFound(waveId);
   if (isOver(before.state.status) && before.snapshot !== "ok") await tidyEndedWave(c.layout, waveId, (l) => progress.log(l));
   refuseIfNotResumable(before.state.status, before.state.reason_code, waveId);
   // The OS lock first (a frozen holder keeps it: refused), then controller.lock at an epoch above
   // any the ledger knows (SPEC §15.3).
-  const lock = await takeTenure(c.layout, waveId, before.maxEpoch);
-  try {
-    // Read again under the lock: another controller may have written since the first read.
-    const w = await readWave(c.layout, waveId);
-    if (!w) throw waveNotFound(waveId);
-    if (!lock.tenure.raiseAbove(w.maxEpoch)) throw controllerLockLost(waveId);
-    refuseIfNotResumable(w.state.status, w.state.reason_code, waveId);
-    const config = configForResume(w.state.config, c.config);
-    const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
-    progress.waveId(waveId);
-    await redoEffects(c2.layout, waveId, (l) => progress.log(l));
-    const files = createWaveFiles(c2, waveId, lock, w.state.seq);
-    return await runWave(
-      c2,
-      await openRuntime(c2, waveId, { files, lock }),
-      w.state,
-      o.asStart === true && w.state.started_at === null ? "start" : "resume",
-      progress,
-    );
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
+  return takeTenure(c.layout, waveId, before.maxEpoch);
+}
+
+/** Read the wave again under the lock (another controller may have written since) and run it. */
+async function runUnderLock(c: AppContext, waveId: string, lock: TenureHandle, progress: Progress, o: { asStart?: boolean }): Promise<number> {
+  const w = await readWave(c.layout, waveId);
+  if (!w) throw waveNotFound(waveId);
+  if (!lock.tenure.raiseAbove(w.maxEpoch)) throw controllerLockLost(waveId);
+  refuseIfNotResumable(w.state.status, w.state.reason_code, waveId);
+  const config = configForResume(w.state.config, c.config);
+  const c2: AppContext = { ...c, config, layout: createLayout(config.artifact_dir) };
+  progress.waveId(waveId);
+  await redoEffects(c2.layout, waveId, (l) => progress.log(l));
+  const files = createWaveFiles(c2, waveId, lock, w.state.seq);
+  const runtime = await openRuntime(c2, waveId, { files, lock });
+  // Returned, not awaited: this frame (and `w`) ends as the wave begins.
+  return runWave(c2, runtime, w.state, o.asStart === true && w.state.started_at === null ? "start" : "resume", progress);
 }
 
 function refuseIfNotResumable(status: string, reason: string, waveId: string): void {

@@ -31,7 +31,12 @@ export function watchCancelRequest(waveDir: string, onRequest: () => void, every
   return () => clearInterval(t);
 }
 
-export async function runWave(
+/**
+ * Not async itself: the state it starts from goes to the controller, and this frame, which would
+ * hold it for the whole wave (an async function keeps its parameters while it waits), ends here.
+ * That state is the wave as created or as replayed: a second copy of every item (issue #14).
+ */
+export function runWave(
   c: AppContext,
   rt: WaveRuntime,
   state: WaveState,
@@ -39,8 +44,18 @@ export async function runWave(
   progress: Progress,
   preflighted?: PreflightResults,
 ): Promise<number> {
-  const deps = buildDeps(c, rt, state, progress);
-  const controller = new Controller(deps, state);
+  const controller = new Controller(buildDeps(c, rt, progress), state);
+  return driveWave(c, rt, controller, mode, progress, preflighted);
+}
+
+async function driveWave(
+  c: AppContext,
+  rt: WaveRuntime,
+  controller: Controller,
+  mode: "start" | "resume",
+  progress: Progress,
+  preflighted: PreflightResults | undefined,
+): Promise<number> {
   const apply = (d: Parameters<typeof controller.session.apply>[0]) => controller.session.apply(d);
 
   const unwire = wireSignals(controller, rt.files.waveDir);

@@ -111,7 +111,7 @@ export async function openRuntime(c: AppContext, waveId: string, created: { file
   };
 }
 
-export function buildDeps(c: AppContext, rt: WaveRuntime, _state: WaveState, progress: Progress): ControllerDeps {
+export function buildDeps(c: AppContext, rt: WaveRuntime, progress: Progress): ControllerDeps {
   const cfg = c.config;
   const stallMs = cfg.stall_minutes * 60_000;
   return {
