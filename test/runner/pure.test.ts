@@ -87,6 +87,8 @@ describe("guards and parsers", () => {
     const states: JobState[] = ["stalled", "no_op", "no_op_success", "exited_err", "timed_out", "missing", "healthy", "exited_ok", "stopped"];
     expect(states.map(checkExitCode)).toEqual([2, 23, 0, 3, 3, 1, 0, 0, 0]);
     expect(jobNextAction({ state: "exited_err", reason_code: "provider_quota_exhausted" })).toBe("switch_provider");
+    expect(jobNextAction({ state: "exited_err", reason_code: "agent_transient_error" })).toBe("restart_job");
+    expect(jobNextAction({ state: "exited_err", reason_code: "exited_err" })).toBe("inspect_log");
     expect(jobNextAction({ state: "healthy", reason_code: null })).toBe("monitor");
   });
 });

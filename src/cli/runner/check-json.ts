@@ -36,7 +36,10 @@ export function jobNextAction(h: Pick<JobHealth, "state" | "reason_code">): stri
     case "no_op":
       return "collect_contract";
     case "exited_err":
-      return h.reason_code === "provider_quota_exhausted" ? "switch_provider" : "inspect_log";
+      // A quota lasts: another provider. A transient CLI fault (a dropped connection, a 5xx) does
+      // not: the same job again, as the controller itself does uncounted. Anything else: read why.
+      if (h.reason_code === "provider_quota_exhausted") return "switch_provider";
+      return h.reason_code === "agent_transient_error" ? "restart_job" : "inspect_log";
     case "stopped":
       return "restart_if_needed";
     case "missing":
