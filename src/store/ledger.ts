@@ -571,10 +571,11 @@ export class LedgerWriter {
       ensureDir(dir);
       this.dirs.add(dir);
     }
-    const known = this.evicted.get(item ?? "");
+    const key = item ?? "";
+    const known = this.evicted.get(key);
     if (known !== undefined) {
       // Written and checked by this writer before its descriptor was evicted: as if never closed.
-      this.evicted.delete(item ?? "");
+      this.evicted.delete(key);
       this.sizes.set(file, known);
       this.durableSizes.set(file, known);
       this.checked.add(file);
@@ -585,7 +586,7 @@ export class LedgerWriter {
       this.checked.add(file);
     }
     const existed = existsSync(file);
-    const handle: Handle = { fd: openNoFollow(file, "append"), syncDir: !existed, key: item ?? "" };
+    const handle: Handle = { fd: openNoFollow(file, "append"), syncDir: !existed, key };
     if (!this.sizes.has(file)) {
       // First open by this writer: what follows the last event that belongs here is foreign.
       const rfd = openNoFollow(file, "readWrite");

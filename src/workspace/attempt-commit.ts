@@ -1,8 +1,8 @@
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { ownString } from "../shared/own-string.js";
 import { commonDirOf, gitDirOf } from "./git-files.js";
 import { git } from "./git.js";
+import { worktreeHead } from "./head.js";
 
 // The worktree is the unit of work (issue #11): dx-batch keeps its own files in `.dx-batch/`
 // (excluded from git through the repository's info/exclude), commits what a completed implement
@@ -81,10 +81,8 @@ export async function commitLeftovers(o: {
   return { auto_commit: head, files, head };
 }
 
-async function headOf(worktree: string): Promise<string | null> {
-  const r = await git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], { cwd: worktree });
-  return r.ok ? ownString(r.stdout.trim()) : null;
-}
+/** HEAD after the commit (or with nothing to commit); null when git cannot say, as for an unborn HEAD. */
+const headOf = (worktree: string): Promise<string | null> => worktreeHead(worktree).catch(() => null);
 
 export interface ReviewDiff {
   stat: string;
