@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, lstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
 import { replaceFile } from "../store/fsx.js";
+import { FILE_MODE } from "../store/layout.js";
 
 // Small synchronous file helpers for the runner's job files. They are tiny (a pid, an exit code, a
 // few hundred bytes of JSON), so sync reads keep `check` cheap and free of interleaving.
@@ -54,6 +55,25 @@ export function removeQuiet(p: string): void {
  */
 export function writeFileAtomicSync(p: string, data: string, opts: { fsync?: boolean } = {}): void {
   replaceFile(p, data, { sync: opts.fsync ?? true });
+}
+
+/**
+ * Write a job's pid file in place: created empty before the spawn, then the pid written onto it.
+ * No temp file and no rename: each rename over a file also deletes an inode, and creates and
+ * deletes are what a job's files cost most (issue #14; on ext4 without a journal every create
+ * scans the inodes deleted in the last minutes). A reader sees "" (no pid yet, as before the
+ * spawn) or the whole pid: a few bytes written at once onto an empty file, and the file's size
+ * grows only after they are in place. Never fsynced: a pid names a process a host crash ends.
+ */
+export function writePidInPlace(p: string, data: string): void {
+  const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, FILE_MODE);
+  try {
+    const buf = Buffer.from(data, "utf8");
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export const writeJsonAtomic = (p: string, value: unknown, opts: { fsync?: boolean } = {}): void =>

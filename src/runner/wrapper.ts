@@ -2,8 +2,11 @@
 // `sh -c SCRIPT sh <args…> <agent argv…>` (arguments are never interpolated into shell text),
 // started as the leader of a new process group, so that:
 //
-// - the agent's exit code lands in `<job>.rc` (mode 0600, tmp + rename) even when dx-batch has died: the
-//   wrapper does not depend on its parent, and its stdio are files, not pipes to dx-batch;
+// - the agent's exit code lands in `<job>.rc` (mode 0600) even when dx-batch has died: the
+//   wrapper does not depend on its parent, and its stdio are files, not pipes to dx-batch. It is
+//   written in place by the shell's own echo, with no `mv` (a process on the way from the agent's
+//   exit to the rc, issue #14): one write of a few bytes onto a new file, so a reader finds it
+//   empty for an instant (no exit code yet, as when it is absent: readIntFile) or whole;
 // - SIGTERM sent to the whole group (stop) kills the agent but not the wrapper, which traps TERM
 //   and still records the agent's status (143); the agent itself gets the default disposition
 //   because a caught trap is reset in children. The wrapper ignores TERM from its first line (the
@@ -31,7 +34,7 @@
 // - after a clean exit (0) it looks at the worktree once, before the rc: the commits since the
 //   attempt's start (`git rev-list --count`) and `git status --porcelain=v2 --branch -z` into
 //   `<rc>.wt`. It is written in place, with no rename (a process): it is read only once the rc
-//   exists (check.ts), and the rc is renamed into place after it. The runner's exit check and the
+//   holds the exit code (check.ts), and the rc is written after it. The runner's exit check and the
 //   controller's post-implement checks read that file instead of spawning git from the controller
 //   (issue #14); without it (git failed, an older wrapper) they run git themselves as before. git
 //   runs with the repository variables unset and without optional locks, as the runner's own
@@ -59,7 +62,7 @@ timer=
 trap 'pump_done=1; if [ -n "$timer" ]; then kill -KILL "$timer" 2>/dev/null; fi' USR1
 fifo="$rc.fifo"
 if [ -e "$fifo" ] || [ -h "$fifo" ]; then rm -f "$fifo"; fi
-mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (umask 077; echo 125 > "$rc.tmp") && mv -f "$rc.tmp" "$rc"; exit 125; }
+mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (umask 077; echo 125 > "$rc"); exit 125; }
 (
   rm -f "$fifo"
   if command -v stdbuf >/dev/null 2>&1; then stdbuf -o0 head -c "$cap"; else head -c "$cap"; fi
@@ -89,7 +92,7 @@ if [ -z "$pump_done" ]; then
   kill -KILL "$t" 2>/dev/null; wait "$t" 2>/dev/null
 fi
 umask 077
-echo "$code" > "$rc.tmp" && mv -f "$rc.tmp" "$rc"
+echo "$code" > "$rc"
 if [ -n "$job_cgroup" ]; then
   parent=
   { read -r _ _ _ parent _ < "/proc/$$/stat"; } 2>/dev/null

@@ -7,7 +7,7 @@ import { ensureSecureDir } from "../../store/secure-dir.js";
 import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
 import { prepareJobCgroup, releaseJobCgroup } from "../cgroup.js";
-import { readIntFile, removeQuiet, statQuiet, writeFileAtomicSync, writeJsonAtomic } from "../fs-util.js";
+import { readIntFile, removeQuiet, statQuiet, writeJsonAtomic, writePidInPlace } from "../fs-util.js";
 import { readJobMeta, writeJobProgress, type JobMeta } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
 import type { JobRef, JobSpec, StartedJob, WorktreeLook } from "../port.js";
@@ -56,7 +56,7 @@ export async function startJob(ctx: BuiltinContext, spec: JobSpec): Promise<Star
   const token = await processStartToken(pid);
   // No fsync for the pid and the meta's pid fields: they name a process, which a crash of the host
   // (the only thing fsync guards against) ends too.
-  writeFileAtomicSync(p.pid, `${pid}\n`, { fsync: false });
+  writePidInPlace(p.pid, `${pid}\n`);
   writeJsonAtomic(p.meta, { ...meta, pid, pgid: pid, pid_start: token }, { fsync: false });
   recorded();
   return { pid, pgid: pid, started_at: meta.started_at, log_path: p.log };
@@ -161,7 +161,7 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
   if (existsSync(p.log)) renameSync(p.log, p.rotated_log);
   // The pid file marks a live job from now until the job is over (files.ts dropPidFile): empty
   // until the wrapper's pid is known, so the provider's max_parallel counts this start already.
-  writeFileAtomicSync(p.pid, "", { fsync: false });
+  writePidInPlace(p.pid, "");
 
   const meta: JobMeta = {
     version: 1,
