@@ -9,11 +9,12 @@
 // Floor: every item needs 2 agent runs of agent-ms, one after the other; with S slots in all,
 // floor = ceil(2 × items / S) × agent-ms (S = 9 for 3 × 3, 3 for 1 × 3).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as L from "./lib.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = path.join(REPO, "bin", "dx-batch.js");
@@ -171,7 +172,7 @@ async function runCase(name, workers) {
     try {
       process.kill(-redis.proc.pid, "SIGKILL");
     } catch {}
-    rmSync(root, { recursive: true, force: true });
+    L.cleanup(root, false);
   }
 }
 

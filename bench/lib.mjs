@@ -2,7 +2,7 @@
 // running bench/fixtures/fake-agent.sh, the real CLI as a child process watched through /proc,
 // ledger reading, percentiles and tables. Plain Node ESM, no dependency beyond the package's own.
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -312,7 +312,23 @@ export function medianRun(runs, key) {
 }
 
 /** The file system type under `dir` ("tmpfs", "ext2/ext3", …), or null. */
+/**
+ * The file system under `dir`, e.g. "ext4", "tmpfs", or "ext4 without a journal": on ext4 with no
+ * journal every file create scans the inodes freed in the last minutes, which weighs on the
+ * controller's CPU per item (lib.mjs cleanup, bench/README.md), so the figures say which it was.
+ */
 export function fsType(dir) {
+  try {
+    const [source, type] = execFileSync("findmnt", ["-n", "-o", "SOURCE,FSTYPE", "--target", dir], { encoding: "utf8" }).trim().split(/\s+/);
+    if ((type === "ext3" || type === "ext4") && existsSync("/proc/fs/jbd2")) {
+      const dev = path.basename(source ?? "");
+      const journaled = readdirSync("/proc/fs/jbd2").some((n) => n.startsWith(`${dev}-`));
+      return journaled ? type : `${type} without a journal`;
+    }
+    if (type) return type;
+  } catch {
+    // no findmnt (macOS): stat's name of the type
+  }
   try {
     return execFileSync("stat", ["-f", "-c", "%T", dir], { encoding: "utf8" }).trim();
   } catch {
@@ -370,10 +386,31 @@ export function parseFlags(argv) {
   return flags;
 }
 
+// Deleting a run's files is deferred: they are moved to a trash directory (a rename, no inode
+// freed) and deleted when the benchmark process exits, or, under run-all (DX_BENCH_TRASH), when
+// the whole suite is over. On ext4 without a journal (this machine's disk) every file create scans
+// the inodes freed in the last minutes: a run started right after 50,000 files were deleted cost
+// the controller 16.8 ms of CPU per item instead of 9.45 (1,000 items, precreated). Deleting each
+// run's tree as it ended made every benchmark pay for the one before it.
+const trashDir = () => process.env.DX_BENCH_TRASH || path.join(benchTmp(), `dx-bench-trash-${process.pid}`);
+let trashOnExit = false;
+
 export function cleanup(root, keep) {
   if (keep) {
     console.log(`kept ${root}`);
     return;
   }
-  rmSync(root, { recursive: true, force: true });
+  const trash = trashDir();
+  try {
+    mkdirSync(trash, { recursive: true });
+    renameSync(root, path.join(trash, path.basename(root)));
+  } catch {
+    rmSync(root, { recursive: true, force: true });
+    return;
+  }
+  // Under run-all the suite empties the trash at its end; alone, this process does as it exits.
+  if (!process.env.DX_BENCH_TRASH && !trashOnExit) {
+    trashOnExit = true;
+    process.once("exit", () => rmSync(trash, { recursive: true, force: true }));
+  }
 }

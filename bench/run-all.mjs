@@ -17,7 +17,7 @@
 // Each benchmark writes bench/results/<name>.json; this one adds bench/results/summary.json, which
 // scripts/bench-table.mjs renders into the README's table.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as L from "./lib.mjs";
@@ -53,6 +53,11 @@ const plan = [
   { name: "runner-exit-latency", args: [], optional: true, diagnostic: true, skipQuick: true },
 ];
 
+// Each benchmark moves its runs' files here instead of deleting them (lib.mjs cleanup): deleting
+// thousands of files just before the next benchmark would slow that one's file creates down.
+const trash = path.join(L.benchTmp(), `dx-bench-trash-${process.pid}`);
+process.once("exit", () => rmSync(trash, { recursive: true, force: true }));
+
 const ran = [];
 const t0 = performance.now();
 const loadStart = os.loadavg().map((x) => L.round(x));
@@ -78,7 +83,7 @@ for (const b of plan) {
   );
   const t = performance.now();
   const startedAt = Date.now();
-  const env = { ...process.env, ...(quick ? { DX_BENCH_QUICK: "1" } : {}) };
+  const env = { ...process.env, DX_BENCH_TRASH: trash, ...(quick ? { DX_BENCH_QUICK: "1" } : {}) };
   const r = spawnSync(process.execPath, [script, ...b.args], { stdio: "inherit", cwd: L.ROOT, env });
   ran.push({
     name: b.name,

@@ -16,6 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as L from "./lib.mjs";
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH_DIR);
@@ -221,5 +222,5 @@ try {
   writeFileSync(path.join(BENCH_DIR, "results", "runner-exit-latency.json"), `${JSON.stringify(result, null, 2)}\n`);
 } finally {
   clearInterval(keepAlive);
-  rmSync(base, { recursive: true, force: true });
+  L.cleanup(base, false);
 }

@@ -21,7 +21,7 @@
 // the same run (the median run of --runs N by wall time), against --target-ratio (issue #14: 1.05).
 // Results go to bench/results/wave-efficiency.json.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -179,7 +179,7 @@ async function bench(review) {
       });
     } finally {
       if (args.includes("--keep")) process.stderr.write(`kept ${s.root}\n`);
-      else rmSync(s.root, { recursive: true, force: true });
+      else L.cleanup(s.root, false);
     }
   }
   // The median run of N (by whole-command wall time), not the best: one lucky run proves nothing.
