@@ -13,7 +13,6 @@ import { moveForeignTails, repairTornTails } from "../store/ledger.js";
 import { listJobPids, pruneDeadJobPids, isJobAlive } from "../store/pids.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import { monoStamp } from "../store/mono.js";
-import { osLockPath, probeOsLock } from "../store/os-lock.js";
 import { hostName } from "../store/proc.js";
 import { createTracker } from "../tracker/create.js";
 import type { AppContext } from "./context.js";
@@ -76,7 +75,7 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   checkRoots(c, f);
   const loaded = await loadWave(c, f);
   if (loaded === null) return f.report();
-  const controller = checkFrozen(c, f, controllerView(c.layout, waveId));
+  const controller = checkFrozen(c, f, controllerView(c.layout, waveId, Date.now(), c.env));
   await checkSnapshot(c, f, loaded, controller);
   checkTornTails(c, f, loaded, controller);
   checkForeignBytes(c, f, loaded, controller);
@@ -241,8 +240,7 @@ async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
  * doctor neither recommends a resume (which refuses) nor repairs under it with --fix.
  */
 function checkFrozen(c: AppContext, f: Findings, view: ControllerView): ControllerView {
-  if (view.alive || view.pid === null) return view;
-  if (probeOsLock(osLockPath(c.layout.controllerLock(f.waveId)), c.env) !== "held") return view;
+  if (!view.frozen) return view;
   f.issue(
     "controller_frozen",
     "warning",
@@ -251,7 +249,7 @@ function checkFrozen(c: AppContext, f: Findings, view: ControllerView): Controll
   f.recs.add(
     `on ${view.host ?? "its host"}: wake it (kill -CONT ${view.pid}) and it carries on, or stop it (kill ${view.pid}); then dx-batch resume --wave-id ${f.waveId}`,
   );
-  return { ...view, alive: true };
+  return view;
 }
 
 /** Lines a controller wrote after it had lost the wave (SPEC §15.3): voided by every reader. */

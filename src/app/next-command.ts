@@ -29,6 +29,8 @@ export function nextCommand(s: WaveState, c: ControllerView, configSource: strin
     case NextAction.run_dx_runner_prune_then_dx_batch_doctor:
       return `${cmd("runner", "prune")} && ${cmd("doctor", ...w)}`;
     case NextAction.run_dx_batch_doctor_and_resolve_critical:
+    case NextAction.wake_or_stop_frozen_controller:
+      // doctor names the frozen process and its host, and how to wake or stop it there.
       return cmd("doctor", ...w);
     case NextAction.review_report_and_close_items:
       // Items left blocked or failed are what retry is for; otherwise read the report.

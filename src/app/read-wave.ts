@@ -3,6 +3,8 @@ import type { WaveEvent } from "../core/events.js";
 import type { WaveState } from "../core/state.js";
 import { fold, step } from "../core/step.js";
 import { controllerLiveness, readControllerLock, type ControllerLock } from "../store/controller-lock.js";
+import { hostId } from "../store/identity.js";
+import { osLockPath, probeOsLock } from "../store/os-lock.js";
 import type { Layout } from "../store/layout.js";
 import { epochAt, readLedgerEvents, type SupersededLine } from "../store/ledger.js";
 import { ensureSecureDir, permissionOr } from "../store/secure-dir.js";
@@ -118,8 +120,16 @@ export function currentLock(layout: Layout, waveId: string): ControllerLock | nu
   return r.kind === "ok" ? r.holder : null;
 }
 
-export function controllerView(layout: Layout, waveId: string, nowMs = Date.now()): ControllerView {
+/**
+ * The wave's controller as read views show it. Another host's controller whose heartbeat is too
+ * old but which still holds the wave's OS lock is alive and frozen (SPEC §15.3): not dead, since
+ * `resume` refuses while the lock is held. The OS lock is probed only then (it starts flock(1)):
+ * a lock of this host is judged by its process, and a wave that ended has released its lock.
+ */
+export function controllerView(layout: Layout, waveId: string, nowMs = Date.now(), env: NodeJS.ProcessEnv = process.env): ControllerView {
   const lock = currentLock(layout, waveId);
-  if (!lock) return { pid: null, host: null, alive: false, heartbeat_at: null };
-  return { pid: lock.pid, host: lock.host, alive: controllerLiveness(lock, nowMs) === "alive", heartbeat_at: lock.heartbeat_at };
+  if (!lock) return { pid: null, host: null, alive: false, frozen: false, heartbeat_at: null };
+  const live = controllerLiveness(lock, nowMs) === "alive";
+  const frozen = !live && lock.host !== hostId() && probeOsLock(osLockPath(layout.controllerLock(waveId)), env) === "held";
+  return { pid: lock.pid, host: lock.host, alive: live || frozen, frozen, heartbeat_at: lock.heartbeat_at };
 }

@@ -10,13 +10,22 @@ import { secondsBetween } from "../core/time.js";
 export interface ControllerView {
   pid: number | null;
   host: string | null;
+  /** True for a frozen controller too: it is alive, and nobody may take the wave over. */
   alive: boolean;
+  /** Another host's controller with a stale heartbeat that still holds the wave's OS lock. */
+  frozen: boolean;
   heartbeat_at: string | null;
 }
 
-/** The wave as an operator must read it: a running wave with a dead controller is not running. */
+/**
+ * The wave as an operator must read it: a running wave with a dead controller is not running, and
+ * one whose controller is frozen cannot be resumed (resume refuses while the OS lock is held).
+ */
 export function effectiveReason(s: WaveState, c: ControllerView): { reason_code: WaveReason; next_action: NextAction } {
   const activeStatus = s.status === "running" || s.status === "pending";
+  if (activeStatus && c.frozen && s.started_at !== null) {
+    return { reason_code: WaveReason.controller_frozen, next_action: NextAction.wake_or_stop_frozen_controller };
+  }
   if (activeStatus && !c.alive && s.started_at !== null) {
     return { reason_code: WaveReason.controller_dead, next_action: NextAction.run_dx_batch_resume };
   }
@@ -79,7 +88,7 @@ export function checkView(s: WaveState, c: ControllerView) {
 /** Exit code of `check` (SPEC §2). */
 export function checkExitCode(s: WaveState, c: ControllerView): number {
   const r = effectiveReason(s, c);
-  if (s.status === "paused" || r.reason_code === WaveReason.controller_dead) return 2;
+  if (s.status === "paused" || r.reason_code === WaveReason.controller_dead || r.reason_code === WaveReason.controller_frozen) return 2;
   if (s.status === "failed" || s.status === "cancelled") return 3;
   return 0;
 }

@@ -19,6 +19,12 @@ export const WaveReason = {
   exec_saturation: "exec_saturation",
   orchestrator_exception: "orchestrator_exception",
   controller_dead: "controller_dead",
+  /**
+   * A running wave whose controller, on another host, stopped heartbeating but still holds the
+   * wave's OS lock: alive and frozen (SIGSTOP, a suspended laptop, a paused VM), so `resume` would
+   * refuse. Only in read views (status, check, list, watch), never in the ledger.
+   */
+  controller_frozen: "controller_frozen",
   /** The queue runner's Redis stayed unreachable past runner.unavailable_minutes. */
   queue_unavailable: "queue_unavailable",
   /** ENOSPC or EDQUOT while writing the wave's files: paused until space is freed (issue #10). */
@@ -203,6 +209,8 @@ export const NextAction = {
   review_report_and_close_items: "review_report_and_close_items",
   start_or_resume_wave: "start_or_resume_wave",
   free_disk_space_then_resume: "free_disk_space_then_resume",
+  /** controller_frozen: wake it (kill -CONT) or stop it on its host; `doctor` names both. */
+  wake_or_stop_frozen_controller: "wake_or_stop_frozen_controller",
 } as const;
 export type NextAction = (typeof NextAction)[keyof typeof NextAction];
 

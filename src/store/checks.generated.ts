@@ -398,7 +398,7 @@ return function check(value) {
     (typeof value['wave_dir'] === 'string') &&
     (((value['status'] === 'pending')) || ((value['status'] === 'running')) || ((value['status'] === 'paused')) || ((value['status'] === 'completed')) || ((value['status'] === 'failed')) || ((value['status'] === 'cancelled'))) &&
     (typeof value['reason_code'] === 'string') &&
-    (((value['next_action'] === 'monitor_wave_until_terminal')) || ((value['next_action'] === 'run_dx_batch_resume')) || ((value['next_action'] === 'run_dx_runner_prune_then_dx_batch_doctor')) || ((value['next_action'] === 'run_dx_batch_doctor_and_resolve_critical')) || ((value['next_action'] === 'inspect_wave_error_and_recover')) || ((value['next_action'] === 'review_outcomes_before_restart')) || ((value['next_action'] === 'review_report_and_close_items')) || ((value['next_action'] === 'start_or_resume_wave')) || ((value['next_action'] === 'free_disk_space_then_resume'))) &&
+    (((value['next_action'] === 'monitor_wave_until_terminal')) || ((value['next_action'] === 'run_dx_batch_resume')) || ((value['next_action'] === 'run_dx_runner_prune_then_dx_batch_doctor')) || ((value['next_action'] === 'run_dx_batch_doctor_and_resolve_critical')) || ((value['next_action'] === 'inspect_wave_error_and_recover')) || ((value['next_action'] === 'review_outcomes_before_restart')) || ((value['next_action'] === 'review_report_and_close_items')) || ((value['next_action'] === 'start_or_resume_wave')) || ((value['next_action'] === 'free_disk_space_then_resume')) || ((value['next_action'] === 'wake_or_stop_frozen_controller'))) &&
     (((typeof value['error'] === 'string')) || ((value['error'] === null))) &&
     (typeof value['created_at'] === 'string') &&
     (typeof value['updated_at'] === 'string') &&

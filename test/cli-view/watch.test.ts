@@ -95,8 +95,8 @@ async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Pro
 const fast: Partial<WatchOptions> = { pollMs: 200 };
 
 describe("watchVerdict", () => {
-  const alive = { pid: 1, host: "h", alive: true, heartbeat_at: null };
-  const dead = { pid: 1, host: "h", alive: false, heartbeat_at: null };
+  const alive = { pid: 1, host: "h", alive: true, frozen: false, heartbeat_at: null };
+  const dead = { pid: 1, host: "h", alive: false, frozen: false, heartbeat_at: null };
   const state = (build: (l: Ledger) => unknown) => {
     const l = new Ledger({ items: ["bd-a1"], policy: { require_review: false } });
     build(l);

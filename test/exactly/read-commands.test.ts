@@ -45,7 +45,7 @@ describe("read commands and epochs", () => {
     expect(doc.stdout).toContain("ledger_superseded_line");
   });
 
-  it("doctor takes a controller that holds the OS lock for alive, however old its heartbeat: controller_frozen, and --fix repairs nothing under it", async () => {
+  it("doctor, status and check take a controller that holds the OS lock for alive, however old its heartbeat: controller_frozen, and --fix repairs nothing under it", async () => {
     const sb = sandbox(tmp);
     writeWave(sb, W, story().events);
     const old = "2020-01-01T00:00:00.000Z";
@@ -60,6 +60,18 @@ describe("read commands and epochs", () => {
     const ended = new Promise((r) => holder.once("exit", r));
     try {
       await waitFor(() => probeOsLock(flock, {}) === "held", "the OS lock is held");
+      // status and check say so too: not controller_dead with a resume that would refuse.
+      const check = await cli(sb, "check", "--json");
+      expect(check.code).toBe(2);
+      expect(JSON.parse(check.stdout)).toMatchObject({
+        state: "running",
+        reason_code: "controller_frozen",
+        next_action: "wake_or_stop_frozen_controller",
+        controller: { pid: 4242, host: "frozen-host", alive: true, frozen: true },
+      });
+      const status = JSON.parse((await cli(sb, "status", "--json")).stdout) as { reason_code: string; next_command: string };
+      expect(status.reason_code).toBe("controller_frozen");
+      expect(status.next_command).toMatch(/^dx-batch doctor --wave-id wave-1/);
       rmSync(sb.layout.waveState(W)); // something --fix would rebuild under a dead controller
       const doc = JSON.parse((await cli(sb, "doctor", "--fix", "--json")).stdout) as { issues: { type: string }[]; recommendations: string[] };
       const types = doc.issues.map((i) => i.type);
@@ -72,6 +84,10 @@ describe("read commands and epochs", () => {
       await ended;
     }
     // The lock released (the holder died), the stale heartbeat decides: dead, and --fix repairs.
+    expect(JSON.parse((await cli(sb, "check", "--json")).stdout)).toMatchObject({
+      reason_code: "controller_dead",
+      controller: { alive: false, frozen: false },
+    });
     const doc = JSON.parse((await cli(sb, "doctor", "--fix", "--json")).stdout) as { issues: { type: string }[] };
     expect(doc.issues.map((i) => i.type)).toContain("controller_dead");
     expect(existsSync(sb.layout.waveState(W))).toBe(true);
