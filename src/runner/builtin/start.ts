@@ -8,7 +8,7 @@ import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
 import { prepareJobCgroup, releaseJobCgroup } from "../cgroup.js";
 import { readIntFile, removeQuiet, statQuiet, writeJsonAtomic, writePidInPlace } from "../fs-util.js";
-import { readJobMeta, writeJobProgress, type JobMeta } from "../meta.js";
+import { readJobMeta, type JobMeta } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
 import type { JobRef, JobSpec, StartedJob, WorktreeLook } from "../port.js";
 import { processStartToken } from "../proc.js";
@@ -17,7 +17,6 @@ import type { LaunchPlan, Provider } from "../providers/index.js";
 import { SHELL, worktreeEndPath, wrapperArgs, wrapperToolsPath } from "../wrapper.js";
 import { probeOfStatus, probeWorktree, worktreeToplevel, type WorktreeProbe } from "../worktree-probe.js";
 import type { BuiltinContext } from "./context.js";
-import { initialProgress } from "./files.js";
 import { startFields } from "./times.js";
 import { hostId } from "../../store/identity.js";
 import { jobAlive, liveJobCount } from "./liveness.js";
@@ -194,7 +193,9 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
   // No fsync (docs/architecture.md, "The runner"): a host crash kills the job too, and resume
   // then judges it lost (or not started) with or without this file.
   writeJsonAtomic(p.meta, meta, { fsync: false });
-  writeJobProgress(p.progress, initialProgress(meta, ctx.clock()));
+  // No progress file yet: until a check records one, every reader takes the initial progress from
+  // the meta (files.ts initialProgress), which is what this write held. A job that ends before its
+  // first health check never has one: a file create fewer on the way to the spawn (issue #14).
   return meta;
 }
 
