@@ -2,6 +2,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import type { Workspace } from "../controller/ports.js";
 import { commitLeftovers, prepareDxDir, rangeDiff } from "../workspace/attempt-commit.js";
 import { worktreeHeadFast } from "../workspace/head.js";
+import { probeWorktree } from "../runner/worktree-probe.js";
 import { newRepoFacts, resolveWorktree } from "../workspace/worktree.js";
 
 /** The controller's workspace port over src/workspace (SPEC §11). */
@@ -19,6 +20,11 @@ export function createWorkspace(cfg: ResolvedConfig): Workspace {
     // Worktrees reach here resolved: each is the top of its checkout, so its files can be read.
     head: (worktree) => worktreeHeadFast(worktree),
     prepare: (worktree) => prepareDxDir(worktree),
+    // The runner's start probe, taken early (the worktree is the top of its checkout).
+    look: async (worktree) => {
+      const p = await probeWorktree(worktree, worktree);
+      return p.ok ? { head: p.head, clean: p.dirty === 0 } : null;
+    },
     commitLeftovers: (o) => commitLeftovers(o),
     diff: (worktree, from, to) => rangeDiff(worktree, from, to),
   };

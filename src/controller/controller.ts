@@ -232,11 +232,27 @@ export class Controller {
       if (budget <= 0) break;
       if (it.status !== "pending" || it.worktree !== null || this.prefetched.has(it.beads_id)) continue;
       if (!it.depends_on.every(approved)) continue;
-      this.prefetched.set(
-        it.beads_id,
-        this.deps.workspace.resolve(it.beads_id).catch(() => null),
-      );
+      this.prefetched.set(it.beads_id, this.resolveEarly(it.beads_id));
       budget -= 1;
+    }
+  }
+
+  /**
+   * One item's worktree, ahead of its dispatch. A checkout found rather than created is also looked
+   * at now (`git status`): clean, its first job starts without the runner's own look. Its HEAD is
+   * read again at dispatch, and a look whose HEAD moved is dropped (WorktreeLooks.confirm).
+   */
+  private async resolveEarly(id: string): Promise<WorktreeResult | null> {
+    const ws = this.deps.workspace;
+    try {
+      const w = await ws.resolve(id);
+      if (w.ok && w.created !== true && ws.look !== undefined) {
+        const l = await ws.look(w.path).catch(() => null);
+        if (l?.clean === true) this.shell.looks.clean(id, l.head);
+      }
+      return w;
+    } catch {
+      return null;
     }
   }
 

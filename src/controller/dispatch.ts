@@ -22,6 +22,7 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
   const claim = files.claim(intent.item_id);
   if (!claim.ok) {
     files.releaseLease(intent.item_id, intent.attempt);
+    sh.looks.forget(intent.item_id);
     await sh.apply({
       event: "item_settled",
       item_id: intent.item_id,
@@ -37,6 +38,7 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
   const prior = item.attempt === 0 && state.policy.redo !== true ? (files.approvedBy?.(intent.item_id) ?? null) : null;
   if (prior !== null && prior !== state.wave_id) {
     files.releaseLease(intent.item_id, intent.attempt);
+    sh.looks.forget(intent.item_id);
     await sh.apply({
       event: "item_settled",
       item_id: intent.item_id,
@@ -54,6 +56,7 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
     const w = pre?.ok ? pre : await sh.deps.workspace.resolve(intent.item_id);
     if (!w.ok) {
       files.releaseLease(intent.item_id, intent.attempt);
+      sh.looks.forget(intent.item_id);
       await sh.apply({ event: "item_settled", item_id: intent.item_id, status: w.status, reason_code: w.reason_code, error: w.detail });
       return;
     }
@@ -66,7 +69,7 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
   // HEAD now: an implement attempt's own range starts here; a review is shown base..HEAD.
   const head = await ws.head(worktree).catch(() => null);
   // HEAD unreadable (null) is no fact to start from: the runner then looks itself.
-  if (created && head !== null) sh.looks.created(intent.item_id, head);
+  if (created && head !== null) sh.looks.clean(intent.item_id, head);
   else sh.looks.confirm(intent.item_id, head);
   if (ws.prepare !== undefined)
     await ws.prepare(worktree).catch((e: unknown) => sh.deps.log(`${intent.item_id}: cannot prepare ${worktree}/.dx-batch: ${String(e)}`));

@@ -135,6 +135,12 @@ export interface Workspace {
    * then no `.dx-batch/` is prepared, nothing is auto-committed and no range is recorded.
    */
   prepare?(worktree: string): Promise<void>;
+  /**
+   * Whether a checkout is clean at its HEAD now (`git status`), or null when git cannot say.
+   * Optional: asked ahead of the first dispatch of a checkout dx-batch found rather than created,
+   * so its first job starts without the runner's own look (issue #14).
+   */
+  look?(worktree: string): Promise<{ head: string | null; clean: boolean } | null>;
   commitLeftovers?(o: { worktree: string; item_id: string; attempt: number; provider: string; summary: string | null }): Promise<AttemptCommit>;
   diff?(worktree: string, from: string | null, to: string): Promise<ReviewDiff>;
 }

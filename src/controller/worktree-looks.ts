@@ -3,16 +3,20 @@ import type { JobHealth, WorktreeLook } from "../runner/port.js";
 /**
  * What each item's worktree is known to look like between two of its jobs, so the runner can start
  * the next one without a `git status` (issue #14). Known only from facts this controller saw:
- * a checkout it created just now (clean at its HEAD), or the look the wrapper took as the last job
- * ended clean (nothing runs in the worktree between two jobs of one item; the controller only
+ * a checkout it created just now (clean at its HEAD), one it found and saw clean ahead of its first
+ * dispatch (the same window as a checkout created ahead: nothing of the wave runs there before its
+ * first job), or the look the wrapper took as the last job ended clean (nothing runs in the worktree between two jobs of one item; the controller only
  * writes under the excluded `.dx-batch/`). Anything else forgets it, and the runner looks itself.
  * Held in memory only: a resumed controller starts with nothing known.
  */
 export class WorktreeLooks {
   private readonly known = new Map<string, WorktreeLook>();
 
-  /** A checkout created just now at `head`: clean. */
-  created(itemId: string, head: string | null): void {
+  /**
+   * A checkout clean at `head`: created just now, or found and seen clean by `git status` while
+   * the jobs before its first one ran (controller.ts prefetchWorktrees).
+   */
+  clean(itemId: string, head: string | null): void {
     this.known.set(itemId, { head, dirty: 0, signature: null });
   }
 

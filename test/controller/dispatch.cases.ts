@@ -211,4 +211,38 @@ describe("controller: the worktree's look at a start (issue #14)", () => {
     expect(review).toBeDefined();
     expect(review?.worktree_look).toBeUndefined();
   });
+
+  it("a checkout found rather than created is looked at ahead of its first dispatch: clean, its job starts without a look; dirty or unreadable, the runner looks", async () => {
+    const looked: string[] = [];
+    const w = new World({
+      items: ["a", "b", "c", "d"],
+      policy: { max_parallel: 1, require_review: false },
+      workspace: {
+        resolve: (id) => Promise.resolve({ ok: true, path: `/mem/worktrees/${id}`, base_commit: "base0", created: false }),
+        look: (wt) => {
+          looked.push(wt);
+          const id = wt.split("/").pop();
+          return Promise.resolve(id === "c" ? { head: "head1", clean: false } : id === "d" ? null : { head: "head1", clean: true });
+        },
+      },
+    });
+    await w.start();
+    const specOf = (item: string) => w.runner.starts.find((s) => s.item_id === item);
+    // The first dispatch had nothing ahead of it; the next item was looked at while a ran.
+    expect(specOf("a")?.worktree_look).toBeUndefined();
+    expect(looked).toEqual(["/mem/worktrees/b"]);
+    for (const [done, next] of [
+      ["a", "b"],
+      ["b", "c"],
+      ["c", "d"],
+    ] as const) {
+      w.runner.exit(w.runner.jobOf(done), {});
+      await w.clock.advance(0);
+      expect(specOf(next)).toBeDefined();
+    }
+    expect(specOf("b")?.worktree_look).toEqual({ head: "head1", dirty: 0, signature: null });
+    expect(specOf("c")?.worktree_look).toBeUndefined();
+    expect(specOf("d")?.worktree_look).toBeUndefined();
+    expect(looked).toEqual(["/mem/worktrees/b", "/mem/worktrees/c", "/mem/worktrees/d"]);
+  });
 });
