@@ -311,7 +311,6 @@ export function medianRun(runs, key) {
   return s.length === 0 ? (runs[0] ?? null) : s[Math.floor((s.length - 1) / 2)];
 }
 
-/** The file system type under `dir` ("tmpfs", "ext2/ext3", …), or null. */
 /**
  * The file system under `dir`, e.g. "ext4", "tmpfs", or "ext4 without a journal": on ext4 with no
  * journal every file create scans the inodes freed in the last minutes, which weighs on the

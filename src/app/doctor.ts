@@ -75,7 +75,8 @@ export async function runDoctor(c: AppContext, waveId: string, o: { fix: boolean
   checkRoots(c, f);
   const loaded = await loadWave(c, f);
   if (loaded === null) return f.report();
-  const controller = checkFrozen(c, f, controllerView(c.layout, waveId, Date.now(), c.env));
+  const controller = controllerView(c.layout, waveId, Date.now(), c.env);
+  reportFrozen(f, controller);
   await checkSnapshot(c, f, loaded, controller);
   checkTornTails(c, f, loaded, controller);
   checkForeignBytes(c, f, loaded, controller);
@@ -236,11 +237,12 @@ async function checkEscaped(c: AppContext, f: Findings): Promise<void> {
 /**
  * A controller that looks dead by its heartbeat (another host's, over 2 minutes old) but still
  * holds the OS lock is alive on a host sharing this filesystem, and frozen (SIGSTOP, a suspended
- * laptop, a paused VM): whatever the heartbeat says, it is treated as alive (SPEC §15.3), so
- * doctor neither recommends a resume (which refuses) nor repairs under it with --fix.
+ * laptop, a paused VM): controllerView counts it alive whatever the heartbeat says (SPEC §15.3),
+ * so doctor neither recommends a resume (which refuses) nor repairs under it with --fix. Here it
+ * is reported, with what to run on its host.
  */
-function checkFrozen(c: AppContext, f: Findings, view: ControllerView): ControllerView {
-  if (!view.frozen) return view;
+function reportFrozen(f: Findings, view: ControllerView): void {
+  if (!view.frozen) return;
   f.issue(
     "controller_frozen",
     "warning",
@@ -249,7 +251,6 @@ function checkFrozen(c: AppContext, f: Findings, view: ControllerView): Controll
   f.recs.add(
     `on ${view.host ?? "its host"}: wake it (kill -CONT ${view.pid}) and it carries on, or stop it (kill ${view.pid}); then dx-batch resume --wave-id ${f.waveId}`,
   );
-  return view;
 }
 
 /** Lines a controller wrote after it had lost the wave (SPEC §15.3): voided by every reader. */

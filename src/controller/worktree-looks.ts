@@ -5,8 +5,9 @@ import type { JobHealth, WorktreeLook } from "../runner/port.js";
  * the next one without a `git status` (issue #14). Known only from facts this controller saw:
  * a checkout it created just now (clean at its HEAD), one it found and saw clean ahead of its first
  * dispatch (the same window as a checkout created ahead: nothing of the wave runs there before its
- * first job), or the look the wrapper took as the last job ended clean (nothing runs in the worktree between two jobs of one item; the controller only
- * writes under the excluded `.dx-batch/`). Anything else forgets it, and the runner looks itself.
+ * first job), or the look the wrapper took as the last job ended clean (nothing runs in the
+ * worktree between two jobs of one item; the controller only writes under the excluded
+ * `.dx-batch/`). Anything else forgets it, and the runner looks itself.
  * Held in memory only: a resumed controller starts with nothing known.
  */
 export class WorktreeLooks {

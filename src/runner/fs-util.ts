@@ -1,5 +1,5 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
-import { replaceFile } from "../store/fsx.js";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readFileSync, rmSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { replaceFile, writeAll } from "../store/fsx.js";
 import { FILE_MODE } from "../store/layout.js";
 
 // Small synchronous file helpers for the runner's job files. They are tiny (a pid, an exit code, a
@@ -68,9 +68,7 @@ export function writeFileAtomicSync(p: string, data: string, opts: { fsync?: boo
 export function writePidInPlace(p: string, data: string): void {
   const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, FILE_MODE);
   try {
-    const buf = Buffer.from(data, "utf8");
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    writeAll(fd, Buffer.from(data, "utf8"));
   } finally {
     closeSync(fd);
   }
