@@ -184,7 +184,9 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       expect(first.pgid !== null && groupAlive(first.pgid)).toBe(true);
       process.kill(h1.proc.pid, "SIGCONT");
       await waitFor(() => first.pgid !== null && !groupAlive(first.pgid), { what: "the stale agent to be stopped", timeoutMs: 20_000 });
-      expect(h1.proc.err()).toContain("lock not renewed");
+      // The worker logs before it stops the agent, but this process may see the agent gone before
+      // it has read that line from the pipe: wait for the line too.
+      await waitFor(() => h1.proc.err().includes("lock not renewed"), { what: "the worker to log the lost lock", timeoutMs: 10_000 });
       // Its late result reaches Redis marked lock_lost, and the ledger never takes it.
       const redis = openRedis(c.redis.url);
       try {
@@ -242,7 +244,14 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
     "the controller SIGKILLed and resumed: remote jobs are re-attached, not redone",
     async () => {
       const items = ["cr-1", "cr-2", "cr-3"];
-      const c = await Cluster.create({ items, scenario: { default: { implement: { gate: "go" }, review: { sleep_ms: 100 } } } });
+      const c = await Cluster.create({
+        items,
+        // Nothing here waits on the lock window. A worker that cannot renew within the default 5 s
+        // window (its process starved on a loaded 2-core CI box) stops its agent by design and
+        // costs an attempt, which this test would count as work redone.
+        lockMs: 12_000,
+        scenario: { default: { implement: { gate: "go" }, review: { sleep_ms: 100 } } },
+      });
       const [h1, h2] = [c.startWorker("h1"), c.startWorker("h2")];
       await Promise.all([c.workerReady(h1), c.workerReady(h2)]);
       const ctl = c.cli(["start", "--config", c.configPath, "--items", items.join(","), "--wave-id", "w-crash"]);
@@ -253,7 +262,10 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       const r = await c.run("resume", ["--wave-id", "w-crash"]);
       expect(r.code, r.err).toBe(0);
       const evs = c.ledger("w-crash");
-      expect(of(evs, "item_dispatched", (e) => e.phase === "implement")).toHaveLength(3);
+      expect(
+        of(evs, "item_dispatched", (e) => e.phase === "implement"),
+        outcomes(evs) + "\n" + r.err,
+      ).toHaveLength(3);
       expect(of(evs, "attempt_failed")).toHaveLength(0);
       expect(startsOf(c, (s) => s.phase === "implement")).toHaveLength(3);
       expect(Object.values(await statusOf(c, "w-crash"))).toEqual(items.map(() => "approved"));
@@ -447,7 +459,9 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
         what: "the worker to stop its agents while Redis is down",
         timeoutMs: c.lockMs * 3,
       });
-      expect(h1.proc.err()).toContain("lock not renewed");
+      // The worker logs before it stops the agent, but this process may see the agent gone before
+      // it has read that line from the pipe: wait for the line too.
+      await waitFor(() => h1.proc.err().includes("lock not renewed"), { what: "the worker to log the lost lock", timeoutMs: 10_000 });
       await c.redis.start();
       // The worker announces itself again once it has reconnected (its next heartbeat); resume's
       // preflight asks for a live worker, as a user's would.
