@@ -15,6 +15,7 @@ import { WaveSession } from "./session.js";
 import type { Shell } from "./shell.js";
 import { TrackedJobs } from "./tracked-jobs.js";
 import { WorktreeLooks } from "./worktree-looks.js";
+import { ReviewDiffs } from "./review-diffs.js";
 import { TrackerQueue } from "./tracker-queue.js";
 import { DeliveryQueue } from "./delivery-queue.js";
 import { stopByOperator } from "./operator-stop.js";
@@ -42,7 +43,7 @@ export class Controller {
   private readonly jobs = new TrackedJobs();
   private readonly tracker: TrackerQueue;
   private readonly delivery: DeliveryQueue;
-  private readonly issues = new Map<string, TrackerIssue>();
+  private readonly issues = new Map<string, Promise<TrackerIssue>>();
   private readonly shell: Shell;
   private wake: (() => void) | null = null;
   private kicked = false;
@@ -69,6 +70,7 @@ export class Controller {
       tracker: this.tracker,
       delivery: this.delivery,
       looks: new WorktreeLooks(),
+      diffs: new ReviewDiffs(),
       item: (id) => this.item(id),
       issue: (id) => this.issue(id),
       // Write-ahead with group commit: the event is written and folded now, made durable with the
@@ -240,10 +242,14 @@ export class Controller {
   /**
    * One item's worktree, ahead of its dispatch. A checkout found rather than created is also looked
    * at now (`git status`): clean, its first job starts without the runner's own look. Its HEAD is
-   * read again at dispatch, and a look whose HEAD moved is dropped (WorktreeLooks.confirm).
+   * read again at dispatch, and a look whose HEAD moved is dropped (WorktreeLooks.confirm). The
+   * item's tracker text is fetched meanwhile (a `bd show` with Beads), so the prompt waits for
+   * neither.
    */
   private async resolveEarly(id: string): Promise<WorktreeResult | null> {
     const ws = this.deps.workspace;
+    // The cache keeps it for the dispatch; a tracker that cannot answer now is asked again there.
+    void this.issue(id).catch(() => undefined);
     try {
       const w = await ws.resolve(id);
       if (w.ok && w.created !== true && ws.look !== undefined) {
@@ -324,15 +330,27 @@ export class Controller {
     return it;
   }
 
-  private async issue(id: string): Promise<TrackerIssue> {
-    const cached = this.issues.get(id);
-    if (cached) return cached;
+  /** The item's tracker text, asked once: a second caller (the dispatch after a prefetch) waits on the first. */
+  private issue(id: string): Promise<TrackerIssue> {
+    let asked = this.issues.get(id);
+    if (asked === undefined) {
+      const p = this.askTracker(id);
+      asked = p;
+      this.issues.set(id, p);
+      // A tracker that failed is asked again next time.
+      p.catch(() => {
+        if (this.issues.get(id) === p) this.issues.delete(id);
+      });
+    }
+    return asked;
+  }
+
+  private async askTracker(id: string): Promise<TrackerIssue> {
     const r = await this.deps.tracker.show(id);
     const it = this.item(id);
     const issue: TrackerIssue = r.found
       ? r.issue
       : { id, title: it.title, description: "", acceptance_criteria: "", status: "open", labels: [], blocked_by: [] };
-    this.issues.set(id, issue);
     return issue;
   }
 }

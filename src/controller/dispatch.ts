@@ -107,7 +107,7 @@ async function reviewMaterial(sh: Shell, item: ItemState, worktree: string, base
   if (ws.diff === undefined || head === null) return null;
   const lastImpl = [...item.history].reverse().find((r) => r.phase === "implement");
   try {
-    const d = await ws.diff(worktree, base, head);
+    const d = await (sh.diffs.take(item.beads_id, base, head) ?? ws.diff(worktree, base, head));
     return { stat: d.stat, patch: d.patch, bytes: d.bytes, truncated: d.truncated, attempt_range: lastImpl?.range ?? null };
   } catch (e) {
     sh.deps.log(`${item.beads_id}: cannot diff ${base ?? "(root)"}..${head}: ${String(e)}`);

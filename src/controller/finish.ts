@@ -148,6 +148,7 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   const ranOk =
     job.stop_reason === undefined && (rcLost || h.state === "exited_ok" || h.state === "no_op_success") && (h.exit_code === null || h.exit_code === 0);
   const range = ranOk ? ((await remoteAttempt(sh, job, h)) ?? (await commitAttempt(sh, job, item, contract, h))) : undefined;
+  if (range !== undefined) beginReviewDiff(sh, item, range);
   await sh.apply({
     event: "job_finished",
     ...attempt,
@@ -166,7 +167,10 @@ export async function finishJob(sh: Shell, job: TrackedJob, health: JobHealth | 
   // Recorded: the agent's contract file may go, and a queue runner's worker may drop its result.
   deps.runner.contractRecorded?.(job.ref);
   // An item that is over has no next job to start: its look is dropped (memory stays flat).
-  if (isTerminalItem(sh.item(job.item_id).status)) sh.looks.forget(job.item_id);
+  if (isTerminalItem(sh.item(job.item_id).status)) {
+    sh.looks.forget(job.item_id);
+    sh.diffs.forget(job.item_id);
+  }
   await deps.runner.ack?.(job.ref);
 }
 
@@ -197,6 +201,18 @@ async function commitAttempt(sh: Shell, job: TrackedJob, item: ItemState, contra
     const head = await ws.head(item.worktree).catch(() => null);
     return { from: rec.head_at_dispatch, to: head };
   }
+}
+
+/**
+ * An implement attempt with commits, to be reviewed (job-finished.ts sends it to review): its
+ * review is shown base..HEAD, so that diff begins now, while this end is recorded (issue #14).
+ */
+function beginReviewDiff(sh: Shell, item: ItemState, range: CommitRange): void {
+  const ws = sh.deps.workspace;
+  const { worktree, base_commit: base } = item;
+  const to = range.to;
+  if (ws.diff === undefined || worktree === null || to === null || to === range.from || !sh.session.state.policy.require_review) return;
+  sh.diffs.begin(item.beads_id, base, to, ws.diff(worktree, base, to));
 }
 
 /**

@@ -10,6 +10,7 @@ import type { TrackedJobs } from "./tracked-jobs.js";
 import type { TrackerQueue } from "./tracker-queue.js";
 import type { WorktreeLooks } from "./worktree-looks.js";
 import type { DeliveryQueue } from "./delivery-queue.js";
+import type { ReviewDiffs } from "./review-diffs.js";
 
 // What the controller's parts (dispatch, finish, re-attach, effects) share: the ports, the
 // session and the jobs being watched. The Controller builds one and hands it to each part, so
@@ -24,6 +25,8 @@ export interface Shell {
   readonly delivery: DeliveryQueue;
   /** Worktrees known as they are between two jobs: the runner skips its start look (issue #14). */
   readonly looks: WorktreeLooks;
+  /** Review diffs begun as their implement attempts ended (issue #14). */
+  readonly diffs: ReviewDiffs;
   item(id: string): ItemState;
   /** The tracker's text of an item (cached; the wave's own title when the tracker has none). */
   issue(id: string): Promise<TrackerIssue>;

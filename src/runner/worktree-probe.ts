@@ -95,8 +95,10 @@ export function probeOfStatus(status: string, root: string): WorktreeProbe {
 }
 
 /**
- * What the wrapper saw after a clean exit (wrapper.ts, `<rc>.wt`): the commit count since the
- * start on the first line, then the status. Null when there is no such file or it is not whole.
+ * What the wrapper saw after a clean exit (wrapper.ts, `<rc>.wt`): the status (NUL-terminated
+ * entries), then the commit count since the start on a line of its own. A wrapper of an earlier
+ * version (a job started before an upgrade) wrote the count first. Null when there is no such
+ * file or it is not whole.
  */
 export function readWorktreeEnd(file: string, root: string): { probe: WorktreeProbe; commits: number } | null {
   let text: string;
@@ -105,10 +107,21 @@ export function readWorktreeEnd(file: string, root: string): { probe: WorktreePr
   } catch {
     return null;
   }
-  const nl = text.indexOf("\n");
-  const commits = Number(text.slice(0, nl));
-  const status = text.slice(nl + 1);
-  if (nl < 1 || !Number.isSafeInteger(commits) || commits < 0 || !status.startsWith("# branch.oid ")) return null;
+  let countText: string;
+  let status: string;
+  if (text.startsWith("# branch.oid ")) {
+    const z = text.lastIndexOf("\0");
+    if (z < 0 || !text.endsWith("\n")) return null;
+    countText = text.slice(z + 1, -1);
+    status = text.slice(0, z + 1);
+  } else {
+    const nl = text.indexOf("\n");
+    if (nl < 1) return null;
+    countText = text.slice(0, nl);
+    status = text.slice(nl + 1);
+  }
+  const commits = Number(countText);
+  if (countText === "" || !Number.isSafeInteger(commits) || commits < 0 || !status.startsWith("# branch.oid ")) return null;
   return { probe: probeOfStatus(status, root), commits };
 }
 

@@ -31,10 +31,13 @@
 //   the shell itself; without /proc, always) steps back out to the cgroup it came from and removes
 //   the job's at the end, which works only if nothing of the job is left in it: a job whose
 //   launcher died leaves no empty cgroup behind, one with escapees keeps it.
-// - after a clean exit (0) it looks at the worktree once, before the rc: the commits since the
-//   attempt's start (`git rev-list --count`) and `git status --porcelain=v2 --branch -z` into
-//   `<rc>.wt`. It is written in place, with no rename (a process): it is read only once the rc
-//   holds the exit code (check.ts), and the rc is written after it. The runner's exit check and the
+// - after a clean exit (0) it looks at the worktree once, before the rc: `git status
+//   --porcelain=v2 --branch -z` into `<rc>.wt`, then a line with the commits since the attempt's
+//   start (`git rev-list --count`). The two gits run side by side (the status in the background;
+//   a USR1 from the pump may cut its `wait` short, hence the loop), so an implement's end waits
+//   for the slower one, not for both (issue #14). It is written in place, with no rename (a
+//   process): it is read only once the rc holds the exit code (check.ts), and the rc is written
+//   after it. The runner's exit check and the
 //   controller's post-implement checks read that file instead of spawning git from the controller
 //   (issue #14); without it (git failed, an older wrapper) they run git themselves as before. git
 //   runs with the repository variables unset and without optional locks, as the runner's own
@@ -82,7 +85,14 @@ if [ "$code" = 0 ] && [ -n "$wt" ]; then
   GIT_OPTIONAL_LOCKS=0; LC_ALL=C; export GIT_OPTIONAL_LOCKS LC_ALL
   if [ -n "$base" ]; then range="$base..HEAD"; else range=HEAD; fi
   umask 077
-  { git -C "$wt" rev-list --count "$range" 2>/dev/null || echo 0; git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal 2>/dev/null; } > "$rc.wt" < /dev/null || rm -f "$rc.wt"
+  git -C "$wt" status --porcelain=v2 --branch -z --untracked-files=normal > "$rc.wt" 2>/dev/null < /dev/null &
+  look=$!
+  n=$(git -C "$wt" rev-list --count "$range" 2>/dev/null < /dev/null) || n=0
+  while :; do
+    wait "$look"; st=$?
+    [ "$st" -gt 128 ] && kill -0 "$look" 2>/dev/null || break
+  done
+  if [ "$st" = 0 ]; then echo "\${n:-0}" >> "$rc.wt"; else rm -f "$rc.wt"; fi
 fi
 if [ -z "$pump_done" ]; then
   sleep 2 &

@@ -245,4 +245,67 @@ describe("controller: the worktree's look at a start (issue #14)", () => {
     expect(specOf("d")?.worktree_look).toBeUndefined();
     expect(looked).toEqual(["/mem/worktrees/b", "/mem/worktrees/c", "/mem/worktrees/d"]);
   });
+  it("a review's diff is begun as its implement attempt ends, taken by the review's dispatch, and made again when HEAD moved since", async () => {
+    let head = "head1";
+    const diffs: { range: string; events: number }[] = [];
+    const w: World = new World({
+      items: ["rd", "moved"],
+      workspace: {
+        head: () => Promise.resolve(head),
+        commitLeftovers: () => Promise.resolve({ auto_commit: null, head: "head2", files: [] }),
+        diff: (_wt, from, to) => {
+          diffs.push({ range: `${from ?? ""}..${to}`, events: w.files.events.length });
+          return Promise.resolve({ stat: " a.txt | 1 +", patch: `+${to}\n`, bytes: 4, truncated: false });
+        },
+      },
+    });
+    await w.start();
+    head = "head2";
+    const finishedAt = () => w.files.events.length;
+    const before = finishedAt();
+    w.runner.exit(w.runner.jobOf("rd"), {});
+    await w.clock.advance(0);
+    // Begun before the implement's end was even written, and the review's prompt carries it.
+    expect(diffs).toEqual([{ range: "base0..head2", events: before }]);
+    const review = w.runner.starts.find((s) => s.item_id === "rd" && s.phase === "review");
+    expect(review).toBeDefined();
+    expect(w.files.prompts.get(review?.prompt_file ?? "")).toContain("+head2");
+    // HEAD moved between the end and the review's dispatch: the range shown is the one found then.
+    w.runner.exit(w.runner.jobOf("moved"), {});
+    head = "head3";
+    await w.clock.advance(0);
+    expect(diffs.map((d) => d.range)).toEqual(["base0..head2", "base0..head2", "base0..head3"]);
+    const review2 = w.runner.starts.find((s) => s.item_id === "moved" && s.phase === "review");
+    expect(w.files.prompts.get(review2?.prompt_file ?? "")).toContain("+head3");
+  });
+  it("an item's tracker text is fetched while the jobs before it run, once, and its dispatch does not wait for it", async () => {
+    const asked: { id: string; starts: number }[] = [];
+    const w: World = new World({
+      items: ["a", "b"],
+      policy: { max_parallel: 1, require_review: false },
+      tracker: {
+        type: "file",
+        ready: () => Promise.resolve([]),
+        markInProgress: () => Promise.resolve({ ok: true, reason_code: null }),
+        comment: () => Promise.resolve({ ok: true, reason_code: null }),
+        close: () => Promise.resolve({ ok: true, reason_code: null }),
+        versionCheck: () => Promise.resolve({ ok: true, reason_code: null, detail: "" }),
+        show: (id) => {
+          asked.push({ id, starts: w.runner.starts.length });
+          return Promise.resolve({
+            found: true,
+            issue: { id, title: `title ${id}`, description: `do ${id}`, acceptance_criteria: "", status: "open", labels: [], blocked_by: [] },
+          });
+        },
+      },
+    });
+    await w.start();
+    // b was asked about while a's job ran (one start so far), not at b's dispatch.
+    expect(asked).toContainEqual({ id: "b", starts: 1 });
+    w.runner.exit(w.runner.jobOf("a"), {});
+    await w.clock.advance(0);
+    const b = w.runner.starts.find((s) => s.item_id === "b");
+    expect(w.files.prompts.get(b?.prompt_file ?? "")).toContain("do b");
+    expect(asked.filter((x) => x.id === "b")).toHaveLength(1);
+  });
 });

@@ -366,6 +366,8 @@ export interface WorldOpts {
   timing?: Partial<typeof TIMING>;
   /** Workspace members over the in-memory default (auto-commit, diff). */
   workspace?: Partial<Workspace>;
+  /** The tracker (default: one that knows no item, so prompts use the wave's titles). */
+  tracker?: TrackerPort;
 }
 
 /** One wave, one controller process. `restart()` gives the next process the same store. */
@@ -411,7 +413,7 @@ export class World {
     return {
       files: this.files,
       runner: this.runner,
-      tracker: noTracker,
+      tracker: this.opts.tracker ?? noTracker,
       workspace: {
         resolve: (id) => Promise.resolve({ ok: true, path: `/mem/worktrees/${id}`, base_commit: "base0" }),
         head: () => Promise.resolve("head1"),

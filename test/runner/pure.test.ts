@@ -1,9 +1,12 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { fileTmp } from "../helpers/fixtures.js";
 import { classifyExit, isStalled, madeProgress, overRuntime } from "../../src/runner/health.js";
 import { parseJobMeta, parseJobProgress, parseStoredHealth } from "../../src/runner/meta.js";
 import { isValidJobId, jobPaths } from "../../src/runner/paths.js";
 import { parsePsTime } from "../../src/runner/proc.js";
-import { parsePorcelainV2 } from "../../src/runner/worktree-probe.js";
+import { parsePorcelainV2, readWorktreeEnd } from "../../src/runner/worktree-probe.js";
 import { checkExitCode, jobNextAction } from "../../src/cli/runner.js";
 import type { JobState } from "../../src/core/status.js";
 
@@ -48,6 +51,25 @@ describe("health rules", () => {
 });
 
 describe("guards and parsers", () => {
+  it("reads the wrapper's look at the worktree: status then count, the count-first file of an earlier wrapper, and nothing from a torn one", () => {
+    const dir = fileTmp.make();
+    const oid = "a".repeat(40);
+    const status = `# branch.oid ${oid}\0# branch.head dx/x\0? left.txt\0`;
+    const read = (text: string) => {
+      const f = path.join(dir, "job.rc.wt");
+      writeFileSync(f, text);
+      return readWorktreeEnd(f, dir);
+    };
+    const now = read(`${status}2\n`);
+    expect(now).toMatchObject({ commits: 2, probe: { ok: true, head: oid, dirty: 1 } });
+    expect(read(`2\n${status}`)).toEqual(now);
+    // Cut before the count line was appended, or an empty count: not whole.
+    expect(read(status)).toBeNull();
+    expect(read(`${status}\n`)).toBeNull();
+    expect(read(`${status}x\n`)).toBeNull();
+    expect(read("")).toBeNull();
+  });
+
   it("rejects meta, progress and stored health that do not have the shape", () => {
     expect(parseJobMeta('{"version":1,"job_id":"x"}')).toBeNull();
     expect(parseJobMeta("not json")).toBeNull();
