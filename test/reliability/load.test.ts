@@ -373,9 +373,9 @@ describe("load: three waves at once on one artifact_dir", () => {
     expect(r.groupReport.checked).toBeGreaterThan(0);
   });
 
-  // BUG (reported): a controller held at the cap by other waves' jobs has no job of its own to
-  // wake it when a slot frees, and sleeps until its next heartbeat (30 s) although the slot frees
-  // within a second. Seen: load-a idle 28 s between two events with six items pending.
+  // A controller held at the cap by other waves' jobs has no job of its own to wake it when a slot
+  // frees: it must look again shortly (controller.ts dispatchWithinCap), not sleep until its next
+  // heartbeat (30 s). Once seen: load-a idle 28 s between two events with six items pending.
   it("a wave held at the cap dispatches again soon after a slot frees (no idle gap over 15 s)", () => {
     const r = need();
     const gaps = [...r.records.values()].map((w) => ({ wave: w.waveId, ...longestGap(w.events) }));
@@ -397,10 +397,9 @@ describe("load: three waves at once on one artifact_dir", () => {
 });
 
 describe("exec saturation is resumable", () => {
-  // BUG (reported): runWave (src/app/run-wave.ts) returns right after preflight_recorded whenever
-  // the wave's status is "failed". A wave resumed from exec_saturation (or doctor_critical_*) is
-  // still "failed" at that point (only wave_resumed, applied later, makes it running), so resume
-  // exits 1 at once, forever, and the wave can never complete.
+  // A wave resumed from exec_saturation (or doctor_critical_*) is still "failed" when preflight is
+  // recorded (only wave_resumed, applied later, makes it running): runWave must not end it there,
+  // or resume exits 1 at once, forever, and the wave never completes (once seen).
   it("a wave refused for exec_saturation at start completes on resume once the load is gone", async () => {
     const tag = `sat-${process.pid}`;
     extraTags.push(tag);
