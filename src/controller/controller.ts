@@ -144,8 +144,13 @@ export class Controller {
   private async cycle(): Promise<RunEnd | null> {
     this.kicked = false;
     // Jobs that ended together are finished together: each step is its own sync append, so the
-    // ledger stays ordered while their checks and contract reads overlap.
-    await Promise.all(this.jobs.takeExited().map((job) => finishJob(this.shell, job, null)));
+    // ledger stays ordered while their checks and contract reads overlap. Jobs that end meanwhile
+    // are finished too before anything is dispatched, so their slots are filled in this cycle's
+    // dispatch instead of waiting for the whole of it and a cycle of their own (issue #14: a
+    // burst of exits, as when the first jobs of a wave end together).
+    for (let exited = this.jobs.takeExited(); exited.length > 0; exited = this.jobs.takeExited()) {
+      await Promise.all(exited.map((job) => finishJob(this.shell, job, null)));
+    }
     await checkHealth(this.shell);
 
     if (this.signal !== null) return this.handleSignal(this.signal);

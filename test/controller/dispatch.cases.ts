@@ -245,6 +245,9 @@ describe("controller: the worktree's look at a start (issue #14)", () => {
     expect(specOf("d")?.worktree_look).toBeUndefined();
     expect(looked).toEqual(["/mem/worktrees/b", "/mem/worktrees/c", "/mem/worktrees/d"]);
   });
+});
+
+describe("controller: off the path from one job's exit to the next dispatch (issue #14)", () => {
   it("a review's diff is begun as its implement attempt ends, taken by the review's dispatch, and made again when HEAD moved since", async () => {
     let head = "head1";
     const diffs: { range: string; events: number }[] = [];
@@ -307,5 +310,21 @@ describe("controller: the worktree's look at a start (issue #14)", () => {
     const b = w.runner.starts.find((s) => s.item_id === "b");
     expect(w.files.prompts.get(b?.prompt_file ?? "")).toContain("do b");
     expect(asked.filter((x) => x.id === "b")).toHaveLength(1);
+  });
+  it("a job that ends while others are being finished is finished in the same cycle, and its slot filled in the same dispatch", async () => {
+    const w = new World({ items: ["a", "b", "c", "d"], policy: { max_parallel: 2, require_review: false } });
+    await w.start();
+    // b ends while a's end is being read, so after the cycle that finishes a has begun.
+    const read = w.runner.readContract.bind(w.runner);
+    w.runner.readContract = (ref) => {
+      if (ref.job_id === "a") w.runner.exit(w.runner.jobOf("b"), {});
+      return read(ref);
+    };
+    w.runner.exit(w.runner.jobOf("a"), {});
+    await w.clock.advance(0);
+    const order = w.files.events.flatMap((e) =>
+      e.event === "job_finished" || (e.event === "item_dispatched" && (e.item_id === "c" || e.item_id === "d")) ? [`${e.event} ${e.item_id}`] : [],
+    );
+    expect(order).toEqual(["job_finished a", "job_finished b", "item_dispatched c", "item_dispatched d"]);
   });
 });
