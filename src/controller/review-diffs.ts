@@ -26,8 +26,4 @@ export class ReviewDiffs {
   forget(itemId: string): void {
     this.early.delete(itemId);
   }
-
-  get size(): number {
-    return this.early.size;
-  }
 }
