@@ -121,6 +121,11 @@ export interface ClusterOptions {
   scenario?: Scenario;
   /** Provider names; each runs the scripted agent. */
   providers?: string[];
+  /**
+   * The workers' lock window (default 12 s). A worker that cannot renew within it stops its agent
+   * by design, which costs an attempt; a loaded 2-core CI box can starve a worker for seconds, so
+   * only the tests about the window itself pass a short one.
+   */
   lockMs?: number;
   appendonly?: boolean;
   /** Keys merged over the controller's config. */
@@ -159,7 +164,7 @@ export class Cluster {
     this.workerConfigPath = path.join(this.root, "worker.config.json");
     this.artifactDir = path.join(this.root, "artifacts");
     this.providers = o.providers ?? ["agent-a"];
-    this.lockMs = o.lockMs ?? 5_000;
+    this.lockMs = o.lockMs ?? 12_000;
     this.prefix = o.defaultPrefix === true ? "dxb" : "dxt";
     this.logDir = path.join(this.root, "logs");
     mkdirSync(path.join(this.recordDir, "gates"), { recursive: true });

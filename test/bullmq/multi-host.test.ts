@@ -133,7 +133,8 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
   it(
     "a worker and its agents SIGKILLed mid-job: runner_job_lost within the lock window, retried on the other worker",
     async () => {
-      const c = await Cluster.create({ items: ["kl-1"], scenario: { items: { "kl-1": { implement: [{ hang: true }, { sleep_ms: 200 }] } } } });
+      // A short window: this test waits for it to run out.
+      const c = await Cluster.create({ items: ["kl-1"], lockMs: 5_000, scenario: { items: { "kl-1": { implement: [{ hang: true }, { sleep_ms: 200 }] } } } });
       const h1 = c.startWorker("h1");
       await c.workerReady(h1);
       const ctl = c.cli(["start", "--config", c.configPath, "--items", "kl-1", "--wave-id", "w-kill"]);
@@ -166,7 +167,8 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
   it(
     "a worker SIGSTOPped past its lock window: its agent is stopped when it wakes, its late result refused, the job runs once more elsewhere",
     async () => {
-      const c = await Cluster.create({ items: ["st-1"], scenario: { items: { "st-1": { implement: [{ hang: true }, { sleep_ms: 200 }] } } } });
+      // A short window: this test waits for it to run out.
+      const c = await Cluster.create({ items: ["st-1"], lockMs: 5_000, scenario: { items: { "st-1": { implement: [{ hang: true }, { sleep_ms: 200 }] } } } });
       const h1 = c.startWorker("h1");
       await c.workerReady(h1);
       const ctl = c.cli(["start", "--config", c.configPath, "--items", "st-1", "--wave-id", "w-stop"]);
@@ -244,14 +246,7 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
     "the controller SIGKILLed and resumed: remote jobs are re-attached, not redone",
     async () => {
       const items = ["cr-1", "cr-2", "cr-3"];
-      const c = await Cluster.create({
-        items,
-        // Nothing here waits on the lock window. A worker that cannot renew within the default 5 s
-        // window (its process starved on a loaded 2-core CI box) stops its agent by design and
-        // costs an attempt, which this test would count as work redone.
-        lockMs: 12_000,
-        scenario: { default: { implement: { gate: "go" }, review: { sleep_ms: 100 } } },
-      });
+      const c = await Cluster.create({ items, scenario: { default: { implement: { gate: "go" }, review: { sleep_ms: 100 } } } });
       const [h1, h2] = [c.startWorker("h1"), c.startWorker("h2")];
       await Promise.all([c.workerReady(h1), c.workerReady(h2)]);
       const ctl = c.cli(["start", "--config", c.configPath, "--items", items.join(","), "--wave-id", "w-crash"]);
@@ -440,6 +435,8 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
       const items = ["qu-1", "qu-2"];
       const c = await Cluster.create({
         items,
+        // A short window: this test waits for it to run out while Redis is down.
+        lockMs: 5_000,
         appendonly: true,
         runner: { unavailable_minutes: 0.05 },
         scenario: { default: { implement: { gate: "go" }, review: { sleep_ms: 100 } } },
