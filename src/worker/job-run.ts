@@ -170,7 +170,7 @@ async function execute(
       }
     }
     // Kept on this host first, then published; dropped only when the controller acknowledges it.
-    ctx.spool.put(result);
+    await ctx.spool.put(result);
     await publishResult(ctx, result, () => false);
     // Completing may fail (the lock is gone, Redis is down): the result is already where the
     // controller looks, and the stalled check will fail the BullMQ job, which changes nothing.
@@ -209,7 +209,9 @@ async function runAgent(
   const contractFile = path.join(dir, `${d.run_instance}.contract.json`);
   // The prompt names the controller's paths; on this host the worktree and contract are elsewhere.
   const text = d.prompt_text.split(d.controller_worktree).join(worktree).split(d.controller_contract_file).join(contractFile);
-  writeFileAtomicSync(promptFile, text);
+  // Not fsynced: a host crash ends this attempt anyway (its lock lapses and the controller retries
+  // it), and an fsync here would hold the loop that renews the other jobs' locks.
+  writeFileAtomicSync(promptFile, text, { fsync: false });
 
   let exited = false;
   const unsub = ctx.runner.onExit((r) => {

@@ -1,11 +1,14 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { parseJson, parseResult, type QueueResult } from "../queue/protocol.js";
-import { writeFileAtomicSync } from "../runner/fs-util.js";
+import { syncPaths } from "../store/sync-later.js";
 
 // A worker keeps every result it produced on its own disk until the controller acknowledges it:
 // Redis may be down when the agent ends, or restart without the last writes, and a produced
-// result must never be lost. Written whole (tmp + fsync + rename) before it is published.
+// result must never be lost. Written whole (tmp + fsync + rename) before it is published, with
+// the fsyncs off the event loop: that loop also renews the locks of the worker's other jobs, and
+// a slow disk must not cost them their locks.
 
 const RUN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -17,8 +20,25 @@ export function createSpool(dir: string) {
   };
   return {
     dir,
-    put(r: QueueResult): void {
-      writeFileAtomicSync(file(r.run_instance), JSON.stringify(r), { fsync: true });
+    async put(r: QueueResult): Promise<void> {
+      const target = file(r.run_instance);
+      // Under a name list() does not see until it is whole and durable.
+      const tmp = `${target}.${process.pid}.tmp`;
+      try {
+        const h = await open(tmp, "w", 0o600);
+        try {
+          await h.writeFile(JSON.stringify(r));
+          await h.sync();
+        } finally {
+          await h.close();
+        }
+        await rename(tmp, target);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        throw e;
+      }
+      // The rename itself: durable once the directory is synced.
+      await syncPaths([target]);
     },
     drop(runInstance: string): void {
       rmSync(file(runInstance), { force: true });
@@ -41,9 +61,9 @@ export function createSpool(dir: string) {
       }
       return out;
     },
-    /** Results nobody acknowledged for this long belong to waves that are long gone. */
+    /** Results nobody acknowledged for this long belong to waves that are long gone (and a crash's temp files). */
     dropOlderThan(ms: number, now = Date.now()): void {
-      for (const n of safeList(dir)) {
+      for (const n of safeList(dir, true)) {
         const p = path.join(dir, n);
         try {
           if (now - statSync(p).mtimeMs > ms) rmSync(p, { force: true });
@@ -55,9 +75,9 @@ export function createSpool(dir: string) {
   };
 }
 
-function safeList(dir: string): string[] {
+function safeList(dir: string, withTemp = false): string[] {
   try {
-    return readdirSync(dir).filter((n) => n.endsWith(".result.json"));
+    return readdirSync(dir).filter((n) => n.endsWith(".result.json") || (withTemp && n.endsWith(".tmp")));
   } catch {
     return [];
   }
