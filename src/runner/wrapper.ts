@@ -37,11 +37,10 @@
 //   a USR1 from the pump may cut its `wait` short, hence the loop), so an implement's end waits
 //   for the slower one, not for both (issue #14). It is written in place, with no rename (a
 //   process): it is read only once the rc holds the exit code (check.ts), and the rc is written
-//   after it. The runner's exit check and the
-//   controller's post-implement checks read that file instead of spawning git from the controller
-//   (issue #14); without it (git failed, an older wrapper) they run git themselves as before. git
-//   runs with the repository variables unset and without optional locks, as the runner's own
-//   probe does.
+//   after it. The runner's exit check and the controller's post-implement checks read that file
+//   instead of spawning git from the controller (issue #14); without it (git failed, an older
+//   wrapper) they run git themselves as before. git runs with the repository variables unset and
+//   without optional locks, as the runner's own probe does.
 //
 // Positional parameters: $1 tools PATH (for head, fold, grep, git, …), $2 rc path, $3 cap in
 // bytes, $4 the worktree to look at after a clean exit ("" = none), $5 HEAD at the start ("" =

@@ -1,7 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseJson, parseResult, type QueueResult } from "../queue/protocol.js";
+import { unlinkQuiet, writeTempFile } from "../store/fsx.js";
 import { syncPaths } from "../store/sync-later.js";
 
 // A worker keeps every result it produced on its own disk until the controller acknowledges it:
@@ -22,22 +22,16 @@ export function createSpool(dir: string) {
     dir,
     async put(r: QueueResult): Promise<void> {
       const target = file(r.run_instance);
-      // Under a name list() does not see until it is whole and durable.
-      const tmp = `${target}.${process.pid}.tmp`;
+      // The store's temp file, written now and synced off the loop; only then does it get the name
+      // list() reads, and the rename is durable once the directory is synced.
+      const tmp = writeTempFile(target, JSON.stringify(r), { sync: false });
       try {
-        const h = await open(tmp, "w", 0o600);
-        try {
-          await h.writeFile(JSON.stringify(r));
-          await h.sync();
-        } finally {
-          await h.close();
-        }
-        await rename(tmp, target);
+        await syncPaths([tmp]);
+        renameSync(tmp, target);
       } catch (e) {
-        await rm(tmp, { force: true }).catch(() => undefined);
+        unlinkQuiet(tmp);
         throw e;
       }
-      // The rename itself: durable once the directory is synced.
       await syncPaths([target]);
     },
     drop(runInstance: string): void {
@@ -77,7 +71,7 @@ export function createSpool(dir: string) {
 
 function safeList(dir: string, withTemp = false): string[] {
   try {
-    return readdirSync(dir).filter((n) => n.endsWith(".result.json") || (withTemp && n.endsWith(".tmp")));
+    return readdirSync(dir).filter((n) => n.endsWith(".result.json") || (withTemp && n.includes(".result.json.tmp-")));
   } catch {
     return [];
   }

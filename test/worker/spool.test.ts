@@ -40,7 +40,7 @@ describe("worker spool", () => {
   it("never lists a temp file a crash left, and drops it once old", () => {
     const dir = path.join(fileTmp.make(), "spool");
     const spool = createSpool(dir);
-    const tmp = path.join(dir, "run-2.result.json.123.tmp");
+    const tmp = path.join(dir, ".run-2.result.json.tmp-123-abc");
     writeFileSync(tmp, JSON.stringify(result("run-2")));
     expect(spool.list()).toEqual([]);
     const old = new Date(Date.now() - 10 * 24 * 3600 * 1000);
