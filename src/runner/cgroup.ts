@@ -11,8 +11,8 @@ import { killMarked, scanMarkedCached } from "./marked-procs.js";
 // Layout: `<cgroup2 mount><this process's cgroup>/dx-batch/<store>.<wave or _>.<run_instance>`, where
 // <store> is a hash of the runner's log directory: wave ids are unique only within one store, and a
 // cancel or doctor of one store's wave must never touch another's with the same id. Only leaves
-// hold processes ("no internal processes"): the wrapper moves itself into its leaf as its first
-// command, before it forks the pump or the agent (wrapper.ts), so nothing of the job starts outside.
+// hold processes ("no internal processes"): the wrapper moves itself into its leaf before it forks
+// the agent (wrapper.ts), so nothing of the agent's starts outside.
 // Where cgroup2 is not mounted, not writable, or DX_BATCH_NO_CGROUP=1, every function here is a
 // no-op and the job marker (marked-procs.ts) does the work alone.
 

@@ -24,8 +24,13 @@
 //   a USR1 that lands between the check and the wait must not cost the 2 s). The trap forgets the
 //   timer before it is reaped, so a late USR1 never signals a pid that may have been reused. It
 //   looks at the worktree (below) first, so git overlaps the pump's last steps;
-// - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks anything
-//   (cgroup.ts), and the agent does not see the variable. Its launcher removes the cgroup once it
+// - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks the agent
+//   (cgroup.ts), and the agent does not see the variable. The move is written by a background
+//   subshell while the wrapper makes the fifo and starts the pump, and waited for just before the
+//   agent's fork: the kernel makes a move into a cgroup wait for an RCU grace period (5-18 ms
+//   measured here), which would otherwise delay every agent's start by that much (issue #14). A
+//   pump forked before the move lands stays outside the leaf: it is the wrapper's own, in its
+//   process group, and it ends at the agent's EOF. Its launcher removes the cgroup once it
 //   sees the wrapper exit (start.ts), off the job's way to its end (issue #14). A wrapper whose
 //   launcher is gone (its parent is not the launcher pid it was given, read from /proc/$$/stat by
 //   the shell itself; without /proc, always) steps back out to the cgroup it came from and removes
@@ -49,7 +54,9 @@
 export const WRAPPER_SCRIPT = `
 trap '' TERM INT HUP
 job_cgroup=\${DX_BATCH_CGROUP_DIR:-}
-if [ -n "$job_cgroup" ]; then { echo $$ > "$job_cgroup/cgroup.procs"; } 2>/dev/null || job_cgroup=; unset DX_BATCH_CGROUP_DIR; fi
+unset DX_BATCH_CGROUP_DIR
+mover=
+if [ -n "$job_cgroup" ]; then { echo $$ > "$job_cgroup/cgroup.procs"; } 2>/dev/null & mover=$!; fi
 agent_path=$PATH
 PATH=$1
 rc=$2
@@ -75,6 +82,7 @@ mkfifo -m 600 "$fifo" || { echo "dx-batch wrapper: cannot create $fifo" >&2; (um
   kill -USR1 "$wrapper" 2>/dev/null
 ) < "$fifo" &
 exec 3> "$fifo"
+if [ -n "$mover" ]; then wait "$mover" || job_cgroup=; fi
 trap ':' TERM INT HUP
 PATH=$agent_path "$@" >&3 2>&3 3>&-
 code=$?
