@@ -19,7 +19,7 @@ import { escapedJobPids } from "../runner/cgroup.js";
 import { ensureReserve, releaseReserve, RESERVE_NAME } from "../store/disk-reserve.js";
 import { OtherWavesJobPids, isJobAlive, listJobPids, maySignalJob, registerJobPid, removeJobPid } from "../store/pids.js";
 import { isSameProcess, processStartTime, type ProcessIdentity } from "../store/proc.js";
-import { writeSnapshot } from "../store/snapshot.js";
+import { SnapshotFile } from "../store/snapshot-later.js";
 import type { AppContext } from "./context.js";
 
 // The controller's WaveFiles port over src/store: everything one wave writes, done as the
@@ -189,6 +189,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     }
     return own.keys();
   };
+  // A controller that lost the wave must not overwrite the new holder's snapshot either.
+  const snapshots = new SnapshotFile(layout.waveState(waveId), () => lock.holds());
   const files: WaveFilesHandle = {
     waveDir: layout.waveDir(waveId),
     epoch: lock.epoch,
@@ -197,8 +199,8 @@ export function createWaveFiles(c: AppContext, waveId: string, lock: LockHandle,
     sync: () => writer.sync(),
     takeForeignMoves: () =>
       writer.takeForeignMoves().map((m) => ({ file: path.relative(layout.root, m.file), moved_to: path.relative(layout.root, m.moved_to), bytes: m.bytes })),
-    // A controller that lost the wave must not overwrite the new holder's snapshot either.
-    writeSnapshot: (s) => void (lock.holds() && writeSnapshot(layout.waveState(waveId), s)),
+    writeSnapshot: (s) => snapshots.now(s),
+    writeSnapshotLater: (s, failed) => snapshots.later(s, failed),
     acquireLease: (item, attempt) => {
       // The first step of every dispatch: a controller that lost its epoch goes no further (no
       // lease, claim, worktree or prompt of a dispatch the new holder never planned).

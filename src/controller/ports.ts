@@ -49,6 +49,11 @@ export interface WaveLog {
   /** Free the space kept back for recording a pause on a full disk (issue #10). */
   releaseDiskReserve?(): void;
   writeSnapshot(s: WaveState): void;
+  /**
+   * A checkpoint written off the loop (store/snapshot-later.ts); absent: `writeSnapshot`. `failed`
+   * hears of one that could not be written, so the next is written with `writeSnapshot`.
+   */
+  writeSnapshotLater?(s: WaveState, failed: (err: Error) => void): void;
   /** The writer's controller epoch (SPEC §15.3), stamped on every event; absent in tests. */
   readonly epoch?: number;
 }

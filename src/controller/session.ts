@@ -48,6 +48,10 @@ export class WaveSession {
   /** Since the last snapshot: the wave's status changed; an item reached a terminal status. */
   private waveChanged = false;
   private itemEnded = false;
+  /** The last checkpoint off the loop failed: the next is written on it. */
+  private lateFailed = false;
+  /** The last checkpoint was asked off the loop (it may still be in flight). */
+  private lastLate = false;
 
   constructor(
     private readonly files: WaveLog,
@@ -160,11 +164,27 @@ export class WaveSession {
    */
   flush(force: boolean): void {
     const now = this.clock.nowMs();
-    const snapshot = this.current.seq !== this.snapshotSeq && (force || this.snapshotDue(now));
+    // A run's end writes its last checkpoint on the loop even if the same state is in flight off
+    // it, so the process may exit at once and no temp file is left behind (store/snapshot-later.ts).
+    const snapshot = (this.current.seq !== this.snapshotSeq && (force || this.snapshotDue(now))) || (force && this.lastLate);
     if (force || snapshot || (this.staged.length > 0 && now - this.stagedAtMs >= COMMIT_WITHIN_MS)) this.sync();
-    if (!snapshot || this.durable.seq === this.snapshotSeq) return;
-    this.files.writeSnapshot(this.durable);
-    this.snapshotSeq = this.durable.seq;
+    if (!snapshot || (this.durable.seq === this.snapshotSeq && !(force && this.lastLate))) return;
+    // A cycle's checkpoint is written off the loop; the run's last one (force), and the one after
+    // a checkpoint that could not be written, on it, so a full disk is met here as before.
+    const seq = this.durable.seq;
+    this.lastLate = !force && !this.lateFailed && this.files.writeSnapshotLater !== undefined;
+    if (this.lastLate && this.files.writeSnapshotLater !== undefined) {
+      this.files.writeSnapshotLater(this.durable, () => {
+        this.lateFailed = true;
+        // Behind again, and due at once: the loop wakes for it (flushDueMs).
+        if (this.snapshotSeq === seq) this.snapshotSeq = -1;
+        this.waveChanged = true;
+      });
+    } else {
+      this.lateFailed = false;
+      this.files.writeSnapshot(this.durable);
+    }
+    this.snapshotSeq = seq;
     this.lastFlushMs = this.clock.nowMs();
     this.waveChanged = false;
     this.itemEnded = false;

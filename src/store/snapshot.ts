@@ -14,7 +14,7 @@ import { parseWaveState } from "./schema.js";
  * The snapshot's text in pieces, in order: exactly `JSON.stringify(state)` plus a newline (the
  * state is plain data: no undefined items, no toJSON), with each item serialized on its own.
  */
-function* snapshotPieces(state: WaveState): Generator<string> {
+export function* snapshotPieces(state: WaveState): Generator<string> {
   let sep = "{";
   for (const [key, value] of Object.entries(state)) {
     // JSON.stringify leaves out keys whose value is undefined (an absent optional field).

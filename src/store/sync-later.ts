@@ -16,7 +16,8 @@ export async function syncPaths(files: readonly string[]): Promise<void> {
   await Promise.all(dirs.map((d) => syncOne(d, true)));
 }
 
-async function syncOne(p: string, dir: boolean): Promise<void> {
+/** fsync one file (`dir` false; one that is gone is skipped) or directory, off the loop. */
+export async function syncOne(p: string, dir: boolean): Promise<void> {
   let h;
   try {
     h = await open(p, "r");

@@ -66,6 +66,33 @@ describe("controller: group commit", () => {
     expect(files.snapshot).toBeNull();
   });
 
+  it("a cycle's checkpoint goes off the loop; the run's last is written on it; after a failed one, the next is too", () => {
+    const { files, s } = session();
+    const late: { seq: number; failed: (err: Error) => void }[] = [];
+    const now: number[] = [];
+    files.writeSnapshot = (st) => void now.push(st.seq);
+    const lateFiles = files as MemFiles & { writeSnapshotLater?: (st: { seq: number }, failed: (err: Error) => void) => void };
+    lateFiles.writeSnapshotLater = (st, failed) => void late.push({ seq: st.seq, failed });
+    // A wave status change makes the checkpoint due at the end of the cycle.
+    s.apply({ event: "wave_started", controller_pid: 1, host: "h" });
+    s.flush(false);
+    expect(late.map((x) => x.seq)).toEqual([2]);
+    expect(now).toEqual([]);
+    // The run's end: on the loop, even though the same state went off it.
+    s.flush(true);
+    expect(now).toEqual([2]);
+    // A checkpoint off the loop that failed: the next one is written on the loop.
+    s.apply({ event: "wave_paused", reason_code: "disk_full" });
+    s.flush(false);
+    expect(late.map((x) => x.seq)).toEqual([2, 3]);
+    late[1]?.failed(new Error("ENOSPC (simulated)"));
+    expect(s.pendingFlush).toBe(true);
+    s.flush(false);
+    expect(now).toEqual([2, 3]);
+    expect(late).toHaveLength(2);
+    expect(s.pendingFlush).toBe(false);
+  });
+
   it("performs no effect before its event is durable, and jobs ending together share a sync", async () => {
     const w = new World({ items: ["a", "b", "c", "d"], policy: { max_parallel: 3, require_review: false } });
     await w.start();
