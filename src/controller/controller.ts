@@ -51,8 +51,6 @@ export class Controller {
   private nextHeartbeatMs = 0;
   private wakeAtMs: number | null = null;
   private readonly prefetched = new Map<string, Promise<WorktreeResult | null>>();
-  /** Wakes finishingMeanwhile: a job ended (or anything else kicked the loop) during a dispatch. */
-  private exitDuringDispatch: (() => void) | null = null;
   private unsubscribe: (() => void) | null = null;
 
   constructor(
@@ -111,9 +109,6 @@ export class Controller {
     const w = this.wake;
     this.wake = null;
     w?.();
-    const f = this.exitDuringDispatch;
-    this.exitDuringDispatch = null;
-    f?.();
   }
 
   /** Re-attach jobs of active items (resume), then run until the wave stops. */
@@ -187,7 +182,7 @@ export class Controller {
     const plan = planDispatch(s, this.deps.clock.nowIso());
     this.wakeAtMs = plan.wake_at === null ? null : toMs(plan.wake_at);
     if (plan.intents.length > 0) {
-      const end = await this.finishingMeanwhile(this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents)));
+      const end = await this.deps.files.withExecLock(() => this.dispatchWithinCap(plan.intents));
       if (end) return end;
     }
     // An ended item needs its tracker text no more: the cache holds only what may be dispatched
@@ -227,40 +222,6 @@ export class Controller {
     // freed its slot, and no job exit will come to wake the loop for it: plan again at once.
     if (chosen.some((i) => isTerminalItem(this.item(i.item_id).status))) this.kick();
     return null;
-  }
-
-  /**
-   * Await a dispatch, finishing the jobs that end meanwhile as they end rather than after it (issue
-   * #14): a dispatch waits on fsyncs and spawns, and an exit that came during it used to wait for
-   * all of that before its job_finished was even begun, then for the rest of the cycle. Their items
-   * are running, so none is among the dispatched ones; each finish is its own chain of appends, as
-   * when jobs end together. Their slots are filled by the next cycle, which the exit's kick starts
-   * at once. Failures surface as the cycle's would: the dispatch's first, else a finish's.
-   */
-  private async finishingMeanwhile<T>(dispatch: Promise<T>): Promise<T> {
-    const finishing: Promise<void>[] = [];
-    let done = false;
-    const settled = dispatch.then(
-      (v) => ({ ok: true as const, v }),
-      (err: unknown) => ({ ok: false as const, err }),
-    );
-    void settled.then(() => {
-      done = true;
-      const f = this.exitDuringDispatch;
-      this.exitDuringDispatch = null;
-      f?.();
-    });
-    for (;;) {
-      for (const job of this.jobs.takeExited()) finishing.push(finishJob(this.shell, job, null));
-      if (done) break;
-      await new Promise<void>((resolve) => (this.exitDuringDispatch = resolve));
-    }
-    const r = await settled;
-    const finished = await Promise.allSettled(finishing);
-    if (!r.ok) throw r.err;
-    const failed = finished.find((f): f is PromiseRejectedResult => f.status === "rejected");
-    if (failed !== undefined) throw failed.reason;
-    return r.v;
   }
 
   /**

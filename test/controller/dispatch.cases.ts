@@ -327,28 +327,4 @@ describe("controller: off the path from one job's exit to the next dispatch (iss
     );
     expect(order).toEqual(["job_finished a", "job_finished b", "item_dispatched c", "item_dispatched d"]);
   });
-  it("a job that ends while a dispatch waits is finished meanwhile, not after it, and its slot is filled by the next cycle", async () => {
-    const w = new World({ items: ["a", "b", "c", "d"], policy: { max_parallel: 2, require_review: false } });
-    await w.start();
-    // c's start hangs until released; b ends while it does.
-    let release: () => void = () => undefined;
-    const start = w.runner.start.bind(w.runner);
-    w.runner.start = (spec) => {
-      if (spec.item_id !== "c") return start(spec);
-      w.runner.exit(w.runner.jobOf("b"), {});
-      return new Promise((resolve, reject) => (release = () => void start(spec).then(resolve, reject)));
-    };
-    w.runner.exit(w.runner.jobOf("a"), {});
-    await w.clock.advance(0);
-    const ended = () => w.files.events.flatMap((e) => (e.event === "job_finished" || e.event === "job_started" ? [`${e.event} ${e.item_id}`] : []));
-    // c has not started, yet b's end is written (and durable: no effect of it waited).
-    expect(ended()).toEqual(["job_started a", "job_started b", "job_finished a", "job_finished b"]);
-    expect(w.files.durable).toBe(w.files.events.length);
-    expect(w.runner.starts.map((s) => s.item_id)).toEqual(["a", "b"]);
-    release();
-    await w.clock.advance(0);
-    // The next cycle, begun at once, fills b's slot.
-    expect(w.runner.starts.map((s) => s.item_id)).toEqual(["a", "b", "c", "d"]);
-    expect(w.files.early).toEqual([]);
-  });
 });
