@@ -27,7 +27,7 @@
 // - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks the agent
 //   (cgroup.ts), and the agent does not see the variable. The move is written by a background
 //   subshell while the wrapper makes the fifo and starts the pump, and waited for just before the
-//   agent's fork: the kernel makes a move into a cgroup wait for an RCU grace period (5-18 ms
+//   agent's fork: a move into a cgroup waits in the kernel (for an RCU grace period, by our reading; 5-18 ms
 //   measured here), which would otherwise delay every agent's start by that much (issue #14). A
 //   pump forked before the move lands stays outside the leaf: it is the wrapper's own, in its
 //   process group, and it ends at the agent's EOF. Its launcher removes the cgroup once it
