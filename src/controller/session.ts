@@ -164,17 +164,19 @@ export class WaveSession {
    */
   flush(force: boolean): void {
     const now = this.clock.nowMs();
-    // A run's end writes its last checkpoint on the loop even if the same state is in flight off
-    // it, so the process may exit at once and no temp file is left behind (store/snapshot-later.ts).
-    const snapshot = (this.current.seq !== this.snapshotSeq && (force || this.snapshotDue(now))) || (force && this.lastLate);
+    // A run's end writes its last checkpoint on the loop even if the same state is still in flight
+    // off it: the run ends with its snapshot on disk (store/snapshot-later.ts).
+    const rewrite = force && this.lastLate;
+    const snapshot = (this.current.seq !== this.snapshotSeq && (force || this.snapshotDue(now))) || rewrite;
     if (force || snapshot || (this.staged.length > 0 && now - this.stagedAtMs >= COMMIT_WITHIN_MS)) this.sync();
-    if (!snapshot || (this.durable.seq === this.snapshotSeq && !(force && this.lastLate))) return;
+    if (!snapshot || (this.durable.seq === this.snapshotSeq && !rewrite)) return;
     // A cycle's checkpoint is written off the loop; the run's last one (force), and the one after
     // a checkpoint that could not be written, on it, so a full disk is met here as before.
     const seq = this.durable.seq;
-    this.lastLate = !force && !this.lateFailed && this.files.writeSnapshotLater !== undefined;
-    if (this.lastLate && this.files.writeSnapshotLater !== undefined) {
-      this.files.writeSnapshotLater(this.durable, () => {
+    const later = force || this.lateFailed ? undefined : this.files.writeSnapshotLater?.bind(this.files);
+    this.lastLate = later !== undefined;
+    if (later !== undefined) {
+      later(this.durable, () => {
         this.lateFailed = true;
         // Behind again, and due at once: the loop wakes for it (flushDueMs).
         if (this.snapshotSeq === seq) this.snapshotSeq = -1;

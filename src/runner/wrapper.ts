@@ -27,10 +27,10 @@
 // - given DX_BATCH_CGROUP_DIR, it moves itself into the job's cgroup before it forks the agent
 //   (cgroup.ts), and the agent does not see the variable. The move is written by a background
 //   subshell while the wrapper makes the fifo and starts the pump, and waited for just before the
-//   agent's fork: a move into a cgroup waits in the kernel (for an RCU grace period, by our reading; 5-18 ms
-//   measured here), which would otherwise delay every agent's start by that much (issue #14). A
-//   pump forked before the move lands stays outside the leaf: it is the wrapper's own, in its
-//   process group, and it ends at the agent's EOF. Its launcher removes the cgroup once it
+//   agent's fork: a move into a cgroup waits in the kernel (5-18 ms measured here; an RCU grace
+//   period, by our reading), which would otherwise delay every agent's start by that much (issue
+//   #14). A pump forked before the move lands stays outside the leaf: it is the wrapper's own, in
+//   its process group, and it ends at the agent's EOF. Its launcher removes the cgroup once it
 //   sees the wrapper exit (start.ts), off the job's way to its end (issue #14). A wrapper whose
 //   launcher is gone (its parent is not the launcher pid it was given, read from /proc/$$/stat by
 //   the shell itself; without /proc, always) steps back out to the cgroup it came from and removes

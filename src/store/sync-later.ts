@@ -1,6 +1,7 @@
+import { renameSync } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
-import { errno } from "./fsx.js";
+import { errno, unlinkQuiet, writeTempFile, type FileData } from "./fsx.js";
 
 // fsync off the event loop. The store's writes are synchronous (fsx.ts), and so were their fsyncs:
 // each one held the controller's loop for a disk round trip, in the path from a job's exit to the
@@ -16,8 +17,26 @@ export async function syncPaths(files: readonly string[]): Promise<void> {
   await Promise.all(dirs.map((d) => syncOne(d, true)));
 }
 
-/** fsync one file (`dir` false; one that is gone is skipped) or directory, off the loop. */
-export async function syncOne(p: string, dir: boolean): Promise<void> {
+/**
+ * Replace `target` whole, as fsx.ts writeFileAtomic does, with both its fsyncs off the loop: the
+ * temp file is written now without one, synced on the thread pool, renamed over `target` unless
+ * `keep` says by then that it is no longer wanted, and its directory synced after. Resolves with
+ * whether it was renamed; nothing stays under the temp name.
+ */
+export async function replaceFileLater(target: string, data: FileData, keep: () => boolean = () => true): Promise<boolean> {
+  const tmp = writeTempFile(target, data, { sync: false });
+  try {
+    await syncOne(tmp, false);
+    if (!keep()) return false;
+    renameSync(tmp, target);
+  } finally {
+    unlinkQuiet(tmp);
+  }
+  await syncOne(path.dirname(target), true);
+  return true;
+}
+
+async function syncOne(p: string, dir: boolean): Promise<void> {
   let h;
   try {
     h = await open(p, "r");

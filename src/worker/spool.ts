@@ -1,8 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseJson, parseResult, type QueueResult } from "../queue/protocol.js";
-import { unlinkQuiet, writeTempFile } from "../store/fsx.js";
-import { syncPaths } from "../store/sync-later.js";
+import { replaceFileLater } from "../store/sync-later.js";
 
 // A worker keeps every result it produced on its own disk until the controller acknowledges it:
 // Redis may be down when the agent ends, or restart without the last writes, and a produced
@@ -21,18 +20,8 @@ export function createSpool(dir: string) {
   return {
     dir,
     async put(r: QueueResult): Promise<void> {
-      const target = file(r.run_instance);
-      // The store's temp file, written now and synced off the loop; only then does it get the name
-      // list() reads, and the rename is durable once the directory is synced.
-      const tmp = writeTempFile(target, JSON.stringify(r), { sync: false });
-      try {
-        await syncPaths([tmp]);
-        renameSync(tmp, target);
-      } catch (e) {
-        unlinkQuiet(tmp);
-        throw e;
-      }
-      await syncPaths([target]);
+      // It gets the name list() reads only once its content is on disk.
+      await replaceFileLater(file(r.run_instance), JSON.stringify(r));
     },
     drop(runInstance: string): void {
       rmSync(file(runInstance), { force: true });

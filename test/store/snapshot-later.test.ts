@@ -34,78 +34,67 @@ const failNot = (e: Error): never => {
   throw e;
 };
 
+/** A writer of <temp>/wave_state.json, and three states of one wave, oldest first. */
+function setup(mayWrite: () => boolean = () => true): { dir: string; file: string; w: SnapshotFile; s: WaveState[] } {
+  const dir = tmp.make();
+  const file = path.join(dir, "wave_state.json");
+  return { dir, file, w: new SnapshotFile(file, mayWrite), s: states() };
+}
+
 describe("snapshot checkpoints off the loop", () => {
   it("replaces the file once its content is on disk; the loop goes on meanwhile; no temp file stays", async () => {
-    const dir = tmp.make();
-    const file = path.join(dir, "wave_state.json");
-    const [first, second] = states();
-    const w = new SnapshotFile(file, () => true);
-    w.now(first!);
-    w.later(second!, failNot);
+    const { dir, file, w, s } = setup();
+    w.now(s[0]!);
+    w.later(s[1]!, failNot);
     // Not renamed yet: the fsync is on the thread pool, and this turn of the loop is not over.
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: first });
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[0] });
     await settled(w);
-    expect(readFileSync(file, "utf8")).toBe(serializeState(second!));
+    expect(readFileSync(file, "utf8")).toBe(serializeState(s[1]!));
     expect(readdirSync(dir)).toEqual(["wave_state.json"]);
   });
 
   it("asked again while one is in flight: the newest waits and lands, the ones between are dropped", async () => {
-    const dir = tmp.make();
-    const file = path.join(dir, "wave_state.json");
-    const [a, b, c] = states();
-    const w = new SnapshotFile(file, () => true);
-    w.later(a!, failNot);
-    w.later(b!, failNot);
-    w.later(c!, failNot);
+    const { dir, file, w, s } = setup();
+    for (const st of s) w.later(st, failNot);
     await settled(w);
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: c });
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[2] });
     expect(readdirSync(dir)).toEqual(["wave_state.json"]);
   });
 
-  it("`now` wins over one in flight: the older state never lands over it, and its temp file is gone at once", async () => {
-    const dir = tmp.make();
-    const file = path.join(dir, "wave_state.json");
-    const [a, b, c] = states();
-    const w = new SnapshotFile(file, () => true);
-    w.later(a!, failNot);
-    w.later(b!, failNot);
-    w.now(c!);
-    expect(readdirSync(dir)).toEqual(["wave_state.json"]);
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: c });
+  it("`now` wins over one in flight: the older state never lands over it", async () => {
+    const { dir, file, w, s } = setup();
+    w.later(s[0]!, failNot);
+    w.later(s[1]!, failNot);
+    w.now(s[2]!);
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[2] });
     await settled(w);
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: c });
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[2] });
     expect(readdirSync(dir)).toEqual(["wave_state.json"]);
   });
 
   it("a writer that may not write (it lost the wave) leaves the file alone", async () => {
-    const dir = tmp.make();
-    const file = path.join(dir, "wave_state.json");
-    const [a, b] = states();
     let holds = true;
-    const w = new SnapshotFile(file, () => holds);
-    w.now(a!);
-    w.later(b!, failNot);
+    const { dir, file, w, s } = setup(() => holds);
+    w.now(s[0]!);
+    w.later(s[1]!, failNot);
     holds = false;
     await settled(w);
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: a });
-    w.now(b!);
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: a });
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[0] });
+    w.now(s[1]!);
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[0] });
     expect(readdirSync(dir)).toEqual(["wave_state.json"]);
   });
 
   it("a checkpoint that cannot be written is reported, and nothing is replaced", async () => {
-    const dir = tmp.make();
-    const file = path.join(dir, "wave_state.json");
-    const [a, b] = states();
-    const w = new SnapshotFile(file, () => true);
-    w.now(a!);
+    const { dir, file, w, s } = setup();
+    w.now(s[0]!);
     // Its directory is missing: the temp file cannot be created (root can write anywhere else).
     const gone = new SnapshotFile(path.join(dir, "missing", "wave_state.json"), () => true);
     const failures: Error[] = [];
-    gone.later(b!, (e) => void failures.push(e));
+    gone.later(s[1]!, (e) => void failures.push(e));
     await settled(gone);
     expect(failures).toHaveLength(1);
     expect(failures[0]?.message).toMatch(/ENOENT/);
-    expect(readSnapshot(file)).toEqual({ kind: "ok", state: a });
+    expect(readSnapshot(file)).toEqual({ kind: "ok", state: s[0] });
   });
 });
