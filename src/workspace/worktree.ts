@@ -250,6 +250,25 @@ export async function resolveWorktree(itemId: string, opts: ResolveWorktreeOptio
     found = c.found;
     created = c.created;
   }
+  const first = await judgeCheckouts(found, itemDir, policy, created);
+  if (first.ok || created || opts.repo === null) return first;
+  // Found without the repository lock: another process (another wave reaching for the same item)
+  // may be inside `git worktree add` for it, which writes the checkout's .git file before the
+  // admin files it names, so git calls it unusable for a moment. Every add of ours holds the
+  // lock, so the verdict that counts is the one taken under it, once that add is over.
+  const info = await repoInfo(opts.repo, opts.facts);
+  if ("ok" in info) return first;
+  return serialize(info.commonDir, () =>
+    withRepoLock(info.commonDir, async () => {
+      const now = await findItemWorktrees(itemDir);
+      // Gone meanwhile (that add failed and cleaned up): the first verdict stands.
+      return now.length === 0 ? first : judgeCheckouts(now, itemDir, policy, false);
+    }),
+  );
+}
+
+/** The one checkout under the item's directory, checked against the policy and read for its HEAD. */
+async function judgeCheckouts(found: string[], itemDir: string, policy: WorkspacePolicy, created: boolean): Promise<WorktreeResolution> {
   const [only, ...more] = found;
   if (only === undefined || more.length > 0) {
     return fail(

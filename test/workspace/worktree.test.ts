@@ -1,5 +1,5 @@
 import { existsSync, writeFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -196,6 +196,48 @@ describe("resolveWorktree", () => {
     await waitFor(() => done, "the worktree is created once the other process is gone");
     expect(await p).toMatchObject({ ok: true, created: true });
     expect(existsSync(path.join(repo, ".git", REPO_LOCK_NAME))).toBe(false);
+  });
+
+  it("a checkout another process is still creating (its admin files not yet written) is judged once that process's add is over, not called invalid", async () => {
+    const made = await resolveWorktree("bd-h1", { workspace_root: ws, repo, base: "HEAD", policy });
+    expect(made).toMatchObject({ ok: true, created: true });
+    // The state `git worktree add` leaves for a moment: the checkout's .git file is written, the
+    // admin directory's HEAD and commondir not yet. Another process holds the repository's lock.
+    const admin = path.join(repo, ".git", "worktrees", "canon");
+    for (const f of ["HEAD", "commondir"]) await rename(path.join(admin, f), path.join(admin, `${f}.later`));
+    const other = await sleeper();
+    const now = Date.now();
+    writeFileSync(
+      path.join(repo, ".git", REPO_LOCK_NAME),
+      JSON.stringify({
+        pid: other.pid,
+        start_time: other.start_time,
+        host: hostName(),
+        wave_id: "_repo",
+        acquired_at: new Date(now).toISOString(),
+        expires_at: new Date(now + 600_000).toISOString(),
+        token: "other",
+      }),
+    );
+    let done = false;
+    const p = resolveWorktree("bd-h1", { workspace_root: ws, repo, base: "HEAD", policy }).finally(() => (done = true));
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(done).toBe(false);
+    }
+    // That add completes and lets go of the lock.
+    for (const f of ["HEAD", "commondir"]) await rename(path.join(admin, `${f}.later`), path.join(admin, f));
+    await other.killAndWait();
+    await waitFor(() => done, "the resolution ends once the lock is free");
+    expect(await p).toMatchObject({ ok: true, created: false, path: made?.ok ? made.path : "?" });
+  });
+
+  it("a checkout that is still unusable under the repository lock is worktree_invalid", async () => {
+    const made = await resolveWorktree("bd-h2", { workspace_root: ws, repo, base: "HEAD", policy });
+    expect(made?.ok).toBe(true);
+    for (const f of ["HEAD", "commondir"]) await rm(path.join(repo, ".git", "worktrees", "canon", f));
+    const r = await resolveWorktree("bd-h2", { workspace_root: ws, repo, base: "HEAD", policy });
+    expect(r).toMatchObject({ ok: false, reason_code: expect.stringMatching(/^worktree_invalid:/) });
   });
 
   it("two resolutions of one item at once create it once", async () => {
