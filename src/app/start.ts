@@ -16,7 +16,7 @@ import { spawnDetached } from "./detach.js";
 import { createRunner } from "../runner/create.js";
 import { preflightAll, preflightProviders, refuseBadRepo, refuseNoProvider, refuseUnknownItems, refuseUnknownProviders } from "./refuse-early.js";
 import { waveExists } from "./wave-exists.js";
-import { latestWave } from "./latest-wave.js";
+import { waveIds } from "./latest-wave.js";
 
 // `start`: validate the input, create the wave (or refuse wave_exists), take the controller lock,
 // then preflight, prune, guard and run (SPEC §2, issue #4 step 1).
@@ -93,7 +93,8 @@ export async function startWave(c: AppContext, input: StartInput, progress: Prog
   const now = new Date().toISOString();
   const waveId = input.waveId ?? defaultWaveId(now, randomBytes(2).toString("hex"));
   const policy = toPolicy(c.config);
-  if (latestWave(c.config.artifact_dir) === null) progress.log(firstRunLine(c));
+  // Whether any wave exists, not which is newest: that reads every wave's ledger (latest-wave.ts).
+  if (waveIds(c.config.artifact_dir).length === 0) progress.log(firstRunLine(c));
   // Refusals that cost nothing: no wave directory exists until all of them pass (issue #13).
   refuseUnknownProviders(c.config, policy);
   await refuseBadRepo(c.config.repo);
