@@ -15,6 +15,8 @@
 //    below, looking at its whole stack, so the categories do not overlap. Samples in fsync and idle
 //    are shown apart: they are the event loop blocked on the disk and the loop asleep, not CPU.
 //      node bench/profile-summary.mjs FILE.cpuprofile [ITEMS] [--out NAME]
+//    Both views match our module files, so they need the per-module build: scale.mjs sets
+//    DX_BATCH_UNBUNDLED=1 for --callers and --profile; set it yourself for a profile taken otherwise.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import * as L from "./lib.mjs";

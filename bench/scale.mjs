@@ -71,6 +71,9 @@ async function runOne(n, mode) {
   const env = {
     DX_BENCH_COUNT_SPAWNS: "1",
     ...(flags.callers ? { DX_BENCH_CALLERS: "1" } : {}),
+    // Profiles and call sites are grouped by our module files (profile-summary.mjs): the per-module
+    // build names them, the bundle (dist/bin/) would not. Timings come from runs without these.
+    ...(flags.callers || flags.profile ? { DX_BATCH_UNBUNDLED: "1" } : {}),
     ...(flags["heap-watch"]
       ? {
           NODE_OPTIONS: `--import=${L.pathToImport(path.join(L.BENCH_DIR, "fixtures", "heap-watch.mjs"))}`,

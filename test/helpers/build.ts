@@ -28,7 +28,8 @@ function sourceHash(): string {
     h.update(`web/${name}`)
       .update("\0")
       .update(readFileSync(path.join(REPO, "web", name)));
-  for (const f of ["package.json", "tsconfig.json", "tsconfig.build.json", "bin/dx-batch.js"]) h.update(f).update(readFileSync(path.join(REPO, f)));
+  for (const f of ["package.json", "tsconfig.json", "tsconfig.build.json", "bin/dx-batch.js", "scripts/bundle.mjs"])
+    h.update(f).update(readFileSync(path.join(REPO, f)));
   return h.digest("hex").slice(0, 16);
 }
 
@@ -81,9 +82,11 @@ export function buildCli(): string {
           encoding: "utf8",
         },
       );
+      // The bundle bin/dx-batch.js runs, as `npm run build` makes it.
+      execFileSync(process.execPath, [path.join(REPO, "scripts", "bundle.mjs"), path.join(tmp, "dist")], { cwd: REPO, stdio: "pipe", encoding: "utf8" });
     } catch (e) {
-      const out = e instanceof Error && "stdout" in e ? String(e.stdout) : "";
-      throw new Error(`the test build of src/ failed (tsc -p tsconfig.build.json):\n${out}`);
+      const out = e instanceof Error && "stdout" in e ? `${String(e.stdout)}${"stderr" in e ? String(e.stderr) : ""}` : "";
+      throw new Error(`the test build of src/ failed (tsc -p tsconfig.build.json, then scripts/bundle.mjs):\n${out}`);
     }
     // The layout the compiled code expects around it: bin/ (detach re-runs it), web/ (serve's
     // dashboard) and package.json. Copied before the rename, so no reader sees a half-made tree.
