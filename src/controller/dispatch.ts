@@ -4,7 +4,7 @@ import { isDxError } from "../errors.js";
 import type { ItemState } from "../core/state.js";
 import { isDiskFull } from "../errors.js";
 import type { WorktreeResult } from "./ports.js";
-import { attemptPrompt, type ReviewMaterial } from "./prompts.js";
+import { attemptPrompt, type ReviewMaterial, type WorkerReview } from "./prompts.js";
 import { firstChecks, jobRefOf, type Shell } from "./shell.js";
 
 // Dispatch: lease and claim first, then the worktree and the prompt, then the durable
@@ -102,10 +102,18 @@ export async function dispatchIntent(sh: Shell, intent: DispatchIntent, takeEarl
 }
 
 /** What a reviewer is shown: the item's whole change base..HEAD as a diff, and the last attempt's own range. */
-async function reviewMaterial(sh: Shell, item: ItemState, worktree: string, base: string | null, head: string | null): Promise<ReviewMaterial | null> {
+async function reviewMaterial(
+  sh: Shell,
+  item: ItemState,
+  worktree: string,
+  base: string | null,
+  head: string | null,
+): Promise<ReviewMaterial | WorkerReview | null> {
   const ws = sh.deps.workspace;
-  if (ws.diff === undefined || head === null) return null;
   const lastImpl = [...item.history].reverse().find((r) => r.phase === "implement");
+  // The range the worker measured came back with its result; the diff is its to make.
+  if (ws.diffOnWorker === true) return { on_worker: true, attempt_range: lastImpl?.range ?? null };
+  if (ws.diff === undefined || head === null) return null;
   try {
     const d = await (sh.diffs.take(item.beads_id, base, head) ?? ws.diff(worktree, base, head));
     return { stat: d.stat, patch: d.patch, bytes: d.bytes, truncated: d.truncated, attempt_range: lastImpl?.range ?? null };

@@ -148,6 +148,11 @@ export interface Workspace {
   look?(worktree: string): Promise<{ head: string | null; clean: boolean } | null>;
   commitLeftovers?(o: { worktree: string; item_id: string; attempt: number; provider: string; summary: string | null }): Promise<AttemptCommit>;
   diff?(worktree: string, from: string | null, to: string): Promise<ReviewDiff>;
+  /**
+   * The worktrees are on the workers' hosts (a queue runner): a review's diff is made there, in
+   * place of the marks its prompt is given (prompts.ts fillWorkerDiff).
+   */
+  diffOnWorker?: boolean;
 }
 
 export interface ContractCheck {

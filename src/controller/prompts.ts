@@ -27,7 +27,7 @@ export interface ReviewPromptInput {
   implement_summary: string | null;
   diff_range: string;
   contract_file: string;
-  review?: ReviewMaterial | null;
+  review?: ReviewMaterial | WorkerReview | null;
 }
 
 /** The change a reviewer is shown (issue #11): no git permission is needed to see the work. */
@@ -38,6 +38,54 @@ export interface ReviewMaterial {
   truncated: boolean;
   /** The last implement attempt's own commits. */
   attempt_range: { from: string | null; to: string | null } | null;
+}
+
+/** The diff a worker makes on its own host (a queue runner: the controller has no repository). */
+export interface WorkerReview {
+  on_worker: true;
+  attempt_range: { from: string | null; to: string | null } | null;
+}
+
+/** The review template's variables that describe the change itself. */
+type DiffVars = Record<"diff_range" | "diff_stat" | "diff_note" | "diff", string>;
+
+/**
+ * What a worker puts in place of each diff variable of a review prompt made for it: the
+ * controller cannot diff a worktree that is on another host, so it leaves these marks and the
+ * worker, holding the pushed branch, fills them in (fillWorkerDiff). Text no template or tracker
+ * item writes by accident.
+ */
+const WORKER_MARKS: DiffVars = {
+  diff_range: "[[dx-batch:worker:diff_range]]",
+  diff_stat: "[[dx-batch:worker:diff_stat]]",
+  diff_note: "[[dx-batch:worker:diff_note]]",
+  diff: "[[dx-batch:worker:diff]]",
+};
+
+/** A diff as the prompt shows it (workspace/attempt-commit.ts rangeDiff makes one). */
+type DiffText = Pick<ReviewMaterial, "stat" | "patch" | "bytes" | "truncated">;
+
+function diffVars(r: DiffText | null, diffRange: string): DiffVars {
+  return {
+    diff_range: diffRange,
+    diff_stat: r ? r.stat || "(no changes)" : "(not available: read the worktree's history)",
+    diff_note: r?.truncated ? ` (cut at ${Buffer.byteLength(r.patch)} of ${r.bytes} bytes; the rest is in ${diffRange})` : "",
+    diff: r ? "```diff\n" + r.patch + (r.patch.endsWith("\n") ? "" : "\n") + "```" : "(not available)",
+  };
+}
+
+/** Whether a prompt was made for a worker to fill in its review diff. */
+export const hasWorkerMarks = (prompt: string): boolean => prompt.includes("[[dx-batch:worker:");
+
+/**
+ * A worker's side of a review prompt made for it: its own diff of the item's change (null: it
+ * could not make one) in place of the controller's marks. Every mark is replaced in one pass, so
+ * a diff that happens to contain a mark's text is left as it is.
+ */
+export function fillWorkerDiff(prompt: string, r: DiffText | null, diffRange: string): string {
+  const vars = diffVars(r, diffRange);
+  const byMark = new Map(Object.entries(WORKER_MARKS).map(([k, mark]) => [mark, vars[k as keyof DiffVars]]));
+  return prompt.replace(/\[\[dx-batch:worker:(?:diff_range|diff_stat|diff_note|diff)\]\]/g, (m) => byMark.get(m) ?? m);
 }
 
 export const DEFAULT_IMPLEMENT_TEMPLATE = `You are implementing tracker item {{item_id}}: {{title}}
@@ -139,14 +187,11 @@ export function reviewPrompt(input: ReviewPromptInput, template = DEFAULT_REVIEW
     description: input.description || "(no description in the tracker)",
     acceptance_criteria: input.acceptance_criteria || "(none given: use the description)",
     implement_summary: input.implement_summary ?? "(no summary)",
-    diff_range: input.diff_range,
     worktree: input.worktree,
     attempt: String(input.attempt),
     contract_file: input.contract_file,
     attempt_range: r?.attempt_range ? `${r.attempt_range.from ?? "(root)"}..${r.attempt_range.to ?? "(none)"}` : "(not recorded)",
-    diff_stat: r ? r.stat || "(no changes)" : "(not available: read the worktree's history)",
-    diff_note: r?.truncated ? ` (cut at ${Buffer.byteLength(r.patch)} of ${r.bytes} bytes; the rest is in ${input.diff_range})` : "",
-    diff: r ? "```diff\n" + r.patch + (r.patch.endsWith("\n") ? "" : "\n") + "```" : "(not available)",
+    ...(r !== null && "on_worker" in r ? WORKER_MARKS : diffVars(r, input.diff_range)),
   });
 }
 
@@ -160,7 +205,7 @@ export function attemptPrompt(
     base_commit: string | null;
     head: string | null;
     contract_file: string;
-    review?: ReviewMaterial | null;
+    review?: ReviewMaterial | WorkerReview | null;
   },
   issue: { title: string; description: string; acceptance_criteria: string },
   templates: { implement?: string; review?: string },

@@ -124,6 +124,17 @@ export function createGitSync(opts: GitSyncOptions) {
     return r.ok ? { ok: true, sha } : { ok: false, detail: errText(r) };
   }
 
+  /**
+   * Where the item's change begins, for a review's diff: the commit HEAD shares with the base
+   * branch on the remote. undefined when git cannot say (no such base, unrelated histories).
+   */
+  async function reviewBase(wt: string, base: string | null): Promise<string | undefined> {
+    const b = await baseRef(base);
+    if (b === null) return undefined;
+    const r = await git(["merge-base", "HEAD", b], { cwd: wt });
+    return r.ok ? r.stdout.trim() : undefined;
+  }
+
   /** The worktree's HEAD commit, or null. */
   const head = (wt: string): Promise<string | null> => revParse("HEAD", wt);
 
@@ -139,7 +150,7 @@ export function createGitSync(opts: GitSyncOptions) {
     return r.ok ? null : `repo ${repo} has no remote ${remote}: ${errText(r)}`;
   }
 
-  return { prepare, commitLeftovers, push, head, filesOf, check, repo, remote };
+  return { prepare, commitLeftovers, push, head, filesOf, reviewBase, check, repo, remote };
 }
 
 export type GitSync = ReturnType<typeof createGitSync>;

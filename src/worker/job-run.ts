@@ -11,6 +11,7 @@ import { keys, LOG_TAIL_BYTES, RUN_TTL_SEC, EVENTS_MAXLEN, type QueueJobData, ty
 import { retrying, sleep, withTimeout } from "../queue/redis.js";
 import type { GitSync } from "./git-sync.js";
 import type { Spool } from "./spool.js";
+import { fillReviewDiff } from "./review-diff.js";
 import { writeFileAtomicSync } from "../runner/fs-util.js";
 
 // One queue job on a worker: sync git, run the agent through the built-in runner (process group,
@@ -208,7 +209,9 @@ async function runAgent(
   const promptFile = path.join(dir, `${d.run_instance}.prompt`);
   const contractFile = path.join(dir, `${d.run_instance}.contract.json`);
   // The prompt names the controller's paths; on this host the worktree and contract are elsewhere.
-  const text = d.prompt_text.split(d.controller_worktree).join(worktree).split(d.controller_contract_file).join(contractFile);
+  const named = d.prompt_text.split(d.controller_worktree).join(worktree).split(d.controller_contract_file).join(contractFile);
+  // A review's diff is made here, where the pushed branch is (review-diff.ts).
+  const text = d.phase === "review" ? await fillReviewDiff(ctx.git, named, worktree, d.base, startSha) : named;
   // Not fsynced: a host crash ends this attempt anyway (its lock lapses and the controller retries
   // it), and an fsync here would hold the loop that renews the other jobs' locks.
   writeFileAtomicSync(promptFile, text, { fsync: false });

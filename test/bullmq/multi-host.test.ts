@@ -99,6 +99,13 @@ describe("many hosts: dx-batch worker on BullMQ", () => {
         const cwd = String(rv.cwd);
         expect(gitIn(cwd, "rev-parse", "HEAD")).toBe(gitIn(c.remote, "rev-parse", `dx/${rv.item}`));
         expect(existsSync(path.join(cwd, "notes", `${rv.item}.md`))).toBe(true);
+        // Its prompt shows the item's change: the worker diffed the pushed branch from its base.
+        const prompt = readFileSync(path.join(c.recordDir, "prompts", `${rv.item}.review.attempt${rv.attempt}.${rv.provider}.txt`), "utf8");
+        expect(prompt).toContain(`notes/${rv.item}.md | 1 +`);
+        expect(prompt).toContain(`diff --git a/notes/${rv.item}.md b/notes/${rv.item}.md`);
+        expect(prompt).toMatch(/The item's whole change is [0-9a-f]{40}\.\.[0-9a-f]{40} in the git worktree /);
+        expect(prompt).not.toContain("[[dx-batch:worker:");
+        expect(prompt).not.toContain("(not available");
       }
       // The full logs stay on the worker hosts: each attempt's log path names its host, the last
       // 64 KB come back with the result, and `report` shows where the rest is.

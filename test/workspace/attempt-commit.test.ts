@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { reviewPrompt } from "../../src/controller/prompts.js";
+import { fillWorkerDiff, hasWorkerMarks, reviewPrompt } from "../../src/controller/prompts.js";
+import { fillReviewDiff } from "../../src/worker/review-diff.js";
 import { commitLeftovers, contractFileIn, prepareDxDir, rangeDiff } from "../../src/workspace/attempt-commit.js";
 
 // Issue #11, on real git: what a completed implement attempt left uncommitted is committed by
@@ -123,5 +124,43 @@ describe("rangeDiff and the review prompt", () => {
     expect(prompt).toContain(`The last implement attempt's own commits are ${base}..${head}.`);
     expect(prompt).toContain("### git diff --stat\n big.txt | 200 +");
     expect(prompt).not.toMatch(/git -C|\$\(/);
+  });
+
+  it("a review prompt made for a worker (queue runner) gets its diff there: the same text as one made where the worktree is", async () => {
+    const base = git(repo, "rev-parse", "HEAD");
+    writeFileSync(path.join(repo, "change.txt"), "the item's change\n");
+    git(repo, "add", "change.txt");
+    git(repo, "commit", "-q", "-m", "change");
+    const head = git(repo, "rev-parse", "HEAD");
+    const input = {
+      item_id: "it-1",
+      title: "t",
+      description: "",
+      acceptance_criteria: "",
+      worktree: repo,
+      attempt: 1,
+      implement_summary: null,
+      contract_file: contractFileIn(repo, "review", 1),
+    };
+    const range = { from: base, to: head };
+    const local = reviewPrompt({ ...input, diff_range: `${base}..${head}`, review: { ...(await rangeDiff(repo, base, head)), attempt_range: range } });
+    // The controller of a queue runner knows neither the base nor the diff: it leaves marks.
+    const sent = reviewPrompt({ ...input, diff_range: "HEAD (every commit of the branch)", review: { on_worker: true, attempt_range: range } });
+    expect(hasWorkerMarks(sent)).toBe(true);
+    expect(sent).not.toContain("(not available");
+    // The worker finds the base where the branch left it, and fills the marks in.
+    const filled = await fillReviewDiff({ reviewBase: () => Promise.resolve(base) }, sent, repo, "main", head);
+    expect(filled).toBe(local);
+    expect(filled).toContain("change.txt | 1 +");
+    expect(hasWorkerMarks(filled)).toBe(false);
+    // No base to be found: said so, and no diff made up.
+    const none = await fillReviewDiff({ reviewBase: () => Promise.resolve(undefined) }, sent, repo, "main", head);
+    expect(none).toContain(`The item's whole change is ${head} (its base main could not be found)`);
+    expect(none).toContain("### The diff\n(not available)");
+    // Filled in one pass: a diff that shows a mark's text keeps it.
+    const mark = "[[dx-batch:worker:diff]]";
+    expect(fillWorkerDiff(sent, { stat: "", patch: `+${mark}\n`, bytes: 30, truncated: false }, "a..b")).toContain(`+${mark}\n`);
+    // Other prompts pass through untouched.
+    expect(await fillReviewDiff({ reviewBase: () => Promise.reject(new Error("not asked")) }, local, repo, "main", head)).toBe(local);
   });
 });
