@@ -165,6 +165,19 @@ describe("claude-code preflight", () => {
     expect(status.code).not.toBe(0);
   }, 90_000);
 
+  it("passes without any key when `claude auth status` reports loggedIn (a claude.ai login in HOME), and the CLI agrees", async () => {
+    // The login a `claude /login` leaves: OAuth tokens in ~/.claude/.credentials.json. The CLI
+    // reads it without the network; these tokens are never sent anywhere by this test.
+    const home = path.join(sb.root, "logged-in-home");
+    mkdirSync(path.join(home, ".claude"), { recursive: true });
+    const oauth = { accessToken: "sk-ant-oat01-test", refreshToken: "sk-ant-ort01-test", expiresAt: 4_102_444_800_000, scopes: ["user:inference"] };
+    writeFileSync(path.join(home, ".claude", ".credentials.json"), JSON.stringify({ claudeAiOauth: oauth }), { mode: 0o600 });
+    expect(await preflight(sb, "claude-code", { ANTHROPIC_API_KEY: undefined, HOME: home })).toMatchObject({ ok: true });
+    const status = await runCliDirect(sb, ["claude", "auth", "status"], { env: { ANTHROPIC_API_KEY: "", HOME: home }, timeoutMs: 30_000 });
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ loggedIn: true });
+  }, 90_000);
+
   it("cc-glm passes with a token and fails without; a config env's ANTHROPIC_BASE_URL wins over the Z.ai default", async () => {
     expect(await preflight(sb, "cc-glm", { CC_GLM_AUTH_TOKEN: "t" })).toMatchObject({ ok: true });
     expect(await preflight(sb, "cc-glm", {})).toMatchObject({ ok: false, reason_code: "cc-glm_auth_missing" });
