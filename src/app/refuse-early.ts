@@ -7,6 +7,7 @@ import { DxError, ExitCode } from "../errors.js";
 import type { ProviderAvailability, RunnerPort } from "../runner/port.js";
 import { createProviderRegistry } from "../runner/providers/index.js";
 import { git } from "../workspace/git.js";
+import { gitDirOf } from "../workspace/git-files.js";
 
 // Refusals that come before the wave exists, so a mistake costs nothing and leaves nothing behind
 // (issue #13): a --repo that is not a checkout, items the tracker does not know, a provider name
@@ -18,6 +19,8 @@ export async function refuseBadRepo(repo: string | null | undefined): Promise<vo
   if (!existsSync(repo) || !statSync(repo).isDirectory()) {
     throw new DxError("repo_invalid", `--repo ${repo} is not a directory`, { remedy: "pass the path of a git checkout with --repo (or `repo` in the config)" });
   }
+  // A `.git` that leads to a git dir is a checkout's top: no git to ask (a process before the wave).
+  if (gitDirOf(repo) !== undefined) return;
   const r = await git(["rev-parse", "--show-toplevel"], { cwd: repo, timeoutMs: 20_000 });
   if (!r.ok) {
     throw new DxError("repo_invalid", `--repo ${repo} is not a git checkout`, {

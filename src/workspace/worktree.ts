@@ -8,7 +8,7 @@ import { ItemReason, worktreeReason } from "../core/reasons.js";
 import { isValidItemId } from "../core/ids.js";
 import { isDxError } from "../errors.js";
 import { ensureSecureDir, registerStateRoot } from "../store/secure-dir.js";
-import { branchExistsInFiles, gitDirOf } from "./git-files.js";
+import { branchExistsInFiles, commonDirOf, gitDirOf } from "./git-files.js";
 import { git } from "./git.js";
 import { worktreeHeadFast } from "./head.js";
 import { checkWorktreePolicy } from "./policy.js";
@@ -125,13 +125,20 @@ async function repoInfo(repo: string, facts: RepoFacts | undefined): Promise<{ t
 async function askRepoInfo(repo: string): Promise<{ top: string; commonDir: string } | Failure> {
   const remedy = `point "repo" (--repo) at a git checkout`;
   if (!(await isDir(repo))) return fail(`repo_invalid:${repo}`, `repo ${repo} is not a directory`, remedy);
+  // The top of a plain checkout and its common dir, from git's files: no process on the way to a
+  // wave's first worktree (issue #14). Any other layout (a subdirectory, a bare repository) asks git.
+  const gitDir = gitDirOf(repo);
+  const known = gitDir === undefined ? undefined : commonDirOf(gitDir);
+  if (known !== undefined) return { top: await realpath(repo), commonDir: await realpath(known).catch(() => known) };
   const r = await git(["rev-parse", "--show-toplevel", "--git-common-dir"], { cwd: repo });
   const [top, common] = r.stdout.trim().split("\n");
   if (!r.ok || top === undefined || common === undefined) {
     return fail(`repo_invalid:${repo}`, `repo ${repo} is not a git checkout: ${r.error ?? r.stderr.trim()}`, remedy);
   }
   const realTop = await realpath(top);
-  return { top: realTop, commonDir: await realpath(path.resolve(top, common)).catch(() => path.resolve(top, common)) };
+  // git prints --git-common-dir relative to where it ran (`../.git` from a subdirectory), not to the top.
+  const commonDir = path.resolve(repo, common);
+  return { top: realTop, commonDir: await realpath(commonDir).catch(() => commonDir) };
 }
 
 type Created = { ok: true; found: string[]; created: boolean };

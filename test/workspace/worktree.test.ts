@@ -317,6 +317,17 @@ describe("git facts from git's files (issue #14)", () => {
     expect(headFromFiles(plain)).toBeUndefined();
   });
 
+  it("the repository facts come from git's files for a checkout's top, and from git for a directory inside it: the same answer", async () => {
+    const inside = path.join(repo, "sub");
+    await mkdir(inside);
+    const [fromFiles, fromGit] = [newRepoFacts(), newRepoFacts()];
+    const a = await resolveWorktree("bd-rf3", { workspace_root: ws, repo, base: "main", policy, facts: fromFiles });
+    const b = await resolveWorktree("bd-rf4", { workspace_root: ws, repo: inside, base: "main", policy, facts: fromGit });
+    expect(a.ok && b.ok).toBe(true);
+    expect(fromFiles.repos.get(repo)).toEqual({ top: repo, commonDir: path.join(repo, ".git") });
+    expect(fromGit.repos.get(inside)).toEqual(fromFiles.repos.get(repo));
+  });
+
   it("a wave's repository facts (top, common dir, valid base) are learned once and reused", async () => {
     const facts = newRepoFacts();
     const a = await resolveWorktree("bd-rf1", { workspace_root: ws, repo, base: "main", policy, facts });
