@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { processStartTime } from "../../src/store/proc.js";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { hostName, processStartTime } from "../../src/store/proc.js";
+import { REPO_LOCK_NAME } from "../../src/store/repo-lock.js";
 import { waitFor } from "./wait.js";
 
 // Processes in tests: one /proc reader (liveness as the tests must see it: a zombie is dead, and
@@ -266,4 +268,24 @@ export async function deadProcess(): Promise<{ pid: number; start_time: string |
   const s = await sleeper();
   await s.killAndWait();
   return { pid: s.pid, start_time: s.start_time };
+}
+
+/**
+ * Another live process of this host (a sleeper) holding the worktree lock of the repository whose
+ * common git dir is `gitDir` (store/repo-lock.ts), far from its TTL. Kill it to free the lock.
+ */
+export async function foreignRepoLock(gitDir: string): Promise<Sleeper> {
+  const other = await sleeper();
+  const now = Date.now();
+  const holder = {
+    pid: other.pid,
+    start_time: other.start_time,
+    host: hostName(),
+    wave_id: "_repo",
+    acquired_at: new Date(now).toISOString(),
+    expires_at: new Date(now + 600_000).toISOString(),
+    token: "other",
+  };
+  writeFileSync(path.join(gitDir, REPO_LOCK_NAME), JSON.stringify(holder));
+  return other;
 }

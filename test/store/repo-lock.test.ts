@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect } from "vitest";
 import { REPO_LOCK_NAME, withRepoLock } from "../../src/store/repo-lock.js";
 import { readLease } from "../../src/store/lease.js";
-import { hostName, selfIdentity } from "../../src/store/proc.js";
+import { selfIdentity } from "../../src/store/proc.js";
 import { it, tmp } from "../helpers/fixtures.js";
-import { sleeper } from "../helpers/procs.js";
+import { foreignRepoLock } from "../helpers/procs.js";
 import { waitFor } from "../helpers/wait.js";
 
 // `git worktree add` on one repository is serialised across processes (issue 9), not only by the
@@ -24,21 +24,8 @@ describe("the repository lock", () => {
   it("waits while another live process holds it, and goes in once that process is gone", async () => {
     const dir = tmp.make();
     mkdirSync(dir, { recursive: true });
-    const other = await sleeper();
-    const now = Date.now();
     // Another controller's lock (another process of this host), far from its TTL.
-    writeFileSync(
-      path.join(dir, REPO_LOCK_NAME),
-      JSON.stringify({
-        pid: other.pid,
-        start_time: other.start_time,
-        host: hostName(),
-        wave_id: "_repo",
-        acquired_at: new Date(now).toISOString(),
-        expires_at: new Date(now + 600_000).toISOString(),
-        token: "other",
-      }),
-    );
+    const other = await foreignRepoLock(dir);
     let entered = false;
     const p = withRepoLock(dir, () => {
       entered = true;

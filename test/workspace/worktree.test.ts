@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -9,8 +9,7 @@ import { isDxError } from "../../src/errors.js";
 import { branchExistsInFiles, commonDirOf, gitDirOf, headFromFiles } from "../../src/workspace/git-files.js";
 import { diffRange, newRepoFacts, resolveWorktree, worktreeHead } from "../../src/workspace/worktree.js";
 import { REPO_LOCK_NAME } from "../../src/store/repo-lock.js";
-import { hostName } from "../../src/store/proc.js";
-import { sleeper } from "../helpers/procs.js";
+import { foreignRepoLock } from "../helpers/procs.js";
 import { waitFor } from "../helpers/wait.js";
 
 const GIT_ENV = {
@@ -171,20 +170,7 @@ describe("resolveWorktree", () => {
 
   it("waits for another process creating a worktree in the same repository (the lock in its git dir), then creates its own", async () => {
     // Another controller (another process of this host) holds the repository's worktree lock.
-    const other = await sleeper();
-    const now = Date.now();
-    writeFileSync(
-      path.join(repo, ".git", REPO_LOCK_NAME),
-      JSON.stringify({
-        pid: other.pid,
-        start_time: other.start_time,
-        host: hostName(),
-        wave_id: "_repo",
-        acquired_at: new Date(now).toISOString(),
-        expires_at: new Date(now + 600_000).toISOString(),
-        token: "other",
-      }),
-    );
+    const other = await foreignRepoLock(path.join(repo, ".git"));
     let done = false;
     const p = resolveWorktree("bd-x1", { workspace_root: ws, repo, base: "HEAD", policy }).finally(() => (done = true));
     for (let i = 0; i < 5; i++) {
@@ -205,20 +191,7 @@ describe("resolveWorktree", () => {
     // admin directory's HEAD and commondir not yet. Another process holds the repository's lock.
     const admin = path.join(repo, ".git", "worktrees", "canon");
     for (const f of ["HEAD", "commondir"]) await rename(path.join(admin, f), path.join(admin, `${f}.later`));
-    const other = await sleeper();
-    const now = Date.now();
-    writeFileSync(
-      path.join(repo, ".git", REPO_LOCK_NAME),
-      JSON.stringify({
-        pid: other.pid,
-        start_time: other.start_time,
-        host: hostName(),
-        wave_id: "_repo",
-        acquired_at: new Date(now).toISOString(),
-        expires_at: new Date(now + 600_000).toISOString(),
-        token: "other",
-      }),
-    );
+    const other = await foreignRepoLock(path.join(repo, ".git"));
     let done = false;
     const p = resolveWorktree("bd-h1", { workspace_root: ws, repo, base: "HEAD", policy }).finally(() => (done = true));
     for (let i = 0; i < 5; i++) {
