@@ -23,7 +23,8 @@ const CLK_TCK = (() => {
 })();
 
 export function requireBuild() {
-  if (!existsSync(path.join(ROOT, "dist", "cli", "main.js"))) {
+  // bin/dx-batch.js runs the bundle (dist/bin/), made from tsc's dist/cli/ by scripts/bundle.mjs.
+  if (!existsSync(path.join(ROOT, "dist", "cli", "main.js")) || !existsSync(path.join(ROOT, "dist", "bin", "main.js"))) {
     throw new Error("dist/ is missing: run `npm run build` first");
   }
 }
@@ -34,7 +35,7 @@ export function codeRevision() {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
     const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim();
     // The last commit that changed the measured code: bench/ commits after it change no figure.
-    const src = execFileSync("git", ["log", "-1", "--format=%h", "--", "src", "bin", "package.json", "tsconfig.build.json"], {
+    const src = execFileSync("git", ["log", "-1", "--format=%h", "--", "src", "bin", "package.json", "tsconfig.build.json", "scripts/bundle.mjs"], {
       cwd: ROOT,
       encoding: "utf8",
     }).trim();

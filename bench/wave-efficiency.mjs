@@ -52,6 +52,8 @@ if (!args.includes("--no-build")) {
     cwd: REPO,
     stdio: "inherit",
   });
+  // The bundle bin/dx-batch.js runs, as `npm run build` makes it.
+  execFileSync(process.execPath, [path.join(REPO, "scripts", "bundle.mjs")], { cwd: REPO, stdio: "inherit" });
 }
 
 // The store roots as the demo lays them out (from the build just made).
