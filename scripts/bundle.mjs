@@ -23,7 +23,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const BUNDLE_DIR = "bin";
+const BUNDLE_DIR = "bin";
 
 /** Bundle `<distDir>/cli/main.js` into `<distDir>/bin/`; returns the output directory. */
 export async function bundleCli(distDir) {

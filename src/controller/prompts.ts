@@ -51,15 +51,17 @@ type DiffVars = Record<"diff_range" | "diff_stat" | "diff_note" | "diff", string
 
 /**
  * What a worker puts in place of each diff variable of a review prompt made for it: the
- * controller cannot diff a worktree that is on another host, so it leaves these marks and the
- * worker, holding the pushed branch, fills them in (fillWorkerDiff). Text no template or tracker
- * item writes by accident.
+ * controller cannot diff a worktree that is on another host, so it leaves a mark per variable,
+ * `[[dx-batch:worker:<name>]]`, and the worker, holding the pushed branch, fills them in
+ * (fillWorkerDiff). Text no template or tracker item writes by accident.
  */
+const MARK_PREFIX = "[[dx-batch:worker:";
+const MARK = /\[\[dx-batch:worker:(diff_range|diff_stat|diff_note|diff)\]\]/g;
 const WORKER_MARKS: DiffVars = {
-  diff_range: "[[dx-batch:worker:diff_range]]",
-  diff_stat: "[[dx-batch:worker:diff_stat]]",
-  diff_note: "[[dx-batch:worker:diff_note]]",
-  diff: "[[dx-batch:worker:diff]]",
+  diff_range: `${MARK_PREFIX}diff_range]]`,
+  diff_stat: `${MARK_PREFIX}diff_stat]]`,
+  diff_note: `${MARK_PREFIX}diff_note]]`,
+  diff: `${MARK_PREFIX}diff]]`,
 };
 
 /** A diff as the prompt shows it (workspace/attempt-commit.ts rangeDiff makes one). */
@@ -75,7 +77,7 @@ function diffVars(r: DiffText | null, diffRange: string): DiffVars {
 }
 
 /** Whether a prompt was made for a worker to fill in its review diff. */
-export const hasWorkerMarks = (prompt: string): boolean => prompt.includes("[[dx-batch:worker:");
+export const hasWorkerMarks = (prompt: string): boolean => prompt.includes(MARK_PREFIX);
 
 /**
  * A worker's side of a review prompt made for it: its own diff of the item's change (null: it
@@ -84,8 +86,7 @@ export const hasWorkerMarks = (prompt: string): boolean => prompt.includes("[[dx
  */
 export function fillWorkerDiff(prompt: string, r: DiffText | null, diffRange: string): string {
   const vars = diffVars(r, diffRange);
-  const byMark = new Map(Object.entries(WORKER_MARKS).map(([k, mark]) => [mark, vars[k as keyof DiffVars]]));
-  return prompt.replace(/\[\[dx-batch:worker:(?:diff_range|diff_stat|diff_note|diff)\]\]/g, (m) => byMark.get(m) ?? m);
+  return prompt.replace(MARK, (_m, name: keyof DiffVars) => vars[name]);
 }
 
 export const DEFAULT_IMPLEMENT_TEMPLATE = `You are implementing tracker item {{item_id}}: {{title}}
