@@ -32,6 +32,22 @@ const loads = (a) => (Array.isArray(a) ? a.map((x) => Number(x).toFixed(2)).join
 const load1 = (t) => (Array.isArray(t.loadavg_start) && Array.isArray(t.loadavg_end) ? `${t.loadavg_start[0]} → ${t.loadavg_end[0]}` : "?");
 const verdictCell = (v) => ({ met: "met", MISSED: "**missed**", "not measured": "not measured", "not valid": "not valid" })[v] ?? v;
 
+const reusedAny = (s) => s.targets.some((t) => t.reused === true);
+
+/**
+ * Who took the figures. A summary rebuilt with --reuse ran nothing itself: its own load average
+ * says nothing about them, so each row's time and load come from its benchmark's own run.
+ */
+function ranBy(s, day) {
+  if (!reusedAny(s)) return `\`${s.command}\` on ${day}`;
+  const ats = s.targets
+    .map((t) => String(t.at ?? ""))
+    .filter(Boolean)
+    .sort();
+  const span = ats.length ? `${ats[0].slice(0, 16).replace("T", " ")} to ${ats[ats.length - 1].slice(0, 16).replace("T", " ")} UTC` : "?";
+  return `each benchmark's own run (from ${span}; every results file names its command), summed up by \`${s.command}\``;
+}
+
 export function render() {
   const s = readJson("summary.json");
   if (!s || !Array.isArray(s.targets)) throw new Error("bench/results/summary.json has no targets: run `node bench/run-all.mjs` first");
@@ -44,10 +60,10 @@ export function render() {
   out.push(
     `\`npm run bench\` runs every benchmark (\`node bench/run-all.mjs\`; \`--with-10k\` adds the 10,000-item run) and writes ` +
       `\`bench/results/\`; each script prints its targets with a verdict it computes itself, from the median of N runs, never the best. ` +
-      `Figures below: \`${s.command}\` on ${day}, ${m.cpus ?? "?"} cpus (${m.cpu_model ?? "?"}), Node ${m.node ?? "?"}, ` +
+      `Figures below: ${ranBy(s, day)}, ${m.cpus ?? "?"} cpus (${m.cpu_model ?? "?"}), Node ${m.node ?? "?"}, ` +
       `files on ${m.bench_tmpdir_fs ?? "?"} (${m.bench_tmpdir ?? "?"}), at commit ${s.commit ?? "?"} ` +
-      `(code last changed at ${commits.length ? commits.join(", ") : (s.src_commit ?? "?")}${s.src_uncommitted_files ? `, ${s.src_uncommitted_files} src files uncommitted` : ""}), ` +
-      `load average (1, 5, 15 min) ${loads(s.loadavg_start)} at the start and ${loads(s.loadavg_end)} at the end. ` +
+      `(code last changed at ${commits.length ? commits.join(", ") : (s.src_commit ?? "?")}${s.src_uncommitted_files ? `, ${s.src_uncommitted_files} src files uncommitted` : ""})` +
+      (reusedAny(s) ? ". " : `, load average (1, 5, 15 min) ${loads(s.loadavg_start)} at the start and ${loads(s.loadavg_end)} at the end. `) +
       `The machine is shared: CPU, wall and latency figures move with its load; spawn and fsync counts do not.` +
       (s.quick ? " **A `--quick` run**: smaller, single runs; not the published figures." : ""),
   );
@@ -95,8 +111,50 @@ export function render() {
       );
     }
   }
+  out.push(...floorsLines(readJson("floors.json")));
   out.push(END);
   return out.join("\n");
+}
+
+/** What bounds the missed targets, from `node bench/floors.mjs` (costs outside dx-batch's code). */
+function floorsLines(f) {
+  if (!f) return [];
+  const lines = [
+    "",
+    `What bounds the missed targets on this machine (\`${f.command}\` on ${String(f.at ?? "").slice(0, 10)}, \`bench/results/floors.json\`):`,
+    "",
+  ];
+  const [small, big] = Array.isArray(f.spawn) ? f.spawn : [];
+  const repo = readJson("scale.json")?.runs?.find((r) => r.mode === "repo" && typeof r.spawn_sync_cpu_ms_per_item === "number");
+  if (small && big) {
+    lines.push(
+      `- **Starting a process** costs a Node 20 process ${big.cpu_ms_per_spawn_p50} ms of CPU at ${big.rss_mb} MB RSS ` +
+        `(${small.cpu_ms_per_spawn_p50} ms at ${small.rss_mb} MB) in a bare loop: libuv forks the whole process.` +
+        (repo
+          ? ` Inside the controller, its ${repo.spawns_per_item} starts per item with \`--repo\` (\`git worktree add\`, the agent wrapper) cost it ` +
+            `${repo.spawn_sync_cpu_ms_per_item} ms of CPU per item (\`bench/results/scale.json\`, ${repo.items} items): about half of the 5 ms target.`
+          : ""),
+    );
+  }
+  const rows = f.worktree_add?.rows ?? [];
+  if (rows.length >= 2) {
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    lines.push(
+      `- **\`git worktree add -b\`** (${f.worktree_add.git}) took ${first.ms_p50} ms with ${first.worktrees_before} worktrees and ${last.ms_p50} ms with ` +
+        `${last.worktrees_before}: git reads every worktree's admin files on each add, and adds run one at a time under the repository lock. ` +
+        `That caps a \`--repo\` wave of instant agents at about ${last.adds_per_s_at_p50} new items per second at that size, whatever the controller does.`,
+    );
+  }
+  const c = f.cgroup_move;
+  if (c?.skipped) lines.push(`- **cgroup moves:** not measured (${c.skipped}).`);
+  else if (c) {
+    lines.push(
+      `- **A move into a job's cgroup** (each wrapper's first act, before its agent starts) took ${c.spaced_ms_p50} ms (median, moves 500 ms apart; ` +
+        `cgroup2 mount ${c.favordynmods ? "with" : "without"} \`favordynmods\`).${f.note ? ` ${f.note}` : ""}`,
+    );
+  }
+  return lines;
 }
 
 const mode = process.argv.includes("--write") ? "write" : process.argv.includes("--check") ? "check" : "print";
