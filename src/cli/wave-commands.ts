@@ -95,12 +95,6 @@ interface RetryOpts extends PolicyOpts {
   json?: boolean;
 }
 
-/**
- * A command that runs a wave controller here starts the spawn thread first, so that it boots
- * while the wave is set up (runner/spawn-thread.ts); `--detach` runs the controller elsewhere.
- */
-const startSpawnThread = async (env: NodeJS.ProcessEnv): Promise<void> => (await import("../runner/spawn-thread.js")).startSpawnThread({ env });
-
 export function registerWaveCommands(program: Command, ctx: CommandContext): void {
   const start = program
     .command("start")
@@ -119,7 +113,6 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--keep-failed", "record the wave even when no provider passes preflight (default: refuse, writing nothing)")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: StartOpts) => {
-      if (o.detach !== true) await startSpawnThread(ctx.env);
       const { openContext, requireWaveId } = await import("../app/context.js");
       const { startWave } = await import("../app/start.js");
       const { createProgress } = await import("./progress.js");
@@ -148,7 +141,6 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--json", "NDJSON events on stdout, then a summary object")
     .addOption(new Option("--detached-child").hideHelp())
     .action(async (o: { config?: string; waveId?: string; json?: boolean; detachedChild?: boolean }) => {
-      await startSpawnThread(ctx.env);
       const { openContext } = await import("../app/context.js");
       const { waveIdOrLatest } = await import("../app/wave-arg.js");
       const { resumeWave } = await import("../app/resume.js");
@@ -172,7 +164,6 @@ export function registerWaveCommands(program: Command, ctx: CommandContext): voi
     .option("--detach", "run the controller in the background; print the wave id and exit 0")
     .option("--json", "NDJSON events on stdout, then a summary object")
     .action(async (o: RetryOpts) => {
-      if (o.detach !== true) await startSpawnThread(ctx.env);
       const { openContext, requireWaveId } = await import("../app/context.js");
       const { waveIdOrLatest } = await import("../app/wave-arg.js");
       const { retryWave } = await import("../app/retry.js");

@@ -101,7 +101,7 @@ export const REVIEW_DIFF_CAP_BYTES = 200 * 1024;
  */
 export async function rangeDiff(worktree: string, from: string | null, to: string, capBytes = REVIEW_DIFF_CAP_BYTES): Promise<ReviewDiff> {
   const base = from ?? EMPTY_TREE;
-  const r = await git(["diff", "--stat", "--patch", "--no-color", "--no-ext-diff", base, to], { cwd: worktree, bigOutput: true });
+  const r = await git(["diff", "--stat", "--patch", "--no-color", "--no-ext-diff", base, to], { cwd: worktree });
   const { stat, patch } = r.ok ? splitStatPatch(r.stdout) : { stat: "", patch: `(git diff failed: ${r.error ?? r.stderr.trim()})` };
   const buf = Buffer.from(patch);
   const truncated = buf.length > capBytes;

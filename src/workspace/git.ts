@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { spawnThread } from "../runner/spawn-thread.js";
 
 // git as a short subprocess: argv only, a timeout, a record instead of an exception. Run with
 // Node's own execFile (no shell, none of execa's extra machinery): a dispatch runs a few of these,
@@ -38,25 +37,12 @@ export interface ExecGitOptions {
   input?: string;
   /** Drop one final newline of stdout and stderr, as callers written for execa expect. Default true. */
   stripFinalNewline?: boolean;
-  /**
-   * Output that may run to megabytes (a patch): git runs from this thread, never the spawn
-   * thread, whose heap is kept small (spawn-thread.ts) and would end on it.
-   */
-  bigOutput?: boolean;
 }
 
 const stripNl = (s: string): string => (s.endsWith("\r\n") ? s.slice(0, -2) : s.endsWith("\n") ? s.slice(0, -1) : s);
 
-/**
- * Run git; never throws. In a wave controller the spawn thread runs it (runner/spawn-thread.ts), so
- * the loop does not wait for git's exec; anywhere else, and until that thread is up, right here.
- */
+/** Run git with execFile; never throws. */
 export function execGit(args: readonly string[], o: ExecGitOptions): Promise<GitResult> {
-  return (o.bigOutput === true ? null : spawnThread())?.git(args, o) ?? execGitHere(args, o);
-}
-
-/** Run git with execFile from this thread; never throws. */
-export function execGitHere(args: readonly string[], o: ExecGitOptions): Promise<GitResult> {
   return new Promise((resolve) => {
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
@@ -88,12 +74,6 @@ export function execGitHere(args: readonly string[], o: ExecGitOptions): Promise
   });
 }
 
-export function git(args: readonly string[], opts: { cwd: string; timeoutMs?: number; input?: string; bigOutput?: boolean }): Promise<GitResult> {
-  return execGit(args, {
-    cwd: opts.cwd,
-    env: gitEnv(),
-    timeoutMs: opts.timeoutMs ?? 60_000,
-    ...(opts.input === undefined ? {} : { input: opts.input }),
-    ...(opts.bigOutput === true ? { bigOutput: true } : {}),
-  });
+export function git(args: readonly string[], opts: { cwd: string; timeoutMs?: number; input?: string }): Promise<GitResult> {
+  return execGit(args, { cwd: opts.cwd, env: gitEnv(), timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.input === undefined ? {} : { input: opts.input }) });
 }

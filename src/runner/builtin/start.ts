@@ -6,8 +6,7 @@ import { DxError } from "../../errors.js";
 import { ensureSecureDir } from "../../store/secure-dir.js";
 import { checkWorktreePolicy } from "../../workspace/policy.js";
 import { agentEnv } from "../agent-env.js";
-import { killRunLeftovers, prepareJobCgroup, releaseJobCgroup } from "../cgroup.js";
-import { spawnThread, type DetachedSpawn } from "../spawn-thread.js";
+import { prepareJobCgroup, releaseJobCgroup } from "../cgroup.js";
 import { readIntFile, removeQuiet, statQuiet, writeJsonAtomic, writePidInPlace } from "../fs-util.js";
 import { readJobMeta, type JobMeta } from "../meta.js";
 import { assertJobId, isValidProviderName, jobPaths, type JobPaths } from "../paths.js";
@@ -207,22 +206,30 @@ async function recordStart(ctx: BuiltinContext, spec: JobSpec, launch: Launch, w
  */
 async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, p: JobPaths, meta: JobMeta): Promise<{ pid: number; recorded: () => void }> {
   const worktree = meta.worktree;
-  // An implement's worktree, when git could read it at the start, is looked at again by the
-  // wrapper after a clean exit; a review's end is judged by its contract alone (classify.ts).
-  const look = meta.signature_at_start !== null && spec.phase === "implement" ? { worktree, headAtStart: meta.head_at_start } : {};
-  const args = wrapperArgs({ rcPath: p.rc, capBytes: ctx.maxLogBytes, argv: launch.argv, toolsPath: wrapperToolsPath(), ...look });
   const logFd = openSync(p.log, "a", 0o600);
   let inFd: number | null = null;
-  let started: { pid: number; exited: Promise<void> };
+  let child;
   try {
     inFd = launch.plan.stdin === "prompt" ? openSync(spec.prompt_file, "r") : null;
-    started = await launchDetached(spec, { file: SHELL, args, cwd: worktree, env: launch.env, stdio: [inFd ?? "ignore", logFd, logFd] });
+    // An implement's worktree, when git could read it at the start, is looked at again by the
+    // wrapper after a clean exit; a review's end is judged by its contract alone (classify.ts).
+    const look = meta.signature_at_start !== null && spec.phase === "implement" ? { worktree, headAtStart: meta.head_at_start } : {};
+    child = spawn(SHELL, wrapperArgs({ rcPath: p.rc, capBytes: ctx.maxLogBytes, argv: launch.argv, toolsPath: wrapperToolsPath(), ...look }), {
+      cwd: worktree,
+      env: launch.env,
+      detached: true,
+      stdio: [inFd ?? "ignore", logFd, logFd],
+    });
   } finally {
-    // Both descriptors stay open until the start is answered: the child takes its copies then.
     closeSync(logFd);
     if (inFd !== null) closeSync(inFd);
   }
-  const { pid } = started;
+  const pid = child.pid;
+  if (pid === undefined) {
+    const err = await new Promise<Error>((resolve) => child.once("error", resolve));
+    throw new DxError("spawn_failed", `cannot start ${SHELL}: ${err.message}`);
+  }
+  child.unref();
   const ref: JobRef = { job_id: spec.job_id, provider: spec.provider, run_instance: spec.run_instance };
   let exited = false;
   let isRecorded = false;
@@ -230,7 +237,7 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
   const drop = (): void => {
     if (readIntFile(p.pid) === pid) removeQuiet(p.pid);
   };
-  void started.exited.then(() => {
+  child.once("exit", () => {
     exited = true;
     if (isRecorded) drop();
     ctx.notifyExit(ref, readIntFile(p.rc));
@@ -242,29 +249,4 @@ async function spawnWrapper(ctx: BuiltinContext, spec: JobSpec, launch: Launch, 
     if (exited) drop();
   };
   return { pid, recorded };
-}
-
-/**
- * Start the wrapper detached (its own process group), from the spawn thread when it is up (a wave
- * controller: the loop does not wait for the exec), else from here. Resolves with its pid and a
- * promise of its exit.
- */
-async function launchDetached(spec: JobSpec, s: DetachedSpawn): Promise<{ pid: number; exited: Promise<void> }> {
-  const thread = spawnThread();
-  if (thread !== null) {
-    const a = await thread.spawn(s);
-    if (a.ok) return a;
-    // The thread ended before it answered: the wrapper may be running. It carries the run's
-    // marker and is in the run's cgroup, so whatever started is stopped before the start fails.
-    if (a.unknown) await killRunLeftovers(spec.run_instance, 1_000);
-    throw new DxError("spawn_failed", `cannot start ${SHELL}: ${a.message}`);
-  }
-  const child = spawn(s.file, [...s.args], { cwd: s.cwd, env: s.env, detached: true, stdio: [...s.stdio] });
-  const pid = child.pid;
-  if (pid === undefined) {
-    const err = await new Promise<Error>((resolve) => child.once("error", resolve));
-    throw new DxError("spawn_failed", `cannot start ${SHELL}: ${err.message}`);
-  }
-  child.unref();
-  return { pid, exited: new Promise((resolve) => child.once("exit", () => resolve())) };
 }
