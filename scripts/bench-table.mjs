@@ -132,7 +132,8 @@ function floorsLines(f) {
         `(${small.cpu_ms_per_spawn_p50} ms at ${small.rss_mb} MB) in a bare loop: libuv forks the whole process.` +
         (repo
           ? ` Inside the controller, its ${repo.spawns_per_item} starts per item with \`--repo\` (\`git worktree add\`, the agent wrapper) cost it ` +
-            `${repo.spawn_sync_cpu_ms_per_item} ms of CPU per item (\`bench/results/scale.json\`, ${repo.items} items): about half of the 5 ms target.`
+            `${repo.spawn_sync_cpu_ms_per_item} ms of CPU per item (\`bench/results/scale.json\`, ${repo.items} items): ` +
+            `${Math.round((100 * repo.spawn_sync_cpu_ms_per_item) / 5)} % of the 5 ms target.`
           : ""),
     );
   }
